@@ -1,0 +1,42 @@
+# ferry — thin wrapper around meson/ninja.
+#   make          build (release-ish, with debug info)
+#   make test     install missing packages, build, run every test (plain + ASan/UBSan)
+#   make demo     install missing packages, build, run the demo
+#   make bench    run the benchmarks
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+
+.PHONY: all deps build asan test demo bench format clean
+
+all: build
+
+deps:
+	@./scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	@meson setup $(BUILD) --buildtype=debugoptimized >/dev/null
+
+$(ASAN_BUILD)/build.ninja:
+	@meson setup $(ASAN_BUILD) --buildtype=debug -Db_sanitize=address,undefined \
+		-Db_lundef=false >/dev/null
+
+build: deps $(BUILD)/build.ninja
+	@ninja -C $(BUILD)
+
+asan: deps $(ASAN_BUILD)/build.ninja
+	@ninja -C $(ASAN_BUILD)
+
+test: build asan
+	@./scripts/test.sh $(BUILD) $(ASAN_BUILD)
+
+demo: build
+	@./scripts/demo.sh $(BUILD)
+
+bench: build
+	@./bench/run-all.sh $(BUILD)
+
+format:
+	@git ls-files '*.c' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Install the Debian packages ferry needs to build and test, only when missing.
+set -e
+PKGS="meson ninja-build pkg-config gcc clang libcmocka-dev libjansson-dev libxxhash-dev
+      libzstd-dev liblz4-dev iproute2 python3 zstd"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing"
+if [ "$(id -u)" != 0 ]; then
+	echo "deps: missing packages:$missing (run as root, or install them yourself)" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q $missing >/dev/null

@@ -1,0 +1,35 @@
+/* Fixed-size bitmaps of 64-bit words, with atomic set for concurrent writers. */
+#ifndef FERRY_UTIL_BITMAP_H
+#define FERRY_UTIL_BITMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BITMAP_WORDS(nbits) (((nbits) + 63) / 64)
+
+static inline void bitmap_set(uint64_t *map, uint64_t bit)
+{
+	map[bit / 64] |= 1ull << (bit % 64);
+}
+
+static inline void bitmap_set_atomic(uint64_t *map, uint64_t bit)
+{
+	__atomic_fetch_or(&map[bit / 64], 1ull << (bit % 64), __ATOMIC_RELAXED);
+}
+
+static inline bool bitmap_test(const uint64_t *map, uint64_t bit)
+{
+	return map[bit / 64] >> (bit % 64) & 1;
+}
+
+/* Number of bits set in the first nbits. */
+uint64_t bitmap_count(const uint64_t *map, uint64_t nbits);
+
+/* dst |= src over nbits, atomically taking src's words to zero. */
+void bitmap_or_take(uint64_t *dst, uint64_t *src, uint64_t nbits);
+
+/* Index of the next set bit at or after from, or nbits if none. */
+uint64_t bitmap_next(const uint64_t *map, uint64_t nbits, uint64_t from);
+
+#endif

@@ -1,0 +1,48 @@
+#include "util/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/time.h"
+
+static int current_level = -1;
+
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
+static int level_from_env(void)
+{
+	const char *env = getenv("FERRY_LOG");
+
+	for (int i = LOG_ERR; env && i <= LOG_DEBUG; i++)
+		if (!strcmp(env, level_names[i]))
+			return i;
+	return LOG_INFO;
+}
+
+void log_set_level(enum log_level level)
+{
+	current_level = level;
+}
+
+int log_enabled(enum log_level level)
+{
+	if (current_level < 0)
+		current_level = level_from_env();
+	return (int)level <= current_level;
+}
+
+void log_write(enum log_level level, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	/* One fprintf per line so that lines from several threads do not interleave. */
+	fprintf(stderr, "[%10.3f] %s: %s\n", (double)time_now_ns() / 1e9, level_names[level], line);
+}

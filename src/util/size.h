@@ -1,0 +1,15 @@
+/* Parsing of human sizes ("512M", "1G", "4096") and rates ("100M", "max"). */
+#ifndef FERRY_UTIL_SIZE_H
+#define FERRY_UTIL_SIZE_H
+
+#include <stdint.h>
+
+/* Parse a byte count with an optional K/M/G/T suffix (binary: 1K = 1024; a
+ * trailing "iB" or "B" is accepted). Returns 0, or -EINVAL on anything else,
+ * including overflow and an empty string. */
+int size_parse(const char *text, uint64_t *bytes);
+
+/* Format bytes as "1.5 GiB" into buf. Returns buf. */
+char *size_format(uint64_t bytes, char *buf, unsigned len);
+
+#endif

@@ -1,0 +1,34 @@
+/* A vCPU: its KVM fd and shared run area, its thread and run loop. The loop
+ * handles every exit: port I/O goes to vm/port.c; anything fatal (shutdown,
+ * failed entry, internal error, unexpected MMIO) logs the registers and stops
+ * the VM rather than spinning. */
+#ifndef FERRY_VM_VCPU_H
+#define FERRY_VM_VCPU_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vm;
+
+struct vcpu {
+	struct vm *vm;
+	unsigned index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool thread_started;
+	char console[128]; /* console bytes until the next newline */
+	unsigned console_len;
+};
+
+int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out);
+void vcpu_destroy(struct vcpu *vcpu);
+int vcpu_start(struct vcpu *vcpu);
+/* Make the vCPU leave KVM_RUN soon (immediate_exit + signal). */
+void vcpu_kick(struct vcpu *vcpu);
+/* Log the general and segment registers, for fatal exits. */
+void vcpu_dump(struct vcpu *vcpu);
+
+#endif

@@ -1,0 +1,88 @@
+/* A virtual machine: the KVM VM, its guest RAM, its vCPUs and their
+ * lifecycle (start, pause, resume, stop). Knows nothing of migration: others
+ * ask it to pause, to save or restore its state (vm/state.h), and for dirty
+ * pages (vm/dirty.h). */
+#ifndef FERRY_VM_VM_H
+#define FERRY_VM_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "guest/abi.h"
+#include "vm/kvm.h"
+#include "vm/memory.h"
+
+#define VM_MAX_VCPUS FERRY_MAX_VCPUS
+
+enum dirty_backend { DIRTY_BITMAP, DIRTY_RING };
+
+struct vm_config {
+	uint64_t mem_bytes;
+	unsigned vcpus;
+	enum mem_backend mem_backend;
+	enum dirty_backend dirty_backend;
+	uint32_t dirty_ring_entries; /* per vCPU, power of two; 0 = default */
+	bool prealloc;               /* populate all guest RAM at creation */
+};
+
+enum vm_run_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_STOPPED };
+
+struct vcpu;
+struct dirty;
+
+struct vm {
+	struct kvm_host *kvm;
+	int fd;
+	struct vm_config cfg;
+	struct guest_mem mem;
+	struct dirty *dirty;
+	unsigned nr_vcpus;
+	struct vcpu *vcpus[VM_MAX_VCPUS];
+	uint64_t tsc_khz;
+	uint64_t verify_reports; /* stale pages the guest reported (atomic) */
+
+	pthread_mutex_t lock; /* protects everything below */
+	pthread_cond_t cond;  /* signalled on any change below */
+	enum vm_run_state state;
+	bool pause_req;
+	bool stop_req;
+	unsigned parked;     /* vCPU threads waiting in the pause loop */
+	unsigned exited;     /* vCPU threads that have returned */
+	uint64_t wake_seq;   /* bumped to end every guest sleep early */
+	bool failed;         /* stopped by an error, not by the guest or the user */
+	int exit_code;       /* guest's exit code, when it exited */
+	char stop_reason[256];
+	uint64_t last_pause_ns; /* latency of the last vm_pause */
+};
+
+/* Create a VM as a real x86 platform has it (in-kernel PIC/IOAPIC, PIT), with
+ * its RAM and vCPUs; no thread runs yet. Returns 0 or -errno with err_msg(). */
+int vm_create(const struct vm_config *cfg, struct vm **out);
+/* Stop the vCPU threads if running, then free everything. */
+void vm_destroy(struct vm *vm);
+
+/* Start one thread per vCPU. */
+int vm_start(struct vm *vm);
+/* Park every vCPU outside KVM_RUN and wait until all are parked. Returns 0,
+ * or -ESHUTDOWN if the VM has stopped. Latency lands in last_pause_ns. */
+int vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+/* Ask every vCPU thread to return; reason is logged and kept. Idempotent. */
+void vm_stop(struct vm *vm, bool failed, int exit_code, const char *reason);
+/* Wait until the VM stops or timeout_ms passes (-1: forever). Returns true if stopped. */
+bool vm_wait_stopped(struct vm *vm, int timeout_ms);
+/* End every guest sleep now, e.g. after writing a request for the guest. */
+void vm_wake(struct vm *vm);
+
+/* Copy into guest RAM from the VMM. KVM does not see these writes, so they
+ * are marked in the VMM's dirty bitmap. Returns -EFAULT outside RAM. */
+int vm_write(struct vm *vm, uint64_t gpa, const void *src, uint64_t len);
+/* Host pointer to guest RAM for reading, or NULL outside RAM. */
+const void *vm_read_ptr(const struct vm *vm, uint64_t gpa, uint64_t len);
+
+/* Time the vCPU thread spends in the sleep call. Called from vm/port.c. */
+void vm_sleep_vcpu(struct vm *vm, uint64_t us);
+const char *vm_state_name(enum vm_run_state state);
+
+#endif
