@@ -1,0 +1,28 @@
+/* Helpers for tests that run real guests on /dev/kvm. */
+#ifndef FERRY_TESTS_KVM_HELPERS_H
+#define FERRY_TESTS_KVM_HELPERS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "guest/abi.h"
+#include "vm/vm.h"
+
+/* Exit code meson reads as "skipped". */
+#define TEST_SKIP 77
+
+/* Return TEST_SKIP from main() with a message if /dev/kvm is not usable. */
+int kvm_or_skip(void);
+
+/* Create a VM of mem_mib MiB and vcpus vCPUs, load the built-in guest with
+ * workload spec, and (if start) run it. Fails the test on error. */
+struct vm *test_vm(uint64_t mem_mib, unsigned vcpus, enum dirty_backend dirty, const char *spec,
+		   bool start);
+const struct ferry_vcpu_status *test_status(struct vm *vm, unsigned vcpu);
+uint64_t test_pages_written(struct vm *vm);
+/* Wait until every vCPU has finished its initial fill. */
+void test_wait_filled(struct vm *vm);
+/* Ask the guest for a full self-check sweep and return the errors found. */
+uint64_t test_sweep(struct vm *vm);
+
+#endif
