@@ -117,6 +117,15 @@ struct ferry_page_header {
 #define FERRY_PAGE_HEADER_SIZE 16
 _Static_assert(sizeof(struct ferry_page_header) == FERRY_PAGE_HEADER_SIZE, "header size");
 
+/* The working set follows the generation table (4 bytes per page) at the
+ * heap start. */
+static inline uint64_t ferry_ws_gpa(uint64_t wss_pages)
+{
+	uint64_t table_bytes = (wss_pages * 4 + FERRY_PAGE_SIZE - 1) & ~(FERRY_PAGE_SIZE - 1);
+
+	return FERRY_HEAP_GPA + table_bytes;
+}
+
 static inline uint32_t ferry_page_tag(uint64_t index)
 {
 	return (uint32_t)(index * 0x9e3779b1u) ^ 0xfe77e7a6u;

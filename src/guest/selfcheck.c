@@ -7,13 +7,6 @@
 #define DATA_LEN   (FERRY_PAGE_SIZE - FERRY_PAGE_HEADER_SIZE)
 #define VALUE_MASK ((1ull << 52) - 1)
 
-uint64_t selfcheck_ws_gpa(uint64_t wss_pages)
-{
-	uint64_t table_bytes = (wss_pages * 4 + FERRY_PAGE_SIZE - 1) & ~(FERRY_PAGE_SIZE - 1);
-
-	return FERRY_HEAP_GPA + table_bytes;
-}
-
 void selfcheck_init(struct wl_ctx *ctx, uint32_t cpu, uint32_t ncpu)
 {
 	const struct ferry_params *p = rt_params();
@@ -24,7 +17,7 @@ void selfcheck_init(struct wl_ctx *ctx, uint32_t cpu, uint32_t ncpu)
 	ctx->args = &p->wl;
 	ctx->st = rt_status(cpu);
 	ctx->table = (uint32_t *)FERRY_HEAP_GPA;
-	ctx->ws = (uint8_t *)selfcheck_ws_gpa(wss);
+	ctx->ws = (uint8_t *)ferry_ws_gpa(wss);
 	ctx->first = wss * cpu / ncpu;
 	ctx->count = wss * (cpu + 1) / ncpu - ctx->first;
 	ctx->rng = data_key(cpu, 0, p->wl.seed) | 1;

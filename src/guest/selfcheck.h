@@ -21,8 +21,6 @@ struct wl_ctx {
 	uint64_t cursor;    /* sequential pattern position */
 };
 
-/* Where the working set starts, after the generation table. */
-uint64_t selfcheck_ws_gpa(uint64_t wss_pages);
 void selfcheck_init(struct wl_ctx *ctx, uint32_t cpu, uint32_t ncpu);
 /* Initial content of page idx (generation 1). */
 void selfcheck_fill(struct wl_ctx *ctx, uint64_t idx);

@@ -20,16 +20,26 @@ int kvm_or_skip(void)
 	return TEST_SKIP;
 }
 
-struct vm *test_vm(uint64_t mem_mib, unsigned vcpus, enum dirty_backend dirty, const char *spec,
-		   bool start)
+struct vm_config test_config(uint64_t mem_mib, unsigned vcpus)
 {
-	struct vm_config cfg = { .mem_bytes = mem_mib << 20, .vcpus = vcpus, .dirty_backend = dirty };
+	return (struct vm_config){ .mem_bytes = mem_mib << 20, .vcpus = vcpus };
+}
+
+struct vm *test_vm(uint64_t mem_mib, unsigned vcpus, const char *spec, bool start)
+{
+	struct vm_config cfg = test_config(mem_mib, vcpus);
+
+	return test_vm_cfg(&cfg, spec, start);
+}
+
+struct vm *test_vm_cfg(const struct vm_config *cfg, const char *spec, bool start)
+{
 	struct ferry_workload_args args;
 	struct vm *vm;
 
-	if (workload_parse(spec, cfg.mem_bytes, &args) < 0)
+	if (workload_parse(spec, cfg->mem_bytes, &args) < 0)
 		fail_msg("workload %s: %s", spec, err_msg());
-	if (vm_create(&cfg, &vm) < 0)
+	if (vm_create(cfg, &vm) < 0)
 		fail_msg("vm_create: %s", err_msg());
 	if (loader_load(vm, guest_image, guest_image_len, &args) < 0)
 		fail_msg("loader_load: %s", err_msg());

@@ -14,10 +14,12 @@
 /* Return TEST_SKIP from main() with a message if /dev/kvm is not usable. */
 int kvm_or_skip(void);
 
-/* Create a VM of mem_mib MiB and vcpus vCPUs, load the built-in guest with
- * workload spec, and (if start) run it. Fails the test on error. */
-struct vm *test_vm(uint64_t mem_mib, unsigned vcpus, enum dirty_backend dirty, const char *spec,
-		   bool start);
+/* A default configuration: mem_mib MiB, vcpus vCPUs, bitmap tracking. */
+struct vm_config test_config(uint64_t mem_mib, unsigned vcpus);
+/* Create a VM, load the built-in guest with workload spec, and (if start)
+ * run it. Fails the test on error. */
+struct vm *test_vm_cfg(const struct vm_config *cfg, const char *spec, bool start);
+struct vm *test_vm(uint64_t mem_mib, unsigned vcpus, const char *spec, bool start);
 const struct ferry_vcpu_status *test_status(struct vm *vm, unsigned vcpu);
 uint64_t test_pages_written(struct vm *vm);
 /* Wait until every vCPU has finished its initial fill. */

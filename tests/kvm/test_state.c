@@ -26,8 +26,8 @@ static void copy_ram(struct vm *dst, const struct vm *src)
 
 static void test_roundtrip_keeps_guest_running(void **unused)
 {
-	struct vm *a = test_vm(MEM_MIB, 2, DIRTY_BITMAP, "dirty:rate=20000pps,write=word", true);
-	struct vm *b = test_vm(MEM_MIB, 2, DIRTY_BITMAP, "dirty:rate=20000pps,write=word", false);
+	struct vm *a = test_vm(MEM_MIB, 2, "dirty:rate=20000pps,write=word", true);
+	struct vm *b = test_vm(MEM_MIB, 2, "dirty:rate=20000pps,write=word", false);
 	uint8_t *blob1, *blob2;
 	size_t len1, len2;
 	char diff[1024];
@@ -66,7 +66,7 @@ static void test_roundtrip_keeps_guest_running(void **unused)
 
 static void test_diff_sees_a_changed_register(void **unused)
 {
-	struct vm *a = test_vm(MEM_MIB, 1, DIRTY_BITMAP, "idle", false);
+	struct vm *a = test_vm(MEM_MIB, 1, "idle", false);
 	uint8_t *blob1, *blob2;
 	size_t len1, len2;
 	char diff[256];
@@ -88,7 +88,7 @@ static void test_diff_sees_a_changed_register(void **unused)
 /* Every truncation and a flipped length must be refused without touching the VM. */
 static void test_restore_rejects_malformed_blobs(void **unused)
 {
-	struct vm *a = test_vm(MEM_MIB, 1, DIRTY_BITMAP, "idle", false);
+	struct vm *a = test_vm(MEM_MIB, 1, "idle", false);
 	uint8_t *blob;
 	size_t len;
 
@@ -108,8 +108,8 @@ static void test_restore_rejects_malformed_blobs(void **unused)
 
 static void test_restore_refuses_other_vcpu_count(void **unused)
 {
-	struct vm *a = test_vm(MEM_MIB, 2, DIRTY_BITMAP, "idle", false);
-	struct vm *b = test_vm(MEM_MIB, 1, DIRTY_BITMAP, "idle", false);
+	struct vm *a = test_vm(MEM_MIB, 2, "idle", false);
+	struct vm *b = test_vm(MEM_MIB, 1, "idle", false);
 	uint8_t *blob;
 	size_t len;
 
