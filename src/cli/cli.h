@@ -1,0 +1,17 @@
+/* The ferry command line: one function per subcommand, each returning the
+ * process exit status (0 ok, 1 failure, 2 usage error). */
+#ifndef FERRY_CLI_H
+#define FERRY_CLI_H
+
+int cmd_run(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_ctl(int argc, char **argv);
+
+#define EXIT_USAGE 2
+
+/* Print "ferry CMD: <message>" and a pointer to --help; return EXIT_USAGE. */
+int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print "ferry: <message>" to stderr; return 1. */
+int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

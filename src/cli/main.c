@@ -1,0 +1,43 @@
+/* ferry: a KVM virtual machine monitor built for live migration. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const char usage[] =
+	"ferry " FERRY_VERSION " - a KVM virtual machine monitor built for live migration\n"
+	"\n"
+	"Usage: ferry COMMAND [OPTIONS]\n"
+	"\n"
+	"Commands:\n"
+	"  run       run a VM with the built-in guest until told to quit\n"
+	"  status    show a running VM's state and its guest's progress\n"
+	"  ctl       send one command to a VM's control socket, print the JSON answer\n"
+	"  version   print the version\n"
+	"\n"
+	"Run 'ferry COMMAND --help' for a command's options. A first try:\n"
+	"  ferry run --mem 1G --vcpus 2 --workload dirty:rate=100M --control /tmp/vm.sock &\n"
+	"  ferry status --control /tmp/vm.sock\n"
+	"  ferry ctl --control /tmp/vm.sock quit\n";
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (!cmd || !strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		fputs(usage, cmd ? stdout : stderr);
+		return cmd ? 0 : EXIT_USAGE;
+	}
+	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+		printf("ferry %s\n", FERRY_VERSION);
+		return 0;
+	}
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "status"))
+		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(cmd, "ctl"))
+		return cmd_ctl(argc - 1, argv + 1);
+	fprintf(stderr, "ferry: unknown command '%s'. Run 'ferry --help' for the list.\n", cmd);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,28 @@
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "ferry %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'ferry %s --help'.\n", cmd);
+	return EXIT_USAGE;
+}
+
+int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "ferry: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	return 1;
+}

@@ -1,0 +1,238 @@
+/* ferry run: create a VM, load the built-in guest, serve the control socket
+ * and wait until the VM stops (quit, guest exit, fault, or a signal). */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "control/commands.h"
+#include "control/server.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/size.h"
+#include "util/time.h"
+#include "vm/loader.h"
+#include "vm/vm.h"
+#include "vm/workload.h"
+
+static const char run_help[] =
+	"Usage: ferry run [OPTIONS]\n"
+	"\n"
+	"Run a VM whose guest is ferry's built-in ring-3 program, until 'quit' arrives\n"
+	"on the control socket, the guest exits or faults, or ferry gets SIGINT/SIGTERM.\n"
+	"\n"
+	"  --mem SIZE            guest memory, a multiple of 2M (default 1G)\n"
+	"  --vcpus N             number of vCPUs, 1 to 64 (default 1)\n"
+	"  --workload SPEC       what the guest does (default idle), see below\n"
+	"  --control PATH        serve the JSON control socket at PATH\n"
+	"  --mem-backend KIND    anon (default), or memfd: shareable with another process\n"
+	"  --dirty-backend KIND  bitmap (default) or ring: how KVM reports dirty pages\n"
+	"  --dirty-ring-size N   entries in each vCPU's dirty ring, a power of two (16384)\n"
+	"  --prealloc            fault in all guest memory before the guest starts\n"
+	"  --log-level LEVEL     error, warn, info (default) or debug\n"
+	"  -h, --help            show this help\n"
+	"\n"
+	"Workload SPEC is KIND[:key=value,...]. KIND is one of\n"
+	"  idle    fill the working set once, then sleep\n"
+	"  dirty   fill the working set, then keep writing its pages\n"
+	"  touch   write the pages a test names through the control page\n"
+	"and the keys are\n"
+	"  wss=SIZE         working set (default: all guest memory past 8 MiB)\n"
+	"  rate=RATE        max (default), SIZE per second (100M), or pages/s (5000pps)\n"
+	"  pattern=P        random (default), sequential or hotset\n"
+	"  hot=PCT hits=PCT hotset: hot share of the working set (10), share of writes to it (90)\n"
+	"  write=W          page (default), word or byte: how much of a page one write changes\n"
+	"  data=D           random (default), text (compresses ~3:1), counter, or zero (idle only)\n"
+	"  check=on|off     self-check: a generation number in every page, verified on read (on)\n"
+	"  spin=on|off      busy-wait instead of sleeping in the VMM when idle or paced (off)\n"
+	"  seed=N           seed of the page contents and the random pattern (1)\n"
+	"\n"
+	"Example:\n"
+	"  ferry run --mem 1G --vcpus 2 --control /tmp/vm.sock \\\n"
+	"      --workload dirty:wss=512M,rate=100M,pattern=random,write=byte\n";
+
+struct run_opts {
+	struct vm_config cfg;
+	const char *workload;
+	const char *control;
+};
+
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+	got_signal = sig;
+}
+
+static int parse_mem(const char *arg, struct run_opts *o)
+{
+	if (size_parse(arg, &o->cfg.mem_bytes) < 0)
+		return usage_error("run", "--mem '%s' is not a size like 512M or 1G", arg);
+	return 0;
+}
+
+static int parse_vcpus(const char *arg, struct run_opts *o)
+{
+	char *end;
+	long n = strtol(arg, &end, 10);
+
+	if (end == arg || *end || n < 1 || n > VM_MAX_VCPUS)
+		return usage_error("run", "--vcpus '%s' is not a number from 1 to %d", arg, VM_MAX_VCPUS);
+	o->cfg.vcpus = (unsigned)n;
+	return 0;
+}
+
+static int parse_choice(const char *flag, const char *arg, const char *a, const char *b, int *out)
+{
+	if (!strcmp(arg, a))
+		*out = 0;
+	else if (!strcmp(arg, b))
+		*out = 1;
+	else
+		return usage_error("run", "%s '%s' is not %s or %s", flag, arg, a, b);
+	return 0;
+}
+
+static int parse_log_level(const char *arg)
+{
+	static const char *const names[] = { "error", "warn", "info", "debug" };
+
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(arg, names[i])) {
+			log_set_level((enum log_level)i);
+			return 0;
+		}
+	return usage_error("run", "--log-level '%s' is not error, warn, info or debug", arg);
+}
+
+static int parse_ring_size(const char *arg, struct run_opts *o)
+{
+	char *end;
+	unsigned long n = strtoul(arg, &end, 10);
+
+	if (end == arg || *end || n < 256 || n > (1u << 20) || (n & (n - 1)))
+		return usage_error("run", "--dirty-ring-size '%s' is not a power of two from 256 to 1048576", arg);
+	o->cfg.dirty_ring_entries = (uint32_t)n;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct run_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "mem", required_argument, NULL, 'm' },
+		{ "vcpus", required_argument, NULL, 'c' },
+		{ "workload", required_argument, NULL, 'w' },
+		{ "control", required_argument, NULL, 's' },
+		{ "mem-backend", required_argument, NULL, 'b' },
+		{ "dirty-backend", required_argument, NULL, 'd' },
+		{ "dirty-ring-size", required_argument, NULL, 'r' },
+		{ "prealloc", no_argument, NULL, 'p' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int opt, rc = 0, choice = 0;
+
+	*o = (struct run_opts){ .cfg = { .mem_bytes = 1ull << 30, .vcpus = 1 }, .workload = "idle" };
+	opterr = 0;
+	while (rc == 0 && (opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'm': rc = parse_mem(optarg, o); break;
+		case 'c': rc = parse_vcpus(optarg, o); break;
+		case 'w': o->workload = optarg; break;
+		case 's': o->control = optarg; break;
+		case 'b':
+			rc = parse_choice("--mem-backend", optarg, "anon", "memfd", &choice);
+			o->cfg.mem_backend = choice ? MEM_MEMFD : MEM_ANON;
+			break;
+		case 'd':
+			rc = parse_choice("--dirty-backend", optarg, "bitmap", "ring", &choice);
+			o->cfg.dirty_backend = choice ? DIRTY_RING : DIRTY_BITMAP;
+			break;
+		case 'r': rc = parse_ring_size(optarg, o); break;
+		case 'p': o->cfg.prealloc = true; break;
+		case 'l': rc = parse_log_level(optarg); break;
+		case 'h': fputs(run_help, stdout); return -1;
+		case ':': return usage_error("run", "%s needs a value", argv[optind - 1]);
+		default: return usage_error("run", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (rc == 0 && optind < argc)
+		return usage_error("run", "unexpected argument '%s'", argv[optind]);
+	return rc;
+}
+
+static void wait_for_stop(struct vm *vm)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	while (!vm_wait_stopped(vm, 200))
+		if (got_signal)
+			vm_stop(vm, false, 0, got_signal == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)");
+}
+
+static void announce(const struct run_opts *o, const struct ferry_workload_args *wl)
+{
+	char mem[32], desc[160];
+
+	size_format(o->cfg.mem_bytes, mem, sizeof(mem));
+	workload_describe(wl, desc, sizeof(desc));
+	log_info("VM running: %s, %u vCPU%s; workload %s%s%s", mem, o->cfg.vcpus,
+		 o->cfg.vcpus > 1 ? "s" : "", desc, o->control ? "; control socket " : "",
+		 o->control ? o->control : "");
+}
+
+static void send_stop_event(struct control_server *srv, struct vm *vm)
+{
+	control_event(srv, "VM_STOPPED",
+		      json_pack("{s:s,s:b,s:i}", "reason", vm->stop_reason, "failed", vm->failed,
+				"exit_code", vm->exit_code));
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct run_opts o;
+	struct control_ctx ctx = { 0 };
+	struct control_server *srv = NULL;
+	struct vm *vm;
+	int rc = parse_args(argc, argv, &o);
+
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if (workload_parse(o.workload, o.cfg.mem_bytes, &ctx.workload) < 0)
+		return usage_error("run", "%s", err_msg());
+	if (vm_create(&o.cfg, &vm) < 0)
+		return fail("%s", err_msg());
+	if (loader_load(vm, guest_image, guest_image_len, &ctx.workload) < 0) {
+		rc = fail("%s", err_msg());
+		goto out_vm;
+	}
+	ctx.vm = vm;
+	ctx.start_ns = time_now_ns();
+	if (o.control && control_start(o.control, &ctx, &srv) < 0) {
+		rc = fail("%s", err_msg());
+		goto out_vm;
+	}
+	if (vm_start(vm) < 0) {
+		rc = fail("%s", err_msg());
+		goto out_control;
+	}
+	announce(&o, &ctx.workload);
+	wait_for_stop(vm);
+	rc = vm->failed ? 1 : 0;
+	if (vm->failed)
+		fail("%s", vm->stop_reason);
+	if (srv)
+		send_stop_event(srv, vm);
+out_control:
+	control_stop(srv);
+out_vm:
+	vm_destroy(vm);
+	return rc;
+}

@@ -1,0 +1,83 @@
+/* ferry status: one look at a running VM, for people or (--json) scripts. */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "control/client.h"
+#include "util/error.h"
+#include "util/size.h"
+
+static const char status_help[] =
+	"Usage: ferry status --control PATH [--json]\n"
+	"\n"
+	"Show the state of the VM served at PATH: run state, vCPUs, memory, workload,\n"
+	"the guest's progress counters and self-check errors, and the rate at which\n"
+	"the guest writes pages (measured over the last second).\n"
+	"\n"
+	"  --control PATH   the VM's control socket (as given to ferry run)\n"
+	"  --json           print the raw query-status answer as one JSON object\n";
+
+static json_int_t num(json_t *obj, const char *key)
+{
+	return json_integer_value(json_object_get(obj, key));
+}
+
+static void print_human(json_t *r)
+{
+	json_t *g = json_object_get(r, "guest");
+	double rate = json_real_value(json_object_get(r, "dirty_rate_pps"));
+	char mem[32], bps[32];
+
+	size_format((uint64_t)num(r, "memory_bytes"), mem, sizeof(mem));
+	size_format((uint64_t)(rate * 4096), bps, sizeof(bps));
+	printf("VM        %s, %lld vCPU(s), %s (%s memory, %s dirty tracking)\n",
+	       json_string_value(json_object_get(r, "status")), num(r, "vcpus"), mem,
+	       json_string_value(json_object_get(r, "mem_backend")),
+	       json_string_value(json_object_get(r, "dirty_backend")));
+	printf("Workload  %s\n", json_string_value(json_object_get(r, "workload")));
+	printf("Guest     %lld pages written, %lld passes, %lld self-check errors\n",
+	       num(g, "pages_written"), num(g, "passes"), num(g, "verify_errors"));
+	printf("Writes    %.0f pages/s (%s/s)\n", rate, bps);
+	printf("Uptime    %.1f s\n", (double)num(r, "uptime_ms") / 1000);
+	if (json_object_get(r, "stop_reason"))
+		printf("Stopped   %s\n", json_string_value(json_object_get(r, "stop_reason")));
+}
+
+int cmd_status(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "control", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *path = NULL;
+	bool json = false;
+	json_t *r;
+	int opt;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's': path = optarg; break;
+		case 'j': json = true; break;
+		case 'h': fputs(status_help, stdout); return 0;
+		case ':': return usage_error("status", "%s needs a value", argv[optind - 1]);
+		default: return usage_error("status", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (!path)
+		return usage_error("status", "--control PATH is required");
+	if (control_call(path, "query-status", NULL, &r) < 0)
+		return fail("%s", err_msg());
+	if (json) {
+		json_dumpf(r, stdout, JSON_COMPACT);
+		putchar('\n');
+	} else {
+		print_human(r);
+	}
+	json_decref(r);
+	return 0;
+}

@@ -1,0 +1,172 @@
+#include "control/commands.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "util/error.h"
+#include "util/time.h"
+#include "vm/dirty.h"
+#include "vm/vm.h"
+#include "vm/workload.h"
+
+#define SWEEP_TIMEOUT_S 120
+
+typedef json_t *(*command_fn)(struct control_ctx *ctx, json_t *args);
+
+static const struct ferry_vcpu_status *vcpu_status(struct vm *vm, unsigned i)
+{
+	const struct ferry_vcpu_status *st =
+		vm_read_ptr(vm, FERRY_STATUS_GPA, FERRY_MAX_VCPUS * sizeof(*st));
+
+	return &st[i];
+}
+
+static uint64_t pages_written(struct vm *vm)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		n += vcpu_status(vm, i)->pages_written;
+	return n;
+}
+
+void control_sample(struct control_ctx *ctx)
+{
+	uint64_t now = time_now_ns(), pages = pages_written(ctx->vm);
+
+	if (ctx->sample_ns && now > ctx->sample_ns)
+		ctx->dirty_rate_pps = (double)(pages - ctx->sample_pages) * 1e9 /
+				      (double)(now - ctx->sample_ns);
+	ctx->sample_ns = now;
+	ctx->sample_pages = pages;
+}
+
+static json_t *guest_counters(struct vm *vm)
+{
+	json_t *per_vcpu = json_array();
+	uint64_t written = 0, passes = 0, errors = 0;
+
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		const struct ferry_vcpu_status *st = vcpu_status(vm, i);
+
+		written += st->pages_written;
+		passes += st->passes;
+		errors += st->verify_errors;
+		json_array_append_new(per_vcpu, json_pack("{s:I,s:I,s:I}", "pages_written",
+							  (json_int_t)st->pages_written, "passes",
+							  (json_int_t)st->passes, "verify_errors",
+							  (json_int_t)st->verify_errors));
+	}
+	return json_pack("{s:I,s:I,s:I,s:o}", "pages_written", (json_int_t)written, "passes",
+			 (json_int_t)passes, "verify_errors", (json_int_t)errors, "per_vcpu", per_vcpu);
+}
+
+static json_t *cmd_query_status(struct control_ctx *ctx, json_t *args)
+{
+	struct vm *vm = ctx->vm;
+	char workload[160];
+	json_t *r;
+
+	(void)args;
+	workload_describe(&ctx->workload, workload, sizeof(workload));
+	pthread_mutex_lock(&vm->lock);
+	r = json_pack("{s:s,s:i,s:I,s:s,s:s,s:s,s:f,s:I,s:I}", "status", vm_state_name(vm->state),
+		      "vcpus", (int)vm->nr_vcpus, "memory_bytes", (json_int_t)vm->mem.size,
+		      "mem_backend", mem_backend_name(vm->mem.backend), "dirty_backend",
+		      dirty_backend_name(vm->dirty), "workload", workload, "dirty_rate_pps",
+		      ctx->dirty_rate_pps, "uptime_ms",
+		      (json_int_t)((time_now_ns() - ctx->start_ns) / NS_PER_MS), "last_pause_us",
+		      (json_int_t)(vm->last_pause_ns / NS_PER_US));
+	if (vm->stop_req) {
+		json_object_set_new(r, "stop_reason", json_string(vm->stop_reason));
+		json_object_set_new(r, "exit_code", json_integer(vm->exit_code));
+		json_object_set_new(r, "failed", json_boolean(vm->failed));
+	}
+	pthread_mutex_unlock(&vm->lock);
+	json_object_set_new(r, "dirty_rate_bps", json_integer((json_int_t)(ctx->dirty_rate_pps *
+									      FERRY_PAGE_SIZE)));
+	json_object_set_new(r, "guest", guest_counters(vm));
+	json_object_set_new(r, "guest_stale_reports", json_integer((json_int_t)vm->verify_reports));
+	return r;
+}
+
+static json_t *cmd_quit(struct control_ctx *ctx, json_t *args)
+{
+	(void)args;
+	vm_stop(ctx->vm, false, 0, "quit requested on the control socket");
+	return json_object();
+}
+
+static json_t *cmd_stop(struct control_ctx *ctx, json_t *args)
+{
+	(void)args;
+	if (vm_pause(ctx->vm) < 0) {
+		err_set(-ESHUTDOWN, "the VM has stopped and cannot be paused");
+		return NULL;
+	}
+	return json_pack("{s:I}", "pause_us", (json_int_t)(ctx->vm->last_pause_ns / NS_PER_US));
+}
+
+static json_t *cmd_cont(struct control_ctx *ctx, json_t *args)
+{
+	(void)args;
+	vm_resume(ctx->vm);
+	return json_object();
+}
+
+/* Every vCPU checks each page of its share and reports what it found. The
+ * request goes through guest RAM (vm_write, so it is dirty-tracked). */
+static json_t *cmd_guest_verify(struct control_ctx *ctx, json_t *args)
+{
+	struct vm *vm = ctx->vm;
+	const struct ferry_control *c = vm_read_ptr(vm, FERRY_CONTROL_GPA, sizeof(*c));
+	uint64_t req = c->sweep_req + 1, errors = 0, pages = 0;
+	uint64_t start = time_now_ns(), deadline = start + SWEEP_TIMEOUT_S * NS_PER_S;
+
+	(void)args;
+	if (vm->state != VM_RUNNING) {
+		err_set(-EINVAL, "the guest can only check itself while running (it is %s)",
+			vm_state_name(vm->state));
+		return NULL;
+	}
+	vm_write(vm, FERRY_CONTROL_GPA + offsetof(struct ferry_control, sweep_req), &req, 8);
+	vm_wake(vm);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		while (vcpu_status(vm, i)->sweep_done != req) {
+			if (time_now_ns() > deadline || vm->state != VM_RUNNING) {
+				err_set(-ETIMEDOUT, "the guest did not finish its check (vCPU %u)", i);
+				return NULL;
+			}
+			time_sleep_ns(NS_PER_MS);
+		}
+		errors += vcpu_status(vm, i)->sweep_errors;
+		pages += vcpu_status(vm, i)->sweep_pages;
+	}
+	return json_pack("{s:s,s:I,s:I,s:I}", "result", errors ? "mismatch" : "ok", "errors",
+			 (json_int_t)errors, "pages", (json_int_t)pages, "ms",
+			 (json_int_t)((time_now_ns() - start) / NS_PER_MS));
+}
+
+static const struct {
+	const char *name;
+	command_fn fn;
+} commands[] = {
+	{ "query-status", cmd_query_status },
+	{ "quit", cmd_quit },
+	{ "stop", cmd_stop },
+	{ "cont", cmd_cont },
+	{ "guest-verify", cmd_guest_verify },
+};
+
+json_t *control_execute(struct control_ctx *ctx, const char *name, json_t *args,
+			const char **err_class)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(commands[i].name, name))
+			return commands[i].fn(ctx, args);
+	*err_class = "CommandNotFound";
+	err_set(-ENOENT, "unknown command '%s' (known: query-status, quit, stop, cont, guest-verify)",
+		name);
+	return NULL;
+}
