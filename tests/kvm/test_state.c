@@ -24,6 +24,19 @@ static void copy_ram(struct vm *dst, const struct vm *src)
 	memcpy(dst->mem.regions[0].host, src->mem.regions[0].host, src->mem.size);
 }
 
+#define MSR_KERNEL_GS_BASE 0xc0000102
+
+/* A value a fresh VM cannot have by accident, so the diff proves MSRs moved. */
+static void set_marker_msr(struct vm *vm, unsigned vcpu, uint64_t value)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} m = { .hdr.nmsrs = 1, .e = { .index = MSR_KERNEL_GS_BASE, .data = value } };
+
+	assert_int_equal(ioctl(vm->vcpus[vcpu]->fd, KVM_SET_MSRS, &m), 1);
+}
+
 static void test_roundtrip_keeps_guest_running(void **unused)
 {
 	struct vm *a = test_vm(MEM_MIB, 2, "dirty:rate=20000pps,write=word", true);
@@ -38,6 +51,8 @@ static void test_roundtrip_keeps_guest_running(void **unused)
 	time_sleep_ns(200 * NS_PER_MS);
 	assert_int_equal(vm_pause(a), 0);
 	before = test_pages_written(a);
+	set_marker_msr(a, 0, 0x1234567000);
+	set_marker_msr(a, 1, 0x7654321000);
 	tsc_before = test_status(a, 0)->heartbeat_tsc;
 	if (state_save(a, &blob1, &len1) < 0)
 		fail_msg("save: %s", err_msg());
