@@ -3,10 +3,11 @@
 #   make test     install missing packages, build, run every test (plain + ASan/UBSan)
 #   make demo     install missing packages, build, run the demo
 #   make bench    run the benchmarks
+#   make fuzz     run the libFuzzer targets (clang), 60 s each
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all deps build asan test demo bench format clean
+.PHONY: all deps build asan test demo bench fuzz format clean
 
 all: build
 
@@ -35,8 +36,19 @@ demo: build
 bench: build
 	@./bench/run-all.sh $(BUILD)
 
+# libFuzzer with ASan+UBSan, 60 s per target (FUZZ_SECONDS to change).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@[ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz --buildtype=debug \
+		-Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+	@ninja -C build-fuzz
+	@for t in state workload; do \
+		mkdir -p build-fuzz/corpus-$$t && cp tests/fuzz/corpus/$$t/* build-fuzz/corpus-$$t/ && \
+		build-fuzz/tests/libfuzzer_$$t -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$t || exit 1; \
+	done
+
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -2,7 +2,7 @@
 # Install the Debian packages ferry needs to build and test, only when missing.
 set -e
 PKGS="meson ninja-build pkg-config gcc clang libcmocka-dev libjansson-dev libxxhash-dev
-      libzstd-dev liblz4-dev iproute2 python3 zstd"
+      libzstd-dev liblz4-dev iproute2 python3"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

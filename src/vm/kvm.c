@@ -125,9 +125,9 @@ struct kvm_host *kvm_host_get(void)
  * would make every restore fail. Probe each on a fresh vCPU once. */
 int kvm_filter_msrs(struct kvm_host *kvm, int vcpu_fd)
 {
-	struct {
+	union {
 		struct kvm_msrs hdr;
-		struct kvm_msr_entry entry;
+		uint8_t room[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
 	} one;
 	uint32_t kept = 0;
 
@@ -139,11 +139,11 @@ int kvm_filter_msrs(struct kvm_host *kvm, int vcpu_fd)
 	for (uint32_t i = 0; kvm->msrs && i < kvm->msrs->nmsrs; i++) {
 		memset(&one, 0, sizeof(one));
 		one.hdr.nmsrs = 1;
-		one.entry.index = kvm->msrs->indices[i];
+		one.hdr.entries[0].index = kvm->msrs->indices[i];
 		if (ioctl(vcpu_fd, KVM_GET_MSRS, &one) != 1)
 			continue;
 		if (ioctl(vcpu_fd, KVM_SET_MSRS, &one) != 1) {
-			log_debug("msr %#x cannot be restored: dropped", one.entry.index);
+			log_debug("msr %#x cannot be restored: dropped", one.hdr.entries[0].index);
 			continue;
 		}
 		kvm->msrs->indices[kept++] = kvm->msrs->indices[i];

@@ -347,7 +347,8 @@ static int parse(const uint8_t *blob, size_t len, struct state_index *ix)
 
 		if (len - off < sizeof(*s) || (off & 7))
 			return err_set(-EINVAL, "VM state is truncated at section %u", i);
-		if (s->length > len - off - sizeof(*s))
+		/* The padding too: a short tail would leave off past len. */
+		if (((s->length + 7ull) & ~7ull) > len - off - sizeof(*s))
 			return err_set(-EINVAL, "VM state section %u runs past the end", i);
 		rc = index_section(ix, s);
 		if (rc < 0)
