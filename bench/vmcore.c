@@ -75,7 +75,11 @@ static double wait_filled(struct vm *vm)
 
 /* ---- dirty rate ---- */
 
-enum tracking { TRACK_OFF, TRACK_BITMAP, TRACK_RING };
+enum tracking {
+	TRACK_OFF,
+	TRACK_BITMAP,
+	TRACK_RING
+};
 static const char *const tracking_names[] = { "off", "bitmap", "ring" };
 
 /* Pages written per second per vCPU over seconds, syncing every 100 ms when tracking. */
@@ -115,8 +119,9 @@ static void bench_dirty_rate(void)
 
 			snprintf(spec, sizeof(spec), "dirty:wss=512M,rate=max,write=%s", writes[w]);
 			for (int t = 0; t < 3; t++) {
-				struct vm *vm = start_vm(1ull << 30, vcpus,
-							 t == TRACK_RING ? DIRTY_RING : DIRTY_BITMAP, spec);
+				struct vm *vm =
+					start_vm(1ull << 30, vcpus,
+						 t == TRACK_RING ? DIRTY_RING : DIRTY_BITMAP, spec);
 				double samples[3];
 
 				wait_filled(vm);
@@ -125,11 +130,13 @@ static void bench_dirty_rate(void)
 				rate[t] = percentile(samples, 3, 0.5);
 				vm_destroy(vm);
 				if (json_out)
-					fprintf(json_out, "{\"bench\":\"dirty-rate\",\"vcpus\":%u,\"write\":\"%s\",\"tracking\":\"%s\",\"pages_per_s_per_vcpu\":%.0f}\n",
+					fprintf(json_out,
+						"{\"bench\":\"dirty-rate\",\"vcpus\":%u,\"write\":\"%s\",\"tracking\":\"%s\",\"pages_per_s_per_vcpu\":%.0f}\n",
 						vcpus, writes[w], tracking_names[t], rate[t]);
 			}
 			printf("%-6u %-5s %12.0f %12.0f %12.0f %7.0f%% %7.0f%%\n", vcpus, writes[w],
-			       rate[0], rate[1], rate[2], 100 * rate[1] / rate[0], 100 * rate[2] / rate[0]);
+			       rate[0], rate[1], rate[2], 100 * rate[1] / rate[0],
+			       100 * rate[2] / rate[0]);
 		}
 	}
 }
@@ -161,7 +168,8 @@ static void sync_cost(uint64_t mem, enum dirty_backend backend, bool dirtier)
 	       (unsigned long long)(mem >> 30), backend == DIRTY_RING ? "ring" : "bitmap",
 	       dirtier ? "100MiB/s" : "idle", fill_ms, start_ms, first_ms, med, p90, dirty_med);
 	if (json_out)
-		fprintf(json_out, "{\"bench\":\"sync\",\"mem_gib\":%llu,\"backend\":\"%s\",\"load\":\"%s\",\"start_ms\":%.3f,\"first_sync_ms\":%.3f,\"sync_ms_median\":%.3f,\"sync_ms_p90\":%.3f,\"dirty_pages_median\":%.0f}\n",
+		fprintf(json_out,
+			"{\"bench\":\"sync\",\"mem_gib\":%llu,\"backend\":\"%s\",\"load\":\"%s\",\"start_ms\":%.3f,\"first_sync_ms\":%.3f,\"sync_ms_median\":%.3f,\"sync_ms_p90\":%.3f,\"dirty_pages_median\":%.0f}\n",
 			(unsigned long long)(mem >> 30), backend == DIRTY_RING ? "ring" : "bitmap",
 			dirtier ? "100MiB/s" : "idle", start_ms, first_ms, med, p90, dirty_med);
 	free(bits);
@@ -176,7 +184,8 @@ static void bench_sync(void)
 	for (int g = 0; g < 2; g++)
 		for (int b = 0; b < 2; b++)
 			for (int d = 0; d < 2; d++)
-				sync_cost((g ? 4ull : 1ull) << 30, b ? DIRTY_RING : DIRTY_BITMAP, d);
+				sync_cost((g ? 4ull : 1ull) << 30, b ? DIRTY_RING : DIRTY_BITMAP,
+					  d);
 }
 
 /* ---- pause latency ---- */
@@ -195,9 +204,11 @@ static void pause_latency(unsigned vcpus, bool busy)
 		vm_resume(vm);
 	}
 	double med = percentile(us, 50, 0.5), p90 = percentile(us, 50, 0.9), max = us[49];
-	printf("%-6u %-9s %10.0f %10.0f %10.0f\n", vcpus, busy ? "busy" : "sleeping", med, p90, max);
+	printf("%-6u %-9s %10.0f %10.0f %10.0f\n", vcpus, busy ? "busy" : "sleeping", med, p90,
+	       max);
 	if (json_out)
-		fprintf(json_out, "{\"bench\":\"pause\",\"vcpus\":%u,\"guest\":\"%s\",\"pause_us_median\":%.1f,\"pause_us_p90\":%.1f,\"pause_us_max\":%.1f}\n",
+		fprintf(json_out,
+			"{\"bench\":\"pause\",\"vcpus\":%u,\"guest\":\"%s\",\"pause_us_median\":%.1f,\"pause_us_p90\":%.1f,\"pause_us_max\":%.1f}\n",
 			vcpus, busy ? "busy" : "sleeping", med, p90, max);
 	vm_destroy(vm);
 }

@@ -32,10 +32,16 @@ int cmd_ctl(int argc, char **argv)
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 's': path = optarg; break;
-		case 'h': fputs(ctl_help, stdout); return 0;
-		case ':': return usage_error("ctl", "%s needs a value", argv[optind - 1]);
-		default: return usage_error("ctl", "unknown option '%s'", argv[optind - 1]);
+		case 's':
+			path = optarg;
+			break;
+		case 'h':
+			fputs(ctl_help, stdout);
+			return 0;
+		case ':':
+			return usage_error("ctl", "%s needs a value", argv[optind - 1]);
+		default:
+			return usage_error("ctl", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (!path)

@@ -80,7 +80,8 @@ static int parse_vcpus(const char *arg, struct run_opts *o)
 	long n = strtol(arg, &end, 10);
 
 	if (end == arg || *end || n < 1 || n > VM_MAX_VCPUS)
-		return usage_error("run", "--vcpus '%s' is not a number from 1 to %d", arg, VM_MAX_VCPUS);
+		return usage_error("run", "--vcpus '%s' is not a number from 1 to %d", arg,
+				   VM_MAX_VCPUS);
 	o->cfg.vcpus = (unsigned)n;
 	return 0;
 }
@@ -114,7 +115,9 @@ static int parse_ring_size(const char *arg, struct run_opts *o)
 	unsigned long n = strtoul(arg, &end, 10);
 
 	if (end == arg || *end || n < 256 || n > (1u << 20) || (n & (n - 1)))
-		return usage_error("run", "--dirty-ring-size '%s' is not a power of two from 256 to 1048576", arg);
+		return usage_error(
+			"run", "--dirty-ring-size '%s' is not a power of two from 256 to 1048576",
+			arg);
 	o->cfg.dirty_ring_entries = (uint32_t)n;
 	return 0;
 }
@@ -136,14 +139,23 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	};
 	int opt, rc = 0, choice = 0;
 
-	*o = (struct run_opts){ .cfg = { .mem_bytes = 1ull << 30, .vcpus = 1 }, .workload = "idle" };
+	*o = (struct run_opts){ .cfg = { .mem_bytes = 1ull << 30, .vcpus = 1 },
+				.workload = "idle" };
 	opterr = 0;
 	while (rc == 0 && (opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'm': rc = parse_mem(optarg, o); break;
-		case 'c': rc = parse_vcpus(optarg, o); break;
-		case 'w': o->workload = optarg; break;
-		case 's': o->control = optarg; break;
+		case 'm':
+			rc = parse_mem(optarg, o);
+			break;
+		case 'c':
+			rc = parse_vcpus(optarg, o);
+			break;
+		case 'w':
+			o->workload = optarg;
+			break;
+		case 's':
+			o->control = optarg;
+			break;
 		case 'b':
 			rc = parse_choice("--mem-backend", optarg, "anon", "memfd", &choice);
 			o->cfg.mem_backend = choice ? MEM_MEMFD : MEM_ANON;
@@ -152,12 +164,22 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			rc = parse_choice("--dirty-backend", optarg, "bitmap", "ring", &choice);
 			o->cfg.dirty_backend = choice ? DIRTY_RING : DIRTY_BITMAP;
 			break;
-		case 'r': rc = parse_ring_size(optarg, o); break;
-		case 'p': o->cfg.prealloc = true; break;
-		case 'l': rc = parse_log_level(optarg); break;
-		case 'h': fputs(run_help, stdout); return -1;
-		case ':': return usage_error("run", "%s needs a value", argv[optind - 1]);
-		default: return usage_error("run", "unknown option '%s'", argv[optind - 1]);
+		case 'r':
+			rc = parse_ring_size(optarg, o);
+			break;
+		case 'p':
+			o->cfg.prealloc = true;
+			break;
+		case 'l':
+			rc = parse_log_level(optarg);
+			break;
+		case 'h':
+			fputs(run_help, stdout);
+			return -1;
+		case ':':
+			return usage_error("run", "%s needs a value", argv[optind - 1]);
+		default:
+			return usage_error("run", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (rc == 0 && optind < argc)
@@ -174,7 +196,9 @@ static void wait_for_stop(struct vm *vm)
 	sigaction(SIGTERM, &sa, NULL);
 	while (!vm_wait_stopped(vm, 200))
 		if (got_signal)
-			vm_stop(vm, false, 0, got_signal == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)");
+			vm_stop(vm, false, 0,
+				got_signal == SIGINT ? "interrupted (SIGINT)"
+						     : "terminated (SIGTERM)");
 }
 
 static void announce(const struct run_opts *o, const struct ferry_workload_args *wl)

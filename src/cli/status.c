@@ -61,11 +61,19 @@ int cmd_status(int argc, char **argv)
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 's': path = optarg; break;
-		case 'j': json = true; break;
-		case 'h': fputs(status_help, stdout); return 0;
-		case ':': return usage_error("status", "%s needs a value", argv[optind - 1]);
-		default: return usage_error("status", "unknown option '%s'", argv[optind - 1]);
+		case 's':
+			path = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			fputs(status_help, stdout);
+			return 0;
+		case ':':
+			return usage_error("status", "%s needs a value", argv[optind - 1]);
+		default:
+			return usage_error("status", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (!path)

@@ -84,12 +84,14 @@ int control_call(const char *path, const char *command, json_t *args, json_t **r
 	}
 	reply = read_reply(in);
 	if (!reply) {
-		rc = err_set(-EPIPE, "the ferry at %s closed the connection without answering", path);
+		rc = err_set(-EPIPE, "the ferry at %s closed the connection without answering",
+			     path);
 		goto out;
 	}
 	err = json_object_get(reply, "error");
 	if (err) {
-		rc = err_set(-EREMOTEIO, "%s", json_string_value(json_object_get(err, "desc")) ?: "error");
+		rc = err_set(-EREMOTEIO, "%s",
+			     json_string_value(json_object_get(err, "desc")) ?: "error");
 	} else {
 		*result = json_incref(json_object_get(reply, "return"));
 	}

@@ -36,8 +36,8 @@ void control_sample(struct control_ctx *ctx)
 	uint64_t now = time_now_ns(), pages = pages_written(ctx->vm);
 
 	if (ctx->sample_ns && now > ctx->sample_ns)
-		ctx->dirty_rate_pps = (double)(pages - ctx->sample_pages) * 1e9 /
-				      (double)(now - ctx->sample_ns);
+		ctx->dirty_rate_pps =
+			(double)(pages - ctx->sample_pages) * 1e9 / (double)(now - ctx->sample_ns);
 	ctx->sample_ns = now;
 	ctx->sample_pages = pages;
 }
@@ -59,7 +59,8 @@ static json_t *guest_counters(struct vm *vm)
 							  (json_int_t)st->verify_errors));
 	}
 	return json_pack("{s:I,s:I,s:I,s:o}", "pages_written", (json_int_t)written, "passes",
-			 (json_int_t)passes, "verify_errors", (json_int_t)errors, "per_vcpu", per_vcpu);
+			 (json_int_t)passes, "verify_errors", (json_int_t)errors, "per_vcpu",
+			 per_vcpu);
 }
 
 static json_t *cmd_query_status(struct control_ctx *ctx, json_t *args)
@@ -84,8 +85,8 @@ static json_t *cmd_query_status(struct control_ctx *ctx, json_t *args)
 		json_object_set_new(r, "failed", json_boolean(vm->failed));
 	}
 	pthread_mutex_unlock(&vm->lock);
-	json_object_set_new(r, "dirty_rate_bps", json_integer((json_int_t)(ctx->dirty_rate_pps *
-									      FERRY_PAGE_SIZE)));
+	json_object_set_new(r, "dirty_rate_bps",
+			    json_integer((json_int_t)(ctx->dirty_rate_pps * FERRY_PAGE_SIZE)));
 	json_object_set_new(r, "guest", guest_counters(vm));
 	json_object_set_new(r, "guest_stale_reports", json_integer((json_int_t)vm->verify_reports));
 	return r;
@@ -135,7 +136,8 @@ static json_t *cmd_guest_verify(struct control_ctx *ctx, json_t *args)
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		while (vcpu_status(vm, i)->sweep_done != req) {
 			if (time_now_ns() > deadline || vm->state != VM_RUNNING) {
-				err_set(-ETIMEDOUT, "the guest did not finish its check (vCPU %u)", i);
+				err_set(-ETIMEDOUT, "the guest did not finish its check (vCPU %u)",
+					i);
 				return NULL;
 			}
 			time_sleep_ns(NS_PER_MS);
@@ -166,7 +168,7 @@ json_t *control_execute(struct control_ctx *ctx, const char *name, json_t *args,
 		if (!strcmp(commands[i].name, name))
 			return commands[i].fn(ctx, args);
 	*err_class = "CommandNotFound";
-	err_set(-ENOENT, "unknown command '%s' (known: query-status, quit, stop, cont, guest-verify)",
-		name);
+	err_set(-ENOENT,
+		"unknown command '%s' (known: query-status, quit, stop, cont, guest-verify)", name);
 	return NULL;
 }

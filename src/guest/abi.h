@@ -14,55 +14,72 @@
 #define FERRY_PAGE_SIZE 4096ull
 
 /* Guest-physical layout. */
-#define FERRY_PARAMS_GPA    0x1000ull   /* struct ferry_params, VMM-written */
-#define FERRY_CONTROL_GPA   0x2000ull   /* struct ferry_control, both write */
-#define FERRY_STATUS_GPA    0x3000ull   /* struct ferry_vcpu_status[FERRY_MAX_VCPUS] */
-#define FERRY_GDT_GPA       0x5000ull
-#define FERRY_TSS_GPA       0x6000ull   /* TSS + I/O permission bitmap, 3 pages */
-#define FERRY_PT_GPA        0x10000ull  /* page tables */
-#define FERRY_PT_END        0x90000ull
-#define FERRY_IMAGE_GPA     0x100000ull /* ELF image is linked here */
-#define FERRY_IMAGE_END     0x300000ull
-#define FERRY_STACKS_GPA    0x300000ull
-#define FERRY_STACK_SIZE    0x10000ull  /* per vCPU */
-#define FERRY_HEAP_GPA      0x800000ull /* workload memory starts here */
-#define FERRY_MIN_MEM       (16ull << 20)
-#define FERRY_MAX_VCPUS     64
+#define FERRY_PARAMS_GPA  0x1000ull /* struct ferry_params, VMM-written */
+#define FERRY_CONTROL_GPA 0x2000ull /* struct ferry_control, both write */
+#define FERRY_STATUS_GPA  0x3000ull /* struct ferry_vcpu_status[FERRY_MAX_VCPUS] */
+#define FERRY_GDT_GPA	  0x5000ull
+#define FERRY_TSS_GPA	  0x6000ull  /* TSS + I/O permission bitmap, 3 pages */
+#define FERRY_PT_GPA	  0x10000ull /* page tables */
+#define FERRY_PT_END	  0x90000ull
+#define FERRY_IMAGE_GPA	  0x100000ull /* ELF image is linked here */
+#define FERRY_IMAGE_END	  0x300000ull
+#define FERRY_STACKS_GPA  0x300000ull
+#define FERRY_STACK_SIZE  0x10000ull  /* per vCPU */
+#define FERRY_HEAP_GPA	  0x800000ull /* workload memory starts here */
+#define FERRY_MIN_MEM	  (16ull << 20)
+#define FERRY_MAX_VCPUS	  64
 
 /* Ports. The console is byte-wide like QEMU's debugcon, so the same image
  * prints under QEMU with -debugcon. The call port takes a call number in eax;
  * arguments and results go through the vCPU's status slot (args[]). */
 #define FERRY_PORT_CONSOLE 0xe9
-#define FERRY_PORT_CALL    0xf0
+#define FERRY_PORT_CALL	   0xf0
 
 enum ferry_call {
-	FERRY_CALL_SLEEP = 1,   /* args[0] = microseconds; may return early */
-	FERRY_CALL_EXIT = 2,    /* args[0] = exit code; stops the whole VM */
-	FERRY_CALL_VERIFY = 3,  /* args[0] = page index, args[1] = expected gen, args[2] = found */
-	FERRY_CALL_PANIC = 4,   /* args[0] = reason code; stops the VM with an error */
+	FERRY_CALL_SLEEP = 1,  /* args[0] = microseconds; may return early */
+	FERRY_CALL_EXIT = 2,   /* args[0] = exit code; stops the whole VM */
+	FERRY_CALL_VERIFY = 3, /* args[0] = page index, args[1] = expected gen, args[2] = found */
+	FERRY_CALL_PANIC = 4,  /* args[0] = reason code; stops the VM with an error */
 };
 
 #define FERRY_PARAMS_MAGIC   0x5041524d59525245ull /* "ERRYMRAP" */
 #define FERRY_PARAMS_VERSION 1
 
-enum ferry_workload { FERRY_WL_IDLE = 1, FERRY_WL_DIRTY = 2, FERRY_WL_TOUCH = 3 };
-enum ferry_pattern { FERRY_PAT_RANDOM = 0, FERRY_PAT_SEQUENTIAL = 1, FERRY_PAT_HOTSET = 2 };
-enum ferry_write { FERRY_WRITE_BYTE = 0, FERRY_WRITE_WORD = 1, FERRY_WRITE_PAGE = 2 };
-enum ferry_data { FERRY_DATA_ZERO = 0, FERRY_DATA_COUNTER = 1, FERRY_DATA_TEXT = 2, FERRY_DATA_RANDOM = 3 };
+enum ferry_workload {
+	FERRY_WL_IDLE = 1,
+	FERRY_WL_DIRTY = 2,
+	FERRY_WL_TOUCH = 3
+};
+enum ferry_pattern {
+	FERRY_PAT_RANDOM = 0,
+	FERRY_PAT_SEQUENTIAL = 1,
+	FERRY_PAT_HOTSET = 2
+};
+enum ferry_write {
+	FERRY_WRITE_BYTE = 0,
+	FERRY_WRITE_WORD = 1,
+	FERRY_WRITE_PAGE = 2
+};
+enum ferry_data {
+	FERRY_DATA_ZERO = 0,
+	FERRY_DATA_COUNTER = 1,
+	FERRY_DATA_TEXT = 2,
+	FERRY_DATA_RANDOM = 3
+};
 
 /* Workload arguments. wss_pages pages of working set follow the generation
  * table at the heap start. rate_pps = 0 means as fast as possible. */
 struct ferry_workload_args {
-	uint32_t kind;          /* enum ferry_workload */
-	uint32_t pattern;       /* enum ferry_pattern */
-	uint32_t write;         /* enum ferry_write */
-	uint32_t data;          /* enum ferry_data */
+	uint32_t kind;	  /* enum ferry_workload */
+	uint32_t pattern; /* enum ferry_pattern */
+	uint32_t write;	  /* enum ferry_write */
+	uint32_t data;	  /* enum ferry_data */
 	uint64_t wss_pages;
-	uint64_t rate_pps;      /* whole VM; split evenly over vCPUs */
-	uint32_t hot_pct;       /* hot-set: share of the working set that is hot */
-	uint32_t hot_hits_pct;  /* hot-set: share of writes that go to the hot set */
-	uint32_t spin;          /* 1: busy-wait instead of the sleep call */
-	uint32_t check;         /* 1: self-check (generation numbers) */
+	uint64_t rate_pps;     /* whole VM; split evenly over vCPUs */
+	uint32_t hot_pct;      /* hot-set: share of the working set that is hot */
+	uint32_t hot_hits_pct; /* hot-set: share of writes that go to the hot set */
+	uint32_t spin;	       /* 1: busy-wait instead of the sleep call */
+	uint32_t check;	       /* 1: self-check (generation numbers) */
 	uint64_t seed;
 };
 
@@ -80,8 +97,8 @@ struct ferry_params {
  * matching *_done field of its status slot. */
 #define FERRY_TOUCH_MAX 256
 struct ferry_control {
-	volatile uint64_t sweep_req;   /* full self-check sweep, each vCPU over its share */
-	volatile uint64_t touch_req;   /* TOUCH workload: vCPU 0 writes touch_list once */
+	volatile uint64_t sweep_req; /* full self-check sweep, each vCPU over its share */
+	volatile uint64_t touch_req; /* TOUCH workload: vCPU 0 writes touch_list once */
 	volatile uint64_t touch_count;
 	volatile uint64_t touch_list[FERRY_TOUCH_MAX]; /* page indexes into the working set */
 };
@@ -89,15 +106,15 @@ struct ferry_control {
 /* One per vCPU, 128 bytes; the guest writes, the VMM reads without exits. */
 struct ferry_vcpu_status {
 	volatile uint64_t pages_written; /* page writes since start */
-	volatile uint64_t passes;        /* passes over the vCPU's share of the working set */
+	volatile uint64_t passes;	 /* passes over the vCPU's share of the working set */
 	volatile uint64_t verify_errors; /* stale or torn pages seen on read */
 	volatile uint64_t heartbeat_tsc; /* last rdtsc of the main loop */
-	volatile uint64_t args[4];       /* port call arguments */
-	volatile uint64_t filled;        /* 1 once the initial fill of its share is done */
-	volatile uint64_t sweep_done;    /* last sweep_req served */
-	volatile uint64_t sweep_errors;  /* errors found by that sweep */
-	volatile uint64_t sweep_pages;   /* pages it checked */
-	volatile uint64_t touch_done;    /* last touch_req served */
+	volatile uint64_t args[4];	 /* port call arguments */
+	volatile uint64_t filled;	 /* 1 once the initial fill of its share is done */
+	volatile uint64_t sweep_done;	 /* last sweep_req served */
+	volatile uint64_t sweep_errors;	 /* errors found by that sweep */
+	volatile uint64_t sweep_pages;	 /* pages it checked */
+	volatile uint64_t touch_done;	 /* last touch_req served */
 	volatile uint64_t reserved[3];
 };
 
@@ -110,7 +127,7 @@ _Static_assert(FERRY_MAX_VCPUS * sizeof(struct ferry_vcpu_status) == 2 * FERRY_P
  * writes with checking on. gen matches the guest's generation table entry. */
 struct ferry_page_header {
 	uint32_t gen;
-	uint32_t tag; /* ferry_page_tag(page index) */
+	uint32_t tag;	     /* ferry_page_tag(page index) */
 	uint64_t last_write; /* offset << 32 | value of the last small write */
 };
 

@@ -6,14 +6,14 @@
  * word in 64: zstd -1 compresses 128-page batches of this 2.9-3.0:1
  * (tests/unit/test_data.c), about what it does on real guest memory. */
 static const char *const words[64] = {
-	"the",	   "of",      "and",	 "to",	     "in",	"is",	  "that",     "for",
-	"it",	   "as",      "was",	 "with",     "be",	"by",	  "on",	      "not",
-	"he",	   "this",    "are",	 "or",	     "his",	"from",	  "at",	      "which",
-	"but",	   "have",    "an",	 "they",     "you",	"were",	  "their",    "one",
-	"all",	   "we",      "can",	 "her",	     "has",	"there",  "been",     "if",
-	"more",	   "when",    "will",	 "would",    "who",	"so",	  "no",	      "memory",
+	"the",	   "of",      "and",	 "to",	      "in",	 "is",	   "that",    "for",
+	"it",	   "as",      "was",	 "with",      "be",	 "by",	   "on",      "not",
+	"he",	   "this",    "are",	 "or",	      "his",	 "from",   "at",      "which",
+	"but",	   "have",    "an",	 "they",      "you",	 "were",   "their",   "one",
+	"all",	   "we",      "can",	 "her",	      "has",	 "there",  "been",    "if",
+	"more",	   "when",    "will",	 "would",     "who",	 "so",	   "no",      "memory",
 	"page",	   "kernel",  "process", "migration", "network", "buffer", "request", "server",
-	"machine", "virtual", "running", "system",   "data",	"time",	  "between",  "value",
+	"machine", "virtual", "running", "system",    "data",	 "time",   "between", "value",
 };
 
 static uint64_t next(uint64_t *state)
@@ -59,7 +59,7 @@ static char *put_number(char *p, char *end, uint64_t v)
 static void fill_text(char *p, uint64_t len, uint64_t key)
 {
 	static const char punct[16] = { ',', '.', '\n', ' ', ' ', ' ', ' ', ' ',
-					' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ' };
+					' ', ' ', ' ',	' ', ' ', ' ', ' ', ' ' };
 	uint64_t state = data_mix(key) | 1;
 	char *end = p + len;
 

@@ -5,9 +5,9 @@
 #include "guest/runtime.h"
 #include "guest/selfcheck.h"
 
-#define IDLE_SLEEP_US     100000
-#define MIN_SLEEP_US      1000   /* a sleep call costs an exit: never sleep for less */
-#define MAX_BACKLOG_US    100000 /* after a pause, do not try to catch up more than this */
+#define IDLE_SLEEP_US  100000
+#define MIN_SLEEP_US   1000   /* a sleep call costs an exit: never sleep for less */
+#define MAX_BACKLOG_US 100000 /* after a pause, do not try to catch up more than this */
 
 static void serve_requests(struct wl_ctx *ctx)
 {

@@ -13,12 +13,12 @@ struct wl_ctx {
 	uint32_t cpu, ncpu;
 	const struct ferry_workload_args *args;
 	struct ferry_vcpu_status *st;
-	uint32_t *table;    /* generation of each working-set page */
-	uint8_t *ws;        /* working set */
-	uint64_t first;     /* this vCPU's share: pages [first, first + count) */
+	uint32_t *table; /* generation of each working-set page */
+	uint8_t *ws;	 /* working set */
+	uint64_t first;	 /* this vCPU's share: pages [first, first + count) */
 	uint64_t count;
 	uint64_t rng;
-	uint64_t cursor;    /* sequential pattern position */
+	uint64_t cursor; /* sequential pattern position */
 };
 
 void selfcheck_init(struct wl_ctx *ctx, uint32_t cpu, uint32_t ncpu);

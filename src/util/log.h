@@ -3,7 +3,12 @@
 #ifndef FERRY_UTIL_LOG_H
 #define FERRY_UTIL_LOG_H
 
-enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_level {
+	LOG_ERR,
+	LOG_WARN,
+	LOG_INFO,
+	LOG_DEBUG
+};
 
 void log_set_level(enum log_level level);
 int log_enabled(enum log_level level);

@@ -32,7 +32,7 @@ struct dirty {
 	bool first_sync; /* next sync reports every page */
 	bool initially_set;
 	uint64_t npages;
-	uint64_t *vmm;     /* VMM writes, set atomically from any thread */
+	uint64_t *vmm;	   /* VMM writes, set atomically from any thread */
 	uint64_t *pending; /* ring entries harvested between syncs */
 	uint64_t *scratch; /* one slot's KVM_GET_DIRTY_LOG */
 	uint32_t ring_entries;
@@ -74,10 +74,12 @@ static int setup_ring(struct dirty *d)
 		max_bytes = kvm_check_cap(d->vm->fd, cap);
 	}
 	if (max_bytes <= 0)
-		return err_set(-ENOTSUP, "this host's KVM has no dirty ring; use the bitmap backend");
+		return err_set(-ENOTSUP,
+			       "this host's KVM has no dirty ring; use the bitmap backend");
 	d->ring_entries = d->vm->cfg.dirty_ring_entries ?: DEFAULT_RING_ENTRIES;
 	if (d->ring_entries & (d->ring_entries - 1))
-		return err_set(-EINVAL, "dirty ring size %u is not a power of two", d->ring_entries);
+		return err_set(-EINVAL, "dirty ring size %u is not a power of two",
+			       d->ring_entries);
 	bytes = (uint64_t)d->ring_entries * sizeof(struct kvm_dirty_gfn);
 	if (bytes > (uint64_t)max_bytes)
 		return err_set(-EINVAL, "dirty ring of %u entries exceeds the host's limit of %d",
@@ -208,9 +210,8 @@ void dirty_mark(struct dirty *d, uint64_t gpa, uint64_t len)
 {
 	if (!len)
 		return;
-	for (uint64_t gfn = gpa / FERRY_PAGE_SIZE; gfn <= (gpa + len - 1) / FERRY_PAGE_SIZE &&
-						   gfn < d->npages;
-	     gfn++)
+	for (uint64_t gfn = gpa / FERRY_PAGE_SIZE;
+	     gfn <= (gpa + len - 1) / FERRY_PAGE_SIZE && gfn < d->npages; gfn++)
 		bitmap_set_atomic(d->vmm, gfn);
 }
 

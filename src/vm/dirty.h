@@ -20,8 +20,8 @@ struct dirty;
 
 struct dirty_stats {
 	uint64_t syncs;
-	uint64_t last_sync_ns;  /* duration of the last dirty_sync */
-	uint64_t last_dirty;    /* pages it reported */
+	uint64_t last_sync_ns; /* duration of the last dirty_sync */
+	uint64_t last_dirty;   /* pages it reported */
 	uint64_t ring_full_exits;
 };
 

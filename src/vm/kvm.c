@@ -76,8 +76,10 @@ static int host_open(struct kvm_host *kvm)
 	kvm->fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (kvm->fd < 0) {
 		rc = -errno;
-		return err_set(rc, "cannot open /dev/kvm: %s (is the kvm module loaded, and may this user use it?)",
-			       strerror(-rc));
+		return err_set(
+			rc,
+			"cannot open /dev/kvm: %s (is the kvm module loaded, and may this user use it?)",
+			strerror(-rc));
 	}
 	version = ioctl(kvm->fd, KVM_GET_API_VERSION, 0);
 	if (version != KVM_API_VERSION) {

@@ -11,8 +11,8 @@
 struct kvm_host {
 	int fd;
 	int vcpu_mmap_size;
-	int xsave_size;          /* bytes of struct kvm_xsave, from KVM_CAP_XSAVE2 */
-	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID */
+	int xsave_size;		   /* bytes of struct kvm_xsave, from KVM_CAP_XSAVE2 */
+	struct kvm_cpuid2 *cpuid;  /* KVM_GET_SUPPORTED_CPUID */
 	struct kvm_msr_list *msrs; /* restorable MSRs once msrs_filtered */
 	bool msrs_filtered;
 };

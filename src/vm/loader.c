@@ -10,39 +10,39 @@
 #include "vm/vm.h"
 
 /* x86 control bits ferry sets; named here rather than pulled from kernel headers. */
-#define CR0_PE	  (1ull << 0)
-#define CR0_MP	  (1ull << 1)
-#define CR0_ET	  (1ull << 4)
-#define CR0_NE	  (1ull << 5)
-#define CR0_WP	  (1ull << 16)
-#define CR0_AM	  (1ull << 18)
-#define CR0_PG	  (1ull << 31)
-#define CR4_PAE	  (1ull << 5)
-#define CR4_OSFXSR (1ull << 9)
+#define CR0_PE	       (1ull << 0)
+#define CR0_MP	       (1ull << 1)
+#define CR0_ET	       (1ull << 4)
+#define CR0_NE	       (1ull << 5)
+#define CR0_WP	       (1ull << 16)
+#define CR0_AM	       (1ull << 18)
+#define CR0_PG	       (1ull << 31)
+#define CR4_PAE	       (1ull << 5)
+#define CR4_OSFXSR     (1ull << 9)
 #define CR4_OSXMMEXCPT (1ull << 10)
-#define CR4_OSXSAVE (1ull << 18)
-#define EFER_SCE  (1ull << 0)
-#define EFER_LME  (1ull << 8)
-#define EFER_LMA  (1ull << 10)
-#define EFER_NXE  (1ull << 11)
-#define RFLAGS_IOPL3 (3ull << 12)
-#define RFLAGS_FIXED (1ull << 1)
+#define CR4_OSXSAVE    (1ull << 18)
+#define EFER_SCE       (1ull << 0)
+#define EFER_LME       (1ull << 8)
+#define EFER_LMA       (1ull << 10)
+#define EFER_NXE       (1ull << 11)
+#define RFLAGS_IOPL3   (3ull << 12)
+#define RFLAGS_FIXED   (1ull << 1)
 
 /* Page table entry bits: present, writable, user, accessed, dirty, 2 MiB. The
  * accessed and dirty bits are pre-set so the CPU never writes the tables. */
-#define PTE_P  (1ull << 0)
-#define PTE_W  (1ull << 1)
-#define PTE_U  (1ull << 2)
-#define PTE_A  (1ull << 5)
-#define PTE_D  (1ull << 6)
-#define PTE_PS (1ull << 7)
+#define PTE_P	  (1ull << 0)
+#define PTE_W	  (1ull << 1)
+#define PTE_U	  (1ull << 2)
+#define PTE_A	  (1ull << 5)
+#define PTE_D	  (1ull << 6)
+#define PTE_PS	  (1ull << 7)
 #define PTE_TABLE (PTE_P | PTE_W | PTE_U | PTE_A)
 
-#define SEL_CODE64_USER (0x18 | 3)
-#define SEL_DATA_USER	(0x20 | 3)
-#define SEL_TSS		0x28
+#define SEL_CODE64_USER	 (0x18 | 3)
+#define SEL_DATA_USER	 (0x20 | 3)
+#define SEL_TSS		 0x28
 #define TSS_IOMAP_OFFSET 0x68
-#define TSS_LIMIT (TSS_IOMAP_OFFSET + 8192) /* bitmap for all 65536 ports, then 0xff */
+#define TSS_LIMIT	 (TSS_IOMAP_OFFSET + 8192) /* bitmap for all 65536 ports, then 0xff */
 
 int loader_check_elf(const void *image, size_t len, uint64_t *entry)
 {
@@ -60,11 +60,13 @@ int loader_check_elf(const void *image, size_t len, uint64_t *entry)
 
 		if (ph->p_type != PT_LOAD)
 			continue;
-		if (ph->p_filesz > ph->p_memsz || ph->p_offset > len || ph->p_filesz > len - ph->p_offset ||
-		    ph->p_paddr < FERRY_IMAGE_GPA || ph->p_memsz > FERRY_IMAGE_END - FERRY_IMAGE_GPA ||
+		if (ph->p_filesz > ph->p_memsz || ph->p_offset > len ||
+		    ph->p_filesz > len - ph->p_offset || ph->p_paddr < FERRY_IMAGE_GPA ||
+		    ph->p_memsz > FERRY_IMAGE_END - FERRY_IMAGE_GPA ||
 		    ph->p_paddr - FERRY_IMAGE_GPA > FERRY_IMAGE_END - FERRY_IMAGE_GPA - ph->p_memsz)
-			return err_set(-ENOEXEC, "guest image segment %u lies outside [%#llx, %#llx)",
-				       i, FERRY_IMAGE_GPA, FERRY_IMAGE_END);
+			return err_set(-ENOEXEC,
+				       "guest image segment %u lies outside [%#llx, %#llx)", i,
+				       FERRY_IMAGE_GPA, FERRY_IMAGE_END);
 	}
 	if (eh->e_entry < FERRY_IMAGE_GPA || eh->e_entry >= FERRY_IMAGE_END)
 		return err_set(-ENOEXEC, "guest image entry point %#llx is outside the image",
@@ -99,7 +101,8 @@ static int build_page_tables(struct vm *vm)
 	uint64_t pd_gpa = FERRY_PT_GPA + 2 * FERRY_PAGE_SIZE;
 
 	if (pd_gpa + gib * FERRY_PAGE_SIZE > FERRY_PT_END || gib > 512)
-		return err_set(-EINVAL, "guest memory too large for ferry's page tables (max %llu GiB)",
+		return err_set(-EINVAL,
+			       "guest memory too large for ferry's page tables (max %llu GiB)",
 			       (FERRY_PT_END - pd_gpa) / FERRY_PAGE_SIZE);
 	memset(pml4, 0, FERRY_PAGE_SIZE);
 	memset(pdpt, 0, FERRY_PAGE_SIZE);
@@ -126,7 +129,7 @@ static uint64_t segment_descriptor(uint64_t flags_type)
 static void open_port(uint8_t *iomap, unsigned port, unsigned width)
 {
 	for (unsigned p = port; p < port + width; p++)
-		iomap[p / 8] &= (uint8_t)~(1u << (p % 8));
+		iomap[p / 8] &= (uint8_t) ~(1u << (p % 8));
 }
 
 /* GDT: null, kernel code/data (unused, kept conventional), user code64,
@@ -158,8 +161,16 @@ static void build_gdt_tss(struct vm *vm)
 static struct kvm_segment user_segment(uint16_t selector, uint8_t type, bool code)
 {
 	return (struct kvm_segment){
-		.base = 0, .limit = 0xffffffff, .selector = selector, .type = type,
-		.present = 1, .dpl = 3, .db = code ? 0 : 1, .s = 1, .l = code ? 1 : 0, .g = 1,
+		.base = 0,
+		.limit = 0xffffffff,
+		.selector = selector,
+		.type = type,
+		.present = 1,
+		.dpl = 3,
+		.db = code ? 0 : 1,
+		.s = 1,
+		.l = code ? 1 : 0,
+		.g = 1,
 	};
 }
 
@@ -171,8 +182,11 @@ static int setup_sregs(struct vcpu *vcpu)
 		return err_set(-errno, "KVM_GET_SREGS: %s", strerror(errno));
 	s.cs = user_segment(SEL_CODE64_USER, 0xb, true);
 	s.ds = s.es = s.fs = s.gs = s.ss = user_segment(SEL_DATA_USER, 0x3, false);
-	s.tr = (struct kvm_segment){ .base = FERRY_TSS_GPA, .limit = TSS_LIMIT, .selector = SEL_TSS,
-				     .type = 0xb, .present = 1 };
+	s.tr = (struct kvm_segment){ .base = FERRY_TSS_GPA,
+				     .limit = TSS_LIMIT,
+				     .selector = SEL_TSS,
+				     .type = 0xb,
+				     .present = 1 };
 	s.ldt = (struct kvm_segment){ .type = 0x2, .present = 1, .limit = 0xffff };
 	s.gdt.base = FERRY_GDT_GPA;
 	s.gdt.limit = 7 * 8 - 1;

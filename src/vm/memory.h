@@ -7,7 +7,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum mem_backend { MEM_ANON, MEM_MEMFD };
+enum mem_backend {
+	MEM_ANON,
+	MEM_MEMFD
+};
 
 #define MEM_MAX_REGIONS 4
 
@@ -20,8 +23,8 @@ struct mem_region {
 
 struct guest_mem {
 	enum mem_backend backend;
-	int memfd;          /* -1 unless MEM_MEMFD */
-	uint64_t size;      /* total bytes over all regions */
+	int memfd;     /* -1 unless MEM_MEMFD */
+	uint64_t size; /* total bytes over all regions */
 	unsigned nr_regions;
 	struct mem_region regions[MEM_MAX_REGIONS];
 	double populate_ms; /* time spent pre-faulting, if asked */

@@ -33,19 +33,31 @@ static const struct fixed_kind fixed_kinds[] = {
 	{ STATE_REGS, true, KVM_GET_REGS, KVM_SET_REGS, sizeof(struct kvm_regs) },
 	{ STATE_SREGS, true, KVM_GET_SREGS, KVM_SET_SREGS, sizeof(struct kvm_sregs) },
 	{ STATE_XCRS, true, KVM_GET_XCRS, KVM_SET_XCRS, sizeof(struct kvm_xcrs) },
-	{ STATE_DEBUGREGS, true, KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS, sizeof(struct kvm_debugregs) },
+	{ STATE_DEBUGREGS, true, KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS,
+	  sizeof(struct kvm_debugregs) },
 	{ STATE_LAPIC, true, KVM_GET_LAPIC, KVM_SET_LAPIC, sizeof(struct kvm_lapic_state) },
-	{ STATE_EVENTS, true, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, sizeof(struct kvm_vcpu_events) },
+	{ STATE_EVENTS, true, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS,
+	  sizeof(struct kvm_vcpu_events) },
 	{ STATE_CLOCK, false, KVM_GET_CLOCK, KVM_SET_CLOCK, sizeof(struct kvm_clock_data) },
 	{ STATE_PIT2, false, KVM_GET_PIT2, KVM_SET_PIT2, sizeof(struct kvm_pit_state2) },
 };
 
 static const char *const type_names[TYPE_MAX + 1] = {
-	[STATE_TSC_KHZ] = "tsc-khz", [STATE_CLOCK] = "kvm-clock",  [STATE_PIC_MASTER] = "pic-master",
-	[STATE_PIC_SLAVE] = "pic-slave", [STATE_IOAPIC] = "ioapic", [STATE_PIT2] = "pit",
-	[STATE_CPUID] = "cpuid",     [STATE_MP] = "mp-state",     [STATE_REGS] = "regs",
-	[STATE_SREGS] = "sregs",     [STATE_XSAVE] = "xsave",     [STATE_XCRS] = "xcrs",
-	[STATE_DEBUGREGS] = "debugregs", [STATE_LAPIC] = "lapic", [STATE_MSRS] = "msrs",
+	[STATE_TSC_KHZ] = "tsc-khz",
+	[STATE_CLOCK] = "kvm-clock",
+	[STATE_PIC_MASTER] = "pic-master",
+	[STATE_PIC_SLAVE] = "pic-slave",
+	[STATE_IOAPIC] = "ioapic",
+	[STATE_PIT2] = "pit",
+	[STATE_CPUID] = "cpuid",
+	[STATE_MP] = "mp-state",
+	[STATE_REGS] = "regs",
+	[STATE_SREGS] = "sregs",
+	[STATE_XSAVE] = "xsave",
+	[STATE_XCRS] = "xcrs",
+	[STATE_DEBUGREGS] = "debugregs",
+	[STATE_LAPIC] = "lapic",
+	[STATE_MSRS] = "msrs",
 	[STATE_EVENTS] = "vcpu-events",
 };
 
@@ -133,14 +145,16 @@ static int save_cpuid(struct writer *w, struct vcpu *v)
 static int save_xsave(struct writer *w, struct vcpu *v)
 {
 	int size = v->vm->kvm->xsave_size;
-	unsigned long get = kvm_check_cap(v->vm->kvm->fd, KVM_CAP_XSAVE2) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
+	unsigned long get =
+		kvm_check_cap(v->vm->kvm->fd, KVM_CAP_XSAVE2) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
 	void *x = calloc(1, (size_t)size);
 	int rc;
 
 	if (!x)
 		return err_set(-ENOMEM, "out of memory saving XSAVE state");
 	if (ioctl(v->fd, get, x) < 0)
-		rc = err_set(-errno, "cannot read XSAVE state of vCPU %u: %s", v->index, strerror(errno));
+		rc = err_set(-errno, "cannot read XSAVE state of vCPU %u: %s", v->index,
+			     strerror(errno));
 	else
 		rc = put_section(w, STATE_XSAVE, v->index, x, (uint32_t)size);
 	free(x);
@@ -161,8 +175,8 @@ static int save_msrs(struct writer *w, struct vcpu *v)
 		m->entries[i].index = list->indices[i];
 	got = ioctl(v->fd, KVM_GET_MSRS, m);
 	if (got != (int)n)
-		rc = err_set(-EIO, "could read only %d of %u MSRs of vCPU %u (MSR %#x failed)", got, n,
-			     v->index, got >= 0 && (uint32_t)got < n ? list->indices[got] : 0);
+		rc = err_set(-EIO, "could read only %d of %u MSRs of vCPU %u (MSR %#x failed)", got,
+			     n, v->index, got >= 0 && (uint32_t)got < n ? list->indices[got] : 0);
 	else
 		rc = put_section(w, STATE_MSRS, v->index, m,
 				 (uint32_t)(sizeof(*m) + n * sizeof(m->entries[0])));
@@ -175,7 +189,8 @@ static int save_irqchip(struct writer *w, struct vm *vm, uint32_t type, uint32_t
 	struct kvm_irqchip chip = { .chip_id = chip_id };
 
 	if (ioctl(vm->fd, KVM_GET_IRQCHIP, &chip) < 0)
-		return err_set(-errno, "cannot read %s state: %s", state_type_name(type), strerror(errno));
+		return err_set(-errno, "cannot read %s state: %s", state_type_name(type),
+			       strerror(errno));
 	return put_section(w, type, 0, &chip, sizeof(chip));
 }
 
@@ -183,8 +198,8 @@ static int save_irqchip(struct writer *w, struct vm *vm, uint32_t type, uint32_t
  * it comes first; the rest follows Firecracker's proven order. */
 static int save_vcpu(struct writer *w, struct vcpu *v)
 {
-	static const uint32_t order[] = { STATE_MP, STATE_REGS, STATE_SREGS, STATE_XSAVE,
-					  STATE_XCRS, STATE_DEBUGREGS, STATE_LAPIC, STATE_MSRS,
+	static const uint32_t order[] = { STATE_MP,	STATE_REGS,	 STATE_SREGS, STATE_XSAVE,
+					  STATE_XCRS,	STATE_DEBUGREGS, STATE_LAPIC, STATE_MSRS,
 					  STATE_EVENTS, STATE_CPUID };
 	int rc = 0;
 
@@ -275,14 +290,18 @@ static int check_length(const struct state_section *s)
 		if (len < sizeof(struct kvm_cpuid2))
 			return -1;
 		n = ((const struct kvm_cpuid2 *)body(s))->nent;
-		return n <= MAX_CPUID_ENT &&
-			       len == sizeof(struct kvm_cpuid2) + n * sizeof(struct kvm_cpuid_entry2) ? 0 : -1;
+		return n <= MAX_CPUID_ENT && len == sizeof(struct kvm_cpuid2) +
+							     n * sizeof(struct kvm_cpuid_entry2)
+			       ? 0
+			       : -1;
 	case STATE_MSRS:
 		if (len < sizeof(struct kvm_msrs))
 			return -1;
 		n = ((const struct kvm_msrs *)body(s))->nmsrs;
-		return n <= MAX_MSRS &&
-			       len == sizeof(struct kvm_msrs) + n * sizeof(struct kvm_msr_entry) ? 0 : -1;
+		return n <= MAX_MSRS && len == sizeof(struct kvm_msrs) +
+							n * sizeof(struct kvm_msr_entry)
+			       ? 0
+			       : -1;
 	}
 	return -1;
 }
@@ -297,14 +316,15 @@ static int index_section(struct state_index *ix, const struct state_section *s)
 		return err_set(-EINVAL, "VM state has unknown mandatory section type %u", s->type);
 	}
 	if (type_per_vcpu(type) ? s->vcpu >= ix->nr_vcpus : s->vcpu != 0)
-		return err_set(-EINVAL, "VM state section %s names vCPU %u of %u", state_type_name(type),
-			       s->vcpu, ix->nr_vcpus);
+		return err_set(-EINVAL, "VM state section %s names vCPU %u of %u",
+			       state_type_name(type), s->vcpu, ix->nr_vcpus);
 	if (check_length(s) < 0)
-		return err_set(-EINVAL, "VM state section %s of vCPU %u has a bad length (%u bytes)",
+		return err_set(-EINVAL,
+			       "VM state section %s of vCPU %u has a bad length (%u bytes)",
 			       state_type_name(type), s->vcpu, s->length);
 	if (ix->sec[type][s->vcpu])
-		return err_set(-EINVAL, "VM state has section %s of vCPU %u twice", state_type_name(type),
-			       s->vcpu);
+		return err_set(-EINVAL, "VM state has section %s of vCPU %u twice",
+			       state_type_name(type), s->vcpu);
 	ix->sec[type][s->vcpu] = s;
 	return 0;
 }
@@ -335,8 +355,8 @@ static int parse(const uint8_t *blob, size_t len, struct state_index *ix)
 	if (memcmp(h.magic, STATE_MAGIC, sizeof(h.magic)))
 		return err_set(-EINVAL, "VM state has a bad magic number");
 	if (h.version != STATE_VERSION)
-		return err_set(-EINVAL, "VM state version %u is not supported (ferry reads %u)", h.version,
-			       STATE_VERSION);
+		return err_set(-EINVAL, "VM state version %u is not supported (ferry reads %u)",
+			       h.version, STATE_VERSION);
 	if (h.nr_vcpus < 1 || h.nr_vcpus > VM_MAX_VCPUS)
 		return err_set(-EINVAL, "VM state claims %u vCPUs", h.nr_vcpus);
 	memset(ix, 0, sizeof(*ix));
@@ -388,7 +408,8 @@ static int set_variable(struct vcpu *v, const struct state_section *s, unsigned 
 	memcpy(copy, body(s), s->length);
 	r = ioctl(v->fd, op, copy);
 	if (r < 0)
-		rc = err_set(-errno, "cannot restore %s of vCPU %u: %s", what, v->index, strerror(errno));
+		rc = err_set(-errno, "cannot restore %s of vCPU %u: %s", what, v->index,
+			     strerror(errno));
 	else if (op == KVM_SET_MSRS && r != (int)((struct kvm_msrs *)copy)->nmsrs)
 		rc = err_set(-EINVAL, "vCPU %u refused MSR %#x", v->index,
 			     ((struct kvm_msrs *)copy)->entries[r].index);
@@ -403,9 +424,9 @@ static int set_variable(struct vcpu *v, const struct state_section *s, unsigned 
  * MSRS (with the TSC) after the TSC frequency is set on the VM. */
 static int restore_vcpu(struct vcpu *v, const struct state_index *ix)
 {
-	static const uint32_t order[] = { STATE_CPUID, STATE_MP, STATE_REGS, STATE_SREGS,
-					  STATE_XCRS, STATE_XSAVE, STATE_DEBUGREGS, STATE_LAPIC,
-					  STATE_MSRS, STATE_EVENTS };
+	static const uint32_t order[] = { STATE_CPUID, STATE_MP,    STATE_REGS,	     STATE_SREGS,
+					  STATE_XCRS,  STATE_XSAVE, STATE_DEBUGREGS, STATE_LAPIC,
+					  STATE_MSRS,  STATE_EVENTS };
 	char who[32];
 	int rc = 0;
 
@@ -431,7 +452,8 @@ static int restore_irqchip(struct vm *vm, const struct state_section *s)
 
 	memcpy(&chip, body(s), sizeof(chip));
 	if (ioctl(vm->fd, KVM_SET_IRQCHIP, &chip) < 0)
-		return err_set(-errno, "cannot restore %s: %s", state_type_name(s->type), strerror(errno));
+		return err_set(-errno, "cannot restore %s: %s", state_type_name(s->type),
+			       strerror(errno));
 	return 0;
 }
 
@@ -441,9 +463,11 @@ static int restore_tsc_khz(struct vm *vm, uint64_t khz)
 		return 0;
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		if (ioctl(vm->vcpus[i]->fd, KVM_SET_TSC_KHZ, (unsigned long)khz) < 0)
-			return err_set(-errno, "cannot give the guest its TSC of %llu kHz on this host (%llu kHz): %s",
-				       (unsigned long long)khz, (unsigned long long)vm->tsc_khz,
-				       strerror(errno));
+			return err_set(
+				-errno,
+				"cannot give the guest its TSC of %llu kHz on this host (%llu kHz): %s",
+				(unsigned long long)khz, (unsigned long long)vm->tsc_khz,
+				strerror(errno));
 	vm->tsc_khz = khz;
 	return 0;
 }
@@ -461,7 +485,8 @@ int state_restore(struct vm *vm, const uint8_t *blob, size_t len)
 			     vm->nr_vcpus);
 	for (unsigned v = 0; rc == 0 && v < ix->nr_vcpus; v++)
 		if (ix->sec[STATE_XSAVE][v]->length != (uint32_t)vm->kvm->xsave_size)
-			rc = err_set(-EINVAL, "VM state has a %u-byte XSAVE area, this host uses %d",
+			rc = err_set(-EINVAL,
+				     "VM state has a %u-byte XSAVE area, this host uses %d",
 				     ix->sec[STATE_XSAVE][v]->length, vm->kvm->xsave_size);
 	if (rc == 0)
 		rc = restore_tsc_khz(vm, *(const uint64_t *)body(ix->sec[STATE_TSC_KHZ][0]));
@@ -506,9 +531,9 @@ static void note(struct diff_out *d, const char *fmt, ...)
 		d->used += (size_t)n < d->len - d->used ? (size_t)n : d->len - d->used - 1;
 }
 
-static const char *const reg_names[] = { "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
-					 "r8",	"r9",  "r10", "r11", "r12", "r13", "r14", "r15",
-					 "rip", "rflags" };
+static const char *const reg_names[] = { "rax", "rbx", "rcx", "rdx", "rsi", "rdi",
+					 "rsp", "rbp", "r8",  "r9",  "r10", "r11",
+					 "r12", "r13", "r14", "r15", "rip", "rflags" };
 
 /* Compare [from, to) of two bodies as 64-bit fields (bytes at the tail). */
 static void diff_bytes(struct diff_out *d, const char *what, uint32_t vcpu, const uint8_t *a,
@@ -531,7 +556,8 @@ static void diff_msrs(struct diff_out *d, uint32_t vcpu, const struct kvm_msrs *
 		      const struct kvm_msrs *b)
 {
 	if (a->nmsrs != b->nmsrs) {
-		note(d, "vCPU %u saves %u MSRs in one and %u in the other; ", vcpu, a->nmsrs, b->nmsrs);
+		note(d, "vCPU %u saves %u MSRs in one and %u in the other; ", vcpu, a->nmsrs,
+		     b->nmsrs);
 		return;
 	}
 	for (uint32_t i = 0; i < a->nmsrs; i++) {
@@ -545,7 +571,8 @@ static void diff_msrs(struct diff_out *d, uint32_t vcpu, const struct kvm_msrs *
 	}
 }
 
-static void diff_pit(struct diff_out *d, const struct kvm_pit_state2 *a, const struct kvm_pit_state2 *b)
+static void diff_pit(struct diff_out *d, const struct kvm_pit_state2 *a,
+		     const struct kvm_pit_state2 *b)
 {
 	for (int c = 0; c < 3; c++)
 		diff_bytes(d, "pit channel", 0, (const uint8_t *)&a->channels[c],

@@ -23,17 +23,17 @@ enum state_type {
 	STATE_CLOCK = 2,   /* struct kvm_clock_data */
 	STATE_PIC_MASTER = 3,
 	STATE_PIC_SLAVE = 4,
-	STATE_IOAPIC = 5,  /* struct kvm_irqchip, each */
-	STATE_PIT2 = 6,    /* struct kvm_pit_state2 */
-	STATE_CPUID = 16,  /* struct kvm_cpuid2 + entries */
+	STATE_IOAPIC = 5, /* struct kvm_irqchip, each */
+	STATE_PIT2 = 6,	  /* struct kvm_pit_state2 */
+	STATE_CPUID = 16, /* struct kvm_cpuid2 + entries */
 	STATE_MP = 17,
 	STATE_REGS = 18,
 	STATE_SREGS = 19,
-	STATE_XSAVE = 20,  /* KVM_CAP_XSAVE2 bytes */
+	STATE_XSAVE = 20, /* KVM_CAP_XSAVE2 bytes */
 	STATE_XCRS = 21,
 	STATE_DEBUGREGS = 22,
 	STATE_LAPIC = 23,
-	STATE_MSRS = 24,   /* struct kvm_msrs + entries */
+	STATE_MSRS = 24, /* struct kvm_msrs + entries */
 	STATE_EVENTS = 25,
 };
 #define STATE_OPTIONAL 0x80000000u
@@ -69,8 +69,7 @@ int state_restore(struct vm *vm, const uint8_t *blob, size_t len);
  * (TSC, LAPIC timer count, PIT load time, KVM clock). Writes up to len bytes
  * of description of the differences to out. Returns the number of differing
  * fields, or -EINVAL if either blob is malformed. */
-int state_diff(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, char *out,
-	       size_t len);
+int state_diff(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, char *out, size_t len);
 const char *state_type_name(uint32_t type);
 
 #endif

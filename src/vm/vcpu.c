@@ -18,7 +18,10 @@
 
 #define SIG_KICK SIGUSR1
 
-enum { LOOP_CONTINUE = 0, LOOP_STOP = 1 };
+enum {
+	LOOP_CONTINUE = 0,
+	LOOP_STOP = 1
+};
 
 static void kick_handler(int sig)
 {
@@ -60,7 +63,8 @@ static int set_cpuid(struct vcpu *vcpu)
 			e->edx = vcpu->index;
 	}
 	if (ioctl(vcpu->fd, KVM_SET_CPUID2, c) < 0)
-		rc = err_set(-errno, "cannot set CPUID of vCPU %u: %s", vcpu->index, strerror(errno));
+		rc = err_set(-errno, "cannot set CPUID of vCPU %u: %s", vcpu->index,
+			     strerror(errno));
 	free(c);
 	return rc;
 }
@@ -159,7 +163,8 @@ static int handle_exit(struct vcpu *vcpu)
 		dirty_ring_full(vcpu->vm->dirty, vcpu->index);
 		return LOOP_CONTINUE;
 	case KVM_EXIT_HLT:
-		return fatal(vcpu, "vCPU %u executed hlt, which a ring-3 guest cannot", vcpu->index);
+		return fatal(vcpu, "vCPU %u executed hlt, which a ring-3 guest cannot",
+			     vcpu->index);
 	case KVM_EXIT_SHUTDOWN:
 		return fatal(vcpu, "vCPU %u shut down (triple fault: the guest took an exception)",
 			     vcpu->index);

@@ -30,7 +30,8 @@ static int check_config(const struct vm_config *cfg)
 		return err_set(-EINVAL, "vCPU count %u is out of range: use 1 to %d", cfg->vcpus,
 			       VM_MAX_VCPUS);
 	if (cfg->mem_bytes < FERRY_MIN_MEM || cfg->mem_bytes % (2u << 20))
-		return err_set(-EINVAL, "guest memory must be a multiple of 2 MiB and at least %llu MiB",
+		return err_set(-EINVAL,
+			       "guest memory must be a multiple of 2 MiB and at least %llu MiB",
 			       FERRY_MIN_MEM >> 20);
 	return 0;
 }

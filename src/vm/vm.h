@@ -15,7 +15,10 @@
 
 #define VM_MAX_VCPUS FERRY_MAX_VCPUS
 
-enum dirty_backend { DIRTY_BITMAP, DIRTY_RING };
+enum dirty_backend {
+	DIRTY_BITMAP,
+	DIRTY_RING
+};
 
 struct vm_config {
 	uint64_t mem_bytes;
@@ -23,10 +26,15 @@ struct vm_config {
 	enum mem_backend mem_backend;
 	enum dirty_backend dirty_backend;
 	uint32_t dirty_ring_entries; /* per vCPU, power of two; 0 = default */
-	bool prealloc;               /* populate all guest RAM at creation */
+	bool prealloc;		     /* populate all guest RAM at creation */
 };
 
-enum vm_run_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_STOPPED };
+enum vm_run_state {
+	VM_CREATED,
+	VM_RUNNING,
+	VM_PAUSED,
+	VM_STOPPED
+};
 
 struct vcpu;
 struct dirty;
@@ -47,11 +55,11 @@ struct vm {
 	enum vm_run_state state;
 	bool pause_req;
 	bool stop_req;
-	unsigned parked;     /* vCPU threads waiting in the pause loop */
-	unsigned exited;     /* vCPU threads that have returned */
-	uint64_t wake_seq;   /* bumped to end every guest sleep early */
-	bool failed;         /* stopped by an error, not by the guest or the user */
-	int exit_code;       /* guest's exit code, when it exited */
+	unsigned parked;   /* vCPU threads waiting in the pause loop */
+	unsigned exited;   /* vCPU threads that have returned */
+	uint64_t wake_seq; /* bumped to end every guest sleep early */
+	bool failed;	   /* stopped by an error, not by the guest or the user */
+	int exit_code;	   /* guest's exit code, when it exited */
 	char stop_reason[256];
 	uint64_t last_pause_ns; /* latency of the last vm_pause */
 };

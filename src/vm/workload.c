@@ -1,6 +1,7 @@
 #include "vm/workload.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +11,9 @@
 
 #define HELP_KINDS "idle, dirty or touch"
 
-static const char *const kinds[] = { [FERRY_WL_IDLE] = "idle", [FERRY_WL_DIRTY] = "dirty",
-				     [FERRY_WL_TOUCH] = "touch" };
+static const char *const kinds[] = {
+	[FERRY_WL_IDLE] = "idle", [FERRY_WL_DIRTY] = "dirty", [FERRY_WL_TOUCH] = "touch"
+};
 static const char *const patterns[] = { "random", "sequential", "hotset" };
 static const char *const writes[] = { "byte", "word", "page" };
 static const char *const datas[] = { "zero", "counter", "text", "random" };
@@ -72,61 +74,71 @@ static int parse_rate(const char *value, uint64_t *pps)
 	return 0;
 }
 
-static int parse_onoff(const char *value, uint32_t *out)
+static const char *const onoff[] = { "off", "on" };
+
+/* Keys whose value is one name from a list. */
+static const struct {
+	const char *key;
+	const char *const *names;
+	unsigned n;
+	size_t offset; /* of the uint32_t field in struct ferry_workload_args */
+	const char *hint;
+} name_keys[] = {
+	{ "pattern", patterns, 3, offsetof(struct ferry_workload_args, pattern),
+	  "random, sequential or hotset" },
+	{ "write", writes, 3, offsetof(struct ferry_workload_args, write), "byte, word or page" },
+	{ "data", datas, 4, offsetof(struct ferry_workload_args, data),
+	  "zero, counter, text or random" },
+	{ "check", onoff, 2, offsetof(struct ferry_workload_args, check), "on or off" },
+	{ "spin", onoff, 2, offsetof(struct ferry_workload_args, spin), "on or off" },
+};
+
+static int parse_named(struct ferry_workload_args *a, const char *key, const char *value)
 {
-	if (!strcmp(value, "on") || !strcmp(value, "1"))
-		*out = 1;
-	else if (!strcmp(value, "off") || !strcmp(value, "0"))
-		*out = 0;
-	else
-		return -EINVAL;
-	return 0;
+	for (size_t i = 0; i < sizeof(name_keys) / sizeof(name_keys[0]); i++) {
+		if (strcmp(key, name_keys[i].key))
+			continue;
+		if (pick(value, name_keys[i].names, name_keys[i].n,
+			 (uint32_t *)((char *)a + name_keys[i].offset)) < 0)
+			return err_set(-EINVAL, "workload: %s=%s is not %s", key, value,
+				       name_keys[i].hint);
+		return 0;
+	}
+	return -ENOENT;
 }
 
 static int parse_key(struct ferry_workload_args *a, const char *key, const char *value)
 {
 	uint64_t bytes;
+	char *end;
+	int rc = parse_named(a, key, value);
 
+	if (rc != -ENOENT)
+		return rc;
 	if (!strcmp(key, "wss")) {
 		if (size_parse(value, &bytes) < 0 || bytes < FERRY_PAGE_SIZE)
 			return err_set(-EINVAL, "workload: wss=%s is not a size like 512M", value);
 		a->wss_pages = bytes / FERRY_PAGE_SIZE;
-		return 0;
-	}
-	if (!strcmp(key, "rate"))
-		return parse_rate(value, &a->rate_pps) ? err_set(-EINVAL,
+	} else if (!strcmp(key, "rate")) {
+		if (parse_rate(value, &a->rate_pps) < 0)
+			return err_set(
+				-EINVAL,
 				"workload: rate=%s is not max, a size per second like 100M, or pages per second like 5000pps",
-				value) : 0;
-	if (!strcmp(key, "pattern"))
-		return pick(value, patterns, 3, &a->pattern) ? err_set(-EINVAL,
-				"workload: pattern=%s is not random, sequential or hotset", value) : 0;
-	if (!strcmp(key, "write"))
-		return pick(value, writes, 3, &a->write) ? err_set(-EINVAL,
-				"workload: write=%s is not byte, word or page", value) : 0;
-	if (!strcmp(key, "data"))
-		return pick(value, datas, 4, &a->data) ? err_set(-EINVAL,
-				"workload: data=%s is not zero, counter, text or random", value) : 0;
-	if (!strcmp(key, "hot"))
-		return parse_percent(value, &a->hot_pct) ? err_set(-EINVAL,
-				"workload: hot=%s is not a percentage of the working set", value) : 0;
-	if (!strcmp(key, "hits"))
-		return parse_percent(value, &a->hot_hits_pct) ? err_set(-EINVAL,
-				"workload: hits=%s is not a percentage of writes", value) : 0;
-	if (!strcmp(key, "check"))
-		return parse_onoff(value, &a->check) ? err_set(-EINVAL,
-				"workload: check=%s is not on or off", value) : 0;
-	if (!strcmp(key, "spin"))
-		return parse_onoff(value, &a->spin) ? err_set(-EINVAL,
-				"workload: spin=%s is not on or off", value) : 0;
-	if (!strcmp(key, "seed")) {
-		char *end;
-
+				value);
+	} else if (!strcmp(key, "hot") || !strcmp(key, "hits")) {
+		if (parse_percent(value, key[1] == 'o' ? &a->hot_pct : &a->hot_hits_pct) < 0)
+			return err_set(-EINVAL, "workload: %s=%s is not a percentage", key, value);
+	} else if (!strcmp(key, "seed")) {
 		a->seed = strtoull(value, &end, 0);
-		return end == value || *end ? err_set(-EINVAL, "workload: seed=%s is not a number", value) : 0;
+		if (end == value || *end)
+			return err_set(-EINVAL, "workload: seed=%s is not a number", value);
+	} else {
+		return err_set(
+			-EINVAL,
+			"workload: unknown key '%s' (known: wss, rate, pattern, write, data, hot, hits, check, spin, seed)",
+			key);
 	}
-	return err_set(-EINVAL,
-		       "workload: unknown key '%s' (known: wss, rate, pattern, write, data, hot, hits, check, spin, seed)",
-		       key);
+	return 0;
 }
 
 static int parse_kind(const char *spec, size_t len, uint32_t *kind)
@@ -146,11 +158,15 @@ static int check_result(struct ferry_workload_args *a, uint64_t mem_bytes)
 	if (!a->wss_pages || a->wss_pages > max)
 		a->wss_pages = a->wss_pages ? a->wss_pages : max;
 	if (a->wss_pages > max)
-		return err_set(-EINVAL, "workload: working set of %llu MiB does not fit in %llu MiB of guest memory (at most %llu MiB)",
-			       (unsigned long long)(a->wss_pages >> 8),
-			       (unsigned long long)(mem_bytes >> 20), (unsigned long long)(max >> 8));
+		return err_set(
+			-EINVAL,
+			"workload: working set of %llu MiB does not fit in %llu MiB of guest memory (at most %llu MiB)",
+			(unsigned long long)(a->wss_pages >> 8),
+			(unsigned long long)(mem_bytes >> 20), (unsigned long long)(max >> 8));
 	if (a->kind == FERRY_WL_DIRTY && a->data == FERRY_DATA_ZERO)
-		return err_set(-EINVAL, "workload: dirty needs data=counter, text or random; zero pages would not change");
+		return err_set(
+			-EINVAL,
+			"workload: dirty needs data=counter, text or random; zero pages would not change");
 	if (a->kind == FERRY_WL_TOUCH)
 		a->check = 0; /* touch writes pages nobody filled: nothing to check against */
 	return 0;
@@ -159,8 +175,13 @@ static int check_result(struct ferry_workload_args *a, uint64_t mem_bytes)
 int workload_parse(const char *spec, uint64_t mem_bytes, struct ferry_workload_args *out)
 {
 	struct ferry_workload_args a = {
-		.pattern = FERRY_PAT_RANDOM, .write = FERRY_WRITE_PAGE, .data = FERRY_DATA_RANDOM,
-		.hot_pct = 10, .hot_hits_pct = 90, .check = 1, .seed = 1,
+		.pattern = FERRY_PAT_RANDOM,
+		.write = FERRY_WRITE_PAGE,
+		.data = FERRY_DATA_RANDOM,
+		.hot_pct = 10,
+		.hot_hits_pct = 90,
+		.check = 1,
+		.seed = 1,
 	};
 	const char *colon = strchr(spec, ':');
 	char *rest, *save = NULL;
@@ -171,7 +192,8 @@ int workload_parse(const char *spec, uint64_t mem_bytes, struct ferry_workload_a
 	rest = strdup(colon + 1);
 	if (!rest)
 		return err_set(-ENOMEM, "out of memory");
-	for (char *kv = strtok_r(rest, ",", &save); kv && rc == 0; kv = strtok_r(NULL, ",", &save)) {
+	for (char *kv = strtok_r(rest, ",", &save); kv && rc == 0;
+	     kv = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(kv, '=');
 
 		if (!eq) {

@@ -89,7 +89,8 @@ uint64_t test_sweep(struct vm *vm)
 	uint64_t req = c->sweep_req + 1, errors = 0;
 	uint64_t deadline = time_now_ns() + 60 * NS_PER_S;
 
-	vm_write(vm, FERRY_CONTROL_GPA + offsetof(struct ferry_control, sweep_req), &req, sizeof(req));
+	vm_write(vm, FERRY_CONTROL_GPA + offsetof(struct ferry_control, sweep_req), &req,
+		 sizeof(req));
 	vm_wake(vm);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		while (test_status(vm, i)->sweep_done != req) {

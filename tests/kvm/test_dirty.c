@@ -83,9 +83,11 @@ static void check_exact(struct vm *vm, enum dirty_backend backend)
 	sync_fresh(vm, bits);
 	for (unsigned i = 0; i < 200; i++)
 		if (!bitmap_test(bits, ws_gfn + pages[i]))
-			fail_msg("guest write to page %llu was not reported", (unsigned long long)pages[i]);
+			fail_msg("guest write to page %llu was not reported",
+				 (unsigned long long)pages[i]);
 	assert_true(bitmap_test(bits, vmm_page));
-	for (uint64_t g = bitmap_next(bits, npages, 0); g < npages; g = bitmap_next(bits, npages, g + 1)) {
+	for (uint64_t g = bitmap_next(bits, npages, 0); g < npages;
+	     g = bitmap_next(bits, npages, g + 1)) {
 		bool touched = g == vmm_page;
 
 		for (unsigned i = 0; i < 200 && !touched; i++)
@@ -100,7 +102,8 @@ static void check_exact(struct vm *vm, enum dirty_backend backend)
 	assert_true(noise <= 2 + 1 + vm->nr_vcpus * 2);
 	/* Nothing written since: only the sleeping guest's own noise. */
 	sync_fresh(vm, bits);
-	for (uint64_t g = bitmap_next(bits, npages, 0); g < npages; g = bitmap_next(bits, npages, g + 1))
+	for (uint64_t g = bitmap_next(bits, npages, 0); g < npages;
+	     g = bitmap_next(bits, npages, g + 1))
 		assert_true(allowed_noise(g, vm->nr_vcpus));
 	free(bits);
 }
@@ -170,7 +173,8 @@ static void test_running_dirtier_loses_nothing(void **unused)
 			if (table[i] != gen[i]) {
 				moved++;
 				if (!bitmap_test(bits, ws_gfn + i))
-					fail_msg("page %llu changed but was not reported", (unsigned long long)i);
+					fail_msg("page %llu changed but was not reported",
+						 (unsigned long long)i);
 			}
 		vm_resume(vm);
 	}

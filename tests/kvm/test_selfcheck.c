@@ -25,7 +25,8 @@ static struct ws ws_of(struct vm *vm)
 
 	return (struct ws){ .pages = n,
 			    .table = (uint32_t *)vm_read_ptr(vm, FERRY_HEAP_GPA, n * 4),
-			    .base = (uint8_t *)vm_read_ptr(vm, ferry_ws_gpa(n), n * FERRY_PAGE_SIZE) };
+			    .base = (uint8_t *)vm_read_ptr(vm, ferry_ws_gpa(n),
+							   n * FERRY_PAGE_SIZE) };
 }
 
 static void test_clean_guest_sweeps_clean(void **unused)
@@ -49,8 +50,8 @@ static void test_sweep_finds_stale_and_torn_pages(void **unused)
 	test_wait_filled(vm);
 	w = ws_of(vm);
 	assert_int_equal(vm_pause(vm), 0);
-	w.table[10]++;                             /* the guest's record is newer: stale page */
-	w.base[20 * FERRY_PAGE_SIZE + 3000] ^= 1;  /* data changed under a valid header: torn */
+	w.table[10]++;				  /* the guest's record is newer: stale page */
+	w.base[20 * FERRY_PAGE_SIZE + 3000] ^= 1; /* data changed under a valid header: torn */
 	vm_resume(vm);
 	assert_int_equal(test_sweep(vm), 2);
 	vm_destroy(vm);

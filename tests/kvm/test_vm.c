@@ -103,8 +103,9 @@ static struct vm *vm_running_code(const uint8_t *code, size_t len, uint64_t arg0
 
 	assert_int_equal(loader_check_elf(guest_image, guest_image_len, &entry), 0);
 	assert_int_equal(vm_write(vm, entry, code, len), 0);
-	assert_int_equal(vm_write(vm, FERRY_STATUS_GPA + offsetof(struct ferry_vcpu_status, args),
-				  &arg0, 8), 0);
+	assert_int_equal(
+		vm_write(vm, FERRY_STATUS_GPA + offsetof(struct ferry_vcpu_status, args), &arg0, 8),
+		0);
 	assert_int_equal(vm_start(vm), 0);
 	assert_true(vm_wait_stopped(vm, 10000));
 	return vm;

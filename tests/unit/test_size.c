@@ -29,8 +29,9 @@ static void test_parse_good(void **unused)
 
 static void test_parse_bad(void **unused)
 {
-	static const char *const bad[] = { "", "G", "-1", "1X", "1GG", "1 G", "1.5G",
-					   "99999999999999999999", "20000000T", "1Gb" };
+	static const char *const bad[] = { "",		"G",   "-1",   "1X",
+					   "1GG",	"1 G", "1.5G", "99999999999999999999",
+					   "20000000T", "1Gb" };
 	uint64_t v;
 
 	(void)unused;

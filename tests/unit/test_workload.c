@@ -16,7 +16,8 @@ static void test_issue_example(void **unused)
 	struct ferry_workload_args a;
 
 	(void)unused;
-	assert_int_equal(workload_parse("dirty:wss=512M,rate=100M,pattern=random,write=byte", GIB, &a), 0);
+	assert_int_equal(
+		workload_parse("dirty:wss=512M,rate=100M,pattern=random,write=byte", GIB, &a), 0);
 	assert_int_equal(a.kind, FERRY_WL_DIRTY);
 	assert_int_equal(a.wss_pages, (512ull << 20) / 4096);
 	assert_int_equal(a.rate_pps, (100ull << 20) / 4096);
@@ -34,7 +35,10 @@ static void test_defaults_and_variants(void **unused)
 	assert_int_equal(a.kind, FERRY_WL_IDLE);
 	assert_int_equal(a.wss_pages, workload_max_wss_pages(GIB));
 	assert_true(ferry_ws_gpa(a.wss_pages) + a.wss_pages * 4096 <= GIB);
-	assert_int_equal(workload_parse("dirty:rate=5000pps,pattern=hotset,hot=20,hits=95,data=text,spin=on", GIB, &a), 0);
+	assert_int_equal(
+		workload_parse("dirty:rate=5000pps,pattern=hotset,hot=20,hits=95,data=text,spin=on",
+			       GIB, &a),
+		0);
 	assert_int_equal(a.rate_pps, 5000);
 	assert_int_equal(a.hot_pct, 20);
 	assert_int_equal(a.hot_hits_pct, 95);
