@@ -26,7 +26,7 @@ void log_set_level(enum log_level level)
 	current_level = level;
 }
 
-int log_enabled(enum log_level level)
+static int log_enabled(enum log_level level)
 {
 	if (current_level < 0)
 		current_level = level_from_env();

@@ -11,7 +11,6 @@ enum log_level {
 };
 
 void log_set_level(enum log_level level);
-int log_enabled(enum log_level level);
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_err(...)   log_write(LOG_ERR, __VA_ARGS__)

@@ -51,11 +51,6 @@ uint64_t dirty_pages(const struct dirty *d)
 	return d->npages;
 }
 
-bool dirty_active(const struct dirty *d)
-{
-	return d->active;
-}
-
 static int enable_cap(int vm_fd, uint32_t cap, uint64_t arg)
 {
 	struct kvm_enable_cap ec = { .cap = cap, .args = { arg } };

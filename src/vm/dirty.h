@@ -32,7 +32,6 @@ void dirty_destroy(struct dirty *d);
 
 int dirty_start(struct dirty *d);
 void dirty_stop(struct dirty *d);
-bool dirty_active(const struct dirty *d);
 /* OR the pages dirtied since the previous sync into out (dirty_pages() bits)
  * and re-arm tracking for them. Returns the number of bits now set in out,
  * or -errno. */

@@ -8,6 +8,9 @@
 #include "vm/vcpu.h"
 #include "vm/vm.h"
 
+/* A sleep call longer than this returns early; the guest sleeps again. */
+#define MAX_SLEEP_US 10000000
+
 static void console_byte(struct vcpu *vcpu, char c)
 {
 	if (c != '\n' && vcpu->console_len < sizeof(vcpu->console) - 1) {
@@ -36,7 +39,7 @@ static int ferry_call(struct vcpu *vcpu, uint32_t nr)
 
 	switch (nr) {
 	case FERRY_CALL_SLEEP:
-		vm_sleep_vcpu(vcpu->vm, a[0] > 10000000 ? 10000000 : a[0]);
+		vm_sleep_vcpu(vcpu->vm, a[0] > MAX_SLEEP_US ? MAX_SLEEP_US : a[0]);
 		return 0;
 	case FERRY_CALL_EXIT:
 		snprintf(reason, sizeof(reason), "guest exited with code %llu",

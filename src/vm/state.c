@@ -61,7 +61,7 @@ static const char *const type_names[TYPE_MAX + 1] = {
 	[STATE_EVENTS] = "vcpu-events",
 };
 
-const char *state_type_name(uint32_t type)
+static const char *state_type_name(uint32_t type)
 {
 	return type <= TYPE_MAX && type_names[type] ? type_names[type] : "unknown";
 }

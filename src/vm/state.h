@@ -70,6 +70,5 @@ int state_restore(struct vm *vm, const uint8_t *blob, size_t len);
  * of description of the differences to out. Returns the number of differing
  * fields, or -EINVAL if either blob is malformed. */
 int state_diff(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, char *out, size_t len);
-const char *state_type_name(uint32_t type);
 
 #endif

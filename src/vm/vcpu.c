@@ -117,7 +117,8 @@ void vcpu_kick(struct vcpu *vcpu)
 		pthread_kill(vcpu->thread, SIG_KICK);
 }
 
-void vcpu_dump(struct vcpu *vcpu)
+/* Log the general and segment registers, for fatal exits. */
+static void vcpu_dump(struct vcpu *vcpu)
 {
 	struct kvm_regs r;
 	struct kvm_sregs s;

@@ -28,7 +28,5 @@ void vcpu_destroy(struct vcpu *vcpu);
 int vcpu_start(struct vcpu *vcpu);
 /* Make the vCPU leave KVM_RUN soon (immediate_exit + signal). */
 void vcpu_kick(struct vcpu *vcpu);
-/* Log the general and segment registers, for fatal exits. */
-void vcpu_dump(struct vcpu *vcpu);
 
 #endif

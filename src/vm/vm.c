@@ -143,9 +143,14 @@ out_free:
 
 void vm_destroy(struct vm *vm)
 {
+	bool started = false;
+
 	if (!vm)
 		return;
-	vm_stop(vm, false, 0, "VM destroyed");
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		started |= vm->vcpus[i]->thread_started;
+	if (started)
+		vm_stop(vm, false, 0, "VM destroyed");
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		if (vm->vcpus[i]->thread_started)
 			pthread_join(vm->vcpus[i]->thread, NULL);

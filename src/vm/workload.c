@@ -18,7 +18,7 @@ static const char *const patterns[] = { "random", "sequential", "hotset" };
 static const char *const writes[] = { "byte", "word", "page" };
 static const char *const datas[] = { "zero", "counter", "text", "random" };
 
-const char *workload_kind_name(uint32_t kind)
+static const char *workload_kind_name(uint32_t kind)
 {
 	return kind >= 1 && kind <= 3 ? kinds[kind] : "unknown";
 }

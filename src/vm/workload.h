@@ -16,6 +16,5 @@ int workload_parse(const char *spec, uint64_t mem_bytes, struct ferry_workload_a
 uint64_t workload_max_wss_pages(uint64_t mem_bytes);
 /* A one-line description, e.g. "dirty wss=512 MiB rate=25600 pages/s ...". */
 void workload_describe(const struct ferry_workload_args *a, char *buf, size_t len);
-const char *workload_kind_name(uint32_t kind);
 
 #endif

@@ -1,6 +1,7 @@
 /* Dirty tracking reports exactly what was written: every page the guest
  * writes, every page the VMM writes, and nothing outside a documented small
  * set (the vCPUs' status slots, their stacks and the control page). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -184,6 +185,26 @@ static void test_running_dirtier_loses_nothing(void **unused)
 	vm_destroy(vm);
 }
 
+/* Stopping tracking (a failed migration does) ends syncs; starting again
+ * begins with a full report. */
+static void test_stop_and_restart(void **unused)
+{
+	struct vm *vm = test_vm(MEM_MIB, 1, "idle", true);
+	uint64_t *bits = new_bitmap(vm);
+
+	(void)unused;
+	test_wait_filled(vm);
+	assert_int_equal(dirty_start(vm->dirty), 0);
+	assert_int_equal(sync_fresh(vm, bits), (int64_t)dirty_pages(vm->dirty));
+	assert_true(sync_fresh(vm, bits) < 16);
+	dirty_stop(vm->dirty);
+	assert_int_equal(dirty_sync(vm->dirty, bits), -EINVAL);
+	assert_int_equal(dirty_start(vm->dirty), 0);
+	assert_int_equal(sync_fresh(vm, bits), (int64_t)dirty_pages(vm->dirty));
+	free(bits);
+	vm_destroy(vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -191,6 +212,7 @@ int main(void)
 		cmocka_unit_test(test_ring_reports_exact_set),
 		cmocka_unit_test(test_small_ring_fills_and_loses_nothing),
 		cmocka_unit_test(test_running_dirtier_loses_nothing),
+		cmocka_unit_test(test_stop_and_restart),
 	};
 	int skip = kvm_or_skip();
 
