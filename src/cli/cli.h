@@ -6,6 +6,7 @@
 int cmd_run(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_ctl(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
 
 #define EXIT_USAGE 2
 

@@ -12,12 +12,15 @@ static const char usage[] =
 	"Commands:\n"
 	"  run       run a VM with the built-in guest until told to quit\n"
 	"  status    show a running VM's state and its guest's progress\n"
+	"  migrate   move a running VM to another ferry, live\n"
 	"  ctl       send one command to a VM's control socket, print the JSON answer\n"
 	"  version   print the version\n"
 	"\n"
 	"Run 'ferry COMMAND --help' for a command's options. A first try:\n"
 	"  ferry run --mem 1G --vcpus 2 --workload dirty:rate=100M --control /tmp/vm.sock &\n"
 	"  ferry status --control /tmp/vm.sock\n"
+	"  ferry run --incoming tcp:127.0.0.1:4444 --control /tmp/dst.sock &\n"
+	"  ferry migrate --control /tmp/vm.sock --to tcp:127.0.0.1:4444 --verify\n"
 	"  ferry ctl --control /tmp/vm.sock quit\n";
 
 int main(int argc, char **argv)
@@ -36,6 +39,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(cmd, "status"))
 		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(cmd, "migrate"))
+		return cmd_migrate(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ctl"))
 		return cmd_ctl(argc - 1, argv + 1);
 	fprintf(stderr, "ferry: unknown command '%s'. Run 'ferry --help' for the list.\n", cmd);

@@ -10,6 +10,8 @@
 #include "cli/cli.h"
 #include "control/commands.h"
 #include "control/server.h"
+#include "migration/dest.h"
+#include "migration/source.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/size.h"
@@ -32,6 +34,10 @@ static const char run_help[] =
 	"  --dirty-backend KIND  bitmap (default) or ring: how KVM reports dirty pages\n"
 	"  --dirty-ring-size N   entries in each vCPU's dirty ring, a power of two (16384)\n"
 	"  --prealloc            fault in all guest memory before the guest starts\n"
+	"  --incoming URI        wait for a migration on URI (tcp:HOST:PORT, unix:PATH, fd:N)\n"
+	"                        instead of starting a guest; the VM's shape comes from the\n"
+	"                        source, --mem becomes the largest guest accepted, and a\n"
+	"                        failed attempt is discarded while ferry waits for the next\n"
 	"  --log-level LEVEL     error, warn, info (default) or debug\n"
 	"  -h, --help            show this help\n"
 	"\n"
@@ -56,15 +62,20 @@ static const char run_help[] =
 
 struct run_opts {
 	struct vm_config cfg;
+	bool mem_given;
 	const char *workload;
 	const char *control;
+	const char *incoming;
 };
 
 static volatile sig_atomic_t got_signal;
+static volatile int *quit_flag; /* also ends the wait for an incoming migration */
 
 static void on_signal(int sig)
 {
 	got_signal = sig;
+	if (quit_flag)
+		*quit_flag = 1;
 }
 
 static int parse_mem(const char *arg, struct run_opts *o)
@@ -134,6 +145,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "dirty-ring-size", required_argument, NULL, 'r' },
 		{ "prealloc", no_argument, NULL, 'p' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "incoming", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -146,6 +158,10 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		switch (opt) {
 		case 'm':
 			rc = parse_mem(optarg, o);
+			o->mem_given = true;
+			break;
+		case 'i':
+			o->incoming = optarg;
 			break;
 		case 'c':
 			rc = parse_vcpus(optarg, o);
@@ -187,13 +203,18 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	return rc;
 }
 
-static void wait_for_stop(struct vm *vm)
+static void catch_signals(volatile int *flag)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
 
+	quit_flag = flag;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+}
+
+static void wait_for_stop(struct vm *vm)
+{
 	while (!vm_wait_stopped(vm, 200))
 		if (got_signal)
 			vm_stop(vm, false, 0,
@@ -219,34 +240,61 @@ static void send_stop_event(struct control_server *srv, struct vm *vm)
 				"exit_code", vm->exit_code));
 }
 
+/* A new VM running the built-in guest. */
+static int start_local(const struct run_opts *o, struct control_ctx *ctx, struct vm **out)
+{
+	if (workload_parse(o->workload, o->cfg.mem_bytes, &ctx->workload) < 0)
+		return usage_error("run", "%s", err_msg());
+	if (vm_create(&o->cfg, out) < 0)
+		return fail("%s", err_msg());
+	if (loader_load(*out, guest_image, guest_image_len, &ctx->workload) < 0 ||
+	    vm_start(*out) < 0) {
+		vm_destroy(*out);
+		return fail("%s", err_msg());
+	}
+	return 0;
+}
+
+/* The VM an incoming migration brings, already running. */
+static int start_incoming(const struct run_opts *o, struct control_ctx *ctx, struct vm **out)
+{
+	struct mig_dest_opts d = {
+		.mem_limit = o->mem_given ? o->cfg.mem_bytes : 0,
+		.mem_backend = o->cfg.mem_backend,
+		.dirty_backend = o->cfg.dirty_backend,
+		.io_timeout_ms = ctx->params.io_timeout_ms,
+		.stop = &ctx->quit,
+	};
+	const struct ferry_params *p;
+
+	if (mig_dest_run(o->incoming, &d, &ctx->incoming, out) < 0)
+		return ctx->quit ? 0 : fail("%s", err_msg());
+	p = vm_read_ptr(*out, FERRY_PARAMS_GPA, sizeof(*p));
+	if (p->magic == FERRY_PARAMS_MAGIC)
+		ctx->workload = p->wl;
+	log_info("incoming migration complete: the guest runs here");
+	return 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct run_opts o;
 	struct control_ctx ctx = { 0 };
 	struct control_server *srv = NULL;
-	struct vm *vm;
+	struct vm *vm = NULL;
 	int rc = parse_args(argc, argv, &o);
 
 	if (rc)
 		return rc < 0 ? 0 : rc;
-	if (workload_parse(o.workload, o.cfg.mem_bytes, &ctx.workload) < 0)
-		return usage_error("run", "%s", err_msg());
-	if (vm_create(&o.cfg, &vm) < 0)
-		return fail("%s", err_msg());
-	if (loader_load(vm, guest_image, guest_image_len, &ctx.workload) < 0) {
-		rc = fail("%s", err_msg());
-		goto out_vm;
-	}
-	ctx.vm = vm;
+	mig_params_default(&ctx.params);
 	ctx.start_ns = time_now_ns();
-	if (o.control && control_start(o.control, &ctx, &srv) < 0) {
-		rc = fail("%s", err_msg());
-		goto out_vm;
-	}
-	if (vm_start(vm) < 0) {
-		rc = fail("%s", err_msg());
+	catch_signals(&ctx.quit);
+	if (o.control && control_start(o.control, &ctx, &srv) < 0)
+		return fail("%s", err_msg());
+	rc = o.incoming ? start_incoming(&o, &ctx, &vm) : start_local(&o, &ctx, &vm);
+	if (rc || !vm)
 		goto out_control;
-	}
+	ctx_set_vm(&ctx, vm);
 	announce(&o, &ctx.workload);
 	wait_for_stop(vm);
 	rc = vm->failed ? 1 : 0;
@@ -256,7 +304,9 @@ int cmd_run(int argc, char **argv)
 		send_stop_event(srv, vm);
 out_control:
 	control_stop(srv);
-out_vm:
+	if (ctx.migration)
+		mig_source_cancel(ctx.migration);
+	mig_source_free(ctx.migration);
 	vm_destroy(vm);
 	return rc;
 }

@@ -24,6 +24,19 @@ static json_int_t num(json_t *obj, const char *key)
 	return json_integer_value(json_object_get(obj, key));
 }
 
+static void print_incoming(json_t *r)
+{
+	json_t *in = json_object_get(r, "incoming");
+	const char *last = json_string_value(json_object_get(in, "last_failure"));
+
+	printf("VM        none yet: waiting for an incoming migration (%s)\n",
+	       json_string_value(json_object_get(in, "migration")));
+	printf("Received  %lld pages, %lld bytes, %lld rounds\n", num(in, "pages_received"),
+	       num(in, "bytes_received"), num(in, "rounds"));
+	if (last && *last)
+		printf("Last try  failed: %s\n", last);
+}
+
 static void print_human(json_t *r)
 {
 	json_t *g = json_object_get(r, "guest");
@@ -83,6 +96,8 @@ int cmd_status(int argc, char **argv)
 	if (json) {
 		json_dumpf(r, stdout, JSON_COMPACT);
 		putchar('\n');
+	} else if (!strcmp(json_string_value(json_object_get(r, "status")), "incoming")) {
+		print_incoming(r);
 	} else {
 		print_human(r);
 	}

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "migration/source.h"
 #include "util/error.h"
 #include "util/time.h"
 #include "vm/dirty.h"
@@ -12,7 +13,24 @@
 
 #define SWEEP_TIMEOUT_S 120
 
-typedef json_t *(*command_fn)(struct control_ctx *ctx, json_t *args);
+struct vm *ctx_vm(struct control_ctx *ctx)
+{
+	struct vm *vm = __atomic_load_n(&ctx->vm, __ATOMIC_ACQUIRE);
+
+	if (!vm)
+		err_set(-ENODEV, "no VM runs here yet: this ferry waits for an incoming migration");
+	return vm;
+}
+
+void ctx_set_vm(struct control_ctx *ctx, struct vm *vm)
+{
+	__atomic_store_n(&ctx->vm, vm, __ATOMIC_RELEASE);
+}
+
+bool ctx_migrated(struct control_ctx *ctx)
+{
+	return ctx->migration && mig_source_stats(ctx->migration).status == MIG_COMPLETED;
+}
 
 static const struct ferry_vcpu_status *vcpu_status(struct vm *vm, unsigned i)
 {
@@ -33,8 +51,12 @@ static uint64_t pages_written(struct vm *vm)
 
 void control_sample(struct control_ctx *ctx)
 {
-	uint64_t now = time_now_ns(), pages = pages_written(ctx->vm);
+	struct vm *vm = __atomic_load_n(&ctx->vm, __ATOMIC_ACQUIRE);
+	uint64_t now = time_now_ns(), pages;
 
+	if (!vm)
+		return;
+	pages = pages_written(vm);
 	if (ctx->sample_ns && now > ctx->sample_ns)
 		ctx->dirty_rate_pps =
 			(double)(pages - ctx->sample_pages) * 1e9 / (double)(now - ctx->sample_ns);
@@ -63,16 +85,34 @@ static json_t *guest_counters(struct vm *vm)
 			 per_vcpu);
 }
 
+static json_t *incoming_status(struct control_ctx *ctx)
+{
+	const struct mig_dest_stats *in = &ctx->incoming;
+
+	return json_pack("{s:s,s:{s:s,s:I,s:I,s:i,s:f,s:s}}", "status", "incoming", "incoming",
+			 "migration", mig_status_name(in->status), "pages_received",
+			 (json_int_t)in->pages_received, "bytes_received",
+			 (json_int_t)in->bytes_received, "rounds", (int)in->rounds, "populate_ms",
+			 in->populate_ms, "last_failure", in->reason);
+}
+
+static const char *run_state(struct control_ctx *ctx, struct vm *vm)
+{
+	return ctx_migrated(ctx) ? "postmigrate" : vm_state_name(vm->state);
+}
+
 static json_t *cmd_query_status(struct control_ctx *ctx, json_t *args)
 {
-	struct vm *vm = ctx->vm;
+	struct vm *vm = __atomic_load_n(&ctx->vm, __ATOMIC_ACQUIRE);
 	char workload[160];
 	json_t *r;
 
 	(void)args;
+	if (!vm)
+		return incoming_status(ctx);
 	workload_describe(&ctx->workload, workload, sizeof(workload));
 	pthread_mutex_lock(&vm->lock);
-	r = json_pack("{s:s,s:i,s:I,s:s,s:s,s:s,s:f,s:I,s:I}", "status", vm_state_name(vm->state),
+	r = json_pack("{s:s,s:i,s:I,s:s,s:s,s:s,s:f,s:I,s:I}", "status", run_state(ctx, vm),
 		      "vcpus", (int)vm->nr_vcpus, "memory_bytes", (json_int_t)vm->mem.size,
 		      "mem_backend", mem_backend_name(vm->mem.backend), "dirty_backend",
 		      dirty_backend_name(vm->dirty), "workload", workload, "dirty_rate_pps",
@@ -94,25 +134,45 @@ static json_t *cmd_query_status(struct control_ctx *ctx, json_t *args)
 
 static json_t *cmd_quit(struct control_ctx *ctx, json_t *args)
 {
+	struct vm *vm = __atomic_load_n(&ctx->vm, __ATOMIC_ACQUIRE);
+
 	(void)args;
-	vm_stop(ctx->vm, false, 0, "quit requested on the control socket");
+	if (ctx->migration)
+		mig_source_cancel(ctx->migration);
+	if (vm)
+		vm_stop(vm, false, 0, "quit requested on the control socket");
+	else
+		ctx->quit = 1;
 	return json_object();
 }
 
 static json_t *cmd_stop(struct control_ctx *ctx, json_t *args)
 {
+	struct vm *vm = ctx_vm(ctx);
+
 	(void)args;
-	if (vm_pause(ctx->vm) < 0) {
+	if (!vm)
+		return NULL;
+	if (vm_pause(vm) < 0) {
 		err_set(-ESHUTDOWN, "the VM has stopped and cannot be paused");
 		return NULL;
 	}
-	return json_pack("{s:I}", "pause_us", (json_int_t)(ctx->vm->last_pause_ns / NS_PER_US));
+	return json_pack("{s:I}", "pause_us", (json_int_t)(vm->last_pause_ns / NS_PER_US));
 }
 
 static json_t *cmd_cont(struct control_ctx *ctx, json_t *args)
 {
+	struct vm *vm = ctx_vm(ctx);
+
 	(void)args;
-	vm_resume(ctx->vm);
+	if (!vm)
+		return NULL;
+	if (ctx_migrated(ctx)) {
+		err_set(-EINVAL,
+			"the guest has migrated away and runs on the destination; resuming it here would run it twice");
+		return NULL;
+	}
+	vm_resume(vm);
 	return json_object();
 }
 
@@ -120,13 +180,17 @@ static json_t *cmd_cont(struct control_ctx *ctx, json_t *args)
  * request goes through guest RAM (vm_write, so it is dirty-tracked). */
 static json_t *cmd_guest_verify(struct control_ctx *ctx, json_t *args)
 {
-	struct vm *vm = ctx->vm;
-	const struct ferry_control *c = vm_read_ptr(vm, FERRY_CONTROL_GPA, sizeof(*c));
-	uint64_t req = c->sweep_req + 1, errors = 0, pages = 0;
+	struct vm *vm = ctx_vm(ctx);
+	const struct ferry_control *c;
+	uint64_t req, errors = 0, pages = 0;
 	uint64_t start = time_now_ns(), deadline = start + SWEEP_TIMEOUT_S * NS_PER_S;
 
 	(void)args;
-	if (vm->state != VM_RUNNING) {
+	if (!vm)
+		return NULL;
+	c = vm_read_ptr(vm, FERRY_CONTROL_GPA, sizeof(*c));
+	req = c->sweep_req + 1;
+	if (vm->state != VM_RUNNING || ctx_migrated(ctx)) {
 		err_set(-EINVAL, "the guest can only check itself while running (it is %s)",
 			vm_state_name(vm->state));
 		return NULL;
@@ -159,6 +223,10 @@ static const struct {
 	{ "stop", cmd_stop },
 	{ "cont", cmd_cont },
 	{ "guest-verify", cmd_guest_verify },
+	{ "migrate", control_migrate },
+	{ "migrate-set-parameters", control_migrate_set_parameters },
+	{ "query-migrate", control_query_migrate },
+	{ "migrate-cancel", control_migrate_cancel },
 };
 
 json_t *control_execute(struct control_ctx *ctx, const char *name, json_t *args,

@@ -56,3 +56,33 @@ char *size_format(uint64_t bytes, char *buf, unsigned len)
 	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", v, units[i]);
 	return buf;
 }
+
+int rate_parse(const char *text, uint64_t *bytes_per_s)
+{
+	static const char units[] = "kmgt";
+	size_t len = text ? strlen(text) : 0;
+	unsigned long long value;
+	uint64_t scale = 1;
+	char *end;
+
+	if (len < 4 || strcmp(text + len - 3, "bit"))
+		return size_parse(text, bytes_per_s);
+	if (!isdigit((unsigned char)text[0]))
+		return -EINVAL;
+	errno = 0;
+	value = strtoull(text, &end, 10);
+	if (errno)
+		return -EINVAL;
+	if (end != text + len - 3) {
+		const char *u = strchr(units, tolower((unsigned char)*end));
+
+		if (!u || *end == '\0' || end + 1 != text + len - 3)
+			return -EINVAL;
+		for (long i = 0; i <= u - units; i++)
+			scale *= 1000;
+	}
+	if (value > UINT64_MAX / scale)
+		return -EINVAL;
+	*bytes_per_s = value * scale / 8;
+	return 0;
+}

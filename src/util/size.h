@@ -9,6 +9,11 @@
  * including overflow and an empty string. */
 int size_parse(const char *text, uint64_t *bytes);
 
+/* Parse a transfer rate into bytes per second: a size per second ("100M" =
+ * 100 MiB/s) or bits per second with decimal units ("1Gbit", "100Mbit").
+ * Returns 0 or -EINVAL. */
+int rate_parse(const char *text, uint64_t *bytes_per_s);
+
 /* Format bytes as "1.5 GiB" into buf. Returns buf. */
 char *size_format(uint64_t bytes, char *buf, unsigned len);
 

@@ -1,6 +1,7 @@
 #include "vm/memory.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -91,6 +92,18 @@ int mem_populate(struct guest_mem *mem)
 	log_info("populated %llu MiB of guest memory in %.0f ms",
 		 (unsigned long long)(mem->size >> 20), mem->populate_ms);
 	return 0;
+}
+
+void mem_release(struct guest_mem *mem)
+{
+	for (unsigned i = 0; i < mem->nr_regions; i++) {
+		struct mem_region *r = &mem->regions[i];
+
+		if (mem->memfd >= 0)
+			fallocate(mem->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				  (off_t)r->gpa, (off_t)r->size);
+		madvise(r->host, r->size, MADV_DONTNEED);
+	}
 }
 
 void *mem_host(const struct guest_mem *mem, uint64_t gpa, uint64_t len)

@@ -36,6 +36,9 @@ void mem_destroy(struct guest_mem *mem);
 /* Fault every page in now (MADV_POPULATE_WRITE) so the guest or an incoming
  * migration does not pay first-touch costs later; records populate_ms. */
 int mem_populate(struct guest_mem *mem);
+/* Give the memory back to the host (contents become zero), e.g. once the
+ * guest lives elsewhere. */
+void mem_release(struct guest_mem *mem);
 /* Host address of [gpa, gpa + len), or NULL if it is not all guest RAM. */
 void *mem_host(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
 const char *mem_backend_name(enum mem_backend backend);

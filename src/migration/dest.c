@@ -1,0 +1,306 @@
+#include "migration/dest.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "migration/wire.h"
+#include "stream/record.h"
+#include "transport/uri.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/size.h"
+#include "util/time.h"
+#include "vm/state.h"
+
+#define ACCEPT_POLL_MS 200
+
+struct incoming {
+	const struct mig_dest_opts *o;
+	struct mig_dest_stats *stats;
+	struct chan chan;
+	struct wire_buf buf;
+	struct rec_header hdr;
+	struct rec_config cfg;
+	struct vm *vm;
+	uint64_t npages;
+	uint8_t *state;        /* STATE body, kept until END */
+	size_t state_len;
+	uint64_t *hashes;      /* HASHES, one per page, when verifying */
+	uint64_t *hashed;      /* bitmap of pages with a hash */
+};
+
+static int next_record(struct incoming *in)
+{
+	int rc = wire_recv(&in->chan, &in->hdr, &in->buf);
+
+	if (rc == 0 && in->stats)
+		in->stats->bytes_received = in->chan.bytes_received;
+	return rc;
+}
+
+static int refuse_config(const struct incoming *in)
+{
+	char want[32], limit[32];
+
+	if (in->o->mem_limit && in->cfg.mem_bytes > in->o->mem_limit)
+		return err_set(-E2BIG, "guest memory %s exceeds this destination's limit of %s",
+			       size_format(in->cfg.mem_bytes, want, sizeof(want)),
+			       size_format(in->o->mem_limit, limit, sizeof(limit)));
+	return 0;
+}
+
+/* Header, CONFIG, then a VM of that shape with its memory populated now,
+ * off the critical path (first touch is slow on this kind of host). */
+static int handshake(struct incoming *in)
+{
+	struct stream_header h;
+	struct vm_config vc;
+	int rc = chan_read(&in->chan, &h, sizeof(h));
+
+	if (rc == 0)
+		rc = stream_header_check(&h);
+	if (rc == 0)
+		rc = next_record(in);
+	if (rc == 0 && in->hdr.type != REC_CONFIG)
+		rc = err_set(-EPROTO, "the stream starts with %s, not CONFIG", rec_type_name(in->hdr.type));
+	if (rc == 0)
+		rc = rec_parse_config(in->buf.data, in->hdr.length, &in->cfg);
+	if (rc == 0)
+		rc = refuse_config(in);
+	if (rc < 0)
+		return rc;
+	vc = (struct vm_config){ .mem_bytes = in->cfg.mem_bytes, .vcpus = in->cfg.vcpus,
+				 .mem_backend = in->o->mem_backend,
+				 .dirty_backend = in->o->dirty_backend, .prealloc = true };
+	rc = vm_create(&vc, &in->vm);
+	if (rc < 0)
+		return rc;
+	in->npages = in->cfg.mem_bytes / STREAM_PAGE_SIZE;
+	if (in->stats)
+		in->stats->populate_ms = in->vm->mem.populate_ms;
+	if (in->cfg.flags & CONFIG_VERIFY) {
+		in->hashes = calloc(in->npages, 8);
+		in->hashed = calloc((in->npages + 63) / 64, 8);
+		if (!in->hashes || !in->hashed)
+			return err_set(-ENOMEM, "out of memory for page hashes");
+	}
+	return 0;
+}
+
+static int load_pages(struct incoming *in)
+{
+	struct pages_view v;
+	const uint8_t *payload;
+	int rc = rec_parse_pages(in->buf.data, in->hdr.length, in->npages, &v);
+
+	if (rc < 0)
+		return rc;
+	payload = v.payload;
+	for (uint32_t i = 0; i < v.count; i++) {
+		uint64_t gfn = PAGE_ENTRY_GFN(v.entries[i]);
+		uint8_t *dst = mem_host(&in->vm->mem, gfn * STREAM_PAGE_SIZE, STREAM_PAGE_SIZE);
+
+		if (PAGE_ENTRY_ENC(v.entries[i]) == PAGE_ZERO) {
+			memset(dst, 0, STREAM_PAGE_SIZE);
+		} else {
+			memcpy(dst, payload, STREAM_PAGE_SIZE);
+			payload += STREAM_PAGE_SIZE;
+		}
+	}
+	if (in->stats)
+		in->stats->pages_received += v.count;
+	return 0;
+}
+
+static int keep_state(struct incoming *in)
+{
+	if (in->state)
+		return err_set(-EPROTO, "the stream has a second STATE record");
+	in->state = malloc(in->hdr.length);
+	if (!in->state)
+		return err_set(-ENOMEM, "out of memory for the VM state");
+	memcpy(in->state, in->buf.data, in->hdr.length);
+	in->state_len = in->hdr.length;
+	return 0;
+}
+
+static int keep_hashes(struct incoming *in)
+{
+	struct hashes_view v;
+	int rc;
+
+	if (!in->hashes)
+		return err_set(-EPROTO, "HASHES arrived but CONFIG did not announce them");
+	rc = rec_parse_hashes(in->buf.data, in->hdr.length, in->npages, &v);
+	if (rc < 0)
+		return rc;
+	for (uint32_t i = 0; i < v.count; i++) {
+		in->hashes[v.first_gfn + i] = v.hash[i];
+		in->hashed[(v.first_gfn + i) / 64] |= 1ull << ((v.first_gfn + i) % 64);
+	}
+	return 0;
+}
+
+/* Compare every page with the source's hash; name the first mismatches. */
+static int verify_pages(struct incoming *in)
+{
+	char list[200] = "";
+	uint64_t bad = 0;
+	size_t used = 0;
+
+	for (uint64_t g = 0; g < in->npages; g++) {
+		const void *page = mem_host(&in->vm->mem, g * STREAM_PAGE_SIZE, STREAM_PAGE_SIZE);
+
+		if (!(in->hashed[g / 64] >> (g % 64) & 1))
+			return err_set(-EPROTO, "the source sent no hash for page %llu",
+				       (unsigned long long)g);
+		if (XXH3_64bits(page, STREAM_PAGE_SIZE) == in->hashes[g])
+			continue;
+		if (bad++ < 8 && used < sizeof(list) - 24)
+			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%#llx",
+						 used ? ", " : "", (unsigned long long)g * STREAM_PAGE_SIZE);
+	}
+	if (bad)
+		return err_set(-EIO, "verify: %llu pages differ from the source's (at %s%s)",
+			       (unsigned long long)bad, list, bad > 8 ? ", ..." : "");
+	return 0;
+}
+
+/* END: restore the state, check the hashes, answer LOADED. */
+static int load_machine(struct incoming *in)
+{
+	int rc;
+
+	if (!in->state)
+		return err_set(-EPROTO, "the stream ended without the VM state");
+	rc = state_restore(in->vm, in->state, in->state_len);
+	if (rc == 0 && in->hashes)
+		rc = verify_pages(in);
+	if (rc == 0)
+		rc = wire_send_empty(&in->chan, REC_LOADED);
+	return rc;
+}
+
+/* Read records until COMMIT; then resume. */
+static int receive(struct incoming *in)
+{
+	bool loaded = false;
+	int rc;
+
+	for (;;) {
+		rc = next_record(in);
+		if (rc < 0)
+			return loaded ? err_set(rc, "no COMMIT after LOADED: %s", err_msg()) : rc;
+		if (loaded && in->hdr.type != REC_COMMIT)
+			return err_set(-EPROTO, "%s after LOADED; only COMMIT may follow",
+				       rec_type_name(in->hdr.type));
+		switch (in->hdr.type) {
+		case REC_PAGES:
+			rc = in->state ? err_set(-EPROTO, "pages after the VM state") : load_pages(in);
+			break;
+		case REC_ROUND:
+			if (in->stats)
+				in->stats->rounds++;
+			break;
+		case REC_STATE:
+			rc = keep_state(in);
+			break;
+		case REC_HASHES:
+			rc = keep_hashes(in);
+			break;
+		case REC_END:
+			rc = load_machine(in);
+			loaded = rc == 0;
+			break;
+		case REC_COMMIT:
+			if (!loaded)
+				return err_set(-EPROTO, "COMMIT before the VM was loaded");
+			rc = vm_start(in->vm);
+			return rc < 0 ? rc : wire_send_empty(&in->chan, REC_RESUMED);
+		default:
+			rc = err_set(-EPROTO, "unexpected %s record from the source",
+				     rec_type_name(in->hdr.type));
+		}
+		if (rc < 0)
+			return rc;
+	}
+}
+
+static void discard(struct incoming *in, bool keep_vm)
+{
+	if (!keep_vm)
+		vm_destroy(in->vm);
+	in->vm = NULL;
+	free(in->state);
+	free(in->hashes);
+	free(in->hashed);
+	in->state = NULL;
+	in->hashes = in->hashed = NULL;
+	wire_buf_free(&in->buf);
+	chan_close(&in->chan);
+}
+
+static int wait_connection(struct incoming *in, int lfd, const char *uri)
+{
+	for (;;) {
+		int rc = chan_accept(&in->chan, lfd, uri, ACCEPT_POLL_MS);
+
+		if (rc != -ETIMEDOUT)
+			return rc;
+		if (in->o->stop && *in->o->stop)
+			return err_set(-EINTR, "stopped while waiting for a migration");
+	}
+}
+
+static void set_status(struct incoming *in, enum mig_status s)
+{
+	if (in->stats)
+		in->stats->status = s;
+}
+
+int mig_dest_run(const char *uri, const struct mig_dest_opts *o, struct mig_dest_stats *stats,
+		 struct vm **out)
+{
+	struct incoming in = { .o = o, .stats = stats };
+	struct uri u;
+	int lfd = chan_listen(uri), rc;
+	bool connected_fd; /* fd:N is one connection: it is the channel, used once */
+
+	if (lfd < 0)
+		return lfd;
+	connected_fd = uri_parse(uri, &u) == 0 && u.kind == URI_FD;
+	log_info("waiting for a migration on %s", uri);
+	for (;;) {
+		set_status(&in, MIG_SETUP);
+		rc = wait_connection(&in, lfd, uri);
+		if (rc < 0)
+			break;
+		in.chan.timeout_ms = (int)o->io_timeout_ms;
+		if (stats)
+			*stats = (struct mig_dest_stats){ .status = MIG_ACTIVE };
+		rc = handshake(&in);
+		if (rc == 0)
+			rc = receive(&in);
+		if (rc == 0) {
+			*out = in.vm;
+			set_status(&in, MIG_COMPLETED);
+			discard(&in, true);
+			break;
+		}
+		log_err("incoming migration failed: %s; the partial VM is discarded", err_msg());
+		if (stats)
+			snprintf(stats->reason, sizeof(stats->reason), "%s", err_msg());
+		set_status(&in, MIG_FAILED);
+		wire_send_error(&in.chan, rc, err_msg());
+		discard(&in, false);
+		if (o->once || connected_fd || (o->stop && *o->stop))
+			break;
+	}
+	if (!connected_fd)
+		close(lfd);
+	return rc;
+}

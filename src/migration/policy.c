@@ -1,0 +1,50 @@
+#include "migration/policy.h"
+
+#include <stdio.h>
+
+#include "migration/migration.h"
+
+void mig_params_default(struct mig_params *p)
+{
+	*p = (struct mig_params){ .downtime_ms = 300, .timeout_s = 600, .io_timeout_ms = 10000 };
+}
+
+const char *mig_status_name(enum mig_status s)
+{
+	static const char *const names[] = { "none",	  "setup",  "active",	 "switchover",
+					     "completed", "failed", "cancelled", "unknown" };
+
+	return names[s];
+}
+
+bool mig_status_final(enum mig_status s)
+{
+	return s >= MIG_COMPLETED;
+}
+
+double policy_expected_downtime_ms(const struct policy_input *in)
+{
+	double bytes = (double)in->dirty_pages * in->bytes_per_page;
+
+	if (in->bandwidth_bps <= 0)
+		return 1e12; /* nothing measured yet: never stop on a guess */
+	return bytes * 1000.0 / in->bandwidth_bps + in->switchover_ms;
+}
+
+enum policy_decision policy_decide(const struct policy_input *in, const struct mig_params *p,
+				   char *why, size_t len)
+{
+	double expected = policy_expected_downtime_ms(in);
+
+	if (expected <= (double)p->downtime_ms)
+		return POLICY_SWITCHOVER;
+	if (p->timeout_s && in->elapsed_s >= (double)p->timeout_s) {
+		snprintf(why, len,
+			 "did not converge in %llu s: the guest dirties %.0f MiB/s, the link carries %.0f MiB/s, and %llu dirty pages would take %.0f ms against a limit of %llu ms",
+			 (unsigned long long)p->timeout_s, in->dirty_rate_pps * 4096 / (1 << 20),
+			 in->bandwidth_bps / (1 << 20), (unsigned long long)in->dirty_pages, expected,
+			 (unsigned long long)p->downtime_ms);
+		return POLICY_GIVE_UP;
+	}
+	return POLICY_CONTINUE;
+}

@@ -1,0 +1,535 @@
+#include "migration/source.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "codec/zero.h"
+#include "migration/policy.h"
+#include "migration/wire.h"
+#include "stream/record.h"
+#include "util/bitmap.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/time.h"
+#include "vm/dirty.h"
+#include "vm/state.h"
+#include "vm/vm.h"
+
+#define BATCH_PAGES 128
+/* Until a round has moved this much, its throughput says little. */
+#define MIN_BYTES_FOR_BANDWIDTH (1u << 20)
+/* Restore and two one-way trips on top of what can be measured. */
+#define HANDOFF_ESTIMATE_MS 2.0
+
+struct mig_source {
+	struct vm *vm;
+	char uri[256];
+	struct chan chan;
+	pthread_t thread;
+	uint64_t *dirty;     /* pages to send this round */
+	uint8_t *bounce;     /* a batch of pages copied out of the running guest */
+	uint64_t npages;
+	uint64_t start_ns;
+	bool paused;         /* we paused the guest (switchover) */
+	bool committed;      /* COMMIT went out: never resume here on our own */
+
+	pthread_mutex_t lock; /* protects everything below */
+	struct mig_params params;
+	struct mig_stats stats;
+	bool cancel;
+};
+
+static void set_status(struct mig_source *m, enum mig_status s)
+{
+	pthread_mutex_lock(&m->lock);
+	m->stats.status = s;
+	pthread_mutex_unlock(&m->lock);
+}
+
+static bool cancelled(struct mig_source *m)
+{
+	bool c;
+
+	pthread_mutex_lock(&m->lock);
+	c = m->cancel;
+	pthread_mutex_unlock(&m->lock);
+	return c;
+}
+
+static int send_handshake(struct mig_source *m)
+{
+	struct stream_header h;
+	struct rec_config cfg = {
+		.mem_bytes = m->vm->mem.size,
+		.vcpus = m->vm->nr_vcpus,
+		.page_size = STREAM_PAGE_SIZE,
+		.tsc_khz = m->vm->tsc_khz,
+		.flags = m->params.verify ? CONFIG_VERIFY : 0,
+	};
+	struct iovec iov = { &h, sizeof(h) }, body = { &cfg, sizeof(cfg) };
+	int rc;
+
+	stream_header_init(&h);
+	rc = chan_writev(&m->chan, &iov, 1);
+	return rc < 0 ? rc : wire_send(&m->chan, REC_CONFIG, &body, 1);
+}
+
+/* Where page i of a batch is read from. While the guest runs, a page can
+ * change under the send, and the record's checksum must match what goes on
+ * the wire: copy it first. Paused, guest memory is still: send it in place. */
+static uint8_t *batch_page(struct mig_source *m, uint64_t gfn, uint32_t i)
+{
+	uint8_t *page = mem_host(&m->vm->mem, gfn * STREAM_PAGE_SIZE, STREAM_PAGE_SIZE);
+
+	if (m->paused)
+		return page;
+	memcpy(m->bounce + (size_t)i * STREAM_PAGE_SIZE, page, STREAM_PAGE_SIZE);
+	return m->bounce + (size_t)i * STREAM_PAGE_SIZE;
+}
+
+/* One PAGES record of up to BATCH_PAGES pages. Zero pages go as a kind,
+ * without payload. */
+static int send_batch(struct mig_source *m, const uint64_t *gfns, uint32_t n, uint32_t round)
+{
+	uint64_t entries[BATCH_PAGES];
+	struct rec_pages fixed = { .count = n, .round = round };
+	struct iovec iov[BATCH_PAGES + 2];
+	int niov = 2;
+	uint64_t raw = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *page = batch_page(m, gfns[i], i);
+
+		if (zero_page(page)) {
+			entries[i] = PAGE_ENTRY(gfns[i], PAGE_ZERO);
+			continue;
+		}
+		entries[i] = PAGE_ENTRY(gfns[i], PAGE_RAW);
+		raw++;
+		/* Neighbouring pages in memory go as one iovec. */
+		if (niov > 2 && (uint8_t *)iov[niov - 1].iov_base + iov[niov - 1].iov_len == page)
+			iov[niov - 1].iov_len += STREAM_PAGE_SIZE;
+		else
+			iov[niov++] = (struct iovec){ page, STREAM_PAGE_SIZE };
+	}
+	iov[0] = (struct iovec){ &fixed, sizeof(fixed) };
+	iov[1] = (struct iovec){ entries, n * sizeof(entries[0]) };
+	pthread_mutex_lock(&m->lock);
+	m->stats.pages_raw += raw;
+	m->stats.pages_zero += n - raw;
+	pthread_mutex_unlock(&m->lock);
+	return wire_send(&m->chan, REC_PAGES, iov, niov);
+}
+
+static int check_deadline(struct mig_source *m)
+{
+	uint64_t timeout_s;
+
+	pthread_mutex_lock(&m->lock);
+	timeout_s = m->params.timeout_s;
+	pthread_mutex_unlock(&m->lock);
+	if (cancelled(m))
+		return err_set(-ECANCELED, "cancelled by request");
+	if (timeout_s && !m->paused && time_now_ns() - m->start_ns > timeout_s * NS_PER_S)
+		return err_set(-ETIMEDOUT, "did not finish within the %llu s timeout",
+			       (unsigned long long)timeout_s);
+	return 0;
+}
+
+static void update_progress(struct mig_source *m, uint64_t remaining)
+{
+	pthread_mutex_lock(&m->lock);
+	m->stats.remaining_pages = remaining;
+	m->stats.bytes_sent = m->chan.bytes_sent;
+	ratelimit_set(&m->chan.rl, m->params.max_bandwidth_bps);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Send every page set in m->dirty, then a ROUND record; clears the bitmap. */
+static int send_round(struct mig_source *m, uint32_t round, uint64_t count)
+{
+	uint64_t gfns[BATCH_PAGES], sent = 0;
+	struct rec_round marker = { .round = round };
+	struct iovec body = { &marker, sizeof(marker) };
+	uint32_t n = 0;
+	int rc = 0;
+
+	for (uint64_t g = bitmap_next(m->dirty, m->npages, 0); g < m->npages && rc == 0;
+	     g = bitmap_next(m->dirty, m->npages, g + 1)) {
+		gfns[n++] = g;
+		if (n < BATCH_PAGES)
+			continue;
+		rc = send_batch(m, gfns, n, round);
+		sent += n;
+		n = 0;
+		if (rc == 0)
+			rc = check_deadline(m);
+		update_progress(m, count > sent ? count - sent : 0);
+	}
+	if (rc == 0 && n)
+		rc = send_batch(m, gfns, n, round);
+	memset(m->dirty, 0, BITMAP_WORDS(m->npages) * 8);
+	marker.pages = sent + n;
+	if (rc == 0)
+		rc = wire_send(&m->chan, REC_ROUND, &body, 1);
+	update_progress(m, 0);
+	return rc;
+}
+
+static int64_t sync_dirty(struct mig_source *m)
+{
+	int64_t n = dirty_sync(m->vm->dirty, m->dirty);
+
+	return n;
+}
+
+/* After a round: measure, predict, decide. Returns 1 to switch over, 0 to
+ * go on, or -errno (with the reason) to give up. */
+static int after_round(struct mig_source *m, uint64_t round_start_ns, uint64_t bytes0,
+		       uint64_t pages0, struct policy_input *in)
+{
+	double secs = (double)(time_now_ns() - round_start_ns) / 1e9;
+	uint64_t bytes = m->chan.bytes_sent - bytes0, pages;
+	struct dirty_stats ds;
+	char why[400];
+	int64_t n;
+
+	pthread_mutex_lock(&m->lock);
+	pages = m->stats.pages_raw + m->stats.pages_zero - pages0;
+	pthread_mutex_unlock(&m->lock);
+	if (bytes >= MIN_BYTES_FOR_BANDWIDTH && secs > 0)
+		in->bandwidth_bps = (double)bytes / secs;
+	if (pages)
+		in->bytes_per_page = (double)bytes / (double)pages;
+	n = sync_dirty(m);
+	if (n < 0)
+		return (int)n;
+	ds = dirty_get_stats(m->vm->dirty);
+	in->dirty_pages = (uint64_t)n;
+	in->dirty_rate_pps = secs > 0 ? (double)n / secs : 0;
+	in->switchover_ms = (double)ds.last_sync_ns / 1e6 + HANDOFF_ESTIMATE_MS +
+			    (in->bandwidth_bps > 0 ? 64e3 * m->vm->nr_vcpus / in->bandwidth_bps * 1e3 : 0);
+	in->elapsed_s = (double)(time_now_ns() - m->start_ns) / 1e9;
+
+	pthread_mutex_lock(&m->lock);
+	m->stats.rounds++;
+	m->stats.bandwidth_bps = in->bandwidth_bps;
+	m->stats.dirty_rate_pps = in->dirty_rate_pps;
+	m->stats.remaining_pages = (uint64_t)n;
+	m->stats.expected_downtime_ms = policy_expected_downtime_ms(in);
+	enum policy_decision d = policy_decide(in, &m->params, why, sizeof(why));
+	pthread_mutex_unlock(&m->lock);
+	log_info("migration: round %u sent %llu pages in %.0f ms (%.0f MiB/s); %lld dirty; expect %.1f ms downtime",
+		 m->stats.rounds, (unsigned long long)pages, secs * 1e3, in->bandwidth_bps / (1 << 20),
+		 (long long)n, m->stats.expected_downtime_ms);
+	if (d == POLICY_GIVE_UP)
+		return err_set(-ETIMEDOUT, "%s", why);
+	return d == POLICY_SWITCHOVER;
+}
+
+static int precopy(struct mig_source *m)
+{
+	struct policy_input in = { .bytes_per_page = STREAM_PAGE_SIZE };
+	uint64_t count = m->npages;
+	int rc;
+
+	for (uint32_t round = 0;; round++) {
+		uint64_t t0 = time_now_ns(), bytes0 = m->chan.bytes_sent, pages0;
+
+		pthread_mutex_lock(&m->lock);
+		pages0 = m->stats.pages_raw + m->stats.pages_zero;
+		pthread_mutex_unlock(&m->lock);
+		rc = send_round(m, round, count);
+		if (rc < 0)
+			return rc;
+		rc = after_round(m, t0, bytes0, pages0, &in);
+		if (rc != 0)
+			return rc < 0 ? rc : (int)round + 1;
+		count = in.dirty_pages;
+		rc = check_deadline(m);
+		if (rc < 0)
+			return rc;
+	}
+}
+
+static int send_state(struct mig_source *m)
+{
+	uint8_t *blob;
+	size_t len;
+	int rc = state_save(m->vm, &blob, &len);
+	struct iovec body;
+
+	if (rc < 0)
+		return rc;
+	body = (struct iovec){ blob, len };
+	rc = wire_send(&m->chan, REC_STATE, &body, 1);
+	free(blob);
+	return rc;
+}
+
+static int send_hashes(struct mig_source *m)
+{
+	uint64_t *hash = malloc(HASHES_MAX_COUNT * sizeof(*hash));
+	int rc = 0;
+
+	if (!hash)
+		return err_set(-ENOMEM, "out of memory for page hashes");
+	for (uint64_t first = 0; first < m->npages && rc == 0; first += HASHES_MAX_COUNT) {
+		uint32_t n = (uint32_t)(m->npages - first < HASHES_MAX_COUNT ? m->npages - first
+									     : HASHES_MAX_COUNT);
+		struct rec_hashes fixed = { .first_gfn = first, .count = n };
+		struct iovec body[2] = { { &fixed, sizeof(fixed) }, { hash, n * 8ull } };
+
+		for (uint32_t i = 0; i < n; i++)
+			hash[i] = XXH3_64bits(mem_host(&m->vm->mem, (first + i) * STREAM_PAGE_SIZE,
+						       STREAM_PAGE_SIZE),
+					      STREAM_PAGE_SIZE);
+		rc = wire_send(&m->chan, REC_HASHES, body, 2);
+	}
+	free(hash);
+	return rc;
+}
+
+/* Wait for the destination's answer: want, or ERROR with its reason. */
+static int expect_reply(struct mig_source *m, uint32_t want)
+{
+	struct wire_buf buf = { 0 };
+	struct rec_header hdr;
+	char text[ERROR_MAX_TEXT + 1];
+	uint32_t code;
+	int rc = wire_recv(&m->chan, &hdr, &buf);
+
+	if (rc == 0 && hdr.type == REC_ERROR) {
+		rc = rec_parse_error(buf.data, hdr.length, &code, text);
+		if (rc == 0)
+			rc = err_set(-(int)(code ? code : EPROTO), "destination refused: %s", text);
+	} else if (rc == 0 && hdr.type != want) {
+		rc = err_set(-EPROTO, "destination answered %s where %s was due",
+			     rec_type_name(hdr.type), rec_type_name(want));
+	} else if (rc < 0) {
+		rc = err_set(rc, "no %s from the destination: %s", rec_type_name(want), err_msg());
+	}
+	wire_buf_free(&buf);
+	return rc;
+}
+
+static double ms_since(uint64_t *t)
+{
+	uint64_t now = time_now_ns();
+	double ms = (double)(now - *t) / 1e6;
+
+	*t = now;
+	return ms;
+}
+
+static int switchover(struct mig_source *m, uint32_t round)
+{
+	struct mig_phases ph = { 0 };
+	uint64_t t_pause = time_now_ns(), t = t_pause;
+	int64_t n;
+	int rc;
+
+	set_status(m, MIG_SWITCHOVER);
+	rc = vm_pause(m->vm);
+	if (rc < 0)
+		return err_set(rc, "the guest stopped during the migration");
+	m->paused = true;
+	ph.pause = ms_since(&t);
+	n = sync_dirty(m);
+	if (n < 0)
+		return (int)n;
+	ph.final_sync = ms_since(&t);
+	rc = send_round(m, round, (uint64_t)n);
+	ph.final_pages = ms_since(&t);
+	if (rc == 0)
+		rc = send_state(m);
+	ph.state = ms_since(&t);
+	if (rc == 0 && m->params.verify)
+		rc = send_hashes(m);
+	ph.verify = ms_since(&t);
+	if (rc == 0)
+		rc = wire_send_empty(&m->chan, REC_END);
+	if (rc == 0)
+		rc = expect_reply(m, REC_LOADED);
+	ph.handoff = ms_since(&t);
+	if (rc == 0) {
+		/* Past this point the destination may run the guest. */
+		pthread_mutex_lock(&m->lock);
+		m->committed = true;
+		pthread_mutex_unlock(&m->lock);
+		rc = wire_send_empty(&m->chan, REC_COMMIT);
+		if (rc == 0)
+			rc = expect_reply(m, REC_RESUMED);
+	}
+	ph.resume = ms_since(&t);
+	pthread_mutex_lock(&m->lock);
+	m->stats.phase = ph;
+	m->stats.downtime_ms = (double)(time_now_ns() - t_pause) / 1e6;
+	m->stats.rounds++;
+	m->stats.verify = m->params.verify ? (rc == 0 ? "ok" : m->stats.verify) : "off";
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+static int setup(struct mig_source *m)
+{
+	uint64_t t0 = time_now_ns();
+	int64_t n;
+	int rc = chan_connect(&m->chan, m->uri);
+
+	if (rc < 0)
+		return rc;
+	m->chan.timeout_ms = (int)m->params.io_timeout_ms;
+	ratelimit_init(&m->chan.rl, m->params.max_bandwidth_bps);
+	rc = send_handshake(m);
+	if (rc < 0)
+		return rc;
+	rc = dirty_start(m->vm->dirty);
+	if (rc < 0)
+		return rc;
+	n = sync_dirty(m); /* the first sync reports every page: round 0 sends all */
+	if (n < 0)
+		return (int)n;
+	pthread_mutex_lock(&m->lock);
+	m->stats.setup_ms = time_ms_since(t0);
+	m->stats.status = MIG_ACTIVE;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+/* Settle the outcome. Before COMMIT the source guest must run on with its
+ * memory intact; after COMMIT without an answer it must stay paused. */
+static void finish(struct mig_source *m, int rc, const char *why)
+{
+	enum mig_status s;
+
+	if (rc == 0)
+		s = MIG_COMPLETED;
+	else if (m->committed)
+		s = MIG_UNKNOWN;
+	else
+		s = rc == -ECANCELED ? MIG_CANCELLED : MIG_FAILED;
+	if (s != MIG_UNKNOWN) {
+		dirty_stop(m->vm->dirty);
+		if (s != MIG_COMPLETED && m->paused)
+			vm_resume(m->vm);
+	}
+	if (s == MIG_COMPLETED)
+		mem_release(&m->vm->mem); /* the guest lives on the destination now */
+	chan_close(&m->chan);
+	pthread_mutex_lock(&m->lock);
+	m->stats.status = s;
+	m->stats.total_ms = time_ms_since(m->start_ns);
+	m->stats.bytes_sent = m->chan.bytes_sent;
+	if (s == MIG_UNKNOWN)
+		snprintf(m->stats.reason, sizeof(m->stats.reason),
+			 "COMMIT was sent but the destination did not confirm (%s): the guest may be running there, so it stays paused here; resume it here (cont) only if you know it is not",
+			 why);
+	else if (rc < 0)
+		snprintf(m->stats.reason, sizeof(m->stats.reason), "%s", why);
+	pthread_mutex_unlock(&m->lock);
+	if (s == MIG_COMPLETED)
+		log_info("migration to %s completed in %.0f ms, downtime %.1f ms", m->uri,
+			 m->stats.total_ms, m->stats.downtime_ms);
+	else
+		log_err("migration to %s %s: %s", m->uri, mig_status_name(s), m->stats.reason);
+}
+
+static void *source_thread(void *arg)
+{
+	struct mig_source *m = arg;
+	int rc;
+
+	pthread_setname_np(pthread_self(), "migrate");
+	err_clear();
+	rc = setup(m);
+	if (rc == 0)
+		rc = precopy(m);
+	if (rc > 0)
+		rc = switchover(m, (uint32_t)rc);
+	finish(m, rc, rc < 0 ? err_msg() : "");
+	return NULL;
+}
+
+int mig_source_start(struct vm *vm, const char *uri, const struct mig_params *p,
+		     struct mig_source **out)
+{
+	struct mig_source *m = calloc(1, sizeof(*m));
+	int rc;
+
+	if (!m)
+		return err_set(-ENOMEM, "out of memory");
+	m->vm = vm;
+	m->params = *p;
+	m->npages = vm->mem.size / STREAM_PAGE_SIZE;
+	m->dirty = calloc(BITMAP_WORDS(m->npages), 8);
+	m->bounce = malloc(BATCH_PAGES * STREAM_PAGE_SIZE);
+	m->chan.fd = -1;
+	m->start_ns = time_now_ns();
+	snprintf(m->uri, sizeof(m->uri), "%s", uri);
+	snprintf(m->stats.uri, sizeof(m->stats.uri), "%s", uri);
+	m->stats.status = MIG_SETUP;
+	m->stats.verify = p->verify ? "pending" : "off";
+	pthread_mutex_init(&m->lock, NULL);
+	if (!m->dirty || !m->bounce) {
+		free(m->dirty);
+		free(m->bounce);
+		free(m);
+		return err_set(-ENOMEM, "out of memory");
+	}
+	rc = pthread_create(&m->thread, NULL, source_thread, m);
+	if (rc) {
+		free(m->dirty);
+		free(m->bounce);
+		free(m);
+		return err_set(-rc, "cannot start the migration thread: %s", strerror(rc));
+	}
+	*out = m;
+	return 0;
+}
+
+void mig_source_cancel(struct mig_source *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->cancel = true;
+	/* Once COMMIT is out, cancelling cannot take the guest back. */
+	if (!m->committed)
+		chan_shutdown(&m->chan);
+	pthread_mutex_unlock(&m->lock);
+}
+
+void mig_source_set_params(struct mig_source *m, const struct mig_params *p)
+{
+	pthread_mutex_lock(&m->lock);
+	m->params.downtime_ms = p->downtime_ms;
+	m->params.max_bandwidth_bps = p->max_bandwidth_bps;
+	m->params.timeout_s = p->timeout_s;
+	pthread_mutex_unlock(&m->lock);
+}
+
+struct mig_stats mig_source_stats(struct mig_source *m)
+{
+	struct mig_stats s;
+
+	pthread_mutex_lock(&m->lock);
+	s = m->stats;
+	if (!mig_status_final(s.status))
+		s.total_ms = time_ms_since(m->start_ns);
+	pthread_mutex_unlock(&m->lock);
+	return s;
+}
+
+void mig_source_free(struct mig_source *m)
+{
+	if (!m)
+		return;
+	pthread_join(m->thread, NULL);
+	pthread_mutex_destroy(&m->lock);
+	free(m->dirty);
+	free(m->bounce);
+	free(m);
+}

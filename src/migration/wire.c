@@ -1,0 +1,79 @@
+#include "migration/wire.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stream/record.h"
+#include "util/error.h"
+
+static const uint8_t zeros[8];
+
+int wire_send(struct chan *c, uint32_t type, const struct iovec *body, int n)
+{
+	struct iovec iov[CHAN_MAX_IOV];
+	struct rec_header hdr;
+	uint32_t pad;
+
+	if (n > CHAN_MAX_IOV - 2)
+		return -EINVAL;
+	rec_header_init(&hdr, type, body, n);
+	pad = rec_padded(hdr.length) - hdr.length;
+	iov[0] = (struct iovec){ &hdr, sizeof(hdr) };
+	memcpy(iov + 1, body, (size_t)n * sizeof(*iov));
+	iov[n + 1] = (struct iovec){ (void *)zeros, pad };
+	return chan_writev(c, iov, n + 2);
+}
+
+int wire_send_empty(struct chan *c, uint32_t type)
+{
+	return wire_send(c, type, NULL, 0);
+}
+
+void wire_send_error(struct chan *c, int code, const char *sentence)
+{
+	struct rec_error fixed = { .code = (uint32_t)(code < 0 ? -code : code) };
+	size_t len = strnlen(sentence, ERROR_MAX_TEXT);
+	struct iovec body[2] = { { &fixed, sizeof(fixed) }, { (void *)sentence, len } };
+
+	wire_send(c, REC_ERROR, body, 2);
+}
+
+static int grow(struct wire_buf *buf, size_t need)
+{
+	uint8_t *p;
+
+	if (need <= buf->cap)
+		return 0;
+	p = realloc(buf->data, need);
+	if (!p)
+		return err_set(-ENOMEM, "out of memory for a %zu-byte record", need);
+	buf->data = p;
+	buf->cap = need;
+	return 0;
+}
+
+int wire_recv(struct chan *c, struct rec_header *hdr, struct wire_buf *buf)
+{
+	for (;;) {
+		int skip, rc = chan_read(c, hdr, sizeof(*hdr));
+
+		if (rc == 0)
+			rc = rec_header_check(hdr, &skip);
+		if (rc == 0)
+			rc = grow(buf, rec_padded(hdr->length) + 8);
+		if (rc == 0)
+			rc = chan_read(c, buf->data, rec_padded(hdr->length));
+		if (rc == 0 && !skip)
+			rc = rec_checksum_check(hdr, buf->data);
+		if (rc < 0 || !skip)
+			return rc;
+	}
+}
+
+void wire_buf_free(struct wire_buf *buf)
+{
+	free(buf->data);
+	buf->data = NULL;
+	buf->cap = 0;
+}

@@ -1,0 +1,28 @@
+/* Records on a channel: framing (header, checksum, padding) over transport/,
+ * validation by stream/. */
+#ifndef FERRY_MIGRATION_WIRE_H
+#define FERRY_MIGRATION_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "stream/format.h"
+#include "transport/chan.h"
+
+struct wire_buf {
+	uint8_t *data;
+	size_t cap;
+};
+
+/* Send one record whose body is iov[0..n) (n <= CHAN_MAX_IOV - 2). */
+int wire_send(struct chan *c, uint32_t type, const struct iovec *body, int n);
+int wire_send_empty(struct chan *c, uint32_t type);
+/* Tell the peer why we stop; best effort, errors ignored. */
+void wire_send_error(struct chan *c, int code, const char *sentence);
+/* Receive the next record the reader knows (skipping optional unknown ones),
+ * checked: header, length bounds and checksum. The body lands in buf. */
+int wire_recv(struct chan *c, struct rec_header *hdr, struct wire_buf *buf);
+void wire_buf_free(struct wire_buf *buf);
+
+#endif

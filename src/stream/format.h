@@ -1,0 +1,102 @@
+/* The migration stream's wire format, mirroring docs/protocol.md: keep the
+ * two in step. Fixed-width little-endian fields, records padded to 8 bytes. */
+#ifndef FERRY_STREAM_FORMAT_H
+#define FERRY_STREAM_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STREAM_MAGIC      0x3147494d59525245ull /* "ERRYMIG1" */
+#define STREAM_VERSION    1
+#define STREAM_BYTE_ORDER 0x01020304u
+#define STREAM_PAGE_SIZE  4096u
+
+#define REC_OPTIONAL      0x80000000u
+#define REC_MAX_BODY      (8u << 20)
+#define PAGES_MAX_COUNT   512u
+#define HASHES_MAX_COUNT  65536u
+#define STATE_MAX_BODY    (1u << 20)
+#define ERROR_MAX_TEXT    1024u
+
+enum rec_type {
+	REC_CONFIG = 1,
+	REC_PAGES = 2,
+	REC_ROUND = 3,
+	REC_STATE = 4,
+	REC_HASHES = 5,
+	REC_END = 6,
+	REC_COMMIT = 7,
+	REC_LOADED = 16,
+	REC_RESUMED = 17,
+	REC_ERROR = 18,
+};
+
+enum page_encoding { PAGE_RAW = 0, PAGE_ZERO = 1 };
+
+#define PAGE_ENTRY(gfn, enc) ((uint64_t)(gfn) | (uint64_t)(enc) << 56)
+#define PAGE_ENTRY_GFN(e)    ((e) & ((1ull << 56) - 1))
+#define PAGE_ENTRY_ENC(e)    ((uint32_t)((e) >> 56))
+
+#define CONFIG_VERIFY 1ull
+
+struct stream_header {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t byte_order;
+};
+
+struct rec_header {
+	uint32_t type;
+	uint32_t length;
+	uint64_t checksum;
+};
+
+struct rec_config {
+	uint64_t mem_bytes;
+	uint32_t vcpus;
+	uint32_t page_size;
+	uint64_t tsc_khz;
+	uint64_t flags;
+};
+
+struct rec_pages {
+	uint32_t count;
+	uint32_t round;
+	uint64_t entries[];
+};
+
+struct rec_round {
+	uint32_t round;
+	uint32_t reserved;
+	uint64_t pages;
+};
+
+struct rec_hashes {
+	uint64_t first_gfn;
+	uint32_t count;
+	uint32_t reserved;
+	uint64_t hash[];
+};
+
+struct rec_error {
+	uint32_t code;
+	uint32_t reserved;
+	char text[];
+};
+
+_Static_assert(sizeof(struct stream_header) == 16, "stream header");
+_Static_assert(sizeof(struct rec_header) == 16, "record header");
+_Static_assert(offsetof(struct rec_header, checksum) == 8, "checksum offset");
+_Static_assert(sizeof(struct rec_config) == 32, "CONFIG");
+_Static_assert(offsetof(struct rec_config, tsc_khz) == 16, "CONFIG tsc_khz");
+_Static_assert(sizeof(struct rec_pages) == 8, "PAGES fixed part");
+_Static_assert(sizeof(struct rec_round) == 16, "ROUND");
+_Static_assert(sizeof(struct rec_hashes) == 16, "HASHES fixed part");
+_Static_assert(sizeof(struct rec_error) == 8, "ERROR fixed part");
+
+static inline uint32_t rec_padded(uint32_t length)
+{
+	return (length + 7u) & ~7u;
+}
+
+#endif

@@ -1,0 +1,218 @@
+#include "stream/record.h"
+
+#include <errno.h>
+#include <string.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
+
+#include "util/error.h"
+
+static const char *const names[] = {
+	[REC_CONFIG] = "CONFIG", [REC_PAGES] = "PAGES",	    [REC_ROUND] = "ROUND",
+	[REC_STATE] = "STATE",	 [REC_HASHES] = "HASHES",   [REC_END] = "END",
+	[REC_COMMIT] = "COMMIT", [REC_LOADED] = "LOADED",   [REC_RESUMED] = "RESUMED",
+	[REC_ERROR] = "ERROR",
+};
+
+const char *rec_type_name(uint32_t type)
+{
+	return type < sizeof(names) / sizeof(names[0]) && names[type] ? names[type] : "unknown";
+}
+
+void stream_header_init(struct stream_header *h)
+{
+	*h = (struct stream_header){ .magic = STREAM_MAGIC,
+				     .version = STREAM_VERSION,
+				     .byte_order = STREAM_BYTE_ORDER };
+}
+
+int stream_header_check(const struct stream_header *h)
+{
+	if (h->magic != STREAM_MAGIC)
+		return err_set(-EINVAL, "the peer is not sending a ferry migration stream");
+	if (h->byte_order != STREAM_BYTE_ORDER)
+		return err_set(-EINVAL, "the migration stream has the wrong byte order");
+	if (h->version != STREAM_VERSION)
+		return err_set(-EINVAL, "migration stream version %u is not supported (this ferry speaks %u)",
+			       h->version, STREAM_VERSION);
+	return 0;
+}
+
+void rec_header_init(struct rec_header *hdr, uint32_t type, const struct iovec *iov, int n)
+{
+	XXH3_state_t st;
+	uint64_t len = 0;
+
+	XXH3_64bits_reset(&st);
+	for (int i = 0; i < n; i++) {
+		XXH3_64bits_update(&st, iov[i].iov_base, iov[i].iov_len);
+		len += iov[i].iov_len;
+	}
+	*hdr = (struct rec_header){ .type = type, .length = (uint32_t)len,
+				    .checksum = XXH3_64bits_digest(&st) };
+}
+
+/* Smallest and largest body each type may have. */
+static int length_bounds(uint32_t type, uint32_t *min, uint32_t *max)
+{
+	switch (type) {
+	case REC_CONFIG:
+		*min = *max = sizeof(struct rec_config);
+		return 0;
+	case REC_PAGES:
+		*min = sizeof(struct rec_pages) + 8;
+		*max = sizeof(struct rec_pages) + PAGES_MAX_COUNT * (8 + STREAM_PAGE_SIZE);
+		return 0;
+	case REC_ROUND:
+		*min = *max = sizeof(struct rec_round);
+		return 0;
+	case REC_STATE:
+		*min = 1;
+		*max = STATE_MAX_BODY;
+		return 0;
+	case REC_HASHES:
+		*min = sizeof(struct rec_hashes) + 8;
+		*max = sizeof(struct rec_hashes) + HASHES_MAX_COUNT * 8;
+		return 0;
+	case REC_END:
+	case REC_COMMIT:
+	case REC_LOADED:
+	case REC_RESUMED:
+		*min = *max = 0;
+		return 0;
+	case REC_ERROR:
+		*min = sizeof(struct rec_error);
+		*max = sizeof(struct rec_error) + ERROR_MAX_TEXT;
+		return 0;
+	}
+	return -1;
+}
+
+int rec_header_check(const struct rec_header *hdr, int *skip)
+{
+	uint32_t min, max;
+
+	*skip = 0;
+	if (length_bounds(hdr->type, &min, &max) < 0) {
+		if (!(hdr->type & REC_OPTIONAL))
+			return err_set(-EINVAL, "the migration stream has a record of unknown type %#x",
+				       hdr->type);
+		if (hdr->length > REC_MAX_BODY)
+			return err_set(-EINVAL, "optional record %#x claims %u bytes", hdr->type,
+				       hdr->length);
+		*skip = 1;
+		return 0;
+	}
+	if (hdr->length < min || hdr->length > max)
+		return err_set(-EINVAL, "%s record has a bad length (%u bytes)", rec_type_name(hdr->type),
+			       hdr->length);
+	return 0;
+}
+
+int rec_checksum_check(const struct rec_header *hdr, const void *body)
+{
+	if (XXH3_64bits(body, hdr->length) != hdr->checksum)
+		return err_set(-EINVAL, "%s record failed its checksum: the stream was corrupted in transit",
+			       rec_type_name(hdr->type));
+	return 0;
+}
+
+int rec_parse_config(const void *body, uint32_t len, struct rec_config *out)
+{
+	if (len != sizeof(*out))
+		return err_set(-EINVAL, "CONFIG record has a bad length");
+	memcpy(out, body, sizeof(*out));
+	if (out->page_size != STREAM_PAGE_SIZE)
+		return err_set(-EINVAL, "source uses %u-byte pages, ferry uses %u", out->page_size,
+			       STREAM_PAGE_SIZE);
+	if (out->vcpus < 1 || out->vcpus > 64)
+		return err_set(-EINVAL, "CONFIG asks for %u vCPUs", out->vcpus);
+	if (out->mem_bytes < (16ull << 20) || out->mem_bytes % (2ull << 20) ||
+	    out->mem_bytes > (1ull << 40))
+		return err_set(-EINVAL, "CONFIG asks for %llu bytes of guest memory",
+			       (unsigned long long)out->mem_bytes);
+	if (out->flags & ~CONFIG_VERIFY)
+		return err_set(-EINVAL, "CONFIG has unknown flags %#llx", (unsigned long long)out->flags);
+	return 0;
+}
+
+int rec_parse_pages(const void *body, uint32_t len, uint64_t npages, struct pages_view *out)
+{
+	struct rec_pages fixed;
+	uint64_t expect;
+
+	if (len < sizeof(fixed))
+		return err_set(-EINVAL, "PAGES record is truncated");
+	memcpy(&fixed, body, sizeof(fixed));
+	if (fixed.count < 1 || fixed.count > PAGES_MAX_COUNT)
+		return err_set(-EINVAL, "PAGES record has %u pages (1 to %u allowed)", fixed.count,
+			       PAGES_MAX_COUNT);
+	if (len < sizeof(fixed) + 8ull * fixed.count)
+		return err_set(-EINVAL, "PAGES record is shorter than its page list");
+	out->count = fixed.count;
+	out->round = fixed.round;
+	out->entries = (const uint64_t *)((const uint8_t *)body + sizeof(fixed));
+	out->raw = 0;
+	for (uint32_t i = 0; i < fixed.count; i++) {
+		uint64_t e = out->entries[i];
+
+		if (PAGE_ENTRY_GFN(e) >= npages)
+			return err_set(-EINVAL, "PAGES record names page %llu beyond guest memory (%llu pages)",
+				       (unsigned long long)PAGE_ENTRY_GFN(e), (unsigned long long)npages);
+		if (PAGE_ENTRY_ENC(e) > PAGE_ZERO)
+			return err_set(-EINVAL, "PAGES record uses unknown page encoding %u",
+				       PAGE_ENTRY_ENC(e));
+		out->raw += PAGE_ENTRY_ENC(e) == PAGE_RAW;
+	}
+	expect = sizeof(fixed) + 8ull * fixed.count + (uint64_t)out->raw * STREAM_PAGE_SIZE;
+	if (len != expect)
+		return err_set(-EINVAL, "PAGES record is %u bytes, its list says %llu", len,
+			       (unsigned long long)expect);
+	out->payload = (const uint8_t *)out->entries + 8ull * fixed.count;
+	return 0;
+}
+
+int rec_parse_round(const void *body, uint32_t len, struct rec_round *out)
+{
+	if (len != sizeof(*out))
+		return err_set(-EINVAL, "ROUND record has a bad length");
+	memcpy(out, body, sizeof(*out));
+	return 0;
+}
+
+int rec_parse_hashes(const void *body, uint32_t len, uint64_t npages, struct hashes_view *out)
+{
+	struct rec_hashes fixed;
+
+	if (len < sizeof(fixed))
+		return err_set(-EINVAL, "HASHES record is truncated");
+	memcpy(&fixed, body, sizeof(fixed));
+	if (fixed.count < 1 || fixed.count > HASHES_MAX_COUNT ||
+	    len != sizeof(fixed) + 8ull * fixed.count)
+		return err_set(-EINVAL, "HASHES record's count (%u) does not match its length",
+			       fixed.count);
+	if (fixed.first_gfn >= npages || fixed.count > npages - fixed.first_gfn)
+		return err_set(-EINVAL, "HASHES record covers pages beyond guest memory");
+	out->first_gfn = fixed.first_gfn;
+	out->count = fixed.count;
+	out->hash = (const uint64_t *)((const uint8_t *)body + sizeof(fixed));
+	return 0;
+}
+
+int rec_parse_error(const void *body, uint32_t len, uint32_t *code, char *text)
+{
+	struct rec_error fixed;
+	uint32_t n;
+
+	if (len < sizeof(fixed) || len > sizeof(fixed) + ERROR_MAX_TEXT)
+		return err_set(-EINVAL, "ERROR record has a bad length");
+	memcpy(&fixed, body, sizeof(fixed));
+	n = len - (uint32_t)sizeof(fixed);
+	memcpy(text, (const uint8_t *)body + sizeof(fixed), n);
+	text[n] = '\0';
+	for (uint32_t i = 0; i < n; i++)
+		if ((unsigned char)text[i] < 0x20)
+			text[i] = ' '; /* the sentence goes to logs and terminals */
+	*code = fixed.code;
+	return 0;
+}

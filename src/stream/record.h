@@ -1,0 +1,45 @@
+/* Encoding and strict decoding of the migration stream (docs/protocol.md).
+ * Pure: buffers in, values out; no I/O. Every function that reads untrusted
+ * bytes returns 0 or -EINVAL with a sentence in err_msg(). */
+#ifndef FERRY_STREAM_RECORD_H
+#define FERRY_STREAM_RECORD_H
+
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "stream/format.h"
+
+struct pages_view {
+	uint32_t count;
+	uint32_t round;
+	uint32_t raw;             /* RAW entries, i.e. payload pages */
+	const uint64_t *entries;
+	const uint8_t *payload;   /* raw pages, in entry order */
+};
+
+struct hashes_view {
+	uint64_t first_gfn;
+	uint32_t count;
+	const uint64_t *hash;
+};
+
+void stream_header_init(struct stream_header *h);
+int stream_header_check(const struct stream_header *h);
+
+/* Header for a body made of iov[0..n), with its checksum. */
+void rec_header_init(struct rec_header *hdr, uint32_t type, const struct iovec *iov, int n);
+/* A header as received: a known type (or an optional one) and a length
+ * within that type's bounds. Sets *skip for an unknown optional record. */
+int rec_header_check(const struct rec_header *hdr, int *skip);
+int rec_checksum_check(const struct rec_header *hdr, const void *body);
+const char *rec_type_name(uint32_t type);
+
+int rec_parse_config(const void *body, uint32_t len, struct rec_config *out);
+/* npages: guest pages; every gfn must be below it. */
+int rec_parse_pages(const void *body, uint32_t len, uint64_t npages, struct pages_view *out);
+int rec_parse_round(const void *body, uint32_t len, struct rec_round *out);
+int rec_parse_hashes(const void *body, uint32_t len, uint64_t npages, struct hashes_view *out);
+/* Copies the sentence, NUL-terminated, into text (at least ERROR_MAX_TEXT + 1 bytes). */
+int rec_parse_error(const void *body, uint32_t len, uint32_t *code, char *text);
+
+#endif

@@ -1,0 +1,278 @@
+#include "transport/chan.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "transport/uri.h"
+#include "util/error.h"
+#include "util/time.h"
+
+void chan_init_fd(struct chan *c, int fd)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->timeout_ms = CHAN_DEFAULT_TIMEOUT_MS;
+	ratelimit_init(&c->rl, 0);
+}
+
+/* Big buffers keep a fast link busy; TCP_NODELAY keeps the small hand-off
+ * records (LOADED, COMMIT) from waiting on Nagle. */
+static void tune_socket(int fd, bool tcp)
+{
+	int one = 1, buf = 4 << 20;
+
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	if (tcp)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+static int connect_tcp(const struct uri *u)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+	int fd = -1, rc = getaddrinfo(u->host, u->port, &hints, &res);
+
+	if (rc)
+		return err_set(-EHOSTUNREACH, "cannot resolve %s: %s", u->host, gai_strerror(rc));
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		rc = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return err_set(-rc, "cannot connect to %s:%s: %s", u->host, u->port, strerror(rc));
+	tune_socket(fd, true);
+	return fd;
+}
+
+static int unix_addr(const struct uri *u, struct sockaddr_un *addr)
+{
+	memset(addr, 0, sizeof(*addr));
+	addr->sun_family = AF_UNIX;
+	memcpy(addr->sun_path, u->path, strlen(u->path) + 1);
+	return 0;
+}
+
+static int connect_unix(const struct uri *u)
+{
+	struct sockaddr_un addr;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
+
+	if (fd < 0)
+		return -errno;
+	unix_addr(u, &addr);
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		rc = -errno;
+		close(fd);
+		return err_set(rc, "cannot connect to %s: %s", u->path, strerror(-rc));
+	}
+	tune_socket(fd, false);
+	return fd;
+}
+
+int chan_connect(struct chan *c, const char *text)
+{
+	struct uri u;
+	int fd = uri_parse(text, &u);
+
+	if (fd < 0)
+		return fd;
+	if (u.kind == URI_TCP)
+		fd = connect_tcp(&u);
+	else if (u.kind == URI_UNIX)
+		fd = connect_unix(&u);
+	else
+		fd = fcntl(u.fd, F_GETFD) < 0 ? err_set(-EBADF, "fd:%d is not an open descriptor", u.fd)
+					       : u.fd;
+	if (fd < 0)
+		return fd;
+	chan_init_fd(c, fd);
+	return 0;
+}
+
+static int listen_tcp(const struct uri *u)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *res;
+	int fd, rc = getaddrinfo(u->host, u->port, &hints, &res), one = 1;
+
+	if (rc)
+		return err_set(-EADDRNOTAVAIL, "cannot resolve %s: %s", u->host, gai_strerror(rc));
+	fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+	if (fd < 0) {
+		freeaddrinfo(res);
+		return -errno;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	rc = bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4) < 0 ? -errno : 0;
+	freeaddrinfo(res);
+	if (rc < 0) {
+		close(fd);
+		return err_set(rc, "cannot listen on %s:%s: %s", u->host, u->port, strerror(-rc));
+	}
+	return fd;
+}
+
+static int listen_unix(const struct uri *u)
+{
+	struct sockaddr_un addr;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
+
+	if (fd < 0)
+		return -errno;
+	unix_addr(u, &addr);
+	unlink(u->path);
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 4) < 0) {
+		rc = -errno;
+		close(fd);
+		return err_set(rc, "cannot listen on %s: %s", u->path, strerror(-rc));
+	}
+	return fd;
+}
+
+int chan_listen(const char *text)
+{
+	struct uri u;
+	int rc = uri_parse(text, &u);
+
+	if (rc < 0)
+		return rc;
+	if (u.kind == URI_TCP)
+		return listen_tcp(&u);
+	if (u.kind == URI_UNIX)
+		return listen_unix(&u);
+	return u.fd;
+}
+
+int chan_accept(struct chan *c, int lfd, const char *text, int timeout_ms)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	struct uri u;
+	int fd, rc = uri_parse(text, &u);
+
+	if (rc < 0)
+		return rc;
+	if (u.kind == URI_FD) { /* already connected: one migration only */
+		chan_init_fd(c, lfd);
+		return 0;
+	}
+	rc = poll(&p, 1, timeout_ms);
+	if (rc <= 0)
+		return rc == 0 ? err_set(-ETIMEDOUT, "no migration arrived") : -errno;
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return err_set(-errno, "accept: %s", strerror(errno));
+	tune_socket(fd, u.kind == URI_TCP);
+	chan_init_fd(c, fd);
+	return 0;
+}
+
+static int wait_ready(struct chan *c, short events)
+{
+	struct pollfd p = { .fd = c->fd, .events = events };
+	int rc = poll(&p, 1, c->timeout_ms);
+
+	if (rc < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (rc == 0)
+		return err_set(-ETIMEDOUT, "the connection stalled for %d s", c->timeout_ms / 1000);
+	return 0;
+}
+
+int chan_writev(struct chan *c, const struct iovec *iov_in, int n)
+{
+	struct iovec iov[CHAN_MAX_IOV];
+	size_t total = 0;
+	uint64_t wait;
+	int i = 0;
+
+	if (n > CHAN_MAX_IOV)
+		return -EINVAL;
+	memcpy(iov, iov_in, (size_t)n * sizeof(*iov));
+	for (int k = 0; k < n; k++)
+		total += iov[k].iov_len;
+	wait = ratelimit_take(&c->rl, total, time_now_ns());
+	if (wait)
+		time_sleep_ns(wait);
+	while (i < n) {
+		struct msghdr msg = { .msg_iov = iov + i, .msg_iovlen = (size_t)(n - i) };
+		ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		int rc;
+
+		if (w < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				return err_set(-errno, "the connection broke: %s", strerror(errno));
+			rc = wait_ready(c, POLLOUT);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		c->bytes_sent += (uint64_t)w;
+		while (i < n && (size_t)w >= iov[i].iov_len)
+			w -= (ssize_t)iov[i++].iov_len;
+		if (i < n) {
+			iov[i].iov_base = (char *)iov[i].iov_base + w;
+			iov[i].iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+int chan_read(struct chan *c, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = recv(c->fd, (char *)buf + got, len - got, MSG_DONTWAIT);
+		int rc;
+
+		if (r == 0)
+			return err_set(-ECONNRESET, "the peer closed the connection");
+		if (r < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				return err_set(-errno, "the connection broke: %s", strerror(errno));
+			rc = wait_ready(c, POLLIN);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		got += (size_t)r;
+		c->bytes_received += (uint64_t)r;
+	}
+	return 0;
+}
+
+int chan_poll_readable(struct chan *c, int timeout_ms)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLIN };
+	int rc = poll(&p, 1, timeout_ms);
+
+	return rc < 0 ? -errno : rc;
+}
+
+void chan_shutdown(struct chan *c)
+{
+	if (c->fd >= 0)
+		shutdown(c->fd, SHUT_RDWR);
+}
+
+void chan_close(struct chan *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}

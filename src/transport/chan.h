@@ -1,0 +1,43 @@
+/* A migration channel: one connected stream socket, full duplex (the return
+ * path runs the other way), with a stall timeout on every read and write and
+ * an optional rate limit on writes. */
+#ifndef FERRY_TRANSPORT_CHAN_H
+#define FERRY_TRANSPORT_CHAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "transport/ratelimit.h"
+
+#define CHAN_DEFAULT_TIMEOUT_MS 10000
+#define CHAN_MAX_IOV 1024
+
+struct chan {
+	int fd;
+	int timeout_ms;         /* a read or write that makes no progress this long fails */
+	struct ratelimit rl;
+	uint64_t bytes_sent;
+	uint64_t bytes_received;
+};
+
+/* Connect to uri (tcp:, unix:, fd:). Returns 0 or -errno with err_msg(). */
+int chan_connect(struct chan *c, const char *uri);
+/* Listen on uri; returns the listening fd or -errno. fd:N listens on nothing:
+ * it returns N, already connected (see chan_accept). */
+int chan_listen(const char *uri);
+/* Accept one connection on lfd, waiting at most timeout_ms (-1: forever). */
+int chan_accept(struct chan *c, int lfd, const char *uri, int timeout_ms);
+void chan_init_fd(struct chan *c, int fd);
+
+/* Write all of iov[0..n), n <= CHAN_MAX_IOV (blocking, rate-limited). */
+int chan_writev(struct chan *c, const struct iovec *iov, int n);
+/* Read exactly len bytes. */
+int chan_read(struct chan *c, void *buf, size_t len);
+/* Wait until there is something to read, up to timeout_ms. Returns 1, 0 on timeout, -errno. */
+int chan_poll_readable(struct chan *c, int timeout_ms);
+/* Make blocked reads and writes on c fail now (cancel); safe from any thread. */
+void chan_shutdown(struct chan *c);
+void chan_close(struct chan *c);
+
+#endif
