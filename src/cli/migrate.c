@@ -56,7 +56,8 @@ static int add_rate(json_t *args, const char *value)
 	uint64_t bps;
 
 	if (rate_parse(value, &bps) < 0)
-		return usage_error("migrate", "--max-bandwidth '%s' is not a rate like 100M or 1Gbit", value);
+		return usage_error("migrate",
+				   "--max-bandwidth '%s' is not a rate like 100M or 1Gbit", value);
 	json_object_set_new(args, "max-bandwidth", json_integer((json_int_t)bps));
 	return 0;
 }
@@ -131,7 +132,8 @@ static void progress_line(json_t *s)
 
 	size_format((uint64_t)num(s, "bytes_sent"), sent, sizeof(sent));
 	size_format((uint64_t)num(s, "bandwidth_bps"), rate, sizeof(rate));
-	fprintf(stderr, "\r\033[K%-10s round %d  sent %s  remaining %.0f pages  %s/s  dirty %.0f pages/s  expect %.0f ms",
+	fprintf(stderr,
+		"\r\033[K%-10s round %d  sent %s  remaining %.0f pages  %s/s  dirty %.0f pages/s  expect %.0f ms",
 		json_string_value(json_object_get(s, "status")), (int)num(s, "rounds"), sent,
 		num(s, "remaining_pages"), rate, num(s, "dirty_rate_pps"),
 		num(s, "expected_downtime_ms") > 1e9 ? 0 : num(s, "expected_downtime_ms"));

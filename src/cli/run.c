@@ -222,14 +222,15 @@ static void wait_for_stop(struct vm *vm)
 						     : "terminated (SIGTERM)");
 }
 
-static void announce(const struct run_opts *o, const struct ferry_workload_args *wl)
+static void announce(const struct run_opts *o, const struct vm *vm,
+		     const struct ferry_workload_args *wl)
 {
 	char mem[32], desc[160];
 
-	size_format(o->cfg.mem_bytes, mem, sizeof(mem));
+	size_format(vm->mem.size, mem, sizeof(mem));
 	workload_describe(wl, desc, sizeof(desc));
-	log_info("VM running: %s, %u vCPU%s; workload %s%s%s", mem, o->cfg.vcpus,
-		 o->cfg.vcpus > 1 ? "s" : "", desc, o->control ? "; control socket " : "",
+	log_info("VM running: %s, %u vCPU%s; workload %s%s%s", mem, vm->nr_vcpus,
+		 vm->nr_vcpus > 1 ? "s" : "", desc, o->control ? "; control socket " : "",
 		 o->control ? o->control : "");
 }
 
@@ -295,7 +296,7 @@ int cmd_run(int argc, char **argv)
 	if (rc || !vm)
 		goto out_control;
 	ctx_set_vm(&ctx, vm);
-	announce(&o, &ctx.workload);
+	announce(&o, vm, &ctx.workload);
 	wait_for_stop(vm);
 	rc = vm->failed ? 1 : 0;
 	if (vm->failed)

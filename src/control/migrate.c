@@ -18,14 +18,18 @@ static int parse_params(json_t *args, struct mig_params *p)
 		return 0;
 	if ((v = json_object_get(args, "downtime-ms"))) {
 		if (!json_is_integer(v) || json_integer_value(v) < 1)
-			return err_set(-EINVAL, "downtime-ms must be a positive number of milliseconds");
+			return err_set(-EINVAL,
+				       "downtime-ms must be a positive number of milliseconds");
 		p->downtime_ms = (uint64_t)json_integer_value(v);
 	}
 	if ((v = json_object_get(args, "max-bandwidth"))) {
 		if (json_is_integer(v) && json_integer_value(v) >= 0)
 			p->max_bandwidth_bps = (uint64_t)json_integer_value(v);
-		else if (!json_is_string(v) || rate_parse(json_string_value(v), &p->max_bandwidth_bps) < 0)
-			return err_set(-EINVAL, "max-bandwidth must be bytes per second, a size per second like 100M, or bits like 1Gbit");
+		else if (!json_is_string(v) ||
+			 rate_parse(json_string_value(v), &p->max_bandwidth_bps) < 0)
+			return err_set(
+				-EINVAL,
+				"max-bandwidth must be bytes per second, a size per second like 100M, or bits like 1Gbit");
 	}
 	if ((v = json_object_get(args, "timeout"))) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0)
@@ -71,7 +75,8 @@ json_t *control_migrate(struct control_ctx *ctx, json_t *args)
 		return NULL;
 	}
 	if (vm->state != VM_RUNNING) {
-		err_set(-EINVAL, "the VM is %s; only a running VM migrates", vm_state_name(vm->state));
+		err_set(-EINVAL, "the VM is %s; only a running VM migrates",
+			vm_state_name(vm->state));
 		return NULL;
 	}
 	if (parse_params(args, &p) < 0)
@@ -107,7 +112,8 @@ static json_t *phases_json(const struct mig_phases *ph)
 {
 	return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "pause_ms", ph->pause, "final_sync_ms",
 			 ph->final_sync, "final_pages_ms", ph->final_pages, "state_ms", ph->state,
-			 "verify_ms", ph->verify, "handoff_ms", ph->handoff, "resume_ms", ph->resume);
+			 "verify_ms", ph->verify, "handoff_ms", ph->handoff, "resume_ms",
+			 ph->resume);
 }
 
 json_t *control_query_migrate(struct control_ctx *ctx, json_t *args)
@@ -119,14 +125,15 @@ json_t *control_query_migrate(struct control_ctx *ctx, json_t *args)
 	if (!ctx->migration)
 		return json_pack("{s:s}", "status", "none");
 	s = mig_source_stats(ctx->migration);
-	r = json_pack("{s:s,s:s,s:f,s:f,s:f,s:i,s:I,s:{s:I,s:I},s:f,s:s,s:I,s:f,s:f,s:o}",
-		      "status", mig_status_name(s.status), "uri", s.uri, "total_ms", s.total_ms,
+	r = json_pack("{s:s,s:s,s:f,s:f,s:f,s:i,s:I,s:{s:I,s:I},s:f,s:s,s:I,s:f,s:f,s:o}", "status",
+		      mig_status_name(s.status), "uri", s.uri, "total_ms", s.total_ms,
 		      "downtime_ms", s.downtime_ms, "setup_ms", s.setup_ms, "rounds", (int)s.rounds,
 		      "bytes_sent", (json_int_t)s.bytes_sent, "pages", "raw",
 		      (json_int_t)s.pages_raw, "zero", (json_int_t)s.pages_zero, "bandwidth_bps",
 		      s.bandwidth_bps, "verify", s.verify, "remaining_pages",
 		      (json_int_t)s.remaining_pages, "dirty_rate_pps", s.dirty_rate_pps,
-		      "expected_downtime_ms", s.expected_downtime_ms, "phases", phases_json(&s.phase));
+		      "expected_downtime_ms", s.expected_downtime_ms, "phases",
+		      phases_json(&s.phase));
 	if (s.reason[0])
 		json_object_set_new(r, "reason", json_string(s.reason));
 	return r;

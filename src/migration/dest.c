@@ -27,10 +27,10 @@ struct incoming {
 	struct rec_config cfg;
 	struct vm *vm;
 	uint64_t npages;
-	uint8_t *state;        /* STATE body, kept until END */
+	uint8_t *state; /* STATE body, kept until END */
 	size_t state_len;
-	uint64_t *hashes;      /* HASHES, one per page, when verifying */
-	uint64_t *hashed;      /* bitmap of pages with a hash */
+	uint64_t *hashes; /* HASHES, one per page, when verifying */
+	uint64_t *hashed; /* bitmap of pages with a hash */
 };
 
 static int next_record(struct incoming *in)
@@ -66,22 +66,28 @@ static int handshake(struct incoming *in)
 	if (rc == 0)
 		rc = next_record(in);
 	if (rc == 0 && in->hdr.type != REC_CONFIG)
-		rc = err_set(-EPROTO, "the stream starts with %s, not CONFIG", rec_type_name(in->hdr.type));
+		rc = err_set(-EPROTO, "the stream starts with %s, not CONFIG",
+			     rec_type_name(in->hdr.type));
 	if (rc == 0)
 		rc = rec_parse_config(in->buf.data, in->hdr.length, &in->cfg);
 	if (rc == 0)
 		rc = refuse_config(in);
 	if (rc < 0)
 		return rc;
-	vc = (struct vm_config){ .mem_bytes = in->cfg.mem_bytes, .vcpus = in->cfg.vcpus,
+	vc = (struct vm_config){ .mem_bytes = in->cfg.mem_bytes,
+				 .vcpus = in->cfg.vcpus,
 				 .mem_backend = in->o->mem_backend,
-				 .dirty_backend = in->o->dirty_backend, .prealloc = true };
+				 .dirty_backend = in->o->dirty_backend,
+				 .prealloc = true };
 	rc = vm_create(&vc, &in->vm);
 	if (rc < 0)
 		return rc;
 	in->npages = in->cfg.mem_bytes / STREAM_PAGE_SIZE;
 	if (in->stats)
 		in->stats->populate_ms = in->vm->mem.populate_ms;
+	rc = wire_send_empty(&in->chan, REC_READY);
+	if (rc < 0)
+		return rc;
 	if (in->cfg.flags & CONFIG_VERIFY) {
 		in->hashes = calloc(in->npages, 8);
 		in->hashed = calloc((in->npages + 63) / 64, 8);
@@ -162,7 +168,8 @@ static int verify_pages(struct incoming *in)
 			continue;
 		if (bad++ < 8 && used < sizeof(list) - 24)
 			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%#llx",
-						 used ? ", " : "", (unsigned long long)g * STREAM_PAGE_SIZE);
+						 used ? ", " : "",
+						 (unsigned long long)g * STREAM_PAGE_SIZE);
 	}
 	if (bad)
 		return err_set(-EIO, "verify: %llu pages differ from the source's (at %s%s)",
@@ -200,7 +207,8 @@ static int receive(struct incoming *in)
 				       rec_type_name(in->hdr.type));
 		switch (in->hdr.type) {
 		case REC_PAGES:
-			rc = in->state ? err_set(-EPROTO, "pages after the VM state") : load_pages(in);
+			rc = in->state ? err_set(-EPROTO, "pages after the VM state")
+				       : load_pages(in);
 			break;
 		case REC_ROUND:
 			if (in->stats)

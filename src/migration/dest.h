@@ -11,12 +11,12 @@
 #include "vm/vm.h"
 
 struct mig_dest_opts {
-	uint64_t mem_limit;          /* refuse guests larger than this (0: no limit) */
+	uint64_t mem_limit; /* refuse guests larger than this (0: no limit) */
 	enum mem_backend mem_backend;
 	enum dirty_backend dirty_backend;
 	uint32_t io_timeout_ms;
-	bool once;                   /* give up after one failed attempt */
-	volatile int *stop;          /* set (e.g. by a signal) to stop waiting */
+	bool once;	    /* give up after one failed attempt */
+	volatile int *stop; /* set (e.g. by a signal) to stop waiting */
 };
 
 /* Progress of the incoming side, readable while it runs. */
@@ -26,7 +26,7 @@ struct mig_dest_stats {
 	uint64_t bytes_received;
 	uint32_t rounds;
 	double populate_ms;
-	char reason[512];            /* why the last attempt failed */
+	char reason[512]; /* why the last attempt failed */
 };
 
 /* Listen on uri until a migration completes; return its running VM in *out.

@@ -8,21 +8,21 @@
 
 enum mig_status {
 	MIG_NONE,
-	MIG_SETUP,       /* connecting, handshake, destination allocating memory */
-	MIG_ACTIVE,      /* pre-copy rounds, guest running */
-	MIG_SWITCHOVER,  /* guest paused, last pages and state going out */
-	MIG_COMPLETED,   /* the guest runs on the destination */
-	MIG_FAILED,      /* before COMMIT: the source guest runs on, memory intact */
-	MIG_CANCELLED,   /* likewise, on request */
-	MIG_UNKNOWN,     /* COMMIT sent, no answer: paused here, an operator decides */
+	MIG_SETUP,	/* connecting, handshake, destination allocating memory */
+	MIG_ACTIVE,	/* pre-copy rounds, guest running */
+	MIG_SWITCHOVER, /* guest paused, last pages and state going out */
+	MIG_COMPLETED,	/* the guest runs on the destination */
+	MIG_FAILED,	/* before COMMIT: the source guest runs on, memory intact */
+	MIG_CANCELLED,	/* likewise, on request */
+	MIG_UNKNOWN,	/* COMMIT sent, no answer: paused here, an operator decides */
 };
 
 struct mig_params {
-	uint64_t downtime_ms;       /* acceptable pause (default 300) */
+	uint64_t downtime_ms;	    /* acceptable pause (default 300) */
 	uint64_t max_bandwidth_bps; /* 0: unlimited (the default) */
-	uint64_t timeout_s;         /* give up after this long (default 600; 0: never) */
-	uint32_t io_timeout_ms;     /* a stalled connection fails after this long (10000) */
-	bool verify;                /* hash every page at switchover */
+	uint64_t timeout_s;	    /* give up after this long (default 600; 0: never) */
+	uint32_t io_timeout_ms;	    /* a stalled connection fails after this long (10000) */
+	bool verify;		    /* hash every page at switchover */
 };
 
 /* The parts of the downtime, in ms. */
@@ -32,18 +32,18 @@ struct mig_phases {
 
 struct mig_stats {
 	enum mig_status status;
-	char reason[512];           /* why it failed, was cancelled or is unknown */
+	char reason[512]; /* why it failed, was cancelled or is unknown */
 	char uri[256];
 	double total_ms, setup_ms, downtime_ms;
 	double expected_downtime_ms;
 	uint32_t rounds;
 	uint64_t bytes_sent;
 	uint64_t pages_raw, pages_zero;
-	uint64_t remaining_pages;   /* dirty pages not yet sent */
-	double bandwidth_bps;       /* measured on the last full round */
-	double dirty_rate_pps;      /* pages dirtied per second in the last round */
+	uint64_t remaining_pages; /* dirty pages not yet sent */
+	double bandwidth_bps;	  /* measured on the last full round */
+	double dirty_rate_pps;	  /* pages dirtied per second in the last round */
 	struct mig_phases phase;
-	const char *verify;         /* "ok", "mismatch" or "off" */
+	const char *verify; /* "ok", "mismatch" or "off" */
 };
 
 void mig_params_default(struct mig_params *p);

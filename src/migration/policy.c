@@ -39,11 +39,12 @@ enum policy_decision policy_decide(const struct policy_input *in, const struct m
 	if (expected <= (double)p->downtime_ms)
 		return POLICY_SWITCHOVER;
 	if (p->timeout_s && in->elapsed_s >= (double)p->timeout_s) {
-		snprintf(why, len,
-			 "did not converge in %llu s: the guest dirties %.0f MiB/s, the link carries %.0f MiB/s, and %llu dirty pages would take %.0f ms against a limit of %llu ms",
-			 (unsigned long long)p->timeout_s, in->dirty_rate_pps * 4096 / (1 << 20),
-			 in->bandwidth_bps / (1 << 20), (unsigned long long)in->dirty_pages, expected,
-			 (unsigned long long)p->downtime_ms);
+		snprintf(
+			why, len,
+			"did not converge in %llu s: the guest dirties %.0f MiB/s, the link carries %.0f MiB/s, and %llu dirty pages would take %.0f ms against a limit of %llu ms",
+			(unsigned long long)p->timeout_s, in->dirty_rate_pps * 4096 / (1 << 20),
+			in->bandwidth_bps / (1 << 20), (unsigned long long)in->dirty_pages,
+			expected, (unsigned long long)p->downtime_ms);
 		return POLICY_GIVE_UP;
 	}
 	return POLICY_CONTINUE;

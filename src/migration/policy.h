@@ -10,15 +10,19 @@
 #include "migration/migration.h"
 
 struct policy_input {
-	uint64_t dirty_pages;     /* left to send after the last sync */
-	double bytes_per_page;    /* what a page costs on the wire, measured */
-	double bandwidth_bps;     /* measured link throughput */
-	double dirty_rate_pps;    /* pages dirtied per second */
-	double switchover_ms;     /* fixed cost: sync, state, hand-off (estimated) */
-	double elapsed_s;         /* since the migration started */
+	uint64_t dirty_pages;  /* left to send after the last sync */
+	double bytes_per_page; /* what a page costs on the wire, measured */
+	double bandwidth_bps;  /* measured link throughput */
+	double dirty_rate_pps; /* pages dirtied per second */
+	double switchover_ms;  /* fixed cost: sync, state, hand-off (estimated) */
+	double elapsed_s;      /* since the migration started */
 };
 
-enum policy_decision { POLICY_CONTINUE, POLICY_SWITCHOVER, POLICY_GIVE_UP };
+enum policy_decision {
+	POLICY_CONTINUE,
+	POLICY_SWITCHOVER,
+	POLICY_GIVE_UP
+};
 
 double policy_expected_downtime_ms(const struct policy_input *in);
 /* Decide, and on POLICY_GIVE_UP write the reason (a sentence) to why. */

@@ -24,18 +24,20 @@
 #define MIN_BYTES_FOR_BANDWIDTH (1u << 20)
 /* Restore and two one-way trips on top of what can be measured. */
 #define HANDOFF_ESTIMATE_MS 2.0
+/* Generous: first touch costs about 3 s per GiB on kvm_pvm hosts. */
+#define POPULATE_MS_PER_GIB 10000
 
 struct mig_source {
 	struct vm *vm;
 	char uri[256];
 	struct chan chan;
 	pthread_t thread;
-	uint64_t *dirty;     /* pages to send this round */
-	uint8_t *bounce;     /* a batch of pages copied out of the running guest */
+	uint64_t *dirty; /* pages to send this round */
+	uint8_t *bounce; /* a batch of pages copied out of the running guest */
 	uint64_t npages;
 	uint64_t start_ns;
-	bool paused;         /* we paused the guest (switchover) */
-	bool committed;      /* COMMIT went out: never resume here on our own */
+	bool paused;	/* we paused the guest (switchover) */
+	bool committed; /* COMMIT went out: never resume here on our own */
 
 	pthread_mutex_t lock; /* protects everything below */
 	struct mig_params params;
@@ -211,8 +213,9 @@ static int after_round(struct mig_source *m, uint64_t round_start_ns, uint64_t b
 	ds = dirty_get_stats(m->vm->dirty);
 	in->dirty_pages = (uint64_t)n;
 	in->dirty_rate_pps = secs > 0 ? (double)n / secs : 0;
-	in->switchover_ms = (double)ds.last_sync_ns / 1e6 + HANDOFF_ESTIMATE_MS +
-			    (in->bandwidth_bps > 0 ? 64e3 * m->vm->nr_vcpus / in->bandwidth_bps * 1e3 : 0);
+	in->switchover_ms =
+		(double)ds.last_sync_ns / 1e6 + HANDOFF_ESTIMATE_MS +
+		(in->bandwidth_bps > 0 ? 64e3 * m->vm->nr_vcpus / in->bandwidth_bps * 1e3 : 0);
 	in->elapsed_s = (double)(time_now_ns() - m->start_ns) / 1e9;
 
 	pthread_mutex_lock(&m->lock);
@@ -223,9 +226,10 @@ static int after_round(struct mig_source *m, uint64_t round_start_ns, uint64_t b
 	m->stats.expected_downtime_ms = policy_expected_downtime_ms(in);
 	enum policy_decision d = policy_decide(in, &m->params, why, sizeof(why));
 	pthread_mutex_unlock(&m->lock);
-	log_info("migration: round %u sent %llu pages in %.0f ms (%.0f MiB/s); %lld dirty; expect %.1f ms downtime",
-		 m->stats.rounds, (unsigned long long)pages, secs * 1e3, in->bandwidth_bps / (1 << 20),
-		 (long long)n, m->stats.expected_downtime_ms);
+	log_info(
+		"migration: round %u sent %llu pages in %.0f ms (%.0f MiB/s); %lld dirty; expect %.1f ms downtime",
+		m->stats.rounds, (unsigned long long)pages, secs * 1e3,
+		in->bandwidth_bps / (1 << 20), (long long)n, m->stats.expected_downtime_ms);
 	if (d == POLICY_GIVE_UP)
 		return err_set(-ETIMEDOUT, "%s", why);
 	return d == POLICY_SWITCHOVER;
@@ -388,6 +392,12 @@ static int setup(struct mig_source *m)
 	rc = send_handshake(m);
 	if (rc < 0)
 		return rc;
+	/* The destination populates guest memory before READY: allow for it. */
+	m->chan.timeout_ms += (int)(m->vm->mem.size >> 30) * POPULATE_MS_PER_GIB;
+	rc = expect_reply(m, REC_READY);
+	m->chan.timeout_ms = (int)m->params.io_timeout_ms;
+	if (rc < 0)
+		return rc;
 	rc = dirty_start(m->vm->dirty);
 	if (rc < 0)
 		return rc;
@@ -426,9 +436,10 @@ static void finish(struct mig_source *m, int rc, const char *why)
 	m->stats.total_ms = time_ms_since(m->start_ns);
 	m->stats.bytes_sent = m->chan.bytes_sent;
 	if (s == MIG_UNKNOWN)
-		snprintf(m->stats.reason, sizeof(m->stats.reason),
-			 "COMMIT was sent but the destination did not confirm (%s): the guest may be running there, so it stays paused here; resume it here (cont) only if you know it is not",
-			 why);
+		snprintf(
+			m->stats.reason, sizeof(m->stats.reason),
+			"COMMIT was sent but the destination did not confirm (%s): the guest may be running there, so it stays paused here; resume it here (cont) only if you know it is not",
+			why);
 	else if (rc < 0)
 		snprintf(m->stats.reason, sizeof(m->stats.reason), "%s", why);
 	pthread_mutex_unlock(&m->lock);

@@ -6,17 +6,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STREAM_MAGIC      0x3147494d59525245ull /* "ERRYMIG1" */
-#define STREAM_VERSION    1
+#define STREAM_MAGIC	  0x3147494d59525245ull /* "ERRYMIG1" */
+#define STREAM_VERSION	  1
 #define STREAM_BYTE_ORDER 0x01020304u
 #define STREAM_PAGE_SIZE  4096u
 
-#define REC_OPTIONAL      0x80000000u
-#define REC_MAX_BODY      (8u << 20)
-#define PAGES_MAX_COUNT   512u
-#define HASHES_MAX_COUNT  65536u
-#define STATE_MAX_BODY    (1u << 20)
-#define ERROR_MAX_TEXT    1024u
+#define REC_OPTIONAL	 0x80000000u
+#define REC_MAX_BODY	 (8u << 20)
+#define PAGES_MAX_COUNT	 512u
+#define HASHES_MAX_COUNT 65536u
+#define STATE_MAX_BODY	 (1u << 20)
+#define ERROR_MAX_TEXT	 1024u
 
 enum rec_type {
 	REC_CONFIG = 1,
@@ -29,9 +29,13 @@ enum rec_type {
 	REC_LOADED = 16,
 	REC_RESUMED = 17,
 	REC_ERROR = 18,
+	REC_READY = 19,
 };
 
-enum page_encoding { PAGE_RAW = 0, PAGE_ZERO = 1 };
+enum page_encoding {
+	PAGE_RAW = 0,
+	PAGE_ZERO = 1
+};
 
 #define PAGE_ENTRY(gfn, enc) ((uint64_t)(gfn) | (uint64_t)(enc) << 56)
 #define PAGE_ENTRY_GFN(e)    ((e) & ((1ull << 56) - 1))

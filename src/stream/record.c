@@ -8,10 +8,10 @@
 #include "util/error.h"
 
 static const char *const names[] = {
-	[REC_CONFIG] = "CONFIG", [REC_PAGES] = "PAGES",	    [REC_ROUND] = "ROUND",
-	[REC_STATE] = "STATE",	 [REC_HASHES] = "HASHES",   [REC_END] = "END",
-	[REC_COMMIT] = "COMMIT", [REC_LOADED] = "LOADED",   [REC_RESUMED] = "RESUMED",
-	[REC_ERROR] = "ERROR",
+	[REC_CONFIG] = "CONFIG", [REC_PAGES] = "PAGES",	  [REC_ROUND] = "ROUND",
+	[REC_STATE] = "STATE",	 [REC_HASHES] = "HASHES", [REC_END] = "END",
+	[REC_COMMIT] = "COMMIT", [REC_LOADED] = "LOADED", [REC_RESUMED] = "RESUMED",
+	[REC_ERROR] = "ERROR",	 [REC_READY] = "READY",
 };
 
 const char *rec_type_name(uint32_t type)
@@ -33,8 +33,10 @@ int stream_header_check(const struct stream_header *h)
 	if (h->byte_order != STREAM_BYTE_ORDER)
 		return err_set(-EINVAL, "the migration stream has the wrong byte order");
 	if (h->version != STREAM_VERSION)
-		return err_set(-EINVAL, "migration stream version %u is not supported (this ferry speaks %u)",
-			       h->version, STREAM_VERSION);
+		return err_set(
+			-EINVAL,
+			"migration stream version %u is not supported (this ferry speaks %u)",
+			h->version, STREAM_VERSION);
 	return 0;
 }
 
@@ -48,7 +50,8 @@ void rec_header_init(struct rec_header *hdr, uint32_t type, const struct iovec *
 		XXH3_64bits_update(&st, iov[i].iov_base, iov[i].iov_len);
 		len += iov[i].iov_len;
 	}
-	*hdr = (struct rec_header){ .type = type, .length = (uint32_t)len,
+	*hdr = (struct rec_header){ .type = type,
+				    .length = (uint32_t)len,
 				    .checksum = XXH3_64bits_digest(&st) };
 }
 
@@ -78,6 +81,7 @@ static int length_bounds(uint32_t type, uint32_t *min, uint32_t *max)
 	case REC_COMMIT:
 	case REC_LOADED:
 	case REC_RESUMED:
+	case REC_READY:
 		*min = *max = 0;
 		return 0;
 	case REC_ERROR:
@@ -95,7 +99,8 @@ int rec_header_check(const struct rec_header *hdr, int *skip)
 	*skip = 0;
 	if (length_bounds(hdr->type, &min, &max) < 0) {
 		if (!(hdr->type & REC_OPTIONAL))
-			return err_set(-EINVAL, "the migration stream has a record of unknown type %#x",
+			return err_set(-EINVAL,
+				       "the migration stream has a record of unknown type %#x",
 				       hdr->type);
 		if (hdr->length > REC_MAX_BODY)
 			return err_set(-EINVAL, "optional record %#x claims %u bytes", hdr->type,
@@ -104,15 +109,16 @@ int rec_header_check(const struct rec_header *hdr, int *skip)
 		return 0;
 	}
 	if (hdr->length < min || hdr->length > max)
-		return err_set(-EINVAL, "%s record has a bad length (%u bytes)", rec_type_name(hdr->type),
-			       hdr->length);
+		return err_set(-EINVAL, "%s record has a bad length (%u bytes)",
+			       rec_type_name(hdr->type), hdr->length);
 	return 0;
 }
 
 int rec_checksum_check(const struct rec_header *hdr, const void *body)
 {
 	if (XXH3_64bits(body, hdr->length) != hdr->checksum)
-		return err_set(-EINVAL, "%s record failed its checksum: the stream was corrupted in transit",
+		return err_set(-EINVAL,
+			       "%s record failed its checksum: the stream was corrupted in transit",
 			       rec_type_name(hdr->type));
 	return 0;
 }
@@ -132,7 +138,8 @@ int rec_parse_config(const void *body, uint32_t len, struct rec_config *out)
 		return err_set(-EINVAL, "CONFIG asks for %llu bytes of guest memory",
 			       (unsigned long long)out->mem_bytes);
 	if (out->flags & ~CONFIG_VERIFY)
-		return err_set(-EINVAL, "CONFIG has unknown flags %#llx", (unsigned long long)out->flags);
+		return err_set(-EINVAL, "CONFIG has unknown flags %#llx",
+			       (unsigned long long)out->flags);
 	return 0;
 }
 
@@ -157,8 +164,10 @@ int rec_parse_pages(const void *body, uint32_t len, uint64_t npages, struct page
 		uint64_t e = out->entries[i];
 
 		if (PAGE_ENTRY_GFN(e) >= npages)
-			return err_set(-EINVAL, "PAGES record names page %llu beyond guest memory (%llu pages)",
-				       (unsigned long long)PAGE_ENTRY_GFN(e), (unsigned long long)npages);
+			return err_set(
+				-EINVAL,
+				"PAGES record names page %llu beyond guest memory (%llu pages)",
+				(unsigned long long)PAGE_ENTRY_GFN(e), (unsigned long long)npages);
 		if (PAGE_ENTRY_ENC(e) > PAGE_ZERO)
 			return err_set(-EINVAL, "PAGES record uses unknown page encoding %u",
 				       PAGE_ENTRY_ENC(e));

@@ -97,8 +97,9 @@ int chan_connect(struct chan *c, const char *text)
 	else if (u.kind == URI_UNIX)
 		fd = connect_unix(&u);
 	else
-		fd = fcntl(u.fd, F_GETFD) < 0 ? err_set(-EBADF, "fd:%d is not an open descriptor", u.fd)
-					       : u.fd;
+		fd = fcntl(u.fd, F_GETFD) < 0
+			     ? err_set(-EBADF, "fd:%d is not an open descriptor", u.fd)
+			     : u.fd;
 	if (fd < 0)
 		return fd;
 	chan_init_fd(c, fd);

@@ -11,11 +11,11 @@
 #include "transport/ratelimit.h"
 
 #define CHAN_DEFAULT_TIMEOUT_MS 10000
-#define CHAN_MAX_IOV 1024
+#define CHAN_MAX_IOV		1024
 
 struct chan {
 	int fd;
-	int timeout_ms;         /* a read or write that makes no progress this long fails */
+	int timeout_ms; /* a read or write that makes no progress this long fails */
 	struct ratelimit rl;
 	uint64_t bytes_sent;
 	uint64_t bytes_received;

@@ -7,7 +7,7 @@
 
 struct ratelimit {
 	uint64_t rate_bps; /* bytes per second; 0 = unlimited */
-	double tokens;     /* bytes that may go now; negative = debt */
+	double tokens;	   /* bytes that may go now; negative = debt */
 	uint64_t last_ns;
 };
 

@@ -33,7 +33,8 @@ static int parse_tcp(const char *rest, struct uri *u)
 	port = strtol(colon + 1, &end, 10);
 	if (!host_len || host_len >= sizeof(u->host) || *end || end == colon + 1 || port < 1 ||
 	    port > 65535)
-		return err_set(-EINVAL, "'tcp:%s' is not HOST:PORT with a port from 1 to 65535", rest);
+		return err_set(-EINVAL, "'tcp:%s' is not HOST:PORT with a port from 1 to 65535",
+			       rest);
 	memcpy(u->host, host, host_len);
 	u->host[host_len] = '\0';
 	snprintf(u->port, sizeof(u->port), "%ld", port);
@@ -62,7 +63,8 @@ int uri_parse(const char *text, struct uri *u)
 
 		u->kind = URI_FD;
 		if (end == text + 3 || *end || fd < 0 || fd > 65535)
-			return err_set(-EINVAL, "'%s' is not fd:N with a file descriptor number", text);
+			return err_set(-EINVAL, "'%s' is not fd:N with a file descriptor number",
+				       text);
 		u->fd = (int)fd;
 		return 0;
 	}
