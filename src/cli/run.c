@@ -268,7 +268,7 @@ static int start_incoming(const struct run_opts *o, struct control_ctx *ctx, str
 	};
 	const struct ferry_params *p;
 
-	if (mig_dest_run(o->incoming, &d, &ctx->incoming, out) < 0)
+	if (mig_dest_run(ctx->incoming_fd, o->incoming, &d, &ctx->incoming, out) < 0)
 		return ctx->quit ? 0 : fail("%s", err_msg());
 	p = vm_read_ptr(*out, FERRY_PARAMS_GPA, sizeof(*p));
 	if (p->magic == FERRY_PARAMS_MAGIC)
@@ -290,12 +290,23 @@ int cmd_run(int argc, char **argv)
 	mig_params_default(&ctx.params);
 	ctx.start_ns = time_now_ns();
 	catch_signals(&ctx.quit);
-	if (o.control && control_start(o.control, &ctx, &srv) < 0)
+	/* A local VM exists before its socket answers; an incoming one is
+	 * awaited with the socket already serving its progress. */
+	if (!o.incoming && (rc = start_local(&o, &ctx, &vm)))
+		return rc;
+	ctx_set_vm(&ctx, vm);
+	/* Listen before the control socket answers, so that whoever sees it
+	 * can migrate here at once. */
+	if (o.incoming && (ctx.incoming_fd = mig_dest_listen(o.incoming)) < 0)
 		return fail("%s", err_msg());
-	rc = o.incoming ? start_incoming(&o, &ctx, &vm) : start_local(&o, &ctx, &vm);
+	if (o.control && control_start(o.control, &ctx, &srv) < 0) {
+		rc = fail("%s", err_msg());
+		goto out_control;
+	}
+	if (o.incoming && (rc = start_incoming(&o, &ctx, &vm)) == 0 && vm)
+		ctx_set_vm(&ctx, vm);
 	if (rc || !vm)
 		goto out_control;
-	ctx_set_vm(&ctx, vm);
 	announce(&o, vm, &ctx.workload);
 	wait_for_stop(vm);
 	rc = vm->failed ? 1 : 0;

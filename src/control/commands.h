@@ -20,6 +20,7 @@ struct control_ctx {
 	struct mig_params params;     /* for the next migrate */
 	struct mig_source *migration; /* the current or last outgoing migration */
 	struct mig_dest_stats incoming;
+	int incoming_fd;   /* listening for an incoming migration */
 	volatile int quit; /* quit arrived before any VM existed */
 	uint64_t start_ns;
 	/* The guest's write rate, sampled about once a second by the server. */

@@ -201,7 +201,7 @@ static int receive(struct incoming *in)
 	for (;;) {
 		rc = next_record(in);
 		if (rc < 0)
-			return loaded ? err_set(rc, "no COMMIT after LOADED: %s", err_msg()) : rc;
+			return loaded ? err_wrap(rc, "no COMMIT after LOADED") : rc;
 		if (loaded && in->hdr.type != REC_COMMIT)
 			return err_set(-EPROTO, "%s after LOADED; only COMMIT may follow",
 				       rec_type_name(in->hdr.type));
@@ -270,16 +270,19 @@ static void set_status(struct incoming *in, enum mig_status s)
 		in->stats->status = s;
 }
 
-int mig_dest_run(const char *uri, const struct mig_dest_opts *o, struct mig_dest_stats *stats,
-		 struct vm **out)
+int mig_dest_listen(const char *uri)
+{
+	return chan_listen(uri);
+}
+
+int mig_dest_run(int lfd, const char *uri, const struct mig_dest_opts *o,
+		 struct mig_dest_stats *stats, struct vm **out)
 {
 	struct incoming in = { .o = o, .stats = stats };
 	struct uri u;
-	int lfd = chan_listen(uri), rc;
+	int rc;
 	bool connected_fd; /* fd:N is one connection: it is the channel, used once */
 
-	if (lfd < 0)
-		return lfd;
 	connected_fd = uri_parse(uri, &u) == 0 && u.kind == URI_FD;
 	log_info("waiting for a migration on %s", uri);
 	for (;;) {

@@ -29,10 +29,13 @@ struct mig_dest_stats {
 	char reason[512]; /* why the last attempt failed */
 };
 
-/* Listen on uri until a migration completes; return its running VM in *out.
- * Returns -errno if listening fails, once is set and the attempt fails, or
- * *stop becomes true. stats (may be NULL) is updated as it goes. */
-int mig_dest_run(const char *uri, const struct mig_dest_opts *o, struct mig_dest_stats *stats,
-		 struct vm **out);
+/* Start listening on uri; returns the listening fd or -errno with err_msg(). */
+int mig_dest_listen(const char *uri);
+/* Accept migrations on lfd (from mig_dest_listen(uri)) until one completes;
+ * return its running VM in *out. Returns -errno if once is set and the
+ * attempt fails, or *stop becomes true. Closes lfd. stats (may be NULL) is
+ * updated as it goes. */
+int mig_dest_run(int lfd, const char *uri, const struct mig_dest_opts *o,
+		 struct mig_dest_stats *stats, struct vm **out);
 
 #endif

@@ -24,7 +24,7 @@ bool mig_status_final(enum mig_status s)
 
 double policy_expected_downtime_ms(const struct policy_input *in)
 {
-	double bytes = (double)in->dirty_pages * in->bytes_per_page;
+	double bytes = (double)in->dirty_pages * in->bytes_per_page + (double)in->queued_bytes;
 
 	if (in->bandwidth_bps <= 0)
 		return 1e12; /* nothing measured yet: never stop on a guess */

@@ -11,6 +11,7 @@
 
 struct policy_input {
 	uint64_t dirty_pages;  /* left to send after the last sync */
+	uint64_t queued_bytes; /* sent but still queued in the kernel */
 	double bytes_per_page; /* what a page costs on the wire, measured */
 	double bandwidth_bps;  /* measured link throughput */
 	double dirty_rate_pps; /* pages dirtied per second */

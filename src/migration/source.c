@@ -26,6 +26,9 @@
 #define HANDOFF_ESTIMATE_MS 2.0
 /* Generous: first touch costs about 3 s per GiB on kvm_pvm hosts. */
 #define POPULATE_MS_PER_GIB 10000
+/* A round shorter than this waits out the rest before its sync, so that
+ * rounds with little to send do not spin on dirty syncs. */
+#define MIN_ROUND_NS (10 * NS_PER_MS)
 
 struct mig_source {
 	struct vm *vm;
@@ -36,8 +39,9 @@ struct mig_source {
 	uint8_t *bounce; /* a batch of pages copied out of the running guest */
 	uint64_t npages;
 	uint64_t start_ns;
-	bool paused;	/* we paused the guest (switchover) */
-	bool committed; /* COMMIT went out: never resume here on our own */
+	bool paused;	  /* we paused the guest (switchover) */
+	bool committed;	  /* COMMIT went out: never resume here on our own */
+	double verify_ms; /* predicted cost of hashing every page, both sides */
 
 	pthread_mutex_t lock; /* protects everything below */
 	struct mig_params params;
@@ -205,16 +209,19 @@ static int after_round(struct mig_source *m, uint64_t round_start_ns, uint64_t b
 	pthread_mutex_unlock(&m->lock);
 	if (bytes >= MIN_BYTES_FOR_BANDWIDTH && secs > 0)
 		in->bandwidth_bps = (double)bytes / secs;
-	if (pages)
+	/* Round 0 averages in every zero page of the guest; the pages that get
+	 * dirtied again are written ones. Learn the cost from later rounds. */
+	if (pages && m->stats.rounds > 0)
 		in->bytes_per_page = (double)bytes / (double)pages;
 	n = sync_dirty(m);
 	if (n < 0)
 		return (int)n;
 	ds = dirty_get_stats(m->vm->dirty);
 	in->dirty_pages = (uint64_t)n;
+	in->queued_bytes = chan_queued(&m->chan);
 	in->dirty_rate_pps = secs > 0 ? (double)n / secs : 0;
 	in->switchover_ms =
-		(double)ds.last_sync_ns / 1e6 + HANDOFF_ESTIMATE_MS +
+		(double)ds.last_sync_ns / 1e6 + HANDOFF_ESTIMATE_MS + m->verify_ms +
 		(in->bandwidth_bps > 0 ? 64e3 * m->vm->nr_vcpus / in->bandwidth_bps * 1e3 : 0);
 	in->elapsed_s = (double)(time_now_ns() - m->start_ns) / 1e9;
 
@@ -237,7 +244,7 @@ static int after_round(struct mig_source *m, uint64_t round_start_ns, uint64_t b
 
 static int precopy(struct mig_source *m)
 {
-	struct policy_input in = { .bytes_per_page = STREAM_PAGE_SIZE };
+	struct policy_input in = { .bytes_per_page = STREAM_PAGE_SIZE + 8 };
 	uint64_t count = m->npages;
 	int rc;
 
@@ -250,6 +257,8 @@ static int precopy(struct mig_source *m)
 		rc = send_round(m, round, count);
 		if (rc < 0)
 			return rc;
+		if (time_now_ns() - t0 < MIN_ROUND_NS)
+			time_sleep_ns(MIN_ROUND_NS - (time_now_ns() - t0));
 		rc = after_round(m, t0, bytes0, pages0, &in);
 		if (rc != 0)
 			return rc < 0 ? rc : (int)round + 1;
@@ -315,7 +324,7 @@ static int expect_reply(struct mig_source *m, uint32_t want)
 		rc = err_set(-EPROTO, "destination answered %s where %s was due",
 			     rec_type_name(hdr.type), rec_type_name(want));
 	} else if (rc < 0) {
-		rc = err_set(rc, "no %s from the destination: %s", rec_type_name(want), err_msg());
+		rc = err_wrap(rc, "no %s from the destination", rec_type_name(want));
 	}
 	wire_buf_free(&buf);
 	return rc;
@@ -379,6 +388,19 @@ static int switchover(struct mig_source *m, uint32_t round)
 	return rc;
 }
 
+/* Hashing all of memory happens twice during downtime with verify (source,
+ * then destination): time a sample now to predict it. */
+static double predict_verify_ms(struct mig_source *m)
+{
+	uint64_t n = m->npages < 1024 ? m->npages : 1024, t0 = time_now_ns(), sum = 0;
+
+	for (uint64_t g = 0; g < n; g++)
+		sum += XXH3_64bits(mem_host(&m->vm->mem, g * STREAM_PAGE_SIZE, STREAM_PAGE_SIZE),
+				   STREAM_PAGE_SIZE);
+	(void)sum;
+	return 2.0 * (double)(time_now_ns() - t0) / 1e6 * (double)m->npages / (double)n;
+}
+
 static int setup(struct mig_source *m)
 {
 	uint64_t t0 = time_now_ns();
@@ -398,6 +420,8 @@ static int setup(struct mig_source *m)
 	m->chan.timeout_ms = (int)m->params.io_timeout_ms;
 	if (rc < 0)
 		return rc;
+	if (m->params.verify)
+		m->verify_ms = predict_verify_ms(m);
 	rc = dirty_start(m->vm->dirty);
 	if (rc < 0)
 		return rc;
@@ -458,10 +482,17 @@ static void *source_thread(void *arg)
 	pthread_setname_np(pthread_self(), "migrate");
 	err_clear();
 	rc = setup(m);
+	if (rc < 0 && rc != -ECANCELED)
+		err_wrap(rc, "setup");
 	if (rc == 0)
 		rc = precopy(m);
-	if (rc > 0)
+	if (rc < 0 && rc != -ECANCELED && m->stats.status == MIG_ACTIVE)
+		err_wrap(rc, "round %u", m->stats.rounds);
+	if (rc > 0) {
 		rc = switchover(m, (uint32_t)rc);
+		if (rc < 0)
+			err_wrap(rc, "switchover");
+	}
 	finish(m, rc, rc < 0 ? err_msg() : "");
 	return NULL;
 }

@@ -20,7 +20,8 @@ int wire_send(struct chan *c, uint32_t type, const struct iovec *body, int n)
 	rec_header_init(&hdr, type, body, n);
 	pad = rec_padded(hdr.length) - hdr.length;
 	iov[0] = (struct iovec){ &hdr, sizeof(hdr) };
-	memcpy(iov + 1, body, (size_t)n * sizeof(*iov));
+	if (n)
+		memcpy(iov + 1, body, (size_t)n * sizeof(*iov));
 	iov[n + 1] = (struct iovec){ (void *)zeros, pad };
 	return chan_writev(c, iov, n + 2);
 }

@@ -8,6 +8,8 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -24,16 +26,21 @@ void chan_init_fd(struct chan *c, int fd)
 	ratelimit_init(&c->rl, 0);
 }
 
-/* Big buffers keep a fast link busy; TCP_NODELAY keeps the small hand-off
- * records (LOADED, COMMIT) from waiting on Nagle. */
+/* Unix sockets get big buffers (their default is small). TCP keeps its
+ * autotuning, but with little unsent data in the kernel: what waits there
+ * is stale by switchover and delays the last records (bufferbloat on a
+ * shaped link). TCP_NODELAY keeps the small hand-off records off Nagle. */
 static void tune_socket(int fd, bool tcp)
 {
-	int one = 1, buf = 4 << 20;
+	int one = 1, buf = 4 << 20, lowat = CHAN_NOTSENT_LOWAT;
 
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
-	if (tcp)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (!tcp) {
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
 }
 
 static int connect_tcp(const struct uri *u)
@@ -190,7 +197,8 @@ static int wait_ready(struct chan *c, short events)
 	if (rc < 0)
 		return errno == EINTR ? 0 : -errno;
 	if (rc == 0)
-		return err_set(-ETIMEDOUT, "the connection stalled for %d s", c->timeout_ms / 1000);
+		return err_set(-ETIMEDOUT, "the connection stalled for %.1f s",
+			       c->timeout_ms / 1000.0);
 	return 0;
 }
 
@@ -216,7 +224,8 @@ int chan_writev(struct chan *c, const struct iovec *iov_in, int n)
 
 		if (w < 0) {
 			if (errno != EAGAIN && errno != EINTR)
-				return err_set(-errno, "the connection broke: %s", strerror(errno));
+				return err_set(-errno, "the connection broke (%s)",
+					       strerror(errno));
 			rc = wait_ready(c, POLLOUT);
 			if (rc < 0)
 				return rc;
@@ -245,7 +254,8 @@ int chan_read(struct chan *c, void *buf, size_t len)
 			return err_set(-ECONNRESET, "the peer closed the connection");
 		if (r < 0) {
 			if (errno != EAGAIN && errno != EINTR)
-				return err_set(-errno, "the connection broke: %s", strerror(errno));
+				return err_set(-errno, "the connection broke (%s)",
+					       strerror(errno));
 			rc = wait_ready(c, POLLIN);
 			if (rc < 0)
 				return rc;
@@ -263,6 +273,13 @@ int chan_poll_readable(struct chan *c, int timeout_ms)
 	int rc = poll(&p, 1, timeout_ms);
 
 	return rc < 0 ? -errno : rc;
+}
+
+uint64_t chan_queued(const struct chan *c)
+{
+	int n = 0;
+
+	return ioctl(c->fd, SIOCOUTQ, &n) == 0 && n > 0 ? (uint64_t)n : 0;
 }
 
 void chan_shutdown(struct chan *c)

@@ -12,6 +12,7 @@
 
 #define CHAN_DEFAULT_TIMEOUT_MS 10000
 #define CHAN_MAX_IOV		1024
+#define CHAN_NOTSENT_LOWAT	(256 << 10)
 
 struct chan {
 	int fd;
@@ -36,6 +37,8 @@ int chan_writev(struct chan *c, const struct iovec *iov, int n);
 int chan_read(struct chan *c, void *buf, size_t len);
 /* Wait until there is something to read, up to timeout_ms. Returns 1, 0 on timeout, -errno. */
 int chan_poll_readable(struct chan *c, int timeout_ms);
+/* Bytes written but not yet delivered (still in the kernel's queue). */
+uint64_t chan_queued(const struct chan *c);
 /* Make blocked reads and writes on c fail now (cancel); safe from any thread. */
 void chan_shutdown(struct chan *c);
 void chan_close(struct chan *c);

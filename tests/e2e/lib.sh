@@ -63,6 +63,32 @@ expect_progress() {
 	[ "$b" -gt "$a" ] || fail "$1: the guest made no progress ($a -> $b)"
 }
 
+# wait_status SRC STATUS [MIN_ROUNDS]: poll query-migrate quickly.
+wait_status() {
+	python3 - "$(sock "$1")" "$2" "${3:-0}" <<'PY'
+import json, socket, sys, time
+path, want, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+deadline = time.time() + 60
+while time.time() < deadline:
+    s = socket.socket(socket.AF_UNIX); s.connect(path); f = s.makefile("rw")
+    f.readline(); f.write('{"execute":"query-migrate"}\n'); f.flush()
+    r = json.loads(f.readline())["return"]; s.close()
+    if r["status"] == want and r["rounds"] >= rounds:
+        sys.exit(0)
+    if r["status"] in ("completed", "failed", "cancelled", "unknown"):
+        print("migration ended as", r["status"], r.get("reason")); sys.exit(1)
+    time.sleep(0.002)
+sys.exit(1)
+PY
+}
+
+# kill_vm NAME: SIGKILL, and wait until it is gone (its ports are free).
+kill_vm() {
+	p=$(pid_of "$1")
+	kill -9 "$p" 2>/dev/null
+	wait "$p" 2>/dev/null
+}
+
 # migrate SRC URI ferry-migrate-args...: report JSON in $TMP/report.json; returns its exit code.
 migrate() {
 	src=$1 uri=$2; shift 2

@@ -1,0 +1,109 @@
+/* A source that misbehaves on purpose, for the destination's fault tests:
+ *   bad_source MODE URI
+ * MODE: corrupt (a PAGES record with a wrong checksum), truncate (half a
+ * record, then hang up), garbage (not a ferry stream), bad-gfn (a page past
+ * guest memory), no-state (END without the VM state). Exits 0 when the
+ * destination answered the way it must: an ERROR naming the fault, or (for
+ * truncate) nothing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "migration/wire.h"
+#include "stream/record.h"
+#include "util/error.h"
+
+#define MEM (64ull << 20)
+
+static int handshake(struct chan *c)
+{
+	struct stream_header h;
+	struct rec_config cfg = { .mem_bytes = MEM, .vcpus = 1, .page_size = STREAM_PAGE_SIZE };
+	struct iovec hv = { &h, sizeof(h) }, cv = { &cfg, sizeof(cfg) };
+	struct wire_buf buf = { 0 };
+	struct rec_header hdr;
+	int rc;
+
+	stream_header_init(&h);
+	rc = chan_writev(c, &hv, 1);
+	if (rc == 0)
+		rc = wire_send(c, REC_CONFIG, &cv, 1);
+	if (rc == 0)
+		rc = wire_recv(c, &hdr, &buf);
+	if (rc == 0 && hdr.type != REC_READY)
+		rc = -1;
+	wire_buf_free(&buf);
+	return rc;
+}
+
+/* One PAGES record of one raw page at gfn, as bytes, so it can be damaged. */
+static size_t pages_record(uint8_t *out, uint64_t gfn)
+{
+	static uint8_t page[STREAM_PAGE_SIZE];
+	struct rec_pages fixed = { .count = 1 };
+	uint64_t entry = PAGE_ENTRY(gfn, PAGE_RAW);
+	struct iovec body[3] = { { &fixed, 8 }, { &entry, 8 }, { page, sizeof(page) } };
+	struct rec_header hdr;
+
+	memset(page, 0xab, sizeof(page));
+	rec_header_init(&hdr, REC_PAGES, body, 3);
+	memcpy(out, &hdr, 16);
+	memcpy(out + 16, &fixed, 8);
+	memcpy(out + 24, &entry, 8);
+	memcpy(out + 32, page, sizeof(page));
+	return 32 + sizeof(page);
+}
+
+static int expect_error(struct chan *c, const char *words)
+{
+	struct wire_buf buf = { 0 };
+	struct rec_header hdr;
+	char text[ERROR_MAX_TEXT + 1] = "";
+	uint32_t code;
+	int rc = wire_recv(c, &hdr, &buf);
+
+	if (rc == 0 && hdr.type == REC_ERROR)
+		rc = rec_parse_error(buf.data, hdr.length, &code, text);
+	else if (rc == 0)
+		rc = -1;
+	wire_buf_free(&buf);
+	printf("destination said: %s\n", rc == 0 ? text : "(nothing)");
+	return rc == 0 && strstr(text, words) ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	static uint8_t rec[64 + STREAM_PAGE_SIZE];
+	struct chan c;
+	struct iovec iov;
+	size_t len;
+
+	if (argc != 3 || chan_connect(&c, argv[2]) < 0) {
+		fprintf(stderr, "usage: bad_source MODE URI (%s)\n", err_msg());
+		return 2;
+	}
+	if (!strcmp(argv[1], "garbage")) {
+		iov = (struct iovec){ "GET / HTTP/1.0\r\n\r\n", 18 };
+		chan_writev(&c, &iov, 1);
+		return expect_error(&c, "not sending a ferry migration stream");
+	}
+	if (handshake(&c) < 0) {
+		fprintf(stderr, "bad_source: no READY from the destination\n");
+		return 1;
+	}
+	if (!strcmp(argv[1], "no-state")) {
+		wire_send_empty(&c, REC_END);
+		return expect_error(&c, "without the VM state");
+	}
+	len = pages_record(rec, !strcmp(argv[1], "bad-gfn") ? MEM / STREAM_PAGE_SIZE : 5);
+	if (!strcmp(argv[1], "corrupt"))
+		rec[40] ^= 0x01; /* a payload byte: the checksum no longer matches */
+	iov = (struct iovec){ rec, !strcmp(argv[1], "truncate") ? len / 2 : len };
+	chan_writev(&c, &iov, 1);
+	if (!strcmp(argv[1], "truncate")) {
+		chan_close(&c);
+		return 0;
+	}
+	return expect_error(&c, !strcmp(argv[1], "corrupt") ? "checksum" : "beyond guest memory");
+}

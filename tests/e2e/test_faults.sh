@@ -1,0 +1,83 @@
+#!/bin/sh
+# Faults. On the destination: corrupted, truncated, garbage and out-of-range
+# streams are clean errors, the partial VM is discarded, and a real migration
+# to the same destination then succeeds. On the source: the destination
+# killed in round 0, in a later round and in switchover before COMMIT, and a
+# cancel mid-way: each leaves the source guest running, passing its self-check,
+# and able to migrate again.
+. "$(dirname "$0")/lib.sh"
+need_kvm
+: "${BAD_SOURCE:?set BAD_SOURCE to the bad_source binary}"
+
+WORKLOAD=dirty:wss=96M,rate=40M,pattern=random,write=byte
+
+note "destination: malformed streams, then a good migration"
+vm dst --incoming "unix:$TMP/in.sock" --mem 512M
+for mode in garbage corrupt truncate bad-gfn no-state; do
+	"$BAD_SOURCE" "$mode" "unix:$TMP/in.sock" >"$TMP/bad-$mode.out" 2>&1 ||
+		fail "bad_source $mode: $(cat "$TMP/bad-$mode.out")"
+	sleep 0.2
+	[ "$(status_field dst "j['status']")" = incoming ] || fail "destination left incoming after $mode"
+done
+grep -q "checksum" "$TMP/dst.log" || fail "no checksum error in the destination log"
+vm src --mem 128M --vcpus 2 --workload "$WORKLOAD"
+migrate src "unix:$TMP/in.sock" --verify || fail "good migration after bad ones: $(cat "$TMP/migrate.err")"
+expect_guest_ok dst
+ctl src quit >/dev/null; ctl dst quit >/dev/null
+
+# src must still run its guest, intact, and be able to migrate for real.
+expect_source_intact() { # SRC WHAT
+	[ "$(report "j['status']")" = "$2" ] || fail "expected $2, got $(report "j['status']"): $(report "j.get('reason')")"
+	[ -n "$(report "j.get('reason','')")" ] || fail "no reason given"
+	note "reason: $(report "j.get('reason')")"
+	expect_progress src
+	expect_guest_ok src
+}
+
+start_pair() {
+	vm src --mem 256M --vcpus 2 --workload "$WORKLOAD"
+	vm dst --incoming "unix:$TMP/in.sock"
+}
+
+
+note "source: destination killed during round 0"
+start_pair
+migrate src "unix:$TMP/in.sock" --max-bandwidth 32M &
+MIG=$!
+wait_status src active 0 || fail "never active"
+kill_vm dst
+wait $MIG
+expect_source_intact src failed
+
+note "source: destination killed during a later round"
+vm dst --incoming "unix:$TMP/in.sock"
+migrate src "unix:$TMP/in.sock" --downtime-ms 1 &
+MIG=$!
+wait_status src active 2 || fail "never reached round 2"
+kill_vm dst
+wait $MIG
+expect_source_intact src failed
+
+note "source: destination killed in switchover, before COMMIT"
+vm dst --incoming "unix:$TMP/in.sock"
+migrate src "unix:$TMP/in.sock" --verify &
+MIG=$!
+wait_status src switchover 0 || fail "never reached switchover"
+kill_vm dst
+wait $MIG
+expect_source_intact src failed
+
+note "source: cancel mid-way"
+vm dst --incoming "unix:$TMP/in.sock"
+migrate src "unix:$TMP/in.sock" --downtime-ms 1 &
+MIG=$!
+wait_status src active 1 || fail "never active"
+ctl src migrate-cancel >/dev/null || fail "migrate-cancel refused"
+wait $MIG
+expect_source_intact src cancelled
+[ "$(status_field dst "j['status']")" = incoming ] || fail "destination should be waiting again"
+
+note "source: after all that, a real migration"
+migrate src "unix:$TMP/in.sock" --verify || fail "final migration: $(cat "$TMP/migrate.err")"
+expect_guest_ok dst
+finish faults

@@ -1,0 +1,58 @@
+#!/bin/sh
+# Migration between two network namespaces joined by a veth pair shaped to
+# 1 Gbit/s with tc; then the link cut in round 0: the source notices the
+# stall, fails cleanly and keeps its guest; healed, it migrates again.
+. "$(dirname "$0")/lib.sh"
+need_kvm
+LINK="$(dirname "$0")/../../scripts/link.sh"
+if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! command -v tc >/dev/null; then
+	echo "SKIP: needs root, ip and tc for network namespaces"
+	exit 77
+fi
+NAME=fy$$
+"$LINK" up "$NAME" 1gbit || { echo "SKIP: cannot create network namespaces here"; exit 77; }
+trap '"$LINK" down "$NAME"; cleanup' EXIT
+
+# in_ns NS vm-args...: like vm, inside a namespace.
+vm_in() {
+	ns=$1; name=$2; shift 2
+	ip netns exec "$NAME-$ns" "$FERRY" run --control "$TMP/$name.sock" "$@" 2>"$TMP/$name.log" &
+	PIDS="$PIDS $!"
+	eval "PID_$name=$!"
+	wait_socket "$TMP/$name.sock"
+}
+URI=tcp:198.18.0.2:4444
+
+note "migrate over a 1 Gbit/s veth"
+vm_in src a --mem 256M --vcpus 2 --workload dirty:wss=128M,rate=20M,write=byte
+vm_in dst b --incoming "$URI"
+sleep 0.5
+migrate a "$URI" --verify || fail "migration: $(cat "$TMP/migrate.err") $(cat "$TMP/report.json")"
+[ "$(report "j['verify']")" = ok ] || fail "verify"
+# The link really is shaped: no more than 1 Gbit/s (125 MB/s) plus slack.
+[ "$(report "int(j['bandwidth_bps'] < 140e6)")" = 1 ] || fail "bandwidth $(report "j['bandwidth_bps']") beyond the shaped link"
+note "$(report "'total %.0f ms, downtime %.1f ms, %.0f MB/s' % (j['total_ms'], j['downtime_ms'], j['bandwidth_bps'] / 1e6)")"
+expect_progress b
+expect_guest_ok b
+
+note "cut the link during round 0"
+vm_in src c --mem 256M --vcpus 2 --workload dirty:wss=128M,rate=20M,write=byte
+vm_in dst d --incoming "$URI"
+sleep 0.5
+migrate c "$URI" --io-timeout-ms 1500 &
+MIG=$!
+wait_status c active 0 || fail "never reached round 0"
+"$LINK" cut "$NAME"
+wait $MIG && fail "migration over a cut link succeeded"
+[ "$(report "j['status']")" = failed ] || fail "status $(report "j['status']")"
+note "reason: $(report "j.get('reason')")"
+expect_progress c
+expect_guest_ok c
+
+note "heal the link and migrate again"
+"$LINK" heal "$NAME"
+kill_vm d
+vm_in dst e --incoming "$URI"
+migrate c "$URI" --verify || fail "migration after healing: $(cat "$TMP/migrate.err")"
+expect_guest_ok e
+finish netns
