@@ -447,11 +447,9 @@ static void finish(struct mig_source *m, int rc, const char *why)
 		s = MIG_UNKNOWN;
 	else
 		s = rc == -ECANCELED ? MIG_CANCELLED : MIG_FAILED;
-	if (s != MIG_UNKNOWN) {
-		dirty_stop(m->vm->dirty);
-		if (s != MIG_COMPLETED && m->paused)
-			vm_resume(m->vm);
-	}
+	dirty_stop(m->vm->dirty);
+	if ((s == MIG_FAILED || s == MIG_CANCELLED) && m->paused)
+		vm_resume(m->vm);
 	if (s == MIG_COMPLETED)
 		mem_release(&m->vm->mem); /* the guest lives on the destination now */
 	chan_close(&m->chan);

@@ -184,7 +184,8 @@ int dirty_start(struct dirty *d)
 
 	pthread_mutex_lock(&d->lock);
 	rc = d->active ? 0 : set_slot_logging(d, true);
-	if (rc == 0 && !d->active) {
+	if (rc == 0) {
+		/* Even if already on: whoever starts wants every page first. */
 		d->active = true;
 		d->first_sync = true;
 	}

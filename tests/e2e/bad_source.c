@@ -2,9 +2,11 @@
  *   bad_source MODE URI
  * MODE: corrupt (a PAGES record with a wrong checksum), truncate (half a
  * record, then hang up), garbage (not a ferry stream), bad-gfn (a page past
- * guest memory), no-state (END without the VM state). Exits 0 when the
- * destination answered the way it must: an ERROR naming the fault, or (for
- * truncate) nothing. */
+ * guest memory), no-state (END without the VM state), bad-hash (a complete,
+ * loadable stream whose page hashes do not match: give a 2-vCPU state blob
+ * as a third argument). Exits 0 when the destination answered the way it
+ * must: an ERROR naming the fault, or (for truncate) nothing. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,12 +16,17 @@
 #include "stream/record.h"
 #include "util/error.h"
 
+#include <xxhash.h>
+
 #define MEM (64ull << 20)
 
-static int handshake(struct chan *c)
+static int handshake(struct chan *c, bool verify)
 {
 	struct stream_header h;
-	struct rec_config cfg = { .mem_bytes = MEM, .vcpus = 1, .page_size = STREAM_PAGE_SIZE };
+	struct rec_config cfg = { .mem_bytes = MEM,
+				  .vcpus = verify ? 2 : 1,
+				  .page_size = STREAM_PAGE_SIZE,
+				  .flags = verify ? CONFIG_VERIFY : 0 };
 	struct iovec hv = { &h, sizeof(h) }, cv = { &cfg, sizeof(cfg) };
 	struct wire_buf buf = { 0 };
 	struct rec_header hdr;
@@ -55,6 +62,30 @@ static size_t pages_record(uint8_t *out, uint64_t gfn)
 	return 32 + sizeof(page);
 }
 
+/* A whole migration of a zeroed 2-vCPU guest, with one wrong page hash. */
+static int send_bad_hash(struct chan *c, const char *blob_path)
+{
+	static uint8_t blob[1 << 20];
+	static uint64_t hash[MEM / STREAM_PAGE_SIZE];
+	static const uint8_t zero_page[STREAM_PAGE_SIZE];
+	struct rec_hashes fixed = { .first_gfn = 0, .count = MEM / STREAM_PAGE_SIZE };
+	FILE *f = fopen(blob_path, "rb");
+	size_t len = f ? fread(blob, 1, sizeof(blob), f) : 0;
+	struct iovec state = { blob, len },
+		     hv[2] = { { &fixed, sizeof(fixed) }, { hash, sizeof(hash) } };
+
+	if (f)
+		fclose(f);
+	for (size_t i = 0; i < MEM / STREAM_PAGE_SIZE; i++)
+		hash[i] = XXH3_64bits(zero_page, sizeof(zero_page));
+	hash[7] ^= 1;
+	hash[9] ^= 1;
+	if (!len || wire_send(c, REC_STATE, &state, 1) < 0 || wire_send(c, REC_HASHES, hv, 2) < 0 ||
+	    wire_send_empty(c, REC_END) < 0)
+		return -1;
+	return 0;
+}
+
 static int expect_error(struct chan *c, const char *words)
 {
 	struct wire_buf buf = { 0 };
@@ -79,7 +110,7 @@ int main(int argc, char **argv)
 	struct iovec iov;
 	size_t len;
 
-	if (argc != 3 || chan_connect(&c, argv[2]) < 0) {
+	if (argc < 3 || chan_connect(&c, argv[2]) < 0) {
 		fprintf(stderr, "usage: bad_source MODE URI (%s)\n", err_msg());
 		return 2;
 	}
@@ -88,9 +119,14 @@ int main(int argc, char **argv)
 		chan_writev(&c, &iov, 1);
 		return expect_error(&c, "not sending a ferry migration stream");
 	}
-	if (handshake(&c) < 0) {
+	if (handshake(&c, !strcmp(argv[1], "bad-hash")) < 0) {
 		fprintf(stderr, "bad_source: no READY from the destination\n");
 		return 1;
+	}
+	if (!strcmp(argv[1], "bad-hash")) {
+		if (argc < 4 || send_bad_hash(&c, argv[3]) < 0)
+			return 2;
+		return expect_error(&c, "2 pages differ from the source's (at 0x7000, 0x9000)");
 	}
 	if (!strcmp(argv[1], "no-state")) {
 		wire_send_empty(&c, REC_END);

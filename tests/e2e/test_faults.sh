@@ -8,13 +8,15 @@
 . "$(dirname "$0")/lib.sh"
 need_kvm
 : "${BAD_SOURCE:?set BAD_SOURCE to the bad_source binary}"
+: "${BAD_DEST:?set BAD_DEST to the bad_dest binary}"
+STATE_BLOB="$(dirname "$0")/../fuzz/corpus/state/kvm-pvm-2vcpu.bin"
 
 WORKLOAD=dirty:wss=96M,rate=40M,pattern=random,write=byte
 
 note "destination: malformed streams, then a good migration"
 vm dst --incoming "unix:$TMP/in.sock" --mem 512M
-for mode in garbage corrupt truncate bad-gfn no-state; do
-	"$BAD_SOURCE" "$mode" "unix:$TMP/in.sock" >"$TMP/bad-$mode.out" 2>&1 ||
+for mode in garbage corrupt truncate bad-gfn no-state bad-hash; do
+	"$BAD_SOURCE" "$mode" "unix:$TMP/in.sock" "$STATE_BLOB" >"$TMP/bad-$mode.out" 2>&1 ||
 		fail "bad_source $mode: $(cat "$TMP/bad-$mode.out")"
 	sleep 0.2
 	[ "$(status_field dst "j['status']")" = incoming ] || fail "destination left incoming after $mode"
@@ -76,6 +78,31 @@ ctl src migrate-cancel >/dev/null || fail "migrate-cancel refused"
 wait $MIG
 expect_source_intact src cancelled
 [ "$(status_field dst "j['status']")" = incoming ] || fail "destination should be waiting again"
+
+note "source: the destination refuses at the end"
+"$BAD_DEST" refuse "unix:$TMP/bad.sock" &
+BD=$!
+sleep 0.2
+migrate src "unix:$TMP/bad.sock" && fail "a refused migration reported success"
+wait $BD
+expect_source_intact src failed
+report "j['reason']" | grep -q "destination refused: no space left" || fail "refusal not passed on"
+
+note "source: COMMIT sent, no answer: stays paused, says unknown"
+"$BAD_DEST" silent-after-commit "unix:$TMP/bad.sock" &
+BD=$!
+sleep 0.2
+migrate src "unix:$TMP/bad.sock" --io-timeout-ms 1000 && fail "an unconfirmed migration reported success"
+wait $BD
+[ "$(report "j['status']")" = unknown ] || fail "expected unknown, got $(report "j['status']")"
+note "reason: $(report "j.get('reason')")"
+[ "$(status_field src "j['status']")" = paused ] || fail "source must stay paused, is $(status_field src "j['status']")"
+a=$(status_field src "j['guest']['pages_written']"); sleep 0.5
+[ "$(status_field src "j['guest']['pages_written']")" = "$a" ] || fail "the paused source guest made progress"
+note "the operator knows the destination is gone: resume here"
+ctl src cont >/dev/null || fail "cont after unknown refused"
+expect_progress src
+expect_guest_ok src
 
 note "source: after all that, a real migration"
 migrate src "unix:$TMP/in.sock" --verify || fail "final migration: $(cat "$TMP/migrate.err")"

@@ -1,0 +1,46 @@
+/* A destination that misbehaves on purpose, for the source's fault tests:
+ *   bad_dest MODE URI
+ * It takes a whole stream, then: silent-after-commit (answers LOADED, reads
+ * COMMIT, and disappears without RESUMED), or refuse (answers END with an
+ * ERROR). Exits 0 when the source behaved as the protocol says. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "migration/wire.h"
+#include "stream/record.h"
+#include "util/error.h"
+
+int main(int argc, char **argv)
+{
+	struct wire_buf buf = { 0 };
+	struct stream_header h;
+	struct rec_header hdr;
+	struct chan c;
+	int lfd;
+
+	if (argc != 3 || (lfd = chan_listen(argv[2])) < 0 || chan_accept(&c, lfd, argv[2], 60000) < 0 ||
+	    chan_read(&c, &h, sizeof(h)) < 0 || wire_recv(&c, &hdr, &buf) < 0) {
+		fprintf(stderr, "bad_dest: %s\n", err_msg());
+		return 2;
+	}
+	c.timeout_ms = 30000;
+	wire_send_empty(&c, REC_READY);
+	do {
+		if (wire_recv(&c, &hdr, &buf) < 0) {
+			fprintf(stderr, "bad_dest: stream ended early: %s\n", err_msg());
+			return 1;
+		}
+	} while (hdr.type != REC_END);
+	if (!strcmp(argv[1], "refuse")) {
+		wire_send_error(&c, 28, "no space left for this guest (test)");
+		sleep(1);
+		return 0;
+	}
+	wire_send_empty(&c, REC_LOADED);
+	if (wire_recv(&c, &hdr, &buf) < 0 || hdr.type != REC_COMMIT) {
+		fprintf(stderr, "bad_dest: expected COMMIT\n");
+		return 1;
+	}
+	return 0; /* gone without RESUMED */
+}
