@@ -19,8 +19,9 @@ int main(int argc, char **argv)
 	struct chan c;
 	int lfd;
 
-	if (argc != 3 || (lfd = chan_listen(argv[2])) < 0 || chan_accept(&c, lfd, argv[2], 60000) < 0 ||
-	    chan_read(&c, &h, sizeof(h)) < 0 || wire_recv(&c, &hdr, &buf) < 0) {
+	if (argc != 3 || (lfd = chan_listen(argv[2])) < 0 ||
+	    chan_accept(&c, lfd, argv[2], 60000) < 0 || chan_read(&c, &h, sizeof(h)) < 0 ||
+	    wire_recv(&c, &hdr, &buf) < 0) {
 		fprintf(stderr, "bad_dest: %s\n", err_msg());
 		return 2;
 	}

@@ -1,0 +1,163 @@
+/* The stream decoder: every record type round-trips, and every malformed
+ * field is refused with a sentence naming it. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "stream/record.h"
+#include "util/error.h"
+
+#define NPAGES 1024
+
+static void expect_einval(int rc, const char *words)
+{
+	assert_int_equal(rc, -EINVAL);
+	if (!strstr(err_msg(), words))
+		fail_msg("message '%s' lacks '%s'", err_msg(), words);
+}
+
+static void test_stream_header(void **unused)
+{
+	struct stream_header h;
+
+	(void)unused;
+	stream_header_init(&h);
+	assert_int_equal(stream_header_check(&h), 0);
+	h.version = 2;
+	expect_einval(stream_header_check(&h), "version 2 is not supported");
+	stream_header_init(&h);
+	h.byte_order = 0x04030201;
+	expect_einval(stream_header_check(&h), "byte order");
+	h.magic = 0;
+	expect_einval(stream_header_check(&h), "not sending a ferry migration stream");
+}
+
+static void test_record_header_and_checksum(void **unused)
+{
+	uint8_t body[24] = { 1, 2, 3 };
+	struct iovec iov[2] = { { body, 10 }, { body + 10, 14 } };
+	struct rec_header hdr;
+	int skip;
+
+	(void)unused;
+	rec_header_init(&hdr, REC_STATE, iov, 2);
+	assert_int_equal(hdr.length, 24);
+	assert_int_equal(rec_header_check(&hdr, &skip), 0);
+	assert_int_equal(skip, 0);
+	assert_int_equal(rec_checksum_check(&hdr, body), 0);
+	body[5] ^= 1;
+	expect_einval(rec_checksum_check(&hdr, body), "checksum");
+
+	hdr.type = 99;
+	expect_einval(rec_header_check(&hdr, &skip), "unknown type");
+	hdr.type = 99 | REC_OPTIONAL;
+	assert_int_equal(rec_header_check(&hdr, &skip), 0);
+	assert_int_equal(skip, 1);
+	hdr.type = REC_CONFIG;
+	hdr.length = 31;
+	expect_einval(rec_header_check(&hdr, &skip), "CONFIG record has a bad length");
+	hdr.type = REC_COMMIT;
+	hdr.length = 8;
+	expect_einval(rec_header_check(&hdr, &skip), "COMMIT");
+	hdr.type = REC_PAGES;
+	hdr.length = REC_MAX_BODY;
+	expect_einval(rec_header_check(&hdr, &skip), "PAGES");
+}
+
+static void test_config(void **unused)
+{
+	struct rec_config c = { .mem_bytes = 1ull << 30, .vcpus = 2, .page_size = 4096 }, out;
+
+	(void)unused;
+	assert_int_equal(rec_parse_config(&c, sizeof(c), &out), 0);
+	assert_int_equal(out.vcpus, 2);
+	c.page_size = 65536;
+	expect_einval(rec_parse_config(&c, sizeof(c), &out), "65536-byte pages");
+	c.page_size = 4096;
+	c.vcpus = 0;
+	expect_einval(rec_parse_config(&c, sizeof(c), &out), "0 vCPUs");
+	c.vcpus = 1;
+	c.mem_bytes = (1ull << 30) + 4096;
+	expect_einval(rec_parse_config(&c, sizeof(c), &out), "bytes of guest memory");
+	c.mem_bytes = 1ull << 30;
+	c.flags = 2;
+	expect_einval(rec_parse_config(&c, sizeof(c), &out), "unknown flags");
+}
+
+/* A PAGES body: n entries (RAW unless zero[i]), then the raw payload. */
+static uint32_t build_pages(uint8_t *buf, uint32_t n, const uint64_t *gfn, const int *zero)
+{
+	struct rec_pages fixed = { .count = n, .round = 3 };
+	uint64_t *e = (uint64_t *)(buf + sizeof(fixed));
+	uint32_t raw = 0;
+
+	memcpy(buf, &fixed, sizeof(fixed));
+	for (uint32_t i = 0; i < n; i++) {
+		e[i] = PAGE_ENTRY(gfn[i], zero[i] ? PAGE_ZERO : PAGE_RAW);
+		raw += !zero[i];
+	}
+	memset(buf + sizeof(fixed) + 8 * n, 0x5a, (size_t)raw * 4096);
+	return (uint32_t)(sizeof(fixed) + 8 * n + raw * 4096);
+}
+
+static void test_pages(void **unused)
+{
+	static uint8_t buf[8 + 8 * 4 + 4 * 4096];
+	uint64_t gfn[3] = { 0, 7, NPAGES - 1 };
+	int zero[3] = { 0, 1, 0 };
+	struct pages_view v;
+	uint32_t len = build_pages(buf, 3, gfn, zero);
+
+	(void)unused;
+	assert_int_equal(rec_parse_pages(buf, len, NPAGES, &v), 0);
+	assert_int_equal(v.count, 3);
+	assert_int_equal(v.round, 3);
+	assert_int_equal(v.raw, 2);
+	assert_ptr_equal(v.payload, buf + 8 + 24);
+	expect_einval(rec_parse_pages(buf, len - 1, NPAGES, &v), "its list says");
+	expect_einval(rec_parse_pages(buf, len, NPAGES - 1, &v), "beyond guest memory");
+	((uint64_t *)(buf + 8))[1] = PAGE_ENTRY(7, 9);
+	expect_einval(rec_parse_pages(buf, len, NPAGES, &v), "unknown page encoding 9");
+	((struct rec_pages *)buf)->count = 0;
+	expect_einval(rec_parse_pages(buf, len, NPAGES, &v), "0 pages");
+	((struct rec_pages *)buf)->count = 100;
+	expect_einval(rec_parse_pages(buf, 40, NPAGES, &v), "shorter than its page list");
+}
+
+static void test_hashes_and_error(void **unused)
+{
+	uint8_t buf[16 + 8 * 4];
+	struct rec_hashes fixed = { .first_gfn = NPAGES - 4, .count = 4 };
+	struct hashes_view v;
+	char text[ERROR_MAX_TEXT + 1];
+	uint32_t code;
+	uint8_t err[sizeof(struct rec_error) + 5] = { 5, 0, 0, 0, 0, 0, 0, 0, 'b', 'a', 'd', '\n', '!' };
+
+	(void)unused;
+	memcpy(buf, &fixed, sizeof(fixed));
+	assert_int_equal(rec_parse_hashes(buf, sizeof(buf), NPAGES, &v), 0);
+	assert_int_equal(v.count, 4);
+	expect_einval(rec_parse_hashes(buf, sizeof(buf), NPAGES - 1, &v), "beyond guest memory");
+	expect_einval(rec_parse_hashes(buf, sizeof(buf) - 8, NPAGES, &v), "does not match");
+
+	assert_int_equal(rec_parse_error(err, sizeof(err), &code, text), 0);
+	assert_int_equal(code, 5);
+	assert_string_equal(text, "bad !"); /* control characters never reach a terminal */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_stream_header),
+		cmocka_unit_test(test_record_header_and_checksum),
+		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_pages),
+		cmocka_unit_test(test_hashes_and_error),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
