@@ -53,15 +53,17 @@ void control_sample(struct control_ctx *ctx)
 {
 	struct vm *vm = __atomic_load_n(&ctx->vm, __ATOMIC_ACQUIRE);
 	uint64_t now = time_now_ns(), pages;
+	unsigned slot = ctx->samples % CONTROL_SAMPLES;
+	unsigned oldest = ctx->samples >= CONTROL_SAMPLES ? slot : 0;
 
 	if (!vm)
 		return;
 	pages = pages_written(vm);
-	if (ctx->sample_ns && now > ctx->sample_ns)
-		ctx->dirty_rate_pps =
-			(double)(pages - ctx->sample_pages) * 1e9 / (double)(now - ctx->sample_ns);
-	ctx->sample_ns = now;
-	ctx->sample_pages = pages;
+	ctx->sample_ns[slot] = now;
+	ctx->sample_pages[slot] = pages;
+	if (ctx->samples++ > 0 && now > ctx->sample_ns[oldest])
+		ctx->dirty_rate_pps = (double)(pages - ctx->sample_pages[oldest]) * 1e9 /
+				      (double)(now - ctx->sample_ns[oldest]);
 }
 
 static json_t *guest_counters(struct vm *vm)

@@ -10,6 +10,9 @@
 #include "migration/dest.h"
 #include "migration/migration.h"
 
+#define CONTROL_SAMPLES	  5
+#define CONTROL_SAMPLE_MS 250
+
 struct vm;
 struct mig_source;
 
@@ -23,9 +26,11 @@ struct control_ctx {
 	int incoming_fd;   /* listening for an incoming migration */
 	volatile int quit; /* quit arrived before any VM existed */
 	uint64_t start_ns;
-	/* The guest's write rate, sampled about once a second by the server. */
-	uint64_t sample_ns;
-	uint64_t sample_pages;
+	/* The guest's write rate over the last second, from samples the server
+	 * takes every 250 ms (a ring of CONTROL_SAMPLES). */
+	uint64_t sample_ns[CONTROL_SAMPLES];
+	uint64_t sample_pages[CONTROL_SAMPLES];
+	unsigned samples;
 	double dirty_rate_pps;
 };
 
@@ -48,7 +53,7 @@ json_t *control_migrate_cancel(struct control_ctx *ctx, json_t *args);
  * NULL with *err_class and a sentence in err_msg(). */
 json_t *control_execute(struct control_ctx *ctx, const char *name, json_t *args,
 			const char **err_class);
-/* Update the sampled dirty rate; call about once a second. */
+/* Update the sampled write rate; call every CONTROL_SAMPLE_MS. */
 void control_sample(struct control_ctx *ctx);
 
 #endif

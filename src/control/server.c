@@ -20,7 +20,6 @@
 
 #define MAX_CLIENTS 16
 #define MAX_LINE    (64 << 10)
-#define SAMPLE_MS   1000
 
 struct client {
 	int fd;
@@ -189,7 +188,7 @@ static void *server_thread(void *arg)
 				serve_client(srv, &srv->clients[i]);
 		if (time_now_ns() >= next_sample) {
 			control_sample(srv->ctx);
-			next_sample = time_now_ns() + SAMPLE_MS * NS_PER_MS;
+			next_sample = time_now_ns() + CONTROL_SAMPLE_MS * NS_PER_MS;
 		}
 	}
 	return NULL;

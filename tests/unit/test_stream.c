@@ -135,7 +135,8 @@ static void test_hashes_and_error(void **unused)
 	struct hashes_view v;
 	char text[ERROR_MAX_TEXT + 1];
 	uint32_t code;
-	uint8_t err[sizeof(struct rec_error) + 5] = { 5, 0, 0, 0, 0, 0, 0, 0, 'b', 'a', 'd', '\n', '!' };
+	uint8_t err[sizeof(struct rec_error) + 5] = { 5, 0,   0,   0,	0,    0,  0,
+						      0, 'b', 'a', 'd', '\n', '!' };
 
 	(void)unused;
 	memcpy(buf, &fixed, sizeof(fixed));

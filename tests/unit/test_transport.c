@@ -78,14 +78,18 @@ static void test_ratelimit_average(void **unused)
 static void test_policy(void **unused)
 {
 	struct mig_params p;
-	struct policy_input in = { .dirty_pages = 1000, .bytes_per_page = 4096,
-				   .bandwidth_bps = 4096e3, .switchover_ms = 5, .elapsed_s = 1 };
+	struct policy_input in = { .dirty_pages = 1000,
+				   .bytes_per_page = 4096,
+				   .bandwidth_bps = 4096e3,
+				   .switchover_ms = 5,
+				   .elapsed_s = 1 };
 	char why[400];
 
 	(void)unused;
 	mig_params_default(&p);
 	/* 1000 pages at 1000 pages/s: 1 s + 5 ms */
-	assert_true(policy_expected_downtime_ms(&in) > 1004 && policy_expected_downtime_ms(&in) < 1006);
+	assert_true(policy_expected_downtime_ms(&in) > 1004 &&
+		    policy_expected_downtime_ms(&in) < 1006);
 	assert_int_equal(policy_decide(&in, &p, why, sizeof(why)), POLICY_CONTINUE);
 	in.dirty_pages = 100; /* 100 ms + 5 */
 	assert_int_equal(policy_decide(&in, &p, why, sizeof(why)), POLICY_SWITCHOVER);
