@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 mkdir -p bench/results
 out=bench/results/$(date +%Y%m%d-%H%M%S).jsonl
 "$build/bench/bench-vmcore" all --json "$out"
+python3 bench/migration.py --build "$build" --json "$out"
 echo
 echo "results: $out"

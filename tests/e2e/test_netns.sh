@@ -48,10 +48,31 @@ wait $MIG && fail "migration over a cut link succeeded"
 note "reason: $(report "j.get('reason')")"
 expect_progress c
 expect_guest_ok c
-
-note "heal the link and migrate again"
 "$LINK" heal "$NAME"
 kill_vm d
+
+# cut_during NAME STATUS ROUNDS migrate-args...: cut the link once the
+# migration reaches STATUS (and ROUNDS), expect a clean failure, heal.
+cut_during() {
+	what=$1 at=$2 rounds=$3; shift 3
+	note "cut the link during $what"
+	vm_in dst "d$what" --incoming "$URI"
+	migrate c "$URI" --io-timeout-ms 1500 "$@" &
+	MIG=$!
+	wait_status c "$at" "$rounds" || fail "never reached $at"
+	"$LINK" cut "$NAME"
+	wait $MIG && fail "migration over a link cut in $what succeeded"
+	[ "$(report "j['status']")" = failed ] || fail "status $(report "j['status']")"
+	note "reason: $(report "j.get('reason')")"
+	"$LINK" heal "$NAME"
+	kill_vm "d$what"
+	expect_progress c
+	expect_guest_ok c
+}
+cut_during later active 3 --downtime-ms 1
+cut_during switchover switchover 0 --verify
+
+note "the link healed, migrate again"
 vm_in dst e --incoming "$URI"
 migrate c "$URI" --verify || fail "migration after healing: $(cat "$TMP/migrate.err")"
 expect_guest_ok e
