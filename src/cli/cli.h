@@ -12,6 +12,9 @@ int cmd_migrate(int argc, char **argv);
 
 /* Print "ferry CMD: <message>" and a pointer to --help; return EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* getopt_long returned ':' (missing value) or '?' (unknown option) for
+ * argv[optind - 1]: say which, as usage_error does. */
+int option_error(const char *cmd, int opt, char **argv);
 /* Print "ferry: <message>" to stderr; return 1. */
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -38,10 +38,8 @@ int cmd_ctl(int argc, char **argv)
 		case 'h':
 			fputs(ctl_help, stdout);
 			return 0;
-		case ':':
-			return usage_error("ctl", "%s needs a value", argv[optind - 1]);
 		default:
-			return usage_error("ctl", "unknown option '%s'", argv[optind - 1]);
+			return option_error("ctl", opt, argv);
 		}
 	}
 	if (!path)

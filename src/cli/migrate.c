@@ -108,10 +108,8 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 		case 'h':
 			fputs(migrate_help, stdout);
 			return -1;
-		case ':':
-			return usage_error("migrate", "%s needs a value", argv[optind - 1]);
 		default:
-			return usage_error("migrate", "unknown option '%s'", argv[optind - 1]);
+			return option_error("migrate", opt, argv);
 		}
 	}
 	if (rc == 0 && !o->control)

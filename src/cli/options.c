@@ -1,3 +1,4 @@
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -13,6 +14,13 @@ int usage_error(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nTry 'ferry %s --help'.\n", cmd);
 	return EXIT_USAGE;
+}
+
+int option_error(const char *cmd, int opt, char **argv)
+{
+	if (opt == ':')
+		return usage_error(cmd, "%s needs a value", argv[optind - 1]);
+	return usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
 }
 
 int fail(const char *fmt, ...)

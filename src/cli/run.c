@@ -192,10 +192,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		case 'h':
 			fputs(run_help, stdout);
 			return -1;
-		case ':':
-			return usage_error("run", "%s needs a value", argv[optind - 1]);
 		default:
-			return usage_error("run", "unknown option '%s'", argv[optind - 1]);
+			return option_error("run", opt, argv);
 		}
 	}
 	if (rc == 0 && optind < argc)

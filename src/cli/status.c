@@ -83,10 +83,8 @@ int cmd_status(int argc, char **argv)
 		case 'h':
 			fputs(status_help, stdout);
 			return 0;
-		case ':':
-			return usage_error("status", "%s needs a value", argv[optind - 1]);
 		default:
-			return usage_error("status", "unknown option '%s'", argv[optind - 1]);
+			return option_error("status", opt, argv);
 		}
 	}
 	if (!path)

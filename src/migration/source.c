@@ -24,6 +24,8 @@
 #define MIN_BYTES_FOR_BANDWIDTH (1u << 20)
 /* Restore and two one-way trips on top of what can be measured. */
 #define HANDOFF_ESTIMATE_MS 2.0
+/* The state blob is about 11 KiB per vCPU here; round up for other hosts. */
+#define STATE_BYTES_PER_VCPU 16384.0
 /* Generous: first touch costs about 3 s per GiB on kvm_pvm hosts. */
 #define POPULATE_MS_PER_GIB 10000
 /* A round shorter than this waits out the rest before its sync, so that
@@ -186,13 +188,6 @@ static int send_round(struct mig_source *m, uint32_t round, uint64_t count)
 	return rc;
 }
 
-static int64_t sync_dirty(struct mig_source *m)
-{
-	int64_t n = dirty_sync(m->vm->dirty, m->dirty);
-
-	return n;
-}
-
 /* After a round: measure, predict, decide. Returns 1 to switch over, 0 to
  * go on, or -errno (with the reason) to give up. */
 static int after_round(struct mig_source *m, uint64_t round_start_ns, uint64_t bytes0,
@@ -213,16 +208,17 @@ static int after_round(struct mig_source *m, uint64_t round_start_ns, uint64_t b
 	 * dirtied again are written ones. Learn the cost from later rounds. */
 	if (pages && m->stats.rounds > 0)
 		in->bytes_per_page = (double)bytes / (double)pages;
-	n = sync_dirty(m);
+	n = dirty_sync(m->vm->dirty, m->dirty);
 	if (n < 0)
 		return (int)n;
 	ds = dirty_get_stats(m->vm->dirty);
 	in->dirty_pages = (uint64_t)n;
 	in->queued_bytes = chan_queued(&m->chan);
 	in->dirty_rate_pps = secs > 0 ? (double)n / secs : 0;
-	in->switchover_ms =
-		(double)ds.last_sync_ns / 1e6 + HANDOFF_ESTIMATE_MS + m->verify_ms +
-		(in->bandwidth_bps > 0 ? 64e3 * m->vm->nr_vcpus / in->bandwidth_bps * 1e3 : 0);
+	in->switchover_ms = (double)ds.last_sync_ns / 1e6 + HANDOFF_ESTIMATE_MS + m->verify_ms +
+			    (in->bandwidth_bps > 0 ? STATE_BYTES_PER_VCPU * m->vm->nr_vcpus /
+							     in->bandwidth_bps * 1e3
+						   : 0);
 	in->elapsed_s = (double)(time_now_ns() - m->start_ns) / 1e9;
 
 	pthread_mutex_lock(&m->lock);
@@ -352,7 +348,7 @@ static int switchover(struct mig_source *m, uint32_t round)
 		return err_set(rc, "the guest stopped during the migration");
 	m->paused = true;
 	ph.pause = ms_since(&t);
-	n = sync_dirty(m);
+	n = dirty_sync(m->vm->dirty, m->dirty);
 	if (n < 0)
 		return (int)n;
 	ph.final_sync = ms_since(&t);
@@ -425,7 +421,8 @@ static int setup(struct mig_source *m)
 	rc = dirty_start(m->vm->dirty);
 	if (rc < 0)
 		return rc;
-	n = sync_dirty(m); /* the first sync reports every page: round 0 sends all */
+	n = dirty_sync(m->vm->dirty,
+		       m->dirty); /* the first sync reports every page: round 0 sends all */
 	if (n < 0)
 		return (int)n;
 	pthread_mutex_lock(&m->lock);
