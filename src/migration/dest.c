@@ -228,7 +228,15 @@ static int receive(struct incoming *in)
 			if (!loaded)
 				return err_set(-EPROTO, "COMMIT before the VM was loaded");
 			rc = vm_start(in->vm);
-			return rc < 0 ? rc : wire_send_empty(&in->chan, REC_RESUMED);
+			if (rc < 0)
+				return rc;
+			/* The guest runs here now, whatever happens to the answer:
+			 * a source that misses it stays paused (unknown). */
+			if (wire_send_empty(&in->chan, REC_RESUMED) < 0)
+				log_warn(
+					"the guest runs here, but the source did not hear RESUMED: %s",
+					err_msg());
+			return 0;
 		default:
 			rc = err_set(-EPROTO, "unexpected %s record from the source",
 				     rec_type_name(in->hdr.type));
