@@ -4,8 +4,10 @@
  * record, then hang up), garbage (not a ferry stream), bad-gfn (a page past
  * guest memory), no-state (END without the VM state), bad-hash (a complete,
  * loadable stream whose page hashes do not match: give a 2-vCPU state blob
- * as a third argument). Exits 0 when the destination answered the way it
- * must: an ERROR naming the fault, or (for truncate) nothing. */
+ * as a third argument), commit-and-vanish (a loadable stream, COMMIT, then
+ * gone before RESUMED; same blob). Exits 0 when the destination answered
+ * the way it must: an ERROR naming the fault, LOADED (commit-and-vanish), or
+ * (for truncate) nothing. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,11 +22,11 @@
 
 #define MEM (64ull << 20)
 
-static int handshake(struct chan *c, bool verify)
+static int handshake(struct chan *c, bool verify, uint32_t vcpus)
 {
 	struct stream_header h;
 	struct rec_config cfg = { .mem_bytes = MEM,
-				  .vcpus = verify ? 2 : 1,
+				  .vcpus = vcpus,
 				  .page_size = STREAM_PAGE_SIZE,
 				  .flags = verify ? CONFIG_VERIFY : 0 };
 	struct iovec hv = { &h, sizeof(h) }, cv = { &cfg, sizeof(cfg) };
@@ -62,6 +64,32 @@ static size_t pages_record(uint8_t *out, uint64_t gfn)
 	return 32 + sizeof(page);
 }
 
+static size_t load_blob(const char *path, uint8_t *blob, size_t cap)
+{
+	FILE *f = fopen(path, "rb");
+	size_t len = f ? fread(blob, 1, cap, f) : 0;
+
+	if (f)
+		fclose(f);
+	return len;
+}
+
+/* A loadable stream (zero memory, a real state), COMMIT, and away. */
+static int commit_and_vanish(struct chan *c, const char *blob_path)
+{
+	static uint8_t blob[1 << 20];
+	struct iovec state = { blob, load_blob(blob_path, blob, sizeof(blob)) };
+	struct wire_buf buf = { 0 };
+	struct rec_header hdr;
+
+	if (!state.iov_len || wire_send(c, REC_STATE, &state, 1) < 0 ||
+	    wire_send_empty(c, REC_END) < 0 || wire_recv(c, &hdr, &buf) < 0 ||
+	    hdr.type != REC_LOADED || wire_send_empty(c, REC_COMMIT) < 0)
+		return 1;
+	chan_close(c);
+	return 0;
+}
+
 /* A whole migration of a zeroed 2-vCPU guest, with one wrong page hash. */
 static int send_bad_hash(struct chan *c, const char *blob_path)
 {
@@ -69,13 +97,10 @@ static int send_bad_hash(struct chan *c, const char *blob_path)
 	static uint64_t hash[MEM / STREAM_PAGE_SIZE];
 	static const uint8_t zero_page[STREAM_PAGE_SIZE];
 	struct rec_hashes fixed = { .first_gfn = 0, .count = MEM / STREAM_PAGE_SIZE };
-	FILE *f = fopen(blob_path, "rb");
-	size_t len = f ? fread(blob, 1, sizeof(blob), f) : 0;
+	size_t len = load_blob(blob_path, blob, sizeof(blob));
 	struct iovec state = { blob, len },
 		     hv[2] = { { &fixed, sizeof(fixed) }, { hash, sizeof(hash) } };
 
-	if (f)
-		fclose(f);
 	for (size_t i = 0; i < MEM / STREAM_PAGE_SIZE; i++)
 		hash[i] = XXH3_64bits(zero_page, sizeof(zero_page));
 	hash[7] ^= 1;
@@ -103,6 +128,12 @@ static int expect_error(struct chan *c, const char *words)
 	return rc == 0 && strstr(text, words) ? 0 : 1;
 }
 
+/* Modes that load a real 2-vCPU state blob. */
+static bool blob_mode(const char *mode)
+{
+	return !strcmp(mode, "bad-hash") || !strcmp(mode, "commit-and-vanish");
+}
+
 int main(int argc, char **argv)
 {
 	static uint8_t rec[64 + STREAM_PAGE_SIZE];
@@ -119,7 +150,7 @@ int main(int argc, char **argv)
 		chan_writev(&c, &iov, 1);
 		return expect_error(&c, "not sending a ferry migration stream");
 	}
-	if (handshake(&c, !strcmp(argv[1], "bad-hash")) < 0) {
+	if (handshake(&c, !strcmp(argv[1], "bad-hash"), blob_mode(argv[1]) ? 2 : 1) < 0) {
 		fprintf(stderr, "bad_source: no READY from the destination\n");
 		return 1;
 	}
@@ -128,6 +159,8 @@ int main(int argc, char **argv)
 			return 2;
 		return expect_error(&c, "2 pages differ from the source's (at 0x7000, 0x9000)");
 	}
+	if (!strcmp(argv[1], "commit-and-vanish"))
+		return argc < 4 ? 2 : commit_and_vanish(&c, argv[3]);
 	if (!strcmp(argv[1], "no-state")) {
 		wire_send_empty(&c, REC_END);
 		return expect_error(&c, "without the VM state");

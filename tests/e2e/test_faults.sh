@@ -27,6 +27,14 @@ migrate src "unix:$TMP/in.sock" --verify || fail "good migration after bad ones:
 expect_guest_ok dst
 ctl src quit >/dev/null; ctl dst quit >/dev/null
 
+note "destination: the source sends COMMIT and vanishes: the guest is ours now"
+vm dst --incoming "unix:$TMP/in.sock"
+"$BAD_SOURCE" commit-and-vanish "unix:$TMP/in.sock" "$STATE_BLOB" || fail "commit-and-vanish"
+sleep 0.5
+[ "$(status_field dst "j['status']")" != incoming ] || fail "the destination dropped a guest it had started"
+grep -q "did not hear RESUMED" "$TMP/dst.log" || fail "no warning about the lost RESUMED"
+kill_vm dst
+
 # src must still run its guest, intact, and be able to migrate for real.
 expect_source_intact() { # SRC WHAT
 	[ "$(report "j['status']")" = "$2" ] || fail "expected $2, got $(report "j['status']"): $(report "j.get('reason')")"
