@@ -1,8 +1,9 @@
 /* A destination that misbehaves on purpose, for the source's fault tests:
  *   bad_dest MODE URI
  * It takes a whole stream, then: silent-after-commit (answers LOADED, reads
- * COMMIT, and disappears without RESUMED), or refuse (answers END with an
- * ERROR). Exits 0 when the source behaved as the protocol says. */
+ * COMMIT, and disappears without RESUMED), refuse (answers END with an
+ * ERROR), or die-before-loaded (disappears at END, as a destination killed
+ * in switchover would). Exits 0 when the source behaved as the protocol says. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,6 +34,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	} while (hdr.type != REC_END);
+	if (!strcmp(argv[1], "die-before-loaded"))
+		return 0;
 	if (!strcmp(argv[1], "refuse")) {
 		wire_send_error(&c, 28, "no space left for this guest (test)");
 		sleep(1);

@@ -82,12 +82,13 @@ static int commit_and_vanish(struct chan *c, const char *blob_path)
 	struct wire_buf buf = { 0 };
 	struct rec_header hdr;
 
-	if (!state.iov_len || wire_send(c, REC_STATE, &state, 1) < 0 ||
-	    wire_send_empty(c, REC_END) < 0 || wire_recv(c, &hdr, &buf) < 0 ||
-	    hdr.type != REC_LOADED || wire_send_empty(c, REC_COMMIT) < 0)
-		return 1;
+	int rc = !state.iov_len || wire_send(c, REC_STATE, &state, 1) < 0 ||
+		 wire_send_empty(c, REC_END) < 0 || wire_recv(c, &hdr, &buf) < 0 ||
+		 hdr.type != REC_LOADED || wire_send_empty(c, REC_COMMIT) < 0;
+
+	wire_buf_free(&buf);
 	chan_close(c);
-	return 0;
+	return rc;
 }
 
 /* A whole migration of a zeroed 2-vCPU guest, with one wrong page hash. */

@@ -32,6 +32,7 @@ wait_socket() {
 # vm NAME ferry-run-args...: start a VM (log in $TMP/NAME.log), wait for its socket.
 vm() {
 	name=$1; shift
+	rm -f "$TMP/$name.sock" # a killed predecessor leaves its socket file
 	"$FERRY" run --control "$TMP/$name.sock" "$@" 2>"$TMP/$name.log" &
 	PIDS="$PIDS $!"
 	eval "PID_$name=$!"

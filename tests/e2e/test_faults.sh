@@ -1,10 +1,12 @@
 #!/bin/sh
 # Faults. On the destination: corrupted, truncated, garbage and out-of-range
 # streams are clean errors, the partial VM is discarded, and a real migration
-# to the same destination then succeeds. On the source: the destination
-# killed in round 0, in a later round and in switchover before COMMIT, and a
-# cancel mid-way: each leaves the source guest running, passing its self-check,
-# and able to migrate again.
+# to the same destination then succeeds; a guest started on COMMIT is kept
+# even if the source vanishes. On the source: the destination killed in
+# round 0 and in a later round, gone in switchover before COMMIT, refusing
+# at the end, and a cancel mid-way each leave the source guest running,
+# passing its self-check and able to migrate again; silence after COMMIT
+# leaves it paused as unknown.
 . "$(dirname "$0")/lib.sh"
 need_kvm
 : "${BAD_SOURCE:?set BAD_SOURCE to the bad_source binary}"
@@ -31,8 +33,11 @@ note "destination: the source sends COMMIT and vanishes: the guest is ours now"
 vm dst --incoming "unix:$TMP/in.sock"
 "$BAD_SOURCE" commit-and-vanish "unix:$TMP/in.sock" "$STATE_BLOB" || fail "commit-and-vanish"
 sleep 0.5
-[ "$(status_field dst "j['status']")" != incoming ] || fail "the destination dropped a guest it had started"
-grep -q "did not hear RESUMED" "$TMP/dst.log" || fail "no warning about the lost RESUMED"
+# (The test's state blob is of a guest that never ran, so it stops at once;
+# what matters is that the destination started it rather than discarding it.)
+grep -q "incoming migration complete: the guest runs here" "$TMP/dst.log" ||
+	fail "the destination did not keep the guest it had started"
+grep -q "partial VM is discarded" "$TMP/dst.log" && fail "the destination discarded a committed guest"
 kill_vm dst
 
 # src must still run its guest, intact, and be able to migrate for real.
@@ -68,14 +73,14 @@ kill_vm dst
 wait $MIG
 expect_source_intact src failed
 
-note "source: destination killed in switchover, before COMMIT"
-vm dst --incoming "unix:$TMP/in.sock"
-migrate src "unix:$TMP/in.sock" --verify &
-MIG=$!
-wait_status src switchover 0 || fail "never reached switchover"
-kill_vm dst
-wait $MIG
+note "source: destination gone in switchover, before COMMIT"
+"$BAD_DEST" die-before-loaded "unix:$TMP/bad.sock" &
+BD=$!
+sleep 0.2
+migrate src "unix:$TMP/bad.sock" --verify && fail "migration to a vanished destination succeeded"
+wait $BD
 expect_source_intact src failed
+report "j['reason']" | grep -q "^switchover: no LOADED" || fail "not a switchover failure"
 
 note "source: cancel mid-way"
 vm dst --incoming "unix:$TMP/in.sock"
