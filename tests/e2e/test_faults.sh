@@ -92,6 +92,11 @@ wait $MIG
 expect_source_intact src cancelled
 [ "$(status_field dst "j['status']")" = incoming ] || fail "destination should be waiting again"
 
+note "source: timeout (a downtime limit it can never meet)"
+migrate src "unix:$TMP/in.sock" --downtime-ms 1 --timeout 2 && fail "an impossible migration succeeded"
+expect_source_intact src failed
+report "j['reason']" | grep -q "did not converge in 2 s: the guest dirties" || fail "timeout reason"
+
 note "source: the destination refuses at the end"
 "$BAD_DEST" refuse "unix:$TMP/bad.sock" &
 BD=$!
