@@ -1,9 +1,10 @@
 /* The ruler for migration throughput: copy N bytes of memory from one
  * process to another over a plain socket, as fast as the transport allows.
- *   sockcopy URI BYTES
- * Forks a receiver listening on URI (tcp:HOST:PORT or unix:PATH), sends
- * BYTES from a touched buffer into the receiver's buffer, prints MB/s. Uses
- * ferry's own channel code, so socket options match the migration's. */
+ *   sockcopy URI BYTES            fork a receiver on URI, send, print MB/s
+ *   sockcopy recv URI BYTES       only receive (e.g. in another namespace)
+ *   sockcopy send URI BYTES       only send to a receiver; print MB/s
+ * URI is tcp:HOST:PORT or unix:PATH. Uses ferry's own channel code, so the
+ * socket options match the migration's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,30 +47,20 @@ static int receive(const char *uri, int lfd, uint64_t bytes)
 	return chan_writev(&c, &(struct iovec){ "k", 1 }, 1) < 0;
 }
 
-int main(int argc, char **argv)
+/* Connect (retrying while the receiver starts), send, print MB/s. */
+static int send_all(const char *uri, uint64_t bytes)
 {
-	uint64_t bytes, start;
+	uint8_t *src = buffer(bytes), ack;
+	uint64_t start;
 	struct chan c;
-	uint8_t *src, ack;
-	int lfd, status;
-	pid_t pid;
+	int tries = 0;
 
-	if (argc != 3 || size_parse(argv[2], &bytes) < 0 || bytes % CHUNK) {
-		fprintf(stderr, "usage: sockcopy URI BYTES (a multiple of 1M)\n");
-		return 2;
-	}
-	lfd = chan_listen(argv[1]);
-	if (lfd < 0) {
-		fprintf(stderr, "sockcopy: %s\n", err_msg());
-		return 1;
-	}
-	pid = fork();
-	if (pid == 0)
-		return receive(argv[1], lfd, bytes);
-	src = buffer(bytes);
-	if (chan_connect(&c, argv[1]) < 0) {
-		fprintf(stderr, "sockcopy: %s\n", err_msg());
-		return 1;
+	while (chan_connect(&c, uri) < 0) {
+		if (++tries > 100) {
+			fprintf(stderr, "sockcopy: %s\n", err_msg());
+			return 1;
+		}
+		time_sleep_ns(50 * NS_PER_MS);
 	}
 	c.timeout_ms = 30000;
 	if (chan_read(&c, &ack, 1) < 0)
@@ -84,6 +75,40 @@ int main(int argc, char **argv)
 	if (chan_read(&c, &ack, 1) < 0)
 		return 1;
 	printf("%.1f\n", (double)bytes / ((double)(time_now_ns() - start) / 1e9) / 1e6);
+	return 0;
+}
+
+static int listen_on(const char *uri)
+{
+	int lfd = chan_listen(uri);
+
+	if (lfd < 0)
+		fprintf(stderr, "sockcopy: %s\n", err_msg());
+	return lfd;
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = argc == 4 ? argv[1] : "both", *uri = argv[argc - 2];
+	uint64_t bytes;
+	int lfd, status, rc;
+	pid_t pid;
+
+	if ((argc != 3 && argc != 4) || size_parse(argv[argc - 1], &bytes) < 0 || bytes % CHUNK) {
+		fprintf(stderr, "usage: sockcopy [recv|send] URI BYTES (a multiple of 1M)\n");
+		return 2;
+	}
+	if (!strcmp(mode, "send"))
+		return send_all(uri, bytes);
+	lfd = listen_on(uri);
+	if (lfd < 0)
+		return 1;
+	if (!strcmp(mode, "recv"))
+		return receive(uri, lfd, bytes);
+	pid = fork();
+	if (pid == 0)
+		return receive(uri, lfd, bytes);
+	rc = send_all(uri, bytes);
 	waitpid(pid, &status, 0);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+	return rc ? rc : WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
