@@ -34,7 +34,9 @@ demo: build
 	@./scripts/demo.sh $(BUILD)
 
 bench: build
+	@./scripts/deps.sh bench
 	@./bench/run-all.sh $(BUILD)
+	@./bench/report
 
 # libFuzzer with ASan+UBSan, 60 s per target (FUZZ_SECONDS to change).
 FUZZ_SECONDS ?= 60

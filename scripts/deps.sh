@@ -1,8 +1,11 @@
 #!/bin/sh
-# Install the Debian packages ferry needs to build and test, only when missing.
+# Install the Debian packages ferry needs, only when missing:
+#   deps.sh         to build and test
+#   deps.sh bench   also to benchmark and plot
 set -e
 PKGS="meson ninja-build pkg-config gcc clang libcmocka-dev libjansson-dev libxxhash-dev
       libzstd-dev liblz4-dev iproute2 python3"
+[ "${1:-}" = bench ] && PKGS="$PKGS gnuplot-nox"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
