@@ -5,7 +5,7 @@
 set -e
 PKGS="meson ninja-build pkg-config gcc clang libcmocka-dev libjansson-dev libxxhash-dev
       libzstd-dev liblz4-dev iproute2 python3"
-[ "${1:-}" = bench ] && PKGS="$PKGS gnuplot-nox"
+[ "${1:-}" = bench ] && PKGS="$PKGS gnuplot-nox qemu-system-x86"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
