@@ -33,7 +33,8 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = { { "mem", required_argument, NULL, 'm' },
 						  { "workload", required_argument, NULL, 'w' },
 						  { 0 } };
-	struct ferry_params p = { .magic = FERRY_PARAMS_MAGIC, .version = FERRY_PARAMS_VERSION,
+	struct ferry_params p = { .magic = FERRY_PARAMS_MAGIC,
+				  .version = FERRY_PARAMS_VERSION,
 				  .vcpus = 1 };
 	const char *spec = "idle";
 	FILE *out;
@@ -60,7 +61,8 @@ int main(int argc, char **argv)
 	p.tsc_khz = host_tsc_khz();
 	out = fopen(argv[optind], "wb");
 	if (!out || fwrite(&p, sizeof(p), 1, out) != 1 || fclose(out) != 0) {
-		fprintf(stderr, "guest-params: cannot write %s: %s\n", argv[optind], strerror(errno));
+		fprintf(stderr, "guest-params: cannot write %s: %s\n", argv[optind],
+			strerror(errno));
 		return 1;
 	}
 	return 0;

@@ -135,16 +135,21 @@ static int send_batch(struct mig_source *m, const uint64_t *gfns, uint32_t n, ui
 
 static int check_deadline(struct mig_source *m)
 {
+	struct mig_stats st;
 	uint64_t timeout_s;
 
 	pthread_mutex_lock(&m->lock);
 	timeout_s = m->params.timeout_s;
+	st = m->stats;
 	pthread_mutex_unlock(&m->lock);
 	if (cancelled(m))
 		return err_set(-ECANCELED, "cancelled by request");
 	if (timeout_s && !m->paused && time_now_ns() - m->start_ns > timeout_s * NS_PER_S)
-		return err_set(-ETIMEDOUT, "did not finish within the %llu s timeout",
-			       (unsigned long long)timeout_s);
+		return err_set(
+			-ETIMEDOUT,
+			"did not converge in %llu s: the guest dirties %.0f MiB/s, the link carries %.0f MiB/s, and %llu pages were still to send",
+			(unsigned long long)timeout_s, st.dirty_rate_pps * 4096 / (1 << 20),
+			st.bandwidth_bps / (1 << 20), (unsigned long long)st.remaining_pages);
 	return 0;
 }
 
@@ -442,8 +447,12 @@ static void finish(struct mig_source *m, int rc, const char *why)
 		s = MIG_COMPLETED;
 	else if (m->committed)
 		s = MIG_UNKNOWN;
-	else
-		s = rc == -ECANCELED ? MIG_CANCELLED : MIG_FAILED;
+	else if (rc == -ECANCELED || cancelled(m)) {
+		/* Cancelling shuts the socket down: the error may be that. */
+		s = MIG_CANCELLED;
+		why = "cancelled by request";
+	} else
+		s = MIG_FAILED;
 	dirty_stop(m->vm->dirty);
 	if ((s == MIG_FAILED || s == MIG_CANCELLED) && m->paused)
 		vm_resume(m->vm);
