@@ -1,0 +1,116 @@
+"""QEMU side of the side-by-side benchmarks: the ferry guest booted by QEMU
+(PVH, -M microvm, KVM), migrated by QEMU's own live migration over QMP with
+the scenario's parameters. Imported by bench/run."""
+import json, os, socket, subprocess, time
+
+# QEMU's defaults (max-bandwidth 128 MiB/s, downtime-limit 300 ms) are always
+# set explicitly; "unlimited" becomes this.
+UNLIMITED_BPS = 1 << 40
+
+
+class Qmp:
+    def __init__(self, path):
+        for _ in range(200):
+            try:
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.connect(path)
+                break
+            except OSError:
+                time.sleep(0.025)
+        self.f = self.sock.makefile("rw")
+        self.f.readline()
+        self("qmp_capabilities")
+
+    def __call__(self, name, **args):
+        self.f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
+        self.f.flush()
+        while True:
+            r = json.loads(self.f.readline())
+            if "return" in r:
+                return r["return"]
+            if "error" in r:
+                raise RuntimeError(f"{name}: {r['error']['desc']}")
+
+
+class QemuSide:
+    def __init__(self, link, side, name, tmp, guest, params_file, pvh, incoming=None):
+        self.ram = f"/dev/shm/ferry-bench-{os.getpid()}-{name}"
+        self.qmp_path = os.path.join(tmp, name + ".qmp")
+        argv = ["qemu-system-x86_64", "-enable-kvm", "-M", "microvm", "-m", guest["mem"], "-smp", "1",
+                "-nodefaults", "-display", "none", "-no-reboot",
+                "-object", f"memory-backend-file,id=ram,size={guest['mem']},mem-path={self.ram},share=on",
+                "-machine", "memory-backend=ram", "-kernel", pvh, "-initrd", params_file,
+                "-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
+        if incoming:
+            argv += ["-incoming", incoming]
+        self.proc = subprocess.Popen(link.cmd(side, argv), stderr=open(os.path.join(tmp, name + ".err"), "w"))
+        self.qmp = Qmp(self.qmp_path)
+
+    def status_page(self):
+        """vCPU 0's pages_written and verify_errors, read from the shared RAM file."""
+        import mmap, struct
+        with open(self.ram, "rb") as ram:
+            m = mmap.mmap(ram.fileno(), 0, prot=mmap.PROT_READ)
+            written, _, errors = struct.unpack_from("<QQQ", m, 0x3000)
+            m.close()
+        return written, errors
+
+    def finish(self):
+        try:
+            self.qmp("quit")
+        except Exception:
+            self.proc.kill()
+        try:
+            _, _, ru = os.wait4(self.proc.pid, 0)
+            self.proc.returncode = 0
+            cpu = ru.ru_utime + ru.ru_stime
+        except ChildProcessError:
+            cpu = None
+        if os.path.exists(self.ram):
+            os.unlink(self.ram)
+        return cpu
+
+
+def run_once(build, sc, link, tmp):
+    """One QEMU migration; returns a report shaped like ferry's."""
+    g, mig = sc["guest"], sc.get("migration", {})
+    params = os.path.join(tmp, "qemu-params.bin")
+    subprocess.run([os.path.join(build, "bench", "guest-params"), "--mem", g["mem"], "--workload",
+                    g["workload"], params], check=True)
+    pvh = os.path.join(build, "src", "guest", "ferry-guest-pvh.elf")
+    uri = link.uri()
+    src = QemuSide(link, "src", "qsrc", tmp, g, params, pvh)
+    dst = QemuSide(link, "dst", "qdst", tmp, g, params, pvh, incoming=uri)
+    try:
+        for _ in range(1200):  # the guest's initial fill
+            if src.status_page()[0] >= int(g.get("fill_pages", 0)) and src.status_page()[0] > 0:
+                break
+            time.sleep(0.05)
+        time.sleep(2.0)
+        src.qmp("migrate-set-parameters", **{"downtime-limit": int(mig.get("downtime-ms", 300)),
+                                             "max-bandwidth": int(mig.get("max-bandwidth-bps", UNLIMITED_BPS))})
+        src.qmp("migrate", uri=uri)
+        deadline = time.time() + int(mig.get("timeout", 600))
+        while True:
+            r = src.qmp("query-migrate")
+            if r.get("status") in ("completed", "failed", "cancelled"):
+                break
+            if time.time() > deadline:
+                src.qmp("migrate_cancel")
+            time.sleep(0.05)
+        ok = r.get("status") == "completed"
+        if ok:
+            time.sleep(0.5)
+            a = dst.status_page()
+            time.sleep(0.5)
+            b = dst.status_page()
+            ok = b[0] > a[0] and b[1] == 0
+        report = {"status": "completed" if ok else r.get("status", "failed"),
+                  "total_ms": r.get("total-time", 0), "downtime_ms": r.get("downtime", 0),
+                  "setup_ms": r.get("setup-time", 0), "bytes_sent": r.get("ram", {}).get("transferred", 0),
+                  "rounds": r.get("ram", {}).get("dirty-sync-count", 0), "qemu": r}
+        if not ok and r.get("status") == "completed":
+            report["reason"] = "the guest did not run cleanly on the destination"
+    finally:
+        cpu_src, cpu_dst = src.finish(), dst.finish()
+    return {"report": report, "cpu_s": {"src": cpu_src, "dst": cpu_dst}}
