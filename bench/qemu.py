@@ -71,6 +71,39 @@ class QemuSide:
         return cpu
 
 
+def size_bytes(text):
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = str(text).upper().rstrip("B").rstrip("I")
+    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+
+
+def configure(src, dst, mig):
+    """QEMU's equivalents of the scenario's migration parameters. Its
+    defaults (max-bandwidth 128 MiB/s, downtime-limit 300 ms) are always
+    overridden; "unlimited" is UNLIMITED_BPS."""
+    params = {"downtime-limit": int(mig.get("downtime-ms", 300)),
+              "max-bandwidth": int(mig.get("max-bandwidth-bps", UNLIMITED_BPS))}
+    caps = []
+    if "xbzrle" in mig:
+        caps.append("xbzrle")
+        params["xbzrle-cache-size"] = size_bytes(mig["xbzrle"])
+    if "channels" in mig or "compress" in mig:
+        caps.append("multifd")
+        params["multifd-channels"] = int(mig.get("channels", 1))
+        params["multifd-compression"] = {"zstd": "zstd", "zlib": "zlib"}.get(mig.get("compress"), "none")
+    if mig.get("converge") in ("throttle", "auto-converge"):
+        caps.append("auto-converge")
+    if mig.get("postcopy"):
+        caps.append("postcopy-ram")
+    if caps:
+        for side in (src, dst):  # both ends must agree on stream-shaping capabilities
+            side.qmp("migrate-set-capabilities",
+                     capabilities=[{"capability": c, "state": True} for c in caps])
+        dst.qmp("migrate-set-parameters", **{k: v for k, v in params.items()
+                                              if k.startswith("multifd")})
+    src.qmp("migrate-set-parameters", **params)
+
+
 def run_once(build, sc, link, tmp):
     """One QEMU migration; returns a report shaped like ferry's."""
     g, mig = sc["guest"], sc.get("migration", {})
@@ -87,16 +120,21 @@ def run_once(build, sc, link, tmp):
                 break
             time.sleep(0.05)
         time.sleep(2.0)
-        src.qmp("migrate-set-parameters", **{"downtime-limit": int(mig.get("downtime-ms", 300)),
-                                             "max-bandwidth": int(mig.get("max-bandwidth-bps", UNLIMITED_BPS))})
+        configure(src, dst, mig)
         src.qmp("migrate", uri=uri)
         deadline = time.time() + int(mig.get("timeout", 600))
+        postcopy_started = timed_out = False
         while True:
             r = src.qmp("query-migrate")
             if r.get("status") in ("completed", "failed", "cancelled"):
                 break
-            if time.time() > deadline:
+            # Like an operator would: post-copy once the first full pass is done.
+            if mig.get("postcopy") and not postcopy_started and r.get("ram", {}).get("dirty-sync-count", 0) >= 2:
+                src.qmp("migrate-start-postcopy")
+                postcopy_started = True
+            if time.time() > deadline and not timed_out:
                 src.qmp("migrate_cancel")
+                timed_out = True
             time.sleep(0.05)
         ok = r.get("status") == "completed"
         if ok:
@@ -108,9 +146,12 @@ def run_once(build, sc, link, tmp):
         report = {"status": "completed" if ok else r.get("status", "failed"),
                   "total_ms": r.get("total-time", 0), "downtime_ms": r.get("downtime", 0),
                   "setup_ms": r.get("setup-time", 0), "bytes_sent": r.get("ram", {}).get("transferred", 0),
-                  "rounds": r.get("ram", {}).get("dirty-sync-count", 0), "qemu": r}
+                  "rounds": r.get("ram", {}).get("dirty-sync-count", 0), "qemu": r,
+                  "xbzrle_cache_miss_rate": r.get("xbzrle-cache", {}).get("cache-miss-rate")}
         if not ok and r.get("status") == "completed":
             report["reason"] = "the guest did not run cleanly on the destination"
+        elif timed_out:
+            report["reason"] = f"did not converge in {mig.get('timeout')} s (the bench cancelled it)"
     finally:
         cpu_src, cpu_dst = src.finish(), dst.finish()
     return {"report": report, "cpu_s": {"src": cpu_src, "dst": cpu_dst}}
