@@ -47,13 +47,15 @@ class QemuSide:
         self.qmp = Qmp(self.qmp_path)
 
     def status_page(self):
-        """vCPU 0's pages_written and verify_errors, read from the shared RAM file."""
+        """vCPU 0's pages_written, verify_errors and filled flag (guest/abi.h:
+        struct ferry_vcpu_status at 0x3000), from the shared RAM file."""
         import mmap, struct
         with open(self.ram, "rb") as ram:
             m = mmap.mmap(ram.fileno(), 0, prot=mmap.PROT_READ)
             written, _, errors = struct.unpack_from("<QQQ", m, 0x3000)
+            filled, = struct.unpack_from("<Q", m, 0x3000 + 64)
             m.close()
-        return written, errors
+        return written, errors, filled
 
     def finish(self):
         try:
@@ -115,11 +117,11 @@ def run_once(build, sc, link, tmp):
     src = QemuSide(link, "src", "qsrc", tmp, g, params, pvh)
     dst = QemuSide(link, "dst", "qdst", tmp, g, params, pvh, incoming=uri)
     try:
-        for _ in range(1200):  # the guest's initial fill
-            if src.status_page()[0] >= int(g.get("fill_pages", 0)) and src.status_page()[0] > 0:
+        for _ in range(1200):  # the guest's initial fill, then as long as ferry's side waits
+            if src.status_page()[2]:
                 break
             time.sleep(0.05)
-        time.sleep(2.0)
+        time.sleep(0.5)
         configure(src, dst, mig)
         src.qmp("migrate", uri=uri)
         deadline = time.time() + int(mig.get("timeout", 600))
