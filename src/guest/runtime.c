@@ -26,18 +26,6 @@ void rt_puts(const char *s)
 		rt_outb(FERRY_PORT_CONSOLE, (uint8_t)*s++);
 }
 
-void rt_put_u64(uint64_t v)
-{
-	char buf[21], *p = buf + sizeof(buf) - 1;
-
-	*p = '\0';
-	do {
-		*--p = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	rt_puts(p);
-}
-
 uint64_t rt_tsc_per_us(void)
 {
 	uint64_t khz = rt_params()->tsc_khz;

@@ -46,7 +46,6 @@ static inline struct ferry_vcpu_status *rt_status(uint32_t cpu)
 }
 
 void rt_puts(const char *s);
-void rt_put_u64(uint64_t v);
 /* Block in the VMM for up to us microseconds (early on wake-up), or spin if
  * the workload asked for it. */
 void rt_sleep_us(uint32_t cpu, uint64_t us);

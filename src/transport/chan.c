@@ -67,12 +67,11 @@ static int connect_tcp(const struct uri *u)
 	return fd;
 }
 
-static int unix_addr(const struct uri *u, struct sockaddr_un *addr)
+static void unix_addr(const struct uri *u, struct sockaddr_un *addr)
 {
 	memset(addr, 0, sizeof(*addr));
 	addr->sun_family = AF_UNIX;
 	memcpy(addr->sun_path, u->path, strlen(u->path) + 1);
-	return 0;
 }
 
 static int connect_unix(const struct uri *u)
@@ -265,14 +264,6 @@ int chan_read(struct chan *c, void *buf, size_t len)
 		c->bytes_received += (uint64_t)r;
 	}
 	return 0;
-}
-
-int chan_poll_readable(struct chan *c, int timeout_ms)
-{
-	struct pollfd p = { .fd = c->fd, .events = POLLIN };
-	int rc = poll(&p, 1, timeout_ms);
-
-	return rc < 0 ? -errno : rc;
 }
 
 uint64_t chan_queued(const struct chan *c)

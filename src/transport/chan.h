@@ -35,8 +35,6 @@ void chan_init_fd(struct chan *c, int fd);
 int chan_writev(struct chan *c, const struct iovec *iov, int n);
 /* Read exactly len bytes. */
 int chan_read(struct chan *c, void *buf, size_t len);
-/* Wait until there is something to read, up to timeout_ms. Returns 1, 0 on timeout, -errno. */
-int chan_poll_readable(struct chan *c, int timeout_ms);
 /* Bytes written but not yet delivered (still in the kernel's queue). */
 uint64_t chan_queued(const struct chan *c);
 /* Make blocked reads and writes on c fail now (cancel); safe from any thread. */

@@ -41,7 +41,8 @@ vm() {
 
 sock() { echo "$TMP/$1.sock"; }
 pid_of() { eval "echo \$PID_$1"; }
-ctl() { name=$1; shift; "$FERRY" ctl --control "$TMP/$name.sock" "$@"; }
+# Bounded, so that a hang fails with a message instead of the suite's timeout.
+ctl() { name=$1; shift; timeout 130 "$FERRY" ctl --control "$TMP/$name.sock" "$@"; }
 
 # json_field FILE-or-'-' PYTHON-EXPR: evaluate EXPR with the JSON as j.
 json_field() { python3 -c "import json,sys; j=json.load(open(sys.argv[1]) if sys.argv[1]!='-' else sys.stdin); print($2)" "$1"; }
@@ -93,7 +94,13 @@ kill_vm() {
 # migrate SRC URI ferry-migrate-args...: report JSON in $TMP/report.json; returns its exit code.
 migrate() {
 	src=$1 uri=$2; shift 2
-	"$FERRY" migrate --control "$TMP/$src.sock" --to "$uri" --json "$@" >"$TMP/report.json" 2>"$TMP/migrate.err"
+	timeout 90 "$FERRY" migrate --control "$TMP/$src.sock" --to "$uri" --json "$@" >"$TMP/report.json" 2>"$TMP/migrate.err"
+	rc=$?
+	if [ $rc -eq 124 ]; then
+		fail "migrate hung; source says: $(timeout 5 "$FERRY" ctl --control "$TMP/$src.sock" query-migrate 2>&1)"
+		grep -v "^\[" "$TMP/migrate.err" | tail -3
+	fi
+	return $rc
 }
 
 report() { json_field "$TMP/report.json" "$1"; }
