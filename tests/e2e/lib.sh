@@ -9,7 +9,7 @@ FAILURES=0
 cleanup() {
 	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
-	rm -rf "$TMP"
+	if [ "$FAILURES" -eq 0 ]; then rm -rf "$TMP"; else echo "logs kept in $TMP"; fi
 }
 trap cleanup EXIT
 
