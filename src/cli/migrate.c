@@ -28,6 +28,21 @@ static const char migrate_help[] =
 	"  --io-timeout-ms N     a connection that stalls this long fails (default 10000)\n"
 	"  --verify              hash every page at switchover; the destination refuses\n"
 	"                        to resume unless all match\n"
+	"  --xbzrle[=SIZE]       send re-dirtied pages as deltas against a cache of SIZE\n"
+	"                        (default 64M) of pages sent before: pays off when the guest\n"
+	"                        changes a few bytes per page\n"
+	"  --converge STRATEGY   when the guest dirties faster than the link carries:\n"
+	"                          auto (default): none while it converges by itself, then\n"
+	"                            dirty-limit (dirty ring, uneven vCPUs) or sdps\n"
+	"                          throttle: slow all vCPUs by a growing step (QEMU's\n"
+	"                            auto-converge; see --throttle-*)\n"
+	"                          sdps: slow all vCPUs exactly as much as needed, and\n"
+	"                            only while needed (vMotion's stun during page send)\n"
+	"                          dirty-limit: slow only the vCPUs that dirty more than\n"
+	"                            their share (needs 'ferry run --dirty-backend ring')\n"
+	"                          none: never slow the guest; fail if it cannot converge\n"
+	"  --throttle-initial PCT, --throttle-increment PCT, --throttle-max PCT\n"
+	"                        throttle steps (20, 10) and every strategy's cap (99)\n"
 	"  --json                print the final report as one JSON object (last line)\n"
 	"\n"
 	"Example:\n"
@@ -62,6 +77,17 @@ static int add_rate(json_t *args, const char *value)
 	return 0;
 }
 
+static int add_xbzrle(json_t *args, const char *value)
+{
+	uint64_t bytes = 64ull << 20;
+
+	if (value && (size_parse(value, &bytes) < 0 || bytes < (1u << 20)))
+		return usage_error("migrate", "--xbzrle=%s is not a cache size of at least 1M",
+				   value);
+	json_object_set_new(args, "xbzrle-cache", json_integer((json_int_t)bytes));
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct migrate_opts *o)
 {
 	static const struct option longopts[] = {
@@ -72,6 +98,11 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "io-timeout-ms", required_argument, NULL, 'i' },
 		{ "verify", no_argument, NULL, 'v' },
+		{ "xbzrle", optional_argument, NULL, 'x' },
+		{ "converge", required_argument, NULL, 'c' },
+		{ "throttle-initial", required_argument, NULL, '1' },
+		{ "throttle-increment", required_argument, NULL, '2' },
+		{ "throttle-max", required_argument, NULL, '3' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -102,6 +133,21 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 		case 'v':
 			json_object_set_new(o->args, "verify", json_true());
 			break;
+		case 'x':
+			rc = add_xbzrle(o->args, optarg);
+			break;
+		case 'c':
+			json_object_set_new(o->args, "converge", json_string(optarg));
+			break;
+		case '1':
+			rc = add_int(o->args, "throttle-initial", "--throttle-initial", optarg);
+			break;
+		case '2':
+			rc = add_int(o->args, "throttle-increment", "--throttle-increment", optarg);
+			break;
+		case '3':
+			rc = add_int(o->args, "throttle-max", "--throttle-max", optarg);
+			break;
 		case 'j':
 			o->json = true;
 			break;
@@ -131,16 +177,19 @@ static void progress_line(json_t *s)
 	size_format((uint64_t)num(s, "bytes_sent"), sent, sizeof(sent));
 	size_format((uint64_t)num(s, "bandwidth_bps"), rate, sizeof(rate));
 	fprintf(stderr,
-		"\r\033[K%-10s round %d  sent %s  remaining %.0f pages  %s/s  dirty %.0f pages/s  expect %.0f ms",
+		"\r\033[K%-10s round %d  sent %s  remaining %.0f pages  %s/s  dirty %.0f pages/s  expect %.0f ms  throttle %.0f%%",
 		json_string_value(json_object_get(s, "status")), (int)num(s, "rounds"), sent,
 		num(s, "remaining_pages"), rate, num(s, "dirty_rate_pps"),
-		num(s, "expected_downtime_ms") > 1e9 ? 0 : num(s, "expected_downtime_ms"));
+		num(s, "expected_downtime_ms") > 1e9 ? 0 : num(s, "expected_downtime_ms"),
+		num(json_object_get(s, "converge"), "throttle_pct"));
 }
 
 static void report(json_t *s)
 {
 	json_t *pages = json_object_get(s, "pages"), *ph = json_object_get(s, "phases");
+	json_t *x = json_object_get(s, "xbzrle"), *c = json_object_get(s, "converge"), *d;
 	char sent[32], rate[32];
+	size_t i;
 
 	size_format((uint64_t)num(s, "bytes_sent"), sent, sizeof(sent));
 	size_format((uint64_t)num(s, "bandwidth_bps"), rate, sizeof(rate));
@@ -153,8 +202,18 @@ static void report(json_t *s)
 	       num(s, "downtime_ms"), num(ph, "pause_ms"), num(ph, "final_sync_ms"),
 	       num(ph, "final_pages_ms"), num(ph, "state_ms"), num(ph, "verify_ms"),
 	       num(ph, "handoff_ms"), num(ph, "resume_ms"));
-	printf("  sent      %s at %s/s: %.0f raw pages, %.0f zero pages\n", sent, rate,
-	       num(pages, "raw"), num(pages, "zero"));
+	printf("  sent      %s at %s/s: %.0f raw pages, %.0f zero pages, %.0f XBZRLE pages\n",
+	       sent, rate, num(pages, "raw"), num(pages, "zero"), num(pages, "xbzrle"));
+	if (x)
+		printf("  xbzrle    cache %.0f MiB, hit rate %.0f%%, %.0f overflows, saved %.1f MiB, encoding at %.0f MB/s\n",
+		       num(x, "cache_bytes") / 1048576, num(x, "hit_rate") * 100,
+		       num(x, "overflows"), num(x, "bytes_saved") / 1048576, num(x, "encode_mbps"));
+	printf("  converge  %s (used: %s), throttle at most %.0f%%\n",
+	       json_string_value(json_object_get(c, "strategy")),
+	       json_string_value(json_object_get(c, "used")), num(c, "throttle_pct_max"));
+	json_array_foreach(json_object_get(c, "decisions"), i, d)
+		printf("            round %.0f: %s\n", num(d, "round"),
+		       json_string_value(json_object_get(d, "decision")));
 	printf("  verify    %s\n", json_string_value(json_object_get(s, "verify")));
 }
 

@@ -51,6 +51,7 @@ static const char run_help[] =
 	"  pattern=P        random (default), sequential or hotset\n"
 	"  hot=PCT hits=PCT hotset: hot share of the working set (10), share of writes to it (90)\n"
 	"  write=W          page (default), word or byte: how much of a page one write changes\n"
+	"  dirtiers=N       only vCPUs 0..N-1 dirty; the others compute without writing (all)\n"
 	"  data=D           random (default), text (compresses ~3:1), counter, or zero (idle only)\n"
 	"  check=on|off     self-check: a generation number in every page, verified on read (on)\n"
 	"  spin=on|off      busy-wait instead of sleeping in the VMM when idle or paced (off)\n"

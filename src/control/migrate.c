@@ -4,10 +4,26 @@
 #include <string.h>
 
 #include "control/commands.h"
+#include "migration/converge.h"
 #include "migration/source.h"
 #include "util/error.h"
 #include "util/size.h"
+#include "vm/throttle.h"
 #include "vm/vm.h"
+
+static int parse_pct(json_t *args, const char *key, uint32_t *out)
+{
+	json_t *v = json_object_get(args, key);
+
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+	    json_integer_value(v) > THROTTLE_MAX_PCT)
+		return err_set(-EINVAL, "%s must be a percentage from 1 to %u", key,
+			       THROTTLE_MAX_PCT);
+	*out = (uint32_t)json_integer_value(v);
+	return 0;
+}
 
 /* Read the parameters present in args over p. */
 static int parse_params(json_t *args, struct mig_params *p)
@@ -41,6 +57,25 @@ static int parse_params(json_t *args, struct mig_params *p)
 			return err_set(-EINVAL, "io-timeout-ms must be at least 100");
 		p->io_timeout_ms = (uint32_t)json_integer_value(v);
 	}
+	if ((v = json_object_get(args, "xbzrle-cache"))) {
+		if (json_is_integer(v) && json_integer_value(v) >= 0)
+			p->xbzrle_cache_bytes = (uint64_t)json_integer_value(v);
+		else if (!json_is_string(v) ||
+			 size_parse(json_string_value(v), &p->xbzrle_cache_bytes) < 0)
+			return err_set(-EINVAL,
+				       "xbzrle-cache must be a size like 64M, or 0 for no XBZRLE");
+	}
+	if ((v = json_object_get(args, "converge"))) {
+		if (!json_is_string(v))
+			return err_set(-EINVAL,
+				       "converge must be auto, throttle, sdps, dirty-limit or none");
+		if (converge_parse(json_string_value(v), &p->converge) < 0)
+			return -EINVAL;
+	}
+	if (parse_pct(args, "throttle-initial", &p->throttle_initial) < 0 ||
+	    parse_pct(args, "throttle-increment", &p->throttle_increment) < 0 ||
+	    parse_pct(args, "throttle-max", &p->throttle_max) < 0)
+		return -EINVAL;
 	if ((v = json_object_get(args, "verify"))) {
 		if (!json_is_boolean(v))
 			return err_set(-EINVAL, "verify must be true or false");
@@ -116,6 +151,35 @@ static json_t *phases_json(const struct mig_phases *ph)
 			 ph->resume);
 }
 
+static json_t *xbzrle_json(const struct mig_stats *s)
+{
+	const struct xbzrle_stats *x = &s->xbzrle;
+	double secs = (double)x->encode_ns / 1e9;
+	double pages = (double)(x->hits + x->misses);
+
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f}", "cache_bytes",
+			 (json_int_t)x->cache_bytes, "pages", (json_int_t)x->pages, "cache_hits",
+			 (json_int_t)x->hits, "cache_misses", (json_int_t)x->misses, "overflows",
+			 (json_int_t)x->overflows, "bytes_saved", (json_int_t)x->bytes_saved,
+			 "hit_rate", pages ? (double)x->hits / pages : 0.0, "encode_mbps",
+			 secs > 0 ? pages * 4096 / secs / 1e6 : 0.0);
+}
+
+static json_t *converge_json(const struct converge_stats *c)
+{
+	json_t *log = json_array();
+	uint32_t first = c->decisions > CONVERGE_LOG ? c->decisions - CONVERGE_LOG : 0;
+
+	for (uint32_t i = first; i < c->decisions; i++)
+		json_array_append_new(log, json_pack("{s:i,s:s}", "round",
+						     (int)c->log[i % CONVERGE_LOG].round, "decision",
+						     c->log[i % CONVERGE_LOG].text));
+	return json_pack("{s:s,s:s,s:i,s:i,s:i,s:o}", "strategy", converge_name(c->asked), "used",
+			 converge_name(c->active), "throttle_pct_max", (int)c->throttle_pct_max,
+			 "throttle_pct", (int)c->throttle_pct_now, "decisions_total",
+			 (int)c->decisions, "decisions", log);
+}
+
 json_t *control_query_migrate(struct control_ctx *ctx, json_t *args)
 {
 	struct mig_stats s;
@@ -125,15 +189,19 @@ json_t *control_query_migrate(struct control_ctx *ctx, json_t *args)
 	if (!ctx->migration)
 		return json_pack("{s:s}", "status", "none");
 	s = mig_source_stats(ctx->migration);
-	r = json_pack("{s:s,s:s,s:f,s:f,s:f,s:i,s:I,s:{s:I,s:I},s:f,s:s,s:I,s:f,s:f,s:o}", "status",
+	r = json_pack("{s:s,s:s,s:f,s:f,s:f,s:i,s:I,s:{s:I,s:I,s:I},s:f,s:s,s:I,s:f,s:f,s:o}", "status",
 		      mig_status_name(s.status), "uri", s.uri, "total_ms", s.total_ms,
 		      "downtime_ms", s.downtime_ms, "setup_ms", s.setup_ms, "rounds", (int)s.rounds,
 		      "bytes_sent", (json_int_t)s.bytes_sent, "pages", "raw",
-		      (json_int_t)s.pages_raw, "zero", (json_int_t)s.pages_zero, "bandwidth_bps",
+		      (json_int_t)s.pages_raw, "zero", (json_int_t)s.pages_zero, "xbzrle",
+		      (json_int_t)s.pages_xbzrle, "bandwidth_bps",
 		      s.bandwidth_bps, "verify", s.verify, "remaining_pages",
 		      (json_int_t)s.remaining_pages, "dirty_rate_pps", s.dirty_rate_pps,
 		      "expected_downtime_ms", s.expected_downtime_ms, "phases",
 		      phases_json(&s.phase));
+	json_object_set_new(r, "converge", converge_json(&s.converge));
+	if (s.xbzrle.cache_bytes)
+		json_object_set_new(r, "xbzrle", xbzrle_json(&s));
 	if (s.reason[0])
 		json_object_set_new(r, "reason", json_string(s.reason));
 	return r;

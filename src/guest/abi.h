@@ -43,7 +43,7 @@ enum ferry_call {
 };
 
 #define FERRY_PARAMS_MAGIC   0x5041524d59525245ull /* "ERRYMRAP" */
-#define FERRY_PARAMS_VERSION 1
+#define FERRY_PARAMS_VERSION 2
 
 enum ferry_workload {
 	FERRY_WL_IDLE = 1,
@@ -81,6 +81,8 @@ struct ferry_workload_args {
 	uint32_t spin;	       /* 1: busy-wait instead of the sleep call */
 	uint32_t check;	       /* 1: self-check (generation numbers) */
 	uint64_t seed;
+	uint32_t dirtiers; /* dirty: vCPUs 0..dirtiers-1 dirty, the rest compute (0: all) */
+	uint32_t reserved;
 };
 
 struct ferry_params {
@@ -115,7 +117,8 @@ struct ferry_vcpu_status {
 	volatile uint64_t sweep_errors;	 /* errors found by that sweep */
 	volatile uint64_t sweep_pages;	 /* pages it checked */
 	volatile uint64_t touch_done;	 /* last touch_req served */
-	volatile uint64_t reserved[3];
+	volatile uint64_t work;		 /* compute loops done (a vCPU that does not dirty) */
+	volatile uint64_t reserved[2];
 };
 
 _Static_assert(sizeof(struct ferry_vcpu_status) == 128, "status slot is 128 bytes");

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "codec/xbzrle.h"
 #include "migration/wire.h"
 #include "stream/record.h"
 #include "transport/uri.h"
@@ -108,13 +109,22 @@ static int load_pages(struct incoming *in)
 	payload = v.payload;
 	for (uint32_t i = 0; i < v.count; i++) {
 		uint64_t gfn = PAGE_ENTRY_GFN(v.entries[i]);
+		uint32_t size = PAGE_ENTRY_SIZE(v.entries[i]);
 		uint8_t *dst = mem_host(&in->vm->mem, gfn * STREAM_PAGE_SIZE, STREAM_PAGE_SIZE);
 
-		if (PAGE_ENTRY_ENC(v.entries[i]) == PAGE_ZERO) {
+		switch (PAGE_ENTRY_ENC(v.entries[i])) {
+		case PAGE_ZERO:
 			memset(dst, 0, STREAM_PAGE_SIZE);
-		} else {
+			break;
+		case PAGE_RAW:
 			memcpy(dst, payload, STREAM_PAGE_SIZE);
 			payload += STREAM_PAGE_SIZE;
+			break;
+		default: /* PAGE_XBZRLE: the decoder checks before it writes */
+			if (xbzrle_check(payload, size) < 0)
+				return err_wrap(-EINVAL, "page %llu", (unsigned long long)gfn);
+			xbzrle_apply(payload, size, dst);
+			payload += size;
 		}
 	}
 	if (in->stats)

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "migration/encode.h"
+
 enum mig_status {
 	MIG_NONE,
 	MIG_SETUP,	/* connecting, handshake, destination allocating memory */
@@ -17,12 +19,38 @@ enum mig_status {
 	MIG_UNKNOWN,	/* COMMIT sent, no answer: paused here, an operator decides */
 };
 
+enum converge_strategy {
+	CONVERGE_AUTO,
+	CONVERGE_THROTTLE,
+	CONVERGE_SDPS,
+	CONVERGE_DIRTY_LIMIT,
+	CONVERGE_NONE,
+};
+
 struct mig_params {
 	uint64_t downtime_ms;	    /* acceptable pause (default 300) */
 	uint64_t max_bandwidth_bps; /* 0: unlimited (the default) */
 	uint64_t timeout_s;	    /* give up after this long (default 600; 0: never) */
 	uint32_t io_timeout_ms;	    /* a stalled connection fails after this long (10000) */
 	bool verify;		    /* hash every page at switchover */
+	uint64_t xbzrle_cache_bytes; /* 0: no XBZRLE */
+	enum converge_strategy converge; /* default auto */
+	uint32_t throttle_initial;	 /* throttle: first step, % (20) */
+	uint32_t throttle_increment;	 /* throttle: later steps, % (10) */
+	uint32_t throttle_max;		 /* every throttling strategy's cap, % (99) */
+};
+
+#define CONVERGE_LOG 16
+
+struct converge_stats {
+	enum converge_strategy asked, active;
+	unsigned throttle_pct_max; /* the most any vCPU was slowed */
+	unsigned throttle_pct_now; /* the most any vCPU is slowed now */
+	uint32_t decisions;	   /* in total; the last CONVERGE_LOG are kept */
+	struct {
+		uint32_t round;
+		char text[200];
+	} log[CONVERGE_LOG];
 };
 
 /* The parts of the downtime, in ms. */
@@ -38,12 +66,14 @@ struct mig_stats {
 	double expected_downtime_ms;
 	uint32_t rounds;
 	uint64_t bytes_sent;
-	uint64_t pages_raw, pages_zero;
+	uint64_t pages_raw, pages_zero, pages_xbzrle;
 	uint64_t remaining_pages; /* dirty pages not yet sent */
 	double bandwidth_bps;	  /* measured on the last full round */
 	double dirty_rate_pps;	  /* pages dirtied per second in the last round */
 	struct mig_phases phase;
 	const char *verify; /* "ok", "mismatch" or "off" */
+	struct xbzrle_stats xbzrle;
+	struct converge_stats converge;
 };
 
 void mig_params_default(struct mig_params *p);

@@ -6,7 +6,13 @@
 
 void mig_params_default(struct mig_params *p)
 {
-	*p = (struct mig_params){ .downtime_ms = 300, .timeout_s = 600, .io_timeout_ms = 10000 };
+	*p = (struct mig_params){ .downtime_ms = 300,
+				  .timeout_s = 600,
+				  .io_timeout_ms = 10000,
+				  .converge = CONVERGE_AUTO,
+				  .throttle_initial = 20,
+				  .throttle_increment = 10,
+				  .throttle_max = 99 };
 }
 
 const char *mig_status_name(enum mig_status s)

@@ -7,7 +7,8 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "codec/zero.h"
+#include "migration/converge.h"
+#include "migration/encode.h"
 #include "migration/policy.h"
 #include "migration/wire.h"
 #include "stream/record.h"
@@ -31,6 +32,8 @@
 /* A round shorter than this waits out the rest before its sync, so that
  * rounds with little to send do not spin on dirty syncs. */
 #define MIN_ROUND_NS (10 * NS_PER_MS)
+/* The dirty-rate probe's window (see probe_dirty_rate). */
+#define PROBE_NS (20 * NS_PER_MS)
 
 struct mig_source {
 	struct vm *vm;
@@ -38,7 +41,10 @@ struct mig_source {
 	struct chan chan;
 	pthread_t thread;
 	uint64_t *dirty; /* pages to send this round */
+	uint64_t *probe; /* pages the dirty-rate probe saw */
 	uint8_t *bounce; /* a batch of pages copied out of the running guest */
+	struct encoder enc;
+	struct converge conv;
 	uint64_t npages;
 	uint64_t start_ns;
 	bool paused;	  /* we paused the guest (switchover) */
@@ -99,36 +105,38 @@ static uint8_t *batch_page(struct mig_source *m, uint64_t gfn, uint32_t i)
 	return m->bounce + (size_t)i * STREAM_PAGE_SIZE;
 }
 
-/* One PAGES record of up to BATCH_PAGES pages. Zero pages go as a kind,
- * without payload. */
+/* One PAGES record of up to BATCH_PAGES pages, each encoded as zero, raw
+ * or XBZRLE (migration/encode.h). */
 static int send_batch(struct mig_source *m, const uint64_t *gfns, uint32_t n, uint32_t round)
 {
 	uint64_t entries[BATCH_PAGES];
 	struct rec_pages fixed = { .count = n, .round = round };
 	struct iovec iov[BATCH_PAGES + 2];
 	int niov = 2;
-	uint64_t raw = 0;
+	uint64_t raw = 0, zero = 0;
 
+	encoder_begin_batch(&m->enc);
 	for (uint32_t i = 0; i < n; i++) {
-		uint8_t *page = batch_page(m, gfns[i], i);
+		struct iovec p;
 
-		if (zero_page(page)) {
-			entries[i] = PAGE_ENTRY(gfns[i], PAGE_ZERO);
+		entries[i] = encoder_page(&m->enc, gfns[i], batch_page(m, gfns[i], i), round, &p);
+		raw += PAGE_ENTRY_ENC(entries[i]) == PAGE_RAW;
+		zero += PAGE_ENTRY_ENC(entries[i]) == PAGE_ZERO;
+		if (!p.iov_len)
 			continue;
-		}
-		entries[i] = PAGE_ENTRY(gfns[i], PAGE_RAW);
-		raw++;
-		/* Neighbouring pages in memory go as one iovec. */
-		if (niov > 2 && (uint8_t *)iov[niov - 1].iov_base + iov[niov - 1].iov_len == page)
-			iov[niov - 1].iov_len += STREAM_PAGE_SIZE;
+		/* Neighbouring payloads in memory go as one iovec. */
+		if (niov > 2 && (uint8_t *)iov[niov - 1].iov_base + iov[niov - 1].iov_len == p.iov_base)
+			iov[niov - 1].iov_len += p.iov_len;
 		else
-			iov[niov++] = (struct iovec){ page, STREAM_PAGE_SIZE };
+			iov[niov++] = p;
 	}
 	iov[0] = (struct iovec){ &fixed, sizeof(fixed) };
 	iov[1] = (struct iovec){ entries, n * sizeof(entries[0]) };
 	pthread_mutex_lock(&m->lock);
 	m->stats.pages_raw += raw;
-	m->stats.pages_zero += n - raw;
+	m->stats.pages_zero += zero;
+	m->stats.pages_xbzrle += n - raw - zero;
+	m->stats.xbzrle = m->enc.stats;
 	pthread_mutex_unlock(&m->lock);
 	return wire_send(&m->chan, REC_PAGES, iov, niov);
 }
@@ -193,6 +201,28 @@ static int send_round(struct mig_source *m, uint32_t round, uint64_t count)
 	return rc;
 }
 
+/* A round's dirty count saturates at the working set when the guest dirties
+ * it all within the round, hiding how fast it really dirties. A second sync
+ * PROBE_NS later measures the rate over a window too short to saturate; its
+ * pages join the next round's. */
+static int probe_dirty_rate(struct mig_source *m, struct policy_input *in)
+{
+	uint64_t t0 = time_now_ns();
+	int64_t n;
+	double rate;
+
+	time_sleep_ns(PROBE_NS);
+	n = dirty_sync(m->vm->dirty, m->probe);
+	if (n < 0)
+		return (int)n;
+	rate = (double)n * 1e9 / (double)(time_now_ns() - t0);
+	if (rate > in->dirty_rate_pps)
+		in->dirty_rate_pps = rate;
+	bitmap_or_take(m->dirty, m->probe, m->npages);
+	in->dirty_pages = bitmap_count(m->dirty, m->npages);
+	return 0;
+}
+
 /* After a round: measure, predict, decide. Returns 1 to switch over, 0 to
  * go on, or -errno (with the reason) to give up. */
 static int after_round(struct mig_source *m, uint64_t round_start_ns, uint64_t bytes0,
@@ -203,9 +233,10 @@ static int after_round(struct mig_source *m, uint64_t round_start_ns, uint64_t b
 	struct dirty_stats ds;
 	char why[400];
 	int64_t n;
+	int rc;
 
 	pthread_mutex_lock(&m->lock);
-	pages = m->stats.pages_raw + m->stats.pages_zero - pages0;
+	pages = m->stats.pages_raw + m->stats.pages_zero + m->stats.pages_xbzrle - pages0;
 	pthread_mutex_unlock(&m->lock);
 	if (bytes >= MIN_BYTES_FOR_BANDWIDTH && secs > 0)
 		in->bandwidth_bps = (double)bytes / secs;
@@ -220,6 +251,11 @@ static int after_round(struct mig_source *m, uint64_t round_start_ns, uint64_t b
 	in->dirty_pages = (uint64_t)n;
 	in->queued_bytes = chan_queued(&m->chan);
 	in->dirty_rate_pps = secs > 0 ? (double)n / secs : 0;
+	if (converge_wants_probe(&m->conv, in)) {
+		rc = probe_dirty_rate(m, in);
+		if (rc < 0)
+			return rc;
+	}
 	in->switchover_ms = (double)ds.last_sync_ns / 1e6 + HANDOFF_ESTIMATE_MS + m->verify_ms +
 			    (in->bandwidth_bps > 0 ? STATE_BYTES_PER_VCPU * m->vm->nr_vcpus /
 							     in->bandwidth_bps * 1e3
@@ -240,7 +276,13 @@ static int after_round(struct mig_source *m, uint64_t round_start_ns, uint64_t b
 		in->bandwidth_bps / (1 << 20), (long long)n, m->stats.expected_downtime_ms);
 	if (d == POLICY_GIVE_UP)
 		return err_set(-ETIMEDOUT, "%s", why);
-	return d == POLICY_SWITCHOVER;
+	if (d == POLICY_SWITCHOVER)
+		return 1;
+	rc = converge_after_round(&m->conv, &m->params, in, m->stats.rounds - 1);
+	pthread_mutex_lock(&m->lock);
+	m->stats.converge = m->conv.stats;
+	pthread_mutex_unlock(&m->lock);
+	return rc;
 }
 
 static int precopy(struct mig_source *m)
@@ -253,7 +295,7 @@ static int precopy(struct mig_source *m)
 		uint64_t t0 = time_now_ns(), bytes0 = m->chan.bytes_sent, pages0;
 
 		pthread_mutex_lock(&m->lock);
-		pages0 = m->stats.pages_raw + m->stats.pages_zero;
+		pages0 = m->stats.pages_raw + m->stats.pages_zero + m->stats.pages_xbzrle;
 		pthread_mutex_unlock(&m->lock);
 		rc = send_round(m, round, count);
 		if (rc < 0)
@@ -348,6 +390,7 @@ static int switchover(struct mig_source *m, uint32_t round)
 	int rc;
 
 	set_status(m, MIG_SWITCHOVER);
+	converge_stop(&m->conv); /* paused anyway; the guest resumes at full speed */
 	rc = vm_pause(m->vm);
 	if (rc < 0)
 		return err_set(rc, "the guest stopped during the migration");
@@ -406,8 +449,13 @@ static int setup(struct mig_source *m)
 {
 	uint64_t t0 = time_now_ns();
 	int64_t n;
-	int rc = chan_connect(&m->chan, m->uri);
+	int rc = converge_start(&m->conv, m->vm, &m->params);
 
+	m->stats.converge = m->conv.stats;
+	if (rc == 0)
+		rc = encoder_init(&m->enc, m->params.xbzrle_cache_bytes, m->npages, BATCH_PAGES);
+	if (rc == 0)
+		rc = chan_connect(&m->chan, m->uri);
 	if (rc < 0)
 		return rc;
 	m->chan.timeout_ms = (int)m->params.io_timeout_ms;
@@ -453,16 +501,19 @@ static void finish(struct mig_source *m, int rc, const char *why)
 		why = "cancelled by request";
 	} else
 		s = MIG_FAILED;
+	converge_stop(&m->conv);
 	dirty_stop(m->vm->dirty);
 	if ((s == MIG_FAILED || s == MIG_CANCELLED) && m->paused)
 		vm_resume(m->vm);
 	if (s == MIG_COMPLETED)
 		mem_release(&m->vm->mem); /* the guest lives on the destination now */
 	chan_close(&m->chan);
+	encoder_free(&m->enc);
 	pthread_mutex_lock(&m->lock);
 	m->stats.status = s;
 	m->stats.total_ms = time_ms_since(m->start_ns);
 	m->stats.bytes_sent = m->chan.bytes_sent;
+	m->stats.converge.throttle_pct_now = 0;
 	if (s == MIG_UNKNOWN)
 		snprintf(
 			m->stats.reason, sizeof(m->stats.reason),
@@ -501,6 +552,14 @@ static void *source_thread(void *arg)
 	return NULL;
 }
 
+static void free_buffers(struct mig_source *m)
+{
+	free(m->dirty);
+	free(m->probe);
+	free(m->bounce);
+	free(m);
+}
+
 int mig_source_start(struct vm *vm, const char *uri, const struct mig_params *p,
 		     struct mig_source **out)
 {
@@ -513,6 +572,7 @@ int mig_source_start(struct vm *vm, const char *uri, const struct mig_params *p,
 	m->params = *p;
 	m->npages = vm->mem.size / STREAM_PAGE_SIZE;
 	m->dirty = calloc(BITMAP_WORDS(m->npages), 8);
+	m->probe = calloc(BITMAP_WORDS(m->npages), 8);
 	m->bounce = malloc(BATCH_PAGES * STREAM_PAGE_SIZE);
 	m->chan.fd = -1;
 	m->start_ns = time_now_ns();
@@ -521,17 +581,13 @@ int mig_source_start(struct vm *vm, const char *uri, const struct mig_params *p,
 	m->stats.status = MIG_SETUP;
 	m->stats.verify = p->verify ? "pending" : "off";
 	pthread_mutex_init(&m->lock, NULL);
-	if (!m->dirty || !m->bounce) {
-		free(m->dirty);
-		free(m->bounce);
-		free(m);
+	if (!m->dirty || !m->probe || !m->bounce) {
+		free_buffers(m);
 		return err_set(-ENOMEM, "out of memory");
 	}
 	rc = pthread_create(&m->thread, NULL, source_thread, m);
 	if (rc) {
-		free(m->dirty);
-		free(m->bounce);
-		free(m);
+		free_buffers(m);
 		return err_set(-rc, "cannot start the migration thread: %s", strerror(rc));
 	}
 	*out = m;
@@ -575,7 +631,5 @@ void mig_source_free(struct mig_source *m)
 		return;
 	pthread_join(m->thread, NULL);
 	pthread_mutex_destroy(&m->lock);
-	free(m->dirty);
-	free(m->bounce);
-	free(m);
+	free_buffers(m);
 }

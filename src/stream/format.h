@@ -33,12 +33,18 @@ enum rec_type {
 };
 
 enum page_encoding {
-	PAGE_RAW = 0,
-	PAGE_ZERO = 1
+	PAGE_RAW = 0,	/* 4096 bytes of payload */
+	PAGE_ZERO = 1,	/* no payload */
+	PAGE_XBZRLE = 2 /* a delta of entry length bytes against the previous copy */
 };
 
-#define PAGE_ENTRY(gfn, enc) ((uint64_t)(gfn) | (uint64_t)(enc) << 56)
-#define PAGE_ENTRY_GFN(e)    ((e) & ((1ull << 56) - 1))
+/* A page entry: gfn in bits 0-39, payload length (XBZRLE only) in bits
+ * 40-55, encoding in bits 56-63. */
+#define PAGE_ENTRY_LEN(gfn, enc, len)                                                    \
+	((uint64_t)(gfn) | (uint64_t)(len) << 40 | (uint64_t)(enc) << 56)
+#define PAGE_ENTRY(gfn, enc) PAGE_ENTRY_LEN(gfn, enc, 0)
+#define PAGE_ENTRY_GFN(e)    ((e) & ((1ull << 40) - 1))
+#define PAGE_ENTRY_SIZE(e)   ((uint32_t)((e) >> 40) & 0xffff)
 #define PAGE_ENTRY_ENC(e)    ((uint32_t)((e) >> 56))
 
 #define CONFIG_VERIFY 1ull

@@ -160,20 +160,25 @@ int rec_parse_pages(const void *body, uint32_t len, uint64_t npages, struct page
 	out->round = fixed.round;
 	out->entries = (const uint64_t *)((const uint8_t *)body + sizeof(fixed));
 	out->raw = 0;
+	out->payload_bytes = 0;
 	for (uint32_t i = 0; i < fixed.count; i++) {
 		uint64_t e = out->entries[i];
+		uint32_t enc = PAGE_ENTRY_ENC(e), size = PAGE_ENTRY_SIZE(e);
 
 		if (PAGE_ENTRY_GFN(e) >= npages)
 			return err_set(
 				-EINVAL,
 				"PAGES record names page %llu beyond guest memory (%llu pages)",
 				(unsigned long long)PAGE_ENTRY_GFN(e), (unsigned long long)npages);
-		if (PAGE_ENTRY_ENC(e) > PAGE_ZERO)
-			return err_set(-EINVAL, "PAGES record uses unknown page encoding %u",
-				       PAGE_ENTRY_ENC(e));
-		out->raw += PAGE_ENTRY_ENC(e) == PAGE_RAW;
+		if (enc > PAGE_XBZRLE)
+			return err_set(-EINVAL, "PAGES record uses unknown page encoding %u", enc);
+		if (enc == PAGE_XBZRLE ? size >= STREAM_PAGE_SIZE : size != 0)
+			return err_set(-EINVAL, "PAGES record has a bad payload length %u for page %llu",
+				       size, (unsigned long long)PAGE_ENTRY_GFN(e));
+		out->raw += enc == PAGE_RAW;
+		out->payload_bytes += enc == PAGE_RAW ? STREAM_PAGE_SIZE : size;
 	}
-	expect = sizeof(fixed) + 8ull * fixed.count + (uint64_t)out->raw * STREAM_PAGE_SIZE;
+	expect = sizeof(fixed) + 8ull * fixed.count + out->payload_bytes;
 	if (len != expect)
 		return err_set(-EINVAL, "PAGES record is %u bytes, its list says %llu", len,
 			       (unsigned long long)expect);

@@ -12,9 +12,10 @@
 struct pages_view {
 	uint32_t count;
 	uint32_t round;
-	uint32_t raw; /* RAW entries, i.e. payload pages */
+	uint32_t raw;		/* RAW entries */
+	uint64_t payload_bytes; /* raw pages and XBZRLE deltas */
 	const uint64_t *entries;
-	const uint8_t *payload; /* raw pages, in entry order */
+	const uint8_t *payload; /* raw pages and deltas, in entry order */
 };
 
 struct hashes_view {

@@ -23,6 +23,7 @@
 struct ring {
 	struct kvm_dirty_gfn *gfns;
 	uint32_t fetch;
+	uint64_t harvested; /* entries taken from this vCPU's ring, in total */
 };
 
 struct dirty {
@@ -241,6 +242,7 @@ static uint64_t harvest_ring(struct dirty *d, struct ring *ring)
 		ring->fetch++;
 		n++;
 	}
+	ring->harvested += n;
 	return n;
 }
 
@@ -348,6 +350,22 @@ int64_t dirty_sync(struct dirty *d, uint64_t *out)
 	d->stats.last_dirty = rc < 0 ? 0 : (uint64_t)count;
 	pthread_mutex_unlock(&d->lock);
 	return count;
+}
+
+bool dirty_per_vcpu(const struct dirty *d)
+{
+	return d->backend == DIRTY_RING;
+}
+
+uint64_t dirty_vcpu_pages(struct dirty *d, unsigned vcpu_index)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&d->lock);
+	n = d->backend == DIRTY_RING && vcpu_index < VM_MAX_VCPUS ? d->rings[vcpu_index].harvested
+								   : 0;
+	pthread_mutex_unlock(&d->lock);
+	return n;
 }
 
 struct dirty_stats dirty_get_stats(struct dirty *d)

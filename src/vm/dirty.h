@@ -40,6 +40,11 @@ uint64_t dirty_pages(const struct dirty *d);
 const char *dirty_backend_name(const struct dirty *d);
 struct dirty_stats dirty_get_stats(struct dirty *d);
 
+/* Per-vCPU counts exist with the ring backend only: the pages each vCPU
+ * dirtied first since a sync, summed over all syncs (a count, not a set). */
+bool dirty_per_vcpu(const struct dirty *d);
+uint64_t dirty_vcpu_pages(struct dirty *d, unsigned vcpu_index);
+
 /* The VMM wrote [gpa, gpa + len). Safe from any thread. */
 void dirty_mark(struct dirty *d, uint64_t gpa, uint64_t len);
 /* A vCPU's ring is full (KVM_EXIT_DIRTY_RING_FULL): harvest it. */

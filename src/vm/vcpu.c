@@ -12,8 +12,10 @@
 
 #include "util/error.h"
 #include "util/log.h"
+#include "util/time.h"
 #include "vm/dirty.h"
 #include "vm/port.h"
+#include "vm/throttle.h"
 #include "vm/vm.h"
 
 #define SIG_KICK SIGUSR1
@@ -115,6 +117,29 @@ void vcpu_kick(struct vcpu *vcpu)
 	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	if (vcpu->thread_started)
 		pthread_kill(vcpu->thread, SIG_KICK);
+}
+
+void vcpu_throttle(struct vcpu *vcpu, unsigned pct)
+{
+	__atomic_store_n(&vcpu->throttle_pct, pct, __ATOMIC_RELAXED);
+}
+
+/* Sleep off the throttle's share of the time run since the last payment.
+ * Proportional to measured run time, so late kicks do not weaken it; capped
+ * at a slice, so time idle in a guest sleep call does not count in full. */
+static void pay_throttle(struct vcpu *vcpu)
+{
+	unsigned pct = __atomic_load_n(&vcpu->throttle_pct, __ATOMIC_RELAXED);
+	uint64_t now = time_now_ns(), ran = now - vcpu->ran_since_ns;
+
+	if (pct && vcpu->ran_since_ns) {
+		ran = ran < THROTTLE_SLICE_NS ? ran : THROTTLE_SLICE_NS;
+		__atomic_add_fetch(&vcpu->throttled_ns,
+				   vm_throttle_sleep(vcpu->vm, ran * pct / (100 - pct)),
+				   __ATOMIC_RELAXED);
+		now = time_now_ns();
+	}
+	vcpu->ran_since_ns = now;
 }
 
 /* Log the general and segment registers, for fatal exits. */
@@ -233,6 +258,7 @@ static void *vcpu_thread(void *arg)
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				vcpu->run->immediate_exit = 0;
+				pay_throttle(vcpu);
 				continue;
 			}
 			fatal(vcpu, "vCPU %u: KVM_RUN failed: %s", vcpu->index, strerror(errno));

@@ -21,6 +21,9 @@ struct vcpu {
 	bool thread_started;
 	char console[128]; /* console bytes until the next newline */
 	unsigned console_len;
+	unsigned throttle_pct;	/* share of time to spend asleep (atomic; vm/throttle.c) */
+	uint64_t ran_since_ns;	/* end of the last throttle sleep (vCPU thread only) */
+	uint64_t throttled_ns;	/* slept for the throttle, in total (atomic) */
 };
 
 int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out);
@@ -28,5 +31,8 @@ void vcpu_destroy(struct vcpu *vcpu);
 int vcpu_start(struct vcpu *vcpu);
 /* Make the vCPU leave KVM_RUN soon (immediate_exit + signal). */
 void vcpu_kick(struct vcpu *vcpu);
+/* Set the share of time the vCPU sleeps outside the guest; it pays on each
+ * kick, in proportion to how long it ran since the last payment. */
+void vcpu_throttle(struct vcpu *vcpu, unsigned pct);
 
 #endif

@@ -275,6 +275,19 @@ void vm_sleep_vcpu(struct vm *vm, uint64_t us)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+uint64_t vm_throttle_sleep(struct vm *vm, uint64_t ns)
+{
+	uint64_t start = time_now_ns();
+	struct timespec ts = time_deadline_ts(start + ns);
+
+	pthread_mutex_lock(&vm->lock);
+	while (!vm->pause_req && !vm->stop_req)
+		if (pthread_cond_timedwait(&vm->cond, &vm->lock, &ts) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&vm->lock);
+	return time_now_ns() - start;
+}
+
 int vm_write(struct vm *vm, uint64_t gpa, const void *src, uint64_t len)
 {
 	void *dst = mem_host(&vm->mem, gpa, len);

@@ -128,6 +128,11 @@ static int parse_key(struct ferry_workload_args *a, const char *key, const char 
 	} else if (!strcmp(key, "hot") || !strcmp(key, "hits")) {
 		if (parse_percent(value, key[1] == 'o' ? &a->hot_pct : &a->hot_hits_pct) < 0)
 			return err_set(-EINVAL, "workload: %s=%s is not a percentage", key, value);
+	} else if (!strcmp(key, "dirtiers")) {
+		a->dirtiers = (uint32_t)strtoul(value, &end, 10);
+		if (end == value || *end || a->dirtiers < 1 || a->dirtiers > FERRY_MAX_VCPUS)
+			return err_set(-EINVAL, "workload: dirtiers=%s is not a number of vCPUs",
+				       value);
 	} else if (!strcmp(key, "seed")) {
 		a->seed = strtoull(value, &end, 0);
 		if (end == value || *end)
@@ -135,7 +140,7 @@ static int parse_key(struct ferry_workload_args *a, const char *key, const char 
 	} else {
 		return err_set(
 			-EINVAL,
-			"workload: unknown key '%s' (known: wss, rate, pattern, write, data, hot, hits, check, spin, seed)",
+			"workload: unknown key '%s' (known: wss, rate, pattern, write, data, hot, hits, dirtiers, check, spin, seed)",
 			key);
 	}
 	return 0;
@@ -221,8 +226,8 @@ void workload_describe(const struct ferry_workload_args *a, char *buf, size_t le
 		snprintf(rate, sizeof(rate), "%llu pages/s", (unsigned long long)a->rate_pps);
 	else
 		snprintf(rate, sizeof(rate), "max");
-	snprintf(buf, len, "%s wss=%s rate=%s pattern=%s write=%s data=%s check=%s%s",
+	snprintf(buf, len, "%s wss=%s rate=%s pattern=%s write=%s data=%s check=%s%s%s",
 		 workload_kind_name(a->kind), wss, rate, patterns[a->pattern % 3],
 		 writes[a->write % 3], datas[a->data % 4], a->check ? "on" : "off",
-		 a->spin ? " spin=on" : "");
+		 a->spin ? " spin=on" : "", a->dirtiers ? " (some vCPUs compute)" : "");
 }

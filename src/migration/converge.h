@@ -1,0 +1,67 @@
+/* Making pre-copy converge when the guest dirties memory faster than the
+ * link carries it: slow the guest down, and say so when nothing can help.
+ *
+ * After each round the strategy compares the rate the guest dirties, in
+ * bytes on the wire (pages/s x measured bytes per page, so XBZRLE's savings
+ * count), with the link's. Pre-copy converges when each round leaves less to
+ * send than the one before; we aim at half (CONVERGE_TARGET).
+ *   throttle     QEMU's auto-converge: all vCPUs, initial% then +increment%
+ *                each round the dirty rate still exceeds half the send rate,
+ *                up to max%; never eases.
+ *   sdps         vMotion's stun during page send: all vCPUs, exactly the
+ *                throttle that brings the dirty rate to the target, computed
+ *                from the measured rates every round, eased when not needed.
+ *   dirty-limit  per vCPU (needs the dirty ring): the target is shared
+ *                max-min fairly, so vCPUs that dirty little are never slowed
+ *                and only those over their share are throttled, each as much
+ *                as it needs.
+ *   auto         none while the guest converges by itself; then dirty-limit
+ *                if the ring shows some vCPUs under their share, else sdps.
+ *   none         never slows the guest.
+ * Every decision is logged with its inputs and kept for the report. */
+#ifndef FERRY_MIGRATION_CONVERGE_H
+#define FERRY_MIGRATION_CONVERGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "guest/abi.h"
+#include "migration/migration.h"
+#include "migration/policy.h"
+
+#define CONVERGE_TARGET 0.5
+/* Rounds in a row that each leave at least 90% of what the one before left,
+ * with nothing left to try, before giving up. */
+#define CONVERGE_STUCK_ROUNDS 5
+
+struct vm;
+struct throttle;
+
+struct converge {
+	struct vm *vm;
+	struct throttle *throttle;
+	enum converge_strategy active; /* auto: none until it decides */
+	unsigned pct[FERRY_MAX_VCPUS];	     /* per vCPU, as set */
+	uint64_t vcpu_pages[FERRY_MAX_VCPUS]; /* per-vCPU dirty counts at the last round */
+	uint64_t last_dirty; /* pages the last round left */
+	unsigned stuck;
+	struct converge_stats stats;
+};
+
+/* Returns 0 or -errno with err_msg() (e.g. dirty-limit without the ring). */
+int converge_start(struct converge *c, struct vm *vm, const struct mig_params *p);
+/* Whether the round's dirty rate is high enough that the strategy may act on
+ * it, and so deserves a measurement that does not saturate. */
+bool converge_wants_probe(const struct converge *c, const struct policy_input *in);
+/* After round's sync, with the policy's measurements. Returns 0, or
+ * -ETIMEDOUT with a sentence in err_msg() when nothing can converge. */
+int converge_after_round(struct converge *c, const struct mig_params *p,
+			 const struct policy_input *in, uint32_t round);
+/* Full speed again, for every vCPU. */
+void converge_stop(struct converge *c);
+
+const char *converge_name(enum converge_strategy s);
+/* Parse a strategy name; returns -EINVAL for an unknown one. */
+int converge_parse(const char *name, enum converge_strategy *out);
+
+#endif
