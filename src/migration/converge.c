@@ -50,7 +50,7 @@ int converge_start(struct converge *c, struct vm *vm, const struct mig_params *p
 
 bool converge_wants_probe(const struct converge *c, const struct policy_input *in)
 {
-	return c->stats.asked != CONVERGE_NONE && in->bandwidth_bps > 0 &&
+	return in->bandwidth_bps > 0 &&
 	       in->dirty_rate_pps * in->bytes_per_page > CONVERGE_TARGET * in->bandwidth_bps;
 }
 
@@ -262,12 +262,14 @@ int converge_after_round(struct converge *c, const struct mig_params *p,
 	    (c->active == CONVERGE_THROTTLE && rate <= target))
 		return 0;
 	plan(c, p, r0, target, pct);
-	/* Ease off by at most half a step per round: a rate measured on a
-	 * vCPU that barely ran is noisy, and releasing it all at once would
-	 * undo the rounds it took to get here. */
-	for (unsigned i = 0; i < n; i++)
-		if (pct[i] < c->pct[i] / 2)
-			pct[i] = c->pct[i] / 2;
+	/* Ease off only after a round long enough to measure, and by at most
+	 * half a step: releasing all at once on a noisy measurement would undo
+	 * the rounds it took to get here. */
+	for (unsigned i = 0; i < n; i++) {
+		unsigned floor = in->round_s < CONVERGE_EASE_MIN_ROUND_S ? c->pct[i] : c->pct[i] / 2;
+
+		pct[i] = pct[i] < floor ? floor : pct[i];
+	}
 	if (!memcmp(pct, c->pct, n * sizeof(*pct)))
 		return 0;
 	describe(c->pct, n, was, sizeof(was));

@@ -33,6 +33,9 @@
 /* Rounds in a row that each leave at least 90% of what the one before left,
  * with nothing left to try, before giving up. */
 #define CONVERGE_STUCK_ROUNDS 5
+/* A round shorter than this measures a throttled vCPU (which runs a few
+ * milliseconds at a time) too coarsely to ease its throttle on. */
+#define CONVERGE_EASE_MIN_ROUND_S 0.2
 
 struct vm;
 struct throttle;

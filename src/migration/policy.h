@@ -17,6 +17,7 @@ struct policy_input {
 	double dirty_rate_pps; /* pages dirtied per second */
 	double switchover_ms;  /* fixed cost: sync, state, hand-off (estimated) */
 	double elapsed_s;      /* since the migration started */
+	double round_s;	       /* how long the last round took */
 };
 
 enum policy_decision {

@@ -261,6 +261,7 @@ static int after_round(struct mig_source *m, uint64_t round_start_ns, uint64_t b
 							     in->bandwidth_bps * 1e3
 						   : 0);
 	in->elapsed_s = (double)(time_now_ns() - m->start_ns) / 1e9;
+	in->round_s = secs;
 
 	pthread_mutex_lock(&m->lock);
 	m->stats.rounds++;
