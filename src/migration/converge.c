@@ -48,7 +48,7 @@ int converge_start(struct converge *c, struct vm *vm, const struct mig_params *p
 	return 0;
 }
 
-bool converge_wants_probe(const struct converge *c, const struct policy_input *in)
+bool converge_wants_probe(const struct policy_input *in)
 {
 	return in->bandwidth_bps > 0 &&
 	       in->dirty_rate_pps * in->bytes_per_page > CONVERGE_TARGET * in->bandwidth_bps;

@@ -55,7 +55,7 @@ struct converge {
 int converge_start(struct converge *c, struct vm *vm, const struct mig_params *p);
 /* Whether the round's dirty rate is high enough that the strategy may act on
  * it, and so deserves a measurement that does not saturate. */
-bool converge_wants_probe(const struct converge *c, const struct policy_input *in);
+bool converge_wants_probe(const struct policy_input *in);
 /* After round's sync, with the policy's measurements. Returns 0, or
  * -ETIMEDOUT with a sentence in err_msg() when nothing can converge. */
 int converge_after_round(struct converge *c, const struct mig_params *p,

@@ -251,7 +251,7 @@ static int after_round(struct mig_source *m, uint64_t round_start_ns, uint64_t b
 	in->dirty_pages = (uint64_t)n;
 	in->queued_bytes = chan_queued(&m->chan);
 	in->dirty_rate_pps = secs > 0 ? (double)n / secs : 0;
-	if (converge_wants_probe(&m->conv, in)) {
+	if (converge_wants_probe(in)) {
 		rc = probe_dirty_rate(m, in);
 		if (rc < 0)
 			return rc;
