@@ -3,10 +3,14 @@
 #ifndef FERRY_CLI_H
 #define FERRY_CLI_H
 
+#include <jansson.h>
+
 int cmd_run(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_ctl(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_dirtyrate(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 #define EXIT_USAGE 2
 
@@ -17,5 +21,10 @@ int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(pri
 int option_error(const char *cmd, int opt, char **argv);
 /* Print "ferry: <message>" to stderr; return 1. */
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Measure the dirty rate of the VM at control for seconds (with progress on
+ * a terminal); the query-dirty-rate result in *out. Returns 0, or 1 after
+ * saying why. */
+int measure_dirty_rate(const char *control, int seconds, json_t **out);
 
 #endif

@@ -15,6 +15,10 @@ static const char ctl_help[] =
 	"  stop           pause every vCPU (prints the pause latency)\n"
 	"  cont           resume the vCPUs\n"
 	"  guest-verify   have the guest check every page of its working set now\n"
+	"  migrate, migrate-set-parameters, query-migrate, migrate-cancel\n"
+	"                 an outgoing migration (ferry migrate drives these)\n"
+	"  calc-dirty-rate, query-dirty-rate\n"
+	"                 measure the guest's dirty rate (ferry dirtyrate drives these)\n"
 	"  quit           stop the VM and end ferry run\n";
 
 int cmd_ctl(int argc, char **argv)

@@ -13,6 +13,8 @@ static const char usage[] =
 	"  run       run a VM with the built-in guest until told to quit\n"
 	"  status    show a running VM's state and its guest's progress\n"
 	"  migrate   move a running VM to another ferry, live\n"
+	"  dirtyrate measure how fast a running guest dirties memory\n"
+	"  predict   forecast a migration of a running VM over a given link\n"
 	"  ctl       send one command to a VM's control socket, print the JSON answer\n"
 	"  version   print the version\n"
 	"\n"
@@ -41,6 +43,10 @@ int main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (!strcmp(cmd, "migrate"))
 		return cmd_migrate(argc - 1, argv + 1);
+	if (!strcmp(cmd, "dirtyrate"))
+		return cmd_dirtyrate(argc - 1, argv + 1);
+	if (!strcmp(cmd, "predict"))
+		return cmd_predict(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ctl"))
 		return cmd_ctl(argc - 1, argv + 1);
 	fprintf(stderr, "ferry: unknown command '%s'. Run 'ferry --help' for the list.\n", cmd);

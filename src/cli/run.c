@@ -11,6 +11,7 @@
 #include "control/commands.h"
 #include "control/server.h"
 #include "migration/dest.h"
+#include "migration/dirtyrate.h"
 #include "migration/source.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -318,6 +319,7 @@ out_control:
 	if (ctx.migration)
 		mig_source_cancel(ctx.migration);
 	mig_source_free(ctx.migration);
+	dirtyrate_free(ctx.dirtyrate);
 	vm_destroy(vm);
 	return rc;
 }

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "migration/source.h"
@@ -230,16 +231,23 @@ static const struct {
 	{ "migrate-set-parameters", control_migrate_set_parameters },
 	{ "query-migrate", control_query_migrate },
 	{ "migrate-cancel", control_migrate_cancel },
+	{ "calc-dirty-rate", control_calc_dirty_rate },
+	{ "query-dirty-rate", control_query_dirty_rate },
 };
 
 json_t *control_execute(struct control_ctx *ctx, const char *name, json_t *args,
 			const char **err_class)
 {
+	char known[512];
+	size_t at = 0;
+
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(commands[i].name, name))
 			return commands[i].fn(ctx, args);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]) && at < sizeof(known); i++)
+		at += (size_t)snprintf(known + at, sizeof(known) - at, "%s%s", i ? ", " : "",
+				       commands[i].name);
 	*err_class = "CommandNotFound";
-	err_set(-ENOENT,
-		"unknown command '%s' (known: query-status, quit, stop, cont, guest-verify)", name);
+	err_set(-ENOENT, "unknown command '%s' (known: %s)", name, known);
 	return NULL;
 }

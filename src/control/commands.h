@@ -15,6 +15,7 @@
 
 struct vm;
 struct mig_source;
+struct dirtyrate;
 
 /* What `ferry run` shares with its control socket. */
 struct control_ctx {
@@ -22,6 +23,7 @@ struct control_ctx {
 	struct ferry_workload_args workload;
 	struct mig_params params;     /* for the next migrate */
 	struct mig_source *migration; /* the current or last outgoing migration */
+	struct dirtyrate *dirtyrate;  /* the current or last dirty-rate measurement */
 	struct mig_dest_stats incoming;
 	int incoming_fd;   /* listening for an incoming migration */
 	volatile int quit; /* quit arrived before any VM existed */
@@ -48,6 +50,9 @@ json_t *control_migrate(struct control_ctx *ctx, json_t *args);
 json_t *control_migrate_set_parameters(struct control_ctx *ctx, json_t *args);
 json_t *control_query_migrate(struct control_ctx *ctx, json_t *args);
 json_t *control_migrate_cancel(struct control_ctx *ctx, json_t *args);
+/* Dirty-rate commands (control/dirtyrate.c). */
+json_t *control_calc_dirty_rate(struct control_ctx *ctx, json_t *args);
+json_t *control_query_dirty_rate(struct control_ctx *ctx, json_t *args);
 
 /* Run command name with args (may be NULL). Returns the result object, or
  * NULL with *err_class and a sentence in err_msg(). */

@@ -5,6 +5,7 @@
 
 #include "control/commands.h"
 #include "migration/converge.h"
+#include "migration/dirtyrate.h"
 #include "migration/source.h"
 #include "util/error.h"
 #include "util/size.h"
@@ -107,6 +108,10 @@ json_t *control_migrate(struct control_ctx *ctx, json_t *args)
 	}
 	if (ctx_migrated(ctx)) {
 		err_set(-EINVAL, "this guest has already migrated away");
+		return NULL;
+	}
+	if (dirtyrate_running(ctx->dirtyrate)) {
+		err_set(-EBUSY, "a dirty-rate measurement is running; migrate when it ends");
 		return NULL;
 	}
 	if (vm->state != VM_RUNNING) {

@@ -163,18 +163,16 @@ static void describe(const unsigned *pct, unsigned n, char *buf, size_t len)
 		at += (size_t)snprintf(buf + at, len - at, "%s%u%%", i ? " " : "", pct[i]);
 }
 
-/* The new per-vCPU throttle of the active strategy. */
-static void plan(struct converge *c, const struct mig_params *p, const double *r0,
-		 double target, unsigned *pct)
+void converge_plan(enum converge_strategy s, const struct mig_params *p, unsigned n,
+		   const double *r0, const unsigned *now, double target, unsigned *pct)
 {
-	unsigned n = c->vm->nr_vcpus;
 	double total = 0, quota[FERRY_MAX_VCPUS];
 
 	for (unsigned i = 0; i < n; i++)
 		total += r0[i];
-	switch (c->active) {
+	switch (s) {
 	case CONVERGE_THROTTLE: {
-		unsigned next = c->pct[0] ? c->pct[0] + p->throttle_increment : p->throttle_initial;
+		unsigned next = now[0] ? now[0] + p->throttle_increment : p->throttle_initial;
 
 		for (unsigned i = 0; i < n; i++)
 			pct[i] = next < p->throttle_max ? next : p->throttle_max;
@@ -194,14 +192,11 @@ static void plan(struct converge *c, const struct mig_params *p, const double *r
 	}
 }
 
-/* auto: with the ring, dirty-limit if some vCPU dirties less than an even
- * share of the target (it would be slowed for nothing); else sdps. */
-static enum converge_strategy choose(struct converge *c, const double *r0, double target)
+enum converge_strategy converge_choose(bool per_vcpu, unsigned n, const double *r0, double target)
 {
-	if (dirty_per_vcpu(c->vm->dirty))
-		for (unsigned i = 0; i < c->vm->nr_vcpus; i++)
-			if (r0[i] < target / c->vm->nr_vcpus)
-				return CONVERGE_DIRTY_LIMIT;
+	for (unsigned i = 0; i < n && per_vcpu; i++)
+		if (r0[i] < target / n)
+			return CONVERGE_DIRTY_LIMIT;
 	return CONVERGE_SDPS;
 }
 
@@ -246,7 +241,7 @@ int converge_after_round(struct converge *c, const struct mig_params *p,
 	c->stuck = round > 0 && in->dirty_pages * 10 >= c->last_dirty * 9 ? c->stuck + 1 : 0;
 	c->last_dirty = in->dirty_pages;
 	if (c->active == CONVERGE_NONE && c->stats.asked == CONVERGE_AUTO && rate > target) {
-		c->active = choose(c, r0, target);
+		c->active = converge_choose(dirty_per_vcpu(c->vm->dirty), n, r0, target);
 		c->stats.active = c->active;
 		decide(c, round,
 		       "dirty %.1f MiB/s (%.1f unthrottled) against a link of %.1f MiB/s at %.0f bytes/page: %s",
@@ -261,7 +256,7 @@ int converge_after_round(struct converge *c, const struct mig_params *p,
 	if (c->active == CONVERGE_NONE ||
 	    (c->active == CONVERGE_THROTTLE && rate <= target))
 		return 0;
-	plan(c, p, r0, target, pct);
+	converge_plan(c->active, p, n, r0, c->pct, target, pct);
 	/* Ease off only after a round long enough to measure, and by at most
 	 * half a step: releasing all at once on a noisy measurement would undo
 	 * the rounds it took to get here. */

@@ -63,6 +63,15 @@ int converge_after_round(struct converge *c, const struct mig_params *p,
 /* Full speed again, for every vCPU. */
 void converge_stop(struct converge *c);
 
+/* The pure parts, shared with the predictor (migration/predict.h): the new
+ * per-vCPU throttle of strategy s, given each vCPU's unthrottled dirty rate
+ * r0 and current throttle now (n vCPUs, rates in bytes/s against target);
+ * and auto's choice. */
+void converge_plan(enum converge_strategy s, const struct mig_params *p, unsigned n,
+		   const double *r0, const unsigned *now, double target, unsigned *pct);
+enum converge_strategy converge_choose(bool per_vcpu, unsigned n, const double *r0,
+				       double target);
+
 const char *converge_name(enum converge_strategy s);
 /* Parse a strategy name; returns -EINVAL for an unknown one. */
 int converge_parse(const char *name, enum converge_strategy *out);

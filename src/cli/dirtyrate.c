@@ -1,0 +1,135 @@
+/* ferry dirtyrate: measure how fast a running guest dirties memory. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "control/client.h"
+#include "util/error.h"
+#include "util/time.h"
+
+static const char dirtyrate_help[] =
+	"Usage: ferry dirtyrate --control PATH [--seconds N] [--json]\n"
+	"\n"
+	"Measure how fast the guest served at PATH dirties its memory, without\n"
+	"migrating it: the rate (pages first written in each 100 ms window), its\n"
+	"peak, the working set (distinct pages over the whole time), each vCPU's rate\n"
+	"(VMs run with --dirty-backend ring), zero pages, and the size XBZRLE would\n"
+	"send a re-dirtied page in. 'ferry predict' turns this into a forecast.\n"
+	"\n"
+	"  --seconds N   measure for N seconds, 1 to 60 (default 2)\n"
+	"  --json        print the result as one JSON object\n";
+
+int measure_dirty_rate(const char *control, int seconds, json_t **out)
+{
+	json_t *args = json_pack("{s:i}", "seconds", seconds), *r = NULL;
+	const char *status;
+	int rc = control_call(control, "calc-dirty-rate", args, &r);
+
+	json_decref(args);
+	if (rc < 0)
+		return fail("%s", err_msg());
+	for (;;) {
+		json_decref(r);
+		time_sleep_ns(100 * NS_PER_MS);
+		if (control_call(control, "query-dirty-rate", NULL, &r) < 0)
+			return fail("lost the VM while measuring: %s", err_msg());
+		status = json_string_value(json_object_get(r, "status"));
+		if (strcmp(status, "measuring"))
+			break;
+		if (isatty(STDERR_FILENO))
+			fprintf(stderr, "\r\033[Kmeasuring the dirty rate: %.1f of %d s",
+				json_number_value(json_object_get(r, "elapsed_s")), seconds);
+	}
+	if (isatty(STDERR_FILENO))
+		fputs("\r\033[K", stderr);
+	if (strcmp(status, "measured")) {
+		rc = fail("the measurement failed: %s",
+			  json_string_value(json_object_get(r, "reason")));
+		json_decref(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+static double num(json_t *o, const char *key)
+{
+	return json_number_value(json_object_get(o, key));
+}
+
+static void print_result(json_t *r)
+{
+	json_t *vcpus = json_object_get(r, "vcpu_rate_pps"), *v;
+	size_t i;
+
+	printf("dirty rate   %.0f pages/s (%.1f MiB/s), peak %.0f pages/s over %.0f ms\n",
+	       num(r, "dirty_rate_pps"), num(r, "dirty_rate_mibps"), num(r, "peak_rate_pps"),
+	       100.0);
+	printf("working set  %.0f pages (%.1f MiB) of %.0f; %.0f pages are zero\n",
+	       num(r, "working_set_pages"), num(r, "working_set_pages") / 256,
+	       num(r, "mem_pages"), num(r, "zero_pages"));
+	if (vcpus) {
+		printf("per vCPU    ");
+		json_array_foreach(vcpus, i, v)
+			printf(" %zu: %.0f", i, json_number_value(v));
+		printf(" pages/s\n");
+	}
+	if (json_object_get(r, "xbzrle_bytes_per_page"))
+		printf("XBZRLE       a re-dirtied page would go as %.0f bytes (%.0f pages sampled)\n",
+		       num(r, "xbzrle_bytes_per_page"), num(r, "xbzrle_samples"));
+}
+
+int cmd_dirtyrate(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "control", required_argument, NULL, 's' },
+		{ "seconds", required_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *control = NULL;
+	int opt, seconds = 2, json = 0, rc;
+	json_t *r;
+	char *end;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			control = optarg;
+			break;
+		case 'n':
+			seconds = (int)strtol(optarg, &end, 10);
+			if (end == optarg || *end || seconds < 1 || seconds > 60)
+				return usage_error("dirtyrate",
+						   "--seconds '%s' is not a whole number from 1 to 60",
+						   optarg);
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			fputs(dirtyrate_help, stdout);
+			return 0;
+		default:
+			return option_error("dirtyrate", opt, argv);
+		}
+	}
+	if (!control)
+		return usage_error("dirtyrate", "--control PATH is required");
+	rc = measure_dirty_rate(control, seconds, &r);
+	if (rc)
+		return rc;
+	if (json) {
+		json_dumpf(r, stdout, JSON_COMPACT);
+		putchar('\n');
+	} else {
+		print_result(r);
+	}
+	json_decref(r);
+	return 0;
+}

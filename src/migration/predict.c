@@ -1,0 +1,104 @@
+#include "migration/predict.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "migration/converge.h"
+
+#define ENTRY_BYTES 8.0
+#define RAW_BYTES   (4096.0 + ENTRY_BYTES)
+#define MIB	    (1024.0 * 1024.0)
+
+/* What a page re-sent in round k costs on the wire: with XBZRLE, from round
+ * 2 on, pages that fit the cache go as deltas. */
+static double page_bytes(const struct predict_input *in, unsigned k)
+{
+	double hit;
+
+	if (!in->params.xbzrle_cache_bytes || !in->xbzrle_bytes_per_page || k < 2 ||
+	    !in->wss_pages)
+		return RAW_BYTES;
+	hit = (double)in->params.xbzrle_cache_bytes / 4096.0 / (double)in->wss_pages;
+	hit = hit > 1 ? 1 : hit;
+	return hit * (in->xbzrle_bytes_per_page + ENTRY_BYTES) + (1 - hit) * RAW_BYTES;
+}
+
+/* Each vCPU's dirty rate under throttle pct, in pages/s; their sum. */
+static double throttled_rate(const struct predict_input *in, const unsigned *pct, double *r)
+{
+	double sum = 0;
+
+	for (unsigned i = 0; i < in->nr_vcpus; i++) {
+		double share = in->per_vcpu ? in->vcpu_pps[i] : in->rate_pps / in->nr_vcpus;
+
+		r[i] = share * (1.0 - pct[i] / 100.0);
+		sum += r[i];
+	}
+	return sum;
+}
+
+/* The engine's decision after a round, as converge_after_round makes it. */
+static void decide(const struct predict_input *in, struct prediction *out, double bpp,
+		   double wire_rate)
+{
+	double r0[FERRY_MAX_VCPUS], target = CONVERGE_TARGET * in->link_bps;
+	unsigned zero[FERRY_MAX_VCPUS] = { 0 }, next[FERRY_MAX_VCPUS];
+
+	throttled_rate(in, zero, r0);
+	for (unsigned i = 0; i < in->nr_vcpus; i++)
+		r0[i] *= bpp;
+	if (out->used == CONVERGE_AUTO) {
+		if (wire_rate <= target)
+			return;
+		out->used = converge_choose(in->per_vcpu, in->nr_vcpus, r0, target);
+	}
+	if (out->used == CONVERGE_NONE || (out->used == CONVERGE_THROTTLE && wire_rate <= target))
+		return;
+	converge_plan(out->used, &in->params, in->nr_vcpus, r0, out->pct, target, next);
+	memcpy(out->pct, next, in->nr_vcpus * sizeof(*next));
+	for (unsigned i = 0; i < in->nr_vcpus; i++)
+		out->pct_max = next[i] > out->pct_max ? next[i] : out->pct_max;
+}
+
+static void give_up(const struct predict_input *in, struct prediction *out, double wire_rate)
+{
+	snprintf(out->why, sizeof(out->why),
+		 "the guest would still dirty %.0f MiB/s against a link of %.0f MiB/s",
+		 wire_rate / MIB, in->link_bps / MIB);
+}
+
+void predict(const struct predict_input *in, struct prediction *out)
+{
+	double r[FERRY_MAX_VCPUS], secs, last = 0;
+	unsigned stuck = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->used = in->params.converge;
+	secs = ((double)(in->mem_pages - in->zero_pages) * RAW_BYTES +
+		(double)in->zero_pages * ENTRY_BYTES) / in->link_bps;
+	out->total_ms = secs * 1e3;
+	for (out->rounds = 1; out->rounds < PREDICT_MAX_ROUNDS; out->rounds++) {
+		double rate = throttled_rate(in, out->pct, r), bpp = page_bytes(in, out->rounds);
+		double dirty = rate * secs < (double)in->wss_pages ? rate * secs : (double)in->wss_pages;
+		double down = dirty * bpp / in->link_bps * 1e3 + in->fixed_ms;
+
+		if (down <= (double)in->params.downtime_ms) {
+			out->converges = true;
+			out->downtime_ms = down;
+			out->total_ms += down;
+			return;
+		}
+		stuck = dirty >= 0.9 * last ? stuck + 1 : 0;
+		last = dirty;
+		if ((stuck >= CONVERGE_STUCK_ROUNDS && rate * bpp > CONVERGE_TARGET * in->link_bps &&
+		     (out->used == CONVERGE_NONE || out->pct_max >= in->params.throttle_max)) ||
+		    (in->params.timeout_s && out->total_ms > in->params.timeout_s * 1e3)) {
+			give_up(in, out, rate * bpp);
+			return;
+		}
+		decide(in, out, bpp, rate * bpp);
+		secs = dirty * bpp / in->link_bps;
+		out->total_ms += secs * 1e3;
+	}
+	give_up(in, out, throttled_rate(in, out->pct, r) * page_bytes(in, out->rounds));
+}
