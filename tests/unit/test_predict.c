@@ -1,0 +1,97 @@
+/* The predictor: a guest dirtying faster than the link never converges with
+ * none; XBZRLE, throttling, SDPS and dirty-limit make it; SDPS gets there in
+ * fewer rounds than the stepping throttle; dirty-limit leaves a vCPU that
+ * does not dirty alone; a slow dirtier converges with none. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "migration/predict.h"
+
+/* 256 MiB guest, 64 MiB working set, vCPU 0 dirtying 600 MiB/s, vCPU 1
+ * nothing; a 30 MiB/s link. */
+static struct predict_input fast_guest(void)
+{
+	struct predict_input in = {
+		.mem_pages = 65536,
+		.zero_pages = 49152,
+		.wss_pages = 16384,
+		.rate_pps = 153600,
+		.nr_vcpus = 2,
+		.per_vcpu = true,
+		.vcpu_pps = { 153600, 0 },
+		.xbzrle_bytes_per_page = 120,
+		.link_bps = 30 << 20,
+		.fixed_ms = 2,
+	};
+
+	mig_params_default(&in.params);
+	return in;
+}
+
+static struct prediction run(struct predict_input in, enum converge_strategy s, uint64_t xbzrle)
+{
+	struct prediction p;
+
+	in.params.converge = s;
+	in.params.xbzrle_cache_bytes = xbzrle;
+	predict(&in, &p);
+	return p;
+}
+
+static void test_none_does_not_converge(void **unused)
+{
+	struct prediction p = run(fast_guest(), CONVERGE_NONE, 0);
+
+	(void)unused;
+	assert_false(p.converges);
+	assert_true(p.rounds <= 10); /* gives up like the engine, after stuck rounds */
+	assert_string_not_equal(p.why, "");
+}
+
+static void test_every_way_out_converges(void **unused)
+{
+	struct prediction x = run(fast_guest(), CONVERGE_NONE, 128 << 20);
+	struct prediction t = run(fast_guest(), CONVERGE_THROTTLE, 0);
+	struct prediction s = run(fast_guest(), CONVERGE_SDPS, 0);
+	struct prediction d = run(fast_guest(), CONVERGE_DIRTY_LIMIT, 0);
+	struct prediction a = run(fast_guest(), CONVERGE_AUTO, 0);
+
+	(void)unused;
+	assert_true(x.converges && x.pct_max == 0);
+	assert_true(t.converges && s.converges && d.converges && a.converges);
+	assert_true(s.rounds < t.rounds);
+	assert_true(s.total_ms < t.total_ms);
+	assert_true(d.pct[0] > 90 && d.pct[1] == 0);
+	assert_true(s.pct[1] == s.pct[0]); /* sdps slows every vCPU */
+	assert_int_equal(a.used, CONVERGE_DIRTY_LIMIT);
+	assert_true(x.downtime_ms <= 300 && s.downtime_ms <= 300);
+}
+
+static void test_slow_guest_needs_nothing(void **unused)
+{
+	struct predict_input in = fast_guest();
+	struct prediction p;
+
+	(void)unused;
+	in.rate_pps = in.vcpu_pps[0] = 1024; /* 4 MiB/s */
+	p = run(in, CONVERGE_AUTO, 0);
+	assert_true(p.converges);
+	assert_int_equal(p.pct_max, 0);
+	assert_int_equal(p.used, CONVERGE_AUTO);
+	/* Round 0: 16384 written pages and 49152 entries at 30 MiB/s. */
+	assert_true(p.total_ms > 2000 && p.total_ms < 2500);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_none_does_not_converge),
+		cmocka_unit_test(test_every_way_out_converges),
+		cmocka_unit_test(test_slow_guest_needs_nothing),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
