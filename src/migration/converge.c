@@ -228,7 +228,7 @@ int converge_after_round(struct converge *c, const struct mig_params *p,
 {
 	unsigned n = c->vm->nr_vcpus, pct[FERRY_MAX_VCPUS];
 	double r0[FERRY_MAX_VCPUS], rate = in->dirty_rate_pps * in->bytes_per_page, bw = in->bandwidth_bps;
-	double target = CONVERGE_TARGET * bw, total = 0;
+	double target = CONVERGE_TARGET * bw, total = 0, left;
 	char was[256], now[256];
 	int rc;
 
@@ -237,9 +237,10 @@ int converge_after_round(struct converge *c, const struct mig_params *p,
 	unthrottled_rates(c, in, r0);
 	for (unsigned i = 0; i < n; i++)
 		total += r0[i];
-	/* Stuck: the round left at least 90% of what the one before left. */
-	c->stuck = round > 0 && in->dirty_pages * 10 >= c->last_dirty * 9 ? c->stuck + 1 : 0;
-	c->last_dirty = in->dirty_pages;
+	/* Stuck: the round left at least 90% of the bytes the one before left. */
+	left = (double)in->dirty_pages * in->bytes_per_page;
+	c->stuck = round > 0 && left >= 0.9 * c->last_left ? c->stuck + 1 : 0;
+	c->last_left = left;
 	if (c->active == CONVERGE_NONE && c->stats.asked == CONVERGE_AUTO && rate > target) {
 		c->active = converge_choose(dirty_per_vcpu(c->vm->dirty), n, r0, target);
 		c->stats.active = c->active;

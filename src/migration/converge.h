@@ -30,7 +30,7 @@
 #include "migration/policy.h"
 
 #define CONVERGE_TARGET 0.5
-/* Rounds in a row that each leave at least 90% of what the one before left,
+/* Rounds in a row that each leave at least 90% of the bytes the one before left,
  * with nothing left to try, before giving up. */
 #define CONVERGE_STUCK_ROUNDS 5
 /* A round shorter than this measures a throttled vCPU (which runs a few
@@ -46,7 +46,7 @@ struct converge {
 	enum converge_strategy active; /* auto: none until it decides */
 	unsigned pct[FERRY_MAX_VCPUS];	     /* per vCPU, as set */
 	uint64_t vcpu_pages[FERRY_MAX_VCPUS]; /* per-vCPU dirty counts at the last round */
-	uint64_t last_dirty; /* pages the last round left */
+	double last_left; /* bytes the last round left to send */
 	unsigned stuck;
 	struct converge_stats stats;
 };
