@@ -181,11 +181,13 @@ int cmd_predict(int argc, char **argv)
 		json_array_append_new(rows, forecast(&in, CONVERGE_DIRTY_LIMIT, 0, "dirty-limit"));
 	json_array_append_new(rows, forecast(&in, CONVERGE_AUTO, 0, "auto"));
 	if (o.json) {
-		json_dumpf(json_pack("{s:o,s:I,s:I,s:o}", "measured", m, "link_bps",
-				     (json_int_t)o.link_bps, "downtime_ms",
-				     (json_int_t)o.downtime_ms, "predictions", rows),
-			   stdout, JSON_COMPACT);
+		json_t *all = json_pack("{s:o,s:I,s:I,s:o}", "measured", m, "link_bps",
+					(json_int_t)o.link_bps, "downtime_ms",
+					(json_int_t)o.downtime_ms, "predictions", rows);
+
+		json_dumpf(all, stdout, JSON_COMPACT);
 		putchar('\n');
+		json_decref(all);
 		return 0;
 	}
 	printf("guest dirties %.1f MiB/s over a working set of %.0f MiB; link %.1f MiB/s; downtime limit %llu ms\n",

@@ -119,7 +119,7 @@ json_t *control_migrate(struct control_ctx *ctx, json_t *args)
 			vm_state_name(vm->state));
 		return NULL;
 	}
-	if (parse_params(args, &p) < 0)
+	if (parse_params(args, &p) < 0 || converge_check(vm, &p) < 0)
 		return NULL;
 	mig_source_free(ctx->migration);
 	ctx->migration = NULL;

@@ -34,12 +34,19 @@ int converge_parse(const char *name, enum converge_strategy *out)
 		       name);
 }
 
-int converge_start(struct converge *c, struct vm *vm, const struct mig_params *p)
+int converge_check(struct vm *vm, const struct mig_params *p)
 {
-	*c = (struct converge){ .vm = vm };
 	if (p->converge == CONVERGE_DIRTY_LIMIT && !dirty_per_vcpu(vm->dirty))
 		return err_set(-EINVAL,
 			       "dirty-limit needs each vCPU's dirty rate, which only the dirty ring gives: run the VM with --dirty-backend ring");
+	return 0;
+}
+
+int converge_start(struct converge *c, struct vm *vm, const struct mig_params *p)
+{
+	*c = (struct converge){ .vm = vm };
+	if (converge_check(vm, p) < 0)
+		return -EINVAL;
 	c->active = p->converge == CONVERGE_AUTO ? CONVERGE_NONE : p->converge;
 	c->stats.asked = p->converge;
 	c->stats.active = c->active;

@@ -51,7 +51,10 @@ struct converge {
 	struct converge_stats stats;
 };
 
-/* Returns 0 or -errno with err_msg() (e.g. dirty-limit without the ring). */
+/* Whether this VM can do what p asks (dirty-limit needs the dirty ring).
+ * Returns 0 or -EINVAL with err_msg(). */
+int converge_check(struct vm *vm, const struct mig_params *p);
+/* Returns 0 or -errno with err_msg(), as converge_check. */
 int converge_start(struct converge *c, struct vm *vm, const struct mig_params *p);
 /* Whether the round's dirty rate is high enough that the strategy may act on
  * it, and so deserves a measurement that does not saturate. */

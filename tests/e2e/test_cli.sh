@@ -34,6 +34,9 @@ expect_error "working set of 2048 MiB does not fit" run --mem 1G --workload dirt
 expect_error "guest memory must be a multiple of 2 MiB" run --mem 3M
 expect_error "--control PATH is required" status
 expect_error "cannot reach a ferry at $dir/none" status --control "$dir/none"
+expect_error "--seconds '0' is not a whole number from 1 to 60" dirtyrate --control "$dir/none" --seconds 0
+expect_error "--link RATE is required" predict --control "$dir/none"
+expect_error "--link 'fast' is not a rate" predict --control "$dir/none" --link fast
 expect_error "unknown command 'launch'" launch
 "$FERRY" --help | grep -q "Usage: ferry COMMAND" || fail "ferry --help"
 "$FERRY" run --help | grep -q "Workload SPEC" || fail "ferry run --help"
@@ -60,6 +63,31 @@ assert s["guest"]["pages_written"] > 0 and s["guest"]["verify_errors"] == 0, s
 # rate=20M is 5120 pages/s; the sampled rate should be near it
 assert 3000 < s["dirty_rate_pps"] < 7000, s["dirty_rate_pps"]
 PY
+"$FERRY" dirtyrate --control "$sock" --seconds 2 --json >"$dir/rate.json" || fail "dirtyrate"
+python3 - "$dir/rate.json" <<'PY' || fail "dirtyrate: $(cat "$dir/rate.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+# 5120 random writes/s over 16384 pages: about 5000 distinct pages per second
+# in 100 ms windows, and most of the 64 MiB working set over 2 s.
+assert 3000 < r["dirty_rate_pps"] < 7000, r
+assert 5000 < r["working_set_pages"] < 16384 + 64, r
+assert r["mem_pages"] == 32768 and r["zero_pages"] > 10000, r
+assert "vcpu_rate_pps" not in r  # bitmap tracking: no per-vCPU counts
+assert r["xbzrle_samples"] > 100 and r["xbzrle_bytes_per_page"] < 200, r  # byte writes
+PY
+"$FERRY" predict --control "$sock" --link 1Gbit --seconds 1 --json >"$dir/predict.json" || fail "predict"
+python3 - "$dir/predict.json" <<'PY' || fail "predict: $(cat "$dir/predict.json")"
+import json, sys
+p = {x["name"]: x for x in json.load(open(sys.argv[1]))["predictions"]}
+assert set(p) == {"none", "xbzrle", "throttle", "sdps", "auto"}, p.keys()
+assert all(x["converges"] and x["downtime_ms"] <= 300 for x in p.values()), p
+assert p["none"]["throttle_pct_max"] == 0 and p["none"]["total_ms"] > 100, p["none"]
+PY
+"$FERRY" predict --control "$sock" --link 1Gbit --seconds 1 | grep -q "dirty-limit needs per-vCPU rates" || fail "predict text"
+expect_error "converge strategy 'bogus' is unknown" migrate --control "$sock" --to unix:/nonexistent --converge bogus
+expect_error "dirty-limit needs each vCPU's dirty rate" migrate --control "$sock" --to unix:/nonexistent --converge dirty-limit
+expect_error "--xbzrle=tiny is not a cache size" migrate --control "$sock" --to unix:/nonexistent --xbzrle=tiny
+expect_error "throttle-max must be a percentage from 1 to 99" migrate --control "$sock" --to unix:/nonexistent --throttle-max 100
 "$FERRY" ctl --control "$sock" stop | grep -q pause_us || fail "stop"
 "$FERRY" status --control "$sock" | grep -q "^VM        paused" || fail "not paused"
 "$FERRY" ctl --control "$sock" cont >/dev/null || fail "cont"

@@ -64,7 +64,7 @@ wait_throttle() {
 	return 1
 }
 
-BYTES=dirty:wss=64M,write=byte
+BYTES=dirty:wss=64M,rate=100M,write=byte
 note "byte writes, --converge none: gives up, guest intact"
 pair "$BYTES"
 migrate "$S" "$URI" --converge none && fail "a guest dirtying faster than the link converged with none"
