@@ -222,63 +222,75 @@ static int give_up(struct converge *c, const struct mig_params *p, double rate, 
 	if (c->active == CONVERGE_NONE)
 		return err_set(
 			-ETIMEDOUT,
-			"cannot converge: the guest dirties %.0f MiB/s, the link carries %.0f MiB/s, and --converge %s does not slow the guest (try --converge auto, or --xbzrle for small writes)",
-			rate / MIB, bw / MIB, converge_name(c->stats.asked));
+			"cannot converge: the guest dirties %.0f MiB/s, the link carries %.0f MiB/s, and --converge %s does not slow the guest (try --converge auto%s)",
+			rate / MIB, bw / MIB, converge_name(c->stats.asked),
+			p->xbzrle_cache_bytes ? ", or a larger --xbzrle cache"
+					      : ", or --xbzrle if it changes few bytes per page");
 	return err_set(
 		-ETIMEDOUT,
 		"cannot converge: the guest dirties %.0f MiB/s (%.0f MiB/s unthrottled), the link carries %.0f MiB/s, and %s at %u%% (the maximum) still leaves more than the link carries",
 		rate / MIB, total / MIB, bw / MIB, converge_name(c->active), p->throttle_max);
 }
 
+/* Ease off only after a round long enough to measure, and by at most half a
+ * step: releasing all at once on a noisy measurement would undo the rounds
+ * it took to get here. */
+static void ease_gently(const struct converge *c, const struct policy_input *in, unsigned *pct)
+{
+	for (unsigned i = 0; i < c->vm->nr_vcpus; i++) {
+		unsigned floor = in->round_s < CONVERGE_EASE_MIN_ROUND_S ? c->pct[i] : c->pct[i] / 2;
+
+		pct[i] = pct[i] < floor ? floor : pct[i];
+	}
+}
+
+/* Track whether rounds still shrink what is left (in bytes, so that XBZRLE's
+ * savings count); true when they have stopped and nothing is left to try.
+ * (Stuck while the guest dirties slowly is the downtime limit's doing, not
+ * the guest's: the timeout reports that one.) */
+static bool hopeless(struct converge *c, const struct mig_params *p,
+		     const struct policy_input *in, uint32_t round, double rate, double target)
+{
+	double left = (double)in->dirty_pages * in->bytes_per_page;
+
+	c->stuck = round > 0 && left >= 0.9 * c->last_left ? c->stuck + 1 : 0;
+	c->last_left = left;
+	return c->stuck >= CONVERGE_STUCK_ROUNDS && rate > target &&
+	       (c->active == CONVERGE_NONE || max_pct(c->pct, c->vm->nr_vcpus) >= p->throttle_max);
+}
+
 int converge_after_round(struct converge *c, const struct mig_params *p,
 			 const struct policy_input *in, uint32_t round)
 {
 	unsigned n = c->vm->nr_vcpus, pct[FERRY_MAX_VCPUS];
-	double r0[FERRY_MAX_VCPUS], rate = in->dirty_rate_pps * in->bytes_per_page, bw = in->bandwidth_bps;
-	double target = CONVERGE_TARGET * bw, total = 0, left;
+	double r0[FERRY_MAX_VCPUS], rate = in->dirty_rate_pps * in->bytes_per_page;
+	double bw = in->bandwidth_bps, target = CONVERGE_TARGET * bw, total = 0;
 	char was[256], now[256];
-	int rc;
 
 	if (bw <= 0)
 		return 0;
 	unthrottled_rates(c, in, r0);
 	for (unsigned i = 0; i < n; i++)
 		total += r0[i];
-	/* Stuck: the round left at least 90% of the bytes the one before left. */
-	left = (double)in->dirty_pages * in->bytes_per_page;
-	c->stuck = round > 0 && left >= 0.9 * c->last_left ? c->stuck + 1 : 0;
-	c->last_left = left;
 	if (c->active == CONVERGE_NONE && c->stats.asked == CONVERGE_AUTO && rate > target) {
-		c->active = converge_choose(dirty_per_vcpu(c->vm->dirty), n, r0, target);
-		c->stats.active = c->active;
+		c->active = c->stats.active =
+			converge_choose(dirty_per_vcpu(c->vm->dirty), n, r0, target);
 		decide(c, round,
 		       "dirty %.1f MiB/s (%.1f unthrottled) against a link of %.1f MiB/s at %.0f bytes/page: %s",
 		       rate / MIB, total / MIB, bw / MIB, in->bytes_per_page,
 		       converge_name(c->active));
 	}
-	/* (Stuck with a slow dirty rate is the downtime limit's doing, not the
-	 * guest's: the timeout reports that one.) */
-	if (c->stuck >= CONVERGE_STUCK_ROUNDS && rate > target &&
-	    (c->active == CONVERGE_NONE || max_pct(c->pct, n) >= p->throttle_max))
+	if (hopeless(c, p, in, round, rate, target))
 		return give_up(c, p, rate, total, bw);
-	if (c->active == CONVERGE_NONE ||
-	    (c->active == CONVERGE_THROTTLE && rate <= target))
+	if (c->active == CONVERGE_NONE || (c->active == CONVERGE_THROTTLE && rate <= target))
 		return 0;
 	converge_plan(c->active, p, n, r0, c->pct, target, pct);
-	/* Ease off only after a round long enough to measure, and by at most
-	 * half a step: releasing all at once on a noisy measurement would undo
-	 * the rounds it took to get here. */
-	for (unsigned i = 0; i < n; i++) {
-		unsigned floor = in->round_s < CONVERGE_EASE_MIN_ROUND_S ? c->pct[i] : c->pct[i] / 2;
-
-		pct[i] = pct[i] < floor ? floor : pct[i];
-	}
+	ease_gently(c, in, pct);
 	if (!memcmp(pct, c->pct, n * sizeof(*pct)))
 		return 0;
 	describe(c->pct, n, was, sizeof(was));
 	describe(pct, n, now, sizeof(now));
 	decide(c, round, "dirty %.1f MiB/s (%.1f unthrottled), link %.1f MiB/s: %s %s -> %s",
 	       rate / MIB, total / MIB, bw / MIB, converge_name(c->active), was, now);
-	rc = apply(c, pct);
-	return rc;
+	return apply(c, pct);
 }

@@ -41,9 +41,19 @@ enum policy_decision policy_decide(const struct policy_input *in, const struct m
 				   char *why, size_t len)
 {
 	double expected = policy_expected_downtime_ms(in);
+	double pages_ms = expected - in->switchover_ms;
+	double ratio = in->bandwidth_bps > 0
+			       ? in->dirty_rate_pps * in->bytes_per_page / in->bandwidth_bps
+			       : 1;
 
-	if (expected <= (double)p->downtime_ms)
+	/* Within the limit. One more round costs about pages_ms of total time
+	 * and leaves ratio of it: worth it while that halves the downtime and
+	 * the pages still take a noticeable share of the limit. */
+	if (expected <= (double)p->downtime_ms &&
+	    (ratio >= 0.5 || pages_ms <= POLICY_SMALL_SHARE * (double)p->downtime_ms))
 		return POLICY_SWITCHOVER;
+	if (expected <= (double)p->downtime_ms)
+		return POLICY_CONTINUE;
 	if (p->timeout_s && in->elapsed_s >= (double)p->timeout_s) {
 		snprintf(
 			why, len,

@@ -1,6 +1,7 @@
 /* When to stop pre-copy: the expected downtime, from measured bandwidth,
  * dirty pages, encoded size per page and the switchover's fixed cost,
- * against the downtime limit; and when to give up. */
+ * against the downtime limit; once it fits, one more round while that would
+ * at least halve the pages' share of it; and when to give up. */
 #ifndef FERRY_MIGRATION_POLICY_H
 #define FERRY_MIGRATION_POLICY_H
 
@@ -8,6 +9,10 @@
 #include <stdint.h>
 
 #include "migration/migration.h"
+
+/* Below this share of the downtime limit, the last pages are not worth
+ * another round. */
+#define POLICY_SMALL_SHARE 0.05
 
 struct policy_input {
 	uint64_t dirty_pages;  /* left to send after the last sync */

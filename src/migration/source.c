@@ -32,6 +32,8 @@
 /* A round shorter than this waits out the rest before its sync, so that
  * rounds with little to send do not spin on dirty syncs. */
 #define MIN_ROUND_NS (10 * NS_PER_MS)
+/* Queued bytes not worth waiting for before the switchover (drain_queue). */
+#define DRAIN_ENOUGH (64u << 10)
 /* The dirty-rate probe's window (see probe_dirty_rate). */
 #define PROBE_NS (20 * NS_PER_MS)
 
@@ -286,6 +288,23 @@ static int after_round(struct mig_source *m, uint64_t round_start_ns, uint64_t b
 	return rc;
 }
 
+/* Bytes sent but still in the kernel (a shaped link's queue, the congestion
+ * window) would sit in front of the last pages: let them drain while the
+ * guest still runs, if it dirties slower than they drain. Bounded by twice
+ * the time the measured bandwidth says it takes. */
+static void drain_queue(struct mig_source *m, const struct policy_input *in)
+{
+	uint64_t queued = chan_queued(&m->chan), deadline;
+
+	if (queued < DRAIN_ENOUGH || in->bandwidth_bps <= 0 ||
+	    in->dirty_rate_pps * in->bytes_per_page >= CONVERGE_TARGET * in->bandwidth_bps)
+		return;
+	deadline = time_now_ns() + (uint64_t)(2e9 * (double)queued / in->bandwidth_bps) +
+		   10 * NS_PER_MS;
+	while (chan_queued(&m->chan) > DRAIN_ENOUGH && time_now_ns() < deadline && !cancelled(m))
+		time_sleep_ns(NS_PER_MS);
+}
+
 static int precopy(struct mig_source *m)
 {
 	struct policy_input in = { .bytes_per_page = STREAM_PAGE_SIZE + 8 };
@@ -304,6 +323,8 @@ static int precopy(struct mig_source *m)
 		if (time_now_ns() - t0 < MIN_ROUND_NS)
 			time_sleep_ns(MIN_ROUND_NS - (time_now_ns() - t0));
 		rc = after_round(m, t0, bytes0, pages0, &in);
+		if (rc > 0)
+			drain_queue(m, &in);
 		if (rc != 0)
 			return rc < 0 ? rc : (int)round + 1;
 		count = in.dirty_pages;
