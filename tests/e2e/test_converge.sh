@@ -47,12 +47,26 @@ completes() { # WHAT migrate-args...
 	expect_guest_ok "$D"
 }
 
-# work_rate NAME: vCPU 1's units of work per second, over one second.
+# work_rate NAME: vCPU 1's units of work per second, over half a second.
 work_rate() {
-	a=$(status_field "$1" "j['guest']['per_vcpu'][1]['work']")
-	sleep 1
-	b=$(status_field "$1" "j['guest']['per_vcpu'][1]['work']")
-	echo $((b - a))
+	python3 - "$(sock "$1")" <<'PY'
+import json, socket, sys, time
+def work():
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rw")
+    f.readline(); f.write('{"execute":"query-status"}\n'); f.flush()
+    w = json.loads(f.readline())["return"]["guest"]["per_vcpu"][1]["work"]; s.close()
+    return w, time.monotonic()
+a, t0 = work()
+time.sleep(0.5)
+b, t1 = work()
+print(int((b - a) / (t1 - t0)))
+PY
+}
+
+# still_migrating NAME: the migration has not ended (so the source's guest
+# counters were live throughout the last sample).
+still_migrating() {
+	[ "$(ctl "$1" query-migrate | json_field - "j['status']")" = active ]
 }
 
 # wait_throttle NAME PCT: until some vCPU is throttled at least PCT%.
@@ -89,6 +103,7 @@ for how in throttle sdps dirty-limit; do
 	MIG=$!
 	wait_throttle "$S" 40 || fail "$how: never throttled"
 	during=$(work_rate "$S")
+	still_migrating "$S" || fail "$how: the migration ended before vCPU 1 was measured"
 	wait $MIG || fail "$how: $(cat "$TMP/migrate.err") $(report "j.get('reason')")"
 	note "$how: vCPU 1 works at $during/s while throttling, $before/s before; $(report "'%.0f ms, downtime %.1f ms, throttle %s' % (j['total_ms'], j['downtime_ms'], j['converge']['throttle_pct_max'])")"
 	[ "$(report "j['verify']")" = ok ] || fail "$how: verify"

@@ -91,7 +91,12 @@ static void test_policy(void **unused)
 	assert_true(policy_expected_downtime_ms(&in) > 1004 &&
 		    policy_expected_downtime_ms(&in) < 1006);
 	assert_int_equal(policy_decide(&in, &p, why, sizeof(why)), POLICY_CONTINUE);
-	in.dirty_pages = 100; /* 100 ms + 5 */
+	in.dirty_pages = 100; /* 100 ms + 5: fits, and the guest dirties little */
+	assert_int_equal(policy_decide(&in, &p, why, sizeof(why)), POLICY_CONTINUE);
+	in.dirty_pages = 10; /* one more round left 10 ms + 5: not worth another */
+	assert_int_equal(policy_decide(&in, &p, why, sizeof(why)), POLICY_SWITCHOVER);
+	in.dirty_pages = 100;
+	in.dirty_rate_pps = 800; /* another round would leave 80% of it */
 	assert_int_equal(policy_decide(&in, &p, why, sizeof(why)), POLICY_SWITCHOVER);
 	in.queued_bytes = 4096 * 300; /* still 300 ms of data in the socket */
 	assert_int_equal(policy_decide(&in, &p, why, sizeof(why)), POLICY_CONTINUE);
