@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "migration/converge.h"
+#include "migration/policy.h"
 
 #define ENTRY_BYTES 8.0
 #define RAW_BYTES   (4096.0 + ENTRY_BYTES)
@@ -67,6 +68,26 @@ static void give_up(const struct predict_input *in, struct prediction *out, doub
 		 wire_rate / MIB, in->link_bps / MIB);
 }
 
+/* The engine's switchover decision (migration/policy.h) on the model's round. */
+static enum policy_decision switch_now(const struct predict_input *in, struct prediction *out,
+				       double dirty, double bpp, double rate)
+{
+	struct policy_input p = { .dirty_pages = (uint64_t)dirty,
+				  .bytes_per_page = bpp,
+				  .bandwidth_bps = in->link_bps,
+				  .dirty_rate_pps = rate,
+				  .switchover_ms = in->fixed_ms,
+				  .elapsed_s = out->total_ms / 1e3 };
+	enum policy_decision d = policy_decide(&p, &in->params, out->why, sizeof(out->why));
+
+	if (d == POLICY_SWITCHOVER) {
+		out->converges = true;
+		out->downtime_ms = policy_expected_downtime_ms(&p);
+		out->total_ms += out->downtime_ms;
+	}
+	return d;
+}
+
 void predict(const struct predict_input *in, struct prediction *out)
 {
 	double r[FERRY_MAX_VCPUS], secs, last = 0;
@@ -80,19 +101,14 @@ void predict(const struct predict_input *in, struct prediction *out)
 	for (out->rounds = 1; out->rounds < PREDICT_MAX_ROUNDS; out->rounds++) {
 		double rate = throttled_rate(in, out->pct, r), bpp = page_bytes(in, out->rounds);
 		double dirty = rate * secs < (double)in->wss_pages ? rate * secs : (double)in->wss_pages;
-		double down = dirty * bpp / in->link_bps * 1e3 + in->fixed_ms;
+		enum policy_decision d = switch_now(in, out, dirty, bpp, rate);
 
-		if (down <= (double)in->params.downtime_ms) {
-			out->converges = true;
-			out->downtime_ms = down;
-			out->total_ms += down;
-			return;
-		}
-		stuck = dirty >= 0.9 * last ? stuck + 1 : 0;
-		last = dirty;
-		if ((stuck >= CONVERGE_STUCK_ROUNDS && rate * bpp > CONVERGE_TARGET * in->link_bps &&
-		     (out->used == CONVERGE_NONE || out->pct_max >= in->params.throttle_max)) ||
-		    (in->params.timeout_s && out->total_ms > in->params.timeout_s * 1e3)) {
+		if (d != POLICY_CONTINUE)
+			return; /* switched over, or the timeout's reason is in out->why */
+		stuck = dirty * bpp >= 0.9 * last ? stuck + 1 : 0; /* bytes left, as the engine */
+		last = dirty * bpp;
+		if (stuck >= CONVERGE_STUCK_ROUNDS && rate * bpp > CONVERGE_TARGET * in->link_bps &&
+		    (out->used == CONVERGE_NONE || out->pct_max >= in->params.throttle_max)) {
 			give_up(in, out, rate * bpp);
 			return;
 		}

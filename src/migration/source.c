@@ -225,23 +225,41 @@ static int probe_dirty_rate(struct mig_source *m, struct policy_input *in)
 	return 0;
 }
 
+/* Where a round starts or ends: time, bytes written to the socket, bytes
+ * that have left it, pages sent. */
+struct round_mark {
+	uint64_t ns, bytes, gone, pages;
+};
+
+static struct round_mark mark_round(struct mig_source *m)
+{
+	struct round_mark r = { .ns = time_now_ns(), .bytes = m->chan.bytes_sent };
+	uint64_t queued = chan_queued(&m->chan);
+
+	r.gone = r.bytes > queued ? r.bytes - queued : 0;
+	pthread_mutex_lock(&m->lock);
+	r.pages = m->stats.pages_raw + m->stats.pages_zero + m->stats.pages_xbzrle;
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
 /* After a round: measure, predict, decide. Returns 1 to switch over, 0 to
  * go on, or -errno (with the reason) to give up. */
-static int after_round(struct mig_source *m, uint64_t round_start_ns, uint64_t bytes0,
-		       uint64_t pages0, struct policy_input *in)
+static int after_round(struct mig_source *m, const struct round_mark *start,
+		       struct policy_input *in)
 {
-	double secs = (double)(time_now_ns() - round_start_ns) / 1e9;
-	uint64_t bytes = m->chan.bytes_sent - bytes0, pages;
+	struct round_mark end = mark_round(m);
+	double secs = (double)(end.ns - start->ns) / 1e9;
+	uint64_t bytes = end.bytes - start->bytes, pages = end.pages - start->pages;
 	struct dirty_stats ds;
 	char why[400];
 	int64_t n;
 	int rc;
 
-	pthread_mutex_lock(&m->lock);
-	pages = m->stats.pages_raw + m->stats.pages_zero + m->stats.pages_xbzrle - pages0;
-	pthread_mutex_unlock(&m->lock);
-	if (bytes >= MIN_BYTES_FOR_BANDWIDTH && secs > 0)
-		in->bandwidth_bps = (double)bytes / secs;
+	/* The link's rate is what left the socket, not what went into it: a
+	 * round that fills an empty socket buffer would look faster. */
+	if (bytes >= MIN_BYTES_FOR_BANDWIDTH && secs > 0 && end.gone > start->gone)
+		in->bandwidth_bps = (double)(end.gone - start->gone) / secs;
 	/* Round 0 averages in every zero page of the guest; the pages that get
 	 * dirtied again are written ones. Learn the cost from later rounds. */
 	if (pages && m->stats.rounds > 0)
@@ -312,17 +330,14 @@ static int precopy(struct mig_source *m)
 	int rc;
 
 	for (uint32_t round = 0;; round++) {
-		uint64_t t0 = time_now_ns(), bytes0 = m->chan.bytes_sent, pages0;
+		struct round_mark start = mark_round(m);
 
-		pthread_mutex_lock(&m->lock);
-		pages0 = m->stats.pages_raw + m->stats.pages_zero + m->stats.pages_xbzrle;
-		pthread_mutex_unlock(&m->lock);
 		rc = send_round(m, round, count);
 		if (rc < 0)
 			return rc;
-		if (time_now_ns() - t0 < MIN_ROUND_NS)
-			time_sleep_ns(MIN_ROUND_NS - (time_now_ns() - t0));
-		rc = after_round(m, t0, bytes0, pages0, &in);
+		if (time_now_ns() - start.ns < MIN_ROUND_NS)
+			time_sleep_ns(MIN_ROUND_NS - (time_now_ns() - start.ns));
+		rc = after_round(m, &start, &in);
 		if (rc > 0)
 			drain_queue(m, &in);
 		if (rc != 0)

@@ -39,6 +39,29 @@ vm() {
 	wait_socket "$TMP/$name.sock"
 }
 
+# need_link RATE: namespaces $NAME-src and $NAME-dst joined by a veth shaped
+# to RATE (scripts/link.sh), removed on exit; skips without root, ip or tc.
+LINK="$(dirname "$0")/../../scripts/link.sh"
+NAME=fe$$
+need_link() {
+	if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! command -v tc >/dev/null; then
+		echo "SKIP: needs root, ip and tc for network namespaces"
+		exit 77
+	fi
+	"$LINK" up "$NAME" "$1" || { echo "SKIP: cannot create network namespaces here"; exit 77; }
+	trap '"$LINK" down "$NAME"; cleanup' EXIT
+}
+
+# vm_in NS NAME ferry-run-args...: like vm, in namespace NS (src or dst).
+vm_in() {
+	ns=$1; name=$2; shift 2
+	rm -f "$TMP/$name.sock"
+	ip netns exec "$NAME-$ns" "$FERRY" run --control "$TMP/$name.sock" "$@" 2>"$TMP/$name.log" &
+	PIDS="$PIDS $!"
+	eval "PID_$name=$!"
+	wait_socket "$TMP/$name.sock"
+}
+
 sock() { echo "$TMP/$1.sock"; }
 pid_of() { eval "echo \$PID_$1"; }
 # Bounded, so that a hang fails with a message instead of the suite's timeout.

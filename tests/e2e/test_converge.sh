@@ -8,25 +8,9 @@
 # slows down.
 . "$(dirname "$0")/lib.sh"
 need_kvm
-LINK="$(dirname "$0")/../../scripts/link.sh"
-if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! command -v tc >/dev/null; then
-	echo "SKIP: needs root, ip and tc for network namespaces"
-	exit 77
-fi
-NAME=fc$$
-"$LINK" up "$NAME" 250mbit || { echo "SKIP: cannot create network namespaces here"; exit 77; }
-trap '"$LINK" down "$NAME"; cleanup' EXIT
+need_link 250mbit
 URI=tcp:198.18.0.2:4444
 N=0
-
-vm_in() {
-	ns=$1; name=$2; shift 2
-	rm -f "$TMP/$name.sock"
-	ip netns exec "$NAME-$ns" "$FERRY" run --control "$TMP/$name.sock" "$@" 2>"$TMP/$name.log" &
-	PIDS="$PIDS $!"
-	eval "PID_$name=$!"
-	wait_socket "$TMP/$name.sock"
-}
 
 # pair WORKLOAD: a fresh source sN and destination dN; sets S and D.
 pair() {

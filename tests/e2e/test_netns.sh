@@ -4,23 +4,7 @@
 # stall, fails cleanly and keeps its guest; healed, it migrates again.
 . "$(dirname "$0")/lib.sh"
 need_kvm
-LINK="$(dirname "$0")/../../scripts/link.sh"
-if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! command -v tc >/dev/null; then
-	echo "SKIP: needs root, ip and tc for network namespaces"
-	exit 77
-fi
-NAME=fy$$
-"$LINK" up "$NAME" 1gbit || { echo "SKIP: cannot create network namespaces here"; exit 77; }
-trap '"$LINK" down "$NAME"; cleanup' EXIT
-
-# in_ns NS vm-args...: like vm, inside a namespace.
-vm_in() {
-	ns=$1; name=$2; shift 2
-	ip netns exec "$NAME-$ns" "$FERRY" run --control "$TMP/$name.sock" "$@" 2>"$TMP/$name.log" &
-	PIDS="$PIDS $!"
-	eval "PID_$name=$!"
-	wait_socket "$TMP/$name.sock"
-}
+need_link 1gbit
 URI=tcp:198.18.0.2:4444
 
 note "migrate over a 1 Gbit/s veth"
