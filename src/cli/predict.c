@@ -17,8 +17,8 @@ static const char predict_help[] =
 	"then forecast migrating it over a link of RATE with each strategy: total\n"
 	"time, downtime, rounds, and how much the guest is slowed. The forecast\n"
 	"replays ferry's own rounds and throttle decisions; it assumes the link, not\n"
-	"the CPUs, limits the copy, that the destination prepares memory at 3 s per\n"
-	"GiB, and that the guest dirties in proportion to the CPU time it gets.\n"
+	"the CPUs, limits the copy, and that the guest dirties in proportion to the\n"
+	"CPU time it gets.\n"
 	"\n"
 	"  --link RATE          the link: 1Gbit, 250Mbit, or bytes per second like 100M\n"
 	"  --seconds N          measure for N seconds (default 2)\n"
@@ -28,10 +28,6 @@ static const char predict_help[] =
 	"\n"
 	"Example:\n"
 	"  ferry predict --control /tmp/vm.sock --link 1Gbit\n";
-
-/* The destination faults in guest memory before the first page: about 3 s
- * per GiB on the kvm_pvm hosts measured (docs/convergence.md). */
-#define SETUP_MS_PER_GIB 3000.0
 
 struct predict_opts {
 	const char *control;
@@ -124,7 +120,6 @@ static void input_from(json_t *m, const struct predict_opts *o, struct predict_i
 	in->link_bps = (double)o->link_bps;
 	/* Hand-off and restore, plus the vCPU state over the link. */
 	in->fixed_ms = 2.0 + 16384.0 * in->nr_vcpus / in->link_bps * 1e3;
-	in->setup_ms = (double)in->mem_pages * 4096 / (1 << 30) * SETUP_MS_PER_GIB;
 	mig_params_default(&in->params);
 	in->params.downtime_ms = o->downtime_ms;
 }

@@ -93,11 +93,11 @@ static json_t *incoming_status(struct control_ctx *ctx)
 {
 	const struct mig_dest_stats *in = &ctx->incoming;
 
-	return json_pack("{s:s,s:{s:s,s:I,s:I,s:i,s:f,s:s}}", "status", "incoming", "incoming",
+	return json_pack("{s:s,s:{s:s,s:I,s:I,s:i,s:s}}", "status", "incoming", "incoming",
 			 "migration", mig_status_name(in->status), "pages_received",
 			 (json_int_t)in->pages_received, "bytes_received",
-			 (json_int_t)in->bytes_received, "rounds", (int)in->rounds, "populate_ms",
-			 in->populate_ms, "last_failure", in->reason);
+			 (json_int_t)in->bytes_received, "rounds", (int)in->rounds, "last_failure",
+			 in->reason);
 }
 
 static const char *run_state(struct control_ctx *ctx, struct vm *vm)

@@ -11,10 +11,12 @@
 #include "migration/wire.h"
 #include "stream/record.h"
 #include "transport/uri.h"
+#include "util/bitmap.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/size.h"
 #include "util/time.h"
+#include "vm/prefault.h"
 #include "vm/state.h"
 
 #define ACCEPT_POLL_MS 200
@@ -32,6 +34,8 @@ struct incoming {
 	size_t state_len;
 	uint64_t *hashes; /* HASHES, one per page, when verifying */
 	uint64_t *hashed; /* bitmap of pages with a hash */
+	uint64_t *written; /* pages the stream wrote; the others are still zero */
+	struct prefault *prefault;
 };
 
 static int next_record(struct incoming *in)
@@ -54,8 +58,8 @@ static int refuse_config(const struct incoming *in)
 	return 0;
 }
 
-/* Header, CONFIG, then a VM of that shape with its memory populated now,
- * off the critical path (first touch is slow on this kind of host). */
+/* Header, CONFIG, then a VM of that shape. Its memory is faulted in by a
+ * background thread while the pages arrive (vm/prefault.h), stopped at END. */
 static int handshake(struct incoming *in)
 {
 	struct stream_header h;
@@ -78,14 +82,16 @@ static int handshake(struct incoming *in)
 	vc = (struct vm_config){ .mem_bytes = in->cfg.mem_bytes,
 				 .vcpus = in->cfg.vcpus,
 				 .mem_backend = in->o->mem_backend,
-				 .dirty_backend = in->o->dirty_backend,
-				 .prealloc = true };
+				 .dirty_backend = in->o->dirty_backend };
 	rc = vm_create(&vc, &in->vm);
 	if (rc < 0)
 		return rc;
 	in->npages = in->cfg.mem_bytes / STREAM_PAGE_SIZE;
-	if (in->stats)
-		in->stats->populate_ms = in->vm->mem.populate_ms;
+	in->written = calloc(BITMAP_WORDS(in->npages), 8);
+	if (!in->written)
+		return err_set(-ENOMEM, "out of memory");
+	if (prefault_start(&in->vm->mem, &in->prefault) < 0)
+		log_warn("guest memory faults in on demand: %s", err_msg());
 	rc = wire_send_empty(&in->chan, REC_READY);
 	if (rc < 0)
 		return rc;
@@ -113,9 +119,10 @@ static int load_pages(struct incoming *in)
 		uint8_t *dst = mem_host(&in->vm->mem, gfn * STREAM_PAGE_SIZE, STREAM_PAGE_SIZE);
 
 		switch (PAGE_ENTRY_ENC(v.entries[i])) {
-		case PAGE_ZERO:
-			memset(dst, 0, STREAM_PAGE_SIZE);
-			break;
+		case PAGE_ZERO: /* fresh memory is zero: do not fault it in for that */
+			if (bitmap_test(in->written, gfn))
+				memset(dst, 0, STREAM_PAGE_SIZE);
+			continue;
 		case PAGE_RAW:
 			memcpy(dst, payload, STREAM_PAGE_SIZE);
 			payload += STREAM_PAGE_SIZE;
@@ -126,6 +133,7 @@ static int load_pages(struct incoming *in)
 			xbzrle_apply(payload, size, dst);
 			payload += size;
 		}
+		bitmap_set(in->written, gfn);
 	}
 	if (in->stats)
 		in->stats->pages_received += v.count;
@@ -194,6 +202,9 @@ static int load_machine(struct incoming *in)
 
 	if (!in->state)
 		return err_set(-EPROTO, "the stream ended without the VM state");
+	log_info("guest memory faulted in ahead of the guest: %.0f%%",
+		 prefault_stop(in->prefault) * 100);
+	in->prefault = NULL;
 	rc = state_restore(in->vm, in->state, in->state_len);
 	if (rc == 0 && in->hashes)
 		rc = verify_pages(in);
@@ -258,6 +269,10 @@ static int receive(struct incoming *in)
 
 static void discard(struct incoming *in, bool keep_vm)
 {
+	prefault_stop(in->prefault);
+	in->prefault = NULL;
+	free(in->written);
+	in->written = NULL;
 	if (!keep_vm)
 		vm_destroy(in->vm);
 	in->vm = NULL;

@@ -25,7 +25,6 @@ struct mig_dest_stats {
 	uint64_t pages_received;
 	uint64_t bytes_received;
 	uint32_t rounds;
-	double populate_ms;
 	char reason[512]; /* why the last attempt failed */
 };
 

@@ -97,7 +97,7 @@ void predict(const struct predict_input *in, struct prediction *out)
 	out->used = in->params.converge;
 	secs = ((double)(in->mem_pages - in->zero_pages) * RAW_BYTES +
 		(double)in->zero_pages * ENTRY_BYTES) / in->link_bps;
-	out->total_ms = in->setup_ms + secs * 1e3;
+	out->total_ms = secs * 1e3;
 	for (out->rounds = 1; out->rounds < PREDICT_MAX_ROUNDS; out->rounds++) {
 		double rate = throttled_rate(in, out->pct, r), bpp = page_bytes(in, out->rounds);
 		double dirty = rate * secs < (double)in->wss_pages ? rate * secs : (double)in->wss_pages;

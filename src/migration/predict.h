@@ -6,8 +6,8 @@
  * page (zero pages cost only their entry); each later round sends what was
  * dirtied during the one before, at most the working set; the switchover
  * comes once the pages left fit the downtime limit; the strategies throttle
- * with the engine's own code (converge_plan); setup is an estimate the
- * caller gives. It assumes the link is the bottleneck (not the CPUs), and the guest's dirty
+ * with the engine's own code (converge_plan, policy_decide). It assumes the
+ * link is the bottleneck (not the CPUs), and the guest's dirty
  * rate scales with the CPU time a throttle leaves it, which holds for guests
  * that dirty as fast as they can, and not for ones that idle between bursts. */
 #ifndef FERRY_MIGRATION_PREDICT_H
@@ -30,7 +30,6 @@ struct predict_input {
 	double xbzrle_bytes_per_page;	    /* measured delta size (0: unknown) */
 	double link_bps;		    /* bytes per second */
 	double fixed_ms;		    /* switchover cost besides the pages */
-	double setup_ms;		    /* the destination preparing memory */
 	struct mig_params params;	    /* downtime, timeout, xbzrle, throttle */
 };
 

@@ -27,8 +27,6 @@
 #define HANDOFF_ESTIMATE_MS 2.0
 /* The state blob is about 11 KiB per vCPU here; round up for other hosts. */
 #define STATE_BYTES_PER_VCPU 16384.0
-/* Generous: first touch costs about 3 s per GiB on kvm_pvm hosts. */
-#define POPULATE_MS_PER_GIB 10000
 /* A round shorter than this waits out the rest before its sync, so that
  * rounds with little to send do not spin on dirty syncs. */
 #define MIN_ROUND_NS (10 * NS_PER_MS)
@@ -500,10 +498,7 @@ static int setup(struct mig_source *m)
 	rc = send_handshake(m);
 	if (rc < 0)
 		return rc;
-	/* The destination populates guest memory before READY: allow for it. */
-	m->chan.timeout_ms += (int)(m->vm->mem.size >> 30) * POPULATE_MS_PER_GIB;
 	rc = expect_reply(m, REC_READY);
-	m->chan.timeout_ms = (int)m->params.io_timeout_ms;
 	if (rc < 0)
 		return rc;
 	if (m->params.verify)

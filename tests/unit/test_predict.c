@@ -81,7 +81,7 @@ static void test_slow_guest_needs_nothing(void **unused)
 	assert_true(p.converges);
 	assert_int_equal(p.pct_max, 0);
 	assert_int_equal(p.used, CONVERGE_AUTO);
-	/* Round 0: 16384 written pages and 49152 entries at 30 MiB/s; no setup given. */
+	/* Round 0: 16384 written pages and 49152 entries at 30 MiB/s. */
 	assert_true(p.total_ms > 2000 && p.total_ms < 2500);
 }
 

@@ -1,0 +1,18 @@
+/* Faulting in guest memory in the background. First touch is slow on some
+ * hosts (about 3 s per GiB on kvm_pvm); a migration destination overlaps it
+ * with the transfer instead of paying it before the first page, and stops it
+ * before the switchover so that it never competes with the downtime. Pages
+ * it has not reached fault in on demand, as in any fresh VM. */
+#ifndef FERRY_VM_PREFAULT_H
+#define FERRY_VM_PREFAULT_H
+
+struct guest_mem;
+struct prefault;
+
+/* Start faulting in mem, in 2 MiB steps. Returns 0 or -errno with err_msg(). */
+int prefault_start(struct guest_mem *mem, struct prefault **out);
+/* Stop after the current step and wait; returns the share of memory done
+ * (0 to 1). NULL is fine (returns 0). */
+double prefault_stop(struct prefault *p);
+
+#endif
