@@ -54,22 +54,19 @@ static uint32_t same_run(const uint8_t *a, const uint8_t *b, uint32_t i)
 	return i - start;
 }
 
-/* Changed bytes from i, swallowing unchanged gaps of up to MERGE_GAP bytes. */
+/* Changed bytes from i (which differs), swallowing unchanged gaps of up to
+ * MERGE_GAP bytes; one pass, since dense changes make runs short. */
 static uint32_t diff_run(const uint8_t *a, const uint8_t *b, uint32_t i)
 {
-	uint32_t start = i;
+	uint32_t start = i, same = 0;
 
-	while (i < XBZRLE_PAGE) {
-		uint32_t same;
-
-		while (i < XBZRLE_PAGE && a[i] != b[i])
-			i++;
-		same = i < XBZRLE_PAGE ? same_run(a, b, i) : 0;
-		if (same > MERGE_GAP || i + same == XBZRLE_PAGE)
-			break;
-		i += same;
+	for (; i < XBZRLE_PAGE; i++) {
+		if (a[i] != b[i])
+			same = 0;
+		else if (++same > MERGE_GAP)
+			return i + 1 - same - start;
 	}
-	return i - start;
+	return XBZRLE_PAGE - same - start;
 }
 
 int xbzrle_encode(const uint8_t *old, const uint8_t *new, uint8_t *out, size_t max)
