@@ -119,9 +119,12 @@ int main(int argc, char **argv)
 		unsigned vcpus;
 	} traces[] = {
 		{ "random 512M, 2 vCPUs", "dirty:wss=512M,rate=150M,write=byte", 2 },
-		{ "hotset 10%/90%, 512M, 2 vCPUs", "dirty:wss=512M,rate=150M,pattern=hotset,write=byte", 2 },
-		{ "hotset 10%/90%, 768M, 3 vCPUs", "dirty:wss=768M,rate=150M,pattern=hotset,write=byte", 3 },
-		{ "sequential 256M, 1 vCPU", "dirty:wss=256M,rate=150M,pattern=sequential,write=byte", 1 },
+		{ "hotset 10%/90%, 512M, 2 vCPUs",
+		  "dirty:wss=512M,rate=150M,pattern=hotset,write=byte", 2 },
+		{ "hotset 10%/90%, 768M, 3 vCPUs",
+		  "dirty:wss=768M,rate=150M,pattern=hotset,write=byte", 3 },
+		{ "sequential 256M, 1 vCPU",
+		  "dirty:wss=256M,rate=150M,pattern=sequential,write=byte", 1 },
 	};
 	static const uint64_t sizes[] = { 64ull << 20, 128ull << 20, 256ull << 20, 512ull << 20 };
 	FILE *json = argc == 3 && !strcmp(argv[1], "--json") ? fopen(argv[2], "a") : NULL;

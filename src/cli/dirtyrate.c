@@ -69,12 +69,11 @@ static void print_result(json_t *r)
 	       num(r, "dirty_rate_pps"), num(r, "dirty_rate_mibps"), num(r, "peak_rate_pps"),
 	       100.0);
 	printf("working set  %.0f pages (%.1f MiB) of %.0f; %.0f pages are zero\n",
-	       num(r, "working_set_pages"), num(r, "working_set_pages") / 256,
-	       num(r, "mem_pages"), num(r, "zero_pages"));
+	       num(r, "working_set_pages"), num(r, "working_set_pages") / 256, num(r, "mem_pages"),
+	       num(r, "zero_pages"));
 	if (vcpus) {
 		printf("per vCPU    ");
-		json_array_foreach(vcpus, i, v)
-			printf(" %zu: %.0f", i, json_number_value(v));
+		json_array_foreach(vcpus, i, v) printf(" %zu: %.0f", i, json_number_value(v));
 		printf(" pages/s\n");
 	}
 	if (json_object_get(r, "xbzrle_bytes_per_page"))
@@ -105,9 +104,10 @@ int cmd_dirtyrate(int argc, char **argv)
 		case 'n':
 			seconds = (int)strtol(optarg, &end, 10);
 			if (end == optarg || *end || seconds < 1 || seconds > 60)
-				return usage_error("dirtyrate",
-						   "--seconds '%s' is not a whole number from 1 to 60",
-						   optarg);
+				return usage_error(
+					"dirtyrate",
+					"--seconds '%s' is not a whole number from 1 to 60",
+					optarg);
 			break;
 		case 'j':
 			json = 1;

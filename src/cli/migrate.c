@@ -202,8 +202,8 @@ static void report(json_t *s)
 	       num(s, "downtime_ms"), num(ph, "pause_ms"), num(ph, "final_sync_ms"),
 	       num(ph, "final_pages_ms"), num(ph, "state_ms"), num(ph, "verify_ms"),
 	       num(ph, "handoff_ms"), num(ph, "resume_ms"));
-	printf("  sent      %s at %s/s: %.0f raw pages, %.0f zero pages, %.0f XBZRLE pages\n",
-	       sent, rate, num(pages, "raw"), num(pages, "zero"), num(pages, "xbzrle"));
+	printf("  sent      %s at %s/s: %.0f raw pages, %.0f zero pages, %.0f XBZRLE pages\n", sent,
+	       rate, num(pages, "raw"), num(pages, "zero"), num(pages, "xbzrle"));
 	if (x)
 		printf("  xbzrle    cache %.0f MiB, hit rate %.0f%%, %.0f overflows, saved %.1f MiB, encoding at %.0f MB/s\n",
 		       num(x, "cache_bytes") / 1048576, num(x, "hit_rate") * 100,

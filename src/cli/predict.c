@@ -60,13 +60,14 @@ static int parse_args(int argc, char **argv, struct predict_opts *o)
 			break;
 		case 'l':
 			if (rate_parse(optarg, &o->link_bps) < 0 || !o->link_bps)
-				return usage_error("predict", "--link '%s' is not a rate like 1Gbit",
-						   optarg);
+				return usage_error("predict",
+						   "--link '%s' is not a rate like 1Gbit", optarg);
 			break;
 		case 'n':
 			o->seconds = (int)strtol(optarg, &end, 10);
 			if (end == optarg || *end || o->seconds < 1 || o->seconds > 60)
-				return usage_error("predict", "--seconds '%s' is not 1 to 60", optarg);
+				return usage_error("predict", "--seconds '%s' is not 1 to 60",
+						   optarg);
 			break;
 		case 'd':
 			o->downtime_ms = strtoull(optarg, &end, 10);
@@ -75,8 +76,10 @@ static int parse_args(int argc, char **argv, struct predict_opts *o)
 						   optarg);
 			break;
 		case 'x':
-			if (size_parse(optarg, &o->xbzrle_bytes) < 0 || o->xbzrle_bytes < (1u << 20))
-				return usage_error("predict", "--xbzrle=%s is not a size of at least 1M",
+			if (size_parse(optarg, &o->xbzrle_bytes) < 0 ||
+			    o->xbzrle_bytes < (1u << 20))
+				return usage_error("predict",
+						   "--xbzrle=%s is not a size of at least 1M",
 						   optarg);
 			break;
 		case 'j':
@@ -113,9 +116,8 @@ static void input_from(json_t *m, const struct predict_opts *o, struct predict_i
 	in->rate_pps = num(m, "dirty_rate_pps");
 	in->nr_vcpus = (unsigned)num(m, "vcpus");
 	in->per_vcpu = vcpus != NULL;
-	json_array_foreach(vcpus, i, v)
-		if (i < FERRY_MAX_VCPUS)
-			in->vcpu_pps[i] = json_number_value(v);
+	json_array_foreach(vcpus, i, v) if (i < FERRY_MAX_VCPUS) in->vcpu_pps[i] =
+		json_number_value(v);
 	in->xbzrle_bytes_per_page = num(m, "xbzrle_bytes_per_page");
 	in->link_bps = (double)o->link_bps;
 	/* Hand-off and restore, plus the vCPU state over the link. */
@@ -154,8 +156,7 @@ static void print_row(json_t *f)
 	}
 	printf("%9.0f ms  %7.1f ms  %6.0f   ", num(f, "total_ms"), num(f, "downtime_ms"),
 	       num(f, "rounds"));
-	json_array_foreach(pct, i, v)
-		printf("%s%lld%%", i ? " " : "", json_integer_value(v));
+	json_array_foreach(pct, i, v) printf("%s%lld%%", i ? " " : "", json_integer_value(v));
 	putchar('\n');
 }
 
@@ -196,8 +197,7 @@ int cmd_predict(int argc, char **argv)
 	       (double)o.link_bps / 1048576, (unsigned long long)o.downtime_ms);
 	printf("  %-12s %12s %10s %7s   %s\n", "strategy", "total", "downtime", "rounds",
 	       "throttle per vCPU");
-	json_array_foreach(rows, i, f)
-		print_row(f);
+	json_array_foreach(rows, i, f) print_row(f);
 	if (!in.per_vcpu)
 		printf("  (dirty-limit needs per-vCPU rates: run the VM with --dirty-backend ring)\n");
 	json_decref(rows);

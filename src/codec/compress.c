@@ -97,7 +97,8 @@ int compress_parse(const char *spec, enum compress_kind *kind, int *level)
 		if (end != spec + 5 && !*end && *level >= 1 && *level <= 19)
 			return 0;
 	}
-	return err_set(-EINVAL, "compression '%s' is unknown: use none, lz4, zstd or zstd:LEVEL (1-19)",
+	return err_set(-EINVAL,
+		       "compression '%s' is unknown: use none, lz4, zstd or zstd:LEVEL (1-19)",
 		       spec);
 }
 

@@ -78,11 +78,11 @@ static json_t *guest_counters(struct vm *vm)
 		written += st->pages_written;
 		passes += st->passes;
 		errors += st->verify_errors;
-		json_array_append_new(
-			per_vcpu, json_pack("{s:I,s:I,s:I,s:I}", "pages_written",
-					    (json_int_t)st->pages_written, "passes",
-					    (json_int_t)st->passes, "verify_errors",
-					    (json_int_t)st->verify_errors, "work", (json_int_t)st->work));
+		json_array_append_new(per_vcpu, json_pack("{s:I,s:I,s:I,s:I}", "pages_written",
+							  (json_int_t)st->pages_written, "passes",
+							  (json_int_t)st->passes, "verify_errors",
+							  (json_int_t)st->verify_errors, "work",
+							  (json_int_t)st->work));
 	}
 	return json_pack("{s:I,s:I,s:I,s:o}", "pages_written", (json_int_t)written, "passes",
 			 (json_int_t)passes, "verify_errors", (json_int_t)errors, "per_vcpu",

@@ -68,8 +68,9 @@ static int parse_params(json_t *args, struct mig_params *p)
 	}
 	if ((v = json_object_get(args, "converge"))) {
 		if (!json_is_string(v))
-			return err_set(-EINVAL,
-				       "converge must be auto, throttle, sdps, dirty-limit or none");
+			return err_set(
+				-EINVAL,
+				"converge must be auto, throttle, sdps, dirty-limit or none");
 		if (converge_parse(json_string_value(v), &p->converge) < 0)
 			return -EINVAL;
 	}
@@ -177,8 +178,8 @@ static json_t *converge_json(const struct converge_stats *c)
 
 	for (uint32_t i = first; i < c->decisions; i++)
 		json_array_append_new(log, json_pack("{s:i,s:s}", "round",
-						     (int)c->log[i % CONVERGE_LOG].round, "decision",
-						     c->log[i % CONVERGE_LOG].text));
+						     (int)c->log[i % CONVERGE_LOG].round,
+						     "decision", c->log[i % CONVERGE_LOG].text));
 	return json_pack("{s:s,s:s,s:i,s:i,s:i,s:o}", "strategy", converge_name(c->asked), "used",
 			 converge_name(c->active), "throttle_pct_max", (int)c->throttle_pct_max,
 			 "throttle_pct", (int)c->throttle_pct_now, "decisions_total",
@@ -194,15 +195,14 @@ json_t *control_query_migrate(struct control_ctx *ctx, json_t *args)
 	if (!ctx->migration)
 		return json_pack("{s:s}", "status", "none");
 	s = mig_source_stats(ctx->migration);
-	r = json_pack("{s:s,s:s,s:f,s:f,s:f,s:i,s:I,s:{s:I,s:I,s:I},s:f,s:s,s:I,s:f,s:f,s:o}", "status",
-		      mig_status_name(s.status), "uri", s.uri, "total_ms", s.total_ms,
+	r = json_pack("{s:s,s:s,s:f,s:f,s:f,s:i,s:I,s:{s:I,s:I,s:I},s:f,s:s,s:I,s:f,s:f,s:o}",
+		      "status", mig_status_name(s.status), "uri", s.uri, "total_ms", s.total_ms,
 		      "downtime_ms", s.downtime_ms, "setup_ms", s.setup_ms, "rounds", (int)s.rounds,
 		      "bytes_sent", (json_int_t)s.bytes_sent, "pages", "raw",
 		      (json_int_t)s.pages_raw, "zero", (json_int_t)s.pages_zero, "xbzrle",
-		      (json_int_t)s.pages_xbzrle, "bandwidth_bps",
-		      s.bandwidth_bps, "verify", s.verify, "remaining_pages",
-		      (json_int_t)s.remaining_pages, "dirty_rate_pps", s.dirty_rate_pps,
-		      "expected_downtime_ms", s.expected_downtime_ms, "phases",
+		      (json_int_t)s.pages_xbzrle, "bandwidth_bps", s.bandwidth_bps, "verify",
+		      s.verify, "remaining_pages", (json_int_t)s.remaining_pages, "dirty_rate_pps",
+		      s.dirty_rate_pps, "expected_downtime_ms", s.expected_downtime_ms, "phases",
 		      phases_json(&s.phase));
 	json_object_set_new(r, "converge", converge_json(&s.converge));
 	if (s.xbzrle.cache_bytes)

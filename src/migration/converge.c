@@ -14,8 +14,9 @@
 #define MIB (1024.0 * 1024.0)
 
 static const char *const names[] = {
-	[CONVERGE_AUTO] = "auto", [CONVERGE_THROTTLE] = "throttle", [CONVERGE_SDPS] = "sdps",
-	[CONVERGE_DIRTY_LIMIT] = "dirty-limit", [CONVERGE_NONE] = "none",
+	[CONVERGE_AUTO] = "auto", [CONVERGE_THROTTLE] = "throttle",
+	[CONVERGE_SDPS] = "sdps", [CONVERGE_DIRTY_LIMIT] = "dirty-limit",
+	[CONVERGE_NONE] = "none",
 };
 
 const char *converge_name(enum converge_strategy s)
@@ -30,15 +31,18 @@ int converge_parse(const char *name, enum converge_strategy *out)
 			*out = (enum converge_strategy)i;
 			return 0;
 		}
-	return err_set(-EINVAL, "converge strategy '%s' is unknown: use auto, throttle, sdps, dirty-limit or none",
-		       name);
+	return err_set(
+		-EINVAL,
+		"converge strategy '%s' is unknown: use auto, throttle, sdps, dirty-limit or none",
+		name);
 }
 
 int converge_check(struct vm *vm, const struct mig_params *p)
 {
 	if (p->converge == CONVERGE_DIRTY_LIMIT && !dirty_per_vcpu(vm->dirty))
-		return err_set(-EINVAL,
-			       "dirty-limit needs each vCPU's dirty rate, which only the dirty ring gives: run the VM with --dirty-backend ring");
+		return err_set(
+			-EINVAL,
+			"dirty-limit needs each vCPU's dirty rate, which only the dirty ring gives: run the VM with --dirty-backend ring");
 	return 0;
 }
 
@@ -238,7 +242,8 @@ static int give_up(struct converge *c, const struct mig_params *p, double rate, 
 static void ease_gently(const struct converge *c, const struct policy_input *in, unsigned *pct)
 {
 	for (unsigned i = 0; i < c->vm->nr_vcpus; i++) {
-		unsigned floor = in->round_s < CONVERGE_EASE_MIN_ROUND_S ? c->pct[i] : c->pct[i] / 2;
+		unsigned floor =
+			in->round_s < CONVERGE_EASE_MIN_ROUND_S ? c->pct[i] : c->pct[i] / 2;
 
 		pct[i] = pct[i] < floor ? floor : pct[i];
 	}
@@ -248,8 +253,8 @@ static void ease_gently(const struct converge *c, const struct policy_input *in,
  * savings count); true when they have stopped and nothing is left to try.
  * (Stuck while the guest dirties slowly is the downtime limit's doing, not
  * the guest's: the timeout reports that one.) */
-static bool hopeless(struct converge *c, const struct mig_params *p,
-		     const struct policy_input *in, uint32_t round, double rate, double target)
+static bool hopeless(struct converge *c, const struct mig_params *p, const struct policy_input *in,
+		     uint32_t round, double rate, double target)
 {
 	double left = (double)in->dirty_pages * in->bytes_per_page;
 

@@ -43,10 +43,10 @@ struct throttle;
 struct converge {
 	struct vm *vm;
 	struct throttle *throttle;
-	enum converge_strategy active; /* auto: none until it decides */
-	unsigned pct[FERRY_MAX_VCPUS];	     /* per vCPU, as set */
+	enum converge_strategy active;	      /* auto: none until it decides */
+	unsigned pct[FERRY_MAX_VCPUS];	      /* per vCPU, as set */
 	uint64_t vcpu_pages[FERRY_MAX_VCPUS]; /* per-vCPU dirty counts at the last round */
-	double last_left; /* bytes the last round left to send */
+	double last_left;		      /* bytes the last round left to send */
 	unsigned stuck;
 	struct converge_stats stats;
 };
@@ -72,8 +72,7 @@ void converge_stop(struct converge *c);
  * and auto's choice. */
 void converge_plan(enum converge_strategy s, const struct mig_params *p, unsigned n,
 		   const double *r0, const unsigned *now, double target, unsigned *pct);
-enum converge_strategy converge_choose(bool per_vcpu, unsigned n, const double *r0,
-				       double target);
+enum converge_strategy converge_choose(bool per_vcpu, unsigned n, const double *r0, double target);
 
 const char *converge_name(enum converge_strategy s);
 /* Parse a strategy name; returns -EINVAL for an unknown one. */

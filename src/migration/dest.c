@@ -32,8 +32,8 @@ struct incoming {
 	uint64_t npages;
 	uint8_t *state; /* STATE body, kept until END */
 	size_t state_len;
-	uint64_t *hashes; /* HASHES, one per page, when verifying */
-	uint64_t *hashed; /* bitmap of pages with a hash */
+	uint64_t *hashes;  /* HASHES, one per page, when verifying */
+	uint64_t *hashed;  /* bitmap of pages with a hash */
 	uint64_t *written; /* pages the stream wrote; the others are still zero */
 	struct prefault *prefault;
 };

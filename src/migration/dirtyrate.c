@@ -51,7 +51,8 @@ static void take_samples(struct dirtyrate *d)
 			continue;
 		d->sample_gfn[d->nsamples] = g;
 		memcpy(d->sample + (size_t)d->nsamples++ * FERRY_PAGE_SIZE,
-		       mem_host(&d->vm->mem, g * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE), FERRY_PAGE_SIZE);
+		       mem_host(&d->vm->mem, g * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE),
+		       FERRY_PAGE_SIZE);
 	}
 }
 
@@ -126,7 +127,8 @@ static int measure(struct dirtyrate *d, struct dirtyrate_result *r)
 	r->rate_pps = (double)pages / r->elapsed_s;
 	r->working_set_pages = bitmap_count(d->seen, d->npages);
 	for (unsigned i = 0; i < r->nr_vcpus && r->per_vcpu; i++)
-		r->vcpu_pps[i] = (double)(dirty_vcpu_pages(d->vm->dirty, i) - vcpu0[i]) / r->elapsed_s;
+		r->vcpu_pps[i] =
+			(double)(dirty_vcpu_pages(d->vm->dirty, i) - vcpu0[i]) / r->elapsed_s;
 	encode_samples(d, r);
 	dirty_stop(d->vm->dirty);
 	return rc;
@@ -148,9 +150,10 @@ static void *dirtyrate_thread(void *arg)
 	if (rc < 0)
 		snprintf(r.reason, sizeof(r.reason), "%s", err_msg());
 	else
-		log_info("dirty rate: %.0f pages/s (peak %.0f), working set %llu pages, over %.1f s",
-			 r.rate_pps, r.peak_pps, (unsigned long long)r.working_set_pages,
-			 r.elapsed_s);
+		log_info(
+			"dirty rate: %.0f pages/s (peak %.0f), working set %llu pages, over %.1f s",
+			r.rate_pps, r.peak_pps, (unsigned long long)r.working_set_pages,
+			r.elapsed_s);
 	pthread_mutex_lock(&d->lock);
 	d->result = r;
 	pthread_mutex_unlock(&d->lock);

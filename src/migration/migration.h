@@ -28,12 +28,12 @@ enum converge_strategy {
 };
 
 struct mig_params {
-	uint64_t downtime_ms;	    /* acceptable pause (default 300) */
-	uint64_t max_bandwidth_bps; /* 0: unlimited (the default) */
-	uint64_t timeout_s;	    /* give up after this long (default 600; 0: never) */
-	uint32_t io_timeout_ms;	    /* a stalled connection fails after this long (10000) */
-	bool verify;		    /* hash every page at switchover */
-	uint64_t xbzrle_cache_bytes; /* 0: no XBZRLE */
+	uint64_t downtime_ms;		 /* acceptable pause (default 300) */
+	uint64_t max_bandwidth_bps;	 /* 0: unlimited (the default) */
+	uint64_t timeout_s;		 /* give up after this long (default 600; 0: never) */
+	uint32_t io_timeout_ms;		 /* a stalled connection fails after this long (10000) */
+	bool verify;			 /* hash every page at switchover */
+	uint64_t xbzrle_cache_bytes;	 /* 0: no XBZRLE */
 	enum converge_strategy converge; /* default auto */
 	uint32_t throttle_initial;	 /* throttle: first step, % (20) */
 	uint32_t throttle_increment;	 /* throttle: later steps, % (10) */

@@ -16,8 +16,7 @@ static double page_bytes(const struct predict_input *in, unsigned k)
 {
 	double hit;
 
-	if (!in->params.xbzrle_cache_bytes || !in->xbzrle_bytes_per_page || k < 2 ||
-	    !in->wss_pages)
+	if (!in->params.xbzrle_cache_bytes || !in->xbzrle_bytes_per_page || k < 2 || !in->wss_pages)
 		return RAW_BYTES;
 	hit = (double)in->params.xbzrle_cache_bytes / 4096.0 / (double)in->wss_pages;
 	hit = hit > 1 ? 1 : hit;
@@ -96,11 +95,13 @@ void predict(const struct predict_input *in, struct prediction *out)
 	memset(out, 0, sizeof(*out));
 	out->used = in->params.converge;
 	secs = ((double)(in->mem_pages - in->zero_pages) * RAW_BYTES +
-		(double)in->zero_pages * ENTRY_BYTES) / in->link_bps;
+		(double)in->zero_pages * ENTRY_BYTES) /
+	       in->link_bps;
 	out->total_ms = secs * 1e3;
 	for (out->rounds = 1; out->rounds < PREDICT_MAX_ROUNDS; out->rounds++) {
 		double rate = throttled_rate(in, out->pct, r), bpp = page_bytes(in, out->rounds);
-		double dirty = rate * secs < (double)in->wss_pages ? rate * secs : (double)in->wss_pages;
+		double dirty =
+			rate * secs < (double)in->wss_pages ? rate * secs : (double)in->wss_pages;
 		enum policy_decision d = switch_now(in, out, dirty, bpp, rate);
 
 		if (d != POLICY_CONTINUE)

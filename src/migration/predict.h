@@ -25,12 +25,12 @@ struct predict_input {
 	uint64_t mem_pages, zero_pages, wss_pages;
 	double rate_pps; /* the guest's whole dirty rate */
 	unsigned nr_vcpus;
-	bool per_vcpu;			    /* vcpu_pps measured */
-	double vcpu_pps[FERRY_MAX_VCPUS];   /* each vCPU's share of it */
-	double xbzrle_bytes_per_page;	    /* measured delta size (0: unknown) */
-	double link_bps;		    /* bytes per second */
-	double fixed_ms;		    /* switchover cost besides the pages */
-	struct mig_params params;	    /* downtime, timeout, xbzrle, throttle */
+	bool per_vcpu;			  /* vcpu_pps measured */
+	double vcpu_pps[FERRY_MAX_VCPUS]; /* each vCPU's share of it */
+	double xbzrle_bytes_per_page;	  /* measured delta size (0: unknown) */
+	double link_bps;		  /* bytes per second */
+	double fixed_ms;		  /* switchover cost besides the pages */
+	struct mig_params params;	  /* downtime, timeout, xbzrle, throttle */
 };
 
 struct prediction {

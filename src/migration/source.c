@@ -125,7 +125,8 @@ static int send_batch(struct mig_source *m, const uint64_t *gfns, uint32_t n, ui
 		if (!p.iov_len)
 			continue;
 		/* Neighbouring payloads in memory go as one iovec. */
-		if (niov > 2 && (uint8_t *)iov[niov - 1].iov_base + iov[niov - 1].iov_len == p.iov_base)
+		if (niov > 2 &&
+		    (uint8_t *)iov[niov - 1].iov_base + iov[niov - 1].iov_len == p.iov_base)
 			iov[niov - 1].iov_len += p.iov_len;
 		else
 			iov[niov++] = p;

@@ -40,7 +40,7 @@ enum page_encoding {
 
 /* A page entry: gfn in bits 0-39, payload length (XBZRLE only) in bits
  * 40-55, encoding in bits 56-63. */
-#define PAGE_ENTRY_LEN(gfn, enc, len)                                                    \
+#define PAGE_ENTRY_LEN(gfn, enc, len) \
 	((uint64_t)(gfn) | (uint64_t)(len) << 40 | (uint64_t)(enc) << 56)
 #define PAGE_ENTRY(gfn, enc) PAGE_ENTRY_LEN(gfn, enc, 0)
 #define PAGE_ENTRY_GFN(e)    ((e) & ((1ull << 40) - 1))

@@ -173,7 +173,8 @@ int rec_parse_pages(const void *body, uint32_t len, uint64_t npages, struct page
 		if (enc > PAGE_XBZRLE)
 			return err_set(-EINVAL, "PAGES record uses unknown page encoding %u", enc);
 		if (enc == PAGE_XBZRLE ? size >= STREAM_PAGE_SIZE : size != 0)
-			return err_set(-EINVAL, "PAGES record has a bad payload length %u for page %llu",
+			return err_set(-EINVAL,
+				       "PAGES record has a bad payload length %u for page %llu",
 				       size, (unsigned long long)PAGE_ENTRY_GFN(e));
 		out->raw += enc == PAGE_RAW;
 		out->payload_bytes += enc == PAGE_RAW ? STREAM_PAGE_SIZE : size;

@@ -363,7 +363,7 @@ uint64_t dirty_vcpu_pages(struct dirty *d, unsigned vcpu_index)
 
 	pthread_mutex_lock(&d->lock);
 	n = d->backend == DIRTY_RING && vcpu_index < VM_MAX_VCPUS ? d->rings[vcpu_index].harvested
-								   : 0;
+								  : 0;
 	pthread_mutex_unlock(&d->lock);
 	return n;
 }

@@ -21,9 +21,9 @@ struct vcpu {
 	bool thread_started;
 	char console[128]; /* console bytes until the next newline */
 	unsigned console_len;
-	unsigned throttle_pct;	/* share of time to spend asleep (atomic; vm/throttle.c) */
-	uint64_t ran_since_ns;	/* end of the last throttle sleep (vCPU thread only) */
-	uint64_t throttled_ns;	/* slept for the throttle, in total (atomic) */
+	unsigned throttle_pct; /* share of time to spend asleep (atomic; vm/throttle.c) */
+	uint64_t ran_since_ns; /* end of the last throttle sleep (vCPU thread only) */
+	uint64_t throttled_ns; /* slept for the throttle, in total (atomic) */
 };
 
 int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out);

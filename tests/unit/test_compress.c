@@ -70,7 +70,8 @@ static double round_trip(enum compress_kind backend, uint32_t data)
 
 static void test_round_trips(void **unused)
 {
-	double zt = round_trip(COMPRESS_ZSTD, FERRY_DATA_TEXT), lt = round_trip(COMPRESS_LZ4, FERRY_DATA_TEXT);
+	double zt = round_trip(COMPRESS_ZSTD, FERRY_DATA_TEXT),
+	       lt = round_trip(COMPRESS_LZ4, FERRY_DATA_TEXT);
 	double zr = round_trip(COMPRESS_ZSTD, FERRY_DATA_RANDOM);
 	double lr = round_trip(COMPRESS_LZ4, FERRY_DATA_RANDOM);
 
@@ -95,7 +96,8 @@ static void test_broken_frames(void **unused)
 		n = c.backend->compress(&c, src, BATCH, frame, compress_bound(BATCH));
 		assert_true(n > 16);
 		assert_int_equal(c.backend->decompress(&c, frame, (size_t)n / 2, out, BATCH), -22);
-		assert_int_equal(c.backend->decompress(&c, frame, (size_t)n, out, BATCH - 4096), -22);
+		assert_int_equal(c.backend->decompress(&c, frame, (size_t)n, out, BATCH - 4096),
+				 -22);
 		memset(frame, 0xff, 16);
 		assert_int_equal(c.backend->decompress(&c, frame, (size_t)n, out, BATCH), -22);
 		compressor_free(&c);

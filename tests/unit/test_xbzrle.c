@@ -97,14 +97,14 @@ static void test_rejects_malformed(void **unused)
 		uint8_t bytes[8];
 		size_t len;
 	} bad[] = {
-		{ { 0x05 }, 1 },		/* skip without run */
-		{ { 0x05, 0x00 }, 2 },		/* empty run */
-		{ { 0x00, 0x02, 0xaa }, 3 },	/* truncated run */
-		{ { 0x80, 0x00, 0x01, 0xaa }, 4 }, /* overlong skip */
-		{ { 0xff, 0xff, 0x01, 0x01, 0xaa }, 5 }, /* three-byte skip */
-		{ { 0x80, 0x20, 0x01, 0xaa }, 4 }, /* skip 4096 leaves no room */
+		{ { 0x05 }, 1 },			       /* skip without run */
+		{ { 0x05, 0x00 }, 2 },			       /* empty run */
+		{ { 0x00, 0x02, 0xaa }, 3 },		       /* truncated run */
+		{ { 0x80, 0x00, 0x01, 0xaa }, 4 },	       /* overlong skip */
+		{ { 0xff, 0xff, 0x01, 0x01, 0xaa }, 5 },       /* three-byte skip */
+		{ { 0x80, 0x20, 0x01, 0xaa }, 4 },	       /* skip 4096 leaves no room */
 		{ { 0x01, 0x01, 0xaa, 0x00, 0x01, 0xbb }, 6 }, /* zero gap after a run */
-		{ { 0xff, 0x1f, 0x02, 0xaa, 0xbb }, 5 }, /* 4095 + 2 past the end */
+		{ { 0xff, 0x1f, 0x02, 0xaa, 0xbb }, 5 },       /* 4095 + 2 past the end */
 	};
 	uint8_t ok[] = { 0x00, 0x01, 0xaa, 0xfe, 0x1f, 0x01, 0xbb }; /* byte 0 and 4095 */
 	uint8_t page[PAGE] = { 0 };
@@ -152,9 +152,8 @@ static double replay(enum page_cache_kind kind, uint64_t hot, unsigned hot_pct)
 		if (round == 2)
 			s0 = page_cache_get_stats(pc);
 		for (uint64_t i = 0; i < per_round; i++) {
-			uint64_t gfn = next() % 100 < hot_pct
-					       ? scatter(next() % hot) % npages
-					       : next() % npages;
+			uint64_t gfn = next() % 100 < hot_pct ? scatter(next() % hot) % npages
+							      : next() % npages;
 
 			if (!page_cache_lookup(pc, gfn, round))
 				page_cache_insert(pc, gfn, round);
@@ -187,10 +186,8 @@ static void test_assoc_beats_direct(void **unused)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trips),
-		cmocka_unit_test(test_edges),
-		cmocka_unit_test(test_rejects_malformed),
-		cmocka_unit_test(test_cache_basics),
+		cmocka_unit_test(test_round_trips),	   cmocka_unit_test(test_edges),
+		cmocka_unit_test(test_rejects_malformed),  cmocka_unit_test(test_cache_basics),
 		cmocka_unit_test(test_assoc_beats_direct),
 	};
 
