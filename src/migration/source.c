@@ -21,8 +21,9 @@
 #include "vm/vm.h"
 
 #define BATCH_PAGES 128
-/* Until a round has moved this much, its throughput says little. */
+/* Until a round has moved this much, for this long, its throughput says little. */
 #define MIN_BYTES_FOR_BANDWIDTH (1u << 20)
+#define MIN_SECS_FOR_BANDWIDTH	0.1
 /* Restore and two one-way trips on top of what can be measured. */
 #define HANDOFF_ESTIMATE_MS 2.0
 /* The state blob is about 11 KiB per vCPU here; round up for other hosts. */
@@ -47,9 +48,10 @@ struct mig_source {
 	struct converge conv;
 	uint64_t npages;
 	uint64_t start_ns;
-	bool paused;	  /* we paused the guest (switchover) */
-	bool committed;	  /* COMMIT went out: never resume here on our own */
-	double verify_ms; /* predicted cost of hashing every page, both sides */
+	uint64_t sync_start_ns; /* when the last round's dirty sync began */
+	bool paused;		/* we paused the guest (switchover) */
+	bool committed;		/* COMMIT went out: never resume here on our own */
+	double verify_ms;	/* predicted cost of hashing every page, both sides */
 
 	pthread_mutex_t lock; /* protects everything below */
 	struct mig_params params;
@@ -208,7 +210,7 @@ static int send_round(struct mig_source *m, uint32_t round, uint64_t count)
  * pages join the next round's. */
 static int probe_dirty_rate(struct mig_source *m, struct policy_input *in)
 {
-	uint64_t t0 = time_now_ns();
+	uint64_t t0 = m->sync_start_ns; /* pages written during that sync count here */
 	int64_t n;
 	double rate;
 
@@ -256,13 +258,16 @@ static int after_round(struct mig_source *m, const struct round_mark *start,
 	int rc;
 
 	/* The link's rate is what left the socket, not what went into it: a
-	 * round that fills an empty socket buffer would look faster. */
-	if (bytes >= MIN_BYTES_FOR_BANDWIDTH && secs > 0 && end.gone > start->gone)
+	 * round that fills an empty socket buffer would look faster. Short
+	 * rounds say little (a shaper's burst after an idle moment). */
+	if (bytes >= MIN_BYTES_FOR_BANDWIDTH && secs >= MIN_SECS_FOR_BANDWIDTH &&
+	    end.gone > start->gone)
 		in->bandwidth_bps = (double)(end.gone - start->gone) / secs;
 	/* Round 0 averages in every zero page of the guest; the pages that get
 	 * dirtied again are written ones. Learn the cost from later rounds. */
 	if (pages && m->stats.rounds > 0)
 		in->bytes_per_page = (double)bytes / (double)pages;
+	m->sync_start_ns = time_now_ns();
 	n = dirty_sync(m->vm->dirty, m->dirty);
 	if (n < 0)
 		return (int)n;
