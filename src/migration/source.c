@@ -258,10 +258,12 @@ static int after_round(struct mig_source *m, const struct round_mark *start,
 	int rc;
 
 	/* The link's rate is what left the socket, not what went into it: a
-	 * round that fills an empty socket buffer would look faster. Short
-	 * rounds say little (a shaper's burst after an idle moment). */
-	if (bytes >= MIN_BYTES_FOR_BANDWIDTH && secs >= MIN_SECS_FOR_BANDWIDTH &&
-	    end.gone > start->gone)
+	 * round that fills an empty socket buffer would look faster. A short
+	 * small round says little (a shaper's burst after an idle moment), but
+	 * is better than no measurement at all. */
+	if (bytes >= MIN_BYTES_FOR_BANDWIDTH && end.gone > start->gone &&
+	    (secs >= MIN_SECS_FOR_BANDWIDTH || bytes >= 16 * MIN_BYTES_FOR_BANDWIDTH ||
+	     in->bandwidth_bps <= 0))
 		in->bandwidth_bps = (double)(end.gone - start->gone) / secs;
 	/* Round 0 averages in every zero page of the guest; the pages that get
 	 * dirtied again are written ones. Learn the cost from later rounds. */
