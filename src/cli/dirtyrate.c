@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "control/client.h"
+#include "migration/dirtyrate.h"
 #include "util/error.h"
 #include "util/time.h"
 
@@ -65,9 +66,9 @@ static void print_result(json_t *r)
 	json_t *vcpus = json_object_get(r, "vcpu_rate_pps"), *v;
 	size_t i;
 
-	printf("dirty rate   %.0f pages/s (%.1f MiB/s), peak %.0f pages/s over %.0f ms\n",
+	printf("dirty rate   %.0f pages/s (%.1f MiB/s), peak %.0f pages/s over %d ms\n",
 	       num(r, "dirty_rate_pps"), num(r, "dirty_rate_mibps"), num(r, "peak_rate_pps"),
-	       100.0);
+	       DIRTYRATE_WINDOW_MS);
 	printf("working set  %.0f pages (%.1f MiB) of %.0f; %.0f pages are zero\n",
 	       num(r, "working_set_pages"), num(r, "working_set_pages") / 256, num(r, "mem_pages"),
 	       num(r, "zero_pages"));

@@ -78,10 +78,3 @@ void throttle_set_all(struct throttle *t, unsigned pct)
 	for (unsigned i = 0; i < t->vm->nr_vcpus; i++)
 		throttle_set(t, i, pct);
 }
-
-unsigned throttle_get(struct throttle *t, unsigned vcpu)
-{
-	return vcpu < t->vm->nr_vcpus
-		       ? __atomic_load_n(&t->vm->vcpus[vcpu]->throttle_pct, __ATOMIC_RELAXED)
-		       : 0;
-}

@@ -21,6 +21,5 @@ int throttle_start(struct vm *vm, struct throttle **out);
 void throttle_stop(struct throttle *t);
 void throttle_set(struct throttle *t, unsigned vcpu, unsigned pct);
 void throttle_set_all(struct throttle *t, unsigned pct);
-unsigned throttle_get(struct throttle *t, unsigned vcpu);
 
 #endif
