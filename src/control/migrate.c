@@ -26,6 +26,29 @@ static int parse_pct(json_t *args, const char *key, uint32_t *out)
 	return 0;
 }
 
+/* channels and compress. */
+static int parse_pipeline(json_t *args, struct mig_params *p)
+{
+	json_t *v;
+
+	if ((v = json_object_get(args, "channels"))) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > CHANNELS_MAX)
+			return err_set(-EINVAL,
+				       "channels must be a number of data channels from 0 to %u",
+				       CHANNELS_MAX);
+		p->channels = (uint32_t)json_integer_value(v);
+	}
+	if ((v = json_object_get(args, "compress"))) {
+		if (!json_is_string(v))
+			return err_set(-EINVAL,
+				       "compress must be none, lz4, zstd, zstd:LEVEL or auto");
+		if (mig_compress_parse(json_string_value(v), &p->compress) < 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
 /* Read the parameters present in args over p. */
 static int parse_params(json_t *args, struct mig_params *p)
 {
@@ -33,6 +56,8 @@ static int parse_params(json_t *args, struct mig_params *p)
 
 	if (!args)
 		return 0;
+	if (parse_pipeline(args, p) < 0)
+		return -EINVAL;
 	if ((v = json_object_get(args, "downtime-ms"))) {
 		if (!json_is_integer(v) || json_integer_value(v) < 1)
 			return err_set(-EINVAL,
@@ -122,6 +147,11 @@ json_t *control_migrate(struct control_ctx *ctx, json_t *args)
 	}
 	if (parse_params(args, &p) < 0 || converge_check(vm, &p) < 0)
 		return NULL;
+	if (p.channels && !strncmp(uri, "fd:", 3)) {
+		err_set(-EINVAL, "data channels need a tcp: or unix: URI; %s is one connection",
+			uri);
+		return NULL;
+	}
 	mig_source_free(ctx->migration);
 	ctx->migration = NULL;
 	if (mig_source_start(vm, uri, &p, &ctx->migration) < 0)
@@ -186,6 +216,45 @@ static json_t *converge_json(const struct converge_stats *c)
 			 (int)c->decisions, "decisions", log);
 }
 
+static json_t *channel_json(const struct channel_stats *c, uint32_t index)
+{
+	return json_pack(
+		"{s:i,s:I,s:I,s:f,s:I,s:I,s:I,s:f,s:f,s:I,s:f,s:I}", "index", (int)index, "bytes",
+		(json_int_t)c->bytes, "raw_bytes", (json_int_t)c->raw_bytes, "ratio",
+		c->bytes ? (double)c->raw_bytes / (double)c->bytes : 0.0, "batches",
+		(json_int_t)c->batches, "compressed", (json_int_t)c->compressed, "skipped",
+		(json_int_t)c->skipped, "compress_cpu_ms", (double)c->compress_cpu_ns / 1e6,
+		"wait_ms", (double)c->wait_ns / 1e6, "dest_bytes", (json_int_t)c->dest_bytes,
+		"decompress_cpu_ms", (double)c->decompress_cpu_ns / 1e6, "barrier_waits",
+		(json_int_t)c->barrier_waits);
+}
+
+/* The codec over time: each change with the link and ratio it was made on. */
+static json_t *codec_json(const struct mig_compress *asked, const struct autocomp *a)
+{
+	json_t *log = json_array();
+	char name[32];
+
+	for (uint32_t i = 0; asked->automatic && i < a->changes && i < AUTOCOMP_LOG; i++)
+		json_array_append_new(
+			log, json_pack("{s:f,s:s,s:f,s:f}", "t_ms", a->log[i].t_ms, "codec",
+				       autocomp_codec_name(a->log[i].codec), "link_mbps",
+				       a->log[i].link_mbps, "ratio", a->log[i].ratio));
+	return json_pack("{s:s,s:s,s:i,s:o}", "asked", mig_compress_name(asked, name, 32),
+			 "now", autocomp_codec_name(a->choice), "changes",
+			 (int)(asked->automatic ? a->changes : 0), "log", log);
+}
+
+static json_t *pipeline_json(const struct mig_stats *s)
+{
+	json_t *chans = json_array();
+
+	for (uint32_t i = 0; i < (s->channels ? s->channels : 1); i++)
+		json_array_append_new(chans, channel_json(&s->chan[i], i));
+	return json_pack("{s:i,s:o,s:o}", "data_channels", (int)s->channels, "channels", chans,
+			 "compress", codec_json(&s->compress, &s->codec));
+}
+
 json_t *control_query_migrate(struct control_ctx *ctx, json_t *args)
 {
 	struct mig_stats s;
@@ -205,6 +274,7 @@ json_t *control_query_migrate(struct control_ctx *ctx, json_t *args)
 		      s.dirty_rate_pps, "expected_downtime_ms", s.expected_downtime_ms, "phases",
 		      phases_json(&s.phase));
 	json_object_set_new(r, "converge", converge_json(&s.converge));
+	json_object_set_new(r, "pipeline", pipeline_json(&s));
 	if (s.xbzrle.cache_bytes)
 		json_object_set_new(r, "xbzrle", xbzrle_json(&s));
 	if (s.reason[0])

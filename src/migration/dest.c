@@ -7,7 +7,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "codec/xbzrle.h"
+#include "migration/apply.h"
+#include "migration/receiver.h"
 #include "migration/wire.h"
 #include "stream/record.h"
 #include "transport/uri.h"
@@ -23,6 +24,8 @@
 
 struct incoming {
 	const struct mig_dest_opts *o;
+	int lfd;
+	const char *uri;
 	struct mig_dest_stats *stats;
 	struct chan chan;
 	struct wire_buf buf;
@@ -36,12 +39,20 @@ struct incoming {
 	uint64_t *hashed;  /* bitmap of pages with a hash */
 	uint64_t *written; /* pages the stream wrote; the others are still zero */
 	struct prefault *prefault;
+	struct rec_channels channels; /* count 0: pages come on the main channel */
+	struct receivers *rx;	      /* the data channels */
+	struct page_writer pages;     /* the main channel's pages */
+	uint32_t round;		      /* rounds ended on the main channel */
 };
 
 static int next_record(struct incoming *in)
 {
 	int rc = wire_recv(&in->chan, &in->hdr, &in->buf);
 
+	/* A data channel that failed broke this read on purpose: its reason
+	 * is the one to tell. */
+	if (rc < 0 && in->rx && receivers_error(in->rx))
+		return receivers_error(in->rx);
 	if (rc == 0 && in->stats)
 		in->stats->bytes_received = in->chan.bytes_received;
 	return rc;
@@ -58,7 +69,36 @@ static int refuse_config(const struct incoming *in)
 	return 0;
 }
 
-/* Header, CONFIG, then a VM of that shape. Its memory is faulted in by a
+static int read_channels(struct incoming *in)
+{
+	struct uri u;
+	int rc = next_record(in);
+
+	if (rc == 0 && in->hdr.type != REC_CHANNELS)
+		rc = err_set(-EPROTO, "CONFIG announced CHANNELS, but %s came",
+			     rec_type_name(in->hdr.type));
+	if (rc == 0)
+		rc = rec_parse_channels(in->buf.data, in->hdr.length, &in->channels);
+	if (rc == 0 && uri_parse(in->uri, &u) == 0 && u.kind == URI_FD)
+		rc = err_set(-EPROTO, "the source wants %u data channels, but %s is one connection",
+			     in->channels.count, in->uri);
+	return rc;
+}
+
+static int join_channels(struct incoming *in)
+{
+	int rc = receivers_accept(in->lfd, in->uri, &in->channels, (int)in->o->io_timeout_ms,
+				  &in->rx);
+
+	if (rc == 0)
+		rc = receivers_start(in->rx, &in->vm->mem, in->written, &in->chan);
+	if (rc == 0)
+		log_info("%u data channels joined", in->channels.count);
+	return rc;
+}
+
+/* Header, CONFIG (and CHANNELS, whose data channels then join), then a VM
+ * of that shape. Its memory is faulted in by a
  * background thread while the pages arrive (vm/prefault.h), stopped at END. */
 static int handshake(struct incoming *in)
 {
@@ -77,6 +117,8 @@ static int handshake(struct incoming *in)
 		rc = rec_parse_config(in->buf.data, in->hdr.length, &in->cfg);
 	if (rc == 0)
 		rc = refuse_config(in);
+	if (rc == 0 && in->cfg.flags & CONFIG_CHANNELS)
+		rc = read_channels(in);
 	if (rc < 0)
 		return rc;
 	vc = (struct vm_config){ .mem_bytes = in->cfg.mem_bytes,
@@ -90,6 +132,11 @@ static int handshake(struct incoming *in)
 	in->written = calloc(BITMAP_WORDS(in->npages), 8);
 	if (!in->written)
 		return err_set(-ENOMEM, "out of memory");
+	rc = page_writer_init(&in->pages, &in->vm->mem, in->written);
+	if (rc == 0 && in->channels.count)
+		rc = join_channels(in);
+	if (rc < 0)
+		return rc;
 	if (prefault_start(&in->vm->mem, &in->prefault) < 0)
 		log_warn("guest memory faults in on demand: %s", err_msg());
 	rc = wire_send_empty(&in->chan, REC_READY);
@@ -106,38 +153,44 @@ static int handshake(struct incoming *in)
 
 static int load_pages(struct incoming *in)
 {
-	struct pages_view v;
-	const uint8_t *payload;
-	int rc = rec_parse_pages(in->buf.data, in->hdr.length, in->npages, &v);
+	int rc;
 
+	if (in->rx)
+		return err_set(-EPROTO, "%s on the main channel while data channels carry the pages",
+			       rec_type_name(in->hdr.type));
+	if (in->state)
+		return err_set(-EPROTO, "pages after the VM state");
+	rc = page_writer_apply(&in->pages, in->hdr.type, in->buf.data, in->hdr.length, in->round);
+	if (rc == 0 && in->stats)
+		in->stats->pages_received = in->pages.pages;
+	return rc;
+}
+
+/* The data channels' last pages are in, every round lined up; tell the
+ * source how each channel fared (RECEIVED). */
+static int end_channels(struct incoming *in)
+{
+	struct rec_received_chan acct[CHANNELS_MAX] = { 0 };
+	uint32_t n = in->rx ? receivers_count(in->rx) : 1;
+	uint32_t head[2] = { n, 0 };
+	struct iovec body[2] = { { head, sizeof(head) }, { acct, n * sizeof(acct[0]) } };
+	int rc = in->rx ? receivers_finish(in->rx) : 0;
+
+	if (rc == 0 && in->rx && receivers_rounds(in->rx) != in->round)
+		rc = err_set(-EPROTO, "the data channels ended %u rounds, the main channel %u",
+			     receivers_rounds(in->rx), in->round);
 	if (rc < 0)
 		return rc;
-	payload = v.payload;
-	for (uint32_t i = 0; i < v.count; i++) {
-		uint64_t gfn = PAGE_ENTRY_GFN(v.entries[i]);
-		uint32_t size = PAGE_ENTRY_SIZE(v.entries[i]);
-		uint8_t *dst = mem_host(&in->vm->mem, gfn * STREAM_PAGE_SIZE, STREAM_PAGE_SIZE);
-
-		switch (PAGE_ENTRY_ENC(v.entries[i])) {
-		case PAGE_ZERO: /* fresh memory is zero: do not fault it in for that */
-			if (bitmap_test(in->written, gfn))
-				memset(dst, 0, STREAM_PAGE_SIZE);
-			continue;
-		case PAGE_RAW:
-			memcpy(dst, payload, STREAM_PAGE_SIZE);
-			payload += STREAM_PAGE_SIZE;
-			break;
-		default: /* PAGE_XBZRLE: the decoder checks before it writes */
-			if (xbzrle_check(payload, size) < 0)
-				return err_wrap(-EINVAL, "page %llu", (unsigned long long)gfn);
-			xbzrle_apply(payload, size, dst);
-			payload += size;
-		}
-		bitmap_set(in->written, gfn);
+	if (in->rx) {
+		receivers_account(in->rx, acct);
+		if (in->stats)
+			in->stats->pages_received = receivers_pages(in->rx);
+	} else {
+		acct[0] = (struct rec_received_chan){ .bytes = in->chan.bytes_received,
+						      .batches = in->pages.batches,
+						      .decompress_ns = in->pages.decompress_ns };
 	}
-	if (in->stats)
-		in->stats->pages_received += v.count;
-	return 0;
+	return wire_send(&in->chan, REC_RECEIVED, body, 2);
 }
 
 static int keep_state(struct incoming *in)
@@ -228,12 +281,16 @@ static int receive(struct incoming *in)
 				       rec_type_name(in->hdr.type));
 		switch (in->hdr.type) {
 		case REC_PAGES:
-			rc = in->state ? err_set(-EPROTO, "pages after the VM state")
-				       : load_pages(in);
+		case REC_ZPAGES:
+			rc = load_pages(in);
 			break;
 		case REC_ROUND:
-			if (in->stats)
+			in->round++;
+			if (in->stats) {
 				in->stats->rounds++;
+				in->stats->pages_received =
+					in->pages.pages + receivers_pages(in->rx);
+			}
 			break;
 		case REC_STATE:
 			rc = keep_state(in);
@@ -242,7 +299,9 @@ static int receive(struct incoming *in)
 			rc = keep_hashes(in);
 			break;
 		case REC_END:
-			rc = load_machine(in);
+			rc = end_channels(in);
+			if (rc == 0)
+				rc = load_machine(in);
 			loaded = rc == 0;
 			break;
 		case REC_COMMIT:
@@ -271,6 +330,11 @@ static void discard(struct incoming *in, bool keep_vm)
 {
 	prefault_stop(in->prefault);
 	in->prefault = NULL;
+	receivers_free(in->rx);
+	in->rx = NULL;
+	page_writer_free(&in->pages);
+	in->channels.count = 0;
+	in->round = 0;
 	free(in->written);
 	in->written = NULL;
 	if (!keep_vm)
@@ -311,7 +375,7 @@ int mig_dest_listen(const char *uri)
 int mig_dest_run(int lfd, const char *uri, const struct mig_dest_opts *o,
 		 struct mig_dest_stats *stats, struct vm **out)
 {
-	struct incoming in = { .o = o, .stats = stats };
+	struct incoming in = { .o = o, .stats = stats, .lfd = lfd, .uri = uri };
 	struct uri u;
 	int rc;
 	bool connected_fd; /* fd:N is one connection: it is the channel, used once */

@@ -4,9 +4,13 @@
 #define FERRY_MIGRATION_MIGRATION_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "codec/compress.h"
+#include "migration/autocomp.h"
 #include "migration/encode.h"
+#include "stream/format.h"
 
 enum mig_status {
 	MIG_NONE,
@@ -27,6 +31,13 @@ enum converge_strategy {
 	CONVERGE_NONE,
 };
 
+/* --compress: a fixed codec, or auto (migration/autocomp.h). */
+struct mig_compress {
+	enum compress_kind kind; /* fixed: COMPRESS_NONE, _LZ4 or _ZSTD */
+	int level;		 /* zstd's level */
+	bool automatic;
+};
+
 struct mig_params {
 	uint64_t downtime_ms;		 /* acceptable pause (default 300) */
 	uint64_t max_bandwidth_bps;	 /* 0: unlimited (the default) */
@@ -38,6 +49,8 @@ struct mig_params {
 	uint32_t throttle_initial;	 /* throttle: first step, % (20) */
 	uint32_t throttle_increment;	 /* throttle: later steps, % (10) */
 	uint32_t throttle_max;		 /* every throttling strategy's cap, % (99) */
+	uint32_t channels;		 /* data channels; 0: pages on the main channel */
+	struct mig_compress compress;	 /* default none */
 };
 
 #define CONVERGE_LOG 16
@@ -58,6 +71,16 @@ struct mig_phases {
 	double pause, final_sync, final_pages, state, verify, handoff, resume;
 };
 
+/* One data channel (or, with none, the main channel's pages). */
+struct channel_stats {
+	uint64_t bytes;			      /* written to the socket */
+	uint64_t raw_bytes;		      /* page payload before compression */
+	uint64_t batches, compressed, skipped; /* skipped: did not shrink, went raw */
+	uint64_t compress_cpu_ns, wait_ns;    /* CPU compressing; waiting for the socket */
+	/* The destination's side, from its RECEIVED record at the end. */
+	uint64_t dest_bytes, decompress_cpu_ns, barrier_waits;
+};
+
 struct mig_stats {
 	enum mig_status status;
 	char reason[512]; /* why it failed, was cancelled or is unknown */
@@ -74,9 +97,17 @@ struct mig_stats {
 	const char *verify; /* "ok", "mismatch" or "off" */
 	struct xbzrle_stats xbzrle;
 	struct converge_stats converge;
+	uint32_t channels; /* data channels; chan[] has max(channels, 1) entries */
+	struct mig_compress compress; /* as asked */
+	struct channel_stats chan[CHANNELS_MAX];
+	struct autocomp codec; /* the codec over time (log, changes) */
 };
 
 void mig_params_default(struct mig_params *p);
+/* "none", "lz4", "zstd[:LEVEL]" or "auto"; -EINVAL with err_msg() otherwise. */
+int mig_compress_parse(const char *spec, struct mig_compress *out);
+/* The spec back, e.g. "zstd:3" (buf of 16 bytes or more). */
+const char *mig_compress_name(const struct mig_compress *c, char *buf, size_t len);
 const char *mig_status_name(enum mig_status s);
 bool mig_status_final(enum mig_status s);
 

@@ -4,30 +4,6 @@
 
 #include "migration/migration.h"
 
-void mig_params_default(struct mig_params *p)
-{
-	*p = (struct mig_params){ .downtime_ms = 300,
-				  .timeout_s = 600,
-				  .io_timeout_ms = 10000,
-				  .converge = CONVERGE_AUTO,
-				  .throttle_initial = 20,
-				  .throttle_increment = 10,
-				  .throttle_max = 99 };
-}
-
-const char *mig_status_name(enum mig_status s)
-{
-	static const char *const names[] = { "none",	  "setup",  "active",	 "switchover",
-					     "completed", "failed", "cancelled", "unknown" };
-
-	return names[s];
-}
-
-bool mig_status_final(enum mig_status s)
-{
-	return s >= MIG_COMPLETED;
-}
-
 double policy_expected_downtime_ms(const struct policy_input *in)
 {
 	double bytes = (double)in->dirty_pages * in->bytes_per_page + (double)in->queued_bytes;

@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <xxhash.h>
 
 #include "migration/converge.h"
 #include "migration/encode.h"
+#include "migration/pipeline.h"
 #include "migration/policy.h"
 #include "migration/wire.h"
 #include "stream/record.h"
@@ -20,7 +22,6 @@
 #include "vm/state.h"
 #include "vm/vm.h"
 
-#define BATCH_PAGES 128
 /* Until a round has moved this much, for this long, its throughput says little. */
 #define MIN_BYTES_FOR_BANDWIDTH (1u << 20)
 #define MIN_SECS_FOR_BANDWIDTH	0.1
@@ -35,15 +36,18 @@
 #define DRAIN_ENOUGH (64u << 10)
 /* The dirty-rate probe's window (see probe_dirty_rate). */
 #define PROBE_NS (20 * NS_PER_MS)
+/* How long a failed source listens for the destination's reason. */
+#define PEER_REASON_MS 500
 
 struct mig_source {
 	struct vm *vm;
 	char uri[256];
-	struct chan chan;
+	struct chan chan; /* the main channel */
+	struct pipeline *pipe;
+	uint8_t token[CHANNEL_TOKEN_SIZE]; /* data channels present it */
 	pthread_t thread;
 	uint64_t *dirty; /* pages to send this round */
 	uint64_t *probe; /* pages the dirty-rate probe saw */
-	uint8_t *bounce; /* a batch of pages copied out of the running guest */
 	struct encoder enc;
 	struct converge conv;
 	uint64_t npages;
@@ -84,64 +88,101 @@ static int send_handshake(struct mig_source *m)
 		.vcpus = m->vm->nr_vcpus,
 		.page_size = STREAM_PAGE_SIZE,
 		.tsc_khz = m->vm->tsc_khz,
-		.flags = m->params.verify ? CONFIG_VERIFY : 0,
+		.flags = (m->params.verify ? CONFIG_VERIFY : 0) |
+			 (m->params.channels ? CONFIG_CHANNELS : 0),
 	};
-	struct iovec iov = { &h, sizeof(h) }, body = { &cfg, sizeof(cfg) };
+	struct rec_channels ch = { .count = m->params.channels };
+	struct iovec iov = { &h, sizeof(h) }, body = { &cfg, sizeof(cfg) },
+		     chv = { &ch, sizeof(ch) };
 	int rc;
 
+	memcpy(ch.token, m->token, sizeof(ch.token));
 	stream_header_init(&h);
 	rc = chan_writev(&m->chan, &iov, 1);
-	return rc < 0 ? rc : wire_send(&m->chan, REC_CONFIG, &body, 1);
+	if (rc == 0)
+		rc = wire_send(&m->chan, REC_CONFIG, &body, 1);
+	if (rc == 0 && m->params.channels)
+		rc = wire_send(&m->chan, REC_CHANNELS, &chv, 1);
+	return rc;
 }
 
-/* Where page i of a batch is read from. While the guest runs, a page can
+/* Bytes written to every channel, and bytes of those still queued. */
+static uint64_t bytes_sent(struct mig_source *m)
+{
+	return m->chan.bytes_sent + (m->pipe ? pipeline_bytes_sent(m->pipe) : 0);
+}
+
+static uint64_t bytes_queued(struct mig_source *m)
+{
+	return chan_queued(&m->chan) + (m->pipe ? pipeline_queued(m->pipe) : 0);
+}
+
+/* Where a page of the batch is read from. While the guest runs, a page can
  * change under the send, and the record's checksum must match what goes on
- * the wire: copy it first. Paused, guest memory is still: send it in place. */
-static uint8_t *batch_page(struct mig_source *m, uint64_t gfn, uint32_t i)
+ * the wire: copy it into the batch first. Paused, guest memory is still:
+ * send it in place. */
+static const uint8_t *batch_page(struct mig_source *m, struct batch *b, uint64_t gfn)
 {
 	uint8_t *page = mem_host(&m->vm->mem, gfn * STREAM_PAGE_SIZE, STREAM_PAGE_SIZE);
 
 	if (m->paused)
 		return page;
-	memcpy(m->bounce + (size_t)i * STREAM_PAGE_SIZE, page, STREAM_PAGE_SIZE);
-	return m->bounce + (size_t)i * STREAM_PAGE_SIZE;
+	memcpy(b->buf + b->used, page, STREAM_PAGE_SIZE);
+	return b->buf + b->used;
 }
 
-/* One PAGES record of up to BATCH_PAGES pages, each encoded as zero, raw
- * or XBZRLE (migration/encode.h). */
+/* Add a page's payload to the batch. A delta is copied into the batch (the
+ * encoder reuses its buffer), over the page copy it was made from. */
+static void add_payload(struct mig_source *m, struct batch *b, const uint8_t *page,
+			struct iovec p)
+{
+	if (p.iov_base != page) {
+		memcpy(b->buf + b->used, p.iov_base, p.iov_len);
+		p.iov_base = b->buf + b->used;
+		b->used += (uint32_t)p.iov_len;
+	} else if (!m->paused) {
+		b->used += (uint32_t)p.iov_len;
+	}
+	b->payload_len += (uint32_t)p.iov_len;
+	/* Neighbouring payloads in memory go as one iovec. */
+	if (b->niov && (uint8_t *)b->iov[b->niov - 1].iov_base + b->iov[b->niov - 1].iov_len ==
+			       p.iov_base)
+		b->iov[b->niov - 1].iov_len += p.iov_len;
+	else
+		b->iov[b->niov++] = p;
+}
+
+/* One batch of up to BATCH_PAGES pages, each encoded as zero, raw or
+ * XBZRLE (migration/encode.h), into the pipeline. */
 static int send_batch(struct mig_source *m, const uint64_t *gfns, uint32_t n, uint32_t round)
 {
-	uint64_t entries[BATCH_PAGES];
-	struct rec_pages fixed = { .count = n, .round = round };
-	struct iovec iov[BATCH_PAGES + 2];
-	int niov = 2;
 	uint64_t raw = 0, zero = 0;
+	struct batch *b;
+	int rc = pipeline_batch(m->pipe, &b);
 
+	if (rc < 0)
+		return rc;
+	b->round = round;
+	b->count = n;
+	b->used = 0;
 	encoder_begin_batch(&m->enc);
 	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *page = batch_page(m, b, gfns[i]);
 		struct iovec p;
 
-		entries[i] = encoder_page(&m->enc, gfns[i], batch_page(m, gfns[i], i), round, &p);
-		raw += PAGE_ENTRY_ENC(entries[i]) == PAGE_RAW;
-		zero += PAGE_ENTRY_ENC(entries[i]) == PAGE_ZERO;
-		if (!p.iov_len)
-			continue;
-		/* Neighbouring payloads in memory go as one iovec. */
-		if (niov > 2 &&
-		    (uint8_t *)iov[niov - 1].iov_base + iov[niov - 1].iov_len == p.iov_base)
-			iov[niov - 1].iov_len += p.iov_len;
-		else
-			iov[niov++] = p;
+		b->entries[i] = encoder_page(&m->enc, gfns[i], page, round, &p);
+		raw += PAGE_ENTRY_ENC(b->entries[i]) == PAGE_RAW;
+		zero += PAGE_ENTRY_ENC(b->entries[i]) == PAGE_ZERO;
+		if (p.iov_len)
+			add_payload(m, b, page, p);
 	}
-	iov[0] = (struct iovec){ &fixed, sizeof(fixed) };
-	iov[1] = (struct iovec){ entries, n * sizeof(entries[0]) };
 	pthread_mutex_lock(&m->lock);
 	m->stats.pages_raw += raw;
 	m->stats.pages_zero += zero;
 	m->stats.pages_xbzrle += n - raw - zero;
 	m->stats.xbzrle = m->enc.stats;
 	pthread_mutex_unlock(&m->lock);
-	return wire_send(&m->chan, REC_PAGES, iov, niov);
+	return pipeline_submit(m->pipe, b);
 }
 
 static int check_deadline(struct mig_source *m)
@@ -168,8 +209,10 @@ static void update_progress(struct mig_source *m, uint64_t remaining)
 {
 	pthread_mutex_lock(&m->lock);
 	m->stats.remaining_pages = remaining;
-	m->stats.bytes_sent = m->chan.bytes_sent;
+	m->stats.bytes_sent = bytes_sent(m);
 	ratelimit_set(&m->chan.rl, m->params.max_bandwidth_bps);
+	pipeline_set_rate(m->pipe, m->params.max_bandwidth_bps);
+	pipeline_stats(m->pipe, &m->stats);
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -198,6 +241,8 @@ static int send_round(struct mig_source *m, uint32_t round, uint64_t count)
 		rc = send_batch(m, gfns, n, round);
 	memset(m->dirty, 0, BITMAP_WORDS(m->npages) * 8);
 	marker.pages = sent + n;
+	if (rc == 0)
+		rc = pipeline_end_round(m->pipe, round);
 	if (rc == 0)
 		rc = wire_send(&m->chan, REC_ROUND, &body, 1);
 	update_progress(m, 0);
@@ -234,8 +279,8 @@ struct round_mark {
 
 static struct round_mark mark_round(struct mig_source *m)
 {
-	struct round_mark r = { .ns = time_now_ns(), .bytes = m->chan.bytes_sent };
-	uint64_t queued = chan_queued(&m->chan);
+	struct round_mark r = { .ns = time_now_ns(), .bytes = bytes_sent(m) };
+	uint64_t queued = bytes_queued(m);
 
 	r.gone = r.bytes > queued ? r.bytes - queued : 0;
 	pthread_mutex_lock(&m->lock);
@@ -275,7 +320,7 @@ static int after_round(struct mig_source *m, const struct round_mark *start,
 		return (int)n;
 	ds = dirty_get_stats(m->vm->dirty);
 	in->dirty_pages = (uint64_t)n;
-	in->queued_bytes = chan_queued(&m->chan);
+	in->queued_bytes = bytes_queued(m);
 	in->dirty_rate_pps = secs > 0 ? (double)n / secs : 0;
 	if (converge_wants_probe(in)) {
 		rc = probe_dirty_rate(m, in);
@@ -318,14 +363,14 @@ static int after_round(struct mig_source *m, const struct round_mark *start,
  * the time the measured bandwidth says it takes. */
 static void drain_queue(struct mig_source *m, const struct policy_input *in)
 {
-	uint64_t queued = chan_queued(&m->chan), deadline;
+	uint64_t queued = bytes_queued(m), deadline;
 
 	if (queued < DRAIN_ENOUGH || in->bandwidth_bps <= 0 ||
 	    in->dirty_rate_pps * in->bytes_per_page >= CONVERGE_TARGET * in->bandwidth_bps)
 		return;
 	deadline = time_now_ns() + (uint64_t)(2e9 * (double)queued / in->bandwidth_bps) +
 		   10 * NS_PER_MS;
-	while (chan_queued(&m->chan) > DRAIN_ENOUGH && time_now_ns() < deadline && !cancelled(m))
+	while (bytes_queued(m) > DRAIN_ENOUGH && time_now_ns() < deadline && !cancelled(m))
 		time_sleep_ns(NS_PER_MS);
 }
 
@@ -393,6 +438,23 @@ static int send_hashes(struct mig_source *m)
 	return rc;
 }
 
+/* The destination's account of each channel, for the report. */
+static int take_received(struct mig_source *m, const struct wire_buf *buf, uint32_t len)
+{
+	struct rec_received_chan acct[CHANNELS_MAX];
+	uint32_t n;
+	int rc = rec_parse_received(buf->data, len, &n, acct);
+
+	pthread_mutex_lock(&m->lock);
+	for (uint32_t i = 0; rc == 0 && i < n; i++) {
+		m->stats.chan[i].dest_bytes = acct[i].bytes;
+		m->stats.chan[i].decompress_cpu_ns = acct[i].decompress_ns;
+		m->stats.chan[i].barrier_waits = acct[i].barrier_waits;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
 /* Wait for the destination's answer: want, or ERROR with its reason. */
 static int expect_reply(struct mig_source *m, uint32_t want)
 {
@@ -402,6 +464,11 @@ static int expect_reply(struct mig_source *m, uint32_t want)
 	uint32_t code;
 	int rc = wire_recv(&m->chan, &hdr, &buf);
 
+	if (rc == 0 && hdr.type == REC_RECEIVED) {
+		rc = take_received(m, &buf, hdr.length);
+		if (rc == 0)
+			rc = wire_recv(&m->chan, &hdr, &buf);
+	}
 	if (rc == 0 && hdr.type == REC_ERROR) {
 		rc = rec_parse_error(buf.data, hdr.length, &code, text);
 		if (rc == 0)
@@ -444,6 +511,8 @@ static int switchover(struct mig_source *m, uint32_t round)
 		return (int)n;
 	ph.final_sync = ms_since(&t);
 	rc = send_round(m, round, (uint64_t)n);
+	if (rc == 0)
+		rc = pipeline_end(m->pipe);
 	ph.final_pages = ms_since(&t);
 	if (rc == 0)
 		rc = send_state(m);
@@ -488,6 +557,19 @@ static double predict_verify_ms(struct mig_source *m)
 	return 2.0 * (double)(time_now_ns() - t0) / 1e6 * (double)m->npages / (double)n;
 }
 
+static int open_pipeline(struct mig_source *m)
+{
+	struct pipeline *p = NULL;
+	int rc = pipeline_open(m->uri, &m->chan, &m->params, m->token, &p);
+
+	pthread_mutex_lock(&m->lock);
+	m->pipe = p; /* from now on a cancel shuts its channels too */
+	if (m->cancel)
+		pipeline_shutdown(p);
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
 static int setup(struct mig_source *m)
 {
 	uint64_t t0 = time_now_ns();
@@ -503,7 +585,11 @@ static int setup(struct mig_source *m)
 		return rc;
 	m->chan.timeout_ms = (int)m->params.io_timeout_ms;
 	ratelimit_init(&m->chan.rl, m->params.max_bandwidth_bps);
+	if (getrandom(m->token, sizeof(m->token), 0) != sizeof(m->token))
+		return err_set(-EIO, "no random bytes for the channel token");
 	rc = send_handshake(m);
+	if (rc == 0)
+		rc = open_pipeline(m);
 	if (rc < 0)
 		return rc;
 	rc = expect_reply(m, REC_READY);
@@ -547,12 +633,18 @@ static void finish(struct mig_source *m, int rc, const char *why)
 		vm_resume(m->vm);
 	if (s == MIG_COMPLETED)
 		mem_release(&m->vm->mem); /* the guest lives on the destination now */
+	pthread_mutex_lock(&m->lock);
+	m->stats.bytes_sent = bytes_sent(m);
+	if (m->pipe)
+		pipeline_stats(m->pipe, &m->stats);
+	pthread_mutex_unlock(&m->lock);
 	chan_close(&m->chan);
+	pipeline_close(m->pipe);
 	encoder_free(&m->enc);
 	pthread_mutex_lock(&m->lock);
+	m->pipe = NULL;
 	m->stats.status = s;
 	m->stats.total_ms = time_ms_since(m->start_ns);
-	m->stats.bytes_sent = m->chan.bytes_sent;
 	m->stats.converge.throttle_pct_now = 0;
 	if (s == MIG_UNKNOWN)
 		snprintf(
@@ -569,6 +661,28 @@ static void finish(struct mig_source *m, int rc, const char *why)
 		log_err("migration to %s %s: %s", m->uri, mig_status_name(s), m->stats.reason);
 }
 
+/* A destination that fails says why on the main channel before it hangs
+ * up, while the sender may only have seen a broken data channel: prefer its
+ * sentence. Returns rc. */
+static int peer_reason(struct mig_source *m, int rc)
+{
+	struct wire_buf buf = { 0 };
+	struct rec_header hdr;
+	char text[ERROR_MAX_TEXT + 1];
+	uint32_t code;
+
+	if (rc == -ETIMEDOUT || rc == -ECANCELED || m->committed || cancelled(m))
+		return rc;
+	m->chan.timeout_ms = PEER_REASON_MS;
+	while (wire_recv(&m->chan, &hdr, &buf) == 0)
+		if (hdr.type == REC_ERROR && rec_parse_error(buf.data, hdr.length, &code, text) == 0) {
+			err_set(rc, "destination refused: %s", text);
+			break;
+		}
+	wire_buf_free(&buf);
+	return rc;
+}
+
 static void *source_thread(void *arg)
 {
 	struct mig_source *m = arg;
@@ -581,12 +695,14 @@ static void *source_thread(void *arg)
 		err_wrap(rc, "setup");
 	if (rc == 0)
 		rc = precopy(m);
+	if (rc < 0)
+		rc = peer_reason(m, rc);
 	if (rc < 0 && rc != -ECANCELED && m->stats.status == MIG_ACTIVE)
 		err_wrap(rc, "round %u", m->stats.rounds);
 	if (rc > 0) {
 		rc = switchover(m, (uint32_t)rc);
 		if (rc < 0)
-			err_wrap(rc, "switchover");
+			err_wrap(peer_reason(m, rc), "switchover");
 	}
 	finish(m, rc, rc < 0 ? err_msg() : "");
 	return NULL;
@@ -596,7 +712,6 @@ static void free_buffers(struct mig_source *m)
 {
 	free(m->dirty);
 	free(m->probe);
-	free(m->bounce);
 	free(m);
 }
 
@@ -613,15 +728,16 @@ int mig_source_start(struct vm *vm, const char *uri, const struct mig_params *p,
 	m->npages = vm->mem.size / STREAM_PAGE_SIZE;
 	m->dirty = calloc(BITMAP_WORDS(m->npages), 8);
 	m->probe = calloc(BITMAP_WORDS(m->npages), 8);
-	m->bounce = malloc(BATCH_PAGES * STREAM_PAGE_SIZE);
 	m->chan.fd = -1;
 	m->start_ns = time_now_ns();
 	snprintf(m->uri, sizeof(m->uri), "%s", uri);
 	snprintf(m->stats.uri, sizeof(m->stats.uri), "%s", uri);
 	m->stats.status = MIG_SETUP;
 	m->stats.verify = p->verify ? "pending" : "off";
+	m->stats.compress = p->compress;
+	m->stats.channels = p->channels;
 	pthread_mutex_init(&m->lock, NULL);
-	if (!m->dirty || !m->probe || !m->bounce) {
+	if (!m->dirty || !m->probe) {
 		free_buffers(m);
 		return err_set(-ENOMEM, "out of memory");
 	}
@@ -639,8 +755,10 @@ void mig_source_cancel(struct mig_source *m)
 	pthread_mutex_lock(&m->lock);
 	m->cancel = true;
 	/* Once COMMIT is out, cancelling cannot take the guest back. */
-	if (!m->committed)
+	if (!m->committed) {
 		chan_shutdown(&m->chan);
+		pipeline_shutdown(m->pipe);
+	}
 	pthread_mutex_unlock(&m->lock);
 }
 

@@ -26,10 +26,14 @@ enum rec_type {
 	REC_HASHES = 5,
 	REC_END = 6,
 	REC_COMMIT = 7,
+	REC_CHANNELS = 8,
+	REC_JOIN = 9,
+	REC_ZPAGES = 10,
 	REC_LOADED = 16,
 	REC_RESUMED = 17,
 	REC_ERROR = 18,
 	REC_READY = 19,
+	REC_RECEIVED = REC_OPTIONAL | 20,
 };
 
 enum page_encoding {
@@ -47,7 +51,17 @@ enum page_encoding {
 #define PAGE_ENTRY_SIZE(e)   ((uint32_t)((e) >> 40) & 0xffff)
 #define PAGE_ENTRY_ENC(e)    ((uint32_t)((e) >> 56))
 
-#define CONFIG_VERIFY 1ull
+#define CONFIG_VERIFY   1ull
+#define CONFIG_CHANNELS 2ull /* a CHANNELS record follows CONFIG */
+
+#define CHANNELS_MAX	 16u
+#define CHANNEL_TOKEN_SIZE 16u
+
+/* How a ZPAGES payload is compressed (codec/compress.h kinds). */
+enum zpages_codec {
+	ZPAGES_LZ4 = 1,
+	ZPAGES_ZSTD = 2,
+};
 
 struct stream_header {
 	uint64_t magic;
@@ -73,6 +87,38 @@ struct rec_pages {
 	uint32_t count;
 	uint32_t round;
 	uint64_t entries[];
+};
+
+/* After CONFIG, on the main channel: how many data channels will join and
+ * the secret each must present. */
+struct rec_channels {
+	uint32_t count;
+	uint32_t reserved;
+	uint8_t token[CHANNEL_TOKEN_SIZE];
+};
+
+/* The first record on a data channel. */
+struct rec_join {
+	uint32_t index;
+	uint32_t reserved;
+	uint8_t token[CHANNEL_TOKEN_SIZE];
+};
+
+/* PAGES whose payload is one compressed frame of payload_len bytes. */
+struct rec_zpages {
+	uint32_t count;
+	uint32_t round;
+	uint32_t codec;
+	uint32_t payload_len;
+	uint64_t entries[];
+};
+
+/* The destination's account of one data channel (RECEIVED). */
+struct rec_received_chan {
+	uint64_t bytes;
+	uint64_t batches;
+	uint64_t decompress_ns; /* CPU time */
+	uint64_t barrier_waits; /* rounds this channel waited for the others */
 };
 
 struct rec_round {
@@ -101,6 +147,10 @@ _Static_assert(sizeof(struct rec_config) == 32, "CONFIG");
 _Static_assert(offsetof(struct rec_config, tsc_khz) == 16, "CONFIG tsc_khz");
 _Static_assert(sizeof(struct rec_pages) == 8, "PAGES fixed part");
 _Static_assert(sizeof(struct rec_round) == 16, "ROUND");
+_Static_assert(sizeof(struct rec_channels) == 24, "CHANNELS");
+_Static_assert(sizeof(struct rec_join) == 24, "JOIN");
+_Static_assert(sizeof(struct rec_zpages) == 16, "ZPAGES fixed part");
+_Static_assert(sizeof(struct rec_received_chan) == 32, "RECEIVED entry");
 _Static_assert(sizeof(struct rec_hashes) == 16, "HASHES fixed part");
 _Static_assert(sizeof(struct rec_error) == 8, "ERROR fixed part");
 

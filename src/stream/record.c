@@ -11,11 +11,14 @@ static const char *const names[] = {
 	[REC_CONFIG] = "CONFIG", [REC_PAGES] = "PAGES",	  [REC_ROUND] = "ROUND",
 	[REC_STATE] = "STATE",	 [REC_HASHES] = "HASHES", [REC_END] = "END",
 	[REC_COMMIT] = "COMMIT", [REC_LOADED] = "LOADED", [REC_RESUMED] = "RESUMED",
-	[REC_ERROR] = "ERROR",	 [REC_READY] = "READY",
+	[REC_ERROR] = "ERROR",	 [REC_READY] = "READY",	  [REC_CHANNELS] = "CHANNELS",
+	[REC_JOIN] = "JOIN",	 [REC_ZPAGES] = "ZPAGES",
 };
 
 const char *rec_type_name(uint32_t type)
 {
+	if (type == REC_RECEIVED)
+		return "RECEIVED";
 	return type < sizeof(names) / sizeof(names[0]) && names[type] ? names[type] : "unknown";
 }
 
@@ -66,8 +69,22 @@ static int length_bounds(uint32_t type, uint32_t *min, uint32_t *max)
 		*min = sizeof(struct rec_pages) + 8;
 		*max = sizeof(struct rec_pages) + PAGES_MAX_COUNT * (8 + STREAM_PAGE_SIZE);
 		return 0;
+	case REC_ZPAGES: /* never larger than the same pages uncompressed */
+		*min = sizeof(struct rec_zpages) + 8 + 1;
+		*max = sizeof(struct rec_zpages) + PAGES_MAX_COUNT * (8 + STREAM_PAGE_SIZE);
+		return 0;
 	case REC_ROUND:
 		*min = *max = sizeof(struct rec_round);
+		return 0;
+	case REC_CHANNELS:
+		*min = *max = sizeof(struct rec_channels);
+		return 0;
+	case REC_JOIN:
+		*min = *max = sizeof(struct rec_join);
+		return 0;
+	case REC_RECEIVED:
+		*min = 8;
+		*max = 8 + CHANNELS_MAX * sizeof(struct rec_received_chan);
 		return 0;
 	case REC_STATE:
 		*min = 1;
@@ -137,9 +154,47 @@ int rec_parse_config(const void *body, uint32_t len, struct rec_config *out)
 	    out->mem_bytes > (1ull << 40))
 		return err_set(-EINVAL, "CONFIG asks for %llu bytes of guest memory",
 			       (unsigned long long)out->mem_bytes);
-	if (out->flags & ~CONFIG_VERIFY)
+	if (out->flags & ~(CONFIG_VERIFY | CONFIG_CHANNELS))
 		return err_set(-EINVAL, "CONFIG has unknown flags %#llx",
 			       (unsigned long long)out->flags);
+	return 0;
+}
+
+/* Check a batch's page list (shared by PAGES and ZPAGES); sums what its
+ * payload must hold. */
+static int check_entries(const char *what, const uint64_t *entries, uint32_t count,
+			 uint64_t npages, struct pages_view *out)
+{
+	out->raw = 0;
+	out->payload_bytes = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		uint64_t e = entries[i];
+		uint32_t enc = PAGE_ENTRY_ENC(e), size = PAGE_ENTRY_SIZE(e);
+
+		if (PAGE_ENTRY_GFN(e) >= npages)
+			return err_set(-EINVAL,
+				       "%s record names page %llu beyond guest memory (%llu pages)",
+				       what, (unsigned long long)PAGE_ENTRY_GFN(e),
+				       (unsigned long long)npages);
+		if (enc > PAGE_XBZRLE)
+			return err_set(-EINVAL, "%s record uses unknown page encoding %u", what,
+				       enc);
+		if (enc == PAGE_XBZRLE ? size >= STREAM_PAGE_SIZE : size != 0)
+			return err_set(-EINVAL, "%s record has a bad payload length %u for page %llu",
+				       what, size, (unsigned long long)PAGE_ENTRY_GFN(e));
+		out->raw += enc == PAGE_RAW;
+		out->payload_bytes += enc == PAGE_RAW ? STREAM_PAGE_SIZE : size;
+	}
+	return 0;
+}
+
+static int check_count(const char *what, uint32_t count, uint32_t len, size_t fixed)
+{
+	if (count < 1 || count > PAGES_MAX_COUNT)
+		return err_set(-EINVAL, "%s record has %u pages (1 to %u allowed)", what, count,
+			       PAGES_MAX_COUNT);
+	if (len < fixed + 8ull * count)
+		return err_set(-EINVAL, "%s record is shorter than its page list", what);
 	return 0;
 }
 
@@ -147,43 +202,93 @@ int rec_parse_pages(const void *body, uint32_t len, uint64_t npages, struct page
 {
 	struct rec_pages fixed;
 	uint64_t expect;
+	int rc;
 
 	if (len < sizeof(fixed))
 		return err_set(-EINVAL, "PAGES record is truncated");
 	memcpy(&fixed, body, sizeof(fixed));
-	if (fixed.count < 1 || fixed.count > PAGES_MAX_COUNT)
-		return err_set(-EINVAL, "PAGES record has %u pages (1 to %u allowed)", fixed.count,
-			       PAGES_MAX_COUNT);
-	if (len < sizeof(fixed) + 8ull * fixed.count)
-		return err_set(-EINVAL, "PAGES record is shorter than its page list");
+	rc = check_count("PAGES", fixed.count, len, sizeof(fixed));
+	if (rc < 0)
+		return rc;
 	out->count = fixed.count;
 	out->round = fixed.round;
 	out->entries = (const uint64_t *)((const uint8_t *)body + sizeof(fixed));
-	out->raw = 0;
-	out->payload_bytes = 0;
-	for (uint32_t i = 0; i < fixed.count; i++) {
-		uint64_t e = out->entries[i];
-		uint32_t enc = PAGE_ENTRY_ENC(e), size = PAGE_ENTRY_SIZE(e);
-
-		if (PAGE_ENTRY_GFN(e) >= npages)
-			return err_set(
-				-EINVAL,
-				"PAGES record names page %llu beyond guest memory (%llu pages)",
-				(unsigned long long)PAGE_ENTRY_GFN(e), (unsigned long long)npages);
-		if (enc > PAGE_XBZRLE)
-			return err_set(-EINVAL, "PAGES record uses unknown page encoding %u", enc);
-		if (enc == PAGE_XBZRLE ? size >= STREAM_PAGE_SIZE : size != 0)
-			return err_set(-EINVAL,
-				       "PAGES record has a bad payload length %u for page %llu",
-				       size, (unsigned long long)PAGE_ENTRY_GFN(e));
-		out->raw += enc == PAGE_RAW;
-		out->payload_bytes += enc == PAGE_RAW ? STREAM_PAGE_SIZE : size;
-	}
+	rc = check_entries("PAGES", out->entries, fixed.count, npages, out);
+	if (rc < 0)
+		return rc;
 	expect = sizeof(fixed) + 8ull * fixed.count + out->payload_bytes;
 	if (len != expect)
 		return err_set(-EINVAL, "PAGES record is %u bytes, its list says %llu", len,
 			       (unsigned long long)expect);
 	out->payload = (const uint8_t *)out->entries + 8ull * fixed.count;
+	return 0;
+}
+
+int rec_parse_zpages(const void *body, uint32_t len, uint64_t npages, struct zpages_view *out)
+{
+	struct rec_zpages fixed;
+	uint64_t head;
+	int rc;
+
+	if (len < sizeof(fixed))
+		return err_set(-EINVAL, "ZPAGES record is truncated");
+	memcpy(&fixed, body, sizeof(fixed));
+	rc = check_count("ZPAGES", fixed.count, len, sizeof(fixed));
+	if (rc < 0)
+		return rc;
+	if (fixed.codec != ZPAGES_LZ4 && fixed.codec != ZPAGES_ZSTD)
+		return err_set(-EINVAL, "ZPAGES record uses unknown codec %u", fixed.codec);
+	out->pages.count = fixed.count;
+	out->pages.round = fixed.round;
+	out->pages.entries = (const uint64_t *)((const uint8_t *)body + sizeof(fixed));
+	rc = check_entries("ZPAGES", out->pages.entries, fixed.count, npages, &out->pages);
+	if (rc < 0)
+		return rc;
+	if (out->pages.payload_bytes == 0 || fixed.payload_len != out->pages.payload_bytes)
+		return err_set(-EINVAL, "ZPAGES record's payload is %u bytes, its list says %llu",
+			       fixed.payload_len, (unsigned long long)out->pages.payload_bytes);
+	head = sizeof(fixed) + 8ull * fixed.count;
+	if (len <= head)
+		return err_set(-EINVAL, "ZPAGES record has no compressed frame");
+	out->codec = fixed.codec;
+	out->frame = (const uint8_t *)body + head;
+	out->frame_len = len - (uint32_t)head;
+	out->pages.payload = NULL; /* until decompressed */
+	return 0;
+}
+
+int rec_parse_channels(const void *body, uint32_t len, struct rec_channels *out)
+{
+	if (len != sizeof(*out))
+		return err_set(-EINVAL, "CHANNELS record has a bad length");
+	memcpy(out, body, sizeof(*out));
+	if (out->count < 1 || out->count > CHANNELS_MAX)
+		return err_set(-EINVAL, "CHANNELS asks for %u data channels (1 to %u allowed)",
+			       out->count, CHANNELS_MAX);
+	return 0;
+}
+
+int rec_parse_join(const void *body, uint32_t len, struct rec_join *out)
+{
+	if (len != sizeof(*out))
+		return err_set(-EINVAL, "JOIN record has a bad length");
+	memcpy(out, body, sizeof(*out));
+	return 0;
+}
+
+int rec_parse_received(const void *body, uint32_t len, uint32_t *count,
+		       struct rec_received_chan *chans)
+{
+	uint32_t n;
+
+	if (len < 8)
+		return err_set(-EINVAL, "RECEIVED record is truncated");
+	memcpy(&n, body, 4);
+	if (n > CHANNELS_MAX || len != 8 + n * sizeof(*chans))
+		return err_set(-EINVAL, "RECEIVED record's count (%u) does not match its length",
+			       n);
+	memcpy(chans, (const uint8_t *)body + 8, n * sizeof(*chans));
+	*count = n;
 	return 0;
 }
 

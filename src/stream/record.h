@@ -18,6 +18,15 @@ struct pages_view {
 	const uint8_t *payload; /* raw pages and deltas, in entry order */
 };
 
+/* A ZPAGES record: its page list checked, its frame not yet decompressed
+ * (pages.payload is NULL; pages.payload_bytes is what the frame must hold). */
+struct zpages_view {
+	struct pages_view pages;
+	uint32_t codec; /* enum zpages_codec */
+	uint32_t frame_len;
+	const uint8_t *frame;
+};
+
 struct hashes_view {
 	uint64_t first_gfn;
 	uint32_t count;
@@ -38,6 +47,12 @@ const char *rec_type_name(uint32_t type);
 int rec_parse_config(const void *body, uint32_t len, struct rec_config *out);
 /* npages: guest pages; every gfn must be below it. */
 int rec_parse_pages(const void *body, uint32_t len, uint64_t npages, struct pages_view *out);
+int rec_parse_zpages(const void *body, uint32_t len, uint64_t npages, struct zpages_view *out);
+int rec_parse_channels(const void *body, uint32_t len, struct rec_channels *out);
+int rec_parse_join(const void *body, uint32_t len, struct rec_join *out);
+/* chans: room for CHANNELS_MAX entries. */
+int rec_parse_received(const void *body, uint32_t len, uint32_t *count,
+		       struct rec_received_chan *chans);
 int rec_parse_round(const void *body, uint32_t len, struct rec_round *out);
 int rec_parse_hashes(const void *body, uint32_t len, uint64_t npages, struct hashes_view *out);
 /* Copies the sentence, NUL-terminated, into text (at least ERROR_MAX_TEXT + 1 bytes). */

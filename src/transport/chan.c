@@ -216,6 +216,7 @@ int chan_writev(struct chan *c, const struct iovec *iov_in, int n)
 	wait = ratelimit_take(&c->rl, total, time_now_ns());
 	if (wait)
 		time_sleep_ns(wait);
+	c->write_wait_ns += wait;
 	while (i < n) {
 		struct msghdr msg = { .msg_iov = iov + i, .msg_iovlen = (size_t)(n - i) };
 		ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -225,7 +226,9 @@ int chan_writev(struct chan *c, const struct iovec *iov_in, int n)
 			if (errno != EAGAIN && errno != EINTR)
 				return err_set(-errno, "the connection broke (%s)",
 					       strerror(errno));
+			wait = time_now_ns();
 			rc = wait_ready(c, POLLOUT);
+			c->write_wait_ns += time_now_ns() - wait;
 			if (rc < 0)
 				return rc;
 			continue;
@@ -277,6 +280,12 @@ void chan_shutdown(struct chan *c)
 {
 	if (c->fd >= 0)
 		shutdown(c->fd, SHUT_RDWR);
+}
+
+void chan_shutdown_read(struct chan *c)
+{
+	if (c->fd >= 0)
+		shutdown(c->fd, SHUT_RD);
 }
 
 void chan_close(struct chan *c)

@@ -20,6 +20,7 @@ struct chan {
 	struct ratelimit rl;
 	uint64_t bytes_sent;
 	uint64_t bytes_received;
+	uint64_t write_wait_ns; /* writes waited this long for the socket or the rate limit */
 };
 
 /* Connect to uri (tcp:, unix:, fd:). Returns 0 or -errno with err_msg(). */
@@ -39,6 +40,8 @@ int chan_read(struct chan *c, void *buf, size_t len);
 uint64_t chan_queued(const struct chan *c);
 /* Make blocked reads and writes on c fail now (cancel); safe from any thread. */
 void chan_shutdown(struct chan *c);
+/* Make a blocked read fail now, leaving writes possible (to send an ERROR). */
+void chan_shutdown_read(struct chan *c);
 void chan_close(struct chan *c);
 
 #endif

@@ -17,6 +17,15 @@ static inline uint64_t time_now_ns(void)
 	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 
+/* CPU time this thread has used. */
+static inline uint64_t time_thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
 static inline double time_ms_since(uint64_t start_ns)
 {
 	return (double)(time_now_ns() - start_ns) / 1e6;

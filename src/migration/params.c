@@ -1,0 +1,57 @@
+#include "migration/migration.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util/error.h"
+
+void mig_params_default(struct mig_params *p)
+{
+	*p = (struct mig_params){ .downtime_ms = 300,
+				  .timeout_s = 600,
+				  .io_timeout_ms = 10000,
+				  .converge = CONVERGE_AUTO,
+				  .throttle_initial = 20,
+				  .throttle_increment = 10,
+				  .throttle_max = 99,
+				  .compress = { .level = 1 } };
+}
+
+const char *mig_status_name(enum mig_status s)
+{
+	static const char *const names[] = { "none",	  "setup",  "active",	 "switchover",
+					     "completed", "failed", "cancelled", "unknown" };
+
+	return names[s];
+}
+
+bool mig_status_final(enum mig_status s)
+{
+	return s >= MIG_COMPLETED;
+}
+
+int mig_compress_parse(const char *spec, struct mig_compress *out)
+{
+	*out = (struct mig_compress){ .level = 1 };
+	if (!strcmp(spec, "auto")) {
+		out->automatic = true;
+		return 0;
+	}
+	if (compress_parse(spec, &out->kind, &out->level) < 0)
+		return err_set(-EINVAL,
+			       "compression '%s' is unknown: use none, lz4, zstd, zstd:LEVEL (1-19) or auto",
+			       spec);
+	return 0;
+}
+
+const char *mig_compress_name(const struct mig_compress *c, char *buf, size_t len)
+{
+	if (c->automatic)
+		snprintf(buf, len, "auto");
+	else if (c->kind == COMPRESS_ZSTD)
+		snprintf(buf, len, "zstd:%d", c->level);
+	else
+		snprintf(buf, len, "%s", c->kind == COMPRESS_LZ4 ? "lz4" : "none");
+	return buf;
+}

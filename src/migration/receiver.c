@@ -1,0 +1,271 @@
+#include "migration/receiver.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "migration/apply.h"
+#include "migration/round_gate.h"
+#include "migration/wire.h"
+#include "stream/record.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/time.h"
+
+struct receiver {
+	struct receivers *set;
+	uint32_t index;
+	struct chan chan;
+	struct page_writer w;
+	struct wire_buf buf;
+	uint32_t round; /* the round being received */
+	uint64_t barrier_waits;
+	pthread_t thread;
+	bool joined, started;
+};
+
+struct receivers {
+	uint32_t count;
+	struct receiver *ch;
+	struct round_gate gate;
+	struct chan *main;
+	pthread_mutex_t lock; /* the first failure */
+	int err;
+	char why[512];
+};
+
+/* The first failure stops every channel and wakes the main thread. */
+static void fail(struct receivers *r, int rc)
+{
+	pthread_mutex_lock(&r->lock);
+	if (!r->err) {
+		r->err = rc;
+		snprintf(r->why, sizeof(r->why), "%s", err_msg());
+	}
+	pthread_mutex_unlock(&r->lock);
+	round_gate_abort(&r->gate);
+	for (uint32_t i = 0; i < r->count; i++)
+		chan_shutdown(&r->ch[i].chan);
+	if (r->main)
+		chan_shutdown_read(r->main);
+}
+
+/* One record of a data channel; 1 at END. */
+static int take(struct receiver *c, const struct rec_header *hdr)
+{
+	struct rec_round marker;
+	int rc;
+
+	switch (hdr->type) {
+	case REC_PAGES:
+	case REC_ZPAGES:
+		return page_writer_apply(&c->w, hdr->type, c->buf.data, hdr->length, c->round);
+	case REC_ROUND:
+		rc = rec_parse_round(c->buf.data, hdr->length, &marker);
+		if (rc == 0)
+			rc = round_gate_pass(&c->set->gate, marker.round);
+		if (rc < 0)
+			return rc;
+		c->barrier_waits += rc == 1;
+		c->round++;
+		return 0;
+	case REC_END:
+		return 1;
+	}
+	return err_set(-EPROTO, "unexpected %s record on a data channel", rec_type_name(hdr->type));
+}
+
+static void *receiver_thread(void *arg)
+{
+	struct receiver *c = arg;
+	struct rec_header hdr;
+	char name[16];
+	int rc;
+
+	snprintf(name, sizeof(name), "in-chan%u", c->index);
+	pthread_setname_np(pthread_self(), name);
+	do {
+		rc = wire_recv(&c->chan, &hdr, &c->buf);
+		if (rc == 0)
+			rc = take(c, &hdr);
+	} while (rc == 0);
+	if (rc < 0 && rc != -ECANCELED)
+		fail(c->set, err_wrap(rc, "data channel %u", c->index));
+	return NULL;
+}
+
+static bool same_token(const uint8_t *a, const uint8_t *b)
+{
+	uint8_t diff = 0;
+
+	for (unsigned i = 0; i < CHANNEL_TOKEN_SIZE; i++)
+		diff |= a[i] ^ b[i]; /* no early exit: the time says nothing */
+	return diff == 0;
+}
+
+/* Read one connection's JOIN; 0 if it belongs to this migration. */
+static int check_join(struct receivers *r, struct chan *c, const struct rec_channels *ch)
+{
+	struct stream_header h;
+	struct wire_buf buf = { 0 };
+	struct rec_header hdr;
+	struct rec_join j;
+	int rc = chan_read(c, &h, sizeof(h));
+
+	if (rc == 0)
+		rc = stream_header_check(&h);
+	if (rc == 0)
+		rc = wire_recv(c, &hdr, &buf);
+	if (rc == 0 && hdr.type != REC_JOIN)
+		rc = err_set(-EPROTO, "it sent %s, not JOIN", rec_type_name(hdr.type));
+	if (rc == 0)
+		rc = rec_parse_join(buf.data, hdr.length, &j);
+	wire_buf_free(&buf);
+	if (rc < 0)
+		return rc;
+	if (!same_token(j.token, ch->token))
+		return err_set(-EACCES, "it does not belong to this migration (wrong token)");
+	if (j.index >= r->count || r->ch[j.index].joined)
+		return err_set(-EPROTO, "it claims channel %u", j.index);
+	return (int)j.index;
+}
+
+int receivers_accept(int lfd, const char *uri, const struct rec_channels *ch, int timeout_ms,
+		     struct receivers **out)
+{
+	struct receivers *r = calloc(1, sizeof(*r));
+	uint64_t deadline = time_now_ns() + (uint64_t)timeout_ms * NS_PER_MS;
+	uint32_t joined = 0;
+
+	*out = r;
+	if (!r)
+		return err_set(-ENOMEM, "out of memory for data channels");
+	r->ch = calloc(ch->count, sizeof(*r->ch));
+	if (!r->ch)
+		return err_set(-ENOMEM, "out of memory for data channels");
+	r->count = ch->count;
+	pthread_mutex_init(&r->lock, NULL);
+	round_gate_init(&r->gate, r->count);
+	for (uint32_t i = 0; i < r->count; i++)
+		r->ch[i].chan.fd = -1;
+	while (joined < r->count) {
+		uint64_t now = time_now_ns();
+		struct chan c;
+		int rc;
+
+		if (now >= deadline)
+			return err_set(-ETIMEDOUT, "only %u of %u data channels joined in %.1f s",
+				       joined, r->count, timeout_ms / 1000.0);
+		rc = chan_accept(&c, lfd, uri, (int)((deadline - now) / NS_PER_MS) + 1);
+		if (rc == -ETIMEDOUT)
+			continue;
+		if (rc < 0)
+			return rc;
+		c.timeout_ms = timeout_ms;
+		rc = check_join(r, &c, ch);
+		if (rc < 0) {
+			log_warn("refused a data channel: %s", err_msg());
+			chan_close(&c);
+			continue;
+		}
+		r->ch[rc].chan = c;
+		r->ch[rc].joined = true;
+		joined++;
+	}
+	return 0;
+}
+
+int receivers_start(struct receivers *r, const struct guest_mem *mem, uint64_t *written,
+		    struct chan *main)
+{
+	r->main = main;
+	for (uint32_t i = 0; i < r->count; i++) {
+		struct receiver *c = &r->ch[i];
+		int rc = page_writer_init(&c->w, mem, written);
+
+		c->set = r;
+		c->index = i;
+		if (rc < 0)
+			return rc;
+		rc = pthread_create(&c->thread, NULL, receiver_thread, c);
+		if (rc)
+			return err_set(-rc, "cannot start a channel thread: %s", strerror(rc));
+		c->started = true;
+	}
+	return 0;
+}
+
+int receivers_error(struct receivers *r)
+{
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	rc = r->err;
+	if (rc)
+		err_set(rc, "%s", r->why);
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+int receivers_finish(struct receivers *r)
+{
+	for (uint32_t i = 0; i < r->count; i++)
+		if (r->ch[i].started) {
+			pthread_join(r->ch[i].thread, NULL);
+			r->ch[i].started = false;
+		}
+	return receivers_error(r);
+}
+
+uint64_t receivers_pages(struct receivers *r)
+{
+	uint64_t n = 0;
+
+	for (uint32_t i = 0; r && i < r->count; i++)
+		n += __atomic_load_n(&r->ch[i].w.pages, __ATOMIC_RELAXED);
+	return n;
+}
+
+uint32_t receivers_rounds(struct receivers *r)
+{
+	return round_gate_rounds(&r->gate);
+}
+
+uint32_t receivers_count(const struct receivers *r)
+{
+	return r ? r->count : 0;
+}
+
+void receivers_account(struct receivers *r, struct rec_received_chan *out)
+{
+	for (uint32_t i = 0; i < r->count; i++)
+		out[i] = (struct rec_received_chan){
+			.bytes = r->ch[i].chan.bytes_received,
+			.batches = r->ch[i].w.batches,
+			.decompress_ns = r->ch[i].w.decompress_ns,
+			.barrier_waits = r->ch[i].barrier_waits,
+		};
+}
+
+void receivers_free(struct receivers *r)
+{
+	if (!r)
+		return;
+	if (r->ch) {
+		round_gate_abort(&r->gate);
+		for (uint32_t i = 0; i < r->count; i++)
+			chan_shutdown(&r->ch[i].chan);
+		receivers_finish(r);
+		for (uint32_t i = 0; i < r->count; i++) {
+			page_writer_free(&r->ch[i].w);
+			wire_buf_free(&r->ch[i].buf);
+			chan_close(&r->ch[i].chan);
+		}
+		round_gate_destroy(&r->gate);
+		pthread_mutex_destroy(&r->lock);
+	}
+	free(r->ch);
+	free(r);
+}
