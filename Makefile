@@ -44,7 +44,7 @@ fuzz: deps
 	@[ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz --buildtype=debug \
 		-Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 	@ninja -C build-fuzz
-	@for t in stream state workload xbzrle compress; do \
+	@for t in stream state workload xbzrle compress apply; do \
 		mkdir -p build-fuzz/corpus-$$t && cp tests/fuzz/corpus/$$t/* build-fuzz/corpus-$$t/ && \
 		build-fuzz/tests/libfuzzer_$$t -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$t || exit 1; \
 	done

@@ -40,8 +40,7 @@ void autocomp_init(struct autocomp *a, unsigned workers, uint64_t now_ns)
 	a->workers = workers ? workers : 1;
 	a->ratio[AUTOCOMP_NONE] = 1;
 	a->start_ns = now_ns;
-	for (int c = 0; c < AUTOCOMP_CODECS; c++)
-		a->ban_ns[c] = AUTOCOMP_BAN_NS;
+	a->ban_ns = AUTOCOMP_BAN_NS;
 	log_change(a, now_ns);
 }
 
@@ -82,9 +81,10 @@ static void start_trial(struct autocomp *a, double raw_bps, uint64_t now_ns)
 {
 	enum autocomp_codec best = a->choice;
 
+	if (now_ns < a->banned_until_ns)
+		return;
 	for (int c = 0; c < AUTOCOMP_CODECS; c++)
-		if (now_ns >= a->banned_until_ns[c] &&
-		    predicted_bps(a, (enum autocomp_codec)c) > predicted_bps(a, best))
+		if (predicted_bps(a, (enum autocomp_codec)c) > predicted_bps(a, best))
 			best = (enum autocomp_codec)c;
 	if (best == a->choice ||
 	    predicted_bps(a, best) < TRIAL_PROMISE * predicted_bps(a, a->choice))
@@ -101,8 +101,9 @@ static void end_trial(struct autocomp *a, double raw_bps, uint64_t now_ns)
 	a->trial = false;
 	if (raw_bps >= TRIAL_KEEP * a->trial_baseline_bps)
 		return;
-	a->banned_until_ns[a->choice] = now_ns + a->ban_ns[a->choice];
-	a->ban_ns[a->choice] *= 2;
+	/* What limits is not what the model thought: trust it less. */
+	a->banned_until_ns = now_ns + a->ban_ns;
+	a->ban_ns *= 2;
 	a->choice = a->trial_from;
 	log_change(a, now_ns);
 }

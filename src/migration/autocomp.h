@@ -13,7 +13,7 @@
  * The model cannot see everything (a destination that applies pages slower
  * than the link carries them, cores shared with the guest), so a switch is a
  * trial: it stays only if pages then really move faster than before, else
- * the codec is banned for a while, twice as long after each failed trial. */
+ * no switch is tried for a while, twice as long after each failed trial. */
 #ifndef FERRY_MIGRATION_AUTOCOMP_H
 #define FERRY_MIGRATION_AUTOCOMP_H
 
@@ -48,7 +48,7 @@ struct autocomp {
 	bool trial;
 	enum autocomp_codec trial_from;
 	double trial_baseline_bps;
-	uint64_t banned_until_ns[AUTOCOMP_CODECS], ban_ns[AUTOCOMP_CODECS];
+	uint64_t banned_until_ns, ban_ns; /* no new trial before; the next ban */
 	uint32_t changes;
 	struct autocomp_change log[AUTOCOMP_LOG]; /* the first AUTOCOMP_LOG changes */
 };

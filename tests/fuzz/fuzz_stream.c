@@ -16,6 +16,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct pages_view pv;
 	struct hashes_view hv;
 	struct rec_round round;
+	struct zpages_view zv;
+	struct rec_channels ch;
+	struct rec_join join;
+	struct rec_received_chan acct[CHANNELS_MAX];
+	uint32_t n;
 	char text[ERROR_MAX_TEXT + 1];
 	uint32_t code;
 	uint8_t *body;
@@ -37,6 +42,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (rec_parse_pages(body, hdr.length, 1 << 18, &pv) == 0 &&
 		    pv.payload + (size_t)pv.raw * STREAM_PAGE_SIZE != body + hdr.length)
 			abort(); /* the payload must end exactly at the body's end */
+		break;
+	case REC_ZPAGES:
+		if (rec_parse_zpages(body, hdr.length, 1 << 18, &zv) == 0 &&
+		    zv.frame + zv.frame_len != body + hdr.length)
+			abort(); /* the frame must end exactly at the body's end */
+		break;
+	case REC_CHANNELS:
+		rec_parse_channels(body, hdr.length, &ch);
+		break;
+	case REC_JOIN:
+		rec_parse_join(body, hdr.length, &join);
+		break;
+	case REC_RECEIVED:
+		rec_parse_received(body, hdr.length, &n, acct);
 		break;
 	case REC_HASHES:
 		rec_parse_hashes(body, hdr.length, 1 << 18, &hv);

@@ -84,7 +84,9 @@ static void test_config(void **unused)
 	c.mem_bytes = (1ull << 30) + 4096;
 	expect_einval(rec_parse_config(&c, sizeof(c), &out), "bytes of guest memory");
 	c.mem_bytes = 1ull << 30;
-	c.flags = 2;
+	c.flags = CONFIG_VERIFY | CONFIG_CHANNELS;
+	assert_int_equal(rec_parse_config(&c, sizeof(c), &out), 0);
+	c.flags = 4;
 	expect_einval(rec_parse_config(&c, sizeof(c), &out), "unknown flags");
 }
 
@@ -128,6 +130,69 @@ static void test_pages(void **unused)
 	expect_einval(rec_parse_pages(buf, 40, NPAGES, &v), "shorter than its page list");
 }
 
+/* A ZPAGES body: one RAW and one XBZRLE entry (a 10-byte delta), then a
+ * frame of frame_len bytes. */
+static uint32_t build_zpages(uint8_t *buf, uint32_t payload_len, uint32_t frame_len)
+{
+	struct rec_zpages fixed = {
+		.count = 2, .round = 1, .codec = ZPAGES_ZSTD, .payload_len = payload_len
+	};
+	uint64_t e[2] = { PAGE_ENTRY(3, PAGE_RAW), PAGE_ENTRY_LEN(9, PAGE_XBZRLE, 10) };
+
+	memcpy(buf, &fixed, sizeof(fixed));
+	memcpy(buf + sizeof(fixed), e, sizeof(e));
+	memset(buf + sizeof(fixed) + sizeof(e), 0x77, frame_len);
+	return (uint32_t)(sizeof(fixed) + sizeof(e) + frame_len);
+}
+
+static void test_zpages(void **unused)
+{
+	static uint8_t buf[16 + 16 + 4096];
+	struct zpages_view z;
+	uint32_t len = build_zpages(buf, 4106, 100);
+
+	(void)unused;
+	assert_int_equal(rec_parse_zpages(buf, len, NPAGES, &z), 0);
+	assert_int_equal(z.pages.count, 2);
+	assert_int_equal(z.pages.round, 1);
+	assert_int_equal(z.pages.payload_bytes, 4106);
+	assert_int_equal(z.frame_len, 100);
+	assert_ptr_equal(z.frame, buf + 32);
+	assert_null(z.pages.payload);
+	expect_einval(rec_parse_zpages(buf, build_zpages(buf, 4096, 100), NPAGES, &z),
+		      "its list says 4106");
+	expect_einval(rec_parse_zpages(buf, build_zpages(buf, 4106, 0), NPAGES, &z),
+		      "no compressed frame");
+	expect_einval(rec_parse_zpages(buf, len, 5, &z), "beyond guest memory");
+	((struct rec_zpages *)buf)->codec = 7;
+	expect_einval(rec_parse_zpages(buf, len, NPAGES, &z), "unknown codec 7");
+}
+
+static void test_channels(void **unused)
+{
+	struct rec_channels ch = { .count = 2, .token = { 1, 2, 3 } }, out;
+	struct rec_join j = { .index = 1 }, jout;
+	uint8_t rx[8 + 2 * sizeof(struct rec_received_chan)] = { 2 };
+	struct rec_received_chan acct[CHANNELS_MAX];
+	uint32_t n;
+
+	(void)unused;
+	assert_int_equal(rec_parse_channels(&ch, sizeof(ch), &out), 0);
+	assert_memory_equal(out.token, ch.token, CHANNEL_TOKEN_SIZE);
+	ch.count = CHANNELS_MAX + 1;
+	expect_einval(rec_parse_channels(&ch, sizeof(ch), &out), "data channels");
+	ch.count = 0;
+	expect_einval(rec_parse_channels(&ch, sizeof(ch), &out), "0 data channels");
+	assert_int_equal(rec_parse_join(&j, sizeof(j), &jout), 0);
+	assert_int_equal(jout.index, 1);
+	expect_einval(rec_parse_join(&j, sizeof(j) - 1, &jout), "bad length");
+	assert_int_equal(rec_parse_received(rx, sizeof(rx), &n, acct), 0);
+	assert_int_equal(n, 2);
+	expect_einval(rec_parse_received(rx, sizeof(rx) - 8, &n, acct), "does not match");
+	rx[0] = CHANNELS_MAX + 1;
+	expect_einval(rec_parse_received(rx, sizeof(rx), &n, acct), "does not match");
+}
+
 static void test_hashes_and_error(void **unused)
 {
 	uint8_t buf[16 + 8 * 4];
@@ -157,6 +222,8 @@ int main(void)
 		cmocka_unit_test(test_record_header_and_checksum),
 		cmocka_unit_test(test_config),
 		cmocka_unit_test(test_pages),
+		cmocka_unit_test(test_zpages),
+		cmocka_unit_test(test_channels),
 		cmocka_unit_test(test_hashes_and_error),
 	};
 

@@ -1,0 +1,163 @@
+/* --compress auto against simulated links and data: it keeps none where the
+ * link is fast or the data does not shrink, moves to the codec that is
+ * fastest where the link is slow, and backs out of a switch that does not
+ * deliver (banned for a while, longer each time). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "migration/autocomp.h"
+
+#define MS	  1000000ull
+#define BATCH_RAW (512u << 10)
+
+/* A machine: the link's capacity, each codec's ratio (wire/raw) and speed
+ * (raw bytes/s per worker), and how fast the destination takes raw bytes. */
+struct world {
+	double link_bps, ratio[AUTOCOMP_CODECS], speed_bps[AUTOCOMP_CODECS], dest_bps;
+};
+
+/* Raw bytes per second the pipeline really moves with codec c. */
+static double moves(const struct world *w, const struct autocomp *a, enum autocomp_codec c)
+{
+	double cpu = c == AUTOCOMP_NONE ? 1e12 : w->speed_bps[c] * a->workers;
+	double link = w->link_bps / w->ratio[c], x = cpu < link ? cpu : link;
+
+	return x < w->dest_bps ? x : w->dest_bps;
+}
+
+/* Run for ms milliseconds in 1 ms steps, as the workers would report. */
+static void run(struct autocomp *a, const struct world *w, uint64_t *now, unsigned ms)
+{
+	for (unsigned i = 0; i < ms; i++) {
+		enum autocomp_codec c = a->choice;
+		double raw = moves(w, a, c) / 1000, wire = raw * w->ratio[c];
+		/* Link-bound: the workers wait on the socket most of the step. */
+		uint64_t wait = wire * 1000 >= 0.99 * w->link_bps ? MS * 8 / 10 : 0;
+
+		*now += MS;
+		for (int s = AUTOCOMP_LZ4; s < AUTOCOMP_CODECS; s++)
+			if (autocomp_wants_sample(a, (enum autocomp_codec)s, *now) || s == (int)c)
+				autocomp_observe_codec(
+					a, (enum autocomp_codec)s, BATCH_RAW,
+					(uint64_t)(BATCH_RAW * w->ratio[s]),
+					(uint64_t)(BATCH_RAW / w->speed_bps[s] * 1e9), *now);
+		autocomp_observe_send(a, (uint64_t)raw, (uint64_t)wire, wait, *now);
+	}
+}
+
+static const struct world text_1gbit = {
+	.link_bps = 117e6, .ratio = { 1, 0.51, 0.34 }, .speed_bps = { 0, 445e6, 271e6 },
+	.dest_bps = 2e9,
+};
+
+static void test_fast_link_keeps_none(void **unused)
+{
+	struct world w = text_1gbit;
+	struct autocomp a;
+	uint64_t now = 1;
+
+	(void)unused;
+	w.link_bps = 3e9; /* loopback */
+	autocomp_init(&a, 2, now);
+	run(&a, &w, &now, 2000);
+	assert_int_equal(a.choice, AUTOCOMP_NONE);
+	assert_int_equal(a.changes, 1); /* the start only: not even a trial */
+	assert_true(a.ratio[AUTOCOMP_ZSTD] > 0.3 && a.ratio[AUTOCOMP_ZSTD] < 0.4); /* sampled */
+}
+
+static void test_slow_link_compresses(void **unused)
+{
+	struct autocomp a;
+	uint64_t now = 1;
+
+	(void)unused;
+	autocomp_init(&a, 2, now);
+	run(&a, &text_1gbit, &now, 2000);
+	assert_int_equal(a.choice, AUTOCOMP_ZSTD); /* 344 MB/s of pages vs lz4's 229 */
+	assert_true(a.link_bps > 100e6 && a.link_bps < 130e6);
+	assert_int_equal(a.log[a.changes - 1].codec, AUTOCOMP_ZSTD);
+}
+
+static void test_cpu_speed_decides(void **unused)
+{
+	struct autocomp a;
+	uint64_t now = 1;
+
+	(void)unused;
+	autocomp_init(&a, 1, now); /* one worker: zstd 271 MB/s of CPU, lz4 229 of link */
+	run(&a, &text_1gbit, &now, 2000);
+	assert_int_equal(a.choice, AUTOCOMP_ZSTD);
+	struct world slow_cpu = text_1gbit;
+	slow_cpu.speed_bps[AUTOCOMP_ZSTD] = 150e6; /* now lz4 wins */
+	autocomp_init(&a, 1, now);
+	run(&a, &slow_cpu, &now, 2000);
+	assert_int_equal(a.choice, AUTOCOMP_LZ4);
+}
+
+static void test_random_data_keeps_none(void **unused)
+{
+	struct world w = text_1gbit;
+	struct autocomp a;
+	uint64_t now = 1;
+
+	(void)unused;
+	w.ratio[AUTOCOMP_LZ4] = w.ratio[AUTOCOMP_ZSTD] = 1.0;
+	autocomp_init(&a, 2, now);
+	run(&a, &w, &now, 2000);
+	assert_int_equal(a.choice, AUTOCOMP_NONE);
+	assert_int_equal(a.changes, 1);
+}
+
+/* The model sees a slow link, but the destination is what limits: the
+ * trial moves pages no faster, so it is undone and not retried at once. */
+static void test_failed_trial_backs_out(void **unused)
+{
+	struct world w = text_1gbit;
+	struct autocomp a;
+	uint64_t now = 1;
+
+	(void)unused;
+	w.link_bps = 400e6;
+	w.dest_bps = 400e6; /* raw bytes: compressing cannot help */
+	autocomp_init(&a, 2, now);
+	run(&a, &w, &now, 400);
+	assert_int_equal(a.changes, 3); /* start, trial, back */
+	assert_int_equal(a.choice, AUTOCOMP_NONE);
+	uint32_t changes = a.changes;
+	run(&a, &w, &now, 1500); /* banned for 2 s */
+	assert_int_equal(a.changes, changes);
+	run(&a, &w, &now, 3000); /* one more trial after the ban, then 4 s without */
+	assert_int_equal(a.changes, changes + 2);
+	assert_int_equal(a.choice, AUTOCOMP_NONE);
+}
+
+static void test_sampling(void **unused)
+{
+	struct autocomp a;
+
+	(void)unused;
+	autocomp_init(&a, 1, 1);
+	assert_true(autocomp_wants_sample(&a, AUTOCOMP_ZSTD, 2));
+	assert_false(autocomp_wants_sample(&a, AUTOCOMP_NONE, 2));
+	autocomp_observe_codec(&a, AUTOCOMP_ZSTD, 1000, 300, 1000, 2);
+	assert_false(autocomp_wants_sample(&a, AUTOCOMP_ZSTD, 3));
+	assert_true(autocomp_wants_sample(&a, AUTOCOMP_ZSTD, 2 + AUTOCOMP_SAMPLE_NS));
+	assert_string_equal(autocomp_codec_name(AUTOCOMP_LZ4), "lz4");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fast_link_keeps_none),
+		cmocka_unit_test(test_slow_link_compresses),
+		cmocka_unit_test(test_cpu_speed_decides),
+		cmocka_unit_test(test_random_data_keeps_none),
+		cmocka_unit_test(test_failed_trial_backs_out),
+		cmocka_unit_test(test_sampling),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
