@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "migration/wire.h"
 #include "stream/record.h"
@@ -160,12 +161,14 @@ static int send_raw(struct worker *w, const struct batch *b)
 	return wire_send(w->chan, REC_PAGES, iov, b->niov + 2);
 }
 
-static int send_frame(struct worker *w, const struct batch *b, enum autocomp_codec c, long n)
+static int send_frame(struct worker *w, const struct batch *b, const uint8_t *in,
+		      enum autocomp_codec c, long n)
 {
 	struct rec_zpages fixed = { .count = b->count,
 				    .round = b->round,
 				    .codec = c == AUTOCOMP_LZ4 ? ZPAGES_LZ4 : ZPAGES_ZSTD,
-				    .payload_len = b->payload_len };
+				    .payload_len = b->payload_len,
+				    .payload_hash = XXH3_64bits(in, b->payload_len) };
 	struct iovec iov[3] = { { &fixed, sizeof(fixed) },
 				{ (void *)b->entries, b->count * 8ull },
 				{ w->frame, (size_t)n } };
@@ -208,7 +211,7 @@ static int send_batch(struct worker *w, const struct batch *b)
 			pthread_mutex_unlock(&p->lock);
 		}
 	}
-	rc = n > 0 ? send_frame(w, b, c, n) : send_raw(w, b);
+	rc = n > 0 ? send_frame(w, b, in, c, n) : send_raw(w, b);
 	pthread_mutex_lock(&p->lock);
 	w->st.bytes = w->chan->bytes_sent;
 	w->st.raw_bytes += b->payload_len;
@@ -345,6 +348,15 @@ static int drain(struct pipeline *p)
 	return rc;
 }
 
+/* The workers are idle: bring their byte counts up to date. */
+static void count_bytes(struct pipeline *p)
+{
+	pthread_mutex_lock(&p->lock);
+	for (uint32_t i = 0; i < p->nworkers; i++)
+		p->w[i].st.bytes = p->w[i].chan->bytes_sent;
+	pthread_mutex_unlock(&p->lock);
+}
+
 int pipeline_end_round(struct pipeline *p, uint32_t round)
 {
 	int rc = drain(p);
@@ -361,6 +373,7 @@ int pipeline_end_round(struct pipeline *p, uint32_t round)
 		if (rc < 0)
 			err_wrap(rc, "data channel %u", i);
 	}
+	count_bytes(p);
 	return rc;
 }
 
@@ -370,6 +383,7 @@ int pipeline_end(struct pipeline *p)
 
 	for (uint32_t i = 0; i < p->nworkers && rc == 0 && !on_main(p); i++)
 		rc = wire_send_empty(&p->w[i].own, REC_END);
+	count_bytes(p);
 	return rc;
 }
 

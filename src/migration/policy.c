@@ -30,6 +30,17 @@ enum policy_decision policy_decide(const struct policy_input *in, const struct m
 		return POLICY_SWITCHOVER;
 	if (expected <= (double)p->downtime_ms)
 		return POLICY_CONTINUE;
+	/* The fixed cost alone is over the limit and the pages are not what is
+	 * in the way: no round can help. */
+	if (in->bandwidth_bps > 0 && in->switchover_ms > (double)p->downtime_ms &&
+	    pages_ms < 0.1 * in->switchover_ms) {
+		snprintf(
+			why, len,
+			"the switchover alone takes %.0f ms (final dirty sync, device state, hand-off%s) against a limit of %llu ms: allow more downtime",
+			in->switchover_ms, p->verify ? ", hashing memory for --verify" : "",
+			(unsigned long long)p->downtime_ms);
+		return POLICY_GIVE_UP;
+	}
 	if (p->timeout_s && in->elapsed_s >= (double)p->timeout_s) {
 		snprintf(
 			why, len,

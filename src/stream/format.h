@@ -104,12 +104,14 @@ struct rec_join {
 	uint8_t token[CHANNEL_TOKEN_SIZE];
 };
 
-/* PAGES whose payload is one compressed frame of payload_len bytes. */
+/* PAGES whose payload is one compressed frame of payload_len bytes, whose
+ * XXH3-64 is payload_hash (a codec's own mistakes are caught too). */
 struct rec_zpages {
 	uint32_t count;
 	uint32_t round;
 	uint32_t codec;
 	uint32_t payload_len;
+	uint64_t payload_hash;
 	uint64_t entries[];
 };
 
@@ -149,7 +151,7 @@ _Static_assert(sizeof(struct rec_pages) == 8, "PAGES fixed part");
 _Static_assert(sizeof(struct rec_round) == 16, "ROUND");
 _Static_assert(sizeof(struct rec_channels) == 24, "CHANNELS");
 _Static_assert(sizeof(struct rec_join) == 24, "JOIN");
-_Static_assert(sizeof(struct rec_zpages) == 16, "ZPAGES fixed part");
+_Static_assert(sizeof(struct rec_zpages) == 24, "ZPAGES fixed part");
 _Static_assert(sizeof(struct rec_received_chan) == 32, "RECEIVED entry");
 _Static_assert(sizeof(struct rec_hashes) == 16, "HASHES fixed part");
 _Static_assert(sizeof(struct rec_error) == 8, "ERROR fixed part");

@@ -251,6 +251,7 @@ int rec_parse_zpages(const void *body, uint32_t len, uint64_t npages, struct zpa
 	if (len <= head)
 		return err_set(-EINVAL, "ZPAGES record has no compressed frame");
 	out->codec = fixed.codec;
+	out->payload_hash = fixed.payload_hash;
 	out->frame = (const uint8_t *)body + head;
 	out->frame_len = len - (uint32_t)head;
 	out->pages.payload = NULL; /* until decompressed */

@@ -24,6 +24,7 @@ struct zpages_view {
 	struct pages_view pages;
 	uint32_t codec; /* enum zpages_codec */
 	uint32_t frame_len;
+	uint64_t payload_hash;
 	const uint8_t *frame;
 };
 

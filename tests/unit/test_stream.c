@@ -147,7 +147,7 @@ static uint32_t build_zpages(uint8_t *buf, uint32_t payload_len, uint32_t frame_
 
 static void test_zpages(void **unused)
 {
-	static uint8_t buf[16 + 16 + 4096];
+	static uint8_t buf[24 + 16 + 4096];
 	struct zpages_view z;
 	uint32_t len = build_zpages(buf, 4106, 100);
 
@@ -157,7 +157,7 @@ static void test_zpages(void **unused)
 	assert_int_equal(z.pages.round, 1);
 	assert_int_equal(z.pages.payload_bytes, 4106);
 	assert_int_equal(z.frame_len, 100);
-	assert_ptr_equal(z.frame, buf + 32);
+	assert_ptr_equal(z.frame, buf + 40);
 	assert_null(z.pages.payload);
 	expect_einval(rec_parse_zpages(buf, build_zpages(buf, 4096, 100), NPAGES, &z),
 		      "its list says 4106");

@@ -1,0 +1,119 @@
+#!/bin/sh
+# Data channels and compression. One guest hops through twelve migrations:
+# 1, 2 and 4 channels with each codec (none, lz4, zstd, auto), each codec
+# over unix, TCP and a shaped veth between namespaces (a Latin square), each
+# with --verify; the destination's account of every channel matches the
+# source's. Then: a slow channel that the others overtake (rounds still
+# land in order: the guest's check and --verify pass, channels waited at
+# the round gate), and a corrupted compressed batch (a clean error naming
+# it; the source guest runs on, intact; the destination takes the next one).
+. "$(dirname "$0")/lib.sh"
+need_kvm
+WORKLOAD=dirty:wss=96M,rate=30M,pattern=random,write=page,data=text
+
+# hop FROM TO URI CHANNELS CODEC: migrate, check the report, and the guest.
+hop() {
+	from=$1 to=$2 uri=$3 ch=$4 codec=$5
+	note "$ch channel(s), $codec, $uri"
+	migrate "$from" "$uri" --channels "$ch" --compress "$codec" --verify ||
+		{ fail "$ch/$codec/$uri: $(cat "$TMP/migrate.err") $(report "j.get('reason')")"; return; }
+	[ "$(report "j['verify']")" = ok ] || fail "$ch/$codec: verify"
+	check=$(report "check(j, $ch, '$codec')" 2>&1) || fail "$ch/$codec/$uri: $check"
+	note "$(report "'%.0f ms, downtime %.1f ms, %d rounds, %.0f MiB sent, codec now %s' % (j['total_ms'], j['downtime_ms'], j['rounds'], j['bytes_sent'] / 2**20, j['pipeline']['compress']['now'])")"
+	expect_progress "$to"
+}
+
+# The report's pipeline: as many channels as asked, each used, each one's
+# bytes as the destination counted them; compressed where asked.
+report() {
+	python3 - "$TMP/report.json" "$1" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+def check(j, ch, codec):
+    p = j["pipeline"]
+    chans = p["channels"]
+    assert p["data_channels"] == ch, f"{p['data_channels']} data channels"
+    assert len(chans) == ch, f"{len(chans)} channel entries"
+    for c in chans:
+        assert c["batches"] > 0, f"channel {c['index']} carried nothing"
+        assert c["dest_bytes"] == c["bytes"], f"channel {c['index']}: sent {c['bytes']}, received {c['dest_bytes']}"
+    packed = sum(c["compressed"] for c in chans)
+    ratio = sum(c["raw_bytes"] for c in chans) / sum(c["bytes"] for c in chans)
+    if codec in ("lz4", "zstd"):
+        assert packed > 0 and ratio > 1.5, f"{codec}: {packed} batches compressed, ratio {ratio:.2f}"
+        assert sum(c["compress_cpu_ms"] for c in chans) > 0 and sum(c["decompress_cpu_ms"] for c in chans) > 0
+    if codec == "none":
+        assert packed == 0, f"none compressed {packed} batches"
+    assert p["compress"]["asked"] == (codec if codec != "zstd" else "zstd:1")
+    return "ok"
+print(eval(sys.argv[2]))
+PY
+}
+
+note "unix and TCP"
+vm v0 --mem 256M --vcpus 2 --workload "$WORKLOAD"
+i=0
+for combo in unix:1:none tcp:1:lz4 unix:1:auto tcp:2:none unix:2:zstd tcp:2:auto unix:4:lz4 tcp:4:zstd; do
+	kind=${combo%%:*} rest=${combo#*:}
+	ch=${rest%%:*} codec=${rest#*:}
+	[ "$kind" = unix ] && uri="unix:$TMP/in$i.sock" || uri="tcp:127.0.0.1:$((45000 + $$ % 1000 + i))"
+	vm "v$((i + 1))" --incoming "$uri"
+	hop "v$i" "v$((i + 1))" "$uri" "$ch" "$codec"
+	kill_vm "v$i"
+	i=$((i + 1))
+done
+expect_guest_ok "v$i"
+kill_vm "v$i"
+
+note "a slow channel: the others overtake it, rounds still land in order"
+export FERRY_TEST_SLOW_CHANNEL=3
+vm slow --mem 256M --vcpus 2 --workload dirty:wss=64M,rate=60M,pattern=random,write=page
+unset FERRY_TEST_SLOW_CHANNEL
+vm fast --incoming "unix:$TMP/in-slow.sock"
+migrate slow "unix:$TMP/in-slow.sock" --channels 4 --verify --downtime-ms 100 ||
+	fail "slow channel: $(cat "$TMP/migrate.err") $(report "j.get('reason')")"
+[ "$(report "j['verify']")" = ok ] || fail "slow channel: verify"
+note "$(report "'rounds %d; batches per channel %s; rounds a channel waited for the others %s' % (j['rounds'], [c['batches'] for c in j['pipeline']['channels']], [c['barrier_waits'] for c in j['pipeline']['channels']])")"
+[ "$(report "int(j['rounds'] >= 3)")" = 1 ] || fail "slow channel: only $(report "j['rounds']") rounds"
+[ "$(report "int(sum(c['barrier_waits'] for c in j['pipeline']['channels']) >= j['rounds'] - 1)")" = 1 ] ||
+	fail "the channels did not wait for each other at round ends"
+[ "$(report "int(j['pipeline']['channels'][0]['batches'] * 2 < j['pipeline']['channels'][1]['batches'])")" = 1 ] ||
+	fail "the slow channel was not overtaken: $(report "[c['batches'] for c in j['pipeline']['channels']]")"
+expect_guest_ok fast
+kill_vm slow; kill_vm fast
+
+note "a corrupted compressed batch: a clean error, the source runs on"
+export FERRY_TEST_CORRUPT_BATCH=3
+vm src --mem 256M --vcpus 2 --workload "$WORKLOAD"
+unset FERRY_TEST_CORRUPT_BATCH
+vm dst --incoming "unix:$TMP/in-bad.sock"
+migrate src "unix:$TMP/in-bad.sock" --channels 2 --compress zstd && fail "a corrupted batch was accepted"
+[ "$(report "j['status']")" = failed ] || fail "status $(report "j['status']")"
+report "j['reason']" | grep -q "compressed page batch of round 0: it is corrupt" || fail "reason: $(report "j['reason']")"
+note "reason: $(report "j['reason']")"
+expect_progress src
+expect_guest_ok src
+sleep 0.2
+[ "$(status_field dst "j['status']")" = incoming ] || fail "the destination did not go back to waiting"
+migrate src "unix:$TMP/in-bad.sock" --channels 2 --verify ||
+	fail "migration after the corrupt one: $(cat "$TMP/migrate.err") $(report "j.get('reason')")"
+expect_guest_ok dst
+kill_vm src; kill_vm dst
+
+note "a shaped veth (500 Mbit/s)"
+need_link 500mbit
+SRC_IP=198.18.0.1 DST_IP=198.18.0.2
+vm_in src w0 --mem 256M --vcpus 2 --workload "$WORKLOAD"
+i=0
+for combo in 1:zstd 2:lz4 4:none 4:auto; do
+	ch=${combo%%:*} codec=${combo#*:}
+	# Hop there and back: the guest ends where it started each time.
+	if [ $((i % 2)) = 0 ]; then ns=dst ip=$DST_IP; else ns=src ip=$SRC_IP; fi
+	vm_in "$ns" "w$((i + 1))" --incoming "tcp:$ip:4444"
+	sleep 0.3
+	hop "w$i" "w$((i + 1))" "tcp:$ip:4444" "$ch" "$codec"
+	kill_vm "w$i"
+	i=$((i + 1))
+done
+expect_guest_ok "w$i"
+finish channels
