@@ -53,8 +53,10 @@ static void run(const struct codec *k, const uint8_t *data, const char *what)
 int main(void)
 {
 	static const struct codec codecs[] = {
-		{ "lz4", COMPRESS_LZ4, 1 },    { "zstd:1", COMPRESS_ZSTD, 1 },
-		{ "zstd:3", COMPRESS_ZSTD, 3 }, { "zstd:6", COMPRESS_ZSTD, 6 },
+		{ "lz4", COMPRESS_LZ4, 1 },
+		{ "zstd:1", COMPRESS_ZSTD, 1 },
+		{ "zstd:3", COMPRESS_ZSTD, 3 },
+		{ "zstd:6", COMPRESS_ZSTD, 6 },
 	};
 	static const uint32_t kinds[] = { FERRY_DATA_TEXT, FERRY_DATA_RANDOM };
 	uint8_t *data = malloc((size_t)BATCH * BATCHES);

@@ -92,7 +92,10 @@ def configure(src, dst, mig):
     if "channels" in mig or "compress" in mig:
         caps.append("multifd")
         params["multifd-channels"] = int(mig.get("channels", 1))
-        params["multifd-compression"] = {"zstd": "zstd", "zlib": "zlib"}.get(mig.get("compress"), "none")
+        codec = mig.get("compress", "none")
+        if codec not in ("none", "zstd", "zlib"):
+            raise ValueError(f"QEMU multifd has no '{codec}' compression")
+        params["multifd-compression"] = codec
     if mig.get("converge") in ("throttle", "auto-converge"):
         caps.append("auto-converge")
     if mig.get("postcopy"):

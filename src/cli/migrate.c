@@ -211,16 +211,15 @@ static void report_pipeline(json_t *pl)
 	printf("  channels  %d data channel(s), compress %s (now %s, %d changes)\n",
 	       (int)num(pl, "data_channels"), json_string_value(json_object_get(z, "asked")),
 	       json_string_value(json_object_get(z, "now")), (int)num(z, "changes"));
-	json_array_foreach(json_object_get(pl, "channels"), i, c)
-		printf("            #%d %.1f MiB sent for %.1f MiB of pages (%.2f:1), %.0f batches (%.0f compressed, %.0f did not shrink), compress %.0f ms CPU, decompress %.0f ms CPU\n",
-		       (int)num(c, "index"), num(c, "bytes") / 1048576,
-		       num(c, "raw_bytes") / 1048576, num(c, "ratio"), num(c, "batches"),
-		       num(c, "compressed"), num(c, "skipped"), num(c, "compress_cpu_ms"),
-		       num(c, "decompress_cpu_ms"));
+	json_array_foreach(json_object_get(pl, "channels"), i, c) printf(
+		"            #%d %.1f MiB sent for %.1f MiB of pages (%.2f:1), %.0f batches (%.0f compressed, %.0f did not shrink), compress %.0f ms CPU, decompress %.0f ms CPU\n",
+		(int)num(c, "index"), num(c, "bytes") / 1048576, num(c, "raw_bytes") / 1048576,
+		num(c, "ratio"), num(c, "batches"), num(c, "compressed"), num(c, "skipped"),
+		num(c, "compress_cpu_ms"), num(c, "decompress_cpu_ms"));
 	json_array_foreach(json_object_get(z, "log"), i, c)
-		printf("            at %.0f ms: %s (link %.0f MiB/s, ratio %.2f:1)\n", num(c, "t_ms"),
-		       json_string_value(json_object_get(c, "codec")), num(c, "link_mbps"),
-		       num(c, "ratio"));
+		printf("            at %.0f ms: %s (link %.0f MiB/s, ratio %.2f:1)\n",
+		       num(c, "t_ms"), json_string_value(json_object_get(c, "codec")),
+		       num(c, "link_mbps"), num(c, "ratio"));
 }
 
 static void report(json_t *s)

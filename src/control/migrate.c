@@ -218,30 +218,30 @@ static json_t *converge_json(const struct converge_stats *c)
 
 static json_t *channel_json(const struct channel_stats *c, uint32_t index)
 {
-	return json_pack(
-		"{s:i,s:I,s:I,s:f,s:I,s:I,s:I,s:f,s:f,s:I,s:f,s:I}", "index", (int)index, "bytes",
-		(json_int_t)c->bytes, "raw_bytes", (json_int_t)c->raw_bytes, "ratio",
-		c->bytes ? (double)c->raw_bytes / (double)c->bytes : 0.0, "batches",
-		(json_int_t)c->batches, "compressed", (json_int_t)c->compressed, "skipped",
-		(json_int_t)c->skipped, "compress_cpu_ms", (double)c->compress_cpu_ns / 1e6,
-		"wait_ms", (double)c->wait_ns / 1e6, "dest_bytes", (json_int_t)c->dest_bytes,
-		"decompress_cpu_ms", (double)c->decompress_cpu_ns / 1e6, "barrier_waits",
-		(json_int_t)c->barrier_waits);
+	return json_pack("{s:i,s:I,s:I,s:f,s:I,s:I,s:I,s:f,s:f,s:I,s:f,s:I}", "index", (int)index,
+			 "bytes", (json_int_t)c->bytes, "raw_bytes", (json_int_t)c->raw_bytes,
+			 "ratio", c->bytes ? (double)c->raw_bytes / (double)c->bytes : 0.0,
+			 "batches", (json_int_t)c->batches, "compressed", (json_int_t)c->compressed,
+			 "skipped", (json_int_t)c->skipped, "compress_cpu_ms",
+			 (double)c->compress_cpu_ns / 1e6, "wait_ms", (double)c->wait_ns / 1e6,
+			 "dest_bytes", (json_int_t)c->dest_bytes, "decompress_cpu_ms",
+			 (double)c->decompress_cpu_ns / 1e6, "barrier_waits",
+			 (json_int_t)c->barrier_waits);
 }
 
 /* The codec over time: each change with the link and ratio it was made on. */
 static json_t *codec_json(const struct mig_compress *asked, const struct autocomp *a)
 {
 	json_t *log = json_array();
-	char name[32];
+	char name[32], plan[32];
 
 	for (uint32_t i = 0; asked->automatic && i < a->changes && i < AUTOCOMP_LOG; i++)
 		json_array_append_new(
 			log, json_pack("{s:f,s:s,s:f,s:f}", "t_ms", a->log[i].t_ms, "codec",
-				       autocomp_codec_name(a->log[i].codec), "link_mbps",
-				       a->log[i].link_mbps, "ratio", a->log[i].ratio));
-	return json_pack("{s:s,s:s,s:i,s:o}", "asked", mig_compress_name(asked, name, 32),
-			 "now", autocomp_codec_name(a->choice), "changes",
+				       autocomp_plan_name(&a->log[i].plan, plan, sizeof(plan)),
+				       "link_mbps", a->log[i].link_mbps, "ratio", a->log[i].ratio));
+	return json_pack("{s:s,s:s,s:i,s:o}", "asked", mig_compress_name(asked, name, 32), "now",
+			 autocomp_plan_name(&a->plan, plan, sizeof(plan)), "changes",
 			 (int)(asked->automatic ? a->changes : 0), "log", log);
 }
 

@@ -86,7 +86,8 @@ static int decompress(struct page_writer *w, struct zpages_view *z)
 		rc = c->backend->decompress(c, z->frame, z->frame_len, w->scratch,
 					    z->pages.payload_bytes);
 	if (rc == 0 && XXH3_64bits(w->scratch, z->pages.payload_bytes) != z->payload_hash)
-		rc = err_set(-EINVAL, "it is corrupt: it does not decompress to what was compressed");
+		rc = err_set(-EINVAL,
+			     "it is corrupt: it does not decompress to what was compressed");
 	__atomic_fetch_add(&w->decompress_ns, time_thread_cpu_ns() - cpu0, __ATOMIC_RELAXED);
 	z->pages.payload = w->scratch;
 	return rc < 0 ? err_wrap(rc, "compressed page batch of round %u", z->pages.round) : 0;

@@ -1,5 +1,6 @@
 #include "migration/autocomp.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Weight of a new measurement in the running averages. */
@@ -15,6 +16,9 @@
 #define TRIAL_PROMISE 1.2
 #define TRIAL_KEEP    1.05
 
+/* A mix's share moves in steps of this: finer says nothing in a noisy world. */
+#define SHARE_STEP 0.05
+
 static const char *const names[] = { "none", "lz4", "zstd" };
 
 const char *autocomp_codec_name(enum autocomp_codec c)
@@ -22,14 +26,91 @@ const char *autocomp_codec_name(enum autocomp_codec c)
 	return names[c];
 }
 
+const char *autocomp_plan_name(const struct autocomp_plan *p, char *buf, unsigned len)
+{
+	if (p->lo == p->hi)
+		snprintf(buf, len, "%s", names[p->lo]);
+	else
+		snprintf(buf, len, "%s+%s:%.0f%%", names[p->lo], names[p->hi], p->hi_share * 100);
+	return buf;
+}
+
+static bool same_codecs(const struct autocomp_plan *x, const struct autocomp_plan *y)
+{
+	return x->lo == y->lo && x->hi == y->hi;
+}
+
+/* Per raw byte: CPU seconds of one worker, and wire bytes. */
+static double cpu_per_byte(const struct autocomp *a, enum autocomp_codec c)
+{
+	return c == AUTOCOMP_NONE ? 0 : 1 / a->speed_bps[c];
+}
+
+/* Raw bytes per second the plan would move with share f on hi, by the
+ * model: the lesser of what the workers compress and the link carries. */
+static double moves(const struct autocomp *a, enum autocomp_codec lo, enum autocomp_codec hi,
+		    double f)
+{
+	double cpu = (1 - f) * cpu_per_byte(a, lo) + f * cpu_per_byte(a, hi);
+	double wire = (1 - f) * a->ratio[lo] + f * a->ratio[hi];
+	double by_link = a->link_bps / wire, by_cpu = cpu > 0 ? a->workers / cpu : by_link;
+
+	return by_cpu < by_link ? by_cpu : by_link;
+}
+
+static double plan_moves(const struct autocomp *a, const struct autocomp_plan *p)
+{
+	return moves(a, p->lo, p->hi, p->hi_share);
+}
+
+/* The share of hi that keeps CPU and link equally busy, in [0, 1]: more hi
+ * costs CPU and saves link. */
+static double balanced_share(const struct autocomp *a, enum autocomp_codec lo,
+			     enum autocomp_codec hi)
+{
+	double w = a->workers, l = a->link_bps, clo = cpu_per_byte(a, lo);
+	double den = w * (a->ratio[hi] - a->ratio[lo]) - l * (cpu_per_byte(a, hi) - clo);
+	double f = den != 0 ? (l * clo - w * a->ratio[lo]) / den : 0;
+
+	f = f < 0 ? 0 : f > 1 ? 1 : f;
+	return (double)(long)(f / SHARE_STEP + 0.5) * SHARE_STEP;
+}
+
+/* The best plan the model knows: a single codec or a balanced mix of two. */
+static struct autocomp_plan best_plan(const struct autocomp *a)
+{
+	struct autocomp_plan best = { AUTOCOMP_NONE, AUTOCOMP_NONE, 0 };
+
+	for (int lo = 0; lo < AUTOCOMP_CODECS; lo++)
+		for (int hi = lo; hi < AUTOCOMP_CODECS; hi++) {
+			struct autocomp_plan p = { (enum autocomp_codec)lo, (enum autocomp_codec)hi,
+						   0 };
+
+			if (a->ratio[lo] <= 0 || a->ratio[hi] <= 0)
+				continue; /* not measured yet */
+			if (hi != lo)
+				p.hi_share = balanced_share(a, p.lo, p.hi);
+			if (p.hi_share <= 0)
+				p.hi = p.lo;
+			else if (p.hi_share >= 1)
+				p = (struct autocomp_plan){ p.hi, p.hi, 0 };
+			if (plan_moves(a, &p) > plan_moves(a, &best))
+				best = p;
+		}
+	return best;
+}
+
 static void log_change(struct autocomp *a, uint64_t now_ns)
 {
+	const struct autocomp_plan *p = &a->plan;
+	double wire = (1 - p->hi_share) * a->ratio[p->lo] + p->hi_share * a->ratio[p->hi];
+
 	if (a->changes < AUTOCOMP_LOG)
 		a->log[a->changes] = (struct autocomp_change){
 			.t_ms = (double)(now_ns - a->start_ns) / 1e6,
-			.codec = a->choice,
+			.plan = *p,
 			.link_mbps = a->link_bps / (1 << 20),
-			.ratio = a->ratio[a->choice] > 0 ? 1 / a->ratio[a->choice] : 1,
+			.ratio = wire > 0 ? 1 / wire : 1,
 		};
 	a->changes++;
 }
@@ -44,9 +125,18 @@ void autocomp_init(struct autocomp *a, unsigned workers, uint64_t now_ns)
 	log_change(a, now_ns);
 }
 
+enum autocomp_codec autocomp_next(struct autocomp *a)
+{
+	a->credit += a->plan.hi_share;
+	if (a->credit < 1)
+		return a->plan.lo;
+	a->credit -= 1;
+	return a->plan.hi;
+}
+
 bool autocomp_wants_sample(const struct autocomp *a, enum autocomp_codec c, uint64_t now_ns)
 {
-	return c != AUTOCOMP_NONE && c != a->choice &&
+	return c != AUTOCOMP_NONE && c != a->plan.lo && c != a->plan.hi &&
 	       (!a->sampled_ns[c] || now_ns - a->sampled_ns[c] >= AUTOCOMP_SAMPLE_NS);
 }
 
@@ -55,8 +145,8 @@ static void average(double *avg, double x)
 	*avg = *avg > 0 ? (1 - EWMA) * *avg + EWMA * x : x;
 }
 
-void autocomp_observe_codec(struct autocomp *a, enum autocomp_codec c, uint64_t raw,
-			    uint64_t wire, uint64_t ns, uint64_t now_ns)
+void autocomp_observe_codec(struct autocomp *a, enum autocomp_codec c, uint64_t raw, uint64_t wire,
+			    uint64_t ns, uint64_t now_ns)
 {
 	if (c == AUTOCOMP_NONE || !raw)
 		return;
@@ -65,34 +155,37 @@ void autocomp_observe_codec(struct autocomp *a, enum autocomp_codec c, uint64_t 
 	a->sampled_ns[c] = now_ns;
 }
 
-/* Raw bytes per second codec c would move, by the model. */
-static double predicted_bps(const struct autocomp *a, enum autocomp_codec c)
+static double plan_cpu(const struct autocomp *a, const struct autocomp_plan *p)
 {
-	double link = a->link_bps / a->ratio[c];
-
-	if (c == AUTOCOMP_NONE)
-		return a->link_bps;
-	if (a->ratio[c] <= 0)
-		return 0;
-	return a->speed_bps[c] * a->workers < link ? a->speed_bps[c] * a->workers : link;
+	return (1 - p->hi_share) * cpu_per_byte(a, p->lo) + p->hi_share * cpu_per_byte(a, p->hi);
 }
 
-static void start_trial(struct autocomp *a, double raw_bps, uint64_t now_ns)
+/* Follow the model: a new share of the same codecs at once; other codecs
+ * only as a trial, and only if they promise clearly more. More compression
+ * only while the link is what limits (DESIGN.md §5): it saves nothing else. */
+static void reconsider(struct autocomp *a, bool link_bound, double raw_bps, uint64_t now_ns)
 {
-	enum autocomp_codec best = a->choice;
+	struct autocomp_plan best = best_plan(a);
 
-	if (now_ns < a->banned_until_ns)
+	if (!link_bound && plan_cpu(a, &best) > plan_cpu(a, &a->plan))
 		return;
-	for (int c = 0; c < AUTOCOMP_CODECS; c++)
-		if (predicted_bps(a, (enum autocomp_codec)c) > predicted_bps(a, best))
-			best = (enum autocomp_codec)c;
-	if (best == a->choice ||
-	    predicted_bps(a, best) < TRIAL_PROMISE * predicted_bps(a, a->choice))
+
+	if (same_codecs(&best, &a->plan)) {
+		double step = best.hi_share - a->plan.hi_share;
+		bool moved = step >= 4 * SHARE_STEP || step <= -4 * SHARE_STEP;
+
+		a->plan.hi_share = best.hi_share;
+		if (moved)
+			log_change(a, now_ns);
+		return;
+	}
+	if (now_ns < a->banned_until_ns ||
+	    plan_moves(a, &best) < TRIAL_PROMISE * plan_moves(a, &a->plan))
 		return;
 	a->trial = true;
-	a->trial_from = a->choice;
+	a->trial_from = a->plan;
 	a->trial_baseline_bps = raw_bps;
-	a->choice = best;
+	a->plan = best;
 	log_change(a, now_ns);
 }
 
@@ -104,7 +197,7 @@ static void end_trial(struct autocomp *a, double raw_bps, uint64_t now_ns)
 	/* What limits is not what the model thought: trust it less. */
 	a->banned_until_ns = now_ns + a->ban_ns;
 	a->ban_ns *= 2;
-	a->choice = a->trial_from;
+	a->plan = a->trial_from;
 	log_change(a, now_ns);
 }
 
@@ -113,15 +206,14 @@ static void close_window(struct autocomp *a, uint64_t now_ns)
 {
 	double secs = (double)(now_ns - a->win_start_ns) / 1e9;
 	double wire_bps = (double)a->win_wire / secs, raw_bps = (double)a->win_raw / secs;
+	bool link_bound = (double)a->win_wait_ns / 1e9 >= LINK_BOUND_WAIT * secs;
 
-	if ((double)a->win_wait_ns / 1e9 >= LINK_BOUND_WAIT * secs)
-		a->link_bps = wire_bps;
-	else if (wire_bps > a->link_bps)
+	if (link_bound || wire_bps > a->link_bps)
 		a->link_bps = wire_bps;
 	if (a->trial)
 		end_trial(a, raw_bps, now_ns);
 	else
-		start_trial(a, raw_bps, now_ns);
+		reconsider(a, link_bound, raw_bps, now_ns);
 }
 
 void autocomp_observe_send(struct autocomp *a, uint64_t raw, uint64_t wire, uint64_t wait_ns,

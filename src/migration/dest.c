@@ -156,7 +156,8 @@ static int load_pages(struct incoming *in)
 	int rc;
 
 	if (in->rx)
-		return err_set(-EPROTO, "%s on the main channel while data channels carry the pages",
+		return err_set(-EPROTO,
+			       "%s on the main channel while data channels carry the pages",
 			       rec_type_name(in->hdr.type));
 	if (in->state)
 		return err_set(-EPROTO, "pages after the VM state");

@@ -73,10 +73,10 @@ struct mig_phases {
 
 /* One data channel (or, with none, the main channel's pages). */
 struct channel_stats {
-	uint64_t bytes;			      /* written to the socket */
-	uint64_t raw_bytes;		      /* page payload before compression */
+	uint64_t bytes;			       /* written to the socket */
+	uint64_t raw_bytes;		       /* page payload before compression */
 	uint64_t batches, compressed, skipped; /* skipped: did not shrink, went raw */
-	uint64_t compress_cpu_ns, wait_ns;    /* CPU compressing; waiting for the socket */
+	uint64_t compress_cpu_ns, wait_ns;     /* CPU compressing; waiting for the socket */
 	/* The destination's side, from its RECEIVED record at the end. */
 	uint64_t dest_bytes, decompress_cpu_ns, barrier_waits;
 };
@@ -97,7 +97,7 @@ struct mig_stats {
 	const char *verify; /* "ok", "mismatch" or "off" */
 	struct xbzrle_stats xbzrle;
 	struct converge_stats converge;
-	uint32_t channels; /* data channels; chan[] has max(channels, 1) entries */
+	uint32_t channels;	      /* data channels; chan[] has max(channels, 1) entries */
 	struct mig_compress compress; /* as asked */
 	struct channel_stats chan[CHANNELS_MAX];
 	struct autocomp codec; /* the codec over time (log, changes) */

@@ -39,9 +39,10 @@ int mig_compress_parse(const char *spec, struct mig_compress *out)
 		return 0;
 	}
 	if (compress_parse(spec, &out->kind, &out->level) < 0)
-		return err_set(-EINVAL,
-			       "compression '%s' is unknown: use none, lz4, zstd, zstd:LEVEL (1-19) or auto",
-			       spec);
+		return err_set(
+			-EINVAL,
+			"compression '%s' is unknown: use none, lz4, zstd, zstd:LEVEL (1-19) or auto",
+			spec);
 	return 0;
 }
 

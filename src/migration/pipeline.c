@@ -68,7 +68,7 @@ static bool on_main(const struct pipeline *p)
 
 static enum autocomp_codec fixed_codec(const struct mig_compress *c)
 {
-	return c->kind == COMPRESS_LZ4 ? AUTOCOMP_LZ4
+	return c->kind == COMPRESS_LZ4	  ? AUTOCOMP_LZ4
 	       : c->kind == COMPRESS_ZSTD ? AUTOCOMP_ZSTD
 					  : AUTOCOMP_NONE;
 }
@@ -146,7 +146,7 @@ static enum autocomp_codec choose(struct worker *w, const struct batch *b, const
 		pthread_mutex_unlock(&p->lock);
 	}
 	pthread_mutex_lock(&p->lock);
-	c = p->ac.choice;
+	c = autocomp_next(&p->ac);
 	pthread_mutex_unlock(&p->lock);
 	return c;
 }
@@ -435,7 +435,8 @@ void pipeline_stats(struct pipeline *p, struct mig_stats *s)
 	}
 	s->codec = p->ac;
 	if (!p->params.compress.automatic)
-		s->codec.choice = fixed_codec(&p->params.compress);
+		s->codec.plan = (struct autocomp_plan){ fixed_codec(&p->params.compress),
+							fixed_codec(&p->params.compress), 0 };
 	pthread_mutex_unlock(&p->lock);
 }
 

@@ -133,8 +133,7 @@ static const uint8_t *batch_page(struct mig_source *m, struct batch *b, uint64_t
 
 /* Add a page's payload to the batch. A delta is copied into the batch (the
  * encoder reuses its buffer), over the page copy it was made from. */
-static void add_payload(struct mig_source *m, struct batch *b, const uint8_t *page,
-			struct iovec p)
+static void add_payload(struct mig_source *m, struct batch *b, const uint8_t *page, struct iovec p)
 {
 	if (p.iov_base != page) {
 		memcpy(b->buf + b->used, p.iov_base, p.iov_len);
@@ -145,8 +144,8 @@ static void add_payload(struct mig_source *m, struct batch *b, const uint8_t *pa
 	}
 	b->payload_len += (uint32_t)p.iov_len;
 	/* Neighbouring payloads in memory go as one iovec. */
-	if (b->niov && (uint8_t *)b->iov[b->niov - 1].iov_base + b->iov[b->niov - 1].iov_len ==
-			       p.iov_base)
+	if (b->niov &&
+	    (uint8_t *)b->iov[b->niov - 1].iov_base + b->iov[b->niov - 1].iov_len == p.iov_base)
 		b->iov[b->niov - 1].iov_len += p.iov_len;
 	else
 		b->iov[b->niov++] = p;
@@ -675,7 +674,8 @@ static int peer_reason(struct mig_source *m, int rc)
 		return rc;
 	m->chan.timeout_ms = PEER_REASON_MS;
 	while (wire_recv(&m->chan, &hdr, &buf) == 0)
-		if (hdr.type == REC_ERROR && rec_parse_error(buf.data, hdr.length, &code, text) == 0) {
+		if (hdr.type == REC_ERROR &&
+		    rec_parse_error(buf.data, hdr.length, &code, text) == 0) {
 			err_set(rc, "destination refused: %s", text);
 			break;
 		}

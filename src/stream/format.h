@@ -51,10 +51,10 @@ enum page_encoding {
 #define PAGE_ENTRY_SIZE(e)   ((uint32_t)((e) >> 40) & 0xffff)
 #define PAGE_ENTRY_ENC(e)    ((uint32_t)((e) >> 56))
 
-#define CONFIG_VERIFY   1ull
+#define CONFIG_VERIFY	1ull
 #define CONFIG_CHANNELS 2ull /* a CHANNELS record follows CONFIG */
 
-#define CHANNELS_MAX	 16u
+#define CHANNELS_MAX	   16u
 #define CHANNEL_TOKEN_SIZE 16u
 
 /* How a ZPAGES payload is compressed (codec/compress.h kinds). */

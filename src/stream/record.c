@@ -162,8 +162,8 @@ int rec_parse_config(const void *body, uint32_t len, struct rec_config *out)
 
 /* Check a batch's page list (shared by PAGES and ZPAGES); sums what its
  * payload must hold. */
-static int check_entries(const char *what, const uint64_t *entries, uint32_t count,
-			 uint64_t npages, struct pages_view *out)
+static int check_entries(const char *what, const uint64_t *entries, uint32_t count, uint64_t npages,
+			 struct pages_view *out)
 {
 	out->raw = 0;
 	out->payload_bytes = 0;
@@ -180,8 +180,9 @@ static int check_entries(const char *what, const uint64_t *entries, uint32_t cou
 			return err_set(-EINVAL, "%s record uses unknown page encoding %u", what,
 				       enc);
 		if (enc == PAGE_XBZRLE ? size >= STREAM_PAGE_SIZE : size != 0)
-			return err_set(-EINVAL, "%s record has a bad payload length %u for page %llu",
-				       what, size, (unsigned long long)PAGE_ENTRY_GFN(e));
+			return err_set(-EINVAL,
+				       "%s record has a bad payload length %u for page %llu", what,
+				       size, (unsigned long long)PAGE_ENTRY_GFN(e));
 		out->raw += enc == PAGE_RAW;
 		out->payload_bytes += enc == PAGE_RAW ? STREAM_PAGE_SIZE : size;
 	}

@@ -1,7 +1,7 @@
 /* --compress auto against simulated links and data: it keeps none where the
- * link is fast or the data does not shrink, moves to the codec that is
- * fastest where the link is slow, and backs out of a switch that does not
- * deliver (banned for a while, longer each time). */
+ * link is fast or the data does not shrink, moves to the codec (or the mix
+ * of two) that is fastest where the link is slow, and backs out of a switch
+ * that does not deliver (no new trial for a while, longer each time). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,12 +19,22 @@ struct world {
 	double link_bps, ratio[AUTOCOMP_CODECS], speed_bps[AUTOCOMP_CODECS], dest_bps;
 };
 
-/* Raw bytes per second the pipeline really moves with codec c. */
-static double moves(const struct world *w, const struct autocomp *a, enum autocomp_codec c)
+static double cpu_per_byte(const struct world *w, enum autocomp_codec c)
 {
-	double cpu = c == AUTOCOMP_NONE ? 1e12 : w->speed_bps[c] * a->workers;
-	double link = w->link_bps / w->ratio[c], x = cpu < link ? cpu : link;
+	return c == AUTOCOMP_NONE ? 0 : 1 / w->speed_bps[c];
+}
 
+/* Raw bytes per second the pipeline really moves with the plan in force,
+ * and the wire bytes per raw byte. */
+static double moves(const struct world *w, const struct autocomp *a, double *wire)
+{
+	const struct autocomp_plan *p = &a->plan;
+	double f = p->hi_share;
+	double cpu = (1 - f) * cpu_per_byte(w, p->lo) + f * cpu_per_byte(w, p->hi);
+	double x = w->link_bps / (*wire = (1 - f) * w->ratio[p->lo] + f * w->ratio[p->hi]);
+
+	if (cpu > 0 && a->workers / cpu < x)
+		x = a->workers / cpu;
 	return x < w->dest_bps ? x : w->dest_bps;
 }
 
@@ -32,14 +42,14 @@ static double moves(const struct world *w, const struct autocomp *a, enum autoco
 static void run(struct autocomp *a, const struct world *w, uint64_t *now, unsigned ms)
 {
 	for (unsigned i = 0; i < ms; i++) {
-		enum autocomp_codec c = a->choice;
-		double raw = moves(w, a, c) / 1000, wire = raw * w->ratio[c];
+		double per, raw = moves(w, a, &per) / 1000, wire = raw * per;
 		/* Link-bound: the workers wait on the socket most of the step. */
 		uint64_t wait = wire * 1000 >= 0.99 * w->link_bps ? MS * 8 / 10 : 0;
 
 		*now += MS;
 		for (int s = AUTOCOMP_LZ4; s < AUTOCOMP_CODECS; s++)
-			if (autocomp_wants_sample(a, (enum autocomp_codec)s, *now) || s == (int)c)
+			if (autocomp_wants_sample(a, (enum autocomp_codec)s, *now) ||
+			    s == (int)a->plan.lo || s == (int)a->plan.hi)
 				autocomp_observe_codec(
 					a, (enum autocomp_codec)s, BATCH_RAW,
 					(uint64_t)(BATCH_RAW * w->ratio[s]),
@@ -48,8 +58,19 @@ static void run(struct autocomp *a, const struct world *w, uint64_t *now, unsign
 	}
 }
 
+static void expect_plan(const struct autocomp *a, enum autocomp_codec lo, enum autocomp_codec hi)
+{
+	char name[32];
+
+	if (a->plan.lo != lo || a->plan.hi != hi)
+		fail_msg("plan %s, expected %s+%s", autocomp_plan_name(&a->plan, name, 32),
+			 autocomp_codec_name(lo), autocomp_codec_name(hi));
+}
+
 static const struct world text_1gbit = {
-	.link_bps = 117e6, .ratio = { 1, 0.51, 0.34 }, .speed_bps = { 0, 445e6, 271e6 },
+	.link_bps = 117e6,
+	.ratio = { 1, 0.51, 0.34 },
+	.speed_bps = { 0, 445e6, 271e6 },
 	.dest_bps = 2e9,
 };
 
@@ -63,7 +84,7 @@ static void test_fast_link_keeps_none(void **unused)
 	w.link_bps = 3e9; /* loopback */
 	autocomp_init(&a, 2, now);
 	run(&a, &w, &now, 2000);
-	assert_int_equal(a.choice, AUTOCOMP_NONE);
+	expect_plan(&a, AUTOCOMP_NONE, AUTOCOMP_NONE);
 	assert_int_equal(a.changes, 1); /* the start only: not even a trial */
 	assert_true(a.ratio[AUTOCOMP_ZSTD] > 0.3 && a.ratio[AUTOCOMP_ZSTD] < 0.4); /* sampled */
 }
@@ -76,25 +97,34 @@ static void test_slow_link_compresses(void **unused)
 	(void)unused;
 	autocomp_init(&a, 2, now);
 	run(&a, &text_1gbit, &now, 2000);
-	assert_int_equal(a.choice, AUTOCOMP_ZSTD); /* 344 MB/s of pages vs lz4's 229 */
+	expect_plan(&a, AUTOCOMP_ZSTD, AUTOCOMP_ZSTD); /* 344 MB/s of pages vs lz4's 229 */
 	assert_true(a.link_bps > 100e6 && a.link_bps < 130e6);
-	assert_int_equal(a.log[a.changes - 1].codec, AUTOCOMP_ZSTD);
+	assert_int_equal(a.log[a.changes - 1].plan.lo, AUTOCOMP_ZSTD);
 }
 
-static void test_cpu_speed_decides(void **unused)
+/* One worker: zstd alone is CPU-bound at 271 MB/s, lz4 alone link-bound at
+ * 229; about 3 batches in 4 with zstd keep both busy at ~300. */
+static void test_mix_when_cpu_is_short(void **unused)
 {
+	struct world slow_cpu = text_1gbit;
 	struct autocomp a;
 	uint64_t now = 1;
 
 	(void)unused;
-	autocomp_init(&a, 1, now); /* one worker: zstd 271 MB/s of CPU, lz4 229 of link */
+	autocomp_init(&a, 1, now);
 	run(&a, &text_1gbit, &now, 2000);
-	assert_int_equal(a.choice, AUTOCOMP_ZSTD);
-	struct world slow_cpu = text_1gbit;
-	slow_cpu.speed_bps[AUTOCOMP_ZSTD] = 150e6; /* now lz4 wins */
+	expect_plan(&a, AUTOCOMP_LZ4, AUTOCOMP_ZSTD);
+	assert_true(a.plan.hi_share >= 0.6 && a.plan.hi_share <= 0.85);
+	slow_cpu.speed_bps[AUTOCOMP_ZSTD] = 150e6; /* zstd's share falls to ~1 in 3 */
 	autocomp_init(&a, 1, now);
 	run(&a, &slow_cpu, &now, 2000);
-	assert_int_equal(a.choice, AUTOCOMP_LZ4);
+	expect_plan(&a, AUTOCOMP_LZ4, AUTOCOMP_ZSTD);
+	assert_true(a.plan.hi_share >= 0.2 && a.plan.hi_share <= 0.5);
+	/* The mix's batches are spread: 10 in a row hold the share's count. */
+	int hi = 0;
+	for (int i = 0; i < 20; i++)
+		hi += autocomp_next(&a) == AUTOCOMP_ZSTD;
+	assert_int_equal(hi, (int)(a.plan.hi_share * 20 + 0.5));
 }
 
 static void test_random_data_keeps_none(void **unused)
@@ -107,7 +137,7 @@ static void test_random_data_keeps_none(void **unused)
 	w.ratio[AUTOCOMP_LZ4] = w.ratio[AUTOCOMP_ZSTD] = 1.0;
 	autocomp_init(&a, 2, now);
 	run(&a, &w, &now, 2000);
-	assert_int_equal(a.choice, AUTOCOMP_NONE);
+	expect_plan(&a, AUTOCOMP_NONE, AUTOCOMP_NONE);
 	assert_int_equal(a.changes, 1);
 }
 
@@ -125,13 +155,13 @@ static void test_failed_trial_backs_out(void **unused)
 	autocomp_init(&a, 2, now);
 	run(&a, &w, &now, 400);
 	assert_int_equal(a.changes, 3); /* start, trial, back */
-	assert_int_equal(a.choice, AUTOCOMP_NONE);
+	expect_plan(&a, AUTOCOMP_NONE, AUTOCOMP_NONE);
 	uint32_t changes = a.changes;
 	run(&a, &w, &now, 1500); /* banned for 2 s */
 	assert_int_equal(a.changes, changes);
 	run(&a, &w, &now, 3000); /* one more trial after the ban, then 4 s without */
 	assert_int_equal(a.changes, changes + 2);
-	assert_int_equal(a.choice, AUTOCOMP_NONE);
+	expect_plan(&a, AUTOCOMP_NONE, AUTOCOMP_NONE);
 }
 
 static void test_sampling(void **unused)
@@ -146,6 +176,9 @@ static void test_sampling(void **unused)
 	assert_false(autocomp_wants_sample(&a, AUTOCOMP_ZSTD, 3));
 	assert_true(autocomp_wants_sample(&a, AUTOCOMP_ZSTD, 2 + AUTOCOMP_SAMPLE_NS));
 	assert_string_equal(autocomp_codec_name(AUTOCOMP_LZ4), "lz4");
+	char name[32];
+	struct autocomp_plan mix = { AUTOCOMP_LZ4, AUTOCOMP_ZSTD, 0.4 };
+	assert_string_equal(autocomp_plan_name(&mix, name, 32), "lz4+zstd:40%");
 }
 
 int main(void)
@@ -153,7 +186,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fast_link_keeps_none),
 		cmocka_unit_test(test_slow_link_compresses),
-		cmocka_unit_test(test_cpu_speed_decides),
+		cmocka_unit_test(test_mix_when_cpu_is_short),
 		cmocka_unit_test(test_random_data_keeps_none),
 		cmocka_unit_test(test_failed_trial_backs_out),
 		cmocka_unit_test(test_sampling),

@@ -18,9 +18,9 @@
 #define ROUNDS	 20
 
 static struct round_gate gate;
-static int ended[ROUNDS];	/* channels that ended each round */
-static int early;		/* writes of round r+1 seen before round r ended everywhere */
-static int waited[CHANNELS];	/* passes that had to wait */
+static int ended[ROUNDS];    /* channels that ended each round */
+static int early;	     /* writes of round r+1 seen before round r ended everywhere */
+static int waited[CHANNELS]; /* passes that had to wait */
 static pthread_mutex_t count_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void *channel(void *arg)
