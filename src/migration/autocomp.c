@@ -76,6 +76,11 @@ static double balanced_share(const struct autocomp *a, enum autocomp_codec lo,
 	return (double)(long)(f / SHARE_STEP + 0.5) * SHARE_STEP;
 }
 
+static bool known(const struct autocomp *a, enum autocomp_codec c)
+{
+	return c == AUTOCOMP_NONE || a->samples[c] >= AUTOCOMP_MIN_SAMPLES;
+}
+
 /* The best plan the model knows: a single codec or a balanced mix of two. */
 static struct autocomp_plan best_plan(const struct autocomp *a)
 {
@@ -86,8 +91,8 @@ static struct autocomp_plan best_plan(const struct autocomp *a)
 			struct autocomp_plan p = { (enum autocomp_codec)lo, (enum autocomp_codec)hi,
 						   0 };
 
-			if (a->ratio[lo] <= 0 || a->ratio[hi] <= 0)
-				continue; /* not measured yet */
+			if (!known(a, p.lo) || !known(a, p.hi))
+				continue;
 			if (hi != lo)
 				p.hi_share = balanced_share(a, p.lo, p.hi);
 			if (p.hi_share <= 0)
@@ -137,7 +142,8 @@ enum autocomp_codec autocomp_next(struct autocomp *a)
 bool autocomp_wants_sample(const struct autocomp *a, enum autocomp_codec c, uint64_t now_ns)
 {
 	return c != AUTOCOMP_NONE && c != a->plan.lo && c != a->plan.hi &&
-	       (!a->sampled_ns[c] || now_ns - a->sampled_ns[c] >= AUTOCOMP_SAMPLE_NS);
+	       (a->samples[c] < AUTOCOMP_MIN_SAMPLES ||
+		now_ns - a->sampled_ns[c] >= AUTOCOMP_SAMPLE_NS);
 }
 
 static void average(double *avg, double x)
@@ -153,6 +159,7 @@ void autocomp_observe_codec(struct autocomp *a, enum autocomp_codec c, uint64_t 
 	average(&a->ratio[c], (double)wire / (double)raw);
 	average(&a->speed_bps[c], (double)raw * 1e9 / (double)(ns ? ns : 1));
 	a->sampled_ns[c] = now_ns;
+	a->samples[c]++;
 }
 
 static double plan_cpu(const struct autocomp *a, const struct autocomp_plan *p)
@@ -184,15 +191,22 @@ static void reconsider(struct autocomp *a, bool link_bound, double raw_bps, uint
 		return;
 	a->trial = true;
 	a->trial_from = a->plan;
-	a->trial_baseline_bps = raw_bps;
+	/* The lower of the last two windows: a burst (an empty socket buffer
+	 * at the start) must not fail the trial. */
+	a->trial_baseline_bps = a->prev_bps > 0 && a->prev_bps < raw_bps ? a->prev_bps : raw_bps;
+	a->trial_sum_bps = 0;
+	a->trial_windows = 0;
 	a->plan = best;
 	log_change(a, now_ns);
 }
 
-static void end_trial(struct autocomp *a, double raw_bps, uint64_t now_ns)
+static void judge_trial(struct autocomp *a, double raw_bps, uint64_t now_ns)
 {
+	a->trial_sum_bps += raw_bps;
+	if (++a->trial_windows < AUTOCOMP_TRIAL_WINDOWS)
+		return;
 	a->trial = false;
-	if (raw_bps >= TRIAL_KEEP * a->trial_baseline_bps)
+	if (a->trial_sum_bps / a->trial_windows >= TRIAL_KEEP * a->trial_baseline_bps)
 		return;
 	/* What limits is not what the model thought: trust it less. */
 	a->banned_until_ns = now_ns + a->ban_ns;
@@ -211,9 +225,10 @@ static void close_window(struct autocomp *a, uint64_t now_ns)
 	if (link_bound || wire_bps > a->link_bps)
 		a->link_bps = wire_bps;
 	if (a->trial)
-		end_trial(a, raw_bps, now_ns);
+		judge_trial(a, raw_bps, now_ns);
 	else
 		reconsider(a, link_bound, raw_bps, now_ns);
+	a->prev_bps = raw_bps;
 }
 
 void autocomp_observe_send(struct autocomp *a, uint64_t raw, uint64_t wire, uint64_t wait_ns,

@@ -34,7 +34,12 @@ enum autocomp_codec {
 #define AUTOCOMP_SAMPLE_NS (250ull * 1000 * 1000)
 #define AUTOCOMP_WINDOW_NS (100ull * 1000 * 1000)
 #define AUTOCOMP_LOG	   32
-#define AUTOCOMP_BAN_NS	   (2ull * 1000 * 1000 * 1000)
+#define AUTOCOMP_BAN_NS	   (1000ull * 1000 * 1000)
+/* A codec's first samples come quickly (the first pages are not typical)
+ * and it joins the model only after this many. */
+#define AUTOCOMP_MIN_SAMPLES 4
+/* A trial is judged over this many windows. */
+#define AUTOCOMP_TRIAL_WINDOWS 2
 
 /* Codec lo for most batches, hi (denser, more CPU) for hi_share of them. */
 struct autocomp_plan {
@@ -54,6 +59,7 @@ struct autocomp {
 	double ratio[AUTOCOMP_CODECS];	      /* wire / raw; 0 = not measured */
 	double speed_bps[AUTOCOMP_CODECS];    /* raw bytes/s one worker compresses */
 	uint64_t sampled_ns[AUTOCOMP_CODECS]; /* last sample */
+	uint32_t samples[AUTOCOMP_CODECS];
 	double link_bps;		      /* the link's capacity, wire bytes/s */
 	struct autocomp_plan plan;
 	double credit; /* hi_share accumulated: spreads hi's batches evenly */
@@ -63,7 +69,9 @@ struct autocomp {
 	/* A trial: the plan it replaced, and the raw rate that had. */
 	bool trial;
 	struct autocomp_plan trial_from;
-	double trial_baseline_bps;
+	double trial_baseline_bps, trial_sum_bps;
+	uint32_t trial_windows;
+	double prev_bps; /* the raw rate of the window before */
 	uint64_t banned_until_ns, ban_ns; /* no new trial before; the next ban */
 	uint32_t changes;
 	struct autocomp_change log[AUTOCOMP_LOG]; /* the first AUTOCOMP_LOG changes */
