@@ -35,45 +35,39 @@ const char *autocomp_plan_name(const struct autocomp_plan *p, char *buf, unsigne
 	return buf;
 }
 
-static bool same_codecs(const struct autocomp_plan *x, const struct autocomp_plan *y)
-{
-	return x->lo == y->lo && x->hi == y->hi;
-}
-
-/* Per raw byte: CPU seconds of one worker, and wire bytes. */
+/* Per raw byte: CPU seconds of one worker. */
 static double cpu_per_byte(const struct autocomp *a, enum autocomp_codec c)
 {
 	return c == AUTOCOMP_NONE ? 0 : 1 / a->speed_bps[c];
 }
 
-/* Raw bytes per second the plan would move with share f on hi, by the
- * model: the lesser of what the workers compress and the link carries. */
-static double moves(const struct autocomp *a, enum autocomp_codec lo, enum autocomp_codec hi,
-		    double f)
+/* Raw bytes per second the plan would move, by the model: the lesser of
+ * what the workers compress and what the link carries. */
+static double plan_moves(const struct autocomp *a, const struct autocomp_plan *p)
 {
-	double cpu = (1 - f) * cpu_per_byte(a, lo) + f * cpu_per_byte(a, hi);
-	double wire = (1 - f) * a->ratio[lo] + f * a->ratio[hi];
+	double f = p->hi_share;
+	double cpu = (1 - f) * cpu_per_byte(a, p->lo) + f * cpu_per_byte(a, p->hi);
+	double wire = (1 - f) * a->ratio[p->lo] + f * a->ratio[p->hi];
 	double by_link = a->link_bps / wire, by_cpu = cpu > 0 ? a->workers / cpu : by_link;
 
 	return by_cpu < by_link ? by_cpu : by_link;
 }
 
-static double plan_moves(const struct autocomp *a, const struct autocomp_plan *p)
+/* Plans lie on one axis, the level: 0 none, 1 lz4, 2 zstd, and between two
+ * whole levels a mix of the two (1.25: lz4, a quarter of the batches zstd). */
+static struct autocomp_plan plan_at(double level)
 {
-	return moves(a, p->lo, p->hi, p->hi_share);
+	int lo = level >= 2 ? 2 : (int)level;
+	double share = level - lo;
+
+	if (share < SHARE_STEP / 2)
+		return (struct autocomp_plan){ lo, lo, 0 };
+	return (struct autocomp_plan){ lo, lo + 1, share };
 }
 
-/* The share of hi that keeps CPU and link equally busy, in [0, 1]: more hi
- * costs CPU and saves link. */
-static double balanced_share(const struct autocomp *a, enum autocomp_codec lo,
-			     enum autocomp_codec hi)
+static double level_of(const struct autocomp_plan *p)
 {
-	double w = a->workers, l = a->link_bps, clo = cpu_per_byte(a, lo);
-	double den = w * (a->ratio[hi] - a->ratio[lo]) - l * (cpu_per_byte(a, hi) - clo);
-	double f = den != 0 ? (l * clo - w * a->ratio[lo]) / den : 0;
-
-	f = f < 0 ? 0 : f > 1 ? 1 : f;
-	return (double)(long)(f / SHARE_STEP + 0.5) * SHARE_STEP;
+	return p->lo + p->hi_share;
 }
 
 static bool known(const struct autocomp *a, enum autocomp_codec c)
@@ -81,27 +75,24 @@ static bool known(const struct autocomp *a, enum autocomp_codec c)
 	return c == AUTOCOMP_NONE || a->samples[c] >= AUTOCOMP_MIN_SAMPLES;
 }
 
-/* The best plan the model knows: a single codec or a balanced mix of two. */
-static struct autocomp_plan best_plan(const struct autocomp *a)
+/* The level the model likes best among those it can judge (the lowest of
+ * equals: less CPU for the same). */
+static double best_level(const struct autocomp *a)
 {
-	struct autocomp_plan best = { AUTOCOMP_NONE, AUTOCOMP_NONE, 0 };
+	double best = 0, best_bps = 0;
 
-	for (int lo = 0; lo < AUTOCOMP_CODECS; lo++)
-		for (int hi = lo; hi < AUTOCOMP_CODECS; hi++) {
-			struct autocomp_plan p = { (enum autocomp_codec)lo, (enum autocomp_codec)hi,
-						   0 };
+	for (double level = 0; level <= 2 + SHARE_STEP / 2; level += SHARE_STEP) {
+		struct autocomp_plan p = plan_at(level);
+		double bps;
 
-			if (!known(a, p.lo) || !known(a, p.hi))
-				continue;
-			if (hi != lo)
-				p.hi_share = balanced_share(a, p.lo, p.hi);
-			if (p.hi_share <= 0)
-				p.hi = p.lo;
-			else if (p.hi_share >= 1)
-				p = (struct autocomp_plan){ p.hi, p.hi, 0 };
-			if (plan_moves(a, &p) > plan_moves(a, &best))
-				best = p;
+		if (!known(a, p.lo) || !known(a, p.hi))
+			break;
+		bps = plan_moves(a, &p);
+		if (bps > best_bps * 1.001) {
+			best = level;
+			best_bps = bps;
 		}
+	}
 	return best;
 }
 
@@ -142,8 +133,9 @@ enum autocomp_codec autocomp_next(struct autocomp *a)
 bool autocomp_wants_sample(const struct autocomp *a, enum autocomp_codec c, uint64_t now_ns)
 {
 	return c != AUTOCOMP_NONE && c != a->plan.lo && c != a->plan.hi &&
-	       (a->samples[c] < AUTOCOMP_MIN_SAMPLES ||
-		now_ns - a->sampled_ns[c] >= AUTOCOMP_SAMPLE_NS);
+	       now_ns - a->sampled_ns[c] >= (a->samples[c] < AUTOCOMP_MIN_SAMPLES
+						     ? AUTOCOMP_SAMPLE_NS / 8
+						     : AUTOCOMP_SAMPLE_NS);
 }
 
 static void average(double *avg, double x)
@@ -162,33 +154,8 @@ void autocomp_observe_codec(struct autocomp *a, enum autocomp_codec c, uint64_t 
 	a->samples[c]++;
 }
 
-static double plan_cpu(const struct autocomp *a, const struct autocomp_plan *p)
+static void start_trial(struct autocomp *a, double level, double raw_bps, uint64_t now_ns)
 {
-	return (1 - p->hi_share) * cpu_per_byte(a, p->lo) + p->hi_share * cpu_per_byte(a, p->hi);
-}
-
-/* Follow the model: a new share of the same codecs at once; other codecs
- * only as a trial, and only if they promise clearly more. More compression
- * only while the link is what limits (DESIGN.md §5): it saves nothing else. */
-static void reconsider(struct autocomp *a, bool link_bound, double raw_bps, uint64_t now_ns)
-{
-	struct autocomp_plan best = best_plan(a);
-
-	if (!link_bound && plan_cpu(a, &best) > plan_cpu(a, &a->plan))
-		return;
-
-	if (same_codecs(&best, &a->plan)) {
-		double step = best.hi_share - a->plan.hi_share;
-		bool moved = step >= 4 * SHARE_STEP || step <= -4 * SHARE_STEP;
-
-		a->plan.hi_share = best.hi_share;
-		if (moved)
-			log_change(a, now_ns);
-		return;
-	}
-	if (now_ns < a->banned_until_ns ||
-	    plan_moves(a, &best) < TRIAL_PROMISE * plan_moves(a, &a->plan))
-		return;
 	a->trial = true;
 	a->trial_from = a->plan;
 	/* The lower of the last two windows: a burst (an empty socket buffer
@@ -196,8 +163,36 @@ static void reconsider(struct autocomp *a, bool link_bound, double raw_bps, uint
 	a->trial_baseline_bps = a->prev_bps > 0 && a->prev_bps < raw_bps ? a->prev_bps : raw_bps;
 	a->trial_sum_bps = 0;
 	a->trial_windows = 0;
-	a->plan = best;
+	a->plan = plan_at(level);
 	log_change(a, now_ns);
+}
+
+/* Every change is a trial, kept only if pages then move faster, and made
+ * only if the model promises clearly more; below a level that failed, for
+ * as long as the failure's ban lasts. More compression only while the link
+ * is what limits (DESIGN.md §5): it saves nothing else. After compression
+ * went up and paid, the whole codec below is tried too: the model may count
+ * on CPU that the host (the guest, the destination) does not really have. */
+static void reconsider(struct autocomp *a, bool link_bound, double raw_bps, uint64_t now_ns)
+{
+	double now = level_of(&a->plan), best = best_level(a);
+	struct autocomp_plan want = plan_at(best);
+
+	if (now_ns < a->banned_until_ns)
+		return;
+	if (a->probe_down) {
+		a->probe_down = false;
+		if (now > 0) {
+			start_trial(a, now > 1 ? 1 : 0, raw_bps, now_ns);
+			return;
+		}
+	}
+	if (best > now && now_ns < a->ceiling_until_ns && best >= a->ceiling)
+		return;
+	if (best == now || (best > now && !link_bound) ||
+	    plan_moves(a, &want) < TRIAL_PROMISE * plan_moves(a, &a->plan))
+		return;
+	start_trial(a, best, raw_bps, now_ns);
 }
 
 static void judge_trial(struct autocomp *a, double raw_bps, uint64_t now_ns)
@@ -206,10 +201,18 @@ static void judge_trial(struct autocomp *a, double raw_bps, uint64_t now_ns)
 	if (++a->trial_windows < AUTOCOMP_TRIAL_WINDOWS)
 		return;
 	a->trial = false;
-	if (a->trial_sum_bps / a->trial_windows >= TRIAL_KEEP * a->trial_baseline_bps)
+	if (a->trial_sum_bps / a->trial_windows >= TRIAL_KEEP * a->trial_baseline_bps) {
+		a->ban_ns = AUTOCOMP_BAN_NS; /* it paid: look again soon */
+		a->banned_until_ns = now_ns + a->ban_ns;
+		a->probe_down = level_of(&a->plan) > level_of(&a->trial_from);
 		return;
-	/* What limits is not what the model thought: trust it less. */
+	}
+	/* Nothing better here: look again later and later, and not as high. */
 	a->banned_until_ns = now_ns + a->ban_ns;
+	if (level_of(&a->plan) > level_of(&a->trial_from)) {
+		a->ceiling = level_of(&a->plan);
+		a->ceiling_until_ns = now_ns + 4 * a->ban_ns;
+	}
 	a->ban_ns *= 2;
 	a->plan = a->trial_from;
 	log_change(a, now_ns);
@@ -224,6 +227,7 @@ static void close_window(struct autocomp *a, uint64_t now_ns)
 
 	if (link_bound || wire_bps > a->link_bps)
 		a->link_bps = wire_bps;
+
 	if (a->trial)
 		judge_trial(a, raw_bps, now_ns);
 	else

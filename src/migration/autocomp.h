@@ -15,9 +15,9 @@
  * one batch every AUTOCOMP_SAMPLE_NS to keep their ratio and speed fresh.
  *
  * The model cannot see everything (a destination that applies pages slower
- * than the link carries them, cores shared with the guest), so a switch is a
- * trial: it stays only if pages then really move faster than before, else
- * no switch is tried for a while, twice as long after each failed trial. */
+ * than the link carries them), so a switch is a trial: it stays only if pages then really move
+ * faster than before, else no switch is tried for a while, twice as long after each failed trial.
+ */
 #ifndef FERRY_MIGRATION_AUTOCOMP_H
 #define FERRY_MIGRATION_AUTOCOMP_H
 
@@ -34,10 +34,10 @@ enum autocomp_codec {
 #define AUTOCOMP_SAMPLE_NS (250ull * 1000 * 1000)
 #define AUTOCOMP_WINDOW_NS (100ull * 1000 * 1000)
 #define AUTOCOMP_LOG	   32
-#define AUTOCOMP_BAN_NS	   (1000ull * 1000 * 1000)
-/* A codec's first samples come quickly (the first pages are not typical)
- * and it joins the model only after this many. */
-#define AUTOCOMP_MIN_SAMPLES 4
+#define AUTOCOMP_BAN_NS	   (300ull * 1000 * 1000)
+/* A codec joins the model after this many samples, taken 8 times as often
+ * as later ones: the first pages (page tables, the program) are not typical. */
+#define AUTOCOMP_MIN_SAMPLES 8
 /* A trial is judged over this many windows. */
 #define AUTOCOMP_TRIAL_WINDOWS 2
 
@@ -60,7 +60,7 @@ struct autocomp {
 	double speed_bps[AUTOCOMP_CODECS];    /* raw bytes/s one worker compresses */
 	uint64_t sampled_ns[AUTOCOMP_CODECS]; /* last sample */
 	uint32_t samples[AUTOCOMP_CODECS];
-	double link_bps;		      /* the link's capacity, wire bytes/s */
+	double link_bps; /* the link's capacity, wire bytes/s */
 	struct autocomp_plan plan;
 	double credit; /* hi_share accumulated: spreads hi's batches evenly */
 	uint64_t start_ns;
@@ -72,6 +72,9 @@ struct autocomp {
 	double trial_baseline_bps, trial_sum_bps;
 	uint32_t trial_windows;
 	double prev_bps; /* the raw rate of the window before */
+	bool probe_down; /* try the codec below next (a trial up paid) */
+	double ceiling;	 /* a level that failed: none as high before ceiling_until_ns */
+	uint64_t ceiling_until_ns;
 	uint64_t banned_until_ns, ban_ns; /* no new trial before; the next ban */
 	uint32_t changes;
 	struct autocomp_change log[AUTOCOMP_LOG]; /* the first AUTOCOMP_LOG changes */

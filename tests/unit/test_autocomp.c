@@ -58,12 +58,18 @@ static void run(struct autocomp *a, const struct world *w, uint64_t *now, unsign
 	}
 }
 
+/* The plan in force, or, in the middle of a trial, the one it may go back to. */
+static const struct autocomp_plan *settled(const struct autocomp *a)
+{
+	return a->trial ? &a->trial_from : &a->plan;
+}
+
 static void expect_plan(const struct autocomp *a, enum autocomp_codec lo, enum autocomp_codec hi)
 {
 	char name[32];
 
-	if (a->plan.lo != lo || a->plan.hi != hi)
-		fail_msg("plan %s, expected %s+%s", autocomp_plan_name(&a->plan, name, 32),
+	if (settled(a)->lo != lo || settled(a)->hi != hi)
+		fail_msg("plan %s, expected %s+%s", autocomp_plan_name(settled(a), name, 32),
 			 autocomp_codec_name(lo), autocomp_codec_name(hi));
 }
 
@@ -114,12 +120,12 @@ static void test_mix_when_cpu_is_short(void **unused)
 	autocomp_init(&a, 1, now);
 	run(&a, &text_1gbit, &now, 2000);
 	expect_plan(&a, AUTOCOMP_LZ4, AUTOCOMP_ZSTD);
-	assert_true(a.plan.hi_share >= 0.6 && a.plan.hi_share <= 0.85);
+	assert_true(settled(&a)->hi_share >= 0.6 && settled(&a)->hi_share <= 0.85);
 	slow_cpu.speed_bps[AUTOCOMP_ZSTD] = 150e6; /* zstd's share falls to ~1 in 3 */
 	autocomp_init(&a, 1, now);
 	run(&a, &slow_cpu, &now, 2000);
 	expect_plan(&a, AUTOCOMP_LZ4, AUTOCOMP_ZSTD);
-	assert_true(a.plan.hi_share >= 0.2 && a.plan.hi_share <= 0.5);
+	assert_true(settled(&a)->hi_share >= 0.2 && settled(&a)->hi_share <= 0.5);
 	/* The mix's batches are spread: 10 in a row hold the share's count. */
 	int hi = 0;
 	for (int i = 0; i < 20; i++)
@@ -138,7 +144,8 @@ static void test_random_data_keeps_none(void **unused)
 	autocomp_init(&a, 2, now);
 	run(&a, &w, &now, 2000);
 	expect_plan(&a, AUTOCOMP_NONE, AUTOCOMP_NONE);
-	assert_int_equal(a.changes, 1);
+	/* Exploring a step up and back, less and less often (0.3, 0.6, 1.2 s). */
+	assert_true(a.changes <= 7);
 }
 
 /* The model sees a slow link, but the destination is what limits: the
@@ -153,14 +160,13 @@ static void test_failed_trial_backs_out(void **unused)
 	w.link_bps = 400e6;
 	w.dest_bps = 400e6; /* raw bytes: compressing cannot help */
 	autocomp_init(&a, 2, now);
-	run(&a, &w, &now, 400);
-	assert_int_equal(a.changes, 3); /* start, trial, back */
+	run(&a, &w, &now, 600);
+	assert_true(a.changes >= 3); /* start, trial, back */
 	expect_plan(&a, AUTOCOMP_NONE, AUTOCOMP_NONE);
-	uint32_t changes = a.changes;
-	run(&a, &w, &now, 800); /* no new trial for 1 s */
-	assert_int_equal(a.changes, changes);
-	run(&a, &w, &now, 2000); /* one more after that, then 2 s without */
-	assert_int_equal(a.changes, changes + 2);
+	/* Each failed trial doubles the wait before the next: over 10 s, about
+	 * log2(10 / 0.3) of them. */
+	run(&a, &w, &now, 10000);
+	assert_true(a.changes <= 1 + 2 * 6);
 	expect_plan(&a, AUTOCOMP_NONE, AUTOCOMP_NONE);
 }
 
@@ -170,14 +176,15 @@ static void test_sampling(void **unused)
 
 	(void)unused;
 	autocomp_init(&a, 1, 1);
-	assert_true(autocomp_wants_sample(&a, AUTOCOMP_ZSTD, 2));
 	assert_false(autocomp_wants_sample(&a, AUTOCOMP_NONE, 2));
-	for (int i = 0; i < AUTOCOMP_MIN_SAMPLES; i++) {
-		assert_true(autocomp_wants_sample(&a, AUTOCOMP_ZSTD, 2)); /* quickly at first */
-		autocomp_observe_codec(&a, AUTOCOMP_ZSTD, 1000, 300, 1000, 2);
+	uint64_t t = AUTOCOMP_SAMPLE_NS;
+	for (int i = 0; i < AUTOCOMP_MIN_SAMPLES; i++, t += AUTOCOMP_SAMPLE_NS / 8) {
+		assert_true(autocomp_wants_sample(&a, AUTOCOMP_ZSTD, t)); /* often at first */
+		autocomp_observe_codec(&a, AUTOCOMP_ZSTD, 1000, 300, 1000, t);
+		assert_false(autocomp_wants_sample(&a, AUTOCOMP_ZSTD, t + 1000));
 	}
-	assert_false(autocomp_wants_sample(&a, AUTOCOMP_ZSTD, 3));
-	assert_true(autocomp_wants_sample(&a, AUTOCOMP_ZSTD, 2 + AUTOCOMP_SAMPLE_NS));
+	assert_false(autocomp_wants_sample(&a, AUTOCOMP_ZSTD, t));
+	assert_true(autocomp_wants_sample(&a, AUTOCOMP_ZSTD, t + AUTOCOMP_SAMPLE_NS));
 	assert_string_equal(autocomp_codec_name(AUTOCOMP_LZ4), "lz4");
 	char name[32];
 	struct autocomp_plan mix = { AUTOCOMP_LZ4, AUTOCOMP_ZSTD, 0.4 };
