@@ -16,6 +16,8 @@
 #define TRIAL_PROMISE 1.2
 #define TRIAL_KEEP    1.05
 
+/* After less compression won a trial, no plan as dense for this long. */
+#define DOWN_WON_NS (3000ull * 1000 * 1000)
 /* A mix's share moves in steps of this: finer says nothing in a noisy world. */
 #define SHARE_STEP 0.05
 
@@ -205,6 +207,11 @@ static void judge_trial(struct autocomp *a, double raw_bps, uint64_t now_ns)
 		a->ban_ns = AUTOCOMP_BAN_NS; /* it paid: look again soon */
 		a->banned_until_ns = now_ns + a->ban_ns;
 		a->probe_down = level_of(&a->plan) > level_of(&a->trial_from);
+		if (level_of(&a->plan) < level_of(&a->trial_from)) {
+			/* Less compression won: the model overrates the CPU. */
+			a->ceiling = level_of(&a->trial_from);
+			a->ceiling_until_ns = now_ns + DOWN_WON_NS;
+		}
 		return;
 	}
 	/* Nothing better here: look again later and later, and not as high. */

@@ -5,9 +5,11 @@
  * guest memory), no-state (END without the VM state), bad-hash (a complete,
  * loadable stream whose page hashes do not match: give a 2-vCPU state blob
  * as a third argument), commit-and-vanish (a loadable stream, COMMIT, then
- * gone before RESUMED; same blob). Exits 0 when the destination answered
- * the way it must: an ERROR naming the fault, LOADED (commit-and-vanish), or
- * (for truncate) nothing. */
+ * gone before RESUMED; same blob), intruder (announces one data channel;
+ * a connection with a wrong token comes first and must be turned away, the
+ * right one is let in; its first batch is of a round not yet begun).
+ * Exits 0 when the destination answered the way it must: an ERROR naming
+ * the fault, LOADED (commit-and-vanish), or (for truncate) nothing. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +74,52 @@ static size_t load_blob(const char *path, uint8_t *blob, size_t cap)
 	if (f)
 		fclose(f);
 	return len;
+}
+
+/* Connect a data channel to uri and present token as channel 0. */
+static int join(struct chan *d, const char *uri, const uint8_t *token)
+{
+	struct stream_header h;
+	struct rec_join j = { .index = 0 };
+	struct iovec hv = { &h, sizeof(h) }, jv = { &j, sizeof(j) };
+
+	memcpy(j.token, token, CHANNEL_TOKEN_SIZE);
+	stream_header_init(&h);
+	if (chan_connect(d, uri) < 0 || chan_writev(d, &hv, 1) < 0)
+		return -1;
+	return wire_send(d, REC_JOIN, &jv, 1);
+}
+
+/* CONFIG and CHANNELS for one data channel; an intruder, then the channel;
+ * READY; then a batch of round 1 on it while round 0 is in progress. */
+static int intruder(struct chan *c, const char *uri, uint8_t *rec, size_t len)
+{
+	struct stream_header h;
+	struct rec_config cfg = { .mem_bytes = MEM,
+				  .vcpus = 1,
+				  .page_size = STREAM_PAGE_SIZE,
+				  .flags = CONFIG_CHANNELS };
+	struct rec_channels ch = { .count = 1, .token = { 7, 7, 7 } };
+	uint8_t wrong[CHANNEL_TOKEN_SIZE] = { 7, 7, 8 };
+	struct iovec hv = { &h, sizeof(h) }, cv = { &cfg, sizeof(cfg) }, chv = { &ch, sizeof(ch) };
+	struct wire_buf buf = { 0 };
+	struct rec_header hdr;
+	struct chan bad, good;
+
+	stream_header_init(&h);
+	if (chan_writev(c, &hv, 1) < 0 || wire_send(c, REC_CONFIG, &cv, 1) < 0 ||
+	    wire_send(c, REC_CHANNELS, &chv, 1) < 0 || join(&bad, uri, wrong) < 0 ||
+	    join(&good, uri, ch.token) < 0 || wire_recv(c, &hdr, &buf) < 0 ||
+	    hdr.type != REC_READY) {
+		fprintf(stderr, "bad_source: no READY with the right channel\n");
+		return -1;
+	}
+	wire_buf_free(&buf);
+	((struct rec_pages *)(rec + 16))->round = 1;
+	rec_header_init(&hdr, REC_PAGES,
+			&(struct iovec){ rec + 16, len - 16 }, 1); /* a valid record */
+	memcpy(rec, &hdr, sizeof(hdr));
+	return chan_writev(&good, &(struct iovec){ rec, len }, 1);
 }
 
 /* A loadable stream (zero memory, a real state), COMMIT, and away. */
@@ -150,6 +198,12 @@ int main(int argc, char **argv)
 		iov = (struct iovec){ "GET / HTTP/1.0\r\n\r\n", 18 };
 		chan_writev(&c, &iov, 1);
 		return expect_error(&c, "not sending a ferry migration stream");
+	}
+	if (!strcmp(argv[1], "intruder")) {
+		len = pages_record(rec, 5);
+		if (intruder(&c, argv[2], rec, len) < 0)
+			return 1;
+		return expect_error(&c, "a page batch of round 1 arrived during round 0");
 	}
 	if (handshake(&c, !strcmp(argv[1], "bad-hash"), blob_mode(argv[1]) ? 2 : 1) < 0) {
 		fprintf(stderr, "bad_source: no READY from the destination\n");

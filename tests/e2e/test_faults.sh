@@ -1,6 +1,7 @@
 #!/bin/sh
 # Faults. On the destination: corrupted, truncated, garbage and out-of-range
-# streams are clean errors, the partial VM is discarded, and a real migration
+# streams are clean errors, a data channel with a wrong token is turned
+# away and one out of step with the rounds is an error, the partial VM is discarded, and a real migration
 # to the same destination then succeeds; a guest started on COMMIT is kept
 # even if the source vanishes. On the source: the destination killed in
 # round 0 and in a later round, gone in switchover before COMMIT, refusing
@@ -24,6 +25,11 @@ for mode in garbage corrupt truncate bad-gfn no-state bad-hash; do
 	[ "$(status_field dst "j['status']")" = incoming ] || fail "destination left incoming after $mode"
 done
 grep -q "checksum" "$TMP/dst.log" || fail "no checksum error in the destination log"
+"$BAD_SOURCE" intruder "unix:$TMP/in.sock" >"$TMP/bad-intruder.out" 2>&1 ||
+	fail "bad_source intruder: $(cat "$TMP/bad-intruder.out")"
+grep -q "refused a data channel: it does not belong to this migration (wrong token)" "$TMP/dst.log" ||
+	fail "the destination did not turn the intruder away"
+sleep 0.2
 vm src --mem 128M --vcpus 2 --workload "$WORKLOAD"
 migrate src "unix:$TMP/in.sock" --verify || fail "good migration after bad ones: $(cat "$TMP/migrate.err")"
 expect_guest_ok dst
