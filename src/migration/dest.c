@@ -167,30 +167,33 @@ static int load_pages(struct incoming *in)
 	return rc;
 }
 
-/* The data channels' last pages are in, every round lined up; tell the
- * source how each channel fared (RECEIVED). */
+/* END: the data channels' last pages are in, every round lined up. */
 static int end_channels(struct incoming *in)
 {
-	struct rec_received_chan acct[CHANNELS_MAX] = { 0 };
-	uint32_t n = in->rx ? receivers_count(in->rx) : 1;
-	uint32_t head[2] = { n, 0 };
-	struct iovec body[2] = { { head, sizeof(head) }, { acct, n * sizeof(acct[0]) } };
 	int rc = in->rx ? receivers_finish(in->rx) : 0;
 
 	if (rc == 0 && in->rx && receivers_rounds(in->rx) != in->round)
 		rc = err_set(-EPROTO, "the data channels ended %u rounds, the main channel %u",
 			     receivers_rounds(in->rx), in->round);
-	if (rc < 0)
-		return rc;
-	if (in->rx) {
+	if (rc == 0 && in->rx && in->stats)
+		in->stats->pages_received = receivers_pages(in->rx);
+	return rc;
+}
+
+/* Tell the source how each channel fared (RECEIVED), just before LOADED. */
+static int send_account(struct incoming *in)
+{
+	struct rec_received_chan acct[CHANNELS_MAX] = { 0 };
+	uint32_t n = in->rx ? receivers_count(in->rx) : 1;
+	uint32_t head[2] = { n, 0 };
+	struct iovec body[2] = { { head, sizeof(head) }, { acct, n * sizeof(acct[0]) } };
+
+	if (in->rx)
 		receivers_account(in->rx, acct);
-		if (in->stats)
-			in->stats->pages_received = receivers_pages(in->rx);
-	} else {
+	else
 		acct[0] = (struct rec_received_chan){ .bytes = in->chan.bytes_received,
 						      .batches = in->pages.batches,
 						      .decompress_ns = in->pages.decompress_ns };
-	}
 	return wire_send(&in->chan, REC_RECEIVED, body, 2);
 }
 
@@ -262,6 +265,8 @@ static int load_machine(struct incoming *in)
 	rc = state_restore(in->vm, in->state, in->state_len);
 	if (rc == 0 && in->hashes)
 		rc = verify_pages(in);
+	if (rc == 0)
+		rc = send_account(in);
 	if (rc == 0)
 		rc = wire_send_empty(&in->chan, REC_LOADED);
 	return rc;

@@ -14,6 +14,10 @@
  * another round. */
 #define POLICY_SMALL_SHARE 0.05
 
+/* How long a migration whose pages are not the problem may try to fit a
+ * limit below the switchover's fixed cost before it gives up. */
+#define POLICY_FIXED_COST_S 10.0
+
 struct policy_input {
 	uint64_t dirty_pages;  /* left to send after the last sync */
 	uint64_t queued_bytes; /* sent but still queued in the kernel */

@@ -666,21 +666,22 @@ static void finish(struct mig_source *m, int rc, const char *why)
 static int peer_reason(struct mig_source *m, int rc)
 {
 	struct wire_buf buf = { 0 };
-	struct rec_header hdr;
-	char text[ERROR_MAX_TEXT + 1];
+	struct rec_header hdr = { 0 };
+	char text[ERROR_MAX_TEXT + 1] = "", ours[512];
 	uint32_t code;
 
 	if (rc == -ETIMEDOUT || rc == -ECANCELED || m->committed || cancelled(m))
 		return rc;
+	snprintf(ours, sizeof(ours), "%s", err_msg());
 	m->chan.timeout_ms = PEER_REASON_MS;
 	while (wire_recv(&m->chan, &hdr, &buf) == 0)
 		if (hdr.type == REC_ERROR &&
-		    rec_parse_error(buf.data, hdr.length, &code, text) == 0) {
-			err_set(rc, "destination refused: %s", text);
+		    rec_parse_error(buf.data, hdr.length, &code, text) == 0)
 			break;
-		}
 	wire_buf_free(&buf);
-	return rc;
+	if (text[0])
+		return err_set(rc, "destination refused: %s", text);
+	return err_set(rc, "%s", ours); /* reading set a sentence of its own */
 }
 
 static void *source_thread(void *arg)

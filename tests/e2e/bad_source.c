@@ -116,8 +116,8 @@ static int intruder(struct chan *c, const char *uri, uint8_t *rec, size_t len)
 	}
 	wire_buf_free(&buf);
 	((struct rec_pages *)(rec + 16))->round = 1;
-	rec_header_init(&hdr, REC_PAGES,
-			&(struct iovec){ rec + 16, len - 16 }, 1); /* a valid record */
+	rec_header_init(&hdr, REC_PAGES, &(struct iovec){ rec + 16, len - 16 },
+			1); /* a valid record */
 	memcpy(rec, &hdr, sizeof(hdr));
 	return chan_writev(&good, &(struct iovec){ rec, len }, 1);
 }
@@ -131,8 +131,13 @@ static int commit_and_vanish(struct chan *c, const char *blob_path)
 	struct rec_header hdr;
 
 	int rc = !state.iov_len || wire_send(c, REC_STATE, &state, 1) < 0 ||
-		 wire_send_empty(c, REC_END) < 0 || wire_recv(c, &hdr, &buf) < 0 ||
-		 hdr.type != REC_LOADED || wire_send_empty(c, REC_COMMIT) < 0;
+		 wire_send_empty(c, REC_END) < 0;
+
+	/* The destination's account of its channels comes first (RECEIVED). */
+	do
+		rc = rc || wire_recv(c, &hdr, &buf) < 0;
+	while (!rc && hdr.type == REC_RECEIVED);
+	rc = rc || hdr.type != REC_LOADED || wire_send_empty(c, REC_COMMIT) < 0;
 
 	wire_buf_free(&buf);
 	chan_close(c);

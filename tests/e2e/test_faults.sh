@@ -99,7 +99,8 @@ expect_source_intact src cancelled
 [ "$(status_field dst "j['status']")" = incoming ] || fail "destination should be waiting again"
 
 note "source: timeout (a downtime limit it can never meet)"
-migrate src "unix:$TMP/in.sock" --downtime-ms 1 --timeout 2 && fail "an impossible migration succeeded"
+migrate src "unix:$TMP/in.sock" --downtime-ms 1 --max-bandwidth 16M --timeout 2 &&
+	fail "an impossible migration succeeded"
 expect_source_intact src failed
 report "j['reason']" | grep -q "did not converge in 2 s: the guest dirties" || fail "timeout reason"
 
