@@ -183,6 +183,26 @@ static int send_frame(struct worker *w, const struct batch *b, const uint8_t *in
 	return wire_send(w->chan, REC_ZPAGES, iov, 3);
 }
 
+/* Count a batch that went out (n: its frame's length, or <= 0: raw). */
+static void account(struct worker *w, const struct batch *b, enum autocomp_codec c, long n,
+		    uint64_t sent0, uint64_t wait0)
+{
+	struct pipeline *p = w->p;
+
+	pthread_mutex_lock(&p->lock);
+	w->st.bytes = w->chan->bytes_sent;
+	w->st.raw_bytes += b->payload_len;
+	w->st.batches++;
+	w->st.compressed += n > 0;
+	w->st.skipped += c != AUTOCOMP_NONE && b->payload_len && n <= 0;
+	w->st.wait_ns = w->chan->write_wait_ns;
+	if (p->params.compress.automatic)
+		autocomp_observe_send(&p->ac, b->payload_len, w->chan->bytes_sent - sent0,
+				      w->chan->write_wait_ns - wait0, time_now_ns());
+	pthread_mutex_unlock(&p->lock);
+	w->round_pages += b->count;
+}
+
 /* One batch out on w's channel, compressed if the codec in force shrinks it. */
 static int send_batch(struct worker *w, const struct batch *b)
 {
@@ -202,7 +222,7 @@ static int send_batch(struct worker *w, const struct batch *b)
 			in = contiguous(w, b);
 		n = compress(w, c, in, b, &ns);
 		if (n == -ENOMEM)
-			return err_wrap(-ENOMEM, "channel %u", w->index);
+			return -ENOMEM;
 		if (p->params.compress.automatic) {
 			pthread_mutex_lock(&p->lock);
 			autocomp_observe_codec(&p->ac, c, b->payload_len,
@@ -212,18 +232,7 @@ static int send_batch(struct worker *w, const struct batch *b)
 		}
 	}
 	rc = n > 0 ? send_frame(w, b, in, c, n) : send_raw(w, b);
-	pthread_mutex_lock(&p->lock);
-	w->st.bytes = w->chan->bytes_sent;
-	w->st.raw_bytes += b->payload_len;
-	w->st.batches++;
-	w->st.compressed += n > 0;
-	w->st.skipped += c != AUTOCOMP_NONE && b->payload_len && n <= 0;
-	w->st.wait_ns = w->chan->write_wait_ns;
-	if (p->params.compress.automatic)
-		autocomp_observe_send(&p->ac, b->payload_len, w->chan->bytes_sent - sent0,
-				      w->chan->write_wait_ns - wait0, time_now_ns());
-	pthread_mutex_unlock(&p->lock);
-	w->round_pages += b->count;
+	account(w, b, c, n, sent0, wait0);
 	return rc;
 }
 
@@ -552,6 +561,7 @@ void pipeline_close(struct pipeline *p)
 {
 	if (!p)
 		return;
+	pipeline_shutdown(p); /* a worker blocked on a full socket lets go now */
 	pthread_mutex_lock(&p->lock);
 	p->stop = true;
 	pthread_cond_broadcast(&p->changed);
