@@ -288,6 +288,20 @@ static struct round_mark mark_round(struct mig_source *m)
 	return r;
 }
 
+/* What a written page costs on the wire, by the channels' ratio so far. */
+static double compressed_page_bytes(struct mig_source *m)
+{
+	uint64_t wire = 0, raw = 0;
+
+	pthread_mutex_lock(&m->lock);
+	for (uint32_t i = 0; i < (m->stats.channels ? m->stats.channels : 1); i++) {
+		wire += m->stats.chan[i].bytes;
+		raw += m->stats.chan[i].raw_bytes;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return raw ? 8 + STREAM_PAGE_SIZE * (double)wire / (double)raw : STREAM_PAGE_SIZE + 8;
+}
+
 /* After a round: measure, predict, decide. Returns 1 to switch over, 0 to
  * go on, or -errno (with the reason) to give up. */
 static int after_round(struct mig_source *m, const struct round_mark *start,
@@ -310,9 +324,12 @@ static int after_round(struct mig_source *m, const struct round_mark *start,
 	     in->bandwidth_bps <= 0))
 		in->bandwidth_bps = (double)(end.gone - start->gone) / secs;
 	/* Round 0 averages in every zero page of the guest; the pages that get
-	 * dirtied again are written ones. Learn the cost from later rounds. */
+	 * dirtied again are written ones. Learn the cost from later rounds;
+	 * in round 0, from what compression made of the written ones. */
 	if (pages && m->stats.rounds > 0)
 		in->bytes_per_page = (double)bytes / (double)pages;
+	else if (m->params.compress.automatic || m->params.compress.kind != COMPRESS_NONE)
+		in->bytes_per_page = compressed_page_bytes(m);
 	m->sync_start_ns = time_now_ns();
 	n = dirty_sync(m->vm->dirty, m->dirty);
 	if (n < 0)
