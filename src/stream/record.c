@@ -189,14 +189,19 @@ static int check_entries(const char *what, const uint64_t *entries, uint32_t cou
 	return 0;
 }
 
-static int check_count(const char *what, uint32_t count, uint32_t len, size_t fixed)
+/* The count and page list after a fixed part of fixed bytes. */
+static int page_list(const char *what, const void *body, uint32_t len, size_t fixed, uint32_t count,
+		     uint32_t round, uint64_t npages, struct pages_view *out)
 {
 	if (count < 1 || count > PAGES_MAX_COUNT)
 		return err_set(-EINVAL, "%s record has %u pages (1 to %u allowed)", what, count,
 			       PAGES_MAX_COUNT);
 	if (len < fixed + 8ull * count)
 		return err_set(-EINVAL, "%s record is shorter than its page list", what);
-	return 0;
+	out->count = count;
+	out->round = round;
+	out->entries = (const uint64_t *)((const uint8_t *)body + fixed);
+	return check_entries(what, out->entries, count, npages, out);
 }
 
 int rec_parse_pages(const void *body, uint32_t len, uint64_t npages, struct pages_view *out)
@@ -208,13 +213,7 @@ int rec_parse_pages(const void *body, uint32_t len, uint64_t npages, struct page
 	if (len < sizeof(fixed))
 		return err_set(-EINVAL, "PAGES record is truncated");
 	memcpy(&fixed, body, sizeof(fixed));
-	rc = check_count("PAGES", fixed.count, len, sizeof(fixed));
-	if (rc < 0)
-		return rc;
-	out->count = fixed.count;
-	out->round = fixed.round;
-	out->entries = (const uint64_t *)((const uint8_t *)body + sizeof(fixed));
-	rc = check_entries("PAGES", out->entries, fixed.count, npages, out);
+	rc = page_list("PAGES", body, len, sizeof(fixed), fixed.count, fixed.round, npages, out);
 	if (rc < 0)
 		return rc;
 	expect = sizeof(fixed) + 8ull * fixed.count + out->payload_bytes;
@@ -234,15 +233,10 @@ int rec_parse_zpages(const void *body, uint32_t len, uint64_t npages, struct zpa
 	if (len < sizeof(fixed))
 		return err_set(-EINVAL, "ZPAGES record is truncated");
 	memcpy(&fixed, body, sizeof(fixed));
-	rc = check_count("ZPAGES", fixed.count, len, sizeof(fixed));
-	if (rc < 0)
-		return rc;
 	if (fixed.codec != ZPAGES_LZ4 && fixed.codec != ZPAGES_ZSTD)
 		return err_set(-EINVAL, "ZPAGES record uses unknown codec %u", fixed.codec);
-	out->pages.count = fixed.count;
-	out->pages.round = fixed.round;
-	out->pages.entries = (const uint64_t *)((const uint8_t *)body + sizeof(fixed));
-	rc = check_entries("ZPAGES", out->pages.entries, fixed.count, npages, &out->pages);
+	rc = page_list("ZPAGES", body, len, sizeof(fixed), fixed.count, fixed.round, npages,
+		       &out->pages);
 	if (rc < 0)
 		return rc;
 	if (out->pages.payload_bytes == 0 || fixed.payload_len != out->pages.payload_bytes)
