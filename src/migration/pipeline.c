@@ -315,6 +315,7 @@ int pipeline_batch(struct pipeline *p, struct batch **out)
 		b->count = 0;
 		b->niov = 0;
 		b->payload_len = 0;
+		b->used = 0;
 		*out = b;
 	}
 	pthread_mutex_unlock(&p->lock);

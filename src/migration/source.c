@@ -163,7 +163,6 @@ static int send_batch(struct mig_source *m, const uint64_t *gfns, uint32_t n, ui
 		return rc;
 	b->round = round;
 	b->count = n;
-	b->used = 0;
 	encoder_begin_batch(&m->enc);
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *page = batch_page(m, b, gfns[i]);
