@@ -72,7 +72,7 @@ expect_source_intact src failed
 
 note "source: destination killed during a later round"
 vm dst --incoming "unix:$TMP/in.sock"
-migrate src "unix:$TMP/in.sock" --downtime-ms 1 &
+migrate src "unix:$TMP/in.sock" --downtime-ms 1 --converge none &
 MIG=$!
 wait_status src active 2 || fail "never reached round 2"
 kill_vm dst
@@ -90,7 +90,7 @@ report "j['reason']" | grep -q "^switchover: no LOADED" || fail "not a switchove
 
 note "source: cancel mid-way"
 vm dst --incoming "unix:$TMP/in.sock"
-migrate src "unix:$TMP/in.sock" --downtime-ms 1 &
+migrate src "unix:$TMP/in.sock" --downtime-ms 1 --converge none &
 MIG=$!
 wait_status src active 1 || fail "never active"
 ctl src migrate-cancel >/dev/null || fail "migrate-cancel refused"

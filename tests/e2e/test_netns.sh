@@ -36,7 +36,10 @@ expect_guest_ok c
 kill_vm d
 
 # cut_during NAME STATUS ROUNDS migrate-args...: cut the link once the
-# migration reaches STATUS (and ROUNDS), expect a clean failure, heal.
+# migration reaches STATUS (and ROUNDS), expect a clean failure, heal. The
+# arguments keep the migration in that phase long enough: a 1 ms limit with
+# an unthrottled guest never switches over; a bandwidth cap makes the last
+# pages take a few hundred ms, so the cut lands before COMMIT.
 cut_during() {
 	what=$1 at=$2 rounds=$3; shift 3
 	note "cut the link during $what"
@@ -53,8 +56,8 @@ cut_during() {
 	expect_progress c
 	expect_guest_ok c
 }
-cut_during later active 3 --downtime-ms 1
-cut_during switchover switchover 0 --verify
+cut_during later active 3 --downtime-ms 1 --converge none
+cut_during switchover switchover 0 --verify --max-bandwidth 64M --downtime-ms 1000
 
 note "the link healed, migrate again"
 vm_in dst e --incoming "$URI"
