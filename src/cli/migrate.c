@@ -208,6 +208,10 @@ static void report_pipeline(json_t *pl)
 	json_t *z = json_object_get(pl, "compress"), *c;
 	size_t i;
 
+	if (!num(pl, "data_channels") &&
+	    !strcmp(json_string_value(json_object_get(z, "asked")), "none"))
+		return; /* the plain case: the lines above say it all */
+
 	printf("  channels  %d data channel(s), compress %s (now %s, %d changes)\n",
 	       (int)num(pl, "data_channels"), json_string_value(json_object_get(z, "asked")),
 	       json_string_value(json_object_get(z, "now")), (int)num(z, "changes"));
