@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case REC_PAGES:
 		if (rec_parse_pages(body, hdr.length, 1 << 18, &pv) == 0 &&
-		    pv.payload + (size_t)pv.raw * STREAM_PAGE_SIZE != body + hdr.length)
+		    pv.payload + pv.payload_bytes != body + hdr.length)
 			abort(); /* the payload must end exactly at the body's end */
 		break;
 	case REC_ZPAGES:
