@@ -16,7 +16,6 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "util/size.h"
-#include "util/time.h"
 #include "vm/prefault.h"
 #include "vm/state.h"
 

@@ -11,7 +11,6 @@
 #include "migration/wire.h"
 #include "stream/record.h"
 #include "util/error.h"
-#include "util/log.h"
 #include "util/time.h"
 
 /* A compressed frame must save at least 1/SHRINK_MIN of the batch, or the
