@@ -216,7 +216,8 @@ static json_t *converge_json(const struct converge_stats *c)
 			 (int)c->decisions, "decisions", log);
 }
 
-static json_t *channel_json(const struct channel_stats *c, uint32_t index)
+static json_t *channel_json(const struct channel_stats *c, const struct rec_received_chan *r,
+			    uint32_t index)
 {
 	return json_pack("{s:i,s:I,s:I,s:f,s:I,s:I,s:I,s:f,s:f,s:I,s:f,s:I}", "index", (int)index,
 			 "bytes", (json_int_t)c->bytes, "raw_bytes", (json_int_t)c->raw_bytes,
@@ -224,9 +225,9 @@ static json_t *channel_json(const struct channel_stats *c, uint32_t index)
 			 "batches", (json_int_t)c->batches, "compressed", (json_int_t)c->compressed,
 			 "skipped", (json_int_t)c->skipped, "compress_cpu_ms",
 			 (double)c->compress_cpu_ns / 1e6, "wait_ms", (double)c->wait_ns / 1e6,
-			 "dest_bytes", (json_int_t)c->dest_bytes, "decompress_cpu_ms",
-			 (double)c->decompress_cpu_ns / 1e6, "barrier_waits",
-			 (json_int_t)c->barrier_waits);
+			 "dest_bytes", (json_int_t)r->bytes, "decompress_cpu_ms",
+			 (double)r->decompress_ns / 1e6, "barrier_waits",
+			 (json_int_t)r->barrier_waits);
 }
 
 /* The codec over time: each change with the link and ratio it was made on. */
@@ -250,7 +251,7 @@ static json_t *pipeline_json(const struct mig_stats *s)
 	json_t *chans = json_array();
 
 	for (uint32_t i = 0; i < (s->channels ? s->channels : 1); i++)
-		json_array_append_new(chans, channel_json(&s->chan[i], i));
+		json_array_append_new(chans, channel_json(&s->chan[i], &s->received[i], i));
 	return json_pack("{s:i,s:o,s:o}", "data_channels", (int)s->channels, "channels", chans,
 			 "compress", codec_json(&s->compress, &s->codec));
 }

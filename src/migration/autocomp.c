@@ -43,14 +43,20 @@ static double cpu_per_byte(const struct autocomp *a, enum autocomp_codec c)
 	return c == AUTOCOMP_NONE ? 0 : 1 / a->speed_bps[c];
 }
 
+/* Wire bytes per raw byte the plan sends. */
+static double plan_wire(const struct autocomp *a, const struct autocomp_plan *p)
+{
+	return (1 - p->hi_share) * a->ratio[p->lo] + p->hi_share * a->ratio[p->hi];
+}
+
 /* Raw bytes per second the plan would move, by the model: the lesser of
  * what the workers compress and what the link carries. */
 static double plan_moves(const struct autocomp *a, const struct autocomp_plan *p)
 {
 	double f = p->hi_share;
 	double cpu = (1 - f) * cpu_per_byte(a, p->lo) + f * cpu_per_byte(a, p->hi);
-	double wire = (1 - f) * a->ratio[p->lo] + f * a->ratio[p->hi];
-	double by_link = a->link_bps / wire, by_cpu = cpu > 0 ? a->workers / cpu : by_link;
+	double by_link = a->link_bps / plan_wire(a, p);
+	double by_cpu = cpu > 0 ? a->workers / cpu : by_link;
 
 	return by_cpu < by_link ? by_cpu : by_link;
 }
@@ -100,13 +106,12 @@ static double best_level(const struct autocomp *a)
 
 static void log_change(struct autocomp *a, uint64_t now_ns)
 {
-	const struct autocomp_plan *p = &a->plan;
-	double wire = (1 - p->hi_share) * a->ratio[p->lo] + p->hi_share * a->ratio[p->hi];
+	double wire = plan_wire(a, &a->plan);
 
 	if (a->changes < AUTOCOMP_LOG)
 		a->log[a->changes] = (struct autocomp_change){
 			.t_ms = (double)(now_ns - a->start_ns) / 1e6,
-			.plan = *p,
+			.plan = a->plan,
 			.link_mbps = a->link_bps / (1 << 20),
 			.ratio = wire > 0 ? 1 / wire : 1,
 		};
@@ -132,12 +137,16 @@ enum autocomp_codec autocomp_next(struct autocomp *a)
 	return a->plan.hi;
 }
 
-bool autocomp_wants_sample(const struct autocomp *a, enum autocomp_codec c, uint64_t now_ns)
+bool autocomp_take_sample(struct autocomp *a, enum autocomp_codec c, uint64_t now_ns)
 {
-	return c != AUTOCOMP_NONE && c != a->plan.lo && c != a->plan.hi &&
-	       now_ns - a->sampled_ns[c] >= (a->samples[c] < AUTOCOMP_MIN_SAMPLES
-						     ? AUTOCOMP_SAMPLE_NS / 8
-						     : AUTOCOMP_SAMPLE_NS);
+	uint64_t every =
+		a->samples[c] < AUTOCOMP_MIN_SAMPLES ? AUTOCOMP_SAMPLE_NS / 8 : AUTOCOMP_SAMPLE_NS;
+
+	if (c == AUTOCOMP_NONE || c == a->plan.lo || c == a->plan.hi ||
+	    now_ns - a->sampled_ns[c] < every)
+		return false;
+	a->sampled_ns[c] = now_ns;
+	return true;
 }
 
 static void average(double *avg, double x)

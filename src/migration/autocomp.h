@@ -59,8 +59,8 @@ struct autocomp {
 	double ratio[AUTOCOMP_CODECS];	      /* wire / raw; 0 = not measured */
 	double speed_bps[AUTOCOMP_CODECS];    /* raw bytes/s one worker compresses */
 	uint64_t sampled_ns[AUTOCOMP_CODECS]; /* last sample */
-	uint32_t samples[AUTOCOMP_CODECS];
-	double link_bps; /* the link's capacity, wire bytes/s */
+	uint32_t samples[AUTOCOMP_CODECS];    /* measurements so far */
+	double link_bps;		      /* the link's capacity, wire bytes/s */
 	struct autocomp_plan plan;
 	double credit; /* hi_share accumulated: spreads hi's batches evenly */
 	uint64_t start_ns;
@@ -83,8 +83,9 @@ struct autocomp {
 void autocomp_init(struct autocomp *a, unsigned workers, uint64_t now_ns);
 /* The codec for the next batch, by the plan. */
 enum autocomp_codec autocomp_next(struct autocomp *a);
-/* Should the batch about to go out also be compressed with c, to measure it? */
-bool autocomp_wants_sample(const struct autocomp *a, enum autocomp_codec c, uint64_t now_ns);
+/* Should the batch about to go out also be compressed with c, to measure it?
+ * A yes is counted as the sample taken, so that one worker takes it. */
+bool autocomp_take_sample(struct autocomp *a, enum autocomp_codec c, uint64_t now_ns);
 /* A batch of raw bytes compressed by c into wire bytes in ns of wall time. */
 void autocomp_observe_codec(struct autocomp *a, enum autocomp_codec c, uint64_t raw, uint64_t wire,
 			    uint64_t ns, uint64_t now_ns);

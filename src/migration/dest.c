@@ -50,8 +50,8 @@ static int next_record(struct incoming *in)
 
 	/* A data channel that failed broke this read on purpose: its reason
 	 * is the one to tell. */
-	if (rc < 0 && in->rx && receivers_error(in->rx))
-		return receivers_error(in->rx);
+	if (rc < 0 && in->rx && receivers_error(in->rx) < 0)
+		rc = receivers_error(in->rx);
 	if (rc == 0 && in->stats)
 		in->stats->bytes_received = in->chan.bytes_received;
 	return rc;
@@ -150,6 +150,12 @@ static int handshake(struct incoming *in)
 	return 0;
 }
 
+static void count_pages(struct incoming *in)
+{
+	if (in->stats)
+		in->stats->pages_received = in->pages.pages + receivers_pages(in->rx);
+}
+
 static int load_pages(struct incoming *in)
 {
 	int rc;
@@ -161,8 +167,7 @@ static int load_pages(struct incoming *in)
 	if (in->state)
 		return err_set(-EPROTO, "pages after the VM state");
 	rc = page_writer_apply(&in->pages, in->hdr.type, in->buf.data, in->hdr.length, in->round);
-	if (rc == 0 && in->stats)
-		in->stats->pages_received = in->pages.pages;
+	count_pages(in);
 	return rc;
 }
 
@@ -174,8 +179,7 @@ static int end_channels(struct incoming *in)
 	if (rc == 0 && in->rx && receivers_rounds(in->rx) != in->round)
 		rc = err_set(-EPROTO, "the data channels ended %u rounds, the main channel %u",
 			     receivers_rounds(in->rx), in->round);
-	if (rc == 0 && in->rx && in->stats)
-		in->stats->pages_received = receivers_pages(in->rx);
+	count_pages(in);
 	return rc;
 }
 
@@ -291,11 +295,9 @@ static int receive(struct incoming *in)
 			break;
 		case REC_ROUND:
 			in->round++;
-			if (in->stats) {
+			if (in->stats)
 				in->stats->rounds++;
-				in->stats->pages_received =
-					in->pages.pages + receivers_pages(in->rx);
-			}
+			count_pages(in);
 			break;
 		case REC_STATE:
 			rc = keep_state(in);

@@ -77,8 +77,6 @@ struct channel_stats {
 	uint64_t raw_bytes;		       /* page payload before compression */
 	uint64_t batches, compressed, skipped; /* skipped: did not shrink, went raw */
 	uint64_t compress_cpu_ns, wait_ns;     /* CPU compressing; waiting for the socket */
-	/* The destination's side, from its RECEIVED record at the end. */
-	uint64_t dest_bytes, decompress_cpu_ns, barrier_waits;
 };
 
 struct mig_stats {
@@ -100,6 +98,8 @@ struct mig_stats {
 	uint32_t channels;	      /* data channels; chan[] has max(channels, 1) entries */
 	struct mig_compress compress; /* as asked */
 	struct channel_stats chan[CHANNELS_MAX];
+	/* The destination's side of each, from its RECEIVED record at the end. */
+	struct rec_received_chan received[CHANNELS_MAX];
 	struct autocomp codec; /* the codec over time (log, changes) */
 };
 

@@ -24,8 +24,8 @@ struct worker {
 	struct chan own; /* a data channel's connection */
 	struct compressor codec[AUTOCOMP_CODECS];
 	uint8_t *frame, *gather;
-	uint64_t round_pages, rate_bps;
-	struct channel_stats st; /* under p->lock */
+	uint64_t round_pages, rate_bps; /* rate_bps: this data channel's share */
+	struct channel_stats st;	/* under p->lock */
 	pthread_t thread;
 	bool started;
 };
@@ -118,6 +118,23 @@ static long compress(struct worker *w, enum autocomp_codec c, const uint8_t *in,
 	return n;
 }
 
+/* compress(), and with auto, tell the model how it went. */
+static long compress_observed(struct worker *w, enum autocomp_codec c, const uint8_t *in,
+			      const struct batch *b)
+{
+	struct pipeline *p = w->p;
+	uint64_t ns;
+	long n = compress(w, c, in, b, &ns);
+
+	if (n != -ENOMEM && p->params.compress.automatic) {
+		pthread_mutex_lock(&p->lock);
+		autocomp_observe_codec(&p->ac, c, b->payload_len,
+				       n > 0 ? (uint64_t)n : b->payload_len, ns, time_now_ns());
+		pthread_mutex_unlock(&p->lock);
+	}
+	return n;
+}
+
 /* Auto: the codec for this batch, after sampling the others if due. */
 static enum autocomp_codec choose(struct worker *w, const struct batch *b, const uint8_t **in)
 {
@@ -125,24 +142,17 @@ static enum autocomp_codec choose(struct worker *w, const struct batch *b, const
 	enum autocomp_codec c;
 
 	for (int s = AUTOCOMP_LZ4; s < AUTOCOMP_CODECS; s++) {
-		uint64_t now = time_now_ns(), ns;
 		bool due;
-		long n;
 
 		pthread_mutex_lock(&p->lock);
-		due = autocomp_wants_sample(&p->ac, (enum autocomp_codec)s, now);
-		if (due)
-			p->ac.sampled_ns[s] = now; /* one sample, not one per worker */
+		due = autocomp_take_sample(&p->ac, (enum autocomp_codec)s, time_now_ns());
 		pthread_mutex_unlock(&p->lock);
 		if (!due)
 			continue;
 		if (!*in)
 			*in = contiguous(w, b);
-		n = compress(w, (enum autocomp_codec)s, *in, b, &ns);
-		pthread_mutex_lock(&p->lock);
-		autocomp_observe_codec(&p->ac, (enum autocomp_codec)s, b->payload_len,
-				       n > 0 ? (uint64_t)n : b->payload_len, ns, time_now_ns());
-		pthread_mutex_unlock(&p->lock);
+		if (compress_observed(w, (enum autocomp_codec)s, *in, b) == -ENOMEM)
+			break; /* the batch's own compression reports it */
 	}
 	pthread_mutex_lock(&p->lock);
 	c = autocomp_next(&p->ac);
@@ -207,7 +217,7 @@ static int send_batch(struct worker *w, const struct batch *b)
 {
 	struct pipeline *p = w->p;
 	enum autocomp_codec c = fixed_codec(&p->params.compress);
-	uint64_t sent0 = w->chan->bytes_sent, wait0 = w->chan->write_wait_ns, ns;
+	uint64_t sent0 = w->chan->bytes_sent, wait0 = w->chan->write_wait_ns;
 	const uint8_t *in = NULL;
 	long n = -ENOSPC;
 	int rc;
@@ -219,16 +229,9 @@ static int send_batch(struct worker *w, const struct batch *b)
 	if (c != AUTOCOMP_NONE && b->payload_len) {
 		if (!in)
 			in = contiguous(w, b);
-		n = compress(w, c, in, b, &ns);
+		n = compress_observed(w, c, in, b);
 		if (n == -ENOMEM)
 			return -ENOMEM;
-		if (p->params.compress.automatic) {
-			pthread_mutex_lock(&p->lock);
-			autocomp_observe_codec(&p->ac, c, b->payload_len,
-					       n > 0 ? (uint64_t)n : b->payload_len, ns,
-					       time_now_ns());
-			pthread_mutex_unlock(&p->lock);
-		}
 	}
 	rc = n > 0 ? send_frame(w, b, in, c, n) : send_raw(w, b);
 	account(w, b, c, n, sent0, wait0);
@@ -325,9 +328,7 @@ int pipeline_submit(struct pipeline *p, struct batch *b)
 {
 	int rc = 0;
 
-	if (on_main(p)) {
-		if (p->w[0].rate_bps != p->rate_bps)
-			ratelimit_set(&p->w[0].chan->rl, p->w[0].rate_bps = p->rate_bps);
+	if (on_main(p)) { /* the main channel's rate is the source's to set */
 		rc = send_batch(&p->w[0], b);
 		pthread_mutex_lock(&p->lock);
 		give_back(p, b);
@@ -431,17 +432,8 @@ void pipeline_stats(struct pipeline *p, struct mig_stats *s)
 {
 	pthread_mutex_lock(&p->lock);
 	s->channels = p->params.channels;
-	for (uint32_t i = 0; i < p->nworkers; i++) {
-		struct channel_stats *c = &s->chan[i];
-
-		/* The destination's side arrives later, on its own. */
-		uint64_t dest = c->dest_bytes, dcpu = c->decompress_cpu_ns, bw = c->barrier_waits;
-
-		*c = p->w[i].st;
-		c->dest_bytes = dest;
-		c->decompress_cpu_ns = dcpu;
-		c->barrier_waits = bw;
-	}
+	for (uint32_t i = 0; i < p->nworkers; i++)
+		s->chan[i] = p->w[i].st;
 	s->codec = p->ac;
 	if (!p->params.compress.automatic)
 		s->codec.plan = (struct autocomp_plan){ fixed_codec(&p->params.compress),
@@ -537,8 +529,8 @@ int pipeline_open(const char *uri, struct chan *main, const struct mig_params *p
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->changed, NULL);
 	*out = p;
-	/* Two batches per worker: one being sent, one being filled. */
 	rc = make_workers(p, main);
+	/* Two batches per worker: one being sent, one being filled. */
 	if (rc == 0)
 		rc = make_batches(p, params->channels ? 2 * p->nworkers : 1);
 	if (rc < 0)

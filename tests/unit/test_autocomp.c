@@ -48,7 +48,7 @@ static void run(struct autocomp *a, const struct world *w, uint64_t *now, unsign
 
 		*now += MS;
 		for (int s = AUTOCOMP_LZ4; s < AUTOCOMP_CODECS; s++)
-			if (autocomp_wants_sample(a, (enum autocomp_codec)s, *now) ||
+			if (autocomp_take_sample(a, (enum autocomp_codec)s, *now) ||
 			    s == (int)a->plan.lo || s == (int)a->plan.hi)
 				autocomp_observe_codec(
 					a, (enum autocomp_codec)s, BATCH_RAW,
@@ -176,15 +176,16 @@ static void test_sampling(void **unused)
 
 	(void)unused;
 	autocomp_init(&a, 1, 1);
-	assert_false(autocomp_wants_sample(&a, AUTOCOMP_NONE, 2));
+	assert_false(autocomp_take_sample(&a, AUTOCOMP_NONE, 2));
 	uint64_t t = AUTOCOMP_SAMPLE_NS;
 	for (int i = 0; i < AUTOCOMP_MIN_SAMPLES; i++, t += AUTOCOMP_SAMPLE_NS / 8) {
-		assert_true(autocomp_wants_sample(&a, AUTOCOMP_ZSTD, t)); /* often at first */
+		assert_true(autocomp_take_sample(&a, AUTOCOMP_ZSTD, t));  /* often at first */
+		assert_false(autocomp_take_sample(&a, AUTOCOMP_ZSTD, t)); /* one worker takes it */
 		autocomp_observe_codec(&a, AUTOCOMP_ZSTD, 1000, 300, 1000, t);
-		assert_false(autocomp_wants_sample(&a, AUTOCOMP_ZSTD, t + 1000));
+		assert_false(autocomp_take_sample(&a, AUTOCOMP_ZSTD, t + 1000));
 	}
-	assert_false(autocomp_wants_sample(&a, AUTOCOMP_ZSTD, t));
-	assert_true(autocomp_wants_sample(&a, AUTOCOMP_ZSTD, t + AUTOCOMP_SAMPLE_NS));
+	assert_false(autocomp_take_sample(&a, AUTOCOMP_ZSTD, t));
+	assert_true(autocomp_take_sample(&a, AUTOCOMP_ZSTD, t + AUTOCOMP_SAMPLE_NS));
 	assert_string_equal(autocomp_codec_name(AUTOCOMP_LZ4), "lz4");
 	char name[32];
 	struct autocomp_plan mix = { AUTOCOMP_LZ4, AUTOCOMP_ZSTD, 0.4 };
