@@ -19,6 +19,9 @@ int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(pri
 /* getopt_long returned ':' (missing value) or '?' (unknown option) for
  * argv[optind - 1]: say which, as usage_error does. */
 int option_error(const char *cmd, int opt, char **argv);
+/* Arguments left after the options are refused: usage_error naming the
+ * first, or 0 when there are none. */
+int extra_args_error(const char *cmd, int argc, char **argv);
 /* Print "ferry: <message>" to stderr; return 1. */
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

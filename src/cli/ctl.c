@@ -50,6 +50,9 @@ int cmd_ctl(int argc, char **argv)
 		return usage_error("ctl", "--control PATH is required");
 	if (optind >= argc)
 		return usage_error("ctl", "which command? e.g. query-status or quit");
+	if (optind + 2 < argc)
+		return usage_error("ctl", "unexpected argument '%s' (the JSON arguments go in one quoted word)",
+				   argv[optind + 2]);
 	if (optind + 1 < argc && !(args = json_loads(argv[optind + 1], 0, &jerr)))
 		return usage_error("ctl", "arguments are not JSON: %s", jerr.text);
 	rc = control_call(path, argv[optind], args, &r);

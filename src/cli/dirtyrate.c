@@ -120,6 +120,8 @@ int cmd_dirtyrate(int argc, char **argv)
 			return option_error("dirtyrate", opt, argv);
 		}
 	}
+	if (optind < argc)
+		return extra_args_error("dirtyrate", argc, argv);
 	if (!control)
 		return usage_error("dirtyrate", "--control PATH is required");
 	rc = measure_dirty_rate(control, seconds, &r);

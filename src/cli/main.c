@@ -1,4 +1,5 @@
 /* ferry: a KVM virtual machine monitor built for live migration. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,6 +29,9 @@ static const char usage[] =
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	/* A peer that hangs up is an error to report, not a reason to die. */
+	signal(SIGPIPE, SIG_IGN);
 
 	if (!cmd || !strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
 		fputs(usage, cmd ? stdout : stderr);

@@ -1,5 +1,6 @@
 /* ferry migrate: start a live migration of the VM behind a control socket,
  * show its progress, and print the report. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -9,6 +10,9 @@
 
 #include "cli/cli.h"
 #include "control/client.h"
+#include "migration/converge.h"
+#include "migration/migration.h"
+#include "vm/throttle.h"
 #include "util/error.h"
 #include "util/size.h"
 #include "util/time.h"
@@ -65,14 +69,39 @@ struct migrate_opts {
 	bool json;
 };
 
-static int add_int(json_t *args, const char *key, const char *flag, const char *value)
+/* A whole number from min to max for flag, as key. */
+static int add_int(json_t *args, const char *key, const char *flag, const char *value,
+		   long long min, long long max)
 {
 	char *end;
-	long long v = strtoll(value, &end, 10);
+	long long v;
 
-	if (end == value || *end || v < 0)
-		return usage_error("migrate", "%s '%s' is not a whole number", flag, value);
+	errno = 0;
+	v = strtoll(value, &end, 10);
+	if (end == value || *end || errno == ERANGE || v < min || v > max)
+		return usage_error("migrate", "%s '%s' is not a whole number from %lld to %lld",
+				   flag, value, min, max);
 	json_object_set_new(args, key, json_integer(v));
+	return 0;
+}
+
+static int add_converge(json_t *args, const char *value)
+{
+	enum converge_strategy s;
+
+	if (converge_parse(value, &s) < 0)
+		return usage_error("migrate", "%s", err_msg());
+	json_object_set_new(args, "converge", json_string(value));
+	return 0;
+}
+
+static int add_compress(json_t *args, const char *value)
+{
+	struct mig_compress c;
+
+	if (mig_compress_parse(value, &c) < 0)
+		return usage_error("migrate", "%s", err_msg());
+	json_object_set_new(args, "compress", json_string(value));
 	return 0;
 }
 
@@ -131,16 +160,18 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 			json_object_set_new(o->args, "uri", json_string(optarg));
 			break;
 		case 'd':
-			rc = add_int(o->args, "downtime-ms", "--downtime-ms", optarg);
+			rc = add_int(o->args, "downtime-ms", "--downtime-ms", optarg, 1,
+				     MIG_DOWNTIME_MS_MAX);
 			break;
 		case 'b':
 			rc = add_rate(o->args, optarg);
 			break;
 		case 'T':
-			rc = add_int(o->args, "timeout", "--timeout", optarg);
+			rc = add_int(o->args, "timeout", "--timeout", optarg, 0, MIG_TIMEOUT_S_MAX);
 			break;
 		case 'i':
-			rc = add_int(o->args, "io-timeout-ms", "--io-timeout-ms", optarg);
+			rc = add_int(o->args, "io-timeout-ms", "--io-timeout-ms", optarg,
+				     MIG_IO_TIMEOUT_MS_MIN, MIG_IO_TIMEOUT_MS_MAX);
 			break;
 		case 'v':
 			json_object_set_new(o->args, "verify", json_true());
@@ -149,22 +180,25 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 			rc = add_xbzrle(o->args, optarg);
 			break;
 		case 'c':
-			json_object_set_new(o->args, "converge", json_string(optarg));
+			rc = add_converge(o->args, optarg);
 			break;
 		case '1':
-			rc = add_int(o->args, "throttle-initial", "--throttle-initial", optarg);
+			rc = add_int(o->args, "throttle-initial", "--throttle-initial", optarg, 1,
+				     THROTTLE_MAX_PCT);
 			break;
 		case '2':
-			rc = add_int(o->args, "throttle-increment", "--throttle-increment", optarg);
+			rc = add_int(o->args, "throttle-increment", "--throttle-increment", optarg, 1,
+				     THROTTLE_MAX_PCT);
 			break;
 		case '3':
-			rc = add_int(o->args, "throttle-max", "--throttle-max", optarg);
+			rc = add_int(o->args, "throttle-max", "--throttle-max", optarg, 1,
+				     THROTTLE_MAX_PCT);
 			break;
 		case 'n':
-			rc = add_int(o->args, "channels", "--channels", optarg);
+			rc = add_int(o->args, "channels", "--channels", optarg, 0, CHANNELS_MAX);
 			break;
 		case 'z':
-			json_object_set_new(o->args, "compress", json_string(optarg));
+			rc = add_compress(o->args, optarg);
 			break;
 		case 'j':
 			o->json = true;
@@ -176,6 +210,8 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 			return option_error("migrate", opt, argv);
 		}
 	}
+	if (rc == 0 && optind < argc)
+		return extra_args_error("migrate", argc, argv);
 	if (rc == 0 && !o->control)
 		return usage_error("migrate", "--control PATH is required");
 	if (rc == 0 && !json_object_get(o->args, "uri"))

@@ -23,6 +23,13 @@ int option_error(const char *cmd, int opt, char **argv)
 	return usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
 }
 
+int extra_args_error(const char *cmd, int argc, char **argv)
+{
+	if (optind < argc)
+		return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
 int fail(const char *fmt, ...)
 {
 	va_list ap;

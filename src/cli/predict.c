@@ -92,6 +92,8 @@ static int parse_args(int argc, char **argv, struct predict_opts *o)
 			return option_error("predict", opt, argv);
 		}
 	}
+	if (optind < argc)
+		return extra_args_error("predict", argc, argv);
 	if (!o->control)
 		return usage_error("predict", "--control PATH is required");
 	if (!o->link_bps)

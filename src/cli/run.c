@@ -199,7 +199,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		}
 	}
 	if (rc == 0 && optind < argc)
-		return usage_error("run", "unexpected argument '%s'", argv[optind]);
+		return extra_args_error("run", argc, argv);
 	return rc;
 }
 

@@ -87,6 +87,8 @@ int cmd_status(int argc, char **argv)
 			return option_error("status", opt, argv);
 		}
 	}
+	if (optind < argc)
+		return extra_args_error("status", argc, argv);
 	if (!path)
 		return usage_error("status", "--control PATH is required");
 	if (control_call(path, "query-status", NULL, &r) < 0)

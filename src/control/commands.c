@@ -54,15 +54,16 @@ void control_sample(struct control_ctx *ctx)
 {
 	struct vm *vm = __atomic_load_n(&ctx->vm, __ATOMIC_ACQUIRE);
 	uint64_t now = time_now_ns(), pages;
-	unsigned slot = ctx->samples % CONTROL_SAMPLES;
-	unsigned oldest = ctx->samples >= CONTROL_SAMPLES ? slot : 0;
+	unsigned slot = ctx->samples % CONTROL_SAMPLES, oldest;
 
 	if (!vm)
 		return;
 	pages = pages_written(vm);
 	ctx->sample_ns[slot] = now;
 	ctx->sample_pages[slot] = pages;
-	if (ctx->samples++ > 0 && now > ctx->sample_ns[oldest])
+	/* The oldest sample is the one the next will overwrite, once the ring is full. */
+	oldest = ++ctx->samples >= CONTROL_SAMPLES ? ctx->samples % CONTROL_SAMPLES : 0;
+	if (now > ctx->sample_ns[oldest])
 		ctx->dirty_rate_pps = (double)(pages - ctx->sample_pages[oldest]) * 1e9 /
 				      (double)(now - ctx->sample_ns[oldest]);
 }

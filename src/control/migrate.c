@@ -7,6 +7,7 @@
 #include "migration/converge.h"
 #include "migration/dirtyrate.h"
 #include "migration/source.h"
+#include "transport/chan.h"
 #include "util/error.h"
 #include "util/size.h"
 #include "vm/throttle.h"
@@ -23,6 +24,22 @@ static int parse_pct(json_t *args, const char *key, uint32_t *out)
 		return err_set(-EINVAL, "%s must be a percentage from 1 to %u", key,
 			       THROTTLE_MAX_PCT);
 	*out = (uint32_t)json_integer_value(v);
+	return 0;
+}
+
+/* A whole number in [min, max] at key, if present, into *out. */
+static int parse_bounded(json_t *args, const char *key, uint64_t min, uint64_t max,
+			 const char *unit, uint64_t *out)
+{
+	json_t *v = json_object_get(args, key);
+
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)min ||
+	    json_integer_value(v) > (json_int_t)max)
+		return err_set(-EINVAL, "%s must be %llu to %llu %s", key, (unsigned long long)min,
+			       (unsigned long long)max, unit);
+	*out = (uint64_t)json_integer_value(v);
 	return 0;
 }
 
@@ -52,18 +69,16 @@ static int parse_pipeline(json_t *args, struct mig_params *p)
 /* Read the parameters present in args over p. */
 static int parse_params(json_t *args, struct mig_params *p)
 {
+	uint64_t io_timeout_ms = p->io_timeout_ms;
 	json_t *v;
 
 	if (!args)
 		return 0;
 	if (parse_pipeline(args, p) < 0)
 		return -EINVAL;
-	if ((v = json_object_get(args, "downtime-ms"))) {
-		if (!json_is_integer(v) || json_integer_value(v) < 1)
-			return err_set(-EINVAL,
-				       "downtime-ms must be a positive number of milliseconds");
-		p->downtime_ms = (uint64_t)json_integer_value(v);
-	}
+	if (parse_bounded(args, "downtime-ms", 1, MIG_DOWNTIME_MS_MAX, "milliseconds",
+			  &p->downtime_ms) < 0)
+		return -EINVAL;
 	if ((v = json_object_get(args, "max-bandwidth"))) {
 		if (json_is_integer(v) && json_integer_value(v) >= 0)
 			p->max_bandwidth_bps = (uint64_t)json_integer_value(v);
@@ -73,16 +88,12 @@ static int parse_params(json_t *args, struct mig_params *p)
 				-EINVAL,
 				"max-bandwidth must be bytes per second, a size per second like 100M, or bits like 1Gbit");
 	}
-	if ((v = json_object_get(args, "timeout"))) {
-		if (!json_is_integer(v) || json_integer_value(v) < 0)
-			return err_set(-EINVAL, "timeout must be seconds (0: none)");
-		p->timeout_s = (uint64_t)json_integer_value(v);
-	}
-	if ((v = json_object_get(args, "io-timeout-ms"))) {
-		if (!json_is_integer(v) || json_integer_value(v) < 100)
-			return err_set(-EINVAL, "io-timeout-ms must be at least 100");
-		p->io_timeout_ms = (uint32_t)json_integer_value(v);
-	}
+	if (parse_bounded(args, "timeout", 0, MIG_TIMEOUT_S_MAX, "seconds (0: none)",
+			  &p->timeout_s) < 0 ||
+	    parse_bounded(args, "io-timeout-ms", MIG_IO_TIMEOUT_MS_MIN, MIG_IO_TIMEOUT_MS_MAX,
+			  "milliseconds", &io_timeout_ms) < 0)
+		return -EINVAL;
+	p->io_timeout_ms = (uint32_t)io_timeout_ms;
 	if ((v = json_object_get(args, "xbzrle-cache"))) {
 		if (json_is_integer(v) && json_integer_value(v) >= 0)
 			p->xbzrle_cache_bytes = (uint64_t)json_integer_value(v);
@@ -145,7 +156,7 @@ json_t *control_migrate(struct control_ctx *ctx, json_t *args)
 			vm_state_name(vm->state));
 		return NULL;
 	}
-	if (parse_params(args, &p) < 0 || converge_check(vm, &p) < 0)
+	if (parse_params(args, &p) < 0 || converge_check(vm, &p) < 0 || chan_check_uri(uri) < 0)
 		return NULL;
 	if (p.channels && !strncmp(uri, "fd:", 3)) {
 		err_set(-EINVAL, "data channels need a tcp: or unix: URI; %s is one connection",

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -140,6 +141,18 @@ static void serve_client(struct control_server *srv, struct client *c)
 	}
 }
 
+/* The socket file is 0600, but a descriptor can be passed on: check who is
+ * really at the other end. Root and our own user may drive the VM. */
+static bool trusted_peer(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return false;
+	return cred.uid == 0 || cred.uid == geteuid();
+}
+
 static void accept_client(struct control_server *srv)
 {
 	int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
@@ -147,6 +160,12 @@ static void accept_client(struct control_server *srv)
 
 	if (fd < 0)
 		return;
+	if (!trusted_peer(fd)) {
+		reply_error(fd, NULL, "GenericError",
+			    "permission denied: only the user running this ferry may control it");
+		close(fd);
+		return;
+	}
 	for (int i = 0; i < MAX_CLIENTS; i++) {
 		if (srv->clients[i].fd >= 0)
 			continue;
@@ -226,7 +245,10 @@ static int listen_on(const char *path)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return err_set(-errno, "cannot create the control socket: %s", strerror(errno));
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 8) < 0) {
+	/* Owner only, whatever the umask: the socket can stop and move the VM.
+	 * Nobody can connect before listen(), so there is no window. */
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || chmod(path, 0600) < 0 ||
+	    listen(fd, 8) < 0) {
 		rc = -errno;
 		close(fd);
 		return err_set(rc, "cannot listen on %s: %s", path, strerror(-rc));

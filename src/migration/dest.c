@@ -42,6 +42,8 @@ struct incoming {
 	struct receivers *rx;	      /* the data channels */
 	struct page_writer pages;     /* the main channel's pages */
 	uint32_t round;		      /* rounds ended on the main channel */
+	uint64_t round_start_pages;   /* main-channel pages before this round */
+	uint64_t announced_pages;     /* by the ROUND records so far */
 };
 
 static int next_record(struct incoming *in)
@@ -171,6 +173,32 @@ static int load_pages(struct incoming *in)
 	return rc;
 }
 
+/* ROUND on the main channel: the round it ends must be the one in progress,
+ * and the pages it announces must be the pages that came. Without data
+ * channels they came here; with them, the total is checked at END. */
+static int end_round(struct incoming *in)
+{
+	struct rec_round marker;
+	uint64_t got = in->pages.pages - in->round_start_pages;
+	int rc = rec_parse_round(in->buf.data, in->hdr.length, &marker);
+
+	if (rc == 0 && marker.round != in->round)
+		rc = err_set(-EPROTO, "ROUND ends round %u while round %u is in progress",
+			     marker.round, in->round);
+	if (rc == 0 && !in->rx && marker.pages != got)
+		rc = err_set(-EPROTO, "round %u announced %llu pages, %llu arrived", in->round,
+			     (unsigned long long)marker.pages, (unsigned long long)got);
+	if (rc < 0)
+		return rc;
+	in->announced_pages += marker.pages;
+	in->round_start_pages = in->pages.pages;
+	in->round++;
+	if (in->stats)
+		in->stats->rounds++;
+	count_pages(in);
+	return 0;
+}
+
 /* END: the data channels' last pages are in, every round lined up. */
 static int end_channels(struct incoming *in)
 {
@@ -179,6 +207,10 @@ static int end_channels(struct incoming *in)
 	if (rc == 0 && in->rx && receivers_rounds(in->rx) != in->round)
 		rc = err_set(-EPROTO, "the data channels ended %u rounds, the main channel %u",
 			     receivers_rounds(in->rx), in->round);
+	if (rc == 0 && in->rx && receivers_pages(in->rx) != in->announced_pages)
+		rc = err_set(-EPROTO, "the rounds announced %llu pages, %llu arrived",
+			     (unsigned long long)in->announced_pages,
+			     (unsigned long long)receivers_pages(in->rx));
 	count_pages(in);
 	return rc;
 }
@@ -294,10 +326,7 @@ static int receive(struct incoming *in)
 			rc = load_pages(in);
 			break;
 		case REC_ROUND:
-			in->round++;
-			if (in->stats)
-				in->stats->rounds++;
-			count_pages(in);
+			rc = end_round(in);
 			break;
 		case REC_STATE:
 			rc = keep_state(in);
@@ -342,6 +371,7 @@ static void discard(struct incoming *in, bool keep_vm)
 	page_writer_free(&in->pages);
 	in->channels.count = 0;
 	in->round = 0;
+	in->round_start_pages = in->announced_pages = 0;
 	free(in->written);
 	in->written = NULL;
 	if (!keep_vm)

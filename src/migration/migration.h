@@ -38,6 +38,12 @@ struct mig_compress {
 	bool automatic;
 };
 
+/* Bounds of the parameters that are times (so that none overflows). */
+#define MIG_DOWNTIME_MS_MAX   3600000ull /* an hour */
+#define MIG_TIMEOUT_S_MAX     604800ull	 /* a week */
+#define MIG_IO_TIMEOUT_MS_MIN 100ull
+#define MIG_IO_TIMEOUT_MS_MAX 3600000ull
+
 struct mig_params {
 	uint64_t downtime_ms;		 /* acceptable pause (default 300) */
 	uint64_t max_bandwidth_bps;	 /* 0: unlimited (the default) */

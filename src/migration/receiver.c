@@ -20,7 +20,8 @@ struct receiver {
 	struct chan chan;
 	struct page_writer w;
 	struct wire_buf buf;
-	uint32_t round; /* the round being received */
+	uint32_t round;		    /* the round being received */
+	uint64_t round_start_pages; /* pages before it */
 	uint64_t barrier_waits;
 	pthread_t thread;
 	bool joined, started;
@@ -64,12 +65,17 @@ static int take(struct receiver *c, const struct rec_header *hdr)
 		return page_writer_apply(&c->w, hdr->type, c->buf.data, hdr->length, c->round);
 	case REC_ROUND:
 		rc = rec_parse_round(c->buf.data, hdr->length, &marker);
+		if (rc == 0 && marker.pages != c->w.pages - c->round_start_pages)
+			rc = err_set(-EPROTO, "round %u announced %llu pages, %llu arrived",
+				     marker.round, (unsigned long long)marker.pages,
+				     (unsigned long long)(c->w.pages - c->round_start_pages));
 		if (rc == 0)
 			rc = round_gate_pass(&c->set->gate, marker.round);
 		if (rc < 0)
 			return rc;
 		c->barrier_waits += rc == 1;
 		c->round++;
+		c->round_start_pages = c->w.pages;
 		return 0;
 	case REC_END:
 		return 1;

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #define STREAM_MAGIC	  0x3147494d59525245ull /* "ERRYMIG1" */
-#define STREAM_VERSION	  1
+#define STREAM_VERSION	  2
 #define STREAM_BYTE_ORDER 0x01020304u
 #define STREAM_PAGE_SIZE  4096u
 

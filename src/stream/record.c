@@ -43,16 +43,24 @@ int stream_header_check(const struct stream_header *h)
 	return 0;
 }
 
+/* The checksum covers the type and the length as well as the body: they
+ * seed the hash, so a flipped bit in either (say, the optional bit, which
+ * would have a receiver skip a page batch) fails the check too. */
+static uint64_t header_seed(uint32_t type, uint32_t length)
+{
+	return (uint64_t)type << 32 | length;
+}
+
 void rec_header_init(struct rec_header *hdr, uint32_t type, const struct iovec *iov, int n)
 {
 	XXH3_state_t st;
 	uint64_t len = 0;
 
-	XXH3_64bits_reset(&st);
-	for (int i = 0; i < n; i++) {
-		XXH3_64bits_update(&st, iov[i].iov_base, iov[i].iov_len);
+	for (int i = 0; i < n; i++)
 		len += iov[i].iov_len;
-	}
+	XXH3_64bits_reset_withSeed(&st, header_seed(type, (uint32_t)len));
+	for (int i = 0; i < n; i++)
+		XXH3_64bits_update(&st, iov[i].iov_base, iov[i].iov_len);
 	*hdr = (struct rec_header){ .type = type,
 				    .length = (uint32_t)len,
 				    .checksum = XXH3_64bits_digest(&st) };
@@ -133,7 +141,8 @@ int rec_header_check(const struct rec_header *hdr, int *skip)
 
 int rec_checksum_check(const struct rec_header *hdr, const void *body)
 {
-	if (XXH3_64bits(body, hdr->length) != hdr->checksum)
+	if (XXH3_64bits_withSeed(body, hdr->length, header_seed(hdr->type, hdr->length)) !=
+	    hdr->checksum)
 		return err_set(-EINVAL,
 			       "%s record failed its checksum: the stream was corrupted in transit",
 			       rec_type_name(hdr->type));

@@ -11,12 +11,16 @@
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "transport/uri.h"
 #include "util/error.h"
 #include "util/time.h"
+
+/* The main connection, every data channel, and room for strays. */
+#define LISTEN_BACKLOG 32
 
 void chan_init_fd(struct chan *c, int fd)
 {
@@ -91,6 +95,37 @@ static int connect_unix(const struct uri *u)
 	return fd;
 }
 
+/* fd:N must be a connected stream socket, given to us for this migration:
+ * anything else (a file, a pipe, a descriptor never opened) is refused and
+ * left alone. */
+static int check_stream_socket(int fd)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(int), plen = sizeof(peer);
+	struct stat st;
+	int type = 0;
+
+	if (fstat(fd, &st) < 0)
+		return err_set(-EBADF, "fd:%d is not an open descriptor", fd);
+	if (!S_ISSOCK(st.st_mode))
+		return err_set(-ENOTSOCK, "fd:%d is not a socket", fd);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
+		return err_set(-ENOTSOCK, "fd:%d is not a stream socket", fd);
+	if (getpeername(fd, (struct sockaddr *)&peer, &plen) < 0)
+		return err_set(-ENOTCONN, "fd:%d is a socket that is not connected", fd);
+	return fd;
+}
+
+int chan_check_uri(const char *text)
+{
+	struct uri u;
+	int rc = uri_parse(text, &u);
+
+	if (rc == 0 && u.kind == URI_FD)
+		rc = check_stream_socket(u.fd) < 0 ? -ENOTSOCK : 0;
+	return rc;
+}
+
 int chan_connect(struct chan *c, const char *text)
 {
 	struct uri u;
@@ -103,9 +138,7 @@ int chan_connect(struct chan *c, const char *text)
 	else if (u.kind == URI_UNIX)
 		fd = connect_unix(&u);
 	else
-		fd = fcntl(u.fd, F_GETFD) < 0
-			     ? err_set(-EBADF, "fd:%d is not an open descriptor", u.fd)
-			     : u.fd;
+		fd = check_stream_socket(u.fd);
 	if (fd < 0)
 		return fd;
 	chan_init_fd(c, fd);
@@ -125,7 +158,7 @@ static int listen_tcp(const struct uri *u)
 		return -errno;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	rc = bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4) < 0 ? -errno : 0;
+	rc = bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0 ? -errno : 0;
 	freeaddrinfo(res);
 	if (rc < 0) {
 		close(fd);
@@ -143,7 +176,7 @@ static int listen_unix(const struct uri *u)
 		return -errno;
 	unix_addr(u, &addr);
 	unlink(u->path);
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 4) < 0) {
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
 		rc = -errno;
 		close(fd);
 		return err_set(rc, "cannot listen on %s: %s", u->path, strerror(-rc));
@@ -162,7 +195,7 @@ int chan_listen(const char *text)
 		return listen_tcp(&u);
 	if (u.kind == URI_UNIX)
 		return listen_unix(&u);
-	return u.fd;
+	return check_stream_socket(u.fd);
 }
 
 int chan_accept(struct chan *c, int lfd, const char *text, int timeout_ms)

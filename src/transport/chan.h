@@ -23,6 +23,9 @@ struct chan {
 	uint64_t write_wait_ns; /* writes waited this long for the socket or the rate limit */
 };
 
+/* Whether uri can be connected to at all: it parses, and fd:N is a
+ * connected stream socket. Returns 0 or -errno with err_msg(). */
+int chan_check_uri(const char *uri);
 /* Connect to uri (tcp:, unix:, fd:). Returns 0 or -errno with err_msg(). */
 int chan_connect(struct chan *c, const char *uri);
 /* Listen on uri; returns the listening fd or -errno. fd:N listens on nothing:

@@ -7,7 +7,10 @@
  * as a third argument), commit-and-vanish (a loadable stream, COMMIT, then
  * gone before RESUMED; same blob), intruder (announces one data channel;
  * a connection with a wrong token comes first and must be turned away, the
- * right one is let in; its first batch is of a round not yet begun).
+ * right one is let in; its first batch is of a round not yet begun),
+ * skip-bit (a page batch whose type has the optional bit flipped, which
+ * a receiver would skip if the checksum did not cover the type),
+ * short-round (one page, then a ROUND that announces two).
  * Exits 0 when the destination answered the way it must: an ERROR naming
  * the fault, LOADED (commit-and-vanish), or (for truncate) nothing. */
 #include <stdbool.h>
@@ -228,6 +231,18 @@ int main(int argc, char **argv)
 	len = pages_record(rec, !strcmp(argv[1], "bad-gfn") ? MEM / STREAM_PAGE_SIZE : 5);
 	if (!strcmp(argv[1], "corrupt"))
 		rec[40] ^= 0x01; /* a payload byte: the checksum no longer matches */
+	if (!strcmp(argv[1], "skip-bit")) {
+		((struct rec_header *)rec)->type |= REC_OPTIONAL;
+		chan_writev(&c, &(struct iovec){ rec, len }, 1);
+		return expect_error(&c, "checksum");
+	}
+	if (!strcmp(argv[1], "short-round")) {
+		struct rec_round marker = { .round = 0, .pages = 2 };
+
+		chan_writev(&c, &(struct iovec){ rec, len }, 1);
+		wire_send(&c, REC_ROUND, &(struct iovec){ &marker, sizeof(marker) }, 1);
+		return expect_error(&c, "round 0 announced 2 pages, 1 arrived");
+	}
 	iov = (struct iovec){ rec, !strcmp(argv[1], "truncate") ? len / 2 : len };
 	chan_writev(&c, &iov, 1);
 	if (!strcmp(argv[1], "truncate")) {

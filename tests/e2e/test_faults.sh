@@ -18,7 +18,7 @@ WORKLOAD=dirty:wss=96M,rate=40M,pattern=random,write=byte
 
 note "destination: malformed streams, then a good migration"
 vm dst --incoming "unix:$TMP/in.sock" --mem 512M
-for mode in garbage corrupt truncate bad-gfn no-state bad-hash; do
+for mode in garbage corrupt truncate bad-gfn no-state bad-hash skip-bit short-round; do
 	"$BAD_SOURCE" "$mode" "unix:$TMP/in.sock" "$STATE_BLOB" >"$TMP/bad-$mode.out" 2>&1 ||
 		fail "bad_source $mode: $(cat "$TMP/bad-$mode.out")"
 	sleep 0.2

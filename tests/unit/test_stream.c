@@ -27,8 +27,8 @@ static void test_stream_header(void **unused)
 	(void)unused;
 	stream_header_init(&h);
 	assert_int_equal(stream_header_check(&h), 0);
-	h.version = 2;
-	expect_einval(stream_header_check(&h), "version 2 is not supported");
+	h.version = STREAM_VERSION + 1;
+	expect_einval(stream_header_check(&h), "is not supported");
 	stream_header_init(&h);
 	h.byte_order = 0x04030201;
 	expect_einval(stream_header_check(&h), "byte order");
@@ -51,6 +51,15 @@ static void test_record_header_and_checksum(void **unused)
 	assert_int_equal(rec_checksum_check(&hdr, body), 0);
 	body[5] ^= 1;
 	expect_einval(rec_checksum_check(&hdr, body), "checksum");
+	body[5] ^= 1;
+	/* The checksum covers the header: a flipped type or length fails too. */
+	hdr.type |= REC_OPTIONAL;
+	expect_einval(rec_checksum_check(&hdr, body), "checksum");
+	hdr.type = REC_STATE;
+	hdr.length = 23;
+	expect_einval(rec_checksum_check(&hdr, body), "checksum");
+	hdr.length = 24;
+	assert_int_equal(rec_checksum_check(&hdr, body), 0);
 
 	hdr.type = 99;
 	expect_einval(rec_header_check(&hdr, &skip), "unknown type");
