@@ -2,12 +2,17 @@
 #   make          build (release-ish, with debug info)
 #   make test     install missing packages, build, run every test (plain + ASan/UBSan)
 #   make demo     install missing packages, build, run the demo
+#   make tsan     the unit tests and the threaded e2e tests under ThreadSanitizer
 #   make bench    run the benchmarks
 #   make fuzz     run the libFuzzer targets (clang), 60 s each
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
+# What ThreadSanitizer runs: every unit test, and the e2e tests whose ferry
+# processes use the most threads at once.
+TSAN_TESTS ?= unit,e2e_migrate,e2e_faults,e2e_handoff,e2e_channels
 
-.PHONY: all deps build asan test demo bench fuzz format clean
+.PHONY: all deps build asan tsan test demo bench fuzz format clean
 
 all: build
 
@@ -21,6 +26,10 @@ $(ASAN_BUILD)/build.ninja:
 	@meson setup $(ASAN_BUILD) --buildtype=debug -Db_sanitize=address,undefined \
 		-Db_lundef=false >/dev/null
 
+$(TSAN_BUILD)/build.ninja:
+	@meson setup $(TSAN_BUILD) --buildtype=debugoptimized -Db_sanitize=thread \
+		-Db_lundef=false >/dev/null
+
 build: deps $(BUILD)/build.ninja
 	@ninja -C $(BUILD)
 
@@ -29,6 +38,10 @@ asan: deps $(ASAN_BUILD)/build.ninja
 
 test: build asan
 	@./scripts/test.sh $(BUILD) $(ASAN_BUILD)
+
+tsan: deps $(TSAN_BUILD)/build.ninja
+	@ninja -C $(TSAN_BUILD)
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ./scripts/test.sh $(TSAN_BUILD)=$(TSAN_TESTS)
 
 demo: build
 	@./scripts/demo.sh $(BUILD)
@@ -53,4 +66,4 @@ format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz

@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "guest/abi.h"
 #include "util/error.h"
 #include "util/size.h"
 #include "vm/kvm.h"

@@ -35,7 +35,7 @@ static int receive(const char *uri, int lfd, uint64_t bytes)
 	uint8_t *dst = buffer(bytes);
 	struct chan c;
 
-	if (chan_accept(&c, lfd, uri, 30000) < 0)
+	if (chan_accept(&c, lfd, uri, 30000, NULL) < 0)
 		return 1;
 	c.timeout_ms = 30000;
 	if (chan_writev(&c, &(struct iovec){ "r", 1 }, 1) < 0) /* ready: start the clock */
@@ -55,7 +55,7 @@ static int send_all(const char *uri, uint64_t bytes)
 	struct chan c;
 	int tries = 0;
 
-	while (chan_connect(&c, uri) < 0) {
+	while (chan_connect(&c, uri, 10000, NULL) < 0) {
 		if (++tries > 100) {
 			fprintf(stderr, "sockcopy: %s\n", err_msg());
 			return 1;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "guest/abi.h"
 #include "util/bitmap.h"
 #include "util/error.h"
 #include "util/log.h"

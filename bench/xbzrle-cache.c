@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "guest/abi.h"
 #include "codec/page_cache.h"
 #include "codec/xbzrle.h"
 #include "util/bitmap.h"
@@ -98,18 +99,18 @@ static double hit_rate(const struct trace *t, uint64_t bytes, enum page_cache_ki
 /* MB/s of pages encoded: one byte changed in 16, and one in 512. */
 static double encode_rate(unsigned stride)
 {
-	static uint8_t old[XBZRLE_PAGE], new[XBZRLE_PAGE], out[XBZRLE_PAGE];
+	static uint8_t old[FERRY_PAGE_SIZE], new[FERRY_PAGE_SIZE], out[FERRY_PAGE_SIZE];
 	uint64_t t0, n = 0;
 
-	for (unsigned i = 0; i < XBZRLE_PAGE; i++)
+	for (unsigned i = 0; i < FERRY_PAGE_SIZE; i++)
 		old[i] = new[i] = (uint8_t)(i * 31);
-	for (unsigned i = 0; i < XBZRLE_PAGE; i += stride)
+	for (unsigned i = 0; i < FERRY_PAGE_SIZE; i += stride)
 		new[i] ^= 0x5a;
 	t0 = time_now_ns();
 	for (; time_now_ns() - t0 < 200 * NS_PER_MS; n++)
 		if (xbzrle_encode(old, new, out, sizeof(out) - 1) < 0)
 			return 0;
-	return (double)n * XBZRLE_PAGE / ((double)(time_now_ns() - t0) / 1e9) / 1e6;
+	return (double)n * FERRY_PAGE_SIZE / ((double)(time_now_ns() - t0) / 1e9) / 1e6;
 }
 
 int main(int argc, char **argv)

@@ -1,11 +1,24 @@
 #!/bin/sh
 # Run the meson test suite in each build directory given, then print one
 # summary line "N passed, N failed" over all of them (skips counted apart).
+#   test.sh DIR...            every test in each DIR
+#   test.sh DIR=T1,T2 ...     only the tests named T1, T2 (or suites: unit)
 set -u
 pass=0 fail=0 skip=0
-for dir in "$@"; do
-	echo "== tests in $dir"
-	meson test -C "$dir" --print-errorlogs --num-processes 1 || true
+for arg in "$@"; do
+	dir=${arg%%=*}
+	names=""
+	[ "$arg" != "$dir" ] && names=$(echo "${arg#*=}" | tr ',' ' ')
+	echo "== tests in $dir${names:+ ($names)}"
+	rm -f "$dir/meson-logs/testlog.json"
+	set --
+	for n in $names; do
+		case $n in
+		unit | kvm | fuzz | e2e) set -- "$@" --suite "$n" ;;
+		*) set -- "$@" "$n" ;;
+		esac
+	done
+	meson test -C "$dir" --print-errorlogs --num-processes 1 "$@" || true
 	log="$dir/meson-logs/testlog.json"
 	[ -f "$log" ] || { fail=$((fail + 1)); continue; }
 	p=$(grep -c '"result": "OK"' "$log")

@@ -11,8 +11,11 @@ int cmd_ctl(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_dirtyrate(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
+int cmd_migrate_resolve(int argc, char **argv);
 
 #define EXIT_USAGE 2
+/* ferry migrate: COMMIT went out and no answer came (migrate-resolve). */
+#define EXIT_UNKNOWN 3
 
 /* Print "ferry CMD: <message>" and a pointer to --help; return EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

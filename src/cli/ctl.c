@@ -13,10 +13,14 @@ static const char ctl_help[] =
 	"print the JSON it returns. Commands (docs/control.md):\n"
 	"  query-status   run state, sizes, workload, guest counters, write rate\n"
 	"  stop           pause every vCPU (prints the pause latency)\n"
-	"  cont           resume the vCPUs\n"
+	"  cont           resume the vCPUs ('{\"force\": true}' after an unknown\n"
+	"                 migration, once the destination is fenced)\n"
 	"  guest-verify   have the guest check every page of its working set now\n"
 	"  migrate, migrate-set-parameters, query-migrate, migrate-cancel\n"
 	"                 an outgoing migration (ferry migrate drives these)\n"
+	"  migrate-incoming-cancel\n"
+	"                 on a destination: fail the migration in progress and\n"
+	"                 refuse its COMMIT (ferry migrate-resolve uses it)\n"
 	"  calc-dirty-rate, query-dirty-rate\n"
 	"                 measure the guest's dirty rate (ferry dirtyrate drives these)\n"
 	"  quit           stop the VM and end ferry run\n";
@@ -51,8 +55,10 @@ int cmd_ctl(int argc, char **argv)
 	if (optind >= argc)
 		return usage_error("ctl", "which command? e.g. query-status or quit");
 	if (optind + 2 < argc)
-		return usage_error("ctl", "unexpected argument '%s' (the JSON arguments go in one quoted word)",
-				   argv[optind + 2]);
+		return usage_error(
+			"ctl",
+			"unexpected argument '%s' (the JSON arguments go in one quoted word)",
+			argv[optind + 2]);
 	if (optind + 1 < argc && !(args = json_loads(argv[optind + 1], 0, &jerr)))
 		return usage_error("ctl", "arguments are not JSON: %s", jerr.text);
 	rc = control_call(path, argv[optind], args, &r);

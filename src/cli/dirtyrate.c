@@ -7,7 +7,7 @@
 
 #include "cli/cli.h"
 #include "control/client.h"
-#include "migration/dirtyrate.h"
+#include "migration/plan/dirtyrate.h"
 #include "util/error.h"
 #include "util/time.h"
 

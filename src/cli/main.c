@@ -14,6 +14,7 @@ static const char usage[] =
 	"  run       run a VM with the built-in guest until told to quit\n"
 	"  status    show a running VM's state and its guest's progress\n"
 	"  migrate   move a running VM to another ferry, live\n"
+	"  migrate-resolve  settle a migration whose outcome is unknown\n"
 	"  dirtyrate measure how fast a running guest dirties memory\n"
 	"  predict   forecast a migration of a running VM over a given link\n"
 	"  ctl       send one command to a VM's control socket, print the JSON answer\n"
@@ -47,6 +48,8 @@ int main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (!strcmp(cmd, "migrate"))
 		return cmd_migrate(argc - 1, argv + 1);
+	if (!strcmp(cmd, "migrate-resolve"))
+		return cmd_migrate_resolve(argc - 1, argv + 1);
 	if (!strcmp(cmd, "dirtyrate"))
 		return cmd_dirtyrate(argc - 1, argv + 1);
 	if (!strcmp(cmd, "predict"))

@@ -10,7 +10,7 @@
 
 #include "cli/cli.h"
 #include "control/client.h"
-#include "migration/converge.h"
+#include "migration/send/converge.h"
 #include "migration/migration.h"
 #include "vm/throttle.h"
 #include "util/error.h"
@@ -22,8 +22,12 @@ static const char migrate_help[] =
 	"\n"
 	"Move the running VM served at PATH to the ferry waiting at URI (started with\n"
 	"'ferry run --incoming URI'), while the guest keeps running. Shows a progress\n"
-	"line on a terminal and ends with a report. Exits 0 when the guest runs on the\n"
-	"destination; otherwise it says why, and the guest still runs here.\n"
+	"line on a terminal and ends with a report. Exit status:\n"
+	"  0  completed: the guest runs on the destination\n"
+	"  1  failed or cancelled before COMMIT: the guest still runs here, memory intact\n"
+	"  2  usage: a flag or value it does not understand (nothing was started)\n"
+	"  3  unknown: COMMIT went out and the destination did not confirm; the guest is\n"
+	"     paused here and may run there. Run 'ferry migrate-resolve'.\n"
 	"\n"
 	"  --to URI              tcp:HOST:PORT, unix:PATH or fd:N\n"
 	"  --downtime-ms N       the pause the guest may see at the end (default 300)\n"
@@ -187,8 +191,8 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 				     THROTTLE_MAX_PCT);
 			break;
 		case '2':
-			rc = add_int(o->args, "throttle-increment", "--throttle-increment", optarg, 1,
-				     THROTTLE_MAX_PCT);
+			rc = add_int(o->args, "throttle-increment", "--throttle-increment", optarg,
+				     1, THROTTLE_MAX_PCT);
 			break;
 		case '3':
 			rc = add_int(o->args, "throttle-max", "--throttle-max", optarg, 1,
@@ -336,7 +340,7 @@ int cmd_migrate(int argc, char **argv)
 	} else {
 		report(r);
 	}
-	rc = strcmp(status, "completed") ? 1 : 0;
+	rc = !strcmp(status, "completed") ? 0 : !strcmp(status, "unknown") ? EXIT_UNKNOWN : 1;
 	json_decref(r);
 	return rc;
 }

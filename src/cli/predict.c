@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "migration/converge.h"
-#include "migration/predict.h"
+#include "migration/send/converge.h"
+#include "migration/plan/predict.h"
 #include "util/size.h"
 
 static const char predict_help[] =
@@ -118,12 +118,11 @@ static void input_from(json_t *m, const struct predict_opts *o, struct predict_i
 	in->rate_pps = num(m, "dirty_rate_pps");
 	in->nr_vcpus = (unsigned)num(m, "vcpus");
 	in->per_vcpu = vcpus != NULL;
-	json_array_foreach(vcpus, i, v) if (i < FERRY_MAX_VCPUS) in->vcpu_pps[i] =
+	json_array_foreach(vcpus, i, v) if (i < VM_MAX_VCPUS) in->vcpu_pps[i] =
 		json_number_value(v);
 	in->xbzrle_bytes_per_page = num(m, "xbzrle_bytes_per_page");
 	in->link_bps = (double)o->link_bps;
 	/* Hand-off and restore, plus the vCPU state over the link. */
-	in->fixed_ms = 2.0 + 16384.0 * in->nr_vcpus / in->link_bps * 1e3;
 	mig_params_default(&in->params);
 	in->params.downtime_ms = o->downtime_ms;
 }

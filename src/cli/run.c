@@ -2,6 +2,7 @@
  * and wait until the VM stops (quit, guest exit, fault, or a signal). */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,9 +11,7 @@
 #include "cli/cli.h"
 #include "control/commands.h"
 #include "control/server.h"
-#include "migration/dest.h"
-#include "migration/dirtyrate.h"
-#include "migration/source.h"
+#include "migration/recv/dest.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/size.h"
@@ -69,16 +68,6 @@ struct run_opts {
 	const char *control;
 	const char *incoming;
 };
-
-static volatile sig_atomic_t got_signal;
-static volatile int *quit_flag; /* also ends the wait for an incoming migration */
-
-static void on_signal(int sig)
-{
-	got_signal = sig;
-	if (quit_flag)
-		*quit_flag = 1;
-}
 
 static int parse_mem(const char *arg, struct run_opts *o)
 {
@@ -203,123 +192,160 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	return rc;
 }
 
-static void catch_signals(volatile int *flag)
-{
-	struct sigaction sa = { .sa_handler = on_signal };
+/* SIGINT and SIGTERM are taken by a thread of their own (every other thread
+ * blocks them), which asks for a stop the way 'quit' does: an incoming
+ * migration in progress fails before COMMIT, so its source resumes. */
+struct signals {
+	sigset_t set;
+	pthread_t thread;
+	struct control_ctx *ctx;
+};
 
-	quit_flag = flag;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+static void *signal_thread(void *arg)
+{
+	struct signals *s = arg;
+	int sig;
+
+	pthread_setname_np(pthread_self(), "signals");
+	for (;;) {
+		if (sigwait(&s->set, &sig))
+			continue;
+		/* Finish the request even if ferry run is ending meanwhile. */
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+		ctx_request_stop(s->ctx,
+				 sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)");
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+	}
+	return NULL;
 }
 
-static void wait_for_stop(struct vm *vm)
+/* Before any other thread exists, so that all of them inherit the mask. */
+static int catch_signals(struct signals *s, struct control_ctx *ctx)
 {
-	while (!vm_wait_stopped(vm, 200))
-		if (got_signal)
-			vm_stop(vm, false, 0,
-				got_signal == SIGINT ? "interrupted (SIGINT)"
-						     : "terminated (SIGTERM)");
+	int rc;
+
+	s->ctx = ctx;
+	sigemptyset(&s->set);
+	sigaddset(&s->set, SIGINT);
+	sigaddset(&s->set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &s->set, NULL);
+	rc = pthread_create(&s->thread, NULL, signal_thread, s);
+	return rc ? fail("cannot start the signal thread: %s", strerror(rc)) : 0;
 }
 
-static void announce(const struct run_opts *o, const struct vm *vm,
-		     const struct ferry_workload_args *wl)
+static void release_signals(struct signals *s)
 {
-	char mem[32], desc[160];
+	pthread_cancel(s->thread);
+	pthread_join(s->thread, NULL);
+}
+
+static void announce(const struct run_opts *o, const struct vm *vm, const char *workload)
+{
+	char mem[32];
 
 	size_format(vm->mem.size, mem, sizeof(mem));
-	workload_describe(wl, desc, sizeof(desc));
 	log_info("VM running: %s, %u vCPU%s; workload %s%s%s", mem, vm->nr_vcpus,
-		 vm->nr_vcpus > 1 ? "s" : "", desc, o->control ? "; control socket " : "",
+		 vm->nr_vcpus > 1 ? "s" : "", workload, o->control ? "; control socket " : "",
 		 o->control ? o->control : "");
 }
 
 static void send_stop_event(struct control_server *srv, struct vm *vm)
 {
+	struct vm_status st = vm_get_status(vm);
+
 	control_event(srv, "VM_STOPPED",
-		      json_pack("{s:s,s:b,s:i}", "reason", vm->stop_reason, "failed", vm->failed,
-				"exit_code", vm->exit_code));
+		      json_pack("{s:s,s:b,s:i}", "reason", st.stop_reason, "failed", st.failed,
+				"exit_code", st.exit_code));
 }
 
 /* A new VM running the built-in guest. */
 static int start_local(const struct run_opts *o, struct control_ctx *ctx, struct vm **out)
 {
-	if (workload_parse(o->workload, o->cfg.mem_bytes, &ctx->workload) < 0)
+	if (workload_check(o->workload, o->cfg.mem_bytes, ctx->workload, sizeof(ctx->workload)) < 0)
 		return usage_error("run", "%s", err_msg());
 	if (vm_create(&o->cfg, out) < 0)
 		return fail("%s", err_msg());
-	if (loader_load(*out, guest_image, guest_image_len, &ctx->workload) < 0 ||
-	    vm_start(*out) < 0) {
+	if (loader_load_builtin(*out, o->workload) < 0 || vm_start(*out) < 0) {
 		vm_destroy(*out);
+		*out = NULL;
 		return fail("%s", err_msg());
 	}
 	return 0;
 }
 
-/* The VM an incoming migration brings, already running. */
-static int start_incoming(const struct run_opts *o, struct control_ctx *ctx, struct vm **out)
+/* Listen for an incoming migration, before the control socket answers, so
+ * that whoever sees the socket can migrate here at once. */
+static int open_incoming(const struct run_opts *o, struct control_ctx *ctx)
 {
 	struct mig_dest_opts d = {
 		.mem_limit = o->mem_given ? o->cfg.mem_bytes : 0,
 		.mem_backend = o->cfg.mem_backend,
 		.dirty_backend = o->cfg.dirty_backend,
 		.io_timeout_ms = ctx->params.io_timeout_ms,
-		.stop = &ctx->quit,
 	};
-	const struct ferry_params *p;
 
-	if (mig_dest_run(ctx->incoming_fd, o->incoming, &d, &ctx->incoming, out) < 0)
-		return ctx->quit ? 0 : fail("%s", err_msg());
-	p = vm_read_ptr(*out, FERRY_PARAMS_GPA, sizeof(*p));
-	if (p->magic == FERRY_PARAMS_MAGIC)
-		ctx->workload = p->wl;
-	log_info("incoming migration complete: the guest runs here");
+	return mig_dest_open(o->incoming, &d, &ctx->incoming) < 0 ? fail("%s", err_msg()) : 0;
+}
+
+/* The VM an incoming migration brings, already running; none if stopped
+ * first (not an error: the operator asked). */
+static int run_incoming(struct control_ctx *ctx, struct vm **out)
+{
+	if (mig_dest_run(ctx->incoming, out) < 0)
+		return ctx_stopping(ctx) ? 0 : fail("%s", err_msg());
+	workload_of_guest(*out, ctx->workload, sizeof(ctx->workload));
 	return 0;
+}
+
+/* Until the VM stops (quit, the guest exits, a signal). Exit status. */
+static int run_until_stopped(struct control_server *srv, struct vm *vm)
+{
+	struct vm_status st;
+
+	vm_wait_stopped(vm, -1);
+	st = vm_get_status(vm);
+	if (st.failed)
+		fail("%s", st.stop_reason);
+	if (srv)
+		send_stop_event(srv, vm);
+	return st.failed ? 1 : 0;
 }
 
 int cmd_run(int argc, char **argv)
 {
 	struct run_opts o;
-	struct control_ctx ctx = { 0 };
+	struct control_ctx ctx;
 	struct control_server *srv = NULL;
+	struct signals sig;
 	struct vm *vm = NULL;
 	int rc = parse_args(argc, argv, &o);
 
 	if (rc)
 		return rc < 0 ? 0 : rc;
-	mig_params_default(&ctx.params);
-	ctx.start_ns = time_now_ns();
-	catch_signals(&ctx.quit);
-	/* A local VM exists before its socket answers; an incoming one is
-	 * awaited with the socket already serving its progress. */
-	if (!o.incoming && (rc = start_local(&o, &ctx, &vm)))
-		return rc;
+	ctx_init(&ctx);
+	rc = catch_signals(&sig, &ctx);
+	if (rc)
+		goto out_ctx;
+	rc = o.incoming ? open_incoming(&o, &ctx) : start_local(&o, &ctx, &vm);
+	if (rc)
+		goto out_signals;
 	ctx_set_vm(&ctx, vm);
-	/* Listen before the control socket answers, so that whoever sees it
-	 * can migrate here at once. */
-	if (o.incoming && (ctx.incoming_fd = mig_dest_listen(o.incoming)) < 0)
-		return fail("%s", err_msg());
 	if (o.control && control_start(o.control, &ctx, &srv) < 0) {
 		rc = fail("%s", err_msg());
-		goto out_control;
+		goto out_signals;
 	}
-	if (o.incoming && (rc = start_incoming(&o, &ctx, &vm)) == 0 && vm)
+	if (o.incoming && (rc = run_incoming(&ctx, &vm)) == 0 && vm)
 		ctx_set_vm(&ctx, vm);
-	if (rc || !vm)
-		goto out_control;
-	announce(&o, vm, &ctx.workload);
-	wait_for_stop(vm);
-	rc = vm->failed ? 1 : 0;
-	if (vm->failed)
-		fail("%s", vm->stop_reason);
-	if (srv)
-		send_stop_event(srv, vm);
-out_control:
+	if (rc == 0 && vm) {
+		announce(&o, vm, ctx.workload);
+		rc = run_until_stopped(srv, vm);
+	}
 	control_stop(srv);
-	if (ctx.migration)
-		mig_source_cancel(ctx.migration);
-	mig_source_free(ctx.migration);
-	dirtyrate_free(ctx.dirtyrate);
+out_signals:
+	release_signals(&sig);
+out_ctx:
+	ctx_destroy(&ctx); /* an outgoing migration ends before its VM goes */
 	vm_destroy(vm);
+	mig_dest_close(ctx.incoming);
 	return rc;
 }

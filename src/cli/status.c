@@ -28,13 +28,20 @@ static void print_incoming(json_t *r)
 {
 	json_t *in = json_object_get(r, "incoming");
 	const char *last = json_string_value(json_object_get(in, "last_failure"));
+	const char *phase = json_string_value(json_object_get(in, "phase"));
 
-	printf("VM        none yet: waiting for an incoming migration (%s)\n",
-	       json_string_value(json_object_get(in, "migration")));
+	printf("VM        none yet: waiting for an incoming migration (%s", phase);
+	if (json_object_get(in, "id"))
+		printf(", migration %s", json_string_value(json_object_get(in, "id")));
+	if (!strcmp(phase, "loaded"))
+		printf(", COMMIT awaited for %.1f s more",
+		       json_number_value(json_object_get(in, "commit_wait_ms")) / 1000);
+	printf(")\n");
 	printf("Received  %lld pages, %lld bytes, %lld rounds\n", num(in, "pages_received"),
 	       num(in, "bytes_received"), num(in, "rounds"));
 	if (last && *last)
-		printf("Last try  failed: %s\n", last);
+		printf("Last try  failed%s: %s\n",
+		       json_is_true(json_object_get(in, "last_fenced")) ? " (fenced)" : "", last);
 }
 
 static void print_human(json_t *r)

@@ -102,6 +102,13 @@ int compress_parse(const char *spec, enum compress_kind *kind, int *level)
 		       spec);
 }
 
+const char *compress_kind_name(enum compress_kind kind)
+{
+	static const char *const names[] = { "none", "lz4", "zstd" };
+
+	return kind < COMPRESS_KINDS ? names[kind] : "unknown";
+}
+
 int compressor_init(struct compressor *c, enum compress_kind kind, int level)
 {
 	*c = (struct compressor){ .level = level };

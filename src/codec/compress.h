@@ -9,10 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ferry's one list of codecs. The values of LZ4 and ZSTD are also their
+ * numbers on the wire (stream/format.h, ZPAGES). */
 enum compress_kind {
 	COMPRESS_NONE,
 	COMPRESS_LZ4,
-	COMPRESS_ZSTD
+	COMPRESS_ZSTD,
+	COMPRESS_KINDS
 };
 
 struct compressor;
@@ -39,6 +42,8 @@ struct compressor {
 /* "lz4", "zstd" or "zstd:LEVEL" (1-19; default 1). Returns 0, or -EINVAL
  * with err_msg(). */
 int compress_parse(const char *spec, enum compress_kind *kind, int *level);
+/* "none", "lz4" or "zstd". */
+const char *compress_kind_name(enum compress_kind kind);
 int compressor_init(struct compressor *c, enum compress_kind kind, int level);
 void compressor_free(struct compressor *c);
 /* The most a frame of n bytes can take. */

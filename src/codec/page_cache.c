@@ -5,8 +5,8 @@
 #include <sys/mman.h>
 
 #include "util/error.h"
+#include "util/page.h"
 
-#define PAGE  4096u
 #define WAYS  8u
 #define EMPTY UINT64_MAX
 
@@ -33,17 +33,17 @@ struct page_cache *page_cache_create(uint64_t bytes, uint64_t npages, enum page_
 		goto oom;
 	pc->kind = kind;
 	pc->npages = npages;
-	pc->nsets = bytes / PAGE / ways;
+	pc->nsets = bytes / FERRY_PAGE_SIZE / ways;
 	pc->nslots = pc->nsets * ways;
 	if (!pc->nsets) {
 		free(pc);
 		err_set(-EINVAL, "an XBZRLE cache needs at least %llu KiB",
-			(unsigned long long)(ways * PAGE >> 10));
+			(unsigned long long)(ways * FERRY_PAGE_SIZE >> 10));
 		return NULL;
 	}
 	pc->slots = malloc(pc->nslots * sizeof(*pc->slots));
 	pc->resent = calloc(npages, 1);
-	pc->data = mmap(NULL, pc->nslots * PAGE, PROT_READ | PROT_WRITE,
+	pc->data = mmap(NULL, pc->nslots * FERRY_PAGE_SIZE, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (!pc->slots || !pc->resent || pc->data == MAP_FAILED) {
 		if (pc->data == MAP_FAILED)
@@ -65,7 +65,7 @@ void page_cache_destroy(struct page_cache *pc)
 	if (!pc)
 		return;
 	if (pc->data)
-		munmap(pc->data, pc->nslots * PAGE);
+		munmap(pc->data, pc->nslots * FERRY_PAGE_SIZE);
 	free(pc->slots);
 	free(pc->resent);
 	free(pc);
@@ -86,7 +86,7 @@ static unsigned ways_of(const struct page_cache *pc)
 
 static uint8_t *data_of(struct page_cache *pc, uint64_t slot)
 {
-	return pc->data + slot * PAGE;
+	return pc->data + slot * FERRY_PAGE_SIZE;
 }
 
 uint8_t *page_cache_lookup(struct page_cache *pc, uint64_t gfn, uint32_t round)
@@ -154,7 +154,7 @@ void page_cache_drop(struct page_cache *pc, uint64_t gfn)
 
 uint64_t page_cache_bytes(const struct page_cache *pc)
 {
-	return pc->nslots * PAGE;
+	return pc->nslots * FERRY_PAGE_SIZE;
 }
 
 struct page_cache_stats page_cache_get_stats(const struct page_cache *pc)

@@ -40,16 +40,16 @@ static uint32_t same_run(const uint8_t *a, const uint8_t *b, uint32_t i)
 	uint32_t start = i;
 	uint64_t x, y;
 
-	while (i < XBZRLE_PAGE && i % 8 && a[i] == b[i])
+	while (i < FERRY_PAGE_SIZE && i % 8 && a[i] == b[i])
 		i++;
-	while (i + 8 <= XBZRLE_PAGE) {
+	while (i + 8 <= FERRY_PAGE_SIZE) {
 		memcpy(&x, a + i, 8);
 		memcpy(&y, b + i, 8);
 		if (x != y)
 			break;
 		i += 8;
 	}
-	while (i < XBZRLE_PAGE && a[i] == b[i])
+	while (i < FERRY_PAGE_SIZE && a[i] == b[i])
 		i++;
 	return i - start;
 }
@@ -60,13 +60,13 @@ static uint32_t diff_run(const uint8_t *a, const uint8_t *b, uint32_t i)
 {
 	uint32_t start = i, same = 0;
 
-	for (; i < XBZRLE_PAGE; i++) {
+	for (; i < FERRY_PAGE_SIZE; i++) {
 		if (a[i] != b[i])
 			same = 0;
 		else if (++same > MERGE_GAP)
 			return i + 1 - same - start;
 	}
-	return XBZRLE_PAGE - same - start;
+	return FERRY_PAGE_SIZE - same - start;
 }
 
 int xbzrle_encode(const uint8_t *old, const uint8_t *new, uint8_t *out, size_t max)
@@ -80,7 +80,7 @@ int xbzrle_encode(const uint8_t *old, const uint8_t *new, uint8_t *out, size_t m
 		size_t h;
 
 		i += skip;
-		if (i == XBZRLE_PAGE)
+		if (i == FERRY_PAGE_SIZE)
 			return (int)n;
 		len = diff_run(old, new, i);
 		h = uleb_put(head, skip);
@@ -108,7 +108,7 @@ int xbzrle_check(const uint8_t *delta, size_t len)
 		p += n;
 		if (run == 0 || (skip == 0 && at != 0))
 			return err_set(-EINVAL, "XBZRLE delta: empty run or gap at byte %zu", p);
-		if ((uint64_t)at + skip + run > XBZRLE_PAGE)
+		if ((uint64_t)at + skip + run > FERRY_PAGE_SIZE)
 			return err_set(-EINVAL, "XBZRLE delta runs past the end of the page");
 		if (run > len - p)
 			return err_set(-EINVAL, "XBZRLE delta is truncated");

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define XBZRLE_PAGE 4096u
+#include "util/page.h"
 
 /* Encode new against old into out (at most max bytes). Returns the delta's
  * length, or -1 if it would not fit in max bytes (send the page raw). */

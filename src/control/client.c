@@ -1,16 +1,20 @@
 #include "control/client.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "util/error.h"
 
 #define MAX_REPLY (1 << 20)
+/* The longest a command may take to answer (guest-verify: up to 120 s). */
+#define REPLY_TIMEOUT_S 150
 
 static int connect_to(const char *path)
 {
@@ -28,6 +32,8 @@ static int connect_to(const char *path)
 		close(fd);
 		return err_set(rc, "cannot reach a ferry at %s: %s", path, strerror(-rc));
 	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ .tv_sec = REPLY_TIMEOUT_S },
+		   sizeof(struct timeval));
 	return fd;
 }
 
@@ -66,6 +72,7 @@ int control_call(const char *path, const char *command, json_t *args, json_t **r
 {
 	json_t *req = json_pack("{s:s}", "execute", command), *reply, *err;
 	int fd = connect_to(path), rc = 0;
+	bool sent;
 	char *text;
 	FILE *in;
 
@@ -78,14 +85,19 @@ int control_call(const char *path, const char *command, json_t *args, json_t **r
 	text = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
 	in = fdopen(fd, "r+");
-	if (!in || !text || fprintf(in, "%s\n", text) < 0 || fflush(in) != 0) {
-		rc = err_set(-EIO, "cannot send to the ferry at %s", path);
+	if (!in || !text) {
+		rc = err_set(-ENOMEM, "out of memory");
 		goto out;
 	}
+	/* A ferry that turns us away says why before it hangs up: read that
+	 * even if the request could not be sent. */
+	sent = fprintf(in, "%s\n", text) >= 0 && fflush(in) == 0;
 	reply = read_reply(in);
 	if (!reply) {
-		rc = err_set(-EPIPE, "the ferry at %s closed the connection without answering",
-			     path);
+		rc = err_set(-EPIPE,
+			     sent ? "the ferry at %s did not answer (closed, or silent for %d s)"
+				  : "cannot send to the ferry at %s",
+			     path, REPLY_TIMEOUT_S);
 		goto out;
 	}
 	err = json_object_get(reply, "error");

@@ -3,30 +3,33 @@
 #define FERRY_CONTROL_COMMANDS_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "guest/abi.h"
-#include "migration/dest.h"
 #include "migration/migration.h"
+#include "vm/guest_status.h"
 
 #define CONTROL_SAMPLES	  5
 #define CONTROL_SAMPLE_MS 250
 
 struct vm;
 struct mig_source;
+struct mig_dest;
 struct dirtyrate;
 
-/* What `ferry run` shares with its control socket. */
+/* What `ferry run` shares with its control socket.
+ *
+ * Threads: the control thread runs the commands; ferry run's main thread
+ * publishes the VM (ctx_set_vm) and its signal thread asks for a stop
+ * (ctx_request_stop). Lock order: ctx->lock before a migration's, the
+ * destination's and the VM's locks. */
 struct control_ctx {
-	struct vm *vm; /* NULL while waiting for an incoming migration (use ctx_vm) */
-	struct ferry_workload_args workload;
-	struct mig_params params;     /* for the next migrate */
-	struct mig_source *migration; /* the current or last outgoing migration */
-	struct dirtyrate *dirtyrate;  /* the current or last dirty-rate measurement */
-	struct mig_dest_stats incoming;
-	int incoming_fd;   /* listening for an incoming migration */
-	volatile int quit; /* quit arrived before any VM existed */
+	struct vm *vm; /* NULL while waiting for an incoming migration (ctx_vm) */
+	char workload[160];
+	struct mig_params params;    /* for the next migrate */
+	struct dirtyrate *dirtyrate; /* the current or last dirty-rate measurement */
+	struct mig_dest *incoming;   /* with ferry run --incoming, for its lifetime */
 	uint64_t start_ns;
 	/* The guest's write rate over the last second, from samples the server
 	 * takes every 250 ms (a ring of CONTROL_SAMPLES). */
@@ -34,30 +37,64 @@ struct control_ctx {
 	uint64_t sample_pages[CONTROL_SAMPLES];
 	unsigned samples;
 	double dirty_rate_pps;
+
+	pthread_mutex_t lock;	      /* guards migration (its pointer) and the stop request */
+	struct mig_source *migration; /* the current or last outgoing migration */
+	bool quit;		      /* a stop was asked for */
+	char quit_why[128];
+};
+
+/* A command that takes a while (guest-verify) answers later, without
+ * holding up other clients: it fills a control_later, which the server
+ * polls until it is done. */
+struct control_later {
+	bool active;
+	/* True once done; then *result is the answer, or NULL with err_msg(). */
+	bool (*poll)(struct control_ctx *ctx, struct control_later *l, json_t **result);
+	uint64_t start_ns, deadline_ns;
+	struct guest_check check;
 };
 
 typedef json_t *(*command_fn)(struct control_ctx *ctx, json_t *args);
+typedef int (*command_later_fn)(struct control_ctx *ctx, json_t *args, struct control_later *l);
 
+void ctx_init(struct control_ctx *ctx);
+void ctx_destroy(struct control_ctx *ctx);
 /* The VM, or NULL (with an error sentence set) while none runs here yet. */
 struct vm *ctx_vm(struct control_ctx *ctx);
-/* Publish the VM an incoming migration produced. */
+/* Publish the VM an incoming migration produced; stopped at once if a stop
+ * was asked for meanwhile. */
 void ctx_set_vm(struct control_ctx *ctx, struct vm *vm);
-/* True once an outgoing migration completed: the guest runs elsewhere. */
-bool ctx_migrated(struct control_ctx *ctx);
+/* Stop everything (quit, a signal): an outgoing migration is cancelled, an
+ * incoming one before COMMIT fails (its source resumes), the VM stops. */
+void ctx_request_stop(struct control_ctx *ctx, const char *why);
+bool ctx_stopping(struct control_ctx *ctx);
+/* The outgoing migration's status (MIG_NONE: none). */
+enum mig_status ctx_migration_status(struct control_ctx *ctx);
 
+/* VM commands (control/vm.c). */
+json_t *control_query_status(struct control_ctx *ctx, json_t *args);
+json_t *control_quit(struct control_ctx *ctx, json_t *args);
+json_t *control_pause(struct control_ctx *ctx, json_t *args);
+json_t *control_resume(struct control_ctx *ctx, json_t *args);
+int control_guest_verify(struct control_ctx *ctx, json_t *args, struct control_later *l);
 /* Migration commands (control/migrate.c). */
 json_t *control_migrate(struct control_ctx *ctx, json_t *args);
 json_t *control_migrate_set_parameters(struct control_ctx *ctx, json_t *args);
 json_t *control_query_migrate(struct control_ctx *ctx, json_t *args);
 json_t *control_migrate_cancel(struct control_ctx *ctx, json_t *args);
+json_t *control_migrate_incoming_cancel(struct control_ctx *ctx, json_t *args);
+/* The incoming side's state, for query-status (control/migrate.c). */
+json_t *control_incoming_json(struct control_ctx *ctx);
 /* Dirty-rate commands (control/dirtyrate.c). */
 json_t *control_calc_dirty_rate(struct control_ctx *ctx, json_t *args);
 json_t *control_query_dirty_rate(struct control_ctx *ctx, json_t *args);
 
 /* Run command name with args (may be NULL). Returns the result object, or
- * NULL with *err_class and a sentence in err_msg(). */
+ * NULL: with l->active the answer comes later (poll l), otherwise
+ * *err_class and a sentence in err_msg() say why it failed. */
 json_t *control_execute(struct control_ctx *ctx, const char *name, json_t *args,
-			const char **err_class);
+			const char **err_class, struct control_later *l);
 /* Update the sampled write rate; call every CONTROL_SAMPLE_MS. */
 void control_sample(struct control_ctx *ctx);
 

@@ -3,9 +3,9 @@
 #include <errno.h>
 
 #include "control/commands.h"
-#include "migration/dirtyrate.h"
-#include "migration/source.h"
+#include "migration/plan/dirtyrate.h"
 #include "util/error.h"
+#include "util/page.h"
 #include "vm/vm.h"
 
 json_t *control_calc_dirty_rate(struct control_ctx *ctx, json_t *args)
@@ -13,6 +13,8 @@ json_t *control_calc_dirty_rate(struct control_ctx *ctx, json_t *args)
 	struct vm *vm = ctx_vm(ctx);
 	json_t *v = json_object_get(args, "seconds");
 	json_int_t seconds = v ? json_integer_value(v) : 1;
+	enum mig_status migration;
+	enum vm_run_state state;
 
 	if (!vm)
 		return NULL;
@@ -25,14 +27,16 @@ json_t *control_calc_dirty_rate(struct control_ctx *ctx, json_t *args)
 		err_set(-EBUSY, "a dirty-rate measurement is already running");
 		return NULL;
 	}
-	if (ctx->migration && !mig_status_final(mig_source_stats(ctx->migration).status)) {
+	migration = ctx_migration_status(ctx);
+	if (migration != MIG_NONE && !mig_status_final(migration)) {
 		err_set(-EBUSY,
 			"a migration is running; query-migrate reports the dirty rate it measures");
 		return NULL;
 	}
-	if (vm->state != VM_RUNNING || ctx_migrated(ctx)) {
+	state = vm_get_status(vm).state;
+	if (state != VM_RUNNING || migration == MIG_COMPLETED) {
 		err_set(-EINVAL, "only a running guest dirties memory (this one is %s)",
-			ctx_migrated(ctx) ? "migrated away" : vm_state_name(vm->state));
+			migration == MIG_COMPLETED ? "migrated away" : vm_state_name(state));
 		return NULL;
 	}
 	dirtyrate_free(ctx->dirtyrate);

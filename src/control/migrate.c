@@ -4,9 +4,10 @@
 #include <string.h>
 
 #include "control/commands.h"
-#include "migration/converge.h"
-#include "migration/dirtyrate.h"
-#include "migration/source.h"
+#include "migration/send/converge.h"
+#include "migration/plan/dirtyrate.h"
+#include "migration/recv/dest.h"
+#include "migration/send/source.h"
 #include "transport/chan.h"
 #include "util/error.h"
 #include "util/size.h"
@@ -124,7 +125,18 @@ static int parse_params(json_t *args, struct mig_params *p)
 
 static bool migration_running(struct control_ctx *ctx)
 {
-	return ctx->migration && !mig_status_final(mig_source_stats(ctx->migration).status);
+	enum mig_status s = ctx_migration_status(ctx);
+
+	return s != MIG_NONE && !mig_status_final(s);
+}
+
+/* The id as operators see it: 16 hex digits. */
+static json_t *id_json(uint64_t id)
+{
+	char hex[17];
+
+	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)id);
+	return json_string(hex);
 }
 
 json_t *control_migrate(struct control_ctx *ctx, json_t *args)
@@ -132,6 +144,7 @@ json_t *control_migrate(struct control_ctx *ctx, json_t *args)
 	struct vm *vm = ctx_vm(ctx);
 	struct mig_params p = ctx->params;
 	const char *uri = json_string_value(json_object_get(args, "uri"));
+	struct mig_source *m;
 
 	if (!vm)
 		return NULL;
@@ -143,17 +156,22 @@ json_t *control_migrate(struct control_ctx *ctx, json_t *args)
 		err_set(-EBUSY, "a migration is already running; cancel it first");
 		return NULL;
 	}
-	if (ctx_migrated(ctx)) {
+	if (ctx_migration_status(ctx) == MIG_COMPLETED) {
 		err_set(-EINVAL, "this guest has already migrated away");
+		return NULL;
+	}
+	if (ctx_migration_status(ctx) == MIG_UNKNOWN) {
+		err_set(-EINVAL,
+			"the last migration's outcome is unknown: settle it first (ferry migrate-resolve)");
 		return NULL;
 	}
 	if (dirtyrate_running(ctx->dirtyrate)) {
 		err_set(-EBUSY, "a dirty-rate measurement is running; migrate when it ends");
 		return NULL;
 	}
-	if (vm->state != VM_RUNNING) {
+	if (vm_get_status(vm).state != VM_RUNNING) {
 		err_set(-EINVAL, "the VM is %s; only a running VM migrates",
-			vm_state_name(vm->state));
+			vm_state_name(vm_get_status(vm).state));
 		return NULL;
 	}
 	if (parse_params(args, &p) < 0 || converge_check(vm, &p) < 0 || chan_check_uri(uri) < 0)
@@ -163,10 +181,15 @@ json_t *control_migrate(struct control_ctx *ctx, json_t *args)
 			uri);
 		return NULL;
 	}
-	mig_source_free(ctx->migration);
-	ctx->migration = NULL;
-	if (mig_source_start(vm, uri, &p, &ctx->migration) < 0)
+	if (ctx_stopping(ctx) || mig_source_start(vm, uri, &p, &m) < 0) {
+		if (ctx_stopping(ctx))
+			err_set(-ESHUTDOWN, "this ferry is stopping");
 		return NULL;
+	}
+	pthread_mutex_lock(&ctx->lock);
+	mig_source_free(ctx->migration); /* finished: its thread has ended */
+	ctx->migration = m;
+	pthread_mutex_unlock(&ctx->lock);
 	return json_object();
 }
 
@@ -214,17 +237,20 @@ static json_t *xbzrle_json(const struct mig_stats *s)
 
 static json_t *converge_json(const struct converge_stats *c)
 {
-	json_t *log = json_array();
+	json_t *log = json_array(), *per_vcpu = json_array();
 	uint32_t first = c->decisions > CONVERGE_LOG ? c->decisions - CONVERGE_LOG : 0;
 
 	for (uint32_t i = first; i < c->decisions; i++)
 		json_array_append_new(log, json_pack("{s:i,s:s}", "round",
 						     (int)c->log[i % CONVERGE_LOG].round,
 						     "decision", c->log[i % CONVERGE_LOG].text));
-	return json_pack("{s:s,s:s,s:i,s:i,s:i,s:o}", "strategy", converge_name(c->asked), "used",
-			 converge_name(c->active), "throttle_pct_max", (int)c->throttle_pct_max,
-			 "throttle_pct", (int)c->throttle_pct_now, "decisions_total",
-			 (int)c->decisions, "decisions", log);
+	for (unsigned i = 0; i < c->nr_vcpus; i++)
+		json_array_append_new(per_vcpu, json_integer(c->vcpu_pct_max[i]));
+	return json_pack("{s:s,s:s,s:i,s:i,s:o,s:i,s:o}", "strategy", converge_name(c->asked),
+			 "used", converge_name(c->active), "throttle_pct_max",
+			 (int)c->throttle_pct_max, "throttle_pct", (int)c->throttle_pct_now,
+			 "vcpu_throttle_pct_max", per_vcpu, "decisions_total", (int)c->decisions,
+			 "decisions", log);
 }
 
 static json_t *channel_json(const struct channel_stats *c, const struct rec_received_chan *r,
@@ -242,19 +268,19 @@ static json_t *channel_json(const struct channel_stats *c, const struct rec_rece
 }
 
 /* The codec over time: each change with the link and ratio it was made on. */
-static json_t *codec_json(const struct mig_compress *asked, const struct autocomp *a)
+static json_t *codec_json(const struct mig_compress *asked, const struct codec_report *c)
 {
 	json_t *log = json_array();
 	char name[32], plan[32];
 
-	for (uint32_t i = 0; asked->automatic && i < a->changes && i < AUTOCOMP_LOG; i++)
+	for (uint32_t i = 0; asked->automatic && i < c->changes && i < CODEC_LOG; i++)
 		json_array_append_new(
-			log, json_pack("{s:f,s:s,s:f,s:f}", "t_ms", a->log[i].t_ms, "codec",
-				       autocomp_plan_name(&a->log[i].plan, plan, sizeof(plan)),
-				       "link_mbps", a->log[i].link_mbps, "ratio", a->log[i].ratio));
+			log, json_pack("{s:f,s:s,s:f,s:f}", "t_ms", c->log[i].t_ms, "codec",
+				       codec_plan_name(&c->log[i].plan, plan, sizeof(plan)),
+				       "link_mbps", c->log[i].link_mbps, "ratio", c->log[i].ratio));
 	return json_pack("{s:s,s:s,s:i,s:o}", "asked", mig_compress_name(asked, name, 32), "now",
-			 autocomp_plan_name(&a->plan, plan, sizeof(plan)), "changes",
-			 (int)(asked->automatic ? a->changes : 0), "log", log);
+			 codec_plan_name(&c->now, plan, sizeof(plan)), "changes",
+			 (int)(asked->automatic ? c->changes : 0), "log", log);
 }
 
 static json_t *pipeline_json(const struct mig_stats *s)
@@ -285,11 +311,46 @@ json_t *control_query_migrate(struct control_ctx *ctx, json_t *args)
 		      s.verify, "remaining_pages", (json_int_t)s.remaining_pages, "dirty_rate_pps",
 		      s.dirty_rate_pps, "expected_downtime_ms", s.expected_downtime_ms, "phases",
 		      phases_json(&s.phase));
+	json_object_set_new(r, "id", id_json(s.id));
 	json_object_set_new(r, "converge", converge_json(&s.converge));
 	json_object_set_new(r, "pipeline", pipeline_json(&s));
 	if (s.xbzrle.cache_bytes)
 		json_object_set_new(r, "xbzrle", xbzrle_json(&s));
 	if (s.reason[0])
 		json_object_set_new(r, "reason", json_string(s.reason));
+	return r;
+}
+
+json_t *control_migrate_incoming_cancel(struct control_ctx *ctx, json_t *args)
+{
+	uint64_t id;
+
+	(void)args;
+	if (!ctx->incoming) {
+		err_set(-EINVAL, "this ferry was not started with --incoming");
+		return NULL;
+	}
+	if (mig_dest_fence(ctx->incoming, &id) < 0)
+		return NULL;
+	return json_pack("{s:b,s:o}", "fenced", 1, "id", id_json(id));
+}
+
+json_t *control_incoming_json(struct control_ctx *ctx)
+{
+	struct mig_dest_stats s = mig_dest_stats(ctx->incoming);
+	json_t *r = json_pack("{s:s,s:I,s:I,s:i,s:i}", "phase", dest_phase_name(s.phase),
+			      "pages_received", (json_int_t)s.pages_received, "bytes_received",
+			      (json_int_t)s.bytes_received, "rounds", (int)s.rounds, "attempts",
+			      (int)s.attempts);
+
+	if (s.id)
+		json_object_set_new(r, "id", id_json(s.id));
+	if (s.phase == DEST_LOADED)
+		json_object_set_new(r, "commit_wait_ms", json_real(s.commit_wait_ms));
+	if (s.failed_id || s.failure[0]) {
+		json_object_set_new(r, "last_failure", json_string(s.failure));
+		json_object_set_new(r, "last_failed_id", id_json(s.failed_id));
+		json_object_set_new(r, "last_fenced", json_boolean(s.failed_fenced));
+	}
 	return r;
 }

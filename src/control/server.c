@@ -21,61 +21,115 @@
 
 #define MAX_CLIENTS 16
 #define MAX_LINE    (64 << 10)
+/* A client that lets this much output pile up unread is dropped: it must
+ * not hold up the others. */
+#define MAX_BACKLOG (1 << 20)
+/* How long a client turned away has to send its request (see turn_away). */
+#define TURN_AWAY_MS 100
+/* How often answers that come later are looked at. */
+#define LATER_POLL_MS 10
 
 struct client {
-	int fd;
-	char *buf;
-	size_t len;
+	int fd; /* -1: a free slot */
+	char *in;
+	size_t in_len;
+	char *out; /* what it has not read yet */
+	size_t out_len;
+	bool dead; /* too slow: dropped by the server thread */
+	struct control_later later;
+	json_t *later_id; /* the request's id, for the answer that comes later */
 };
 
 struct control_server {
 	int listen_fd;
-	int wake[2]; /* a byte here ends poll(): stop, or an event queued */
+	int wake[2]; /* a byte here ends poll(): stop, or output queued */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct control_ctx *ctx;
 	pthread_t thread;
-	pthread_mutex_t lock; /* clients' fds, for events from other threads */
 	bool stopping;
+	/* Only the server thread opens and closes client sockets; other threads
+	 * (events) queue output under the lock. */
+	pthread_mutex_t lock; /* guards every client's fd, out, out_len and dead */
 	struct client clients[MAX_CLIENTS];
 };
 
-static void send_line(int fd, json_t *msg)
+/* Write what c has queued, as far as the socket takes it. Under srv->lock. */
+static void flush(struct client *c)
+{
+	while (c->out_len) {
+		ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n <= 0) {
+			c->dead |= n == 0 || (errno != EAGAIN && errno != EINTR);
+			return;
+		}
+		memmove(c->out, c->out + n, c->out_len - (size_t)n);
+		c->out_len -= (size_t)n;
+	}
+}
+
+/* Queue msg as one line for c and send what can go now. Under srv->lock. */
+static void queue_line(struct control_server *srv, struct client *c, json_t *msg)
 {
 	char *text = json_dumps(msg, JSON_COMPACT);
-	size_t len, off = 0;
+	size_t len = text ? strlen(text) : 0;
+	char *grown;
 
-	if (!text)
-		return;
-	len = strlen(text);
-	text[len++] = '\n'; /* json_dumps leaves room: it NUL-terminates */
-	while (off < len) {
-		ssize_t n = send(fd, text + off, len - off, MSG_NOSIGNAL);
-
-		if (n <= 0)
-			break; /* a client that went away is reaped by the poll loop */
-		off += (size_t)n;
+	if (!text || c->fd < 0 || c->dead)
+		goto out;
+	if (c->out_len + len + 1 > MAX_BACKLOG) {
+		c->dead = true;
+		(void)!write(srv->wake[1], "x", 1);
+		goto out;
 	}
+	grown = realloc(c->out, c->out_len + len + 1);
+	if (!grown) {
+		c->dead = true;
+		goto out;
+	}
+	c->out = grown;
+	memcpy(c->out + c->out_len, text, len);
+	c->out[c->out_len + len] = '\n';
+	c->out_len += len + 1;
+	flush(c);
+out:
 	free(text);
 }
 
-static void reply_error(int fd, json_t *id, const char *class, const char *desc)
+static void send_line(struct control_server *srv, struct client *c, json_t *msg)
 {
-	json_t *msg = json_pack("{s:{s:s,s:s}}", "error", "class", class, "desc", desc);
+	pthread_mutex_lock(&srv->lock);
+	queue_line(srv, c, msg);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+static void reply(struct control_server *srv, struct client *c, json_t *id, json_t *result,
+		  const char *class)
+{
+	json_t *msg =
+		result ? json_pack("{s:o}", "return", result)
+		       : json_pack("{s:{s:s,s:s}}", "error", "class", class, "desc", err_msg());
 
 	if (id)
 		json_object_set(msg, "id", id);
-	send_line(fd, msg);
+	send_line(srv, c, msg);
 	json_decref(msg);
 }
 
-static void handle_request(struct control_server *srv, int fd, const char *line)
+static void reply_error(struct control_server *srv, struct client *c, json_t *id, const char *desc)
+{
+	err_set(-EINVAL, "%s", desc);
+	reply(srv, c, id, NULL, "GenericError");
+}
+
+static void handle_request(struct control_server *srv, struct client *c, const char *line)
 {
 	json_error_t jerr;
 	json_t *req = json_loads(line, 0, &jerr), *id, *args, *result;
 	const char *name, *class = "GenericError";
 
 	if (!req || !json_is_object(req)) {
-		reply_error(fd, NULL, "GenericError", "request is not a JSON object");
+		reply_error(srv, c, NULL, "request is not a JSON object");
 		json_decref(req);
 		return;
 	}
@@ -83,24 +137,31 @@ static void handle_request(struct control_server *srv, int fd, const char *line)
 	name = json_string_value(json_object_get(req, "execute"));
 	args = json_object_get(req, "arguments");
 	if (!name) {
-		reply_error(fd, id, "GenericError", "request has no \"execute\" string");
+		reply_error(srv, c, id, "request has no \"execute\" string");
 	} else if (args && !json_is_object(args)) {
-		reply_error(fd, id, "GenericError", "\"arguments\" must be an object");
+		reply_error(srv, c, id, "\"arguments\" must be an object");
 	} else {
 		err_clear();
-		result = control_execute(srv->ctx, name, args, &class);
-		if (result) {
-			json_t *msg = json_pack("{s:o}", "return", result);
-
-			if (id)
-				json_object_set(msg, "id", id);
-			send_line(fd, msg);
-			json_decref(msg);
-		} else {
-			reply_error(fd, id, class, err_msg());
-		}
+		result = control_execute(srv->ctx, name, args, &class, &c->later);
+		if (c->later.active)
+			c->later_id = json_incref(id);
+		else
+			reply(srv, c, id, result, class);
 	}
 	json_decref(req);
+}
+
+/* An answer that was to come later, if it has come. */
+static void poll_later(struct control_server *srv, struct client *c)
+{
+	json_t *result;
+
+	if (!c->later.active || !c->later.poll(srv->ctx, &c->later, &result))
+		return;
+	c->later.active = false;
+	reply(srv, c, c->later_id, result, "GenericError");
+	json_decref(c->later_id);
+	c->later_id = NULL;
 }
 
 static void drop_client(struct control_server *srv, struct client *c)
@@ -108,35 +169,53 @@ static void drop_client(struct control_server *srv, struct client *c)
 	pthread_mutex_lock(&srv->lock);
 	close(c->fd);
 	c->fd = -1;
+	c->dead = false;
+	free(c->out);
+	c->out = NULL;
+	c->out_len = 0;
 	pthread_mutex_unlock(&srv->lock);
-	free(c->buf);
-	c->buf = NULL;
-	c->len = 0;
+	free(c->in);
+	c->in = NULL;
+	c->in_len = 0;
+	c->later.active = false;
+	json_decref(c->later_id);
+	c->later_id = NULL;
 }
 
-/* Read what is there and serve every complete line. */
-static void serve_client(struct control_server *srv, struct client *c)
+/* Serve every complete line, one request at a time: while an answer is to
+ * come later, the client's next requests wait in its buffer. */
+static void serve_lines(struct control_server *srv, struct client *c)
 {
 	char *nl;
+
+	while (!c->later.active && (nl = memchr(c->in, '\n', c->in_len))) {
+		size_t used = (size_t)(nl + 1 - c->in);
+
+		*nl = '\0';
+		if (nl > c->in)
+			handle_request(srv, c, c->in);
+		c->in_len -= used;
+		memmove(c->in, nl + 1, c->in_len);
+		c->in[c->in_len] = '\0';
+	}
+}
+
+/* Read what is there and serve what is complete. */
+static void read_client(struct control_server *srv, struct client *c)
+{
 	ssize_t n;
 
-	if (!c->buf && !(c->buf = malloc(MAX_LINE + 1)))
+	if (!c->in && !(c->in = malloc(MAX_LINE + 1)))
 		return drop_client(srv, c);
-	n = recv(c->fd, c->buf + c->len, MAX_LINE - c->len, 0);
-	if (n <= 0)
+	n = recv(c->fd, c->in + c->in_len, MAX_LINE - c->in_len, MSG_DONTWAIT);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 		return drop_client(srv, c);
-	c->len += (size_t)n;
-	c->buf[c->len] = '\0';
-	while ((nl = memchr(c->buf, '\n', c->len))) {
-		*nl = '\0';
-		if (nl > c->buf)
-			handle_request(srv, c->fd, c->buf);
-		c->len -= (size_t)(nl + 1 - c->buf);
-		memmove(c->buf, nl + 1, c->len);
-		c->buf[c->len] = '\0';
-	}
-	if (c->len == MAX_LINE) {
-		reply_error(c->fd, NULL, "GenericError", "request line longer than 64 KiB");
+	if (n > 0)
+		c->in_len += (size_t)n;
+	c->in[c->in_len] = '\0';
+	serve_lines(srv, c);
+	if (c->in_len == MAX_LINE && !memchr(c->in, '\n', c->in_len)) {
+		reply_error(srv, c, NULL, "request line longer than 64 KiB");
 		drop_client(srv, c);
 	}
 }
@@ -153,19 +232,37 @@ static bool trusted_peer(int fd)
 	return cred.uid == 0 || cred.uid == geteuid();
 }
 
+/* Say desc to a client we do not keep, and close it. */
+static void turn_away(int fd, const char *desc)
+{
+	json_t *msg = json_pack("{s:{s:s,s:s}}", "error", "class", "GenericError", "desc", desc);
+	char *text = json_dumps(msg, JSON_COMPACT);
+
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char drain[MAX_LINE];
+
+	if (text && send(fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+		(void)!send(fd, "\n", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	free(text);
+	json_decref(msg);
+	/* A unix socket closed with unread input resets its peer, which would
+	 * then lose the answer: end our side, and take its request first. */
+	shutdown(fd, SHUT_WR);
+	if (poll(&p, 1, TURN_AWAY_MS) == 1)
+		(void)!recv(fd, drain, sizeof(drain), MSG_DONTWAIT);
+	close(fd);
+}
+
 static void accept_client(struct control_server *srv)
 {
-	int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	json_t *hello;
 
 	if (fd < 0)
 		return;
-	if (!trusted_peer(fd)) {
-		reply_error(fd, NULL, "GenericError",
-			    "permission denied: only the user running this ferry may control it");
-		close(fd);
-		return;
-	}
+	if (!trusted_peer(fd))
+		return turn_away(
+			fd, "permission denied: only the user running this ferry may control it");
 	for (int i = 0; i < MAX_CLIENTS; i++) {
 		if (srv->clients[i].fd >= 0)
 			continue;
@@ -173,12 +270,61 @@ static void accept_client(struct control_server *srv)
 		srv->clients[i].fd = fd;
 		pthread_mutex_unlock(&srv->lock);
 		hello = json_pack("{s:{s:s}}", "ferry", "version", FERRY_VERSION);
-		send_line(fd, hello);
+		send_line(srv, &srv->clients[i], hello);
 		json_decref(hello);
 		return;
 	}
-	reply_error(fd, NULL, "GenericError", "too many control clients");
-	close(fd);
+	turn_away(fd, "too many control clients");
+}
+
+/* The poll set: the listener, the wake pipe, then every client (for
+ * output too when some is queued). Returns the poll timeout. */
+static int poll_set(struct control_server *srv, struct pollfd *pfd)
+{
+	int timeout = CONTROL_SAMPLE_MS;
+
+	pfd[0] = (struct pollfd){ .fd = srv->listen_fd, .events = POLLIN };
+	pfd[1] = (struct pollfd){ .fd = srv->wake[0], .events = POLLIN };
+	pthread_mutex_lock(&srv->lock);
+	for (int i = 0; i < MAX_CLIENTS; i++) {
+		struct client *c = &srv->clients[i];
+
+		short in = c->in_len < MAX_LINE ? POLLIN : 0; /* full: waits for a later answer */
+
+		pfd[i + 2] = (struct pollfd){ .fd = c->fd,
+					      .events = (short)(in | (c->out_len ? POLLOUT : 0)) };
+		if (c->later.active)
+			timeout = LATER_POLL_MS;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return timeout;
+}
+
+static void serve_clients(struct control_server *srv, const struct pollfd *pfd)
+{
+	for (int i = 0; i < MAX_CLIENTS; i++) {
+		struct client *c = &srv->clients[i];
+		bool dead;
+
+		if (c->fd < 0)
+			continue;
+		if (pfd[i + 2].revents & POLLOUT) {
+			pthread_mutex_lock(&srv->lock);
+			flush(c);
+			pthread_mutex_unlock(&srv->lock);
+		}
+		if (pfd[i + 2].revents & (POLLIN | POLLHUP | POLLERR))
+			read_client(srv, c);
+		if (c->fd >= 0)
+			poll_later(srv, c);
+		pthread_mutex_lock(&srv->lock);
+		dead = c->fd >= 0 && c->dead;
+		pthread_mutex_unlock(&srv->lock);
+		if (dead) {
+			log_warn("control: dropped a client that did not read its answers");
+			drop_client(srv, c);
+		}
+	}
 }
 
 static void *server_thread(void *arg)
@@ -188,13 +334,11 @@ static void *server_thread(void *arg)
 
 	pthread_setname_np(pthread_self(), "control");
 	for (;;) {
-		struct pollfd pfd[MAX_CLIENTS + 2] = { { .fd = srv->listen_fd, .events = POLLIN },
-						       { .fd = srv->wake[0], .events = POLLIN } };
+		struct pollfd pfd[MAX_CLIENTS + 2];
+		int timeout = poll_set(srv, pfd);
 		char drain[64];
 
-		for (int i = 0; i < MAX_CLIENTS; i++)
-			pfd[i + 2] = (struct pollfd){ .fd = srv->clients[i].fd, .events = POLLIN };
-		if (poll(pfd, MAX_CLIENTS + 2, 250) < 0 && errno != EINTR)
+		if (poll(pfd, MAX_CLIENTS + 2, timeout) < 0 && errno != EINTR)
 			break;
 		if (__atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE))
 			break;
@@ -202,9 +346,7 @@ static void *server_thread(void *arg)
 			(void)!read(srv->wake[0], drain, sizeof(drain));
 		if (pfd[0].revents & POLLIN)
 			accept_client(srv);
-		for (int i = 0; i < MAX_CLIENTS; i++)
-			if (srv->clients[i].fd >= 0 && pfd[i + 2].revents)
-				serve_client(srv, &srv->clients[i]);
+		serve_clients(srv, pfd);
 		if (time_now_ns() >= next_sample) {
 			control_sample(srv->ctx);
 			next_sample = time_now_ns() + CONTROL_SAMPLE_MS * NS_PER_MS;
@@ -291,6 +433,7 @@ out_close:
 	close(srv->listen_fd);
 	unlink(path);
 out_free:
+	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 	return rc;
 }
@@ -325,7 +468,7 @@ void control_event(struct control_server *srv, const char *name, void *data)
 	pthread_mutex_lock(&srv->lock);
 	for (int i = 0; i < MAX_CLIENTS; i++)
 		if (srv->clients[i].fd >= 0)
-			send_line(srv->clients[i].fd, msg);
+			queue_line(srv, &srv->clients[i], msg);
 	pthread_mutex_unlock(&srv->lock);
 	json_decref(msg);
 }

@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#define FERRY_PAGE_SIZE 4096ull
+#include "util/page.h"
 
 /* Guest-physical layout. */
 #define FERRY_PARAMS_GPA  0x1000ull /* struct ferry_params, VMM-written */

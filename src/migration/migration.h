@@ -8,9 +8,8 @@
 #include <stdint.h>
 
 #include "codec/compress.h"
-#include "migration/autocomp.h"
-#include "migration/encode.h"
 #include "stream/format.h"
+#include "vm/vm.h"
 
 enum mig_status {
 	MIG_NONE,
@@ -59,13 +58,52 @@ struct mig_params {
 	struct mig_compress compress;	 /* default none */
 };
 
+/* --compress auto's plan: codec lo for most batches, hi (denser, more CPU)
+ * for hi_share of them. A fixed codec is lo == hi, hi_share 0. */
+struct codec_plan {
+	enum compress_kind lo, hi;
+	double hi_share;
+};
+
+/* A change of plan, with the link rate and ratio it was made on. */
+struct codec_change {
+	double t_ms;
+	struct codec_plan plan;
+	double link_mbps;
+	double ratio; /* raw / wire the plan expects */
+};
+
+#define CODEC_LOG 32
+
+/* The codec over a migration, for the report. */
+struct codec_report {
+	struct codec_plan now;
+	uint32_t changes;		    /* in total */
+	struct codec_change log[CODEC_LOG]; /* the first CODEC_LOG */
+};
+
+/* "lz4", or "lz4+zstd:40%" for a mix. */
+const char *codec_plan_name(const struct codec_plan *p, char *buf, unsigned len);
+
+struct xbzrle_stats {
+	uint64_t cache_bytes;
+	uint64_t pages;	    /* sent as a delta */
+	uint64_t hits;	    /* cached when re-sent */
+	uint64_t misses;    /* not cached when re-sent */
+	uint64_t overflows; /* cached, but the delta was not smaller */
+	uint64_t bytes_saved;
+	uint64_t encode_ns; /* time spent in lookups, deltas and cache copies */
+};
+
 #define CONVERGE_LOG 16
 
 struct converge_stats {
 	enum converge_strategy asked, active;
 	unsigned throttle_pct_max; /* the most any vCPU was slowed */
 	unsigned throttle_pct_now; /* the most any vCPU is slowed now */
-	uint32_t decisions;	   /* in total; the last CONVERGE_LOG are kept */
+	unsigned nr_vcpus;
+	uint8_t vcpu_pct_max[VM_MAX_VCPUS]; /* the most each vCPU was slowed */
+	uint32_t decisions;		    /* in total; the last CONVERGE_LOG are kept */
 	struct {
 		uint32_t round;
 		char text[200];
@@ -81,12 +119,14 @@ struct mig_phases {
 struct channel_stats {
 	uint64_t bytes;			       /* written to the socket */
 	uint64_t raw_bytes;		       /* page payload before compression */
+	uint64_t wire_bytes;		       /* and after */
 	uint64_t batches, compressed, skipped; /* skipped: did not shrink, went raw */
 	uint64_t compress_cpu_ns, wait_ns;     /* CPU compressing; waiting for the socket */
 };
 
 struct mig_stats {
 	enum mig_status status;
+	uint64_t id;	  /* the migration's (SESSION) */
 	char reason[512]; /* why it failed, was cancelled or is unknown */
 	char uri[256];
 	double total_ms, setup_ms, downtime_ms;
@@ -106,7 +146,7 @@ struct mig_stats {
 	struct channel_stats chan[CHANNELS_MAX];
 	/* The destination's side of each, from its RECEIVED record at the end. */
 	struct rec_received_chan received[CHANNELS_MAX];
-	struct autocomp codec; /* the codec over time (log, changes) */
+	struct codec_report codec; /* the codec over time */
 };
 
 void mig_params_default(struct mig_params *p);

@@ -56,3 +56,13 @@ const char *mig_compress_name(const struct mig_compress *c, char *buf, size_t le
 		snprintf(buf, len, "%s", c->kind == COMPRESS_LZ4 ? "lz4" : "none");
 	return buf;
 }
+
+const char *codec_plan_name(const struct codec_plan *p, char *buf, unsigned len)
+{
+	if (!p->hi_share || p->lo == p->hi)
+		snprintf(buf, len, "%s", compress_kind_name(p->lo));
+	else
+		snprintf(buf, len, "%s+%s:%.0f%%", compress_kind_name(p->lo),
+			 compress_kind_name(p->hi), p->hi_share * 100);
+	return buf;
+}

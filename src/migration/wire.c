@@ -31,15 +31,6 @@ int wire_send_empty(struct chan *c, uint32_t type)
 	return wire_send(c, type, NULL, 0);
 }
 
-void wire_send_error(struct chan *c, int code, const char *sentence)
-{
-	struct rec_error fixed = { .code = (uint32_t)(code < 0 ? -code : code) };
-	size_t len = strnlen(sentence, ERROR_MAX_TEXT);
-	struct iovec body[2] = { { &fixed, sizeof(fixed) }, { (void *)sentence, len } };
-
-	wire_send(c, REC_ERROR, body, 2);
-}
-
 static int grow(struct wire_buf *buf, size_t need)
 {
 	uint8_t *p;

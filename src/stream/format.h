@@ -6,10 +6,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/page.h"
+
 #define STREAM_MAGIC	  0x3147494d59525245ull /* "ERRYMIG1" */
 #define STREAM_VERSION	  2
 #define STREAM_BYTE_ORDER 0x01020304u
-#define STREAM_PAGE_SIZE  4096u
 
 #define REC_OPTIONAL	 0x80000000u
 #define REC_MAX_BODY	 (8u << 20)
@@ -29,6 +30,7 @@ enum rec_type {
 	REC_CHANNELS = 8,
 	REC_JOIN = 9,
 	REC_ZPAGES = 10,
+	REC_SESSION = 11,
 	REC_LOADED = 16,
 	REC_RESUMED = 17,
 	REC_ERROR = 18,
@@ -89,7 +91,14 @@ struct rec_pages {
 	uint64_t entries[];
 };
 
-/* After CONFIG, on the main channel: how many data channels will join and
+/* Right after CONFIG: the migration's id, random and never 0, by which both
+ * sides and their operators name this migration. */
+struct rec_session {
+	uint64_t id;
+	uint64_t reserved;
+};
+
+/* After SESSION, on the main channel: how many data channels will join and
  * the secret each must present. */
 struct rec_channels {
 	uint32_t count;
@@ -149,6 +158,7 @@ _Static_assert(sizeof(struct rec_config) == 32, "CONFIG");
 _Static_assert(offsetof(struct rec_config, tsc_khz) == 16, "CONFIG tsc_khz");
 _Static_assert(sizeof(struct rec_pages) == 8, "PAGES fixed part");
 _Static_assert(sizeof(struct rec_round) == 16, "ROUND");
+_Static_assert(sizeof(struct rec_session) == 16, "SESSION");
 _Static_assert(sizeof(struct rec_channels) == 24, "CHANNELS");
 _Static_assert(sizeof(struct rec_join) == 24, "JOIN");
 _Static_assert(sizeof(struct rec_zpages) == 24, "ZPAGES fixed part");

@@ -12,7 +12,7 @@ static const char *const names[] = {
 	[REC_STATE] = "STATE",	 [REC_HASHES] = "HASHES", [REC_END] = "END",
 	[REC_COMMIT] = "COMMIT", [REC_LOADED] = "LOADED", [REC_RESUMED] = "RESUMED",
 	[REC_ERROR] = "ERROR",	 [REC_READY] = "READY",	  [REC_CHANNELS] = "CHANNELS",
-	[REC_JOIN] = "JOIN",	 [REC_ZPAGES] = "ZPAGES",
+	[REC_JOIN] = "JOIN",	 [REC_ZPAGES] = "ZPAGES", [REC_SESSION] = "SESSION",
 };
 
 const char *rec_type_name(uint32_t type)
@@ -75,17 +75,20 @@ static int length_bounds(uint32_t type, uint32_t *min, uint32_t *max)
 		return 0;
 	case REC_PAGES:
 		*min = sizeof(struct rec_pages) + 8;
-		*max = sizeof(struct rec_pages) + PAGES_MAX_COUNT * (8 + STREAM_PAGE_SIZE);
+		*max = sizeof(struct rec_pages) + PAGES_MAX_COUNT * (8 + FERRY_PAGE_SIZE);
 		return 0;
 	case REC_ZPAGES: /* never larger than the same pages uncompressed */
 		*min = sizeof(struct rec_zpages) + 8 + 1;
-		*max = sizeof(struct rec_zpages) + PAGES_MAX_COUNT * (8 + STREAM_PAGE_SIZE);
+		*max = sizeof(struct rec_zpages) + PAGES_MAX_COUNT * (8 + FERRY_PAGE_SIZE);
 		return 0;
 	case REC_ROUND:
 		*min = *max = sizeof(struct rec_round);
 		return 0;
 	case REC_CHANNELS:
 		*min = *max = sizeof(struct rec_channels);
+		return 0;
+	case REC_SESSION:
+		*min = *max = sizeof(struct rec_session);
 		return 0;
 	case REC_JOIN:
 		*min = *max = sizeof(struct rec_join);
@@ -154,9 +157,9 @@ int rec_parse_config(const void *body, uint32_t len, struct rec_config *out)
 	if (len != sizeof(*out))
 		return err_set(-EINVAL, "CONFIG record has a bad length");
 	memcpy(out, body, sizeof(*out));
-	if (out->page_size != STREAM_PAGE_SIZE)
-		return err_set(-EINVAL, "source uses %u-byte pages, ferry uses %u", out->page_size,
-			       STREAM_PAGE_SIZE);
+	if (out->page_size != FERRY_PAGE_SIZE)
+		return err_set(-EINVAL, "source uses %u-byte pages, ferry uses %llu",
+			       out->page_size, FERRY_PAGE_SIZE);
 	if (out->vcpus < 1 || out->vcpus > 64)
 		return err_set(-EINVAL, "CONFIG asks for %u vCPUs", out->vcpus);
 	if (out->mem_bytes < (16ull << 20) || out->mem_bytes % (2ull << 20) ||
@@ -188,12 +191,12 @@ static int check_entries(const char *what, const uint64_t *entries, uint32_t cou
 		if (enc > PAGE_XBZRLE)
 			return err_set(-EINVAL, "%s record uses unknown page encoding %u", what,
 				       enc);
-		if (enc == PAGE_XBZRLE ? size >= STREAM_PAGE_SIZE : size != 0)
+		if (enc == PAGE_XBZRLE ? size >= FERRY_PAGE_SIZE : size != 0)
 			return err_set(-EINVAL,
 				       "%s record has a bad payload length %u for page %llu", what,
 				       size, (unsigned long long)PAGE_ENTRY_GFN(e));
 		out->raw += enc == PAGE_RAW;
-		out->payload_bytes += enc == PAGE_RAW ? STREAM_PAGE_SIZE : size;
+		out->payload_bytes += enc == PAGE_RAW ? FERRY_PAGE_SIZE : size;
 	}
 	return 0;
 }
@@ -270,6 +273,16 @@ int rec_parse_channels(const void *body, uint32_t len, struct rec_channels *out)
 	if (out->count < 1 || out->count > CHANNELS_MAX)
 		return err_set(-EINVAL, "CHANNELS asks for %u data channels (1 to %u allowed)",
 			       out->count, CHANNELS_MAX);
+	return 0;
+}
+
+int rec_parse_session(const void *body, uint32_t len, struct rec_session *out)
+{
+	if (len != sizeof(*out))
+		return err_set(-EINVAL, "SESSION record has a bad length");
+	memcpy(out, body, sizeof(*out));
+	if (!out->id)
+		return err_set(-EINVAL, "SESSION record has no migration id");
 	return 0;
 }
 

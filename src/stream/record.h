@@ -50,6 +50,7 @@ int rec_parse_config(const void *body, uint32_t len, struct rec_config *out);
 int rec_parse_pages(const void *body, uint32_t len, uint64_t npages, struct pages_view *out);
 int rec_parse_zpages(const void *body, uint32_t len, uint64_t npages, struct zpages_view *out);
 int rec_parse_channels(const void *body, uint32_t len, struct rec_channels *out);
+int rec_parse_session(const void *body, uint32_t len, struct rec_session *out);
 int rec_parse_join(const void *body, uint32_t len, struct rec_join *out);
 /* chans: room for CHANNELS_MAX entries. */
 int rec_parse_received(const void *body, uint32_t len, uint32_t *count,

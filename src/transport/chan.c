@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "transport/uri.h"
+#include "util/cancel.h"
 #include "util/error.h"
 #include "util/time.h"
 
@@ -27,6 +28,7 @@ void chan_init_fd(struct chan *c, int fd)
 	memset(c, 0, sizeof(*c));
 	c->fd = fd;
 	c->timeout_ms = CHAN_DEFAULT_TIMEOUT_MS;
+	c->cancel = NULL;
 	ratelimit_init(&c->rl, 0);
 }
 
@@ -47,26 +49,87 @@ static void tune_socket(int fd, bool tcp)
 	setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
 }
 
-static int connect_tcp(const struct uri *u)
+/* The sentence for a failed connect to host[:port]. */
+static int connect_error(int rc, const char *host, const char *port, int timeout_ms)
+{
+	const char *sep = port ? ":" : "";
+
+	if (!port)
+		port = "";
+	if (rc == -ECANCELED)
+		return err_set(rc, "cancelled while connecting to %s%s%s", host, sep, port);
+	if (rc == -ETIMEDOUT)
+		return err_set(rc, "cannot connect to %s%s%s: no answer in %.1f s", host, sep, port,
+			       timeout_ms / 1000.0);
+	return err_set(rc, "cannot connect to %s%s%s: %s", host, sep, port, strerror(-rc));
+}
+
+/* Wait for a non-blocking connect on fd to finish: 0, or -errno. */
+static int finish_connect(int fd, int timeout_ms, const struct cancel *cancel)
+{
+	struct pollfd p[2] = { { .fd = fd, .events = POLLOUT },
+			       { .fd = cancel ? cancel->fd : -1, .events = POLLIN } };
+	socklen_t len = sizeof(int);
+	int rc, err = 0;
+
+	do
+		rc = poll(p, 2, timeout_ms);
+	while (rc < 0 && errno == EINTR);
+	if (rc < 0)
+		return -errno;
+	if (p[1].revents)
+		return -ECANCELED;
+	if (rc == 0)
+		return -ETIMEDOUT;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		return -errno;
+	return -err;
+}
+
+/* A non-blocking socket connected to addr within timeout_ms; -errno. A
+ * unix listener whose backlog is full answers EAGAIN: try again shortly. */
+static int connect_addr(int family, int type, int proto, const struct sockaddr *addr, socklen_t len,
+			int timeout_ms, const struct cancel *cancel)
+{
+	uint64_t deadline = time_now_ns() + (uint64_t)timeout_ms * NS_PER_MS;
+	int fd = socket(family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, proto), rc;
+
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		rc = connect(fd, addr, len) == 0 ? 0 : -errno;
+		if (rc == -EINPROGRESS)
+			rc = finish_connect(fd, timeout_ms, cancel);
+		if (rc != -EAGAIN)
+			break;
+		if (time_now_ns() >= deadline)
+			rc = -ETIMEDOUT;
+		else if (cancel_sleep_ns(cancel, 10 * NS_PER_MS))
+			rc = -ECANCELED;
+		if (rc != -EAGAIN)
+			break;
+	}
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+static int connect_tcp(const struct uri *u, int timeout_ms, const struct cancel *cancel)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
 	int fd = -1, rc = getaddrinfo(u->host, u->port, &hints, &res);
 
 	if (rc)
 		return err_set(-EHOSTUNREACH, "cannot resolve %s: %s", u->host, gai_strerror(rc));
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd < 0)
-			continue;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			break;
-		rc = errno;
-		close(fd);
-		fd = -1;
+	for (ai = res; ai && fd < 0 && rc != -ECANCELED; ai = ai->ai_next) {
+		rc = fd = connect_addr(ai->ai_family, ai->ai_socktype, ai->ai_protocol, ai->ai_addr,
+				       ai->ai_addrlen, timeout_ms, cancel);
 	}
 	freeaddrinfo(res);
 	if (fd < 0)
-		return err_set(-rc, "cannot connect to %s:%s: %s", u->host, u->port, strerror(rc));
+		return connect_error(rc, u->host, u->port, timeout_ms);
 	tune_socket(fd, true);
 	return fd;
 }
@@ -78,19 +141,16 @@ static void unix_addr(const struct uri *u, struct sockaddr_un *addr)
 	memcpy(addr->sun_path, u->path, strlen(u->path) + 1);
 }
 
-static int connect_unix(const struct uri *u)
+static int connect_unix(const struct uri *u, int timeout_ms, const struct cancel *cancel)
 {
 	struct sockaddr_un addr;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
+	int fd;
 
-	if (fd < 0)
-		return -errno;
 	unix_addr(u, &addr);
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		rc = -errno;
-		close(fd);
-		return err_set(rc, "cannot connect to %s: %s", u->path, strerror(-rc));
-	}
+	fd = connect_addr(AF_UNIX, SOCK_STREAM, 0, (struct sockaddr *)&addr, sizeof(addr),
+			  timeout_ms, cancel);
+	if (fd < 0)
+		return connect_error(fd, u->path, NULL, timeout_ms);
 	tune_socket(fd, false);
 	return fd;
 }
@@ -126,7 +186,7 @@ int chan_check_uri(const char *text)
 	return rc;
 }
 
-int chan_connect(struct chan *c, const char *text)
+int chan_connect(struct chan *c, const char *text, int timeout_ms, const struct cancel *cancel)
 {
 	struct uri u;
 	int fd = uri_parse(text, &u);
@@ -134,14 +194,16 @@ int chan_connect(struct chan *c, const char *text)
 	if (fd < 0)
 		return fd;
 	if (u.kind == URI_TCP)
-		fd = connect_tcp(&u);
+		fd = connect_tcp(&u, timeout_ms, cancel);
 	else if (u.kind == URI_UNIX)
-		fd = connect_unix(&u);
+		fd = connect_unix(&u, timeout_ms, cancel);
 	else
 		fd = check_stream_socket(u.fd);
 	if (fd < 0)
 		return fd;
 	chan_init_fd(c, fd);
+	c->timeout_ms = timeout_ms;
+	c->cancel = cancel;
 	return 0;
 }
 
@@ -158,7 +220,8 @@ static int listen_tcp(const struct uri *u)
 		return -errno;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	rc = bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0 ? -errno : 0;
+	rc = bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0 ? -errno
+											   : 0;
 	freeaddrinfo(res);
 	if (rc < 0) {
 		close(fd);
@@ -176,7 +239,8 @@ static int listen_unix(const struct uri *u)
 		return -errno;
 	unix_addr(u, &addr);
 	unlink(u->path);
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+	    listen(fd, LISTEN_BACKLOG) < 0) {
 		rc = -errno;
 		close(fd);
 		return err_set(rc, "cannot listen on %s: %s", u->path, strerror(-rc));
@@ -198,9 +262,11 @@ int chan_listen(const char *text)
 	return check_stream_socket(u.fd);
 }
 
-int chan_accept(struct chan *c, int lfd, const char *text, int timeout_ms)
+int chan_accept(struct chan *c, int lfd, const char *text, int timeout_ms,
+		const struct cancel *cancel)
 {
-	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	struct pollfd p[2] = { { .fd = lfd, .events = POLLIN },
+			       { .fd = cancel ? cancel->fd : -1, .events = POLLIN } };
 	struct uri u;
 	int fd, rc = uri_parse(text, &u);
 
@@ -208,26 +274,35 @@ int chan_accept(struct chan *c, int lfd, const char *text, int timeout_ms)
 		return rc;
 	if (u.kind == URI_FD) { /* already connected: one migration only */
 		chan_init_fd(c, lfd);
+		c->cancel = cancel;
 		return 0;
 	}
-	rc = poll(&p, 1, timeout_ms);
-	if (rc <= 0)
-		return rc == 0 ? err_set(-ETIMEDOUT, "no migration arrived") : -errno;
-	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	rc = poll(p, 2, timeout_ms);
+	if (rc < 0)
+		return errno == EINTR ? err_set(-ETIMEDOUT, "interrupted") : -errno;
+	if (p[1].revents)
+		return err_set(-ECANCELED, "cancelled");
+	if (rc == 0)
+		return err_set(-ETIMEDOUT, "no migration arrived");
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0)
 		return err_set(-errno, "accept: %s", strerror(errno));
 	tune_socket(fd, u.kind == URI_TCP);
 	chan_init_fd(c, fd);
+	c->cancel = cancel;
 	return 0;
 }
 
 static int wait_ready(struct chan *c, short events)
 {
-	struct pollfd p = { .fd = c->fd, .events = events };
-	int rc = poll(&p, 1, c->timeout_ms);
+	struct pollfd p[2] = { { .fd = c->fd, .events = events },
+			       { .fd = c->cancel ? c->cancel->fd : -1, .events = POLLIN } };
+	int rc = poll(p, 2, c->timeout_ms);
 
 	if (rc < 0)
 		return errno == EINTR ? 0 : -errno;
+	if (p[1].revents)
+		return err_set(-ECANCELED, "cancelled");
 	if (rc == 0)
 		return err_set(-ETIMEDOUT, "the connection stalled for %.1f s",
 			       c->timeout_ms / 1000.0);
@@ -247,8 +322,8 @@ int chan_writev(struct chan *c, const struct iovec *iov_in, int n)
 	for (int k = 0; k < n; k++)
 		total += iov[k].iov_len;
 	wait = ratelimit_take(&c->rl, total, time_now_ns());
-	if (wait)
-		time_sleep_ns(wait);
+	if (wait && cancel_sleep_ns(c->cancel, wait))
+		return err_set(-ECANCELED, "cancelled");
 	c->write_wait_ns += wait;
 	while (i < n) {
 		struct msghdr msg = { .msg_iov = iov + i, .msg_iovlen = (size_t)(n - i) };

@@ -1,6 +1,8 @@
 /* A migration channel: one connected stream socket, full duplex (the return
- * path runs the other way), with a stall timeout on every read and write and
- * an optional rate limit on writes. */
+ * path runs the other way), with a stall timeout on every read and write, an
+ * optional rate limit on writes, and an optional cancel (util/cancel.h):
+ * once it fires, every wait on the channel (connect, accept, read, write,
+ * the rate limit's pause) fails with -ECANCELED. */
 #ifndef FERRY_TRANSPORT_CHAN_H
 #define FERRY_TRANSPORT_CHAN_H
 
@@ -14,9 +16,12 @@
 #define CHAN_MAX_IOV		1024
 #define CHAN_NOTSENT_LOWAT	(256 << 10)
 
+struct cancel;
+
 struct chan {
 	int fd;
-	int timeout_ms; /* a read or write that makes no progress this long fails */
+	int timeout_ms;		     /* a read or write that makes no progress this long fails */
+	const struct cancel *cancel; /* NULL: none */
 	struct ratelimit rl;
 	uint64_t bytes_sent;
 	uint64_t bytes_received;
@@ -26,13 +31,17 @@ struct chan {
 /* Whether uri can be connected to at all: it parses, and fd:N is a
  * connected stream socket. Returns 0 or -errno with err_msg(). */
 int chan_check_uri(const char *uri);
-/* Connect to uri (tcp:, unix:, fd:). Returns 0 or -errno with err_msg(). */
-int chan_connect(struct chan *c, const char *uri);
+/* Connect to uri (tcp:, unix:, fd:) within timeout_ms, unless cancel (may be
+ * NULL) fires first; the channel keeps both. Returns 0 or -errno with
+ * err_msg(). */
+int chan_connect(struct chan *c, const char *uri, int timeout_ms, const struct cancel *cancel);
 /* Listen on uri; returns the listening fd or -errno. fd:N listens on nothing:
  * it returns N, already connected (see chan_accept). */
 int chan_listen(const char *uri);
-/* Accept one connection on lfd, waiting at most timeout_ms (-1: forever). */
-int chan_accept(struct chan *c, int lfd, const char *uri, int timeout_ms);
+/* Accept one connection on lfd, waiting at most timeout_ms (-1: forever)
+ * unless cancel fires (-ECANCELED); the channel keeps both. */
+int chan_accept(struct chan *c, int lfd, const char *uri, int timeout_ms,
+		const struct cancel *cancel);
 void chan_init_fd(struct chan *c, int fd);
 
 /* Write all of iov[0..n), n <= CHAN_MAX_IOV (blocking, rate-limited). */
@@ -41,9 +50,11 @@ int chan_writev(struct chan *c, const struct iovec *iov, int n);
 int chan_read(struct chan *c, void *buf, size_t len);
 /* Bytes written but not yet delivered (still in the kernel's queue). */
 uint64_t chan_queued(const struct chan *c);
-/* Make blocked reads and writes on c fail now (cancel); safe from any thread. */
+/* Make blocked reads and writes on c fail now. Only for the thread that
+ * owns c or threads it joins before chan_close (others: a cancel). */
 void chan_shutdown(struct chan *c);
-/* Make a blocked read fail now, leaving writes possible (to send an ERROR). */
+/* Make a blocked read fail now, leaving writes possible (to send an ERROR);
+ * the same rule. */
 void chan_shutdown_read(struct chan *c);
 void chan_close(struct chan *c);
 

@@ -7,8 +7,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
-#include "guest/abi.h"
 #include "util/bitmap.h"
+#include "util/page.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/time.h"

@@ -5,9 +5,15 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "guest/abi.h"
 #include "util/error.h"
 #include "vm/vcpu.h"
 #include "vm/vm.h"
+#include "vm/workload.h"
+
+/* vm/ sizes VMs without the guest ABI; they must agree with it. */
+_Static_assert(VM_MAX_VCPUS == FERRY_MAX_VCPUS, "the status area has a slot per vCPU");
+_Static_assert(VM_MIN_MEM >= FERRY_MIN_MEM, "the guest's layout fits the smallest VM");
 
 /* x86 control bits ferry sets; named here rather than pulled from kernel headers. */
 #define CR0_PE	       (1ull << 0)
@@ -280,4 +286,12 @@ int loader_load(struct vm *vm, const void *image, size_t len,
 			return rc;
 	}
 	return 0;
+}
+
+int loader_load_builtin(struct vm *vm, const char *spec)
+{
+	struct ferry_workload_args args;
+	int rc = workload_parse(spec, vm->mem.size, &args);
+
+	return rc < 0 ? rc : loader_load(vm, guest_image, guest_image_len, &args);
 }

@@ -7,8 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "guest/abi.h"
-
+struct ferry_workload_args;
 struct vm;
 
 /* The guest image built into ferry. */
@@ -23,5 +22,8 @@ int loader_check_elf(const void *image, size_t len, uint64_t *entry);
  * vCPU to enter it. */
 int loader_load(struct vm *vm, const void *image, size_t len,
 		const struct ferry_workload_args *args);
+/* The built-in guest running the workload spec (vm/workload.h). Returns 0,
+ * or -EINVAL with err_msg() for a bad spec, or -errno. */
+int loader_load_builtin(struct vm *vm, const char *spec);
 
 #endif

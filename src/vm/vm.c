@@ -29,10 +29,10 @@ static int check_config(const struct vm_config *cfg)
 	if (cfg->vcpus < 1 || cfg->vcpus > VM_MAX_VCPUS)
 		return err_set(-EINVAL, "vCPU count %u is out of range: use 1 to %d", cfg->vcpus,
 			       VM_MAX_VCPUS);
-	if (cfg->mem_bytes < FERRY_MIN_MEM || cfg->mem_bytes % (2u << 20))
+	if (cfg->mem_bytes < VM_MIN_MEM || cfg->mem_bytes % (2u << 20))
 		return err_set(-EINVAL,
 			       "guest memory must be a multiple of 2 MiB and at least %llu MiB",
-			       FERRY_MIN_MEM >> 20);
+			       VM_MIN_MEM >> 20);
 	return 0;
 }
 
@@ -302,4 +302,19 @@ int vm_write(struct vm *vm, uint64_t gpa, const void *src, uint64_t len)
 const void *vm_read_ptr(const struct vm *vm, uint64_t gpa, uint64_t len)
 {
 	return mem_host(&vm->mem, gpa, len);
+}
+
+struct vm_status vm_get_status(struct vm *vm)
+{
+	struct vm_status s;
+
+	pthread_mutex_lock(&vm->lock);
+	s = (struct vm_status){ .state = vm->state,
+				.stopped = vm->stop_req,
+				.failed = vm->failed,
+				.exit_code = vm->exit_code,
+				.last_pause_ns = vm->last_pause_ns };
+	memcpy(s.stop_reason, vm->stop_reason, sizeof(s.stop_reason));
+	pthread_mutex_unlock(&vm->lock);
+	return s;
 }

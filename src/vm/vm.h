@@ -9,11 +9,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "guest/abi.h"
+#include "util/page.h"
 #include "vm/kvm.h"
 #include "vm/memory.h"
 
-#define VM_MAX_VCPUS FERRY_MAX_VCPUS
+#define VM_MAX_VCPUS 64
+#define VM_MIN_MEM   (16ull << 20)
 
 enum dirty_backend {
 	DIRTY_BITMAP,
@@ -64,6 +65,15 @@ struct vm {
 	uint64_t last_pause_ns; /* latency of the last vm_pause */
 };
 
+/* A consistent look at the VM's lifecycle (taken under its lock). */
+struct vm_status {
+	enum vm_run_state state;
+	bool stopped, failed;
+	int exit_code;
+	char stop_reason[256];
+	uint64_t last_pause_ns;
+};
+
 /* Create a VM as a real x86 platform has it (in-kernel PIC/IOAPIC, PIT), with
  * its RAM and vCPUs; no thread runs yet. Returns 0 or -errno with err_msg(). */
 int vm_create(const struct vm_config *cfg, struct vm **out);
@@ -95,5 +105,6 @@ void vm_sleep_vcpu(struct vm *vm, uint64_t us);
  * Returns the time slept. */
 uint64_t vm_throttle_sleep(struct vm *vm, uint64_t ns);
 const char *vm_state_name(enum vm_run_state state);
+struct vm_status vm_get_status(struct vm *vm);
 
 #endif

@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "guest/abi.h"
 #include "util/error.h"
 #include "util/size.h"
+#include "vm/vm.h"
 
 #define HELP_KINDS "idle, dirty or touch"
 
@@ -230,4 +232,26 @@ void workload_describe(const struct ferry_workload_args *a, char *buf, size_t le
 		 workload_kind_name(a->kind), wss, rate, patterns[a->pattern % 3],
 		 writes[a->write % 3], datas[a->data % 4], a->check ? "on" : "off",
 		 a->spin ? " spin=on" : "", a->dirtiers ? " (some vCPUs compute)" : "");
+}
+
+int workload_check(const char *spec, uint64_t mem_bytes, char *desc, size_t len)
+{
+	struct ferry_workload_args a;
+	int rc = workload_parse(spec, mem_bytes, &a);
+
+	if (rc == 0)
+		workload_describe(&a, desc, len);
+	return rc;
+}
+
+bool workload_of_guest(const struct vm *vm, char *desc, size_t len)
+{
+	const struct ferry_params *p = vm_read_ptr(vm, FERRY_PARAMS_GPA, sizeof(*p));
+
+	if (!p || p->magic != FERRY_PARAMS_MAGIC) {
+		snprintf(desc, len, "unknown");
+		return false;
+	}
+	workload_describe(&p->wl, desc, len);
+	return true;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "migration/handshake.h"
 #include "migration/wire.h"
 #include "stream/record.h"
 #include "util/error.h"
@@ -15,14 +16,13 @@
 int main(int argc, char **argv)
 {
 	struct wire_buf buf = { 0 };
-	struct stream_header h;
+	struct handshake h;
 	struct rec_header hdr;
 	struct chan c;
 	int lfd;
 
 	if (argc != 3 || (lfd = chan_listen(argv[2])) < 0 ||
-	    chan_accept(&c, lfd, argv[2], 60000) < 0 || chan_read(&c, &h, sizeof(h)) < 0 ||
-	    wire_recv(&c, &hdr, &buf) < 0) {
+	    chan_accept(&c, lfd, argv[2], 60000, NULL) < 0 || handshake_receive(&c, &buf, &h) < 0) {
 		fprintf(stderr, "bad_dest: %s\n", err_msg());
 		return 2;
 	}
@@ -37,7 +37,7 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "die-before-loaded"))
 		return 0;
 	if (!strcmp(argv[1], "refuse")) {
-		wire_send_error(&c, 28, "no space left for this guest (test)");
+		handshake_refuse(&c, 28, "no space left for this guest (test)");
 		sleep(1);
 		return 0;
 	}

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "migration/handshake.h"
 #include "migration/wire.h"
 #include "stream/record.h"
 #include "util/error.h"
@@ -29,32 +30,20 @@
 
 static int handshake(struct chan *c, bool verify, uint32_t vcpus)
 {
-	struct stream_header h;
-	struct rec_config cfg = { .mem_bytes = MEM,
-				  .vcpus = vcpus,
-				  .page_size = STREAM_PAGE_SIZE,
-				  .flags = verify ? CONFIG_VERIFY : 0 };
-	struct iovec hv = { &h, sizeof(h) }, cv = { &cfg, sizeof(cfg) };
-	struct wire_buf buf = { 0 };
-	struct rec_header hdr;
-	int rc;
+	struct handshake h = { .config = { .mem_bytes = MEM,
+					   .vcpus = vcpus,
+					   .page_size = FERRY_PAGE_SIZE,
+					   .flags = verify ? CONFIG_VERIFY : 0 },
+			       .id = 42 };
+	int rc = handshake_send(c, &h);
 
-	stream_header_init(&h);
-	rc = chan_writev(c, &hv, 1);
-	if (rc == 0)
-		rc = wire_send(c, REC_CONFIG, &cv, 1);
-	if (rc == 0)
-		rc = wire_recv(c, &hdr, &buf);
-	if (rc == 0 && hdr.type != REC_READY)
-		rc = -1;
-	wire_buf_free(&buf);
-	return rc;
+	return rc == 0 ? handshake_expect(c, REC_READY, NULL, NULL) : rc;
 }
 
 /* One PAGES record of one raw page at gfn, as bytes, so it can be damaged. */
 static size_t pages_record(uint8_t *out, uint64_t gfn)
 {
-	static uint8_t page[STREAM_PAGE_SIZE];
+	static uint8_t page[FERRY_PAGE_SIZE];
 	struct rec_pages fixed = { .count = 1 };
 	uint64_t entry = PAGE_ENTRY(gfn, PAGE_RAW);
 	struct iovec body[3] = { { &fixed, 8 }, { &entry, 8 }, { page, sizeof(page) } };
@@ -79,45 +68,26 @@ static size_t load_blob(const char *path, uint8_t *blob, size_t cap)
 	return len;
 }
 
-/* Connect a data channel to uri and present token as channel 0. */
-static int join(struct chan *d, const char *uri, const uint8_t *token)
-{
-	struct stream_header h;
-	struct rec_join j = { .index = 0 };
-	struct iovec hv = { &h, sizeof(h) }, jv = { &j, sizeof(j) };
-
-	memcpy(j.token, token, CHANNEL_TOKEN_SIZE);
-	stream_header_init(&h);
-	if (chan_connect(d, uri) < 0 || chan_writev(d, &hv, 1) < 0)
-		return -1;
-	return wire_send(d, REC_JOIN, &jv, 1);
-}
-
 /* CONFIG and CHANNELS for one data channel; an intruder, then the channel;
  * READY; then a batch of round 1 on it while round 0 is in progress. */
 static int intruder(struct chan *c, const char *uri, uint8_t *rec, size_t len)
 {
-	struct stream_header h;
-	struct rec_config cfg = { .mem_bytes = MEM,
-				  .vcpus = 1,
-				  .page_size = STREAM_PAGE_SIZE,
-				  .flags = CONFIG_CHANNELS };
-	struct rec_channels ch = { .count = 1, .token = { 7, 7, 7 } };
+	struct handshake h = { .config = { .mem_bytes = MEM,
+					   .vcpus = 1,
+					   .page_size = FERRY_PAGE_SIZE,
+					   .flags = CONFIG_CHANNELS },
+			       .id = 43,
+			       .channels = { .count = 1, .token = { 7, 7, 7 } } };
 	uint8_t wrong[CHANNEL_TOKEN_SIZE] = { 7, 7, 8 };
-	struct iovec hv = { &h, sizeof(h) }, cv = { &cfg, sizeof(cfg) }, chv = { &ch, sizeof(ch) };
-	struct wire_buf buf = { 0 };
 	struct rec_header hdr;
 	struct chan bad, good;
 
-	stream_header_init(&h);
-	if (chan_writev(c, &hv, 1) < 0 || wire_send(c, REC_CONFIG, &cv, 1) < 0 ||
-	    wire_send(c, REC_CHANNELS, &chv, 1) < 0 || join(&bad, uri, wrong) < 0 ||
-	    join(&good, uri, ch.token) < 0 || wire_recv(c, &hdr, &buf) < 0 ||
-	    hdr.type != REC_READY) {
-		fprintf(stderr, "bad_source: no READY with the right channel\n");
+	if (handshake_send(c, &h) < 0 || handshake_join(&bad, uri, 0, wrong, 10000, NULL) < 0 ||
+	    handshake_join(&good, uri, 0, h.channels.token, 10000, NULL) < 0 ||
+	    handshake_expect(c, REC_READY, NULL, NULL) < 0) {
+		fprintf(stderr, "bad_source: no READY with the right channel: %s\n", err_msg());
 		return -1;
 	}
-	wire_buf_free(&buf);
 	((struct rec_pages *)(rec + 16))->round = 1;
 	rec_header_init(&hdr, REC_PAGES, &(struct iovec){ rec + 16, len - 16 },
 			1); /* a valid record */
@@ -151,14 +121,14 @@ static int commit_and_vanish(struct chan *c, const char *blob_path)
 static int send_bad_hash(struct chan *c, const char *blob_path)
 {
 	static uint8_t blob[1 << 20];
-	static uint64_t hash[MEM / STREAM_PAGE_SIZE];
-	static const uint8_t zero_page[STREAM_PAGE_SIZE];
-	struct rec_hashes fixed = { .first_gfn = 0, .count = MEM / STREAM_PAGE_SIZE };
+	static uint64_t hash[MEM / FERRY_PAGE_SIZE];
+	static const uint8_t zero_page[FERRY_PAGE_SIZE];
+	struct rec_hashes fixed = { .first_gfn = 0, .count = MEM / FERRY_PAGE_SIZE };
 	size_t len = load_blob(blob_path, blob, sizeof(blob));
 	struct iovec state = { blob, len },
 		     hv[2] = { { &fixed, sizeof(fixed) }, { hash, sizeof(hash) } };
 
-	for (size_t i = 0; i < MEM / STREAM_PAGE_SIZE; i++)
+	for (size_t i = 0; i < MEM / FERRY_PAGE_SIZE; i++)
 		hash[i] = XXH3_64bits(zero_page, sizeof(zero_page));
 	hash[7] ^= 1;
 	hash[9] ^= 1;
@@ -193,12 +163,12 @@ static bool blob_mode(const char *mode)
 
 int main(int argc, char **argv)
 {
-	static uint8_t rec[64 + STREAM_PAGE_SIZE];
+	static uint8_t rec[64 + FERRY_PAGE_SIZE];
 	struct chan c;
 	struct iovec iov;
 	size_t len;
 
-	if (argc < 3 || chan_connect(&c, argv[2]) < 0) {
+	if (argc < 3 || chan_connect(&c, argv[2], 10000, NULL) < 0) {
 		fprintf(stderr, "usage: bad_source MODE URI (%s)\n", err_msg());
 		return 2;
 	}
@@ -228,7 +198,7 @@ int main(int argc, char **argv)
 		wire_send_empty(&c, REC_END);
 		return expect_error(&c, "without the VM state");
 	}
-	len = pages_record(rec, !strcmp(argv[1], "bad-gfn") ? MEM / STREAM_PAGE_SIZE : 5);
+	len = pages_record(rec, !strcmp(argv[1], "bad-gfn") ? MEM / FERRY_PAGE_SIZE : 5);
 	if (!strcmp(argv[1], "corrupt"))
 		rec[40] ^= 0x01; /* a payload byte: the checksum no longer matches */
 	if (!strcmp(argv[1], "skip-bit")) {

@@ -11,11 +11,13 @@ failures=0
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
 
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+# Every call is bounded: a hang fails the check instead of the suite.
+run_ferry() { timeout 60 "$FERRY" "$@"; }
 
 # expect_error "words in the message" ferry-args...: non-zero exit, one line on stderr.
 expect_error() {
 	words=$1; shift
-	"$FERRY" "$@" >/dev/null 2>"$dir/err"
+	timeout 60 "$FERRY" "$@" >/dev/null 2>"$dir/err"
 	rc=$?
 	[ $rc -ne 0 ] || fail "'ferry $*' exited 0"
 	grep -q -- "$words" "$dir/err" || fail "'ferry $*' said: $(cat "$dir/err"), expected '$words'"
@@ -24,7 +26,7 @@ expect_error() {
 # expect_usage "words" ferry-args...: a usage error: exit 2, the words, a pointer to --help.
 expect_usage() {
 	words=$1; shift
-	"$FERRY" "$@" >/dev/null 2>"$dir/err"
+	timeout 60 "$FERRY" "$@" >/dev/null 2>"$dir/err"
 	rc=$?
 	[ $rc -eq 2 ] || fail "'ferry $*' exited $rc, not 2 (usage)"
 	grep -q -- "$words" "$dir/err" || fail "'ferry $*' said: $(cat "$dir/err"), expected '$words'"
@@ -66,8 +68,8 @@ expect_usage "compression 'gzip' is unknown" migrate --control "$dir/none" --to 
 expect_usage "converge strategy 'bogus' is unknown" migrate --control "$dir/none" --to unix:/x --converge bogus
 expect_usage "--throttle-max '100' is not a whole number from 1 to 99" migrate --control "$dir/none" --to unix:/x --throttle-max 100
 expect_error "fd:0 is not a socket" run --incoming fd:0 </dev/null
-"$FERRY" --help | grep -q "Usage: ferry COMMAND" || fail "ferry --help"
-"$FERRY" run --help | grep -q "Workload SPEC" || fail "ferry run --help"
+run_ferry --help | grep -q "Usage: ferry COMMAND" || fail "ferry --help"
+run_ferry run --help | grep -q "Workload SPEC" || fail "ferry run --help"
 
 if [ ! -c /dev/kvm ]; then
 	echo "SKIP: /dev/kvm is not available; the running part is skipped"
@@ -94,16 +96,16 @@ runpid=$(pgrep -f "ferry run --mem 128M --vcpus 2 --control $sock" | head -1)
 [ $(( 0x$(awk '/^SigIgn/ {print $2}' "/proc/$runpid/status") >> 12 & 1 )) = 1 ] || fail "SIGPIPE is not ignored"
 # Measurements are checked against the guest's own counters over the same
 # time, not against the rate asked: a busy host may run the guest slower.
-guest_written() { "$FERRY" status --control "$sock" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['guest']['pages_written'])"; }
+guest_written() { run_ferry status --control "$sock" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['guest']['pages_written'])"; }
 for _ in $(seq 100); do # the guest has filled its working set once
-	[ "$("$FERRY" status --control "$sock" --json | python3 -c "import json,sys; print(min(v['passes'] for v in json.load(sys.stdin)['guest']['per_vcpu']))")" -ge 1 ] && break
+	[ "$(run_ferry status --control "$sock" --json | python3 -c "import json,sys; print(min(v['passes'] for v in json.load(sys.stdin)['guest']['per_vcpu']))")" -ge 1 ] && break
 	sleep 0.1
 done
-"$FERRY" status --control "$sock" >"$dir/status" || fail "status"
+run_ferry status --control "$sock" >"$dir/status" || fail "status"
 grep -q "^VM        running, 2 vCPU(s), 128.0 MiB" "$dir/status" || fail "status text: $(cat "$dir/status")"
 w0=$(guest_written); t0=$(date +%s.%N)
 sleep 1.2
-"$FERRY" status --control "$sock" --json >"$dir/status.json" || fail "status --json"
+run_ferry status --control "$sock" --json >"$dir/status.json" || fail "status --json"
 w1=$(guest_written); t1=$(date +%s.%N)
 python3 - "$dir/status.json" "$w0" "$w1" "$t0" "$t1" <<'PY' || fail "status JSON content"
 import json, sys
@@ -116,7 +118,7 @@ real = (w1 - w0) / (t1 - t0)
 assert 0.6 * real < s["dirty_rate_pps"] < 1.5 * real, (s["dirty_rate_pps"], real)
 PY
 w0=$(guest_written); t0=$(date +%s.%N)
-"$FERRY" dirtyrate --control "$sock" --seconds 2 --json >"$dir/rate.json" || fail "dirtyrate"
+run_ferry dirtyrate --control "$sock" --seconds 2 --json >"$dir/rate.json" || fail "dirtyrate"
 w1=$(guest_written); t1=$(date +%s.%N)
 python3 - "$dir/rate.json" "$w0" "$w1" "$t0" "$t1" <<'PY' || fail "dirtyrate: $(cat "$dir/rate.json")"
 import json, sys
@@ -132,7 +134,7 @@ assert r["mem_pages"] == 32768 and r["zero_pages"] > 10000, r
 assert "vcpu_rate_pps" not in r  # bitmap tracking: no per-vCPU counts
 assert r["xbzrle_samples"] > 100 and r["xbzrle_bytes_per_page"] < 200, r  # byte writes
 PY
-"$FERRY" predict --control "$sock" --link 1Gbit --seconds 1 --json >"$dir/predict.json" || fail "predict"
+run_ferry predict --control "$sock" --link 1Gbit --seconds 1 --json >"$dir/predict.json" || fail "predict"
 python3 - "$dir/predict.json" <<'PY' || fail "predict: $(cat "$dir/predict.json")"
 import json, sys
 p = {x["name"]: x for x in json.load(open(sys.argv[1]))["predictions"]}
@@ -140,7 +142,7 @@ assert set(p) == {"none", "xbzrle", "throttle", "sdps", "auto"}, p.keys()
 assert all(x["converges"] and x["downtime_ms"] <= 300 for x in p.values()), p
 assert p["none"]["throttle_pct_max"] == 0 and p["none"]["total_ms"] > 100, p["none"]
 PY
-"$FERRY" predict --control "$sock" --link 1Gbit --seconds 1 | grep -q "dirty-limit needs per-vCPU rates" || fail "predict text"
+run_ferry predict --control "$sock" --link 1Gbit --seconds 1 | grep -q "dirty-limit needs per-vCPU rates" || fail "predict text"
 expect_error "dirty-limit needs each vCPU's dirty rate" migrate --control "$sock" --to unix:/nonexistent --converge dirty-limit
 expect_usage "--xbzrle=tiny is not a cache size" migrate --control "$sock" --to unix:/nonexistent --xbzrle=tiny
 # The control socket checks what the CLI checks, for other clients.
@@ -149,14 +151,17 @@ expect_error "throttle-max must be a percentage from 1 to 99" ctl --control "$so
 # fd:N must be a connected stream socket; anything else is left alone.
 expect_error "fd:2 is not a socket" migrate --control "$sock" --to fd:2
 expect_error "fd:999 is not an open descriptor" migrate --control "$sock" --to fd:999
-"$FERRY" ctl --control "$sock" query-status >/dev/null || fail "query-status after bad fd: migrations"
-"$FERRY" ctl --control "$sock" stop | grep -q pause_us || fail "stop"
-"$FERRY" status --control "$sock" | grep -q "^VM        paused" || fail "not paused"
-"$FERRY" ctl --control "$sock" cont >/dev/null || fail "cont"
-"$FERRY" ctl --control "$sock" guest-verify | grep -q '"result":"ok"' || fail "guest-verify"
+run_ferry ctl --control "$sock" query-status >/dev/null || fail "query-status after bad fd: migrations"
+run_ferry ctl --control "$sock" stop | grep -q pause_us || fail "stop"
+run_ferry status --control "$sock" | grep -q "^VM        paused" || fail "not paused"
+run_ferry ctl --control "$sock" cont >/dev/null || fail "cont"
+run_ferry ctl --control "$sock" guest-verify | grep -q '"result":"ok"' || fail "guest-verify"
 expect_error "unknown command 'frobnicate'" ctl --control "$sock" frobnicate
 expect_error "another ferry" run --mem 64M --control "$sock"
-"$FERRY" ctl --control "$sock" quit >/dev/null || fail "quit"
+run_ferry ctl --control "$sock" quit >/dev/null || fail "quit"
+# Bounded: a ferry that does not end after quit is a failure, not a hang.
+for _ in $(seq 200); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+kill -0 $pid 2>/dev/null && { fail "ferry run still runs 10 s after quit"; kill -9 $pid; }
 wait $pid
 rc=$?
 pid=
@@ -164,6 +169,55 @@ pid=
 [ ! -e "$sock" ] || fail "control socket left behind"
 # (Also proves that fd:2, the log, survived the refused fd:2 migration.)
 grep -q "quit requested" "$dir/run.log" || fail "no stop reason in the log"
+
+# The control thread serves every client: a long guest-verify answers later
+# while another client is served, and a client that never reads its answers
+# is dropped rather than stalling the others.
+"$FERRY" run --mem 512M --control "$sock" --workload idle 2>"$dir/run2.log" &
+pid=$!
+for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+timeout 60 python3 - "$sock" <<'PY' || fail "control clients: see above"
+import json, socket, sys, time
+def client():
+    s = socket.socket(socket.AF_UNIX); s.settimeout(30); s.connect(sys.argv[1])
+    f = s.makefile("rw"); f.readline(); return s, f
+def ask(f, cmd):
+    f.write(json.dumps({"execute": cmd}) + "\n"); f.flush()
+# Wait for the guest to fill its memory, so that checking it takes a while.
+s, f = client()
+while True:
+    ask(f, "query-status")
+    st = json.loads(f.readline())["return"]
+    if min(v["passes"] for v in st["guest"]["per_vcpu"]) >= 1: break
+    time.sleep(0.1)
+a, fa = client()
+ask(fa, "guest-verify")
+b, fb = client()
+ask(fb, "query-status")
+assert "return" in json.loads(fb.readline()), "query-status failed"
+a.setblocking(False)
+try:
+    early = a.recv(1)
+except BlockingIOError:
+    early = b""
+assert not early, "guest-verify answered before another client's query-status"
+a.setblocking(True)
+r = json.loads(fa.readline())
+assert r["return"]["result"] == "ok", r
+# A client that asks and never reads: its answers pile up, it is dropped.
+c, fc = client()
+for _ in range(3000):
+    try:
+        ask(fc, "query-status")
+    except OSError:
+        break
+ask(fb, "query-status")
+assert "return" in json.loads(fb.readline()), "a client that does not read stalled the others"
+PY
+grep -q "dropped a client that did not read" "$dir/run2.log" || fail "the client that did not read was not dropped"
+timeout 10 "$FERRY" ctl --control "$sock" quit >/dev/null || fail "quit"
+wait $pid
+pid=
 
 [ $failures -eq 0 ] && echo "cli: all checks passed"
 [ $failures -eq 0 ]

@@ -88,6 +88,32 @@ wait $BD
 expect_source_intact src failed
 report "j['reason']" | grep -q "^switchover: no LOADED" || fail "not a switchover failure"
 
+note "source: a destination that never answers the connect"
+# A listener whose accept queue is full drops new SYNs: connect hangs.
+DEAF_PORT=$((48000 + $$ % 1000))
+python3 -c "
+import socket, time
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(('127.0.0.1', $DEAF_PORT)); l.listen(0)
+c = []
+for _ in range(3):  # the first fills the queue (backlog 0); later SYNs are dropped
+    try: c.append(socket.create_connection(('127.0.0.1', $DEAF_PORT), timeout=0.5))
+    except OSError: pass
+print('ready', flush=True); time.sleep(120)" >"$TMP/deaf.out" &
+PIDS="$PIDS $!"
+bounded 10 "the deaf listener" sh -c "until grep -q ready '$TMP/deaf.out'; do sleep 0.05; done"
+migrate src "tcp:127.0.0.1:$DEAF_PORT" --io-timeout-ms 1000 && fail "a migration to a deaf destination succeeded"
+expect_source_intact src failed
+report "j['reason']" | grep -q "cannot connect to 127.0.0.1:$DEAF_PORT: no answer in 1.0 s" || fail "connect timeout reason"
+migrate src "tcp:127.0.0.1:$DEAF_PORT" --io-timeout-ms 60000 &
+MIG=$!
+wait_status src setup
+ctl src migrate-cancel >/dev/null || fail "migrate-cancel during connect refused"
+wait $MIG
+expect_source_intact src cancelled
+# The cancel ended the connect's wait (60 s), not its timeout.
+[ "$(report "int(j['total_ms'] < 30000)")" = 1 ] || fail "the cancel did not end the connect"
+
 note "source: cancel mid-way"
 vm dst --incoming "unix:$TMP/in.sock"
 migrate src "unix:$TMP/in.sock" --downtime-ms 1 --converge none &
@@ -102,7 +128,7 @@ note "source: timeout (a downtime limit it can never meet)"
 migrate src "unix:$TMP/in.sock" --downtime-ms 1 --max-bandwidth 16M --timeout 2 &&
 	fail "an impossible migration succeeded"
 expect_source_intact src failed
-report "j['reason']" | grep -q "did not converge in 2 s: the guest dirties" || fail "timeout reason"
+report "j['reason']" | grep -q "did not converge in 2 s: the first copy of memory did not even finish (the link carries" || fail "timeout reason"
 
 note "source: the destination refuses at the end"
 "$BAD_DEST" refuse "unix:$TMP/bad.sock" &
@@ -113,19 +139,23 @@ wait $BD
 expect_source_intact src failed
 report "j['reason']" | grep -q "destination refused: no space left" || fail "refusal not passed on"
 
-note "source: COMMIT sent, no answer: stays paused, says unknown"
+note "source: COMMIT sent, no answer: stays paused, says unknown (exit 3)"
 "$BAD_DEST" silent-after-commit "unix:$TMP/bad.sock" &
 BD=$!
 sleep 0.2
-migrate src "unix:$TMP/bad.sock" --io-timeout-ms 1000 && fail "an unconfirmed migration reported success"
-wait $BD
+migrate src "unix:$TMP/bad.sock" --io-timeout-ms 1000
+[ $? -eq 3 ] || fail "ferry migrate did not exit 3 for an unknown outcome"
+wait $BD # bad_dest bounds its own waits
 [ "$(report "j['status']")" = unknown ] || fail "expected unknown, got $(report "j['status']")"
 note "reason: $(report "j.get('reason')")"
 [ "$(status_field src "j['status']")" = paused ] || fail "source must stay paused, is $(status_field src "j['status']")"
 a=$(status_field src "j['guest']['pages_written']"); sleep 0.5
 [ "$(status_field src "j['guest']['pages_written']")" = "$a" ] || fail "the paused source guest made progress"
-note "the operator knows the destination is gone: resume here"
-ctl src cont >/dev/null || fail "cont after unknown refused"
+ctl src cont >"$TMP/cont.out" 2>&1 && fail "cont in unknown was allowed without force"
+grep -q "outcome is unknown.*force" "$TMP/cont.out" || fail "cont in unknown said: $(cat "$TMP/cont.out")"
+note "the operator knows the destination is gone: resume here, with force"
+ctl src cont '{"force": true}' >/dev/null || fail "cont with force after unknown refused"
+[ "$(ctl src query-migrate | json_field - "j['status']")" = failed ] || fail "the settled migration is not failed"
 expect_progress src
 expect_guest_ok src
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "migration/apply.h"
+#include "migration/recv/apply.h"
 #include "stream/format.h"
 #include "util/bitmap.h"
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "guest/abi.h"
 #include "vm/workload.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

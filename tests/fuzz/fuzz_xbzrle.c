@@ -11,29 +11,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static uint8_t old[XBZRLE_PAGE], page[XBZRLE_PAGE + 64], copy[XBZRLE_PAGE];
-	static uint8_t delta[XBZRLE_PAGE + 8];
-	size_t n = size < XBZRLE_PAGE ? size : XBZRLE_PAGE;
+	static uint8_t old[FERRY_PAGE_SIZE], page[FERRY_PAGE_SIZE + 64], copy[FERRY_PAGE_SIZE];
+	static uint8_t delta[FERRY_PAGE_SIZE + 8];
+	size_t n = size < FERRY_PAGE_SIZE ? size : FERRY_PAGE_SIZE;
 	int len;
 
-	for (unsigned i = 0; i < XBZRLE_PAGE; i++)
+	for (unsigned i = 0; i < FERRY_PAGE_SIZE; i++)
 		old[i] = (uint8_t)(i * 7);
-	memcpy(page, old, XBZRLE_PAGE);
-	memset(page + XBZRLE_PAGE, 0xa5, 64); /* a guard after the page */
+	memcpy(page, old, FERRY_PAGE_SIZE);
+	memset(page + FERRY_PAGE_SIZE, 0xa5, 64); /* a guard after the page */
 	if (xbzrle_check(data, size) == 0)
 		xbzrle_apply(data, size, page);
-	for (unsigned i = XBZRLE_PAGE; i < XBZRLE_PAGE + 64; i++)
+	for (unsigned i = FERRY_PAGE_SIZE; i < FERRY_PAGE_SIZE + 64; i++)
 		if (page[i] != 0xa5)
 			abort();
 	/* The input as a new version of part of the page. */
-	memcpy(page, old, XBZRLE_PAGE);
+	memcpy(page, old, FERRY_PAGE_SIZE);
 	memcpy(page, data, n);
 	len = xbzrle_encode(old, page, delta, sizeof(delta));
 	if (len < 0 || xbzrle_check(delta, (size_t)len) < 0)
 		abort();
-	memcpy(copy, old, XBZRLE_PAGE);
+	memcpy(copy, old, FERRY_PAGE_SIZE);
 	xbzrle_apply(delta, (size_t)len, copy);
-	if (memcmp(copy, page, XBZRLE_PAGE))
+	if (memcmp(copy, page, FERRY_PAGE_SIZE))
 		abort();
 	return 0;
 }

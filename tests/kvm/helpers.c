@@ -1,3 +1,4 @@
+#include "guest/abi.h"
 #include "helpers.h"
 
 #include <setjmp.h>

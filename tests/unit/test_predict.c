@@ -9,8 +9,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "migration/policy.h"
-#include "migration/predict.h"
+#include "migration/send/policy.h"
+#include "migration/plan/predict.h"
 
 /* 256 MiB guest, 64 MiB working set, vCPU 0 dirtying 600 MiB/s, vCPU 1
  * nothing; a 30 MiB/s link. */
@@ -26,7 +26,6 @@ static struct predict_input fast_guest(void)
 		.vcpu_pps = { 153600, 0 },
 		.xbzrle_bytes_per_page = 120,
 		.link_bps = 30 << 20,
-		.fixed_ms = 2,
 	};
 
 	mig_params_default(&in.params);
@@ -87,40 +86,9 @@ static void test_slow_guest_needs_nothing(void **unused)
 	assert_true(p.total_ms > 2000 && p.total_ms < 2500);
 }
 
-/* A limit below the switchover's fixed cost, with (almost) nothing left to
- * send: no round can help, so after trying for a while the policy gives up
- * and says why. */
-static void test_fixed_cost_over_the_limit(void **unused)
-{
-	struct policy_input in = { .dirty_pages = 0,
-				   .bytes_per_page = 4104,
-				   .bandwidth_bps = 300e6,
-				   .switchover_ms = 51,
-				   .elapsed_s = 1 };
-	struct mig_params p;
-	char why[300] = "";
-
-	(void)unused;
-	mig_params_default(&p);
-	p.downtime_ms = 50;
-	/* An empty round early on proves nothing (a paced guest has them). */
-	assert_int_equal(policy_decide(&in, &p, why, sizeof(why)), POLICY_CONTINUE);
-	in.elapsed_s = POLICY_FIXED_COST_S;
-	assert_int_equal(policy_decide(&in, &p, why, sizeof(why)), POLICY_GIVE_UP);
-	assert_non_null(strstr(why, "the switchover alone takes 51 ms"));
-	in.dirty_pages = 3; /* a few: still not what is in the way */
-	assert_int_equal(policy_decide(&in, &p, why, sizeof(why)), POLICY_GIVE_UP);
-	in.dirty_pages = 20000; /* pages in the way: more rounds may help */
-	assert_int_equal(policy_decide(&in, &p, why, sizeof(why)), POLICY_CONTINUE);
-	p.downtime_ms = 300;
-	in.dirty_pages = 0;
-	assert_int_equal(policy_decide(&in, &p, why, sizeof(why)), POLICY_SWITCHOVER);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fixed_cost_over_the_limit),
 		cmocka_unit_test(test_none_does_not_converge),
 		cmocka_unit_test(test_every_way_out_converges),
 		cmocka_unit_test(test_slow_guest_needs_nothing),

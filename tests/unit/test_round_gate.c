@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "migration/round_gate.h"
+#include "migration/recv/round_gate.h"
 #include "util/error.h"
 
 #define CHANNELS 3

@@ -1,4 +1,4 @@
-/* Migration addresses, the rate limiter, and the stop policy. */
+/* Migration addresses and the rate limiter. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,7 +7,6 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "migration/policy.h"
 #include "transport/ratelimit.h"
 #include "transport/uri.h"
 #include "util/error.h"
@@ -75,48 +74,12 @@ static void test_ratelimit_average(void **unused)
 	assert_int_equal(ratelimit_take(&rl, 1ull << 40, now), 0);
 }
 
-static void test_policy(void **unused)
-{
-	struct mig_params p;
-	struct policy_input in = { .dirty_pages = 1000,
-				   .bytes_per_page = 4096,
-				   .bandwidth_bps = 4096e3,
-				   .switchover_ms = 5,
-				   .elapsed_s = 1 };
-	char why[400];
-
-	(void)unused;
-	mig_params_default(&p);
-	/* 1000 pages at 1000 pages/s: 1 s + 5 ms */
-	assert_true(policy_expected_downtime_ms(&in) > 1004 &&
-		    policy_expected_downtime_ms(&in) < 1006);
-	assert_int_equal(policy_decide(&in, &p, why, sizeof(why)), POLICY_CONTINUE);
-	in.dirty_pages = 100; /* 100 ms + 5: fits, and the guest dirties little */
-	assert_int_equal(policy_decide(&in, &p, why, sizeof(why)), POLICY_CONTINUE);
-	in.dirty_pages = 10; /* one more round left 10 ms + 5: not worth another */
-	assert_int_equal(policy_decide(&in, &p, why, sizeof(why)), POLICY_SWITCHOVER);
-	in.dirty_pages = 100;
-	in.dirty_rate_pps = 800; /* another round would leave 80% of it */
-	assert_int_equal(policy_decide(&in, &p, why, sizeof(why)), POLICY_SWITCHOVER);
-	in.queued_bytes = 4096 * 300; /* still 300 ms of data in the socket */
-	assert_int_equal(policy_decide(&in, &p, why, sizeof(why)), POLICY_CONTINUE);
-	in.elapsed_s = 601;
-	in.dirty_rate_pps = 25600;
-	assert_int_equal(policy_decide(&in, &p, why, sizeof(why)), POLICY_GIVE_UP);
-	assert_non_null(strstr(why, "did not converge in 600 s: the guest dirties 100 MiB/s"));
-	in.bandwidth_bps = 0; /* nothing measured: never stop on a guess */
-	in.elapsed_s = 1;
-	in.dirty_pages = 1;
-	assert_int_equal(policy_decide(&in, &p, why, sizeof(why)), POLICY_CONTINUE);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_uri),
 		cmocka_unit_test(test_rate_parse),
 		cmocka_unit_test(test_ratelimit_average),
-		cmocka_unit_test(test_policy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

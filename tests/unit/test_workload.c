@@ -6,6 +6,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "guest/abi.h"
 #include "util/error.h"
 #include "vm/workload.h"
 

@@ -1,0 +1,168 @@
+#include "migration/handshake.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "stream/record.h"
+#include "util/error.h"
+
+static int send_header(struct chan *c)
+{
+	struct stream_header h;
+	struct iovec iov = { &h, sizeof(h) };
+
+	stream_header_init(&h);
+	return chan_writev(c, &iov, 1);
+}
+
+static int send_one(struct chan *c, uint32_t type, const void *body, size_t len)
+{
+	struct iovec iov = { (void *)body, len };
+
+	return wire_send(c, type, &iov, 1);
+}
+
+int handshake_send(struct chan *c, const struct handshake *h)
+{
+	struct rec_session session = { .id = h->id };
+	int rc = send_header(c);
+
+	if (rc == 0)
+		rc = send_one(c, REC_CONFIG, &h->config, sizeof(h->config));
+	if (rc == 0)
+		rc = send_one(c, REC_SESSION, &session, sizeof(session));
+	if (rc == 0 && h->channels.count)
+		rc = send_one(c, REC_CHANNELS, &h->channels, sizeof(h->channels));
+	return rc;
+}
+
+/* The next record, which must be of type want. */
+static int expect_record(struct chan *c, struct wire_buf *buf, uint32_t want, const char *after,
+			 struct rec_header *hdr)
+{
+	int rc = wire_recv(c, hdr, buf);
+
+	if (rc == 0 && hdr->type != want)
+		rc = err_set(-EPROTO, "%s, %s came where %s was due", after,
+			     rec_type_name(hdr->type), rec_type_name(want));
+	return rc;
+}
+
+int handshake_receive(struct chan *c, struct wire_buf *buf, struct handshake *h)
+{
+	struct stream_header sh;
+	struct rec_session session = { 0 };
+	struct rec_header hdr;
+	int rc = chan_read(c, &sh, sizeof(sh));
+
+	memset(h, 0, sizeof(*h));
+	if (rc == 0)
+		rc = stream_header_check(&sh);
+	if (rc == 0)
+		rc = expect_record(c, buf, REC_CONFIG, "at the start of the stream", &hdr);
+	if (rc == 0)
+		rc = rec_parse_config(buf->data, hdr.length, &h->config);
+	if (rc == 0)
+		rc = expect_record(c, buf, REC_SESSION, "after CONFIG", &hdr);
+	if (rc == 0)
+		rc = rec_parse_session(buf->data, hdr.length, &session);
+	h->id = session.id;
+	if (rc == 0 && h->config.flags & CONFIG_CHANNELS) {
+		rc = expect_record(c, buf, REC_CHANNELS, "CONFIG announced CHANNELS, but", &hdr);
+		if (rc == 0)
+			rc = rec_parse_channels(buf->data, hdr.length, &h->channels);
+	}
+	return rc;
+}
+
+int handshake_join(struct chan *c, const char *uri, uint32_t index, const uint8_t *token,
+		   int timeout_ms, const struct cancel *cancel)
+{
+	struct rec_join j = { .index = index };
+	int rc = chan_connect(c, uri, timeout_ms, cancel);
+
+	memcpy(j.token, token, CHANNEL_TOKEN_SIZE);
+	if (rc == 0)
+		rc = send_header(c);
+	if (rc == 0)
+		rc = send_one(c, REC_JOIN, &j, sizeof(j));
+	return rc < 0 ? err_wrap(rc, "data channel %u", index) : 0;
+}
+
+static bool same_token(const uint8_t *a, const uint8_t *b)
+{
+	uint8_t diff = 0;
+
+	for (unsigned i = 0; i < CHANNEL_TOKEN_SIZE; i++)
+		diff |= a[i] ^ b[i]; /* no early exit: the time says nothing */
+	return diff == 0;
+}
+
+int handshake_check_join(struct chan *c, const struct rec_channels *ch, const bool *joined)
+{
+	struct stream_header sh;
+	struct wire_buf buf = { 0 };
+	struct rec_header hdr;
+	struct rec_join j;
+	int rc = chan_read(c, &sh, sizeof(sh));
+
+	if (rc == 0)
+		rc = stream_header_check(&sh);
+	if (rc == 0)
+		rc = expect_record(c, &buf, REC_JOIN, "on a new connection", &hdr);
+	if (rc == 0)
+		rc = rec_parse_join(buf.data, hdr.length, &j);
+	wire_buf_free(&buf);
+	if (rc < 0)
+		return rc;
+	if (!same_token(j.token, ch->token))
+		return err_set(-EACCES, "it does not belong to this migration (wrong token)");
+	if (j.index >= ch->count || joined[j.index])
+		return err_set(-EPROTO, "it claims channel %u", j.index);
+	return (int)j.index;
+}
+
+int handshake_refusal(const struct wire_buf *buf, uint32_t len)
+{
+	char text[ERROR_MAX_TEXT + 1];
+	uint32_t code;
+	int rc = rec_parse_error(buf->data, len, &code, text);
+
+	return rc < 0 ? rc : err_set(-(int)(code ? code : EPROTO), "destination refused: %s", text);
+}
+
+int handshake_expect(struct chan *c, uint32_t want, struct rec_received_chan *received,
+		     bool *refused)
+{
+	struct wire_buf buf = { 0 };
+	struct rec_header hdr;
+	uint32_t n;
+	int rc = wire_recv(c, &hdr, &buf);
+
+	if (rc == 0 && hdr.type == REC_RECEIVED) {
+		if (received)
+			rc = rec_parse_received(buf.data, hdr.length, &n, received);
+		if (rc == 0)
+			rc = wire_recv(c, &hdr, &buf);
+	}
+	if (rc == 0 && hdr.type == REC_ERROR) {
+		rc = handshake_refusal(&buf, hdr.length);
+		if (refused)
+			*refused = true;
+	} else if (rc == 0 && hdr.type != want)
+		rc = err_set(-EPROTO, "destination answered %s where %s was due",
+			     rec_type_name(hdr.type), rec_type_name(want));
+	else if (rc < 0)
+		rc = err_wrap(rc, "no %s from the destination", rec_type_name(want));
+	wire_buf_free(&buf);
+	return rc;
+}
+
+void handshake_refuse(struct chan *c, int code, const char *sentence)
+{
+	struct rec_error fixed = { .code = (uint32_t)(code < 0 ? -code : code) };
+	size_t len = strnlen(sentence, ERROR_MAX_TEXT);
+	struct iovec body[2] = { { &fixed, sizeof(fixed) }, { (void *)sentence, len } };
+
+	wire_send(c, REC_ERROR, body, 2);
+}

@@ -1,0 +1,50 @@
+/* The conversation around the pages, for both sides: how a migration opens
+ * on the main connection (stream header, CONFIG, SESSION, CHANNELS), how a
+ * data channel joins it (JOIN with the migration's token), how the source
+ * waits for the destination's answers (READY, LOADED, RESUMED) and how a
+ * refusal (ERROR) travels as a sentence. */
+#ifndef FERRY_MIGRATION_HANDSHAKE_H
+#define FERRY_MIGRATION_HANDSHAKE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "migration/wire.h"
+#include "stream/format.h"
+
+struct cancel;
+
+/* What the opening says: the VM's shape, the migration's id, and the data
+ * channels that will join (channels.count 0: none). */
+struct handshake {
+	struct rec_config config;
+	uint64_t id;
+	struct rec_channels channels;
+};
+
+/* Source: the stream header, CONFIG, SESSION and (with data channels)
+ * CHANNELS. */
+int handshake_send(struct chan *c, const struct handshake *h);
+/* Destination: read and check what handshake_send sent. */
+int handshake_receive(struct chan *c, struct wire_buf *buf, struct handshake *h);
+
+/* Source: connect data channel index to uri and present token. */
+int handshake_join(struct chan *c, const char *uri, uint32_t index, const uint8_t *token,
+		   int timeout_ms, const struct cancel *cancel);
+/* Destination: read a new connection's JOIN; its index if it presents the
+ * migration's token and claims a channel not yet joined[], else -errno
+ * with the reason. */
+int handshake_check_join(struct chan *c, const struct rec_channels *ch, const bool *joined);
+
+/* Source: wait for the destination's record want. An ERROR is returned as
+ * "destination refused: SENTENCE", with *refused set (if not NULL): the
+ * destination said no, rather than the link failing. A RECEIVED on the way
+ * is parsed into received (CHANNELS_MAX entries) when it is not NULL. */
+int handshake_expect(struct chan *c, uint32_t want, struct rec_received_chan *received,
+		     bool *refused);
+/* An ERROR record's sentence as the error ("destination refused: ..."). */
+int handshake_refusal(const struct wire_buf *buf, uint32_t len);
+/* Destination: tell the source why it stops; best effort. */
+void handshake_refuse(struct chan *c, int code, const char *sentence);
+
+#endif

@@ -1,0 +1,122 @@
+#include "migration/plan/predict.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "migration/send/converge.h"
+#include "migration/send/meter.h"
+#include "migration/send/policy.h"
+
+#define MIB (1024.0 * 1024.0)
+
+/* What a page re-sent in round k costs on the wire: with XBZRLE, from round
+ * 2 on, pages that fit the cache go as deltas. */
+static double page_bytes(const struct predict_input *in, unsigned k)
+{
+	double hit;
+
+	if (!in->params.xbzrle_cache_bytes || !in->xbzrle_bytes_per_page || k < 2 || !in->wss_pages)
+		return WIRE_RAW_PAGE_BYTES;
+	hit = (double)in->params.xbzrle_cache_bytes / 4096.0 / (double)in->wss_pages;
+	hit = hit > 1 ? 1 : hit;
+	return hit * (in->xbzrle_bytes_per_page + WIRE_ENTRY_BYTES) +
+	       (1 - hit) * WIRE_RAW_PAGE_BYTES;
+}
+
+/* Each vCPU's dirty rate under throttle pct, in pages/s; their sum. */
+static double throttled_rate(const struct predict_input *in, const unsigned *pct, double *r)
+{
+	double sum = 0;
+
+	for (unsigned i = 0; i < in->nr_vcpus; i++) {
+		double share = in->per_vcpu ? in->vcpu_pps[i] : in->rate_pps / in->nr_vcpus;
+
+		r[i] = share * (1.0 - pct[i] / 100.0);
+		sum += r[i];
+	}
+	return sum;
+}
+
+/* The engine's decision after a round, as converge_after_round makes it. */
+static void decide(const struct predict_input *in, struct prediction *out, double bpp,
+		   double wire_rate)
+{
+	double r0[VM_MAX_VCPUS], target = CONVERGE_TARGET * in->link_bps;
+	unsigned zero[VM_MAX_VCPUS] = { 0 }, next[VM_MAX_VCPUS];
+
+	throttled_rate(in, zero, r0);
+	for (unsigned i = 0; i < in->nr_vcpus; i++)
+		r0[i] *= bpp;
+	if (out->used == CONVERGE_AUTO) {
+		if (wire_rate <= target)
+			return;
+		out->used = converge_choose(in->per_vcpu, in->nr_vcpus, r0, target);
+	}
+	if (out->used == CONVERGE_NONE || (out->used == CONVERGE_THROTTLE && wire_rate <= target))
+		return;
+	converge_plan(out->used, &in->params, in->nr_vcpus, r0, out->pct, target, next);
+	memcpy(out->pct, next, in->nr_vcpus * sizeof(*next));
+	for (unsigned i = 0; i < in->nr_vcpus; i++)
+		out->pct_max = next[i] > out->pct_max ? next[i] : out->pct_max;
+}
+
+/* What the model's strategy can still do, as converge_outlook says it. */
+static void outlook(const struct predict_input *in, const struct prediction *out,
+		    struct converge_outlook *o)
+{
+	o->exhausted = out->used == CONVERGE_NONE || out->pct_max >= in->params.throttle_max;
+	snprintf(o->why, sizeof(o->why), "%s cannot slow it enough",
+		 converge_name(out->used == CONVERGE_AUTO ? CONVERGE_NONE : out->used));
+}
+
+/* The engine's decision (send/policy.h) on the model's round. */
+static enum policy_decision switch_now(const struct predict_input *in, struct prediction *out,
+				       struct policy *pol, double dirty, double bpp, double rate)
+{
+	struct meter_reading r = { .dirty_pages = (uint64_t)dirty,
+				   .bytes_per_page = bpp,
+				   .bandwidth_bps = in->link_bps,
+				   .dirty_rate_pps = rate,
+				   .switchover_ms = switchover_cost_ms(0, in->verify_ms,
+								       in->nr_vcpus, in->link_bps),
+				   .elapsed_s = out->total_ms / 1e3 };
+	struct converge_outlook o;
+	enum policy_decision d;
+
+	outlook(in, out, &o);
+	d = policy_decide(pol, &r, &in->params, &o, out->why, sizeof(out->why));
+	if (d == POLICY_SWITCHOVER) {
+		out->converges = true;
+		out->downtime_ms = policy_expected_downtime_ms(&r);
+		out->total_ms += out->downtime_ms;
+	}
+	return d;
+}
+
+void predict(const struct predict_input *in, struct prediction *out)
+{
+	double r[VM_MAX_VCPUS], secs;
+	struct policy pol = { 0 };
+
+	memset(out, 0, sizeof(*out));
+	out->used = in->params.converge;
+	secs = ((double)(in->mem_pages - in->zero_pages) * WIRE_RAW_PAGE_BYTES +
+		(double)in->zero_pages * WIRE_ENTRY_BYTES) /
+	       in->link_bps;
+	out->total_ms = secs * 1e3;
+	for (out->rounds = 1; out->rounds < PREDICT_MAX_ROUNDS; out->rounds++) {
+		double rate = throttled_rate(in, out->pct, r), bpp = page_bytes(in, out->rounds);
+		double dirty =
+			rate * secs < (double)in->wss_pages ? rate * secs : (double)in->wss_pages;
+
+		if (switch_now(in, out, &pol, dirty, bpp, rate) != POLICY_CONTINUE)
+			return; /* switched over, or the reason it gives up is in out->why */
+		decide(in, out, bpp, rate * bpp);
+		secs = dirty * bpp / in->link_bps;
+		out->total_ms += secs * 1e3;
+	}
+	snprintf(out->why, sizeof(out->why),
+		 "the guest would still dirty %.0f MiB/s against a link of %.0f MiB/s",
+		 throttled_rate(in, out->pct, r) * page_bytes(in, out->rounds) / MIB,
+		 in->link_bps / MIB);
+}

@@ -1,0 +1,49 @@
+/* Predicting a migration before running it: total time, downtime and how
+ * much each strategy slows the guest, from a dirty-rate measurement
+ * (migration/dirtyrate.h) and a link speed.
+ *
+ * The model replays ferry's own pre-copy round by round: round 0 sends every
+ * page (zero pages cost only their entry); each later round sends what was
+ * dirtied during the one before, at most the working set; the switchover
+ * comes once the pages left fit the downtime limit; the strategies throttle
+ * with the engine's own code (converge_plan, policy_decide), and the
+ * switchover costs what the sender's meter says (switchover_cost_ms). It assumes the
+ * link is the bottleneck (not the CPUs), and the guest's dirty
+ * rate scales with the CPU time a throttle leaves it, which holds for guests
+ * that dirty as fast as they can, and not for ones that idle between bursts. */
+#ifndef FERRY_MIGRATION_PREDICT_H
+#define FERRY_MIGRATION_PREDICT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "migration/migration.h"
+#include "vm/vm.h"
+
+#define PREDICT_MAX_ROUNDS 10000
+
+struct predict_input {
+	uint64_t mem_pages, zero_pages, wss_pages;
+	double rate_pps; /* the guest's whole dirty rate */
+	unsigned nr_vcpus;
+	bool per_vcpu;		       /* vcpu_pps measured */
+	double vcpu_pps[VM_MAX_VCPUS]; /* each vCPU's share of it */
+	double xbzrle_bytes_per_page;  /* measured delta size (0: unknown) */
+	double link_bps;	       /* bytes per second */
+	double verify_ms;	       /* hashing memory at the switchover, with verify */
+	struct mig_params params;      /* downtime, timeout, xbzrle, throttle */
+};
+
+struct prediction {
+	bool converges;
+	double total_ms, downtime_ms;
+	unsigned rounds;
+	unsigned pct[VM_MAX_VCPUS]; /* the throttle at switchover */
+	unsigned pct_max;
+	enum converge_strategy used;
+	char why[200]; /* when it does not converge */
+};
+
+void predict(const struct predict_input *in, struct prediction *out);
+
+#endif

@@ -1,0 +1,256 @@
+#include "migration/recv/dest.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "migration/handshake.h"
+#include "migration/recv/incoming.h"
+#include "transport/chan.h"
+#include "transport/uri.h"
+#include "util/cancel.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/time.h"
+
+struct mig_dest {
+	char uri[256];
+	struct mig_dest_opts o;
+	int lfd;
+	bool connected_fd;    /* fd:N is one connection: it is the channel, used once */
+	struct cancel cancel; /* fired by a stop, or a fence of the attempt in progress */
+
+	/* d->lock is taken alone: nothing else is locked under it. The
+	 * destination's thread writes the fields below under it; others read
+	 * them (stats) or ask for a stop or a fence. */
+	pthread_mutex_t lock;
+	struct mig_dest_stats stats;
+	uint64_t commit_deadline_ns;
+	bool stopping, fenced;
+	char stop_why[256];
+};
+
+const char *dest_phase_name(enum dest_phase p)
+{
+	static const char *const names[] = { "waiting", "receiving", "loaded", "running",
+					     "stopped" };
+
+	return names[p];
+}
+
+static void on_progress(void *opaque, const struct incoming_progress *p)
+{
+	struct mig_dest *d = opaque;
+
+	pthread_mutex_lock(&d->lock);
+	d->stats.id = p->id;
+	d->stats.pages_received = p->pages;
+	d->stats.bytes_received = p->bytes;
+	d->stats.rounds = p->rounds;
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void on_loaded(void *opaque)
+{
+	struct mig_dest *d = opaque;
+
+	pthread_mutex_lock(&d->lock);
+	d->stats.phase = DEST_LOADED;
+	d->commit_deadline_ns = time_now_ns() + d->o.io_timeout_ms * NS_PER_MS;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* The gate between a stop or a fence and COMMIT: whichever takes the lock
+ * first wins. */
+static int on_commit(void *opaque)
+{
+	struct mig_dest *d = opaque;
+	int rc = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (d->stopping)
+		rc = err_set(-ECANCELED, "the destination is stopping (%s)", d->stop_why);
+	else if (d->fenced)
+		rc = err_set(-ECANCELED, "the destination was fenced (migrate-incoming-cancel)");
+	else
+		d->stats.phase = DEST_RUNNING;
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+/* A new attempt begins on an accepted connection. */
+static void begin(struct mig_dest *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->stats.phase = DEST_RECEIVING;
+	d->stats.attempts++;
+	d->stats.id = d->stats.pages_received = d->stats.bytes_received = 0;
+	d->stats.rounds = 0;
+	d->fenced = false;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* The attempt failed with rc: say why (to the source too), and wait for the
+ * next unless stopping. Returns true to go on serving. */
+static bool failed(struct mig_dest *d, struct chan *c, int rc)
+{
+	bool go_on;
+
+	pthread_mutex_lock(&d->lock);
+	if (rc == -ECANCELED && d->stopping)
+		err_set(rc, "the destination is stopping (%s)", d->stop_why);
+	else if (rc == -ECANCELED && d->fenced)
+		err_set(rc, "the destination was fenced (migrate-incoming-cancel)");
+	d->stats.failed_id = d->stats.id;
+	d->stats.failed_fenced = d->fenced;
+	snprintf(d->stats.failure, sizeof(d->stats.failure), "%s", err_msg());
+	go_on = !d->stopping && !d->connected_fd;
+	d->stats.phase = go_on ? DEST_WAITING : DEST_STOPPED;
+	if (go_on)
+		cancel_reset(&d->cancel); /* a fence ends with its attempt */
+	pthread_mutex_unlock(&d->lock);
+	log_err("incoming migration failed: %s; the partial VM is discarded", err_msg());
+	c->cancel = NULL; /* the refusal must go out even after a cancel */
+	c->timeout_ms = 1000;
+	handshake_refuse(c, rc, err_msg());
+	return go_on;
+}
+
+static void close_listener(struct mig_dest *d)
+{
+	if (!d->connected_fd && d->lfd >= 0)
+		close(d->lfd);
+	d->lfd = -1;
+}
+
+/* Wait for a source to connect; -ECANCELED once stopping. */
+static int wait_connection(struct mig_dest *d, struct chan *c)
+{
+	int rc = chan_accept(c, d->lfd, d->uri, -1, &d->cancel);
+
+	if (rc == -ECANCELED)
+		return err_set(rc, "stopped while waiting for a migration");
+	c->timeout_ms = (int)d->o.io_timeout_ms;
+	return rc;
+}
+
+int mig_dest_run(struct mig_dest *d, struct vm **out)
+{
+	const struct incoming_events ev = { d, on_progress, on_loaded, on_commit };
+	struct chan c;
+	int rc;
+
+	log_info("waiting for a migration on %s", d->uri);
+	for (;;) {
+		rc = wait_connection(d, &c);
+		if (rc == -ETIMEDOUT) /* a signal ended the wait: look again */
+			continue;
+		if (rc < 0)
+			break;
+		begin(d);
+		rc = incoming_receive(&c, d->lfd, d->uri, &d->o, &ev, out);
+		if (rc == 0) {
+			chan_close(&c);
+			close_listener(d); /* no longer a destination */
+			log_info("incoming migration complete: the guest runs here");
+			return 0;
+		}
+		if (!failed(d, &c, rc)) {
+			chan_close(&c);
+			break;
+		}
+		chan_close(&c);
+	}
+	close_listener(d);
+	pthread_mutex_lock(&d->lock);
+	d->stats.phase = DEST_STOPPED;
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+struct mig_dest_stats mig_dest_stats(struct mig_dest *d)
+{
+	struct mig_dest_stats s;
+	uint64_t now = time_now_ns();
+
+	pthread_mutex_lock(&d->lock);
+	s = d->stats;
+	if (s.phase == DEST_LOADED)
+		s.commit_wait_ms = d->commit_deadline_ns > now
+					   ? (double)(d->commit_deadline_ns - now) / 1e6
+					   : 0;
+	pthread_mutex_unlock(&d->lock);
+	return s;
+}
+
+int mig_dest_stop(struct mig_dest *d, const char *why)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (d->stats.phase == DEST_RUNNING) {
+		rc = -EALREADY;
+	} else if (!d->stopping) {
+		d->stopping = true;
+		snprintf(d->stop_why, sizeof(d->stop_why), "%s", why);
+		cancel_fire(&d->cancel);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+int mig_dest_fence(struct mig_dest *d, uint64_t *id)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (d->stats.phase == DEST_RUNNING) {
+		rc = err_set(-EALREADY, "too late: COMMIT came and the guest runs here");
+	} else if (d->stats.phase != DEST_RECEIVING && d->stats.phase != DEST_LOADED) {
+		rc = err_set(-ENOENT, "no incoming migration is in progress");
+	} else {
+		d->fenced = true;
+		*id = d->stats.id;
+		cancel_fire(&d->cancel);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+int mig_dest_open(const char *uri, const struct mig_dest_opts *o, struct mig_dest **out)
+{
+	struct mig_dest *d = calloc(1, sizeof(*d));
+	struct uri u;
+	int rc;
+
+	if (!d)
+		return err_set(-ENOMEM, "out of memory");
+	snprintf(d->uri, sizeof(d->uri), "%s", uri);
+	d->o = *o;
+	d->connected_fd = uri_parse(uri, &u) == 0 && u.kind == URI_FD;
+	pthread_mutex_init(&d->lock, NULL);
+	rc = cancel_init(&d->cancel);
+	if (rc == 0)
+		rc = d->lfd = chan_listen(uri);
+	if (rc < 0) {
+		cancel_destroy(&d->cancel);
+		pthread_mutex_destroy(&d->lock);
+		free(d);
+		return rc;
+	}
+	*out = d;
+	return 0;
+}
+
+void mig_dest_close(struct mig_dest *d)
+{
+	if (!d)
+		return;
+	close_listener(d);
+	cancel_destroy(&d->cancel);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}

@@ -1,0 +1,381 @@
+#include "migration/recv/incoming.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "migration/handshake.h"
+#include "migration/recv/apply.h"
+#include "migration/recv/receiver.h"
+#include "migration/wire.h"
+#include "stream/record.h"
+#include "transport/uri.h"
+#include "util/bitmap.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/size.h"
+#include "vm/prefault.h"
+#include "vm/state.h"
+
+struct incoming {
+	const struct mig_dest_opts *o;
+	const struct incoming_events *ev;
+	int lfd;
+	const char *uri;
+	struct chan *chan;
+	struct wire_buf buf;
+	struct rec_header hdr;
+	struct handshake hello;
+	struct vm *vm;
+	uint64_t npages;
+	uint8_t *state; /* STATE body, kept until END */
+	size_t state_len;
+	uint64_t *hashes;  /* HASHES, one per page, when verifying */
+	uint64_t *hashed;  /* bitmap of pages with a hash */
+	uint64_t *written; /* pages the stream wrote; the others are still zero */
+	struct prefault *prefault;
+	struct receivers *rx;	    /* the data channels */
+	struct page_writer pages;   /* the main channel's pages */
+	uint32_t round;		    /* rounds ended on the main channel */
+	uint64_t round_start_pages; /* main-channel pages before this round */
+	uint64_t announced_pages;   /* by the ROUND records so far */
+};
+
+static void progress(struct incoming *in)
+{
+	struct incoming_progress p = { .id = in->hello.id,
+				       .pages = in->pages.pages + receivers_pages(in->rx),
+				       .bytes = in->chan->bytes_received,
+				       .rounds = in->round };
+
+	in->ev->progress(in->ev->opaque, &p);
+}
+
+static int next_record(struct incoming *in)
+{
+	int rc = wire_recv(in->chan, &in->hdr, &in->buf);
+
+	/* A data channel that failed broke this read on purpose: its reason
+	 * is the one to tell. */
+	if (rc < 0 && in->rx && receivers_error(in->rx) < 0)
+		rc = receivers_error(in->rx);
+	return rc;
+}
+
+/* What this destination accepts, before it builds anything. */
+static int refuse_hello(const struct incoming *in)
+{
+	const struct rec_config *cfg = &in->hello.config;
+	char want[32], limit[32];
+	struct uri u;
+
+	if (in->o->mem_limit && cfg->mem_bytes > in->o->mem_limit)
+		return err_set(-E2BIG, "guest memory %s exceeds this destination's limit of %s",
+			       size_format(cfg->mem_bytes, want, sizeof(want)),
+			       size_format(in->o->mem_limit, limit, sizeof(limit)));
+	if (in->hello.channels.count && uri_parse(in->uri, &u) == 0 && u.kind == URI_FD)
+		return err_set(-EPROTO,
+			       "the source wants %u data channels, but %s is one connection",
+			       in->hello.channels.count, in->uri);
+	return 0;
+}
+
+/* A VM of the shape CONFIG gives, and what receiving into it needs. Its
+ * memory is faulted in by a background thread while the pages arrive
+ * (vm/prefault.h), stopped at END. */
+static int build_vm(struct incoming *in)
+{
+	struct vm_config vc = { .mem_bytes = in->hello.config.mem_bytes,
+				.vcpus = in->hello.config.vcpus,
+				.mem_backend = in->o->mem_backend,
+				.dirty_backend = in->o->dirty_backend };
+	int rc = vm_create(&vc, &in->vm);
+
+	if (rc < 0)
+		return rc;
+	in->npages = vc.mem_bytes / FERRY_PAGE_SIZE;
+	in->written = calloc(BITMAP_WORDS(in->npages), 8);
+	if (!in->written)
+		return err_set(-ENOMEM, "out of memory");
+	if (in->hello.config.flags & CONFIG_VERIFY) {
+		in->hashes = calloc(in->npages, 8);
+		in->hashed = calloc(BITMAP_WORDS(in->npages), 8);
+		if (!in->hashes || !in->hashed)
+			return err_set(-ENOMEM, "out of memory for page hashes");
+	}
+	return page_writer_init(&in->pages, &in->vm->mem, in->written);
+}
+
+static int join_channels(struct incoming *in)
+{
+	int rc = receivers_accept(in->lfd, in->uri, &in->hello.channels, (int)in->o->io_timeout_ms,
+				  in->chan->cancel, &in->rx);
+
+	if (rc == 0)
+		rc = receivers_start(in->rx, &in->vm->mem, in->written, in->chan);
+	if (rc == 0)
+		log_info("%u data channels joined", in->hello.channels.count);
+	return rc;
+}
+
+/* The opening, the VM, the data channels; then READY. */
+static int open_migration(struct incoming *in)
+{
+	int rc = handshake_receive(in->chan, &in->buf, &in->hello);
+
+	if (rc == 0) {
+		progress(in);
+		rc = refuse_hello(in);
+	}
+	if (rc == 0)
+		rc = build_vm(in);
+	if (rc == 0 && in->hello.channels.count)
+		rc = join_channels(in);
+	if (rc < 0)
+		return rc;
+	if (prefault_start(&in->vm->mem, &in->prefault) < 0)
+		log_warn("guest memory faults in on demand: %s", err_msg());
+	return wire_send_empty(in->chan, REC_READY);
+}
+
+static int load_pages(struct incoming *in)
+{
+	int rc;
+
+	if (in->rx)
+		return err_set(-EPROTO,
+			       "%s on the main channel while data channels carry the pages",
+			       rec_type_name(in->hdr.type));
+	if (in->state)
+		return err_set(-EPROTO, "pages after the VM state");
+	rc = page_writer_apply(&in->pages, in->hdr.type, in->buf.data, in->hdr.length, in->round);
+	progress(in);
+	return rc;
+}
+
+/* ROUND on the main channel: the round it ends must be the one in progress,
+ * and the pages it announces must be the pages that came. Without data
+ * channels they came here; with them, the total is checked at END. */
+static int end_round(struct incoming *in)
+{
+	struct rec_round marker;
+	uint64_t got = in->pages.pages - in->round_start_pages;
+	int rc = rec_parse_round(in->buf.data, in->hdr.length, &marker);
+
+	if (rc == 0 && marker.round != in->round)
+		rc = err_set(-EPROTO, "ROUND ends round %u while round %u is in progress",
+			     marker.round, in->round);
+	if (rc == 0 && !in->rx && marker.pages != got)
+		rc = err_set(-EPROTO, "round %u announced %llu pages, %llu arrived", in->round,
+			     (unsigned long long)marker.pages, (unsigned long long)got);
+	if (rc < 0)
+		return rc;
+	in->announced_pages += marker.pages;
+	in->round_start_pages = in->pages.pages;
+	in->round++;
+	progress(in);
+	return 0;
+}
+
+/* END: the data channels' last pages are in, every round lined up. */
+static int end_channels(struct incoming *in)
+{
+	int rc = in->rx ? receivers_finish(in->rx) : 0;
+
+	if (rc == 0 && in->rx && receivers_rounds(in->rx) != in->round)
+		rc = err_set(-EPROTO, "the data channels ended %u rounds, the main channel %u",
+			     receivers_rounds(in->rx), in->round);
+	if (rc == 0 && in->rx && receivers_pages(in->rx) != in->announced_pages)
+		rc = err_set(-EPROTO, "the rounds announced %llu pages, %llu arrived",
+			     (unsigned long long)in->announced_pages,
+			     (unsigned long long)receivers_pages(in->rx));
+	progress(in);
+	return rc;
+}
+
+/* Tell the source how each channel fared (RECEIVED), just before LOADED. */
+static int send_account(struct incoming *in)
+{
+	struct rec_received_chan acct[CHANNELS_MAX] = { 0 };
+	uint32_t n = in->rx ? receivers_count(in->rx) : 1;
+	uint32_t head[2] = { n, 0 };
+	struct iovec body[2] = { { head, sizeof(head) }, { acct, n * sizeof(acct[0]) } };
+
+	if (in->rx)
+		receivers_account(in->rx, acct);
+	else
+		acct[0] = (struct rec_received_chan){ .bytes = in->chan->bytes_received,
+						      .batches = in->pages.batches,
+						      .decompress_ns = in->pages.decompress_ns };
+	return wire_send(in->chan, REC_RECEIVED, body, 2);
+}
+
+static int keep_state(struct incoming *in)
+{
+	if (in->state)
+		return err_set(-EPROTO, "the stream has a second STATE record");
+	in->state = malloc(in->hdr.length);
+	if (!in->state)
+		return err_set(-ENOMEM, "out of memory for the VM state");
+	memcpy(in->state, in->buf.data, in->hdr.length);
+	in->state_len = in->hdr.length;
+	return 0;
+}
+
+static int keep_hashes(struct incoming *in)
+{
+	struct hashes_view v;
+	int rc;
+
+	if (!in->hashes)
+		return err_set(-EPROTO, "HASHES arrived but CONFIG did not announce them");
+	rc = rec_parse_hashes(in->buf.data, in->hdr.length, in->npages, &v);
+	if (rc < 0)
+		return rc;
+	for (uint32_t i = 0; i < v.count; i++) {
+		in->hashes[v.first_gfn + i] = v.hash[i];
+		bitmap_set(in->hashed, v.first_gfn + i);
+	}
+	return 0;
+}
+
+/* Compare every page with the source's hash; name the first mismatches. */
+static int verify_pages(struct incoming *in)
+{
+	char list[200] = "";
+	uint64_t bad = 0;
+	size_t used = 0;
+
+	for (uint64_t g = 0; g < in->npages; g++) {
+		const void *page = mem_host(&in->vm->mem, g * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE);
+
+		if (!bitmap_test(in->hashed, g))
+			return err_set(-EPROTO, "the source sent no hash for page %llu",
+				       (unsigned long long)g);
+		if (XXH3_64bits(page, FERRY_PAGE_SIZE) == in->hashes[g])
+			continue;
+		if (bad++ < 8 && used < sizeof(list) - 24)
+			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%#llx",
+						 used ? ", " : "",
+						 (unsigned long long)g * FERRY_PAGE_SIZE);
+	}
+	if (bad)
+		return err_set(-EIO, "verify: %llu pages differ from the source's (at %s%s)",
+			       (unsigned long long)bad, list, bad > 8 ? ", ..." : "");
+	return 0;
+}
+
+/* END: restore the state, check the hashes, answer LOADED. */
+static int load_machine(struct incoming *in)
+{
+	int rc;
+
+	if (!in->state)
+		return err_set(-EPROTO, "the stream ended without the VM state");
+	log_info("guest memory faulted in ahead of the guest: %.0f%%",
+		 prefault_stop(in->prefault) * 100);
+	in->prefault = NULL;
+	rc = state_restore(in->vm, in->state, in->state_len);
+	if (rc == 0 && in->hashes)
+		rc = verify_pages(in);
+	if (rc == 0)
+		rc = send_account(in);
+	if (rc == 0)
+		rc = wire_send_empty(in->chan, REC_LOADED);
+	if (rc == 0)
+		in->ev->loaded(in->ev->opaque);
+	return rc;
+}
+
+/* COMMIT: start the guest, unless the destination refuses it now. */
+static int start_guest(struct incoming *in)
+{
+	int rc = in->ev->commit(in->ev->opaque);
+
+	if (rc == 0)
+		rc = vm_start(in->vm);
+	if (rc < 0)
+		return rc;
+	/* The guest runs here now, whatever happens to the answer: a source
+	 * that misses it stays paused (unknown). */
+	if (wire_send_empty(in->chan, REC_RESUMED) < 0)
+		log_warn("the guest runs here, but the source did not hear RESUMED: %s", err_msg());
+	return 0;
+}
+
+/* One record before LOADED. */
+static int take(struct incoming *in)
+{
+	switch (in->hdr.type) {
+	case REC_PAGES:
+	case REC_ZPAGES:
+		return load_pages(in);
+	case REC_ROUND:
+		return end_round(in);
+	case REC_STATE:
+		return keep_state(in);
+	case REC_HASHES:
+		return keep_hashes(in);
+	case REC_END: {
+		int rc = end_channels(in);
+
+		return rc < 0 ? rc : load_machine(in);
+	}
+	case REC_COMMIT:
+		return err_set(-EPROTO, "COMMIT before the VM was loaded");
+	}
+	return err_set(-EPROTO, "unexpected %s record from the source",
+		       rec_type_name(in->hdr.type));
+}
+
+/* Records until END and LOADED; then COMMIT and only COMMIT. */
+static int receive(struct incoming *in)
+{
+	int rc;
+
+	do {
+		rc = next_record(in);
+		if (rc == 0)
+			rc = take(in);
+	} while (rc == 0 && in->hdr.type != REC_END);
+	if (rc < 0)
+		return rc;
+	rc = next_record(in);
+	if (rc < 0)
+		return err_wrap(rc, "no COMMIT after LOADED");
+	if (in->hdr.type != REC_COMMIT)
+		return err_set(-EPROTO, "%s after LOADED; only COMMIT may follow",
+			       rec_type_name(in->hdr.type));
+	return start_guest(in);
+}
+
+/* Let go of the attempt; the VM too unless it runs (keep_vm). */
+static void discard(struct incoming *in, bool keep_vm)
+{
+	prefault_stop(in->prefault);
+	receivers_free(in->rx);
+	page_writer_free(&in->pages);
+	free(in->written);
+	if (!keep_vm)
+		vm_destroy(in->vm);
+	free(in->state);
+	free(in->hashes);
+	free(in->hashed);
+	wire_buf_free(&in->buf);
+}
+
+int incoming_receive(struct chan *c, int lfd, const char *uri, const struct mig_dest_opts *o,
+		     const struct incoming_events *ev, struct vm **out)
+{
+	struct incoming in = { .o = o, .ev = ev, .lfd = lfd, .uri = uri, .chan = c };
+	int rc = open_migration(&in);
+
+	if (rc == 0)
+		rc = receive(&in);
+	if (rc == 0)
+		*out = in.vm;
+	discard(&in, rc == 0);
+	return rc;
+}

@@ -1,0 +1,36 @@
+/* One incoming migration on an accepted connection, from the stream header
+ * to COMMIT: the VM the source describes, its data channels, pages, state
+ * and hashes, all checked; LOADED; the guest started on COMMIT. The
+ * destination (recv/dest.h) runs one after another and is told what
+ * happens through the events. */
+#ifndef FERRY_MIGRATION_RECV_INCOMING_H
+#define FERRY_MIGRATION_RECV_INCOMING_H
+
+#include <stdint.h>
+
+#include "migration/recv/dest.h"
+#include "transport/chan.h"
+
+struct incoming_progress {
+	uint64_t id, pages, bytes;
+	uint32_t rounds;
+};
+
+struct incoming_events {
+	void *opaque;
+	/* The migration's id is known, or pages and rounds came. */
+	void (*progress)(void *opaque, const struct incoming_progress *p);
+	/* LOADED went out. */
+	void (*loaded)(void *opaque);
+	/* COMMIT came: 0 to start the guest, or -errno (with err_msg()) to
+	 * refuse it. */
+	int (*commit)(void *opaque);
+};
+
+/* Receive one migration on c (accepted on lfd, listening on uri; data
+ * channels are accepted there too). Returns 0 with the guest running in
+ * *out, or -errno with the reason; the partial VM is gone then. */
+int incoming_receive(struct chan *c, int lfd, const char *uri, const struct mig_dest_opts *o,
+		     const struct incoming_events *ev, struct vm **out);
+
+#endif

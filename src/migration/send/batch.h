@@ -1,0 +1,33 @@
+/* A batch of pages on its way out: the pipeline owns the batches (and their
+ * buffers) and circulates them; the encoder fills one, a channel's worker
+ * compresses and writes it. */
+#ifndef FERRY_MIGRATION_SEND_BATCH_H
+#define FERRY_MIGRATION_SEND_BATCH_H
+
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define BATCH_PAGES 128
+
+struct batch {
+	uint32_t round, count;
+	uint64_t entries[BATCH_PAGES]; /* page entries (stream/format.h) */
+	struct iovec iov[BATCH_PAGES]; /* the payload, in entry order */
+	int niov;
+	uint32_t payload_len;
+	uint8_t *buf;  /* room for BATCH_PAGES pages: copies and deltas */
+	uint32_t used; /* bytes of buf in use */
+	struct batch *next;
+};
+
+/* Empty b for a new round's pages (its buffer stays). */
+static inline void batch_reset(struct batch *b, uint32_t round)
+{
+	b->round = round;
+	b->count = 0;
+	b->niov = 0;
+	b->payload_len = 0;
+	b->used = 0;
+}
+
+#endif

@@ -1,0 +1,125 @@
+#include "migration/send/encoder.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/page_cache.h"
+#include "codec/xbzrle.h"
+#include "codec/zero.h"
+#include "stream/format.h"
+#include "util/error.h"
+#include "util/time.h"
+#include "vm/memory.h"
+
+int encoder_init(struct encoder *e, uint64_t cache_bytes, uint64_t npages)
+{
+	*e = (struct encoder){ 0 };
+	if (!cache_bytes)
+		return 0;
+	e->cache = page_cache_create(cache_bytes, npages, PAGE_CACHE_ASSOC);
+	e->delta = malloc(FERRY_PAGE_SIZE);
+	if (!e->cache || !e->delta) {
+		encoder_free(e);
+		return err_set(-ENOMEM, "out of memory for the XBZRLE cache");
+	}
+	e->xbzrle.cache_bytes = page_cache_bytes(e->cache);
+	return 0;
+}
+
+void encoder_free(struct encoder *e)
+{
+	page_cache_destroy(e->cache);
+	free(e->delta);
+	*e = (struct encoder){ 0 };
+}
+
+/* A delta (in e->delta) against the cached copy if there is one and it is
+ * smaller than the page: its length (0: unchanged), or -1 with the page left
+ * to go raw. Either way the cache ends up holding page. */
+static int try_delta(struct encoder *e, uint64_t gfn, const uint8_t *page, uint32_t round)
+{
+	uint8_t *cached = page_cache_lookup(e->cache, gfn, round);
+	int n;
+
+	if (!cached) {
+		e->xbzrle.misses++;
+		cached = page_cache_insert(e->cache, gfn, round);
+		if (cached)
+			memcpy(cached, page, FERRY_PAGE_SIZE);
+		return -1;
+	}
+	e->xbzrle.hits++;
+	n = xbzrle_encode(cached, page, e->delta, FERRY_PAGE_SIZE - 1);
+	memcpy(cached, page, FERRY_PAGE_SIZE);
+	if (n < 0) {
+		e->xbzrle.overflows++;
+		return -1;
+	}
+	e->xbzrle.pages++;
+	e->xbzrle.bytes_saved += FERRY_PAGE_SIZE - (uint64_t)n;
+	return n;
+}
+
+/* Append a payload of len bytes at p; neighbouring payloads in memory go
+ * as one iovec. */
+static void add_payload(struct batch *b, const uint8_t *p, uint32_t len)
+{
+	struct iovec *last = b->niov ? &b->iov[b->niov - 1] : NULL;
+
+	if (!len)
+		return;
+	b->payload_len += len;
+	if (last && (const uint8_t *)last->iov_base + last->iov_len == p)
+		last->iov_len += len;
+	else
+		b->iov[b->niov++] = (struct iovec){ (void *)p, len };
+}
+
+/* One page into b: its entry, and its payload (a copy, a delta, or with
+ * in_place the page itself). */
+static void encode_page(struct encoder *e, struct batch *b, const uint8_t *guest, uint64_t gfn,
+			bool in_place)
+{
+	uint8_t *slot = b->buf + b->used;
+	const uint8_t *page = in_place ? guest : slot;
+	uint64_t t0;
+	int n = -1;
+
+	if (!in_place)
+		memcpy(slot, guest, FERRY_PAGE_SIZE);
+	if (zero_page(page)) {
+		if (e->cache)
+			page_cache_drop(e->cache, gfn);
+		b->entries[b->count++] = PAGE_ENTRY(gfn, PAGE_ZERO);
+		e->counts.zero++;
+		return;
+	}
+	if (e->cache && b->round > 0) {
+		t0 = time_now_ns();
+		n = try_delta(e, gfn, page, b->round);
+		e->xbzrle.encode_ns += time_now_ns() - t0;
+	}
+	if (n >= 0) { /* the delta replaces the copy it was made from */
+		memcpy(slot, e->delta, (size_t)n);
+		b->used += (uint32_t)n;
+		add_payload(b, slot, (uint32_t)n);
+		b->entries[b->count++] = PAGE_ENTRY_LEN(gfn, PAGE_XBZRLE, n);
+		e->counts.xbzrle++;
+		return;
+	}
+	if (!in_place)
+		b->used += FERRY_PAGE_SIZE;
+	add_payload(b, page, FERRY_PAGE_SIZE);
+	b->entries[b->count++] = PAGE_ENTRY(gfn, PAGE_RAW);
+	e->counts.raw++;
+}
+
+void encoder_fill(struct encoder *e, struct batch *b, const struct guest_mem *mem,
+		  const uint64_t *gfns, uint32_t n, uint32_t round, bool in_place)
+{
+	batch_reset(b, round);
+	for (uint32_t i = 0; i < n; i++)
+		encode_page(e, b, mem_host(mem, gfns[i] * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE),
+			    gfns[i], in_place);
+}

@@ -1,0 +1,43 @@
+/* How the source encodes the pages of a batch: zero, raw, or (with an
+ * XBZRLE cache, after round 0) a delta against the copy last sent. Keeps
+ * the cache equal to what the destination holds: every page sent raw or as
+ * a delta is cached as sent, a page sent as zero is forgotten.
+ *
+ * While the guest runs a page can change under the send, and the record's
+ * checksum must match what goes on the wire, so each page is first copied
+ * into the batch; paused (the switchover), guest memory is still and raw
+ * pages go out in place. */
+#ifndef FERRY_MIGRATION_SEND_ENCODER_H
+#define FERRY_MIGRATION_SEND_ENCODER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "migration/migration.h"
+#include "migration/send/batch.h"
+
+struct page_cache;
+struct guest_mem;
+
+/* Pages encoded so far, by kind. */
+struct encoder_counts {
+	uint64_t raw, zero, xbzrle;
+};
+
+struct encoder {
+	struct page_cache *cache; /* NULL: no XBZRLE */
+	uint8_t *delta;		  /* one page's delta */
+	struct encoder_counts counts;
+	struct xbzrle_stats xbzrle;
+};
+
+/* cache_bytes 0: no XBZRLE. Returns 0 or -errno with err_msg(). */
+int encoder_init(struct encoder *e, uint64_t cache_bytes, uint64_t npages);
+void encoder_free(struct encoder *e);
+
+/* Encode the n pages gfns[] of mem into b (emptied for round first). With
+ * in_place, raw pages point into guest memory (only while it is paused). */
+void encoder_fill(struct encoder *e, struct batch *b, const struct guest_mem *mem,
+		  const uint64_t *gfns, uint32_t n, uint32_t round, bool in_place);
+
+#endif

@@ -1,0 +1,28 @@
+/* The sending side of a live migration: setup -> pre-copy rounds ->
+ * switchover -> completed, or failed / cancelled with the guest still
+ * running here, or unknown when COMMIT went out and no answer came back.
+ * Runs on its own thread; the control layer reads its stats. */
+#ifndef FERRY_MIGRATION_SEND_SOURCE_H
+#define FERRY_MIGRATION_SEND_SOURCE_H
+
+#include "migration/migration.h"
+
+struct vm;
+struct mig_source;
+
+/* Start migrating vm to uri. Returns 0, or -errno with err_msg() when the
+ * migration could not even start (bad URI). */
+int mig_source_start(struct vm *vm, const char *uri, const struct mig_params *p,
+		     struct mig_source **out);
+/* Ask a running migration to stop; it ends as cancelled (before COMMIT). */
+void mig_source_cancel(struct mig_source *m);
+/* Change the bandwidth limit and downtime target of a running migration. */
+void mig_source_set_params(struct mig_source *m, const struct mig_params *p);
+struct mig_stats mig_source_stats(struct mig_source *m);
+/* An unknown outcome the operator settled by resuming the guest here (after
+ * fencing the destination): the migration failed, for why. */
+void mig_source_settle(struct mig_source *m, const char *why);
+/* Wait for the migration thread and free it. */
+void mig_source_free(struct mig_source *m);
+
+#endif

@@ -1,0 +1,196 @@
+/* A man in the middle for the end-to-end tests: it forwards every
+ * connection to a target, record by record, and misbehaves as asked:
+ *   proxy LISTEN_URI TARGET_URI [OPTION...]
+ *   --slow N:MS     connection N (0 is the first accepted) forwards each
+ *                   record from the source MS late: a slow data channel
+ *   --corrupt N:K   flips a byte in the body of the K-th record (from 1) the
+ *                   source sends on connection N: corruption in transit
+ *   --hold TYPE     holds the first record of TYPE the source sends on
+ *                   connection 0 until SIGUSR1 (then forwards it)
+ *   --swallow TYPE  drops the first record of TYPE the destination sends on
+ *                   connection 0, and hangs up on the source
+ * It prints "ready" once it listens, and serves until killed. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "migration/wire.h"
+#include "util/error.h"
+#include "util/time.h"
+
+#define HOLD_MAX_S 120
+
+static struct {
+	int slow_conn, slow_ms;
+	int corrupt_conn, corrupt_record;
+	uint32_t hold_type, swallow_type;
+	const char *target;
+} opt = { -1, 0, -1, 0, 0, 0, NULL };
+
+static volatile sig_atomic_t released;
+
+/* One direction of one connection. */
+struct pipe_end {
+	struct chan *from, *to;
+	int conn;
+	bool from_source; /* the source's side: starts with the stream header */
+};
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	released = 1;
+}
+
+static int read_record(struct chan *c, uint8_t **buf, size_t *len)
+{
+	struct rec_header hdr;
+	size_t body;
+
+	if (chan_read(c, &hdr, sizeof(hdr)) < 0)
+		return -1;
+	body = rec_padded(hdr.length);
+	if (body > REC_MAX_BODY + 8)
+		return -1;
+	*buf = realloc(*buf, sizeof(hdr) + body);
+	memcpy(*buf, &hdr, sizeof(hdr));
+	*len = sizeof(hdr) + body;
+	return chan_read(c, *buf + sizeof(hdr), body);
+}
+
+/* What to do to record number n (from 1) of type: 0 forward, 1 drop and
+ * hang up. Holds, delays and damages on the way. */
+static int meddle(const struct pipe_end *e, uint8_t *rec, size_t len, uint32_t type, int n)
+{
+	static bool held, swallowed;
+
+	if (e->from_source && e->conn == opt.slow_conn)
+		time_sleep_ns((uint64_t)opt.slow_ms * NS_PER_MS);
+	if (e->from_source && e->conn == opt.corrupt_conn && n == opt.corrupt_record && len > 16)
+		rec[16 + (len - 16) / 2] ^= 0x5a;
+	if (e->from_source && e->conn == 0 && type == opt.hold_type && !held) {
+		held = true;
+		fprintf(stderr, "proxy: holding a record of type %u\n", type);
+		for (int i = 0; i < HOLD_MAX_S * 100 && !released; i++)
+			time_sleep_ns(10 * NS_PER_MS);
+		fprintf(stderr, "proxy: released it\n");
+	}
+	if (!e->from_source && e->conn == 0 && type == opt.swallow_type && !swallowed) {
+		swallowed = true;
+		fprintf(stderr, "proxy: swallowed a record of type %u, hanging up\n", type);
+		return 1;
+	}
+	return 0;
+}
+
+static void *forward(void *arg)
+{
+	struct pipe_end *e = arg;
+	uint8_t head[16], *rec = NULL;
+	size_t len;
+
+	if (e->from_source && (chan_read(e->from, head, sizeof(head)) < 0 ||
+			       chan_writev(e->to, &(struct iovec){ head, sizeof(head) }, 1) < 0))
+		goto out;
+	for (int n = 1; read_record(e->from, &rec, &len) == 0; n++) {
+		uint32_t type = ((struct rec_header *)rec)->type;
+
+		if (meddle(e, rec, len, type, n)) {
+			shutdown(e->to->fd, SHUT_RDWR); /* the source: hung up on */
+			break;
+		}
+		if (chan_writev(e->to, &(struct iovec){ rec, len }, 1) < 0)
+			break;
+	}
+out:
+	free(rec);
+	shutdown(e->from->fd, SHUT_RDWR);
+	shutdown(e->to->fd, SHUT_RDWR);
+	return NULL;
+}
+
+static void serve(const struct chan *accepted, int conn)
+{
+	struct chan *src = malloc(sizeof(*src)), *dst = calloc(1, sizeof(*dst));
+	struct pipe_end *a = calloc(2, sizeof(*a));
+	pthread_t t;
+
+	*src = *accepted;
+	if (chan_connect(dst, opt.target, 10000, NULL) < 0) {
+		fprintf(stderr, "proxy: %s\n", err_msg());
+		chan_close(src);
+		return;
+	}
+	src->timeout_ms = dst->timeout_ms = 3600 * 1000;
+	a[0] = (struct pipe_end){ src, dst, conn, true };
+	a[1] = (struct pipe_end){ dst, src, conn, false };
+	pthread_create(&t, NULL, forward, &a[0]);
+	pthread_detach(t);
+	pthread_create(&t, NULL, forward, &a[1]);
+	pthread_detach(t);
+}
+
+static int parse_pair(const char *arg, int *a, int *b)
+{
+	return sscanf(arg, "%d:%d", a, b) == 2 ? 0 : -1;
+}
+
+static int parse(int argc, char **argv)
+{
+	for (int i = 3; i + 1 < argc; i += 2) {
+		const char *o = argv[i], *v = argv[i + 1];
+		int rc = 0;
+
+		if (!strcmp(o, "--slow"))
+			rc = parse_pair(v, &opt.slow_conn, &opt.slow_ms);
+		else if (!strcmp(o, "--corrupt"))
+			rc = parse_pair(v, &opt.corrupt_conn, &opt.corrupt_record);
+		else if (!strcmp(o, "--hold"))
+			opt.hold_type = (uint32_t)strtoul(v, NULL, 0);
+		else if (!strcmp(o, "--swallow"))
+			opt.swallow_type = (uint32_t)strtoul(v, NULL, 0);
+		else
+			rc = -1;
+		if (rc < 0)
+			return -1;
+	}
+	return argc >= 3 && argc % 2 == 1 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+	int lfd;
+
+	if (parse(argc, argv) < 0) {
+		fprintf(stderr, "usage: proxy LISTEN_URI TARGET_URI [--slow N:MS] [--corrupt N:K] "
+				"[--hold TYPE] [--swallow TYPE]\n");
+		return 2;
+	}
+	opt.target = argv[2];
+	signal(SIGUSR1, on_usr1);
+	signal(SIGPIPE, SIG_IGN);
+	lfd = chan_listen(argv[1]);
+	if (lfd < 0) {
+		fprintf(stderr, "proxy: %s\n", err_msg());
+		return 1;
+	}
+	/* Small receive buffers (inherited by TCP connections): a slow channel
+	 * must not hide its slowness in the kernel's queue. */
+	setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &(int){ 64 << 10 }, sizeof(int));
+	printf("ready\n");
+	fflush(stdout);
+	for (int conn = 0;; conn++) {
+		struct chan c;
+
+		if (chan_accept(&c, lfd, argv[1], -1, NULL) < 0)
+			conn--; /* a signal: try again */
+		else
+			serve(&c, conn);
+	}
+}

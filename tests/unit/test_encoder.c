@@ -1,0 +1,161 @@
+/* The sender's encoder (send/encoder.h): zero, raw and XBZRLE pages into a
+ * batch, copies while the guest runs and guest memory in place when it is
+ * paused, and the cache kept equal to what the destination holds. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "codec/xbzrle.h"
+#include "migration/send/encoder.h"
+#include "stream/format.h"
+#include "vm/memory.h"
+
+#define NPAGES 64
+#define PAGE   FERRY_PAGE_SIZE
+
+struct fixture {
+	struct guest_mem mem;
+	struct encoder enc;
+	struct batch b;
+};
+
+static uint8_t *page(struct fixture *f, uint64_t gfn)
+{
+	return mem_host(&f->mem, gfn * PAGE, PAGE);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_int_equal(mem_create(&f->mem, NPAGES * PAGE, MEM_ANON), 0);
+	assert_int_equal(encoder_init(&f->enc, 32 * PAGE, NPAGES), 0);
+	f->b.buf = malloc(BATCH_PAGES * PAGE);
+	for (uint64_t g = 1; g < 4; g++)
+		for (unsigned i = 0; i < PAGE; i++)
+			page(f, g)[i] = (uint8_t)(g * 31 + i * 7);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	encoder_free(&f->enc);
+	mem_destroy(&f->mem);
+	free(f->b.buf);
+	free(f);
+	return 0;
+}
+
+/* The payload as one buffer. */
+static void gather(const struct batch *b, uint8_t *out)
+{
+	size_t at = 0;
+
+	for (int i = 0; i < b->niov; i++) {
+		memcpy(out + at, b->iov[i].iov_base, b->iov[i].iov_len);
+		at += b->iov[i].iov_len;
+	}
+	assert_int_equal(at, b->payload_len);
+}
+
+/* Round 0: page 0 (zero) goes without payload, 1-3 raw, copied while the
+ * guest runs: a later write does not change what goes out. */
+static void test_round0_copies(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t gfns[] = { 0, 1, 2, 3 };
+	static uint8_t payload[4 * PAGE];
+
+	encoder_fill(&f->enc, &f->b, &f->mem, gfns, 4, 0, false);
+	assert_int_equal(f->b.count, 4);
+	assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[0]), PAGE_ZERO);
+	for (int i = 1; i < 4; i++) {
+		assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[i]), PAGE_RAW);
+		assert_int_equal(PAGE_ENTRY_GFN(f->b.entries[i]), i);
+	}
+	assert_int_equal(f->b.payload_len, 3 * PAGE);
+	assert_int_equal(f->b.niov, 1); /* neighbouring copies go as one piece */
+	page(f, 2)[100] ^= 0xff;	/* the guest writes after the copy */
+	gather(&f->b, payload);
+	assert_int_not_equal(payload[PAGE + 100], page(f, 2)[100]);
+	assert_int_equal(f->enc.counts.zero, 1);
+	assert_int_equal(f->enc.counts.raw, 3);
+}
+
+/* Round 0 caches nothing (it sends all memory once); a page re-sent later
+ * is cached as sent, and the next time a few bytes changed it goes as a
+ * delta that rebuilds it from that copy; unchanged, as an empty delta. */
+static void test_deltas(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t gfns[] = { 1, 2 };
+	uint8_t before[PAGE], payload[2 * PAGE];
+	uint32_t size;
+
+	encoder_fill(&f->enc, &f->b, &f->mem, gfns, 2, 0, false);
+	encoder_fill(&f->enc, &f->b, &f->mem, gfns, 2, 1, false);
+	assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[0]), PAGE_RAW); /* a miss, cached now */
+	assert_int_equal(f->enc.xbzrle.misses, 2);
+	memcpy(before, page(f, 1), PAGE);
+	page(f, 1)[10] ^= 1;
+	page(f, 1)[3000] ^= 1;
+	encoder_fill(&f->enc, &f->b, &f->mem, gfns, 2, 2, false);
+	assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[0]), PAGE_XBZRLE);
+	assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[1]), PAGE_XBZRLE);
+	assert_int_equal(PAGE_ENTRY_SIZE(f->b.entries[1]), 0);
+	size = PAGE_ENTRY_SIZE(f->b.entries[0]);
+	assert_true(size > 0 && size < 32);
+	gather(&f->b, payload);
+	assert_int_equal(xbzrle_check(payload, size), 0);
+	xbzrle_apply(payload, size, before);
+	assert_memory_equal(before, page(f, 1), PAGE);
+	assert_int_equal(f->enc.xbzrle.hits, 2);
+	assert_int_equal(f->enc.counts.xbzrle, 2);
+}
+
+/* A page that went as zero is forgotten: when it has content again, it
+ * goes raw (the destination has no copy to apply a delta to). */
+static void test_zero_forgets(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t gfn = 3;
+
+	encoder_fill(&f->enc, &f->b, &f->mem, &gfn, 1, 1, false); /* cached */
+	memset(page(f, 3), 0, PAGE);
+	encoder_fill(&f->enc, &f->b, &f->mem, &gfn, 1, 2, false);
+	assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[0]), PAGE_ZERO);
+	page(f, 3)[0] = 1;
+	encoder_fill(&f->enc, &f->b, &f->mem, &gfn, 1, 3, false);
+	assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[0]), PAGE_RAW);
+}
+
+/* Paused, raw pages go out of guest memory in place, without a copy. */
+static void test_in_place(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t gfns[] = { 1, 2 };
+
+	encoder_fill(&f->enc, &f->b, &f->mem, gfns, 2, 0, true);
+	assert_int_equal(f->b.used, 0);
+	assert_ptr_equal(f->b.iov[0].iov_base, page(f, 1));
+	assert_int_equal(f->b.iov[0].iov_len, 2 * PAGE); /* contiguous in guest memory */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_round0_copies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deltas, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zero_forgets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_in_place, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
