@@ -34,7 +34,7 @@ static int setup(void **state)
 
 	assert_int_equal(mem_create(&f->mem, NPAGES * PAGE, MEM_ANON), 0);
 	assert_int_equal(encoder_init(&f->enc, 32 * PAGE, NPAGES), 0);
-	f->b.buf = malloc(BATCH_PAGES * PAGE);
+	f->b.buf = malloc(BATCH_BUF_BYTES);
 	for (uint64_t g = 1; g < 4; g++)
 		for (unsigned i = 0; i < PAGE; i++)
 			page(f, g)[i] = (uint8_t)(g * 31 + i * 7);
@@ -120,6 +120,23 @@ static void test_deltas(void **state)
 	assert_int_equal(f->enc.counts.xbzrle, 2);
 }
 
+/* A page copied after a delta of any length starts 8-byte aligned: the
+ * zero-page check reads it in words. */
+static void test_copies_aligned(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t gfns[] = { 1, 2 };
+
+	encoder_fill(&f->enc, &f->b, &f->mem, gfns, 1, 1, false); /* cache page 1 */
+	page(f, 1)[5] ^= 1;					  /* a 3-byte delta next */
+	encoder_fill(&f->enc, &f->b, &f->mem, gfns, 2, 2, false);
+	assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[0]), PAGE_XBZRLE);
+	assert_int_equal(PAGE_ENTRY_SIZE(f->b.entries[0]) % 8 != 0, 1);
+	assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[1]), PAGE_RAW);
+	assert_int_equal(f->b.niov, 2); /* not right after the delta: aligned */
+	assert_int_equal((uintptr_t)f->b.iov[1].iov_base % 8, 0);
+}
+
 /* A page that went as zero is forgotten: when it has content again, it
  * goes raw (the destination has no copy to apply a delta to). */
 static void test_zero_forgets(void **state)
@@ -153,6 +170,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_round0_copies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deltas, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copies_aligned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zero_forgets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_in_place, setup, teardown),
 	};

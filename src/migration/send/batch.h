@@ -7,7 +7,12 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "util/page.h"
+
 #define BATCH_PAGES 128
+/* Room for every page's copy, each starting 8-byte aligned (a delta before
+ * it may end anywhere). */
+#define BATCH_BUF_BYTES (BATCH_PAGES * (FERRY_PAGE_SIZE + 8))
 
 struct batch {
 	uint32_t round, count;
@@ -15,7 +20,7 @@ struct batch {
 	struct iovec iov[BATCH_PAGES]; /* the payload, in entry order */
 	int niov;
 	uint32_t payload_len;
-	uint8_t *buf;  /* room for BATCH_PAGES pages: copies and deltas */
+	uint8_t *buf;  /* BATCH_BUF_BYTES: copies and deltas */
 	uint32_t used; /* bytes of buf in use */
 	struct batch *next;
 };

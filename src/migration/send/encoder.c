@@ -81,10 +81,14 @@ static void add_payload(struct batch *b, const uint8_t *p, uint32_t len)
 static void encode_page(struct encoder *e, struct batch *b, const uint8_t *guest, uint64_t gfn,
 			bool in_place)
 {
-	uint8_t *slot = b->buf + b->used;
-	const uint8_t *page = in_place ? guest : slot;
+	uint8_t *slot;
+	const uint8_t *page;
 	uint64_t t0;
 	int n = -1;
+
+	b->used = (b->used + 7) & ~7u; /* zero_page() reads words */
+	slot = b->buf + b->used;
+	page = in_place ? guest : slot;
 
 	if (!in_place)
 		memcpy(slot, guest, FERRY_PAGE_SIZE);

@@ -411,7 +411,7 @@ static int make_batches(struct pipeline *p, uint32_t n)
 		return -ENOMEM;
 	p->nbatches = n;
 	for (uint32_t i = 0; i < n; i++) {
-		p->batches[i].buf = malloc(BATCH_PAGES * FERRY_PAGE_SIZE);
+		p->batches[i].buf = malloc(BATCH_BUF_BYTES);
 		if (!p->batches[i].buf)
 			return -ENOMEM;
 		give_back(p, &p->batches[i]);
