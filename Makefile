@@ -1,6 +1,7 @@
 # ferry — thin wrapper around meson/ninja.
 #   make          build (release-ish, with debug info)
-#   make test     install missing packages, build, run every test (plain + ASan/UBSan)
+#   make test     install missing packages, build, run every test (plain, ASan+UBSan, and
+#                 the threaded ones under ThreadSanitizer)
 #   make demo     install missing packages, build, run the demo
 #   make tsan     the unit tests and the threaded e2e tests under ThreadSanitizer
 #   make bench    run the benchmarks
@@ -12,7 +13,7 @@ TSAN_BUILD ?= build-tsan
 # processes use the most threads at once.
 TSAN_TESTS ?= unit,e2e_migrate,e2e_faults,e2e_handoff,e2e_channels
 
-.PHONY: all deps build asan tsan test demo bench fuzz format clean
+.PHONY: all deps build asan tsan-build tsan test demo bench fuzz format clean
 
 all: build
 
@@ -36,11 +37,14 @@ build: deps $(BUILD)/build.ninja
 asan: deps $(ASAN_BUILD)/build.ninja
 	@ninja -C $(ASAN_BUILD)
 
-test: build asan
-	@./scripts/test.sh $(BUILD) $(ASAN_BUILD)
-
-tsan: deps $(TSAN_BUILD)/build.ninja
+tsan-build: deps $(TSAN_BUILD)/build.ninja
 	@ninja -C $(TSAN_BUILD)
+
+test: build asan tsan-build
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+		./scripts/test.sh $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)=$(TSAN_TESTS)
+
+tsan: tsan-build
 	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ./scripts/test.sh $(TSAN_BUILD)=$(TSAN_TESTS)
 
 demo: build

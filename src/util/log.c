@@ -7,7 +7,7 @@
 
 #include "util/time.h"
 
-static int current_level = -1;
+static int current_level = -1; /* any thread: atomic accesses */
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -23,14 +23,18 @@ static int level_from_env(void)
 
 void log_set_level(enum log_level level)
 {
-	current_level = level;
+	__atomic_store_n(&current_level, (int)level, __ATOMIC_RELAXED);
 }
 
 static int log_enabled(enum log_level level)
 {
-	if (current_level < 0)
-		current_level = level_from_env();
-	return (int)level <= current_level;
+	int now = __atomic_load_n(&current_level, __ATOMIC_RELAXED);
+
+	if (now < 0) { /* the first line decides; the same answer for every thread */
+		now = level_from_env();
+		__atomic_store_n(&current_level, now, __ATOMIC_RELAXED);
+	}
+	return (int)level <= now;
 }
 
 void log_write(enum log_level level, const char *fmt, ...)

@@ -115,7 +115,8 @@ void vcpu_destroy(struct vcpu *vcpu)
 void vcpu_kick(struct vcpu *vcpu)
 {
 	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	if (vcpu->thread_started)
+	/* A thread not started yet sees immediate_exit on its first run. */
+	if (vcpu_started(vcpu))
 		pthread_kill(vcpu->thread, SIG_KICK);
 }
 
@@ -218,7 +219,7 @@ static int handle_exit(struct vcpu *vcpu)
  * entering the guest (see KVM's api.rst on immediate_exit). */
 static void complete_pending_io(struct vcpu *vcpu)
 {
-	vcpu->run->immediate_exit = 1;
+	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	ioctl(vcpu->fd, KVM_RUN, 0);
 }
 
@@ -240,8 +241,9 @@ static bool park_if_paused(struct vcpu *vcpu)
 		vm->parked--;
 	}
 	keep_running = !vm->stop_req;
-	/* A kick may have landed while parked; it is served. */
-	vcpu->run->immediate_exit = 0;
+	/* A kick may have landed while parked; it is served. (Kicks come from
+	 * other threads: every access to the flag is atomic.) */
+	__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 	pthread_mutex_unlock(&vm->lock);
 	return keep_running;
 }
@@ -257,7 +259,7 @@ static void *vcpu_thread(void *arg)
 	while (park_if_paused(vcpu)) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
-				vcpu->run->immediate_exit = 0;
+				__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 				pay_throttle(vcpu);
 				continue;
 			}
@@ -281,7 +283,7 @@ int vcpu_start(struct vcpu *vcpu)
 
 	install_kick_handler();
 	/* The thread inherits this mask: block everything but the kick so that
-	 * process signals (SIGINT, SIGTERM) go to the main thread. */
+	 * process signals (SIGINT, SIGTERM) go to the thread that takes them. */
 	sigfillset(&all);
 	sigdelset(&all, SIG_KICK);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -289,6 +291,6 @@ int vcpu_start(struct vcpu *vcpu)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc)
 		return err_set(-rc, "cannot start vCPU %u thread: %s", vcpu->index, strerror(rc));
-	vcpu->thread_started = true;
+	__atomic_store_n(&vcpu->thread_started, true, __ATOMIC_RELEASE); /* vcpu->thread is set */
 	return 0;
 }

@@ -35,4 +35,10 @@ void vcpu_kick(struct vcpu *vcpu);
  * kick, in proportion to how long it ran since the last payment. */
 void vcpu_throttle(struct vcpu *vcpu, unsigned pct);
 
+/* Whether the vCPU's thread runs (or ran); safe from any thread. */
+static inline bool vcpu_started(const struct vcpu *vcpu)
+{
+	return __atomic_load_n(&vcpu->thread_started, __ATOMIC_ACQUIRE);
+}
+
 #endif

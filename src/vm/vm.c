@@ -148,11 +148,11 @@ void vm_destroy(struct vm *vm)
 	if (!vm)
 		return;
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
-		started |= vm->vcpus[i]->thread_started;
+		started |= vcpu_started(vm->vcpus[i]);
 	if (started)
 		vm_stop(vm, false, 0, "VM destroyed");
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
-		if (vm->vcpus[i]->thread_started)
+		if (vcpu_started(vm->vcpus[i]))
 			pthread_join(vm->vcpus[i]->thread, NULL);
 	dirty_destroy(vm->dirty);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
@@ -192,7 +192,7 @@ int vm_pause(struct vm *vm)
 	vm->pause_req = true;
 	pthread_cond_broadcast(&vm->cond); /* ends guest sleeps */
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
-		threads += vm->vcpus[i]->thread_started;
+		threads += vcpu_started(vm->vcpus[i]);
 		vcpu_kick(vm->vcpus[i]);
 	}
 	while (vm->parked + vm->exited < threads)
@@ -211,7 +211,7 @@ void vm_resume(struct vm *vm)
 	pthread_mutex_lock(&vm->lock);
 	vm->pause_req = false;
 	if (vm->state == VM_PAUSED)
-		vm->state = vm->vcpus[0]->thread_started ? VM_RUNNING : VM_CREATED;
+		vm->state = vcpu_started(vm->vcpus[0]) ? VM_RUNNING : VM_CREATED;
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
 }

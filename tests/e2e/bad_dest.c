@@ -21,8 +21,13 @@ int main(int argc, char **argv)
 	struct chan c;
 	int lfd;
 
-	if (argc != 3 || (lfd = chan_listen(argv[2])) < 0 ||
-	    chan_accept(&c, lfd, argv[2], 60000, NULL) < 0 || handshake_receive(&c, &buf, &h) < 0) {
+	if (argc != 3 || (lfd = chan_listen(argv[2])) < 0) {
+		fprintf(stderr, "bad_dest: %s\n", err_msg());
+		return 2;
+	}
+	printf("ready\n"); /* the test waits for this before it migrates */
+	fflush(stdout);
+	if (chan_accept(&c, lfd, argv[2], 60000, NULL) < 0 || handshake_receive(&c, &buf, &h) < 0) {
 		fprintf(stderr, "bad_dest: %s\n", err_msg());
 		return 2;
 	}

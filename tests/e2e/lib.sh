@@ -130,13 +130,12 @@ expect_guest_ok() {
 	[ "$(status_field "$1" "j['guest']['verify_errors']")" = 0 ] || fail "$1: guest saw stale pages"
 }
 
-# The guest must be running and making progress.
+# The guest must be running and making progress (a page written, within 10 s).
 expect_progress() {
 	[ "$(status_field "$1" "j['status']")" = running ] || fail "$1 is not running: $(status_field "$1" "j['status']")"
 	_p_a=$(status_field "$1" "j['guest']['pages_written']")
-	sleep 0.5
-	_p_b=$(status_field "$1" "j['guest']['pages_written']")
-	[ "$_p_b" -gt "$_p_a" ] || fail "$1: the guest made no progress ($_p_a -> $_p_b)"
+	poll "$1" query-status "r['guest']['pages_written'] > ${_p_a:-0}" "the guest's progress" 10 ||
+		fail "$1: the guest made no progress in 10 s (from $_p_a pages written)"
 }
 
 # poll SRC QUERY PYTHON-CONDITION WHAT [SECS]: query SRC's control socket

@@ -33,7 +33,7 @@ static struct {
 	const char *target;
 } opt = { -1, 0, -1, 0, 0, 0, NULL };
 
-static volatile sig_atomic_t released;
+static int released; /* set by SIGUSR1; read by the holding thread */
 
 /* One direction of one connection. */
 struct pipe_end {
@@ -45,7 +45,7 @@ struct pipe_end {
 static void on_usr1(int sig)
 {
 	(void)sig;
-	released = 1;
+	__atomic_store_n(&released, 1, __ATOMIC_RELEASE);
 }
 
 static int read_record(struct chan *c, uint8_t **buf, size_t *len)
@@ -77,7 +77,8 @@ static int meddle(const struct pipe_end *e, uint8_t *rec, size_t len, uint32_t t
 	if (e->from_source && e->conn == 0 && type == opt.hold_type && !held) {
 		held = true;
 		fprintf(stderr, "proxy: holding a record of type %u\n", type);
-		for (int i = 0; i < HOLD_MAX_S * 100 && !released; i++)
+		for (int i = 0;
+		     i < HOLD_MAX_S * 100 && !__atomic_load_n(&released, __ATOMIC_ACQUIRE); i++)
 			time_sleep_ns(10 * NS_PER_MS);
 		fprintf(stderr, "proxy: released it\n");
 	}

@@ -127,8 +127,7 @@ for combo in 1:zstd 2:lz4 4:none 4:auto; do
 	ch=${combo%%:*} codec=${combo#*:}
 	# Hop there and back: the guest ends where it started each time.
 	if [ $((i % 2)) = 0 ]; then ns=dst ip=$DST_IP; else ns=src ip=$SRC_IP; fi
-	vm_in "$ns" "w$((i + 1))" --incoming "tcp:$ip:4444"
-	sleep 0.3
+	vm_in "$ns" "w$((i + 1))" --incoming "tcp:$ip:4444" # it listens before its socket answers
 	hop "w$i" "w$((i + 1))" "tcp:$ip:4444" "$ch" "$codec"
 	kill_vm "w$i"
 	i=$((i + 1))

@@ -21,15 +21,14 @@ vm dst --incoming "unix:$TMP/in.sock" --mem 512M
 for mode in garbage corrupt truncate bad-gfn no-state bad-hash skip-bit short-round; do
 	"$BAD_SOURCE" "$mode" "unix:$TMP/in.sock" "$STATE_BLOB" >"$TMP/bad-$mode.out" 2>&1 ||
 		fail "bad_source $mode: $(cat "$TMP/bad-$mode.out")"
-	sleep 0.2
-	[ "$(status_field dst "j['status']")" = incoming ] || fail "destination left incoming after $mode"
+	wait_incoming dst waiting || fail "destination did not go back to waiting after $mode"
 done
 grep -q "checksum" "$TMP/dst.log" || fail "no checksum error in the destination log"
 "$BAD_SOURCE" intruder "unix:$TMP/in.sock" >"$TMP/bad-intruder.out" 2>&1 ||
 	fail "bad_source intruder: $(cat "$TMP/bad-intruder.out")"
 grep -q "refused a data channel: it does not belong to this migration (wrong token)" "$TMP/dst.log" ||
 	fail "the destination did not turn the intruder away"
-sleep 0.2
+wait_incoming dst waiting
 vm src --mem 128M --vcpus 2 --workload "$WORKLOAD"
 migrate src "unix:$TMP/in.sock" --verify || fail "good migration after bad ones: $(cat "$TMP/migrate.err")"
 expect_guest_ok dst
@@ -38,13 +37,20 @@ ctl src quit >/dev/null; ctl dst quit >/dev/null
 note "destination: the source sends COMMIT and vanishes: the guest is ours now"
 vm dst --incoming "unix:$TMP/in.sock"
 "$BAD_SOURCE" commit-and-vanish "unix:$TMP/in.sock" "$STATE_BLOB" || fail "commit-and-vanish"
-sleep 0.5
 # (The test's state blob is of a guest that never ran, so it stops at once;
 # what matters is that the destination started it rather than discarding it.)
-grep -q "incoming migration complete: the guest runs here" "$TMP/dst.log" ||
+bounded 30 "the destination to start the guest" sh -c \
+	"until grep -q 'incoming migration complete: the guest runs here' '$TMP/dst.log'; do sleep 0.05; done" ||
 	fail "the destination did not keep the guest it had started"
 grep -q "partial VM is discarded" "$TMP/dst.log" && fail "the destination discarded a committed guest"
 kill_vm dst
+
+# start_bad_dest MODE: tests/e2e/bad_dest.c on unix:$TMP/bad.sock, pid in BD.
+start_bad_dest() {
+	"$BAD_DEST" "$1" "unix:$TMP/bad.sock" >"$TMP/bad-dest-$1.out" &
+	BD=$!
+	bounded 10 "bad_dest to listen" sh -c "until grep -q ready '$TMP/bad-dest-$1.out'; do sleep 0.05; done"
+}
 
 # src must still run its guest, intact, and be able to migrate for real.
 expect_source_intact() { # SRC WHAT
@@ -80,9 +86,7 @@ wait $MIG
 expect_source_intact src failed
 
 note "source: destination gone in switchover, before COMMIT"
-"$BAD_DEST" die-before-loaded "unix:$TMP/bad.sock" &
-BD=$!
-sleep 0.2
+start_bad_dest die-before-loaded
 migrate src "unix:$TMP/bad.sock" --verify && fail "migration to a vanished destination succeeded"
 wait $BD
 expect_source_intact src failed
@@ -131,18 +135,14 @@ expect_source_intact src failed
 report "j['reason']" | grep -q "did not converge in 2 s: the first copy of memory did not even finish (the link carries" || fail "timeout reason"
 
 note "source: the destination refuses at the end"
-"$BAD_DEST" refuse "unix:$TMP/bad.sock" &
-BD=$!
-sleep 0.2
+start_bad_dest refuse
 migrate src "unix:$TMP/bad.sock" && fail "a refused migration reported success"
 wait $BD
 expect_source_intact src failed
 report "j['reason']" | grep -q "destination refused: no space left" || fail "refusal not passed on"
 
 note "source: COMMIT sent, no answer: stays paused, says unknown (exit 3)"
-"$BAD_DEST" silent-after-commit "unix:$TMP/bad.sock" &
-BD=$!
-sleep 0.2
+start_bad_dest silent-after-commit
 migrate src "unix:$TMP/bad.sock" --io-timeout-ms 1000
 [ $? -eq 3 ] || fail "ferry migrate did not exit 3 for an unknown outcome"
 wait $BD # bad_dest bounds its own waits

@@ -10,7 +10,6 @@ URI=tcp:198.18.0.2:4444
 note "migrate over a 1 Gbit/s veth"
 vm_in src a --mem 256M --vcpus 2 --workload dirty:wss=128M,rate=20M,write=byte
 vm_in dst b --incoming "$URI"
-sleep 0.5
 migrate a "$URI" --verify || fail "migration: $(cat "$TMP/migrate.err") $(cat "$TMP/report.json")"
 [ "$(report "j['verify']")" = ok ] || fail "verify"
 # The link really is shaped: no more than 1 Gbit/s (125 MB/s) plus slack.
@@ -22,7 +21,6 @@ expect_guest_ok b
 note "cut the link during round 0"
 vm_in src c --mem 256M --vcpus 2 --workload dirty:wss=128M,rate=20M,write=byte
 vm_in dst d --incoming "$URI"
-sleep 0.5
 migrate c "$URI" --io-timeout-ms 1500 &
 MIG=$!
 wait_status c active 0 || fail "never reached round 0"

@@ -26,20 +26,23 @@
 
 #define PAGE FERRY_PAGE_SIZE
 
-static uint8_t pages[BATCH_PAGES][PAGE];
-
-/* n pages of b, gfn first.. (text-like, so they compress). */
-static void fill(struct batch *b, uint32_t n, uint64_t first, uint32_t round, bool random)
+/* n pages into b's own buffer, gfn first.. (text-like, so they compress,
+ * or random); a copy of the payload in expect, if not NULL. */
+static void fill(struct batch *b, uint32_t n, uint64_t first, uint32_t round, bool random,
+		 uint8_t *expect)
 {
 	batch_reset(b, round);
 	for (uint32_t i = 0; i < n; i++) {
 		for (unsigned k = 0; k < PAGE; k++)
-			pages[i][k] = random ? (uint8_t)rand() : (uint8_t)("ferry "[k % 6] + i % 3);
+			b->buf[i * PAGE + k] =
+				random ? (uint8_t)rand() : (uint8_t)("ferry "[k % 6] + i % 3);
 		b->entries[b->count++] = PAGE_ENTRY(first + i, PAGE_RAW);
 	}
-	b->iov[0] = (struct iovec){ pages, (size_t)n * PAGE };
+	b->iov[0] = (struct iovec){ b->buf, (size_t)n * PAGE };
 	b->niov = 1;
 	b->payload_len = n * PAGE;
+	if (expect)
+		memcpy(expect, b->buf, (size_t)n * PAGE);
 }
 
 static void params(struct mig_params *p, uint32_t channels, enum compress_kind kind)
@@ -60,6 +63,7 @@ static void test_main_channel(void **unused)
 	struct pages_view v;
 	struct batch *b;
 	struct mig_stats st = { 0 };
+	static uint8_t expect[4 * PAGE];
 	int fd[2];
 
 	(void)unused;
@@ -69,14 +73,14 @@ static void test_main_channel(void **unused)
 	params(&p, 0, COMPRESS_NONE);
 	assert_int_equal(pipeline_open("unix:/nowhere", &main, &p, NULL, NULL, &pipe), 0);
 	assert_int_equal(pipeline_batch(pipe, &b), 0);
-	fill(b, 4, 10, 0, false);
+	fill(b, 4, 10, 0, false, expect);
 	assert_int_equal(pipeline_submit(pipe, b), 0);
 	assert_int_equal(wire_recv(&peer, &hdr, &buf), 0);
 	assert_int_equal(hdr.type, REC_PAGES);
 	assert_int_equal(rec_parse_pages(buf.data, hdr.length, 1024, &v), 0);
 	assert_int_equal(v.count, 4);
 	assert_int_equal(PAGE_ENTRY_GFN(v.entries[3]), 13);
-	assert_memory_equal(v.payload, pages, 4 * PAGE);
+	assert_memory_equal(v.payload, expect, 4 * PAGE);
 	pipeline_stats(pipe, &st);
 	assert_int_equal(st.chan[0].batches, 1);
 	assert_int_equal(st.chan[0].raw_bytes, 4 * PAGE);
@@ -97,7 +101,7 @@ static void test_compression(void **unused)
 	struct rec_header hdr;
 	struct zpages_view z;
 	struct compressor d = { 0 };
-	static uint8_t out[BATCH_PAGES * PAGE];
+	static uint8_t out[BATCH_PAGES * PAGE], expect[8 * PAGE];
 	struct batch *b;
 	struct mig_stats st = { 0 };
 	int fd[2];
@@ -109,7 +113,7 @@ static void test_compression(void **unused)
 	params(&p, 0, COMPRESS_ZSTD);
 	assert_int_equal(pipeline_open("unix:/nowhere", &main, &p, NULL, NULL, &pipe), 0);
 	assert_int_equal(pipeline_batch(pipe, &b), 0);
-	fill(b, 8, 0, 0, false);
+	fill(b, 8, 0, 0, false, expect);
 	assert_int_equal(pipeline_submit(pipe, b), 0);
 	assert_int_equal(wire_recv(&peer, &hdr, &buf), 0);
 	assert_int_equal(hdr.type, REC_ZPAGES);
@@ -118,10 +122,10 @@ static void test_compression(void **unused)
 	assert_true(z.frame_len < 8 * PAGE / 4);
 	assert_int_equal(compressor_init(&d, COMPRESS_ZSTD, 1), 0);
 	assert_int_equal(d.backend->decompress(&d, z.frame, z.frame_len, out, 8 * PAGE), 0);
-	assert_memory_equal(out, pages, 8 * PAGE);
+	assert_memory_equal(out, expect, 8 * PAGE);
 	assert_int_equal(XXH3_64bits(out, 8 * PAGE), z.payload_hash);
 	assert_int_equal(pipeline_batch(pipe, &b), 0);
-	fill(b, 8, 0, 0, true);
+	fill(b, 8, 0, 0, true, NULL);
 	assert_int_equal(pipeline_submit(pipe, b), 0);
 	assert_int_equal(wire_recv(&peer, &hdr, &buf), 0);
 	assert_int_equal(hdr.type, REC_PAGES);
@@ -216,7 +220,7 @@ static void test_data_channels(void **unused)
 	for (uint32_t round = 0; round < 3; round++) {
 		for (int i = 0; i < 5; i++) {
 			assert_int_equal(pipeline_batch(pipe, &b), 0);
-			fill(b, 4, (uint64_t)i * 4, round, false);
+			fill(b, 4, (uint64_t)i * 4, round, false, NULL);
 			assert_int_equal(pipeline_submit(pipe, b), 0);
 		}
 		assert_int_equal(pipeline_end_round(pipe, round), 0);
@@ -258,7 +262,7 @@ static void test_first_failure(void **unused)
 	for (int i = 0; i < 1000 && rc == 0; i++) {
 		rc = pipeline_batch(pipe, &b);
 		if (rc == 0) {
-			fill(b, BATCH_PAGES, 0, 0, false);
+			fill(b, BATCH_PAGES, 0, 0, false, NULL);
 			rc = pipeline_submit(pipe, b);
 		}
 	}

@@ -444,6 +444,7 @@ static enum mig_status outcome(struct mig_source *m, int rc)
 static void finish(struct mig_source *m, int rc, const char *why)
 {
 	enum mig_status s = outcome(m, rc);
+	struct mig_stats st;
 
 	converge_stop(&m->conv);
 	dirty_stop(m->vm->dirty);
@@ -471,12 +472,13 @@ static void finish(struct mig_source *m, int rc, const char *why)
 		snprintf(m->stats.reason, sizeof(m->stats.reason), "cancelled by request");
 	else if (rc < 0)
 		snprintf(m->stats.reason, sizeof(m->stats.reason), "%s", why);
+	st = m->stats; /* settle() may change it once unlocked */
 	pthread_mutex_unlock(&m->lock);
 	if (s == MIG_COMPLETED)
 		log_info("migration to %s completed in %.0f ms, downtime %.1f ms", m->uri,
-			 m->stats.total_ms, m->stats.downtime_ms);
+			 st.total_ms, st.downtime_ms);
 	else
-		log_err("migration to %s %s: %s", m->uri, mig_status_name(s), m->stats.reason);
+		log_err("migration to %s %s: %s", m->uri, mig_status_name(s), st.reason);
 }
 
 /* A destination that fails says why on the main channel before it hangs
