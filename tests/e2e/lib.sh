@@ -170,6 +170,24 @@ wait_incoming() {
 	poll "$1" query-status "r.get('incoming', {}).get('phase') == '${2:-waiting}'" "incoming phase ${2:-waiting}"
 }
 
+# start_proxy PORT TARGET ARGS...: tests/e2e/proxy.c, the man in the middle,
+# from tcp:127.0.0.1:PORT to TARGET, misbehaving as ARGS say; pid in PROXY_PID.
+start_proxy() {
+	_x_port=$1 _x_target=$2; shift 2
+	PROXIES=$((${PROXIES:-0} + 1))
+	"$PROXY" "tcp:127.0.0.1:$_x_port" "$_x_target" "$@" >"$TMP/proxy$PROXIES.out" \
+		2>"$TMP/proxy$PROXIES.log" &
+	PIDS="$PIDS $!"
+	PROXY_PID=$!
+	bounded 10 "the proxy to listen" sh -c "until grep -q ready '$TMP/proxy$PROXIES.out'; do sleep 0.05; done"
+}
+
+# stop_proxy: it is gone (and its port free) when this returns.
+stop_proxy() {
+	kill -9 "$PROXY_PID" 2>/dev/null
+	wait "$PROXY_PID" 2>/dev/null
+}
+
 # kill_vm NAME: SIGKILL, and wait until it is gone (its ports are free).
 kill_vm() {
 	_k_pid=$(pid_of "$1")

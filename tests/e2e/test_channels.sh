@@ -66,29 +66,14 @@ done
 expect_guest_ok "v$i"
 kill_vm "v$i"
 
-# start_proxy TARGET ARGS...: the man in the middle (tests/e2e/proxy.c),
-# from tcp:127.0.0.1:$PROXY_PORT to TARGET, misbehaving as ARGS say.
-PROXY_PORT=$((46000 + $$ % 1000))
-start_proxy() {
-	PROXIES=$((${PROXIES:-0} + 1))
-	"$PROXY" "tcp:127.0.0.1:$PROXY_PORT" "$@" >"$TMP/proxy$PROXIES.out" 2>"$TMP/proxy$PROXIES.log" &
-	PIDS="$PIDS $!"
-	PROXY_PID=$!
-	bounded 10 "the proxy to listen" sh -c "until grep -q ready '$TMP/proxy$PROXIES.out'; do sleep 0.05; done"
-}
-
-# stop_proxy: it is gone (and its port free) when this returns.
-stop_proxy() {
-	kill -9 "$PROXY_PID" 2>/dev/null
-	wait "$PROXY_PID" 2>/dev/null
-}
+PROXY_PORT=$((46000 + $$ % 1000)) # where tests/e2e/proxy.c listens
 
 note "a slow channel: the others overtake it, rounds still land in order"
 # Data channel 0 (the proxy's connection 1) forwards each record 100 ms
 # late: its ROUND always arrives after the others', which must wait for it.
 vm slow --mem 256M --vcpus 2 --workload dirty:wss=64M,rate=20M,pattern=random,write=page
 vm fast --incoming "unix:$TMP/in-slow.sock"
-start_proxy "unix:$TMP/in-slow.sock" --slow 1:100
+start_proxy "$PROXY_PORT" "unix:$TMP/in-slow.sock" --slow 1:100
 migrate slow "tcp:127.0.0.1:$PROXY_PORT" --channels 4 --verify --downtime-ms 1000 ||
 	fail "slow channel: $(cat "$TMP/migrate.err") $(report "j.get('reason')")"
 [ "$(report "j['verify']")" = ok ] || fail "slow channel: verify"
@@ -104,7 +89,7 @@ note "a batch corrupted in transit: a clean error, the source runs on"
 vm src --mem 256M --vcpus 2 --workload "$WORKLOAD"
 vm dst --incoming "unix:$TMP/in-bad.sock"
 # The third record on data channel 0: its JOIN, then its second batch.
-start_proxy "unix:$TMP/in-bad.sock" --corrupt 1:3
+start_proxy "$PROXY_PORT" "unix:$TMP/in-bad.sock" --corrupt 1:3
 migrate src "tcp:127.0.0.1:$PROXY_PORT" --channels 2 --compress zstd && fail "a corrupted batch was accepted"
 [ "$(report "j['status']")" = failed ] || fail "status $(report "j['status']")"
 report "j['reason']" | grep -q "destination refused: data channel 0: .*failed its checksum" || fail "reason: $(report "j['reason']")"

@@ -19,20 +19,6 @@ WORKLOAD=dirty:wss=64M,rate=20M,pattern=random,write=byte
 PORT=$((47000 + $$ % 1000))
 COMMIT=7 RESUMED=17
 
-# start_proxy TARGET ARGS...: tests/e2e/proxy.c from tcp:127.0.0.1:$PORT.
-start_proxy() {
-	PROXIES=$((${PROXIES:-0} + 1))
-	"$PROXY" "tcp:127.0.0.1:$PORT" "$@" >"$TMP/proxy$PROXIES.out" 2>"$TMP/proxy$PROXIES.log" &
-	PIDS="$PIDS $!"
-	PROXY_PID=$!
-	bounded 10 "the proxy to listen" sh -c "until grep -q ready '$TMP/proxy$PROXIES.out'; do sleep 0.05; done"
-}
-
-# stop_proxy: it is gone (and its port free) when this returns.
-stop_proxy() {
-	kill -9 "$PROXY_PID" 2>/dev/null
-	wait "$PROXY_PID" 2>/dev/null
-}
 
 # The source's migration status and its guest: running, intact.
 source_intact() { # STATUS
@@ -40,6 +26,13 @@ source_intact() { # STATUS
 	note "reason: $(report "j.get('reason')")"
 	expect_progress src
 	expect_guest_ok src
+}
+
+# migrate_unknown ARGS...: through the proxy, a migration left unknown (exit 3).
+migrate_unknown() {
+	migrate src "tcp:127.0.0.1:$PORT" "$@"
+	[ $? -eq 3 ] || fail "ferry migrate did not exit 3 (unknown): $(report "j.get('reason')")"
+	[ "$(report "j['status']")" = unknown ] || fail "expected unknown, got $(report "j['status']")"
 }
 
 # resolve: ferry migrate-resolve src -> dst; its output in $TMP/resolve.out.
@@ -67,7 +60,7 @@ wait "$PID_dst"
 
 note "quit on the destination while it waits for COMMIT: refused, the source resumes"
 vm dst --incoming "unix:$TMP/in.sock"
-start_proxy "unix:$TMP/in.sock" --hold $COMMIT
+start_proxy "$PORT" "unix:$TMP/in.sock" --hold $COMMIT
 migrate src "tcp:127.0.0.1:$PORT" --io-timeout-ms 30000 &
 MIG=$!
 wait_incoming dst loaded
@@ -93,10 +86,8 @@ vm src --mem 256M --vcpus 2 --workload "$WORKLOAD"
 
 note "unknown: the guest runs on the destination (RESUMED lost): resolve quits the source"
 vm dst --incoming "unix:$TMP/in.sock"
-start_proxy "unix:$TMP/in.sock" --swallow $RESUMED
-migrate src "tcp:127.0.0.1:$PORT" --io-timeout-ms 2000
-[ $? -eq 3 ] || fail "ferry migrate did not exit 3 (unknown): $(report "j.get('reason')")"
-[ "$(report "j['status']")" = unknown ] || fail "expected unknown, got $(report "j['status']")"
+start_proxy "$PORT" "unix:$TMP/in.sock" --swallow $RESUMED
+migrate_unknown --io-timeout-ms 2000
 ctl src cont >/dev/null 2>&1 && fail "cont in unknown was allowed without force"
 resolve || fail "resolve: $(cat "$TMP/resolve.out")"
 grep -q "The guest runs on the destination" "$TMP/resolve.out" || fail "resolve said: $(cat "$TMP/resolve.out")"
@@ -109,9 +100,8 @@ vm src --mem 256M --vcpus 2 --workload "$WORKLOAD"
 
 note "unknown: the destination still waits for COMMIT: resolve fences it, the source resumes"
 vm dst --incoming "unix:$TMP/in.sock"
-start_proxy "unix:$TMP/in.sock" --hold $COMMIT
-migrate src "tcp:127.0.0.1:$PORT" --io-timeout-ms 1000
-[ $? -eq 3 ] || fail "ferry migrate did not exit 3 (unknown): $(report "j.get('reason')")"
+start_proxy "$PORT" "unix:$TMP/in.sock" --hold $COMMIT
+migrate_unknown --io-timeout-ms 1000
 [ "$(status_field dst "j['incoming']['phase']")" = loaded ] || fail "the destination is not waiting for COMMIT"
 [ "$(status_field dst "int(j['incoming']['commit_wait_ms'] > 0)")" = 1 ] || fail "no COMMIT deadline"
 resolve || fail "resolve: $(cat "$TMP/resolve.out")"
@@ -126,7 +116,7 @@ expect_guest_ok src
 stop_proxy
 
 note "unknown: the destination discarded it: resolve resumes the source"
-start_proxy "unix:$TMP/in.sock" --hold $COMMIT
+start_proxy "$PORT" "unix:$TMP/in.sock" --hold $COMMIT
 migrate src "tcp:127.0.0.1:$PORT" --io-timeout-ms 1000 &
 MIG=$!
 wait_incoming dst loaded
@@ -140,9 +130,8 @@ expect_progress src
 expect_guest_ok src
 
 note "unknown, and the destination knows nothing of it: nothing changes"
-start_proxy "unix:$TMP/in.sock" --swallow $RESUMED
-migrate src "tcp:127.0.0.1:$PORT" --io-timeout-ms 2000
-[ "$(report "j['status']")" = unknown ] || fail "expected unknown, got $(report "j['status']")"
+start_proxy "$PORT" "unix:$TMP/in.sock" --swallow $RESUMED
+migrate_unknown --io-timeout-ms 2000
 kill_vm dst # the guest ran there; now the destination is gone, and a stranger answers
 vm dst --incoming "unix:$TMP/in2.sock"
 resolve && fail "resolve settled a migration the destination knows nothing of"
