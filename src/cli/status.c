@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "control/client.h"
 #include "util/error.h"
+#include "util/page.h"
 #include "util/size.h"
 
 static const char status_help[] =
@@ -51,7 +52,7 @@ static void print_human(json_t *r)
 	char mem[32], bps[32];
 
 	size_format((uint64_t)num(r, "memory_bytes"), mem, sizeof(mem));
-	size_format((uint64_t)(rate * 4096), bps, sizeof(bps));
+	size_format((uint64_t)(rate * FERRY_PAGE_SIZE), bps, sizeof(bps));
 	printf("VM        %s, %lld vCPU(s), %s (%s memory, %s dirty tracking)\n",
 	       json_string_value(json_object_get(r, "status")), num(r, "vcpus"), mem,
 	       json_string_value(json_object_get(r, "mem_backend")),

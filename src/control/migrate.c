@@ -10,6 +10,7 @@
 #include "migration/send/source.h"
 #include "transport/chan.h"
 #include "util/error.h"
+#include "util/page.h"
 #include "util/size.h"
 #include "vm/throttle.h"
 #include "vm/vm.h"
@@ -232,7 +233,7 @@ static json_t *xbzrle_json(const struct mig_stats *s)
 			 (json_int_t)x->hits, "cache_misses", (json_int_t)x->misses, "overflows",
 			 (json_int_t)x->overflows, "bytes_saved", (json_int_t)x->bytes_saved,
 			 "hit_rate", pages ? (double)x->hits / pages : 0.0, "encode_mbps",
-			 secs > 0 ? pages * 4096 / secs / 1e6 : 0.0);
+			 secs > 0 ? pages * FERRY_PAGE_SIZE / secs / 1e6 : 0.0);
 }
 
 static json_t *converge_json(const struct converge_stats *c)

@@ -6,6 +6,7 @@
 #include "migration/send/converge.h"
 #include "migration/send/meter.h"
 #include "migration/send/policy.h"
+#include "util/page.h"
 
 #define MIB (1024.0 * 1024.0)
 
@@ -17,7 +18,8 @@ static double page_bytes(const struct predict_input *in, unsigned k)
 
 	if (!in->params.xbzrle_cache_bytes || !in->xbzrle_bytes_per_page || k < 2 || !in->wss_pages)
 		return WIRE_RAW_PAGE_BYTES;
-	hit = (double)in->params.xbzrle_cache_bytes / 4096.0 / (double)in->wss_pages;
+	hit = (double)in->params.xbzrle_cache_bytes / (double)FERRY_PAGE_SIZE /
+	      (double)in->wss_pages;
 	hit = hit > 1 ? 1 : hit;
 	return hit * (in->xbzrle_bytes_per_page + WIRE_ENTRY_BYTES) +
 	       (1 - hit) * WIRE_RAW_PAGE_BYTES;
