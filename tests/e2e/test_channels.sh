@@ -63,6 +63,12 @@ for combo in unix:1:none tcp:1:lz4 unix:1:auto tcp:2:none unix:2:zstd tcp:2:auto
 	kill_vm "v$i"
 	i=$((i + 1))
 done
+note "16 channels, the most there may be (all join the one listener)"
+uri="tcp:127.0.0.1:$((45000 + $$ % 1000 + i))"
+vm "v$((i + 1))" --incoming "$uri"
+hop "v$i" "v$((i + 1))" "$uri" 16 none
+kill_vm "v$i"
+i=$((i + 1))
 expect_guest_ok "v$i"
 kill_vm "v$i"
 

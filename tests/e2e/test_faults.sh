@@ -112,6 +112,8 @@ report "j['reason']" | grep -q "cannot connect to 127.0.0.1:$DEAF_PORT: no answe
 migrate src "tcp:127.0.0.1:$DEAF_PORT" --io-timeout-ms 60000 &
 MIG=$!
 wait_status src setup
+ctl src cont >"$TMP/cont.out" 2>&1 && fail "cont during the setup was allowed"
+grep -q "a migration is in progress (setup): cancel it first" "$TMP/cont.out" || fail "cont said: $(cat "$TMP/cont.out")"
 ctl src migrate-cancel >/dev/null || fail "migrate-cancel during connect refused"
 wait $MIG
 expect_source_intact src cancelled
