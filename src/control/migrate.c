@@ -2,6 +2,7 @@
  * query-migrate, migrate-cancel; and the JSON report of a migration. */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "control/commands.h"
 #include "migration/send/converge.h"
@@ -346,8 +347,16 @@ json_t *control_incoming_json(struct control_ctx *ctx)
 
 	if (s.id)
 		json_object_set_new(r, "id", id_json(s.id));
-	if (s.phase == DEST_LOADED)
+	if (s.phase == DEST_LOADED) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_REALTIME, &now);
 		json_object_set_new(r, "commit_wait_ms", json_real(s.commit_wait_ms));
+		json_object_set_new(r, "commit_deadline_unix_ms",
+				    json_integer((json_int_t)now.tv_sec * 1000 +
+						 now.tv_nsec / 1000000 +
+						 (json_int_t)s.commit_wait_ms));
+	}
 	if (s.failed_id || s.failure[0]) {
 		json_object_set_new(r, "last_failure", json_string(s.failure));
 		json_object_set_new(r, "last_failed_id", id_json(s.failed_id));

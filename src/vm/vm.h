@@ -51,6 +51,8 @@ struct vm {
 	uint64_t tsc_khz;
 	uint64_t verify_reports; /* stale pages the guest reported (atomic) */
 
+	/* Taken last: under the control context's, a migration's or the
+	 * throttle's locks, never the other way round. */
 	pthread_mutex_t lock; /* protects everything below */
 	pthread_cond_t cond;  /* signalled on any change below */
 	enum vm_run_state state;
