@@ -141,6 +141,7 @@ int mig_dest_run(struct mig_dest *d, struct vm **out)
 {
 	const struct incoming_events ev = { d, on_progress, on_loaded, on_commit };
 	struct chan c;
+	bool go_on;
 	int rc;
 
 	log_info("waiting for a migration on %s", d->uri);
@@ -158,11 +159,10 @@ int mig_dest_run(struct mig_dest *d, struct vm **out)
 			log_info("incoming migration complete: the guest runs here");
 			return 0;
 		}
-		if (!failed(d, &c, rc)) {
-			chan_close(&c);
-			break;
-		}
+		go_on = failed(d, &c, rc);
 		chan_close(&c);
+		if (!go_on)
+			break;
 	}
 	close_listener(d);
 	pthread_mutex_lock(&d->lock);
