@@ -1,8 +1,11 @@
 /* A man in the middle for the end-to-end tests: it forwards every
  * connection to a target, record by record, and misbehaves as asked:
  *   proxy LISTEN_URI TARGET_URI [OPTION...]
- *   --slow N:MS     connection N (0 is the first accepted) forwards each
- *                   record from the source MS late: a slow data channel
+ *   --slow N:MS     connection N (0 is the first accepted) is a slow data
+ *                   channel: it carries the source's records at 4 MB/s, and
+ *                   each ROUND or END MS late (so that it always ends its
+ *                   rounds after the others, without ever holding them up
+ *                   for long: a queue of small records costs little)
  *   --corrupt N:K   flips a byte in the body of the K-th record (from 1) the
  *                   source sends on connection N: corruption in transit
  *   --hold TYPE     holds the first record of TYPE the source sends on
@@ -71,7 +74,9 @@ static int meddle(const struct pipe_end *e, uint8_t *rec, size_t len, uint32_t t
 	static bool held, swallowed;
 
 	if (e->from_source && e->conn == opt.slow_conn)
-		time_sleep_ns((uint64_t)opt.slow_ms * NS_PER_MS);
+		time_sleep_ns(type == REC_ROUND || type == REC_END
+				      ? (uint64_t)opt.slow_ms * NS_PER_MS
+				      : (uint64_t)len * 250); /* 4 MB/s */
 	if (e->from_source && e->conn == opt.corrupt_conn && n == opt.corrupt_record && len > 16)
 		rec[16 + (len - 16) / 2] ^= 0x5a;
 	if (e->from_source && e->conn == 0 && type == opt.hold_type && !held) {

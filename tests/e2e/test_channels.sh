@@ -75,8 +75,9 @@ kill_vm "v$i"
 PROXY_PORT=$((46000 + $$ % 1000)) # where tests/e2e/proxy.c listens
 
 note "a slow channel: the others overtake it, rounds still land in order"
-# Data channel 0 (the proxy's connection 1) forwards each record 100 ms
-# late: its ROUND always arrives after the others', which must wait for it.
+# Data channel 0 (the proxy's connection 1) carries 4 MB/s and ends each
+# round 100 ms late: its ROUND always arrives after the others', which must
+# wait for it at the gate.
 vm slow --mem 256M --vcpus 2 --workload dirty:wss=64M,rate=20M,pattern=random,write=page
 vm fast --incoming "unix:$TMP/in-slow.sock"
 start_proxy "$PROXY_PORT" "unix:$TMP/in-slow.sock" --slow 1:100

@@ -490,11 +490,14 @@ void pipeline_close(struct pipeline *p)
 	pthread_mutex_unlock(&p->lock);
 	if (p->w)
 		shut_channels(p); /* a worker blocked on a full socket lets go now */
+	/* Every worker ends before any channel closes: a worker that fails
+	 * shuts all of them down (fail()). */
+	for (uint32_t i = 0; p->w && i < p->nworkers; i++)
+		if (p->w[i].started)
+			pthread_join(p->w[i].thread, NULL);
 	for (uint32_t i = 0; p->w && i < p->nworkers; i++) {
 		struct worker *w = &p->w[i];
 
-		if (w->started)
-			pthread_join(w->thread, NULL);
 		chan_close(&w->own);
 		for (int c = 0; c < COMPRESS_KINDS; c++)
 			compressor_free(&w->codec[c]);
