@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "control/commands.h"
 #include "control/server.h"
+#include "migration/migration.h"
 #include "migration/recv/dest.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -38,6 +39,9 @@ static const char run_help[] =
 	"                        instead of starting a guest; the VM's shape comes from the\n"
 	"                        source, --mem becomes the largest guest accepted, and a\n"
 	"                        failed attempt is discarded while ferry waits for the next\n"
+	"  --io-timeout-ms N     with --incoming: a connection that stalls this long fails\n"
+	"                        the attempt, and LOADED waits this long for COMMIT\n"
+	"                        (default 10000)\n"
 	"  --log-level LEVEL     error, warn, info (default) or debug\n"
 	"  -h, --help            show this help\n"
 	"\n"
@@ -67,6 +71,7 @@ struct run_opts {
 	const char *workload;
 	const char *control;
 	const char *incoming;
+	uint32_t io_timeout_ms; /* 0: the default */
 };
 
 static int parse_mem(const char *arg, struct run_opts *o)
@@ -96,6 +101,19 @@ static int parse_choice(const char *flag, const char *arg, const char *a, const 
 		*out = 1;
 	else
 		return usage_error("run", "%s '%s' is not %s or %s", flag, arg, a, b);
+	return 0;
+}
+
+static int parse_io_timeout(const char *arg, struct run_opts *o)
+{
+	char *end;
+	unsigned long long n = strtoull(arg, &end, 10);
+
+	if (end == arg || *end || n < MIG_IO_TIMEOUT_MS_MIN || n > MIG_IO_TIMEOUT_MS_MAX)
+		return usage_error("run",
+				   "--io-timeout-ms '%s' is not a whole number from %llu to %llu",
+				   arg, MIG_IO_TIMEOUT_MS_MIN, MIG_IO_TIMEOUT_MS_MAX);
+	o->io_timeout_ms = (uint32_t)n;
 	return 0;
 }
 
@@ -137,6 +155,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "prealloc", no_argument, NULL, 'p' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "incoming", required_argument, NULL, 'i' },
+		{ "io-timeout-ms", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -153,6 +172,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case 'i':
 			o->incoming = optarg;
+			break;
+		case 't':
+			rc = parse_io_timeout(optarg, o);
 			break;
 		case 'c':
 			rc = parse_vcpus(optarg, o);
@@ -189,6 +211,10 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	}
 	if (rc == 0 && optind < argc)
 		return extra_args_error("run", argc, argv);
+	if (rc == 0 && o->io_timeout_ms && !o->incoming)
+		return usage_error(
+			"run",
+			"--io-timeout-ms goes with --incoming (a source sets its own on ferry migrate)");
 	return rc;
 }
 
@@ -281,7 +307,7 @@ static int open_incoming(const struct run_opts *o, struct control_ctx *ctx)
 		.mem_limit = o->mem_given ? o->cfg.mem_bytes : 0,
 		.mem_backend = o->cfg.mem_backend,
 		.dirty_backend = o->cfg.dirty_backend,
-		.io_timeout_ms = ctx->params.io_timeout_ms,
+		.io_timeout_ms = o->io_timeout_ms ? o->io_timeout_ms : ctx->params.io_timeout_ms,
 	};
 
 	return mig_dest_open(o->incoming, &d, &ctx->incoming) < 0 ? fail("%s", err_msg()) : 0;

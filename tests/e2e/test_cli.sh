@@ -68,6 +68,8 @@ expect_usage "compression 'gzip' is unknown" migrate --control "$dir/none" --to 
 expect_usage "converge strategy 'bogus' is unknown" migrate --control "$dir/none" --to unix:/x --converge bogus
 expect_usage "--throttle-max '100' is not a whole number from 1 to 99" migrate --control "$dir/none" --to unix:/x --throttle-max 100
 expect_error "fd:0 is not a socket" run --incoming fd:0 </dev/null
+expect_usage "--io-timeout-ms goes with --incoming" run --io-timeout-ms 5000
+expect_usage "--io-timeout-ms '50' is not a whole number from 100" run --incoming unix:/x --io-timeout-ms 50
 run_ferry --help | grep -q "Usage: ferry COMMAND" || fail "ferry --help"
 run_ferry run --help | grep -q "Workload SPEC" || fail "ferry run --help"
 

@@ -59,7 +59,8 @@ wait "$PID_dst"
 [ $? -eq 0 ] || fail "the destination did not exit cleanly after SIGTERM"
 
 note "quit on the destination while it waits for COMMIT: refused, the source resumes"
-vm dst --incoming "unix:$TMP/in.sock"
+# (A minute of waiting for COMMIT: the test acts long before it runs out.)
+vm dst --incoming "unix:$TMP/in.sock" --io-timeout-ms 60000
 start_proxy "$PORT" "unix:$TMP/in.sock" --hold $COMMIT
 migrate src "tcp:127.0.0.1:$PORT" --io-timeout-ms 30000 &
 MIG=$!
@@ -99,7 +100,7 @@ kill_vm dst
 vm src --mem 256M --vcpus 2 --workload "$WORKLOAD"
 
 note "unknown: the destination still waits for COMMIT: resolve fences it, the source resumes"
-vm dst --incoming "unix:$TMP/in.sock"
+vm dst --incoming "unix:$TMP/in.sock" --io-timeout-ms 60000
 start_proxy "$PORT" "unix:$TMP/in.sock" --hold $COMMIT
 migrate_unknown --io-timeout-ms 1000
 [ "$(status_field dst "j['incoming']['phase']")" = loaded ] || fail "the destination is not waiting for COMMIT"
