@@ -6,7 +6,7 @@ set -eu
 build=${1:-build}
 ferry=$build/src/ferry
 dir=$(mktemp -d)
-port=$((40000 + $$ % 20000))
+port=$((20000 + $$ % 12000)) # below the ephemeral range: free to listen on
 pids=
 trap 'for p in $pids; do kill $p 2>/dev/null || true; done; rm -rf "$dir"' EXIT
 

@@ -112,6 +112,11 @@ vm_in() {
 	wait_socket "$TMP/$_v_name.sock"
 }
 
+# port N (0-11): a TCP port of this test's own, below the kernel's ephemeral
+# range (32768 up here): an outgoing connection's TIME_WAIT on a port in that
+# range would make listening there fail.
+port() { echo $((20000 + ($$ % 1000) * 12 + $1)); }
+
 sock() { echo "$TMP/$1.sock"; }
 pid_of() { eval "echo \$PID_$1"; }
 ctl() { _c_name=$1; shift; bounded 130 "ferry ctl $*" "$FERRY" ctl --control "$TMP/$_c_name.sock" "$@"; }

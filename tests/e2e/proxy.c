@@ -2,7 +2,7 @@
  * connection to a target, record by record, and misbehaves as asked:
  *   proxy LISTEN_URI TARGET_URI [OPTION...]
  *   --slow N:MS     connection N (0 is the first accepted) is a slow data
- *                   channel: it carries the source's records at 4 MB/s, and
+ *                   channel: it carries the source's records at 1 MB/s, and
  *                   each ROUND or END MS late (so that it always ends its
  *                   rounds after the others, without ever holding them up
  *                   for long: a queue of small records costs little)
@@ -76,7 +76,7 @@ static int meddle(const struct pipe_end *e, uint8_t *rec, size_t len, uint32_t t
 	if (e->from_source && e->conn == opt.slow_conn)
 		time_sleep_ns(type == REC_ROUND || type == REC_END
 				      ? (uint64_t)opt.slow_ms * NS_PER_MS
-				      : (uint64_t)len * 250); /* 4 MB/s */
+				      : (uint64_t)len * 1000); /* 1 MB/s */
 	if (e->from_source && e->conn == opt.corrupt_conn && n == opt.corrupt_record && len > 16)
 		rec[16 + (len - 16) / 2] ^= 0x5a;
 	if (e->from_source && e->conn == 0 && type == opt.hold_type && !held) {

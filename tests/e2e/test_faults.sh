@@ -94,7 +94,7 @@ report "j['reason']" | grep -q "^switchover: no LOADED" || fail "not a switchove
 
 note "source: a destination that never answers the connect"
 # A listener whose accept queue is full drops new SYNs: connect hangs.
-DEAF_PORT=$((48000 + $$ % 1000))
+DEAF_PORT=$(port 0)
 python3 -c "
 import socket, time
 l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -16,7 +16,7 @@
 need_kvm
 : "${PROXY:?set PROXY to the proxy binary}"
 WORKLOAD=dirty:wss=64M,rate=20M,pattern=random,write=byte
-PORT=$((47000 + $$ % 1000))
+PORT=$(port 0)
 COMMIT=7 RESUMED=17
 
 

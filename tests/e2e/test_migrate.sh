@@ -34,7 +34,7 @@ sleep 1
 one_migration a b "unix:$TMP/mig-ab.sock"
 
 note "TCP on loopback"
-PORT=$((20000 + $$ % 20000))
+PORT=$(port 0)
 one_migration b c "tcp:127.0.0.1:$PORT"
 
 # Each hop starts a new ferry on the destination "host", as a real ping-pong
