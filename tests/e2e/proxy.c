@@ -115,9 +115,11 @@ static void *forward(void *arg)
 			break;
 	}
 out:
+	/* This direction is over: pass the end on, and let the other direction
+	 * finish what is in flight (an ERROR on its way back, say). */
 	free(rec);
-	shutdown(e->from->fd, SHUT_RDWR);
-	shutdown(e->to->fd, SHUT_RDWR);
+	shutdown(e->to->fd, SHUT_WR);
+	shutdown(e->from->fd, SHUT_RD);
 	return NULL;
 }
 
