@@ -1,10 +1,12 @@
 #!/bin/sh
 # Migration between two network namespaces joined by a veth pair shaped to
-# 1 Gbit/s with tc; then the link cut in round 0: the source notices the
-# stall, fails cleanly and keeps its guest; healed, it migrates again.
+# 1 Gbit/s with tc; then the link cut in round 0, in a later round and in
+# the switchover: the source notices the stall, fails cleanly and keeps its
+# guest; healed, it migrates again.
 . "$(dirname "$0")/lib.sh"
 need_kvm
 need_link 1gbit
+: "${PROXY:?set PROXY to the proxy binary}"
 URI=tcp:198.18.0.2:4444
 
 note "migrate over a 1 Gbit/s veth"
@@ -33,18 +35,15 @@ expect_guest_ok c
 "$LINK" heal "$NAME"
 kill_vm d
 
-# cut_during NAME STATUS ROUNDS migrate-args...: cut the link once the
-# migration reaches STATUS (and ROUNDS), expect a clean failure, heal. The
-# arguments keep the migration in that phase long enough: a 1 ms limit with
-# an unthrottled guest never switches over; a bandwidth cap makes the last
-# pages take a few hundred ms, so the cut lands before COMMIT.
+# cut_during NAME URI migrate-args...: cut the link once the migration is
+# where NAME says (wait_NAME), expect a clean failure, heal.
 cut_during() {
-	what=$1 at=$2 rounds=$3; shift 3
+	what=$1 uri=$2; shift 2
 	note "cut the link during $what"
 	vm_in dst "d$what" --incoming "$URI"
-	migrate c "$URI" --io-timeout-ms 1500 "$@" &
+	migrate c "$uri" --io-timeout-ms 1500 "$@" &
 	MIG=$!
-	wait_status c "$at" "$rounds" || fail "never reached $at"
+	"wait_$what"
 	"$LINK" cut "$NAME"
 	wait $MIG && fail "migration over a link cut in $what succeeded"
 	[ "$(report "j['status']")" = failed ] || fail "status $(report "j['status']")"
@@ -54,9 +53,20 @@ cut_during() {
 	expect_progress c
 	expect_guest_ok c
 }
-cut_during later active 3 --downtime-ms 1 --converge none
-cut_during switchover switchover 0 --verify --max-bandwidth 64M --downtime-ms 1000
-
+# A 1 ms limit with an unthrottled guest never switches over.
+wait_later() { wait_status c active 3; }
+cut_during later "$URI" --downtime-ms 1 --converge none
+# In the destination's namespace, a proxy holds the source's END: the source
+# is in its switchover, waiting for LOADED, until the cut.
+PROXY_URI=tcp:198.18.0.2:4445
+wait_switchover() {
+	wait_status c switchover
+	bounded 30 "the proxy to hold END" sh -c "until grep -q holding '$TMP/proxy-sw.log'; do sleep 0.05; done"
+}
+ip netns exec "$NAME-dst" "$PROXY" "$PROXY_URI" "$URI" --hold 6 >"$TMP/proxy-sw.out" 2>"$TMP/proxy-sw.log" &
+PIDS="$PIDS $!"
+bounded 10 "the proxy to listen" sh -c "until grep -q ready '$TMP/proxy-sw.out'; do sleep 0.05; done"
+cut_during switchover "$PROXY_URI" --verify
 note "the link healed, migrate again"
 vm_in dst e --incoming "$URI"
 migrate c "$URI" --verify || fail "migration after healing: $(cat "$TMP/migrate.err")"
