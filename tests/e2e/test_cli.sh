@@ -97,7 +97,8 @@ fi
 runpid=$(pgrep -f "ferry run --mem 128M --vcpus 2 --control $sock" | head -1)
 [ $(( 0x$(awk '/^SigIgn/ {print $2}' "/proc/$runpid/status") >> 12 & 1 )) = 1 ] || fail "SIGPIPE is not ignored"
 # Measurements are checked against the guest's own counters over the same
-# time, not against the rate asked: a busy host may run the guest slower.
+# time, or against a paused guest, never against the rate asked: a busy host
+# may run the guest slower.
 guest_written() { run_ferry status --control "$sock" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['guest']['pages_written'])"; }
 for _ in $(seq 100); do # the guest has filled its working set once
 	[ "$(run_ferry status --control "$sock" --json | python3 -c "import json,sys; print(min(v['passes'] for v in json.load(sys.stdin)['guest']['per_vcpu']))")" -ge 1 ] && break
@@ -105,20 +106,25 @@ for _ in $(seq 100); do # the guest has filled its working set once
 done
 run_ferry status --control "$sock" >"$dir/status" || fail "status"
 grep -q "^VM        running, 2 vCPU(s), 128.0 MiB" "$dir/status" || fail "status text: $(cat "$dir/status")"
-w0=$(guest_written); t0=$(date +%s.%N)
-sleep 1.2
 run_ferry status --control "$sock" --json >"$dir/status.json" || fail "status --json"
-w1=$(guest_written); t1=$(date +%s.%N)
-python3 - "$dir/status.json" "$w0" "$w1" "$t0" "$t1" <<'PY' || fail "status JSON content"
+python3 - "$dir/status.json" <<'PY' || fail "status JSON content"
 import json, sys
 s = json.load(open(sys.argv[1]))
-w0, w1, t0, t1 = map(float, sys.argv[2:])
 assert s["status"] == "running" and s["vcpus"] == 2, s
 assert s["guest"]["pages_written"] > 0 and s["guest"]["verify_errors"] == 0, s
-# The sampled rate (the last second) is what the guest wrote meanwhile.
-real = (w1 - w0) / (t1 - t0)
-assert 0.6 * real < s["dirty_rate_pps"] < 1.5 * real, (s["dirty_rate_pps"], real)
 PY
+# The sampled write rate is the last second's: it shows a running guest's
+# writes, and within a few samples of a pause it says none (it once froze).
+sampled_rate() { run_ferry status --control "$sock" --json | python3 -c "import json,sys; print(int(json.load(sys.stdin)['dirty_rate_pps'] > 0))"; }
+until_rate() { # 1 or 0, within 10 s
+	for _ in $(seq 100); do [ "$(sampled_rate)" = "$1" ] && return 0; sleep 0.1; done
+	return 1
+}
+until_rate 1 || fail "no sampled write rate for a running guest after 10 s"
+run_ferry ctl --control "$sock" stop >/dev/null || fail "stop"
+until_rate 0 || fail "the sampled write rate of a paused guest is not 0 after 10 s"
+run_ferry ctl --control "$sock" cont >/dev/null || fail "cont"
+until_rate 1 || fail "no sampled write rate after the guest resumed"
 w0=$(guest_written); t0=$(date +%s.%N)
 run_ferry dirtyrate --control "$sock" --seconds 2 --json >"$dir/rate.json" || fail "dirtyrate"
 w1=$(guest_written); t1=$(date +%s.%N)
