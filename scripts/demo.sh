@@ -18,11 +18,13 @@ echo "== source: ferry run --mem 1G --vcpus 2 --workload dirty:wss=512M,rate=100
 "$ferry" run --mem 1G --vcpus 2 --control "$dir/src.sock" --log-level warn \
 	--workload dirty:wss=512M,rate=100M,pattern=random,write=byte &
 pids="$pids $!"
-echo "== destination: ferry run --incoming tcp:127.0.0.1:$port"
-"$ferry" run --incoming "tcp:127.0.0.1:$port" --control "$dir/dst.sock" --log-level warn &
+echo "== destination: ferry run --incoming tcp:127.0.0.1:$port --mem 1G --prealloc"
+echo "   (its memory is faulted in before it listens, so the pages land in ready memory)"
+"$ferry" run --incoming "tcp:127.0.0.1:$port" --mem 1G --prealloc --control "$dir/dst.sock" \
+	--log-level warn &
 pids="$pids $!"
 for s in src dst; do
-	for _ in $(seq 200); do [ -S "$dir/$s.sock" ] && break; sleep 0.05; done
+	for _ in $(seq 600); do [ -S "$dir/$s.sock" ] && break; sleep 0.05; done
 done
 sleep 2
 echo "== the source before"

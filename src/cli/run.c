@@ -31,10 +31,13 @@ static const char run_help[] =
 	"  --vcpus N             number of vCPUs, 1 to 64 (default 1)\n"
 	"  --workload SPEC       what the guest does (default idle), see below\n"
 	"  --control PATH        serve the JSON control socket at PATH\n"
-	"  --mem-backend KIND    anon (default), or memfd: shareable with another process\n"
+	"  --mem-backend KIND    anon (default); memfd: shareable with another process;\n"
+	"                        hugetlb: 2 MiB pages from the host's pool (vm.nr_hugepages)\n"
 	"  --dirty-backend KIND  bitmap (default) or ring: how KVM reports dirty pages\n"
 	"  --dirty-ring-size N   entries in each vCPU's dirty ring, a power of two (16384)\n"
-	"  --prealloc            fault in all guest memory before the guest starts\n"
+	"  --prealloc            fault in all guest memory before the guest starts; with\n"
+	"                        --incoming, --mem of it before listening, so that pages\n"
+	"                        arrive into memory that is ready (the fastest migration)\n"
 	"  --incoming URI        wait for a migration on URI (tcp:HOST:PORT, unix:PATH, fd:N)\n"
 	"                        instead of starting a guest; the VM's shape comes from the\n"
 	"                        source, --mem becomes the largest guest accepted, and a\n"
@@ -42,6 +45,10 @@ static const char run_help[] =
 	"  --io-timeout-ms N     with --incoming: a connection that stalls this long fails\n"
 	"                        the attempt, and LOADED waits this long for COMMIT\n"
 	"                        (default 10000)\n"
+	"  --background-prefault on|off\n"
+	"                        with --incoming: memory that was not made ready is faulted\n"
+	"                        in by an idle-priority thread while pages arrive (on), or\n"
+	"                        page by page as they land (off)\n"
 	"  --log-level LEVEL     error, warn, info (default) or debug\n"
 	"  -h, --help            show this help\n"
 	"\n"
@@ -61,9 +68,11 @@ static const char run_help[] =
 	"  spin=on|off      busy-wait instead of sleeping in the VMM when idle or paced (off)\n"
 	"  seed=N           seed of the page contents and the random pattern (1)\n"
 	"\n"
-	"Example:\n"
+	"Examples:\n"
 	"  ferry run --mem 1G --vcpus 2 --control /tmp/vm.sock \\\n"
-	"      --workload dirty:wss=512M,rate=100M,pattern=random,write=byte\n";
+	"      --workload dirty:wss=512M,rate=100M,pattern=random,write=byte\n"
+	"  sysctl vm.nr_hugepages=1024    # 2 GiB of huge pages, for the destination\n"
+	"  ferry run --incoming tcp:0.0.0.0:7000 --mem 2G --prealloc --mem-backend hugetlb\n";
 
 struct run_opts {
 	struct vm_config cfg;
@@ -72,6 +81,7 @@ struct run_opts {
 	const char *control;
 	const char *incoming;
 	uint32_t io_timeout_ms; /* 0: the default */
+	int background_prefault; /* -1: not given */
 };
 
 static int parse_mem(const char *arg, struct run_opts *o)
@@ -142,6 +152,26 @@ static int parse_ring_size(const char *arg, struct run_opts *o)
 	return 0;
 }
 
+/* Options that only mean something together. */
+static int check_incoming_args(const struct run_opts *o)
+{
+	if (o->io_timeout_ms && !o->incoming)
+		return usage_error(
+			"run",
+			"--io-timeout-ms goes with --incoming (a source sets its own on ferry migrate)");
+	if (o->background_prefault >= 0 && !o->incoming)
+		return usage_error("run", "--background-prefault goes with --incoming");
+	if (o->incoming && o->cfg.prealloc && !o->mem_given)
+		return usage_error("run",
+				   "--prealloc with --incoming needs --mem SIZE: the memory to "
+				   "make ready, and the largest guest accepted");
+	if (o->incoming && o->cfg.prealloc && o->cfg.mem_bytes % (2u << 20))
+		return usage_error("run", "--mem must be a multiple of 2M");
+	if (o->incoming && o->cfg.prealloc && o->background_prefault >= 0)
+		return usage_error("run", "--background-prefault has nothing to do with --prealloc");
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option longopts[] = {
@@ -156,13 +186,15 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "incoming", required_argument, NULL, 'i' },
 		{ "io-timeout-ms", required_argument, NULL, 't' },
+		{ "background-prefault", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	int opt, rc = 0, choice = 0;
 
 	*o = (struct run_opts){ .cfg = { .mem_bytes = 1ull << 30, .vcpus = 1 },
-				.workload = "idle" };
+				.workload = "idle",
+				.background_prefault = -1 };
 	opterr = 0;
 	while (rc == 0 && (opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -186,8 +218,14 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			o->control = optarg;
 			break;
 		case 'b':
-			rc = parse_choice("--mem-backend", optarg, "anon", "memfd", &choice);
-			o->cfg.mem_backend = choice ? MEM_MEMFD : MEM_ANON;
+			if (mem_backend_parse(optarg, &o->cfg.mem_backend) < 0)
+				rc = usage_error("run",
+						 "--mem-backend '%s' is not anon, memfd or hugetlb",
+						 optarg);
+			break;
+		case 'f':
+			rc = parse_choice("--background-prefault", optarg, "off", "on",
+					  &o->background_prefault);
 			break;
 		case 'd':
 			rc = parse_choice("--dirty-backend", optarg, "bitmap", "ring", &choice);
@@ -211,11 +249,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	}
 	if (rc == 0 && optind < argc)
 		return extra_args_error("run", argc, argv);
-	if (rc == 0 && o->io_timeout_ms && !o->incoming)
-		return usage_error(
-			"run",
-			"--io-timeout-ms goes with --incoming (a source sets its own on ferry migrate)");
-	return rc;
+	return rc ? rc : check_incoming_args(o);
 }
 
 /* SIGINT and SIGTERM are taken by a thread of their own (every other thread
@@ -308,6 +342,8 @@ static int open_incoming(const struct run_opts *o, struct control_ctx *ctx)
 		.mem_backend = o->cfg.mem_backend,
 		.dirty_backend = o->cfg.dirty_backend,
 		.io_timeout_ms = o->io_timeout_ms ? o->io_timeout_ms : ctx->params.io_timeout_ms,
+		.prealloc = o->cfg.prealloc,
+		.no_background_prefault = o->background_prefault == 0,
 	};
 
 	return mig_dest_open(o->incoming, &d, &ctx->incoming) < 0 ? fail("%s", err_msg()) : 0;

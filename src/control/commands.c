@@ -112,6 +112,7 @@ static const struct {
 	{ "query-migrate", control_query_migrate },
 	{ "migrate-cancel", control_migrate_cancel },
 	{ "migrate-incoming-cancel", control_migrate_incoming_cancel },
+	{ "migrate-incoming-prealloc", NULL, control_migrate_incoming_prealloc },
 	{ "calc-dirty-rate", control_calc_dirty_rate },
 	{ "query-dirty-rate", control_query_dirty_rate },
 };

@@ -83,8 +83,13 @@ json_t *control_migrate(struct control_ctx *ctx, json_t *args);
 json_t *control_migrate_set_parameters(struct control_ctx *ctx, json_t *args);
 json_t *control_query_migrate(struct control_ctx *ctx, json_t *args);
 json_t *control_migrate_cancel(struct control_ctx *ctx, json_t *args);
+/* A migration's id as operators see it: 16 hex digits. */
+json_t *control_id_json(uint64_t id);
+/* The destination's commands (control/incoming.c). */
 json_t *control_migrate_incoming_cancel(struct control_ctx *ctx, json_t *args);
-/* The incoming side's state, for query-status (control/migrate.c). */
+int control_migrate_incoming_prealloc(struct control_ctx *ctx, json_t *args,
+				      struct control_later *l);
+/* The incoming side's state, for query-status. */
 json_t *control_incoming_json(struct control_ctx *ctx);
 /* Dirty-rate commands (control/dirtyrate.c). */
 json_t *control_calc_dirty_rate(struct control_ctx *ctx, json_t *args);

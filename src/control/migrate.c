@@ -7,7 +7,6 @@
 #include "control/commands.h"
 #include "migration/send/converge.h"
 #include "migration/plan/dirtyrate.h"
-#include "migration/recv/dest.h"
 #include "migration/send/source.h"
 #include "transport/chan.h"
 #include "util/error.h"
@@ -132,8 +131,7 @@ static bool migration_running(struct control_ctx *ctx)
 	return s != MIG_NONE && !mig_status_final(s);
 }
 
-/* The id as operators see it: 16 hex digits. */
-static json_t *id_json(uint64_t id)
+json_t *control_id_json(uint64_t id)
 {
 	char hex[17];
 
@@ -313,54 +311,12 @@ json_t *control_query_migrate(struct control_ctx *ctx, json_t *args)
 		      s.verify, "remaining_pages", (json_int_t)s.remaining_pages, "dirty_rate_pps",
 		      s.dirty_rate_pps, "expected_downtime_ms", s.expected_downtime_ms, "phases",
 		      phases_json(&s.phase));
-	json_object_set_new(r, "id", id_json(s.id));
+	json_object_set_new(r, "id", control_id_json(s.id));
 	json_object_set_new(r, "converge", converge_json(&s.converge));
 	json_object_set_new(r, "pipeline", pipeline_json(&s));
 	if (s.xbzrle.cache_bytes)
 		json_object_set_new(r, "xbzrle", xbzrle_json(&s));
 	if (s.reason[0])
 		json_object_set_new(r, "reason", json_string(s.reason));
-	return r;
-}
-
-json_t *control_migrate_incoming_cancel(struct control_ctx *ctx, json_t *args)
-{
-	uint64_t id;
-
-	(void)args;
-	if (!ctx->incoming) {
-		err_set(-EINVAL, "this ferry was not started with --incoming");
-		return NULL;
-	}
-	if (mig_dest_fence(ctx->incoming, &id) < 0)
-		return NULL;
-	return json_pack("{s:b,s:o}", "fenced", 1, "id", id_json(id));
-}
-
-json_t *control_incoming_json(struct control_ctx *ctx)
-{
-	struct mig_dest_stats s = mig_dest_stats(ctx->incoming);
-	json_t *r = json_pack("{s:s,s:I,s:I,s:i,s:i}", "phase", dest_phase_name(s.phase),
-			      "pages_received", (json_int_t)s.pages_received, "bytes_received",
-			      (json_int_t)s.bytes_received, "rounds", (int)s.rounds, "attempts",
-			      (int)s.attempts);
-
-	if (s.id)
-		json_object_set_new(r, "id", id_json(s.id));
-	if (s.phase == DEST_LOADED) {
-		struct timespec now;
-
-		clock_gettime(CLOCK_REALTIME, &now);
-		json_object_set_new(r, "commit_wait_ms", json_real(s.commit_wait_ms));
-		json_object_set_new(r, "commit_deadline_unix_ms",
-				    json_integer((json_int_t)now.tv_sec * 1000 +
-						 now.tv_nsec / 1000000 +
-						 (json_int_t)s.commit_wait_ms));
-	}
-	if (s.failed_id || s.failure[0]) {
-		json_object_set_new(r, "last_failure", json_string(s.failure));
-		json_object_set_new(r, "last_failed_id", id_json(s.failed_id));
-		json_object_set_new(r, "last_fenced", json_boolean(s.failed_fenced));
-	}
 	return r;
 }

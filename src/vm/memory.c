@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -14,9 +15,25 @@
 #define MADV_POPULATE_WRITE 23
 #endif
 
+#ifndef MFD_HUGE_2MB
+#define MFD_HUGE_2MB (21u << 26)
+#endif
+
+static const char *const backend_names[] = { "anon", "memfd", "hugetlb" };
+
 const char *mem_backend_name(enum mem_backend backend)
 {
-	return backend == MEM_MEMFD ? "memfd" : "anon";
+	return backend_names[backend];
+}
+
+int mem_backend_parse(const char *name, enum mem_backend *out)
+{
+	for (unsigned i = 0; i < sizeof(backend_names) / sizeof(backend_names[0]); i++)
+		if (!strcmp(name, backend_names[i])) {
+			*out = (enum mem_backend)i;
+			return 0;
+		}
+	return -EINVAL;
 }
 
 static void *map_anon(uint64_t size)
@@ -25,9 +42,9 @@ static void *map_anon(uint64_t size)
 		    -1, 0);
 }
 
-static void *map_memfd(struct guest_mem *mem, uint64_t size)
+static void *map_memfd(struct guest_mem *mem, uint64_t size, unsigned flags)
 {
-	mem->memfd = memfd_create("ferry-guest-ram", MFD_CLOEXEC);
+	mem->memfd = memfd_create("ferry-guest-ram", MFD_CLOEXEC | flags);
 	if (mem->memfd < 0)
 		return MAP_FAILED;
 	if (ftruncate(mem->memfd, (off_t)size) < 0) {
@@ -41,25 +58,73 @@ static void *map_memfd(struct guest_mem *mem, uint64_t size)
 	return mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, mem->memfd, 0);
 }
 
+/* A number of /proc/meminfo, e.g. HugePages_Free; -1 if missing. */
+static long meminfo(const char *key)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	size_t len = strlen(key);
+	long n = -1;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, len) && line[len] == ':' &&
+		    sscanf(line + len + 1, "%ld", &n) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+static int map_failed(uint64_t size, enum mem_backend backend, int rc)
+{
+	long need = (long)(size / MEM_HUGE_PAGE), free = meminfo("HugePages_Free");
+
+	if (backend == MEM_HUGETLB && rc == -ENOMEM && free >= 0 && free < need)
+		return err_set(rc,
+			       "cannot take %llu MiB of 2 MiB huge pages: the host's pool has %ld "
+			       "free; reserve %ld more with: sysctl vm.nr_hugepages=%ld",
+			       (unsigned long long)(size >> 20), free, need - free,
+			       meminfo("HugePages_Total") + need - free);
+	return err_set(rc, "cannot allocate %llu MiB of %s guest memory: %s",
+		       (unsigned long long)(size >> 20), mem_backend_name(backend), strerror(-rc));
+}
+
+static void *map(struct guest_mem *mem, uint64_t size, enum mem_backend backend)
+{
+	switch (backend) {
+	case MEM_MEMFD:
+		return map_memfd(mem, size, 0);
+	case MEM_HUGETLB:
+		return map_memfd(mem, size, MFD_HUGETLB | MFD_HUGE_2MB);
+	default:
+		return map_anon(size);
+	}
+}
+
 int mem_create(struct guest_mem *mem, uint64_t size, enum mem_backend backend)
 {
 	uint8_t *host;
-	int rc;
 
 	memset(mem, 0, sizeof(*mem));
 	mem->memfd = -1;
 	mem->backend = backend;
-	host = backend == MEM_MEMFD ? map_memfd(mem, size) : map_anon(size);
+	if (backend == MEM_HUGETLB && size % MEM_HUGE_PAGE)
+		return err_set(-EINVAL, "hugetlb guest memory must be a multiple of 2 MiB");
+	host = map(mem, size, backend);
 	if (host == MAP_FAILED) {
-		rc = -errno;
-		return err_set(rc, "cannot allocate %llu MiB of %s guest memory: %s",
-			       (unsigned long long)(size >> 20), mem_backend_name(backend),
-			       strerror(-rc));
+		int rc = -errno;
+
+		if (mem->memfd >= 0)
+			close(mem->memfd);
+		mem->memfd = -1;
+		return map_failed(size, backend, rc);
 	}
-	/* Huge pages make first touch and KVM's own mappings cheaper; dirty
-	 * logging still splits them to 4 KiB where it needs to. */
-	madvise(host, size, MADV_HUGEPAGE);
-	mem->size = size;
+	/* Transparent huge pages make first touch and KVM's own mappings
+	 * cheaper where the host has them; dirty logging still splits them
+	 * to 4 KiB where it needs to. */
+	if (backend != MEM_HUGETLB)
+		madvise(host, size, MADV_HUGEPAGE);
+	mem->size = mem->mapped = size;
 	mem->nr_regions = 1;
 	mem->regions[0] = (struct mem_region){ .gpa = 0, .size = size, .host = host, .slot = 0 };
 	return 0;
@@ -67,12 +132,36 @@ int mem_create(struct guest_mem *mem, uint64_t size, enum mem_backend backend)
 
 void mem_destroy(struct guest_mem *mem)
 {
-	for (unsigned i = 0; i < mem->nr_regions; i++)
-		munmap(mem->regions[i].host, mem->regions[i].size);
-	if (mem->memfd >= 0)
+	if (!mem->borrowed && mem->nr_regions)
+		munmap(mem->regions[0].host, mem->mapped);
+	if (!mem->borrowed && mem->memfd >= 0)
 		close(mem->memfd);
 	memset(mem, 0, sizeof(*mem));
 	mem->memfd = -1;
+}
+
+void mem_lend(const struct guest_mem *owner, uint64_t size, struct guest_mem *view)
+{
+	*view = *owner;
+	view->borrowed = true;
+	view->size = view->regions[0].size = size;
+	view->populate_ms = 0;
+}
+
+void mem_keep(struct guest_mem *view, struct guest_mem *owner)
+{
+	uint64_t tail = view->mapped - view->size;
+
+	if (tail) {
+		munmap(view->regions[0].host + view->size, tail);
+		if (view->memfd >= 0 && ftruncate(view->memfd, (off_t)view->size) < 0)
+			log_warn("guest memory: cannot give back the unused %llu MiB: %s",
+				 (unsigned long long)(tail >> 20), strerror(errno));
+	}
+	view->mapped = view->size;
+	view->borrowed = false;
+	memset(owner, 0, sizeof(*owner));
+	owner->memfd = -1;
 }
 
 int mem_populate(struct guest_mem *mem)

@@ -1,6 +1,12 @@
 /* Guest RAM: host mappings of guest-physical regions, one KVM memslot each.
  * Anonymous private memory by default; memfd-backed shared memory as an
- * option (a second process can map the same pages, for local migration). */
+ * option (a second process can map the same pages, for local migration);
+ * 2 MiB huge pages from the host's reserved pool (hugetlb memfd), whose
+ * first touch costs a fraction of 4 KiB pages'.
+ *
+ * A mapping can be lent: a destination maps and faults in its memory before
+ * a source connects, and each incoming VM borrows the front of it
+ * (mem_lend); the VM that stays keeps it (mem_keep). */
 #ifndef FERRY_VM_MEMORY_H
 #define FERRY_VM_MEMORY_H
 
@@ -9,8 +15,11 @@
 
 enum mem_backend {
 	MEM_ANON,
-	MEM_MEMFD
+	MEM_MEMFD,
+	MEM_HUGETLB
 };
+
+#define MEM_HUGE_PAGE (2ull << 20)
 
 #define MEM_MAX_REGIONS 4
 
@@ -23,8 +32,10 @@ struct mem_region {
 
 struct guest_mem {
 	enum mem_backend backend;
-	int memfd;     /* -1 unless MEM_MEMFD */
-	uint64_t size; /* total bytes over all regions */
+	int memfd;	 /* -1 unless MEM_MEMFD or MEM_HUGETLB */
+	uint64_t size;	 /* total bytes over all regions */
+	uint64_t mapped; /* bytes mapped at regions[0].host (>= size when kept) */
+	bool borrowed;	 /* lent by another guest_mem: not unmapped here */
 	unsigned nr_regions;
 	struct mem_region regions[MEM_MAX_REGIONS];
 	double populate_ms; /* time spent pre-faulting, if asked */
@@ -32,7 +43,13 @@ struct guest_mem {
 
 /* Map size bytes of guest RAM starting at guest-physical 0. */
 int mem_create(struct guest_mem *mem, uint64_t size, enum mem_backend backend);
+/* Unmap it, unless borrowed. */
 void mem_destroy(struct guest_mem *mem);
+/* view: the first size bytes of owner's memory, borrowed (size <= owner's). */
+void mem_lend(const struct guest_mem *owner, uint64_t size, struct guest_mem *view);
+/* The borrowed view keeps the memory for good: owner is emptied, and what
+ * lies past the view's size goes back to the host. */
+void mem_keep(struct guest_mem *view, struct guest_mem *owner);
 /* Fault every page in now (MADV_POPULATE_WRITE) so the guest or an incoming
  * migration does not pay first-touch costs later; records populate_ms. */
 int mem_populate(struct guest_mem *mem);
@@ -42,5 +59,7 @@ void mem_release(struct guest_mem *mem);
 /* Host address of [gpa, gpa + len), or NULL if it is not all guest RAM. */
 void *mem_host(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
 const char *mem_backend_name(enum mem_backend backend);
+/* The backend named name (anon, memfd, hugetlb); -EINVAL if none is. */
+int mem_backend_parse(const char *name, enum mem_backend *out);
 
 #endif

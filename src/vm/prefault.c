@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,10 @@ static void *prefault_thread(void *arg)
 	uint64_t t0 = time_now_ns();
 
 	pthread_setname_np(pthread_self(), "prefault");
+	/* Only on a core nobody else wants: it must never slow the receivers
+	 * down, whose pages would fault in anyway. */
+	if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &(struct sched_param){ 0 }))
+		log_debug("prefault: no idle priority");
 	for (unsigned i = 0; i < p->mem->nr_regions; i++) {
 		struct mem_region *r = &p->mem->regions[i];
 
@@ -71,6 +76,8 @@ double prefault_stop(struct prefault *p)
 	if (!p)
 		return 0;
 	__atomic_store_n(&p->stop, true, __ATOMIC_RELEASE);
+	/* Its last step must not wait for an idle core: the switchover waits. */
+	pthread_setschedparam(p->thread, SCHED_OTHER, &(struct sched_param){ 0 });
 	pthread_join(p->thread, NULL);
 	share = p->mem->size ? (double)p->done / (double)p->mem->size : 0;
 	free(p);

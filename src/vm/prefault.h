@@ -1,8 +1,9 @@
 /* Faulting in guest memory in the background. First touch is slow on some
- * hosts (about 3 s per GiB on kvm_pvm); a migration destination overlaps it
- * with the transfer instead of paying it before the first page, and stops it
- * before the switchover so that it never competes with the downtime. Pages
- * it has not reached fault in on demand, as in any fresh VM. */
+ * hosts (0.3-3 s per GiB on kvm_pvm); a migration destination whose memory
+ * was not made ready overlaps it with the transfer, at idle priority so that
+ * it never takes a core from the receivers, and stops it before the
+ * switchover so that it never competes with the downtime. Pages it has not
+ * reached fault in on demand, as in any fresh VM. */
 #ifndef FERRY_VM_PREFAULT_H
 #define FERRY_VM_PREFAULT_H
 

@@ -123,8 +123,9 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	rc = create_platform(vm);
 	if (rc < 0)
 		goto out_free;
-	rc = mem_create(&vm->mem, cfg->mem_bytes, cfg->mem_backend);
-	if (rc < 0)
+	if (cfg->lend_from)
+		mem_lend(cfg->lend_from, cfg->mem_bytes, &vm->mem);
+	else if ((rc = mem_create(&vm->mem, cfg->mem_bytes, cfg->mem_backend)) < 0)
 		goto out_free;
 	if (cfg->prealloc && (rc = mem_populate(&vm->mem)) < 0)
 		goto out_free;

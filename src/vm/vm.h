@@ -28,6 +28,9 @@ struct vm_config {
 	enum dirty_backend dirty_backend;
 	uint32_t dirty_ring_entries; /* per vCPU, power of two; 0 = default */
 	bool prealloc;		     /* populate all guest RAM at creation */
+	/* Borrow the front of this memory instead of mapping new (a
+	 * destination's, made ready before the source came). */
+	const struct guest_mem *lend_from;
 };
 
 enum vm_run_state {

@@ -38,7 +38,7 @@ expect_error "--vcpus '0' is not a number from 1 to 64" run --vcpus 0
 expect_error "--vcpus 'two'" run --vcpus two
 expect_error "unknown option '--bogus'" run --bogus
 expect_error "--mem needs a value" run --mem
-expect_error "--mem-backend 'disk' is not anon or memfd" run --mem-backend disk
+expect_error "--mem-backend 'disk' is not anon, memfd or hugetlb" run --mem-backend disk
 expect_error "--dirty-backend 'log'" run --dirty-backend log
 expect_error "--dirty-ring-size '1000' is not a power of two" run --dirty-ring-size 1000
 expect_error "workload 'spin' is unknown" run --workload spin

@@ -22,6 +22,7 @@ struct mig_dest {
 	int lfd;
 	bool connected_fd;    /* fd:N is one connection: it is the channel, used once */
 	struct cancel cancel; /* fired by a stop, or a fence of the attempt in progress */
+	struct ready_mem *ready; /* memory made ready for the guest (its own lock) */
 
 	/* d->lock is taken alone: nothing else is locked under it. The
 	 * destination's thread writes the fields below under it; others read
@@ -152,7 +153,7 @@ int mig_dest_run(struct mig_dest *d, struct vm **out)
 		if (rc < 0)
 			break;
 		begin(d);
-		rc = incoming_receive(&c, d->lfd, d->uri, &d->o, &ev, out);
+		rc = incoming_receive(&c, d->lfd, d->uri, &d->o, d->ready, &ev, out);
 		if (rc == 0) {
 			chan_close(&c);
 			close_listener(d); /* no longer a destination */
@@ -183,6 +184,7 @@ struct mig_dest_stats mig_dest_stats(struct mig_dest *d)
 					   ? (double)(d->commit_deadline_ns - now) / 1e6
 					   : 0;
 	pthread_mutex_unlock(&d->lock);
+	s.memory = ready_mem_info(d->ready);
 	return s;
 }
 
@@ -231,11 +233,17 @@ int mig_dest_open(const char *uri, const struct mig_dest_opts *o, struct mig_des
 	snprintf(d->uri, sizeof(d->uri), "%s", uri);
 	d->o = *o;
 	d->connected_fd = uri_parse(uri, &u) == 0 && u.kind == URI_FD;
+	d->lfd = -1;
 	pthread_mutex_init(&d->lock, NULL);
 	rc = cancel_init(&d->cancel);
 	if (rc == 0)
+		rc = ready_mem_create(&d->ready);
+	if (rc == 0 && o->prealloc)
+		rc = ready_mem_prepare(d->ready, o->mem_limit, o->mem_backend);
+	if (rc == 0)
 		rc = d->lfd = chan_listen(uri);
 	if (rc < 0) {
+		ready_mem_free(d->ready);
 		cancel_destroy(&d->cancel);
 		pthread_mutex_destroy(&d->lock);
 		free(d);
@@ -245,11 +253,21 @@ int mig_dest_open(const char *uri, const struct mig_dest_opts *o, struct mig_des
 	return 0;
 }
 
+int mig_dest_prealloc(struct mig_dest *d, uint64_t bytes, enum mem_backend backend)
+{
+	if (d->o.mem_limit && bytes > d->o.mem_limit)
+		return err_set(-E2BIG, "%llu MiB is more than the largest guest accepted here (%llu MiB)",
+			       (unsigned long long)(bytes >> 20),
+			       (unsigned long long)(d->o.mem_limit >> 20));
+	return ready_mem_prepare_async(d->ready, bytes, backend);
+}
+
 void mig_dest_close(struct mig_dest *d)
 {
 	if (!d)
 		return;
 	close_listener(d);
+	ready_mem_free(d->ready);
 	cancel_destroy(&d->cancel);
 	pthread_mutex_destroy(&d->lock);
 	free(d);

@@ -14,13 +14,16 @@
 #include <stdint.h>
 
 #include "migration/migration.h"
+#include "migration/recv/ready_mem.h"
 #include "vm/vm.h"
 
 struct mig_dest_opts {
 	uint64_t mem_limit; /* refuse guests larger than this (0: no limit) */
 	enum mem_backend mem_backend;
 	enum dirty_backend dirty_backend;
-	uint32_t io_timeout_ms; /* also how long LOADED waits for COMMIT */
+	uint32_t io_timeout_ms;	 /* also how long LOADED waits for COMMIT */
+	bool prealloc;		 /* make mem_limit bytes ready before listening */
+	bool no_background_prefault; /* memory not made ready faults in on demand */
 };
 
 enum dest_phase {
@@ -41,11 +44,13 @@ struct mig_dest_stats {
 	uint64_t failed_id;    /* the last that failed (0: none), and why */
 	bool failed_fenced;    /* it was fenced (migrate-incoming-cancel) */
 	char failure[512];
+	struct ready_info memory; /* memory made ready for the guest */
 };
 
 struct mig_dest;
 
-/* Listen on uri for migrations. Returns 0 or -errno with err_msg(). */
+/* Listen on uri for migrations; with o->prealloc, once its memory is
+ * ready. Returns 0 or -errno with err_msg(). */
 int mig_dest_open(const char *uri, const struct mig_dest_opts *o, struct mig_dest **out);
 /* Serve migrations until one completes; its running VM in *out. Returns
  * -ECANCELED once stopped, or -errno when an fd: destination's only
@@ -61,6 +66,10 @@ int mig_dest_stop(struct mig_dest *d, const char *why);
  * in *id), -EALREADY if the guest runs here, or -ENOENT if no migration is
  * in progress; with err_msg(). */
 int mig_dest_fence(struct mig_dest *d, uint64_t *id);
+/* migrate-incoming-prealloc: make bytes of backend memory ready for the
+ * next guest, on a thread of its own (stats.memory says when). Returns 0,
+ * or -errno with err_msg(). */
+int mig_dest_prealloc(struct mig_dest *d, uint64_t bytes, enum mem_backend backend);
 void mig_dest_close(struct mig_dest *d);
 const char *dest_phase_name(enum dest_phase p);
 

@@ -29,6 +29,8 @@ struct incoming {
 	struct rec_header hdr;
 	struct handshake hello;
 	struct vm *vm;
+	struct ready_mem *ready; /* memory made ready before the source came */
+	bool lent;		 /* the VM borrows it */
 	uint64_t npages;
 	uint8_t *state; /* STATE body, kept until END */
 	size_t state_len;
@@ -83,15 +85,17 @@ static int refuse_hello(const struct incoming *in)
 }
 
 /* A VM of the shape CONFIG gives, and what receiving into it needs. Its
- * memory is faulted in by a background thread while the pages arrive
- * (vm/prefault.h), stopped at END. */
+ * memory is the destination's ready memory when there is enough of it. */
 static int build_vm(struct incoming *in)
 {
 	struct vm_config vc = { .mem_bytes = in->hello.config.mem_bytes,
 				.vcpus = in->hello.config.vcpus,
 				.mem_backend = in->o->mem_backend,
 				.dirty_backend = in->o->dirty_backend };
-	int rc = vm_create(&vc, &in->vm);
+	int rc;
+
+	in->lent = ready_mem_lend(in->ready, vc.mem_bytes, &vc.lend_from) == 0;
+	rc = vm_create(&vc, &in->vm);
 
 	if (rc < 0)
 		return rc;
@@ -120,6 +124,21 @@ static int join_channels(struct incoming *in)
 	return rc;
 }
 
+/* Memory that was not made ready is faulted in by a background thread while
+ * the pages arrive (vm/prefault.h), stopped at END; or on demand. */
+static void start_prefault(struct incoming *in)
+{
+	if (in->lent) {
+		log_info("the guest's %llu MiB go into memory made ready before it came",
+			 (unsigned long long)(in->vm->mem.size >> 20));
+		return;
+	}
+	if (in->o->no_background_prefault)
+		return;
+	if (prefault_start(&in->vm->mem, &in->prefault) < 0)
+		log_warn("guest memory faults in on demand: %s", err_msg());
+}
+
 /* The opening, the VM, the data channels; then READY. */
 static int open_migration(struct incoming *in)
 {
@@ -135,8 +154,7 @@ static int open_migration(struct incoming *in)
 		rc = join_channels(in);
 	if (rc < 0)
 		return rc;
-	if (prefault_start(&in->vm->mem, &in->prefault) < 0)
-		log_warn("guest memory faults in on demand: %s", err_msg());
+	start_prefault(in);
 	return wire_send_empty(in->chan, REC_READY);
 }
 
@@ -274,8 +292,9 @@ static int load_machine(struct incoming *in)
 
 	if (!in->state)
 		return err_set(-EPROTO, "the stream ended without the VM state");
-	log_info("guest memory faulted in ahead of the guest: %.0f%%",
-		 prefault_stop(in->prefault) * 100);
+	if (in->prefault)
+		log_info("guest memory faulted in ahead of the guest: %.0f%%",
+			 prefault_stop(in->prefault) * 100);
 	in->prefault = NULL;
 	rc = state_restore(in->vm, in->state, in->state_len);
 	if (rc == 0 && in->hashes)
@@ -351,15 +370,20 @@ static int receive(struct incoming *in)
 	return start_guest(in);
 }
 
-/* Let go of the attempt; the VM too unless it runs (keep_vm). */
+/* Let go of the attempt; the VM too unless it runs (keep_vm). Memory it
+ * borrowed goes back zeroed, or stays with the VM. */
 static void discard(struct incoming *in, bool keep_vm)
 {
 	prefault_stop(in->prefault);
 	receivers_free(in->rx);
 	page_writer_free(&in->pages);
-	free(in->written);
+	if (keep_vm && in->lent)
+		ready_mem_keep(in->ready, &in->vm->mem);
 	if (!keep_vm)
 		vm_destroy(in->vm);
+	if (!keep_vm && in->lent)
+		ready_mem_give_back(in->ready, in->written, in->npages);
+	free(in->written);
 	free(in->state);
 	free(in->hashes);
 	free(in->hashed);
@@ -367,9 +391,10 @@ static void discard(struct incoming *in, bool keep_vm)
 }
 
 int incoming_receive(struct chan *c, int lfd, const char *uri, const struct mig_dest_opts *o,
-		     const struct incoming_events *ev, struct vm **out)
+		     struct ready_mem *ready, const struct incoming_events *ev, struct vm **out)
 {
-	struct incoming in = { .o = o, .ev = ev, .lfd = lfd, .uri = uri, .chan = c };
+	struct incoming in = { .o = o, .ev = ev, .lfd = lfd, .uri = uri, .chan = c,
+			       .ready = ready };
 	int rc = open_migration(&in);
 
 	if (rc == 0)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "migration/recv/dest.h"
+#include "migration/recv/ready_mem.h"
 #include "transport/chan.h"
 
 struct incoming_progress {
@@ -28,9 +29,10 @@ struct incoming_events {
 };
 
 /* Receive one migration on c (accepted on lfd, listening on uri; data
- * channels are accepted there too). Returns 0 with the guest running in
- * *out, or -errno with the reason; the partial VM is gone then. */
+ * channels are accepted there too), into ready's memory if it has enough.
+ * Returns 0 with the guest running in *out, or -errno with the reason; the
+ * partial VM is gone then. */
 int incoming_receive(struct chan *c, int lfd, const char *uri, const struct mig_dest_opts *o,
-		     const struct incoming_events *ev, struct vm **out);
+		     struct ready_mem *ready, const struct incoming_events *ev, struct vm **out);
 
 #endif

@@ -82,18 +82,20 @@ double meter_dirty_bps(const struct meter_reading *r)
 
 /* The link's rate is what left the sockets, not what went into them: a
  * round that fills an empty socket buffer would look faster. A short small
- * round says little (a shaper's burst after an idle moment), but is better
- * than no measurement at all. */
+ * round says little (a shaper's burst after an idle moment, or a link that
+ * idled because there was little to send), but until something better
+ * comes it is a lower bound: without one, a guest of zero pages (a few
+ * bytes each) would never be found able to switch over. */
 static void measure_link(struct meter *m, const struct meter_sample *a,
 			 const struct meter_sample *b, double secs)
 {
 	uint64_t bytes = b->bytes - a->bytes;
 	uint64_t gone_a = a->bytes > a->queued ? a->bytes - a->queued : 0;
 	uint64_t gone_b = b->bytes > b->queued ? b->bytes - b->queued : 0;
+	bool telling = bytes >= MIN_BYTES_FOR_BANDWIDTH &&
+		       (secs >= MIN_SECS_FOR_BANDWIDTH || bytes >= 16 * MIN_BYTES_FOR_BANDWIDTH);
 
-	if (bytes >= MIN_BYTES_FOR_BANDWIDTH && gone_b > gone_a &&
-	    (secs >= MIN_SECS_FOR_BANDWIDTH || bytes >= 16 * MIN_BYTES_FOR_BANDWIDTH ||
-	     m->r.bandwidth_bps <= 0))
+	if (gone_b > gone_a && secs > 0 && (telling || m->r.bandwidth_bps <= 0))
 		m->r.bandwidth_bps = (double)(gone_b - gone_a) / secs;
 }
 

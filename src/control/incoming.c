@@ -1,0 +1,126 @@
+/* The destination's commands on the control socket: migrate-incoming-cancel
+ * (fence), migrate-incoming-prealloc (make memory ready), and its part of
+ * query-status. */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "control/commands.h"
+#include "migration/recv/dest.h"
+#include "util/error.h"
+#include "util/size.h"
+
+static int need_incoming(struct control_ctx *ctx)
+{
+	return ctx->incoming ? 0 : err_set(-EINVAL, "this ferry was not started with --incoming");
+}
+
+json_t *control_migrate_incoming_cancel(struct control_ctx *ctx, json_t *args)
+{
+	uint64_t id;
+
+	(void)args;
+	if (need_incoming(ctx) < 0 || mig_dest_fence(ctx->incoming, &id) < 0)
+		return NULL;
+	return json_pack("{s:b,s:o}", "fenced", 1, "id", control_id_json(id));
+}
+
+static json_t *memory_json(const struct ready_info *m)
+{
+	json_t *r = json_pack("{s:s}", "state", ready_state_name(m->state));
+
+	if (m->state == READY_NONE)
+		return r;
+	json_object_set_new(r, "bytes", json_integer((json_int_t)m->bytes));
+	json_object_set_new(r, "backend", json_string(mem_backend_name(m->backend)));
+	if (m->state == READY_FAILED)
+		json_object_set_new(r, "error", json_string(m->error));
+	else if (m->state != READY_PREPARING)
+		json_object_set_new(r, "populate_ms", json_real(m->populate_ms));
+	return r;
+}
+
+static bool poll_prealloc(struct control_ctx *ctx, struct control_later *l, json_t **result)
+{
+	struct ready_info m = mig_dest_stats(ctx->incoming).memory;
+
+	(void)l;
+	if (m.state == READY_PREPARING)
+		return false;
+	*result = NULL;
+	if (m.state == READY_FAILED)
+		err_set(-ENOMEM, "%s", m.error);
+	else
+		*result = memory_json(&m);
+	return true;
+}
+
+/* mem (a size like "1G", or bytes) and backend (anon, memfd, hugetlb). */
+static int parse_prealloc(json_t *args, uint64_t *bytes, enum mem_backend *backend)
+{
+	json_t *mem = json_object_get(args, "mem"), *be = json_object_get(args, "backend");
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(args, key, v)
+		if (strcmp(key, "mem") && strcmp(key, "backend"))
+			return err_set(-EINVAL, "migrate-incoming-prealloc takes mem and backend, not '%s'",
+				       key);
+	if (json_is_integer(mem) && json_integer_value(mem) > 0)
+		*bytes = (uint64_t)json_integer_value(mem);
+	else if (!json_is_string(mem) || size_parse(json_string_value(mem), bytes) < 0)
+		return err_set(-EINVAL, "mem must be a size like 1G: the memory to make ready");
+	if (*bytes % (2u << 20) || *bytes < (16u << 20))
+		return err_set(-EINVAL, "mem must be a multiple of 2M, at least 16M");
+	*backend = MEM_ANON;
+	if (be && (!json_is_string(be) || mem_backend_parse(json_string_value(be), backend) < 0))
+		return err_set(-EINVAL, "backend must be anon, memfd or hugetlb");
+	return 0;
+}
+
+/* Make memory ready for the next guest on a thread of its own; the answer
+ * comes once it is ready, with how long that took. */
+int control_migrate_incoming_prealloc(struct control_ctx *ctx, json_t *args,
+				      struct control_later *l)
+{
+	enum mem_backend backend;
+	uint64_t bytes;
+	int rc = need_incoming(ctx);
+
+	if (rc == 0)
+		rc = parse_prealloc(args, &bytes, &backend);
+	if (rc == 0)
+		rc = mig_dest_prealloc(ctx->incoming, bytes, backend);
+	if (rc < 0)
+		return rc;
+	l->poll = poll_prealloc;
+	return 0;
+}
+
+json_t *control_incoming_json(struct control_ctx *ctx)
+{
+	struct mig_dest_stats s = mig_dest_stats(ctx->incoming);
+	json_t *r = json_pack("{s:s,s:I,s:I,s:i,s:i,s:o}", "phase", dest_phase_name(s.phase),
+			      "pages_received", (json_int_t)s.pages_received, "bytes_received",
+			      (json_int_t)s.bytes_received, "rounds", (int)s.rounds, "attempts",
+			      (int)s.attempts, "memory", memory_json(&s.memory));
+
+	if (s.id)
+		json_object_set_new(r, "id", control_id_json(s.id));
+	if (s.phase == DEST_LOADED) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		json_object_set_new(r, "commit_wait_ms", json_real(s.commit_wait_ms));
+		json_object_set_new(r, "commit_deadline_unix_ms",
+				    json_integer((json_int_t)now.tv_sec * 1000 +
+						 now.tv_nsec / 1000000 +
+						 (json_int_t)s.commit_wait_ms));
+	}
+	if (s.failed_id || s.failure[0]) {
+		json_object_set_new(r, "last_failure", json_string(s.failure));
+		json_object_set_new(r, "last_failed_id", control_id_json(s.failed_id));
+		json_object_set_new(r, "last_fenced", json_boolean(s.failed_fenced));
+	}
+	return r;
+}
