@@ -117,6 +117,10 @@ json_t *control_incoming_json(struct control_ctx *ctx)
 						 now.tv_nsec / 1000000 +
 						 (json_int_t)s.commit_wait_ms));
 	}
+	if (s.felt.known) {
+		json_object_set_new(r, "guest_gap_ms", json_real(s.felt.gap_ms));
+		json_object_set_new(r, "guest_stall_max_ms", json_real(s.felt.stall_max_ms));
+	}
 	if (s.failed_id || s.failure[0]) {
 		json_object_set_new(r, "last_failure", json_string(s.failure));
 		json_object_set_new(r, "last_failed_id", control_id_json(s.failed_id));

@@ -19,6 +19,7 @@
 #define FERRY_STATUS_GPA  0x3000ull /* struct ferry_vcpu_status[FERRY_MAX_VCPUS] */
 #define FERRY_GDT_GPA	  0x5000ull
 #define FERRY_TSS_GPA	  0x6000ull  /* TSS + I/O permission bitmap, 3 pages */
+#define FERRY_STALLS_GPA  0x9000ull  /* struct ferry_vcpu_stalls[FERRY_MAX_VCPUS] */
 #define FERRY_PT_GPA	  0x10000ull /* page tables */
 #define FERRY_PT_END	  0x90000ull
 #define FERRY_IMAGE_GPA	  0x100000ull /* ELF image is linked here */
@@ -43,7 +44,7 @@ enum ferry_call {
 };
 
 #define FERRY_PARAMS_MAGIC   0x5041524d59525245ull /* "ERRYMRAP" */
-#define FERRY_PARAMS_VERSION 2
+#define FERRY_PARAMS_VERSION 3
 
 enum ferry_workload {
 	FERRY_WL_IDLE = 1,
@@ -103,6 +104,7 @@ struct ferry_control {
 	volatile uint64_t touch_req; /* TOUCH workload: vCPU 0 writes touch_list once */
 	volatile uint64_t touch_count;
 	volatile uint64_t touch_list[FERRY_TOUCH_MAX]; /* page indexes into the working set */
+	volatile uint64_t stall_epoch; /* bumped: each vCPU starts its longest stall anew */
 };
 
 /* One per vCPU, 128 bytes; the guest writes, the VMM reads without exits. */
@@ -125,6 +127,26 @@ _Static_assert(sizeof(struct ferry_vcpu_status) == 128, "status slot is 128 byte
 _Static_assert(sizeof(struct ferry_control) <= FERRY_PAGE_SIZE, "control fits a page");
 _Static_assert(FERRY_MAX_VCPUS * sizeof(struct ferry_vcpu_status) == 2 * FERRY_PAGE_SIZE,
 	       "status area is two pages");
+
+/* One per vCPU, 128 bytes: the stalls the guest felt. A stall is a gap of
+ * more than FERRY_STALL_MIN_US between two heartbeats of a vCPU that meant
+ * to run: paused, throttled, descheduled by the host, waiting for a page. A
+ * sleep the guest asks for is none: last_beat_tsc is 0 during one, so that a
+ * vCPU paused while asleep felt nothing. The guest's own work between two
+ * beats stays well below the threshold. Times are the guest's TSC. */
+#define FERRY_STALL_MIN_US 1000
+#define FERRY_STALL_RING   6
+struct ferry_vcpu_stalls {
+	volatile uint64_t last_beat_tsc; /* 0 while asleep on purpose */
+	volatile uint64_t epoch;	 /* the control page's stall_epoch when max began */
+	volatile uint64_t max_tsc;	 /* the longest stall since */
+	volatile uint64_t count;	 /* stalls since start; the last ones are in ring */
+	volatile uint64_t ring[FERRY_STALL_RING][2]; /* [count % RING]: start TSC, length */
+};
+
+_Static_assert(sizeof(struct ferry_vcpu_stalls) == 128, "stall slot is 128 bytes");
+_Static_assert(FERRY_STALLS_GPA + FERRY_MAX_VCPUS * sizeof(struct ferry_vcpu_stalls) <= FERRY_PT_GPA,
+	       "stall area fits below the page tables");
 
 /* Self-check page header, at the start of every working-set page the guest
  * writes with checking on. gen matches the guest's generation table entry. */

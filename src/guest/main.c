@@ -19,6 +19,7 @@ static void serve_requests(struct wl_ctx *ctx)
 		ctx->st->sweep_pages = ctx->count;
 		__asm__ volatile("" ::: "memory");
 		ctx->st->sweep_done = req;
+		rt_beat_restart(ctx->cpu); /* a sweep is long on purpose */
 	}
 }
 
@@ -36,7 +37,7 @@ static __attribute__((noreturn)) void idle_forever(struct wl_ctx *ctx)
 {
 	for (;;) {
 		serve_requests(ctx);
-		ctx->st->heartbeat_tsc = rt_rdtsc();
+		rt_beat(ctx->cpu);
 		rt_sleep_us(ctx->cpu, IDLE_SLEEP_US);
 	}
 }
@@ -56,7 +57,7 @@ static __attribute__((noreturn)) void compute_forever(struct wl_ctx *ctx)
 		if (!x)
 			rt_panic(ctx->cpu, 3); /* never: keeps the loop from being optimised out */
 		ctx->st->work++;
-		ctx->st->heartbeat_tsc = rt_rdtsc();
+		rt_beat(ctx->cpu);
 		serve_requests(ctx);
 	}
 }
@@ -119,7 +120,7 @@ static __attribute__((noreturn)) void dirty_forever(struct wl_ctx *ctx)
 		done += 64;
 		if (a->pattern == FERRY_PAT_RANDOM || a->pattern == FERRY_PAT_HOTSET)
 			ctx->st->passes = ctx->st->pages_written / ctx->count;
-		ctx->st->heartbeat_tsc = rt_rdtsc();
+		rt_beat(ctx->cpu);
 		serve_requests(ctx);
 		if (tsc_per_page)
 			pace(ctx, &start, done, tsc_per_page);

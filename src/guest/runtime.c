@@ -43,15 +43,41 @@ static void call(uint32_t cpu, enum ferry_call nr, uint64_t a0, uint64_t a1, uin
 	rt_outl(FERRY_PORT_CALL, nr);
 }
 
+void rt_beat(uint32_t cpu)
+{
+	struct ferry_vcpu_stalls *s = rt_stalls(cpu);
+	uint64_t now = rt_rdtsc(), last = s->last_beat_tsc, epoch = rt_control()->stall_epoch;
+
+	if (s->epoch != epoch) {
+		s->max_tsc = 0;
+		s->epoch = epoch;
+	}
+	if (last && now - last > FERRY_STALL_MIN_US * rt_tsc_per_us()) {
+		volatile uint64_t *e = s->ring[s->count % FERRY_STALL_RING];
+
+		e[0] = last;
+		e[1] = now - last;
+		s->count++; /* after the entry: a reader that sees the count sees it */
+		if (now - last > s->max_tsc)
+			s->max_tsc = now - last;
+	}
+	s->last_beat_tsc = now;
+	rt_status(cpu)->heartbeat_tsc = now;
+}
+
+/* Spinning, the vCPU beats all along: a pause then is a stall it feels. */
 void rt_sleep_us(uint32_t cpu, uint64_t us)
 {
 	if (rt_params()->wl.spin) {
 		uint64_t end = rt_rdtsc() + us * rt_tsc_per_us();
 
-		while (rt_rdtsc() < end)
+		while (rt_rdtsc() < end) {
+			rt_beat(cpu);
 			rt_pause();
+		}
 		return;
 	}
+	rt_beat_restart(cpu);
 	call(cpu, FERRY_CALL_SLEEP, us, 0, 0);
 }
 

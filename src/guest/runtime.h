@@ -45,6 +45,21 @@ static inline struct ferry_vcpu_status *rt_status(uint32_t cpu)
 	return (struct ferry_vcpu_status *)FERRY_STATUS_GPA + cpu;
 }
 
+static inline struct ferry_vcpu_stalls *rt_stalls(uint32_t cpu)
+{
+	return (struct ferry_vcpu_stalls *)FERRY_STALLS_GPA + cpu;
+}
+
+/* A heartbeat of vCPU cpu's main loop: heartbeat_tsc, and a stall recorded
+ * if the last beat is too long ago (abi.h, struct ferry_vcpu_stalls). */
+void rt_beat(uint32_t cpu);
+/* The next beat starts afresh: the time since this one was meant (a sleep,
+ * a full sweep of memory), not a stall. */
+static inline void rt_beat_restart(uint32_t cpu)
+{
+	rt_stalls(cpu)->last_beat_tsc = 0;
+}
+
 void rt_puts(const char *s);
 /* Block in the VMM for up to us microseconds (early on wake-up), or spin if
  * the workload asked for it. */

@@ -56,3 +56,57 @@ bool guest_check_done(const struct vm *vm, struct guest_check *c)
 	}
 	return true;
 }
+
+static const struct ferry_vcpu_stalls *stalls(const struct vm *vm, unsigned i)
+{
+	const struct ferry_vcpu_stalls *s =
+		vm_read_ptr(vm, FERRY_STALLS_GPA, FERRY_MAX_VCPUS * sizeof(*s));
+
+	return &s[i];
+}
+
+static double tsc_ms(const struct vm *vm, uint64_t ticks)
+{
+	return (double)ticks / (double)vm->tsc_khz;
+}
+
+void guest_stalls_reset(struct vm *vm)
+{
+	const struct ferry_control *ctl = vm_read_ptr(vm, FERRY_CONTROL_GPA, sizeof(*ctl));
+	uint64_t epoch = ctl->stall_epoch + 1;
+
+	vm_write(vm, FERRY_CONTROL_GPA + offsetof(struct ferry_control, stall_epoch), &epoch,
+		 sizeof(epoch));
+}
+
+uint64_t guest_running_beat(const struct vm *vm, unsigned i)
+{
+	return stalls(vm, i)->last_beat_tsc;
+}
+
+bool guest_stall_since(const struct vm *vm, unsigned i, uint64_t beat, double *ms)
+{
+	const struct ferry_vcpu_stalls *s = stalls(vm, i);
+	uint64_t count;
+
+	if (slot(vm, i)->heartbeat_tsc == beat)
+		return false;
+	/* The guest records a stall before the beat that ends it. */
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	count = s->count;
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	*ms = 0;
+	for (uint64_t k = count > FERRY_STALL_RING ? count - FERRY_STALL_RING : 0; k < count; k++)
+		if (s->ring[k % FERRY_STALL_RING][0] == beat)
+			*ms = tsc_ms(vm, s->ring[k % FERRY_STALL_RING][1]);
+	return true;
+}
+
+double guest_stall_max_ms(const struct vm *vm)
+{
+	uint64_t max = 0;
+
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		max = stalls(vm, i)->max_tsc > max ? stalls(vm, i)->max_tsc : max;
+	return tsc_ms(vm, max);
+}

@@ -23,6 +23,24 @@ struct guest_vcpu_counters guest_vcpu_counters(const struct vm *vm, unsigned i);
 /* Page writes of every vCPU, summed. */
 uint64_t guest_pages_written(const struct vm *vm);
 
+/* The stalls the guest felt (guest/abi.h, struct ferry_vcpu_stalls): gaps of
+ * over GUEST_STALL_MIN_MS between two heartbeats of a vCPU that meant to
+ * run. A vCPU asleep on purpose feels none. */
+#define GUEST_STALL_MIN_MS 1.0
+
+/* Start every vCPU's longest stall anew (through guest RAM: dirty-tracked,
+ * so it reaches a destination with the rest). */
+void guest_stalls_reset(struct vm *vm);
+/* vCPU i's last heartbeat if it is running (or paused while running), 0 if
+ * it is asleep on purpose. */
+uint64_t guest_running_beat(const struct vm *vm, unsigned i);
+/* Whether vCPU i has beaten since beat (from guest_running_beat); if so,
+ * *ms is the stall that began then, or 0 if it was shorter than
+ * GUEST_STALL_MIN_MS. */
+bool guest_stall_since(const struct vm *vm, unsigned i, uint64_t beat, double *ms);
+/* The longest stall of any vCPU since guest_stalls_reset. */
+double guest_stall_max_ms(const struct vm *vm);
+
 /* A full self-check: every vCPU reads each page of its share. */
 struct guest_check {
 	uint64_t request;

@@ -10,6 +10,8 @@
 #   (it is fenced and refuses the COMMIT that comes late; the source
 #   resumes); the destination discarded it (the source resumes); a
 #   destination that knows nothing of it (nothing changes, exit 1).
+# - The guest feels the switchover: the gap it reports is at least as long
+#   as the pause the test imposed.
 # The unknown cases come from tests/e2e/proxy.c between the two: it holds
 # COMMIT, or swallows RESUMED.
 . "$(dirname "$0")/lib.sh"
@@ -137,4 +139,22 @@ vm dst --incoming "unix:$TMP/in2.sock"
 resolve && fail "resolve settled a migration the destination knows nothing of"
 grep -q "has no record of migration" "$TMP/resolve.out" || fail "resolve said: $(cat "$TMP/resolve.out")"
 [ "$(status_field src "j['status']")" = paused ] || fail "the source did not stay paused"
+note "the guest feels the switchover: with COMMIT held 300 ms, it felt a gap at least that long"
+# vCPU 1 computes and never sleeps: it was running when the source paused it.
+vm felt --mem 64M --vcpus 2 --workload dirty:wss=16M,rate=10M,dirtiers=1
+vm dst3 --incoming "unix:$TMP/in3.sock" --io-timeout-ms 60000
+start_proxy "$(port 1)" "unix:$TMP/in3.sock" --hold $COMMIT
+migrate felt "tcp:127.0.0.1:$(port 1)" --io-timeout-ms 30000 &
+MIG=$!
+wait_incoming dst3 loaded
+sleep 0.3 # the guest stays paused at least this long
+kill -USR1 "$PROXY_PID"
+wait $MIG || fail "the held migration: $(report "j.get('reason')")"
+poll dst3 query-status "'guest_gap_ms' in r['incoming']" "what the guest felt" 10
+GAP=$(status_field dst3 "j['incoming']['guest_gap_ms']")
+STALL=$(status_field dst3 "j['incoming']['guest_stall_max_ms']")
+note "the guest felt $GAP ms; its longest stall $STALL ms"
+python3 -c "import sys; g, s = map(float, sys.argv[1:]); sys.exit(not (g >= 300 and s >= g))" "$GAP" "$STALL" ||
+	fail "the guest felt $GAP ms (longest stall $STALL ms) for a pause of over 300 ms"
+stop_proxy
 finish handoff

@@ -82,6 +82,15 @@ static int on_commit(void *opaque)
 	return rc;
 }
 
+static void on_felt(void *opaque, const struct felt *f)
+{
+	struct mig_dest *d = opaque;
+
+	pthread_mutex_lock(&d->lock);
+	d->stats.felt = *f;
+	pthread_mutex_unlock(&d->lock);
+}
+
 /* A new attempt begins on an accepted connection. */
 static void begin(struct mig_dest *d)
 {
@@ -140,7 +149,7 @@ static int wait_connection(struct mig_dest *d, struct chan *c)
 
 int mig_dest_run(struct mig_dest *d, struct vm **out)
 {
-	const struct incoming_events ev = { d, on_progress, on_loaded, on_commit };
+	const struct incoming_events ev = { d, on_progress, on_loaded, on_commit, on_felt };
 	struct chan c;
 	bool go_on;
 	int rc;

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "migration/migration.h"
+#include "migration/recv/felt.h"
 #include "migration/recv/ready_mem.h"
 #include "vm/vm.h"
 
@@ -45,6 +46,7 @@ struct mig_dest_stats {
 	bool failed_fenced;    /* it was fenced (migrate-incoming-cancel) */
 	char failure[512];
 	struct ready_info memory; /* memory made ready for the guest */
+	struct felt felt;	  /* what the guest that came felt (recv/felt.h) */
 };
 
 struct mig_dest;

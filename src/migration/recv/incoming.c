@@ -19,6 +19,9 @@
 #include "vm/prefault.h"
 #include "vm/state.h"
 
+/* How long a running vCPU may take to beat after the guest starts here. */
+#define FELT_WAIT_MS 1000
+
 struct incoming {
 	const struct mig_dest_opts *o;
 	const struct incoming_events *ev;
@@ -308,11 +311,15 @@ static int load_machine(struct incoming *in)
 	return rc;
 }
 
-/* COMMIT: start the guest, unless the destination refuses it now. */
+/* COMMIT: start the guest, unless the destination refuses it now; then
+ * what the guest felt of the switchover. */
 static int start_guest(struct incoming *in)
 {
+	uint64_t beats[VM_MAX_VCPUS];
+	struct felt f;
 	int rc = in->ev->commit(in->ev->opaque);
 
+	felt_before(in->vm, beats);
 	if (rc == 0)
 		rc = vm_start(in->vm);
 	if (rc < 0)
@@ -321,6 +328,11 @@ static int start_guest(struct incoming *in)
 	 * that misses it stays paused (unknown). */
 	if (wire_send_empty(in->chan, REC_RESUMED) < 0)
 		log_warn("the guest runs here, but the source did not hear RESUMED: %s", err_msg());
+	f = felt_after(in->vm, beats, FELT_WAIT_MS);
+	if (f.known)
+		log_info("the guest felt a %.1f ms gap at the switchover; its longest stall during "
+			 "the migration: %.1f ms", f.gap_ms, f.stall_max_ms);
+	in->ev->felt(in->ev->opaque, &f);
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "migration/recv/dest.h"
+#include "migration/recv/felt.h"
 #include "migration/recv/ready_mem.h"
 #include "transport/chan.h"
 
@@ -26,6 +27,8 @@ struct incoming_events {
 	/* COMMIT came: 0 to start the guest, or -errno (with err_msg()) to
 	 * refuse it. */
 	int (*commit)(void *opaque);
+	/* What the guest felt (recv/felt.h), once it runs here. */
+	void (*felt)(void *opaque, const struct felt *f);
 };
 
 /* Receive one migration on c (accepted on lfd, listening on uri; data

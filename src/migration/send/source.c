@@ -22,6 +22,7 @@
 #include "util/log.h"
 #include "util/time.h"
 #include "vm/dirty.h"
+#include "vm/guest_status.h"
 #include "vm/state.h"
 #include "vm/vm.h"
 
@@ -416,6 +417,7 @@ static int setup(struct mig_source *m)
 	rc = dirty_start(m->vm->dirty);
 	if (rc < 0)
 		return rc;
+	guest_stalls_reset(m->vm); /* the destination reports the longest since */
 	/* The first sync reports every page: round 0 sends them all. */
 	n = dirty_sync(m->vm->dirty, m->dirty);
 	if (n < 0)
