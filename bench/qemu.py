@@ -32,13 +32,24 @@ class Qmp:
                 raise RuntimeError(f"{name}: {r['error']['desc']}")
 
 
+# Where the guest keeps what the bench reads (src/guest/abi.h).
+PARAMS_TSC_KHZ = 0x1000 + 24          # struct ferry_params.tsc_khz
+CONTROL_STALL_EPOCH = 0x2000 + 8 * 259  # struct ferry_control.stall_epoch
+STATUS = 0x3000                       # struct ferry_vcpu_status of vCPU 0
+STALLS = 0x9000                       # struct ferry_vcpu_stalls of vCPU 0
+STALL_RING = 6
+
+
 class QemuSide:
-    def __init__(self, link, side, name, tmp, guest, params_file, pvh, incoming=None):
+    def __init__(self, link, side, name, tmp, guest, params_file, pvh, incoming=None, prealloc=False):
         self.ram = f"/dev/shm/ferry-bench-{os.getpid()}-{name}"
         self.qmp_path = os.path.join(tmp, name + ".qmp")
+        backend = f"memory-backend-file,id=ram,size={guest['mem']},mem-path={self.ram},share=on"
+        if prealloc:  # what -mem-prealloc does, for this backend
+            backend += ",prealloc=on"
         argv = ["qemu-system-x86_64", "-enable-kvm", "-M", "microvm", "-m", guest["mem"], "-smp", "1",
                 "-nodefaults", "-display", "none", "-no-reboot",
-                "-object", f"memory-backend-file,id=ram,size={guest['mem']},mem-path={self.ram},share=on",
+                "-object", backend,
                 "-machine", "memory-backend=ram", "-kernel", pvh, "-initrd", params_file,
                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
         if incoming:
@@ -56,6 +67,33 @@ class QemuSide:
             filled, = struct.unpack_from("<Q", m, 0x3000 + 64)
             m.close()
         return written, errors, filled
+
+    def _map(self, write=False):
+        import mmap
+        f = open(self.ram, "r+b" if write else "rb")
+        m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ | (mmap.PROT_WRITE if write else 0))
+        f.close()
+        return m
+
+    def reset_stalls(self):
+        """What ferry's source does as a migration starts: each vCPU's
+        longest stall starts anew (the guest sees the new epoch)."""
+        import struct
+        m = self._map(write=True)
+        epoch, = struct.unpack_from("<Q", m, CONTROL_STALL_EPOCH)
+        struct.pack_into("<Q", m, CONTROL_STALL_EPOCH, epoch + 1)
+        m.close()
+
+    def stalls(self):
+        """vCPU 0's stall slot: last beat, longest stall, count, ring; and the TSC kHz."""
+        import struct
+        m = self._map()
+        khz, = struct.unpack_from("<Q", m, PARAMS_TSC_KHZ)
+        last, _, longest, count = struct.unpack_from("<QQQQ", m, STALLS)
+        ring = [struct.unpack_from("<QQ", m, STALLS + 32 + 16 * i) for i in range(STALL_RING)]
+        heartbeat, = struct.unpack_from("<Q", m, STATUS + 24)
+        m.close()
+        return {"khz": khz, "last": last, "max": longest, "count": count, "ring": ring, "heartbeat": heartbeat}
 
     def finish(self):
         try:
@@ -79,19 +117,38 @@ def size_bytes(text):
     return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
 
 
-def configure(src, dst, mig):
+def felt(src, dst):
+    """What the guest felt, read as ferry's destination reads it
+    (vm/guest_status.c): the first stall at or after vCPU 0's last beat
+    before the pause (the paused source's RAM keeps it), once the vCPU has
+    beaten well past it; and the longest stall since the migration began."""
+    beat = src.stalls()["last"]
+    for _ in range(200):
+        b = dst.stalls()
+        if not beat or not b["khz"]:
+            return {}
+        if b["heartbeat"] > beat + b["khz"]:  # 1 ms, the guest's threshold
+            after = sorted((start, length) for start, length in b["ring"] if start >= beat)
+            gap = after[0][1] if after else 0
+            return {"guest_gap_ms": gap / b["khz"], "guest_stall_max_ms": b["max"] / b["khz"]}
+        time.sleep(0.005)
+    return {}
+
+
+def configure(src, dst, mig, multifd=0):
     """QEMU's equivalents of the scenario's migration parameters. Its
     defaults (max-bandwidth 128 MiB/s, downtime-limit 300 ms) are always
-    overridden; "unlimited" is UNLIMITED_BPS."""
+    overridden; "unlimited" is UNLIMITED_BPS. multifd: that many channels
+    even where ferry's scenario asks for none."""
     params = {"downtime-limit": int(mig.get("downtime-ms", 300)),
               "max-bandwidth": int(mig.get("max-bandwidth-bps", UNLIMITED_BPS))}
     caps = []
     if "xbzrle" in mig:
         caps.append("xbzrle")
         params["xbzrle-cache-size"] = size_bytes(mig["xbzrle"])
-    if "channels" in mig or "compress" in mig:
+    if "channels" in mig or "compress" in mig or multifd:
         caps.append("multifd")
-        params["multifd-channels"] = int(mig.get("channels", 1))
+        params["multifd-channels"] = int(multifd or mig.get("channels", 1))
         codec = mig.get("compress", "none")
         if codec not in ("none", "zstd", "zlib"):
             raise ValueError(f"QEMU multifd has no '{codec}' compression")
@@ -109,8 +166,10 @@ def configure(src, dst, mig):
     src.qmp("migrate-set-parameters", **params)
 
 
-def run_once(build, sc, link, tmp):
-    """One QEMU migration; returns a report shaped like ferry's."""
+def run_once(build, sc, link, tmp, prealloc=False, multifd=0):
+    """One QEMU migration; returns a report shaped like ferry's. prealloc:
+    the destination's memory is allocated before it listens (-mem-prealloc);
+    multifd: channels."""
     g, mig = sc["guest"], sc.get("migration", {})
     params = os.path.join(tmp, "qemu-params.bin")
     subprocess.run([os.path.join(build, "bench", "guest-params"), "--mem", g["mem"], "--workload",
@@ -118,14 +177,15 @@ def run_once(build, sc, link, tmp):
     pvh = os.path.join(build, "src", "guest", "ferry-guest-pvh.elf")
     uri = link.uri()
     src = QemuSide(link, "src", "qsrc", tmp, g, params, pvh)
-    dst = QemuSide(link, "dst", "qdst", tmp, g, params, pvh, incoming=uri)
+    dst = QemuSide(link, "dst", "qdst", tmp, g, params, pvh, incoming=uri, prealloc=prealloc)
     try:
         for _ in range(1200):  # the guest's initial fill, then as long as ferry's side waits
             if src.status_page()[2]:
                 break
             time.sleep(0.05)
         time.sleep(0.5)
-        configure(src, dst, mig)
+        configure(src, dst, mig, multifd)
+        src.reset_stalls()
         src.qmp("migrate", uri=uri)
         deadline = time.time() + int(mig.get("timeout", 600))
         postcopy_started = timed_out = False
@@ -142,6 +202,7 @@ def run_once(build, sc, link, tmp):
                 timed_out = True
             time.sleep(0.05)
         ok = r.get("status") == "completed"
+        guest = felt(src, dst) if ok else {}
         if ok:
             time.sleep(0.5)
             a = dst.status_page()
@@ -152,7 +213,7 @@ def run_once(build, sc, link, tmp):
                   "total_ms": r.get("total-time", 0), "downtime_ms": r.get("downtime", 0),
                   "setup_ms": r.get("setup-time", 0), "bytes_sent": r.get("ram", {}).get("transferred", 0),
                   "rounds": r.get("ram", {}).get("dirty-sync-count", 0), "qemu": r,
-                  "xbzrle_cache_miss_rate": r.get("xbzrle-cache", {}).get("cache-miss-rate")}
+                  "xbzrle_cache_miss_rate": r.get("xbzrle-cache", {}).get("cache-miss-rate"), **guest}
         if not ok and r.get("status") == "completed":
             report["reason"] = "the guest did not run cleanly on the destination"
         elif timed_out:

@@ -145,6 +145,8 @@ struct ferry_vcpu_stalls {
 };
 
 _Static_assert(sizeof(struct ferry_vcpu_stalls) == 128, "stall slot is 128 bytes");
+_Static_assert(__builtin_offsetof(struct ferry_control, stall_epoch) == 2072,
+	       "bench/qemu.py writes stall_epoch there");
 _Static_assert(FERRY_STALLS_GPA + FERRY_MAX_VCPUS * sizeof(struct ferry_vcpu_stalls) <= FERRY_PT_GPA,
 	       "stall area fits below the page tables");
 

@@ -84,21 +84,31 @@ uint64_t guest_running_beat(const struct vm *vm, unsigned i)
 	return stalls(vm, i)->last_beat_tsc;
 }
 
+/* A vCPU paused inside its beat, between reading the TSC and storing it,
+ * stores that reading when it resumes: the stall then starts there, a hair
+ * after beat. So the switchover's stall is the first one at or after beat,
+ * and it is surely recorded once the vCPU has beaten past beat plus the
+ * threshold (a beat stores the stall before the heartbeat that ends it). */
 bool guest_stall_since(const struct vm *vm, unsigned i, uint64_t beat, double *ms)
 {
 	const struct ferry_vcpu_stalls *s = stalls(vm, i);
-	uint64_t count;
+	uint64_t min_ticks = (uint64_t)(GUEST_STALL_MIN_MS * (double)vm->tsc_khz);
+	uint64_t count, first = UINT64_MAX;
 
-	if (slot(vm, i)->heartbeat_tsc == beat)
+	if (slot(vm, i)->heartbeat_tsc <= beat + min_ticks)
 		return false;
-	/* The guest records a stall before the beat that ends it. */
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	count = s->count;
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	*ms = 0;
-	for (uint64_t k = count > FERRY_STALL_RING ? count - FERRY_STALL_RING : 0; k < count; k++)
-		if (s->ring[k % FERRY_STALL_RING][0] == beat)
-			*ms = tsc_ms(vm, s->ring[k % FERRY_STALL_RING][1]);
+	for (uint64_t k = count > FERRY_STALL_RING ? count - FERRY_STALL_RING : 0; k < count; k++) {
+		const volatile uint64_t *e = s->ring[k % FERRY_STALL_RING];
+
+		if (e[0] >= beat && e[0] < first) {
+			first = e[0];
+			*ms = tsc_ms(vm, e[1]);
+		}
+	}
 	return true;
 }
 

@@ -34,8 +34,8 @@ void guest_stalls_reset(struct vm *vm);
 /* vCPU i's last heartbeat if it is running (or paused while running), 0 if
  * it is asleep on purpose. */
 uint64_t guest_running_beat(const struct vm *vm, unsigned i);
-/* Whether vCPU i has beaten since beat (from guest_running_beat); if so,
- * *ms is the stall that began then, or 0 if it was shorter than
+/* Whether vCPU i has beaten well after beat (from guest_running_beat); if
+ * so, *ms is the stall that began then, or 0 if it was shorter than
  * GUEST_STALL_MIN_MS. */
 bool guest_stall_since(const struct vm *vm, unsigned i, uint64_t beat, double *ms);
 /* The longest stall of any vCPU since guest_stalls_reset. */
