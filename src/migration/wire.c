@@ -45,22 +45,42 @@ static int grow(struct wire_buf *buf, size_t need)
 	return 0;
 }
 
-int wire_recv(struct chan *c, struct rec_header *hdr, struct wire_buf *buf)
+int wire_recv_body(struct chan *c, const struct rec_header *hdr, struct wire_buf *buf)
+{
+	int rc = grow(buf, rec_padded(hdr->length) + 8);
+
+	if (rc == 0)
+		rc = chan_read(c, buf->data, rec_padded(hdr->length));
+	if (rc == 0)
+		rc = rec_checksum_check(hdr, buf->data);
+	return rc;
+}
+
+int wire_recv_header(struct chan *c, struct rec_header *hdr, struct wire_buf *buf)
 {
 	for (;;) {
 		int skip, rc = chan_read(c, hdr, sizeof(*hdr));
 
 		if (rc == 0)
 			rc = rec_header_check(hdr, &skip);
-		if (rc == 0)
-			rc = grow(buf, rec_padded(hdr->length) + 8);
-		if (rc == 0)
-			rc = chan_read(c, buf->data, rec_padded(hdr->length));
-		if (rc == 0) /* skippable records too: the type itself is checked */
-			rc = rec_checksum_check(hdr, buf->data);
 		if (rc < 0 || !skip)
 			return rc;
+		rc = wire_recv_body(c, hdr, buf); /* skippable records too: the type is checked */
+		if (rc < 0)
+			return rc;
 	}
+}
+
+int wire_recv(struct chan *c, struct rec_header *hdr, struct wire_buf *buf)
+{
+	int rc = wire_recv_header(c, hdr, buf);
+
+	return rc < 0 ? rc : wire_recv_body(c, hdr, buf);
+}
+
+int wire_buf_reserve(struct wire_buf *buf, size_t bytes)
+{
+	return grow(buf, bytes);
 }
 
 void wire_buf_free(struct wire_buf *buf)

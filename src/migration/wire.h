@@ -21,6 +21,12 @@ int wire_send_empty(struct chan *c, uint32_t type);
 /* Receive the next record the reader knows (skipping optional unknown ones),
  * checked: header, length bounds and checksum. The body lands in buf. */
 int wire_recv(struct chan *c, struct rec_header *hdr, struct wire_buf *buf);
+/* The same in two steps, for a reader that puts some bodies elsewhere: the
+ * next known record's header (checked), then its body into buf (checked). */
+int wire_recv_header(struct chan *c, struct rec_header *hdr, struct wire_buf *buf);
+int wire_recv_body(struct chan *c, const struct rec_header *hdr, struct wire_buf *buf);
+/* Room for at least bytes in buf. */
+int wire_buf_reserve(struct wire_buf *buf, size_t bytes);
 void wire_buf_free(struct wire_buf *buf);
 
 #endif

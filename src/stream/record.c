@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <string.h>
-#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 #include "util/error.h"
@@ -152,6 +151,20 @@ int rec_checksum_check(const struct rec_header *hdr, const void *body)
 	return 0;
 }
 
+void rec_checksum_begin(const struct rec_header *hdr, XXH3_state_t *st)
+{
+	XXH3_64bits_reset_withSeed(st, header_seed(hdr->type, hdr->length));
+}
+
+int rec_checksum_end(const struct rec_header *hdr, XXH3_state_t *st)
+{
+	if (XXH3_64bits_digest(st) != hdr->checksum)
+		return err_set(-EINVAL,
+			       "%s record failed its checksum: the stream was corrupted in transit",
+			       rec_type_name(hdr->type));
+	return 0;
+}
+
 int rec_parse_config(const void *body, uint32_t len, struct rec_config *out)
 {
 	if (len != sizeof(*out))
@@ -233,6 +246,35 @@ int rec_parse_pages(const void *body, uint32_t len, uint64_t npages, struct page
 		return err_set(-EINVAL, "PAGES record is %u bytes, its list says %llu", len,
 			       (unsigned long long)expect);
 	out->payload = (const uint8_t *)out->entries + 8ull * fixed.count;
+	return 0;
+}
+
+int rec_pages_count(const struct rec_pages *fixed, uint32_t len, uint32_t *count)
+{
+	if (fixed->count < 1 || fixed->count > PAGES_MAX_COUNT)
+		return err_set(-EINVAL, "PAGES record has %u pages (1 to %u allowed)", fixed->count,
+			       PAGES_MAX_COUNT);
+	if (len < sizeof(*fixed) + 8ull * fixed->count)
+		return err_set(-EINVAL, "PAGES record is shorter than its page list");
+	*count = fixed->count;
+	return 0;
+}
+
+int rec_parse_pages_head(const void *head, uint32_t len, uint64_t npages, struct pages_view *out)
+{
+	struct rec_pages fixed;
+	uint64_t expect;
+	int rc;
+
+	memcpy(&fixed, head, sizeof(fixed));
+	rc = page_list("PAGES", head, len, sizeof(fixed), fixed.count, fixed.round, npages, out);
+	if (rc < 0)
+		return rc;
+	expect = sizeof(fixed) + 8ull * fixed.count + out->payload_bytes;
+	if (len != expect)
+		return err_set(-EINVAL, "PAGES record is %u bytes, its list says %llu", len,
+			       (unsigned long long)expect);
+	out->payload = NULL;
 	return 0;
 }
 

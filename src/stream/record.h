@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 #include <sys/uio.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
 
 #include "stream/format.h"
 
@@ -43,11 +45,21 @@ void rec_header_init(struct rec_header *hdr, uint32_t type, const struct iovec *
  * within that type's bounds. Sets *skip for an unknown optional record. */
 int rec_header_check(const struct rec_header *hdr, int *skip);
 int rec_checksum_check(const struct rec_header *hdr, const void *body);
+/* The same for a body that arrives in pieces: begin, XXH3_64bits_update()
+ * with each piece in order, end. */
+void rec_checksum_begin(const struct rec_header *hdr, XXH3_state_t *st);
+int rec_checksum_end(const struct rec_header *hdr, XXH3_state_t *st);
 const char *rec_type_name(uint32_t type);
 
 int rec_parse_config(const void *body, uint32_t len, struct rec_config *out);
 /* npages: guest pages; every gfn must be below it. */
 int rec_parse_pages(const void *body, uint32_t len, uint64_t npages, struct pages_view *out);
+/* A PAGES record of len bytes read piece by piece, so that its payload can
+ * land where it belongs: first its fixed part (8 bytes) gives the count of
+ * entries to read next; then the fixed part and entries (head) are checked
+ * against len. out->payload is NULL. */
+int rec_pages_count(const struct rec_pages *fixed, uint32_t len, uint32_t *count);
+int rec_parse_pages_head(const void *head, uint32_t len, uint64_t npages, struct pages_view *out);
 int rec_parse_zpages(const void *body, uint32_t len, uint64_t npages, struct zpages_view *out);
 int rec_parse_channels(const void *body, uint32_t len, struct rec_channels *out);
 int rec_parse_session(const void *body, uint32_t len, struct rec_session *out);

@@ -295,14 +295,18 @@ int chan_accept(struct chan *c, int lfd, const char *text, int timeout_ms,
 
 static int wait_ready(struct chan *c, short events)
 {
-	struct pollfd p[2] = { { .fd = c->fd, .events = events },
-			       { .fd = c->cancel ? c->cancel->fd : -1, .events = POLLIN } };
-	int rc = poll(p, 2, c->timeout_ms);
+	bool watch = events == POLLOUT && c->speaker;
+	struct pollfd p[3] = { { .fd = c->fd, .events = events },
+			       { .fd = c->cancel ? c->cancel->fd : -1, .events = POLLIN },
+			       { .fd = watch ? c->speaker->fd : -1, .events = POLLIN } };
+	int rc = poll(p, 3, c->timeout_ms);
 
 	if (rc < 0)
 		return errno == EINTR ? 0 : -errno;
 	if (p[1].revents)
 		return err_set(-ECANCELED, "cancelled");
+	if (p[2].revents)
+		return err_set(-ECONNABORTED, "the peer spoke while it should be reading");
 	if (rc == 0)
 		return err_set(-ETIMEDOUT, "the connection stalled for %.1f s",
 			       c->timeout_ms / 1000.0);
@@ -373,6 +377,38 @@ int chan_read(struct chan *c, void *buf, size_t len)
 		}
 		got += (size_t)r;
 		c->bytes_received += (uint64_t)r;
+	}
+	return 0;
+}
+
+int chan_readv(struct chan *c, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		ssize_t r = recvmsg(c->fd, &msg, MSG_DONTWAIT);
+		int rc;
+
+		if (r == 0)
+			return err_set(-ECONNRESET, "the peer closed the connection");
+		if (r < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				return err_set(-errno, "the connection broke (%s)",
+					       strerror(errno));
+			rc = wait_ready(c, POLLIN);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		c->bytes_received += (uint64_t)r;
+		while (n > 0 && (size_t)r >= iov->iov_len) { /* the pieces it filled */
+			r -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + r;
+			iov->iov_len -= (size_t)r;
+		}
 	}
 	return 0;
 }

@@ -26,6 +26,11 @@ struct chan {
 	uint64_t bytes_sent;
 	uint64_t bytes_received;
 	uint64_t write_wait_ns; /* writes waited this long for the socket or the rate limit */
+	/* NULL, or a channel (this one, or another to the same peer) on which
+	 * the peer only speaks to say it failed: a write that waits ends as
+	 * soon as something arrives there, rather than stall until the
+	 * timeout because the peer stopped reading. */
+	const struct chan *speaker;
 };
 
 /* Whether uri can be connected to at all: it parses, and fd:N is a
@@ -48,6 +53,8 @@ void chan_init_fd(struct chan *c, int fd);
 int chan_writev(struct chan *c, const struct iovec *iov, int n);
 /* Read exactly len bytes. */
 int chan_read(struct chan *c, void *buf, size_t len);
+/* Read exactly what iov[0..n) holds, n <= CHAN_MAX_IOV (iov is used up). */
+int chan_readv(struct chan *c, struct iovec *iov, int n);
 /* Bytes written but not yet delivered (still in the kernel's queue). */
 uint64_t chan_queued(const struct chan *c);
 /* Make blocked reads and writes on c fail now. Only for the thread that

@@ -105,6 +105,17 @@ note "reason: $(report "j['reason']")"
 stop_proxy
 expect_progress src
 expect_guest_ok src
+# Raw batches land straight in guest memory: the checksum, computed as they
+# land, still refuses them; on a data channel and on the main channel.
+for where in "1:3 --channels 2 --compress none" "0:5 --channels 0"; do
+	wait_incoming dst
+	start_proxy "$PROXY_PORT" "unix:$TMP/in-bad.sock" --corrupt ${where%% *}
+	migrate src "tcp:127.0.0.1:$PROXY_PORT" ${where#* } && fail "a corrupted raw batch was accepted ($where)"
+	report "j['reason']" | grep -q "destination refused: .*PAGES record failed its checksum" ||
+		fail "$where: reason: $(report "j['reason']")"
+	stop_proxy
+done
+expect_progress src
 wait_incoming dst
 migrate src "unix:$TMP/in-bad.sock" --channels 2 --verify ||
 	fail "migration after the corrupt one: $(cat "$TMP/migrate.err") $(report "j.get('reason')")"

@@ -7,6 +7,7 @@
 
 #include "codec/xbzrle.h"
 #include "stream/record.h"
+#include "transport/chan.h"
 #include "util/bitmap.h"
 #include "util/error.h"
 #include "util/time.h"
@@ -114,4 +115,115 @@ int page_writer_apply(struct page_writer *w, uint32_t type, const void *body, ui
 	if (rc == 0)
 		write_pages(w, &z.pages);
 	return rc;
+}
+
+/* Raw pages read and hashed this many at a time, while still in cache. */
+#define DIRECT_CHUNK_PAGES 32
+
+/* v's raw payloads, in entry order, straight into their pages. */
+static int read_raw_pages(struct page_writer *w, struct chan *c, const struct pages_view *v,
+			  XXH3_state_t *st)
+{
+	struct iovec iov[DIRECT_CHUNK_PAGES], hashed[DIRECT_CHUNK_PAGES];
+	uint32_t i = 0;
+	int rc = 0;
+
+	while (rc == 0 && i < v->count) {
+		int n = 0;
+
+		for (uint32_t pages = 0; i < v->count && pages < DIRECT_CHUNK_PAGES; i++) {
+			uint64_t gfn = PAGE_ENTRY_GFN(v->entries[i]);
+			uint8_t *dst = mem_host(w->mem, gfn * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE);
+
+			if (PAGE_ENTRY_ENC(v->entries[i]) != PAGE_RAW)
+				continue;
+			bitmap_set_atomic(w->written, gfn); /* before: a failure leaves it to zero */
+			if (n && (uint8_t *)iov[n - 1].iov_base + iov[n - 1].iov_len == dst)
+				iov[n - 1].iov_len += FERRY_PAGE_SIZE;
+			else
+				iov[n++] = (struct iovec){ dst, FERRY_PAGE_SIZE };
+			pages++;
+		}
+		memcpy(hashed, iov, (size_t)n * sizeof(*iov));
+		rc = chan_readv(c, iov, n);
+		for (int k = 0; rc == 0 && k < n; k++)
+			XXH3_64bits_update(st, hashed[k].iov_base, hashed[k].iov_len);
+	}
+	return rc;
+}
+
+/* ZERO entries, once the record is known good. */
+static void clear_zero_pages(struct page_writer *w, const struct pages_view *v)
+{
+	for (uint32_t i = 0; i < v->count; i++) {
+		uint64_t gfn = PAGE_ENTRY_GFN(v->entries[i]);
+
+		if (PAGE_ENTRY_ENC(v->entries[i]) == PAGE_ZERO && bitmap_test(w->written, gfn))
+			memset(mem_host(w->mem, gfn * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE), 0,
+			       FERRY_PAGE_SIZE);
+	}
+}
+
+/* The rest of a record whose first head bytes are in buf: read whole and
+ * applied as any other (its checksum first, so that damage in transit is
+ * named as such, then its list). */
+static int recv_rest(struct page_writer *w, struct chan *c, const struct rec_header *hdr,
+		     struct wire_buf *buf, uint32_t head, uint32_t round)
+{
+	int rc = chan_read(c, buf->data + head, rec_padded(hdr->length) - head);
+
+	if (rc == 0)
+		rc = rec_checksum_check(hdr, buf->data);
+	return rc < 0 ? rc : page_writer_apply(w, hdr->type, buf->data, hdr->length, round);
+}
+
+/* A PAGES record: its head first; raw pages straight into guest memory
+ * when that is all it carries, else (deltas, or a head that does not add
+ * up) the whole record into buf. */
+static int recv_pages(struct page_writer *w, struct chan *c, const struct rec_header *hdr,
+		      struct wire_buf *buf, uint32_t round)
+{
+	uint8_t pad[8];
+	XXH3_state_t st;
+	struct pages_view v;
+	uint32_t count = 0, head = sizeof(struct rec_pages);
+	int rc = wire_buf_reserve(buf, rec_padded(hdr->length) + 8);
+
+	if (rc == 0)
+		rc = chan_read(c, buf->data, head);
+	if (rc < 0)
+		return rc;
+	if (rec_pages_count((const struct rec_pages *)buf->data, hdr->length, &count) < 0)
+		return recv_rest(w, c, hdr, buf, head, round);
+	rc = chan_read(c, buf->data + head, 8ull * count);
+	head += 8 * count;
+	if (rc < 0)
+		return rc;
+	if (rec_parse_pages_head(buf->data, hdr->length, w->npages, &v) < 0 || v.round != round ||
+	    v.payload_bytes != (uint64_t)v.raw * FERRY_PAGE_SIZE)
+		return recv_rest(w, c, hdr, buf, head, round);
+	rec_checksum_begin(hdr, &st);
+	XXH3_64bits_update(&st, buf->data, head);
+	rc = read_raw_pages(w, c, &v, &st);
+	if (rc == 0)
+		rc = chan_read(c, pad, rec_padded(hdr->length) - hdr->length);
+	if (rc == 0)
+		rc = rec_checksum_end(hdr, &st);
+	if (rc < 0)
+		return rc;
+	clear_zero_pages(w, &v);
+	__atomic_fetch_add(&w->pages, v.count, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&w->batches, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int page_writer_recv(struct page_writer *w, struct chan *c, const struct rec_header *hdr,
+		     struct wire_buf *buf, uint32_t round)
+{
+	int rc;
+
+	if (hdr->type == REC_PAGES)
+		return recv_pages(w, c, hdr, buf, round);
+	rc = wire_recv_body(c, hdr, buf);
+	return rc < 0 ? rc : page_writer_apply(w, hdr->type, buf->data, hdr->length, round);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "codec/compress.h"
+#include "migration/wire.h"
 #include "vm/memory.h"
 
 struct page_writer {
@@ -25,5 +26,16 @@ void page_writer_free(struct page_writer *w);
  * -EPROTO) with err_msg() for a malformed one, which writes nothing. */
 int page_writer_apply(struct page_writer *w, uint32_t type, const void *body, uint32_t len,
 		      uint32_t round);
+/* Read the body of a PAGES or ZPAGES record (its header in hdr) from c and
+ * apply it. A PAGES record's raw pages are read straight into their place
+ * in guest memory, one pass fewer over every byte: that memory is scratch
+ * until COMMIT, so a record that fails its checksum (computed piece by
+ * piece as it lands) only fails the migration; the pages are marked
+ * written before they are read into, so that a failed attempt's are zeroed
+ * (recv/ready_mem.h). A record with XBZRLE deltas, or compressed, is read
+ * whole first (deltas are checked before anything is written). buf is the
+ * channel's record buffer. */
+int page_writer_recv(struct page_writer *w, struct chan *c, const struct rec_header *hdr,
+		     struct wire_buf *buf, uint32_t round);
 
 #endif

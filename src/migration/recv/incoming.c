@@ -58,15 +58,23 @@ static void progress(struct incoming *in)
 	in->ev->progress(in->ev->opaque, &p);
 }
 
-static int next_record(struct incoming *in)
+/* A data channel that failed broke this channel's read on purpose: its
+ * reason is the one to tell. */
+static int channel_error(struct incoming *in, int rc)
 {
-	int rc = wire_recv(in->chan, &in->hdr, &in->buf);
-
-	/* A data channel that failed broke this read on purpose: its reason
-	 * is the one to tell. */
 	if (rc < 0 && in->rx && receivers_error(in->rx) < 0)
 		rc = receivers_error(in->rx);
 	return rc;
+}
+
+/* The next record; the body of a page batch is left to load_pages. */
+static int next_record(struct incoming *in)
+{
+	int rc = wire_recv_header(in->chan, &in->hdr, &in->buf);
+
+	if (rc == 0 && in->hdr.type != REC_PAGES && in->hdr.type != REC_ZPAGES)
+		rc = wire_recv_body(in->chan, &in->hdr, &in->buf);
+	return channel_error(in, rc);
 }
 
 /* What this destination accepts, before it builds anything. */
@@ -171,9 +179,9 @@ static int load_pages(struct incoming *in)
 			       rec_type_name(in->hdr.type));
 	if (in->state)
 		return err_set(-EPROTO, "pages after the VM state");
-	rc = page_writer_apply(&in->pages, in->hdr.type, in->buf.data, in->hdr.length, in->round);
+	rc = page_writer_recv(&in->pages, in->chan, &in->hdr, &in->buf, in->round);
 	progress(in);
-	return rc;
+	return channel_error(in, rc);
 }
 
 /* ROUND on the main channel: the round it ends must be the one in progress,

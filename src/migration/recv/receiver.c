@@ -48,16 +48,18 @@ static void fail(struct receivers *r, int rc)
 		chan_shutdown_read(r->main);
 }
 
-/* One record of a data channel; 1 at END. */
+/* One record of a data channel, its header read; 1 at END. */
 static int take(struct receiver *c, const struct rec_header *hdr)
 {
 	struct rec_round marker;
 	int rc;
 
+	if (hdr->type == REC_PAGES || hdr->type == REC_ZPAGES)
+		return page_writer_recv(&c->w, &c->chan, hdr, &c->buf, c->round);
+	rc = wire_recv_body(&c->chan, hdr, &c->buf);
+	if (rc < 0)
+		return rc;
 	switch (hdr->type) {
-	case REC_PAGES:
-	case REC_ZPAGES:
-		return page_writer_apply(&c->w, hdr->type, c->buf.data, hdr->length, c->round);
 	case REC_ROUND:
 		rc = rec_parse_round(c->buf.data, hdr->length, &marker);
 		if (rc == 0 && marker.pages != c->w.pages - c->round_start_pages)
@@ -88,7 +90,7 @@ static void *receiver_thread(void *arg)
 	snprintf(name, sizeof(name), "in-chan%u", c->index);
 	pthread_setname_np(pthread_self(), name);
 	do {
-		rc = wire_recv(&c->chan, &hdr, &c->buf);
+		rc = wire_recv_header(&c->chan, &hdr, &c->buf);
 		if (rc == 0)
 			rc = take(c, &hdr);
 	} while (rc == 0);

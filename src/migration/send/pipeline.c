@@ -441,6 +441,12 @@ static int make_workers(struct pipeline *p, struct chan *main)
 	return 0;
 }
 
+void pipeline_watch(struct pipeline *p, const struct chan *main)
+{
+	for (uint32_t i = 0; i < p->params.channels; i++)
+		p->w[i].own.speaker = main;
+}
+
 int pipeline_open(const char *uri, struct chan *main, const struct mig_params *params,
 		  const uint8_t *token, const struct cancel *cancel, struct pipeline **out)
 {

@@ -53,4 +53,7 @@ void pipeline_stats(struct pipeline *p, struct mig_stats *s);
 /* Stop the workers (a blocked write fails), join them, free everything. */
 void pipeline_close(struct pipeline *p);
 
+/* Writes on the data channels end when main becomes readable (chan.speaker). */
+void pipeline_watch(struct pipeline *p, const struct chan *main);
+
 #endif

@@ -412,6 +412,10 @@ static int setup(struct mig_source *m)
 		rc = handshake_expect(&m->chan, REC_READY, NULL, NULL);
 	if (rc < 0)
 		return rc;
+	/* From now on the destination only speaks to refuse: a write that
+	 * waits on any channel ends when it does (say it stopped reading). */
+	m->chan.speaker = &m->chan;
+	pipeline_watch(m->pipe, &m->chan);
 	if (p.verify)
 		meter_time_verify(&m->meter, &m->vm->mem);
 	rc = dirty_start(m->vm->dirty);
