@@ -2,9 +2,9 @@
 
 #include <errno.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "util/error.h"
+#include "util/hash.h"
 
 static const char *const names[] = {
 	[REC_CONFIG] = "CONFIG", [REC_PAGES] = "PAGES",	  [REC_ROUND] = "ROUND",
@@ -52,17 +52,17 @@ static uint64_t header_seed(uint32_t type, uint32_t length)
 
 void rec_header_init(struct rec_header *hdr, uint32_t type, const struct iovec *iov, int n)
 {
-	XXH3_state_t st;
+	struct hash_state st;
 	uint64_t len = 0;
 
 	for (int i = 0; i < n; i++)
 		len += iov[i].iov_len;
-	XXH3_64bits_reset_withSeed(&st, header_seed(type, (uint32_t)len));
+	hash_begin(&st, header_seed(type, (uint32_t)len));
 	for (int i = 0; i < n; i++)
-		XXH3_64bits_update(&st, iov[i].iov_base, iov[i].iov_len);
+		hash_update(&st, iov[i].iov_base, iov[i].iov_len);
 	*hdr = (struct rec_header){ .type = type,
 				    .length = (uint32_t)len,
-				    .checksum = XXH3_64bits_digest(&st) };
+				    .checksum = hash_end(&st) };
 }
 
 /* Smallest and largest body each type may have. */
@@ -143,7 +143,7 @@ int rec_header_check(const struct rec_header *hdr, int *skip)
 
 int rec_checksum_check(const struct rec_header *hdr, const void *body)
 {
-	if (XXH3_64bits_withSeed(body, hdr->length, header_seed(hdr->type, hdr->length)) !=
+	if (hash64_seed(body, hdr->length, header_seed(hdr->type, hdr->length)) !=
 	    hdr->checksum)
 		return err_set(-EINVAL,
 			       "%s record failed its checksum: the stream was corrupted in transit",
@@ -151,14 +151,14 @@ int rec_checksum_check(const struct rec_header *hdr, const void *body)
 	return 0;
 }
 
-void rec_checksum_begin(const struct rec_header *hdr, XXH3_state_t *st)
+void rec_checksum_begin(const struct rec_header *hdr, struct hash_state *st)
 {
-	XXH3_64bits_reset_withSeed(st, header_seed(hdr->type, hdr->length));
+	hash_begin(st, header_seed(hdr->type, hdr->length));
 }
 
-int rec_checksum_end(const struct rec_header *hdr, XXH3_state_t *st)
+int rec_checksum_end(const struct rec_header *hdr, struct hash_state *st)
 {
-	if (XXH3_64bits_digest(st) != hdr->checksum)
+	if (hash_end(st) != hdr->checksum)
 		return err_set(-EINVAL,
 			       "%s record failed its checksum: the stream was corrupted in transit",
 			       rec_type_name(hdr->type));

@@ -6,10 +6,9 @@
 
 #include <stdint.h>
 #include <sys/uio.h>
-#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
-#include <xxhash.h>
 
 #include "stream/format.h"
+#include "util/hash.h"
 
 struct pages_view {
 	uint32_t count;
@@ -45,10 +44,10 @@ void rec_header_init(struct rec_header *hdr, uint32_t type, const struct iovec *
  * within that type's bounds. Sets *skip for an unknown optional record. */
 int rec_header_check(const struct rec_header *hdr, int *skip);
 int rec_checksum_check(const struct rec_header *hdr, const void *body);
-/* The same for a body that arrives in pieces: begin, XXH3_64bits_update()
+/* The same for a body that arrives in pieces: begin, hash_update()
  * with each piece in order, end. */
-void rec_checksum_begin(const struct rec_header *hdr, XXH3_state_t *st);
-int rec_checksum_end(const struct rec_header *hdr, XXH3_state_t *st);
+void rec_checksum_begin(const struct rec_header *hdr, struct hash_state *st);
+int rec_checksum_end(const struct rec_header *hdr, struct hash_state *st);
 const char *rec_type_name(uint32_t type);
 
 int rec_parse_config(const void *body, uint32_t len, struct rec_config *out);

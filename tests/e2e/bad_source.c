@@ -23,8 +23,8 @@
 #include "migration/wire.h"
 #include "stream/record.h"
 #include "util/error.h"
+#include "util/hash.h"
 
-#include <xxhash.h>
 
 #define MEM (64ull << 20)
 
@@ -129,7 +129,7 @@ static int send_bad_hash(struct chan *c, const char *blob_path)
 		     hv[2] = { { &fixed, sizeof(fixed) }, { hash, sizeof(hash) } };
 
 	for (size_t i = 0; i < MEM / FERRY_PAGE_SIZE; i++)
-		hash[i] = XXH3_64bits(zero_page, sizeof(zero_page));
+		hash[i] = hash64(zero_page, sizeof(zero_page));
 	hash[7] ^= 1;
 	hash[9] ^= 1;
 	if (!len || wire_send(c, REC_STATE, &state, 1) < 0 || wire_send(c, REC_HASHES, hv, 2) < 0 ||

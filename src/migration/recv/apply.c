@@ -3,13 +3,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "codec/xbzrle.h"
 #include "stream/record.h"
 #include "transport/chan.h"
 #include "util/bitmap.h"
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/time.h"
 
 int page_writer_init(struct page_writer *w, const struct guest_mem *mem, uint64_t *written)
@@ -86,7 +86,7 @@ static int decompress(struct page_writer *w, struct zpages_view *z)
 	if (rc == 0)
 		rc = c->backend->decompress(c, z->frame, z->frame_len, w->scratch,
 					    z->pages.payload_bytes);
-	if (rc == 0 && XXH3_64bits(w->scratch, z->pages.payload_bytes) != z->payload_hash)
+	if (rc == 0 && hash64(w->scratch, z->pages.payload_bytes) != z->payload_hash)
 		rc = err_set(-EINVAL,
 			     "it is corrupt: it does not decompress to what was compressed");
 	__atomic_fetch_add(&w->decompress_ns, time_thread_cpu_ns() - cpu0, __ATOMIC_RELAXED);
@@ -122,7 +122,7 @@ int page_writer_apply(struct page_writer *w, uint32_t type, const void *body, ui
 
 /* v's raw payloads, in entry order, straight into their pages. */
 static int read_raw_pages(struct page_writer *w, struct chan *c, const struct pages_view *v,
-			  XXH3_state_t *st)
+			  struct hash_state *st)
 {
 	struct iovec iov[DIRECT_CHUNK_PAGES], hashed[DIRECT_CHUNK_PAGES];
 	uint32_t i = 0;
@@ -147,7 +147,7 @@ static int read_raw_pages(struct page_writer *w, struct chan *c, const struct pa
 		memcpy(hashed, iov, (size_t)n * sizeof(*iov));
 		rc = chan_readv(c, iov, n);
 		for (int k = 0; rc == 0 && k < n; k++)
-			XXH3_64bits_update(st, hashed[k].iov_base, hashed[k].iov_len);
+			hash_update(st, hashed[k].iov_base, hashed[k].iov_len);
 	}
 	return rc;
 }
@@ -184,7 +184,7 @@ static int recv_pages(struct page_writer *w, struct chan *c, const struct rec_he
 		      struct wire_buf *buf, uint32_t round)
 {
 	uint8_t pad[8];
-	XXH3_state_t st;
+	struct hash_state st;
 	struct pages_view v;
 	uint32_t count = 0, head = sizeof(struct rec_pages);
 	int rc = wire_buf_reserve(buf, rec_padded(hdr->length) + 8);
@@ -203,7 +203,7 @@ static int recv_pages(struct page_writer *w, struct chan *c, const struct rec_he
 	    v.payload_bytes != (uint64_t)v.raw * FERRY_PAGE_SIZE)
 		return recv_rest(w, c, hdr, buf, head, round);
 	rec_checksum_begin(hdr, &st);
-	XXH3_64bits_update(&st, buf->data, head);
+	hash_update(&st, buf->data, head);
 	rc = read_raw_pages(w, c, &v, &st);
 	if (rc == 0)
 		rc = chan_read(c, pad, rec_padded(hdr->length) - hdr->length);

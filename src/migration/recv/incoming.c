@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "migration/handshake.h"
 #include "migration/recv/apply.h"
@@ -14,6 +13,7 @@
 #include "transport/uri.h"
 #include "util/bitmap.h"
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/size.h"
 #include "vm/prefault.h"
@@ -283,7 +283,7 @@ static int verify_pages(struct incoming *in)
 		if (!bitmap_test(in->hashed, g))
 			return err_set(-EPROTO, "the source sent no hash for page %llu",
 				       (unsigned long long)g);
-		if (XXH3_64bits(page, FERRY_PAGE_SIZE) == in->hashes[g])
+		if (hash64(page, FERRY_PAGE_SIZE) == in->hashes[g])
 			continue;
 		if (bad++ < 8 && used < sizeof(list) - 24)
 			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%#llx",

@@ -2,10 +2,10 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <xxhash.h>
 
 #include "util/bitmap.h"
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/time.h"
 #include "vm/dirty.h"
 #include "vm/memory.h"
@@ -53,7 +53,7 @@ void meter_time_verify(struct meter *m, const struct guest_mem *mem)
 		uint64_t t0 = time_now_ns();
 
 		for (uint64_t g = 0; g < n; g++)
-			sum += XXH3_64bits(mem_host(mem, g * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE),
+			sum += hash64(mem_host(mem, g * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE),
 					   FERRY_PAGE_SIZE);
 		t0 = time_now_ns() - t0;
 		best = t0 < best ? t0 : best;

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "codec/compress.h"
 #include "migration/failure.h"
@@ -15,6 +14,7 @@
 #include "migration/wire.h"
 #include "stream/record.h"
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/time.h"
 
 /* A compressed frame must save at least 1/SHRINK_MIN of the batch, or the
@@ -153,7 +153,7 @@ static int send_frame(struct worker *w, const struct batch *b, const uint8_t *in
 				    .round = b->round,
 				    .codec = c,
 				    .payload_len = b->payload_len,
-				    .payload_hash = XXH3_64bits(in, b->payload_len) };
+				    .payload_hash = hash64(in, b->payload_len) };
 	struct iovec iov[3] = { { &fixed, sizeof(fixed) },
 				{ (void *)b->entries, b->count * 8ull },
 				{ w->frame, (size_t)n } };

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <xxhash.h>
 
 #include "migration/handshake.h"
 #include "migration/send/converge.h"
@@ -19,6 +18,7 @@
 #include "util/bitmap.h"
 #include "util/cancel.h"
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/time.h"
 #include "vm/dirty.h"
@@ -301,7 +301,7 @@ static int send_hashes(struct mig_source *m)
 		struct iovec body[2] = { { &fixed, sizeof(fixed) }, { hash, n * 8ull } };
 
 		for (uint32_t i = 0; i < n; i++)
-			hash[i] = XXH3_64bits(mem_host(&m->vm->mem, (first + i) * FERRY_PAGE_SIZE,
+			hash[i] = hash64(mem_host(&m->vm->mem, (first + i) * FERRY_PAGE_SIZE,
 						       FERRY_PAGE_SIZE),
 					      FERRY_PAGE_SIZE);
 		rc = wire_send(&m->chan, REC_HASHES, body, 2);
