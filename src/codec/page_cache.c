@@ -143,6 +143,19 @@ uint8_t *page_cache_insert(struct page_cache *pc, uint64_t gfn, uint32_t round)
 	return data_of(pc, victim);
 }
 
+uint8_t *page_cache_seed(struct page_cache *pc, uint64_t gfn)
+{
+	uint64_t first = set_of(pc, gfn);
+
+	for (unsigned w = 0; w < ways_of(pc); w++)
+		if (pc->slots[first + w].gfn == EMPTY) {
+			pc->slots[first + w] = (struct slot){ .gfn = gfn };
+			pc->stats.inserts++;
+			return data_of(pc, first + w);
+		}
+	return NULL;
+}
+
 void page_cache_drop(struct page_cache *pc, uint64_t gfn)
 {
 	uint64_t first = set_of(pc, gfn);

@@ -35,6 +35,11 @@ uint8_t *page_cache_lookup(struct page_cache *pc, uint64_t gfn, uint32_t round);
 /* After a miss: the slot to copy the page into, or NULL if it should not
  * displace what is cached. */
 uint8_t *page_cache_insert(struct page_cache *pc, uint64_t gfn, uint32_t round);
+/* Round 0 seeds the cache with the pages it sends, so that the pages the
+ * guest dirties again can go as deltas from round 1 on: the slot to copy
+ * gfn into if its set has a free way, else NULL (seeding never evicts:
+ * the cache keeps the first pages that fit, one copy each). */
+uint8_t *page_cache_seed(struct page_cache *pc, uint64_t gfn);
 /* Forget gfn's copy (e.g. it went as a zero page). */
 void page_cache_drop(struct page_cache *pc, uint64_t gfn);
 

@@ -91,6 +91,7 @@ struct xbzrle_stats {
 	uint64_t hits;	    /* cached when re-sent */
 	uint64_t misses;    /* not cached when re-sent */
 	uint64_t overflows; /* cached, but the delta was not smaller */
+	uint64_t seeded;    /* round 0's pages left in the cache */
 	uint64_t bytes_saved;
 	uint64_t encode_ns; /* time spent in lookups, deltas and cache copies */
 };

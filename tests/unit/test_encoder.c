@@ -89,24 +89,24 @@ static void test_round0_copies(void **state)
 	assert_int_equal(f->enc.counts.raw, 3);
 }
 
-/* Round 0 caches nothing (it sends all memory once); a page re-sent later
- * is cached as sent, and the next time a few bytes changed it goes as a
- * delta that rebuilds it from that copy; unchanged, as an empty delta. */
+/* Round 0 seeds the cache with what it sends, so a page re-sent later goes
+ * as a delta that rebuilds it from that copy (unchanged: an empty delta);
+ * a page round 0 did not leave there (it was zero then) misses once and is
+ * cached as sent. */
 static void test_deltas(void **state)
 {
 	struct fixture *f = *state;
-	uint64_t gfns[] = { 1, 2 };
+	uint64_t gfns[] = { 1, 2 }, zero_then[] = { 4 };
 	uint8_t before[PAGE], payload[2 * PAGE];
 	uint32_t size;
 
 	encoder_fill(&f->enc, &f->b, &f->mem, gfns, 2, 0, false);
-	encoder_fill(&f->enc, &f->b, &f->mem, gfns, 2, 1, false);
-	assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[0]), PAGE_RAW); /* a miss, cached now */
-	assert_int_equal(f->enc.xbzrle.misses, 2);
+	encoder_fill(&f->enc, &f->b, &f->mem, zero_then, 1, 0, false);
+	assert_int_equal(f->enc.xbzrle.seeded, 2);
 	memcpy(before, page(f, 1), PAGE);
 	page(f, 1)[10] ^= 1;
 	page(f, 1)[3000] ^= 1;
-	encoder_fill(&f->enc, &f->b, &f->mem, gfns, 2, 2, false);
+	encoder_fill(&f->enc, &f->b, &f->mem, gfns, 2, 1, false);
 	assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[0]), PAGE_XBZRLE);
 	assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[1]), PAGE_XBZRLE);
 	assert_int_equal(PAGE_ENTRY_SIZE(f->b.entries[1]), 0);
@@ -118,6 +118,14 @@ static void test_deltas(void **state)
 	assert_memory_equal(before, page(f, 1), PAGE);
 	assert_int_equal(f->enc.xbzrle.hits, 2);
 	assert_int_equal(f->enc.counts.xbzrle, 2);
+
+	page(f, 4)[0] = 1;
+	encoder_fill(&f->enc, &f->b, &f->mem, zero_then, 1, 1, false);
+	assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[0]), PAGE_RAW); /* a miss, cached now */
+	assert_int_equal(f->enc.xbzrle.misses, 1);
+	page(f, 4)[1] = 1;
+	encoder_fill(&f->enc, &f->b, &f->mem, zero_then, 1, 2, false);
+	assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[0]), PAGE_XBZRLE);
 }
 
 /* A page copied after a delta of any length starts 8-byte aligned: the

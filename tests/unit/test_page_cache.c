@@ -142,6 +142,30 @@ static void test_idle_pages_age(void **unused)
 }
 
 /* Direct-mapped: every miss takes the page's one slot. */
+/* Round 0 fills free ways and never evicts; what it seeded is found in
+ * round 1, and pages really re-sent displace seeded ones. */
+static void test_seed(void **unused)
+{
+	struct page_cache *pc = page_cache_create(64 * PAGE, 1 << 16, PAGE_CACHE_ASSOC);
+	uint64_t seeded = 0, found = 0, hits = 0;
+
+	(void)unused;
+	assert_non_null(pc);
+	for (uint64_t g = 0; g < 1024; g++)
+		seeded += page_cache_seed(pc, g) != NULL;
+	assert_int_equal(seeded, 64); /* full, and the first ones stayed */
+	for (uint64_t g = 0; g < 1024; g++)
+		found += page_cache_lookup(pc, g, 1) != NULL;
+	assert_int_equal(found, 64);
+	for (uint32_t round = 1; round < 4; round++)
+		for (uint64_t g = 5000; g < 5064; g++)
+			send_page(pc, g, round);
+	for (uint64_t g = 5000; g < 5064; g++)
+		hits += page_cache_lookup(pc, g, 4) != NULL;
+	assert_true(hits > 32);
+	page_cache_destroy(pc);
+}
+
 static void test_direct_mapped(void **unused)
 {
 	struct page_cache *pc = page_cache_create(WAYS * PAGE, MANY, PAGE_CACHE_DIRECT);
@@ -164,6 +188,7 @@ int main(void)
 		cmocka_unit_test(test_keeps_what_is_resent),
 		cmocka_unit_test(test_idle_pages_age),
 		cmocka_unit_test(test_direct_mapped),
+		cmocka_unit_test(test_seed),
 		cmocka_unit_test(test_assoc_beats_direct),
 	};
 

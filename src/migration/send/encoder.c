@@ -61,6 +61,19 @@ static int try_delta(struct encoder *e, uint64_t gfn, const uint8_t *page, uint3
 	return n;
 }
 
+/* Round 0 leaves a copy of what it sends in the cache while there is room:
+ * without it, the round after resends most of the working set raw (the
+ * cache starts empty), which on a slow link costs whole seconds. */
+static void seed(struct encoder *e, uint64_t gfn, const uint8_t *page)
+{
+	uint8_t *slot = page_cache_seed(e->cache, gfn);
+
+	if (slot) {
+		memcpy(slot, page, FERRY_PAGE_SIZE);
+		e->xbzrle.seeded++;
+	}
+}
+
 /* Append a payload of len bytes at p; neighbouring payloads in memory go
  * as one iovec. */
 static void add_payload(struct batch *b, const uint8_t *p, uint32_t len)
@@ -112,6 +125,8 @@ static void encode_page(struct encoder *e, struct batch *b, const uint8_t *guest
 		e->counts.xbzrle++;
 		return;
 	}
+	if (e->cache && b->round == 0)
+		seed(e, gfn, page);
 	if (!in_place)
 		b->used += FERRY_PAGE_SIZE;
 	add_payload(b, page, FERRY_PAGE_SIZE);
