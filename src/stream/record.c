@@ -231,22 +231,14 @@ static int page_list(const char *what, const void *body, uint32_t len, size_t fi
 
 int rec_parse_pages(const void *body, uint32_t len, uint64_t npages, struct pages_view *out)
 {
-	struct rec_pages fixed;
-	uint64_t expect;
 	int rc;
 
-	if (len < sizeof(fixed))
+	if (len < sizeof(struct rec_pages))
 		return err_set(-EINVAL, "PAGES record is truncated");
-	memcpy(&fixed, body, sizeof(fixed));
-	rc = page_list("PAGES", body, len, sizeof(fixed), fixed.count, fixed.round, npages, out);
-	if (rc < 0)
-		return rc;
-	expect = sizeof(fixed) + 8ull * fixed.count + out->payload_bytes;
-	if (len != expect)
-		return err_set(-EINVAL, "PAGES record is %u bytes, its list says %llu", len,
-			       (unsigned long long)expect);
-	out->payload = (const uint8_t *)out->entries + 8ull * fixed.count;
-	return 0;
+	rc = rec_parse_pages_head(body, len, npages, out);
+	if (rc == 0)
+		out->payload = (const uint8_t *)out->entries + 8ull * out->count;
+	return rc;
 }
 
 int rec_pages_count(const struct rec_pages *fixed, uint32_t len, uint32_t *count)

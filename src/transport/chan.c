@@ -356,37 +356,22 @@ int chan_writev(struct chan *c, const struct iovec *iov_in, int n)
 	return 0;
 }
 
-int chan_read(struct chan *c, void *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t r = recv(c->fd, (char *)buf + got, len - got, MSG_DONTWAIT);
-		int rc;
-
-		if (r == 0)
-			return err_set(-ECONNRESET, "the peer closed the connection");
-		if (r < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				return err_set(-errno, "the connection broke (%s)",
-					       strerror(errno));
-			rc = wait_ready(c, POLLIN);
-			if (rc < 0)
-				return rc;
-			continue;
-		}
-		got += (size_t)r;
-		c->bytes_received += (uint64_t)r;
-	}
-	return 0;
-}
-
 int chan_readv(struct chan *c, struct iovec *iov, int n)
 {
-	while (n > 0) {
-		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-		ssize_t r = recvmsg(c->fd, &msg, MSG_DONTWAIT);
+	for (;;) {
+		struct msghdr msg = { 0 };
+		ssize_t r;
 		int rc;
+
+		while (n > 0 && !iov->iov_len) { /* nothing to read there: a 0 would mean EOF */
+			iov++;
+			n--;
+		}
+		if (!n)
+			return 0;
+		msg.msg_iov = iov;
+		msg.msg_iovlen = (size_t)n;
+		r = recvmsg(c->fd, &msg, MSG_DONTWAIT);
 
 		if (r == 0)
 			return err_set(-ECONNRESET, "the peer closed the connection");
@@ -410,7 +395,13 @@ int chan_readv(struct chan *c, struct iovec *iov, int n)
 			iov->iov_len -= (size_t)r;
 		}
 	}
-	return 0;
+}
+
+int chan_read(struct chan *c, void *buf, size_t len)
+{
+	struct iovec v = { buf, len };
+
+	return chan_readv(c, &v, 1);
 }
 
 uint64_t chan_queued(const struct chan *c)

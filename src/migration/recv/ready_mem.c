@@ -56,7 +56,7 @@ void ready_mem_free(struct ready_mem *r)
 }
 
 /* Under the lock: may memory be prepared now? Marks it PREPARING. */
-static int claim(struct ready_mem *r, uint64_t bytes, enum mem_backend backend)
+static int claim_locked(struct ready_mem *r, uint64_t bytes, enum mem_backend backend)
 {
 	if (r->info.state == READY_PREPARING)
 		return err_set(-EBUSY, "guest memory is being prepared already");
@@ -68,6 +68,20 @@ static int claim(struct ready_mem *r, uint64_t bytes, enum mem_backend backend)
 	r->info = (struct ready_info){ .state = READY_PREPARING, .bytes = bytes,
 				       .backend = backend };
 	return 0;
+}
+
+/* May memory be prepared now? Marks it PREPARING, and joins the last
+ * preparation's thread (it ended: the state was not PREPARING). */
+static int claim(struct ready_mem *r, uint64_t bytes, enum mem_backend backend)
+{
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	rc = claim_locked(r, bytes, backend);
+	pthread_mutex_unlock(&r->lock);
+	if (rc == 0)
+		join(r);
+	return rc;
 }
 
 /* Map and fault in, without the lock; then publish the outcome. */
@@ -93,13 +107,8 @@ static int fill(struct ready_mem *r, uint64_t bytes, enum mem_backend backend)
 
 int ready_mem_prepare(struct ready_mem *r, uint64_t bytes, enum mem_backend backend)
 {
-	int rc;
+	int rc = claim(r, bytes, backend);
 
-	pthread_mutex_lock(&r->lock);
-	rc = claim(r, bytes, backend);
-	pthread_mutex_unlock(&r->lock);
-	if (rc == 0)
-		join(r);
 	return rc < 0 ? rc : fill(r, bytes, backend);
 }
 
@@ -114,14 +123,10 @@ static void *prepare_thread(void *arg)
 
 int ready_mem_prepare_async(struct ready_mem *r, uint64_t bytes, enum mem_backend backend)
 {
-	int rc;
+	int rc = claim(r, bytes, backend);
 
-	pthread_mutex_lock(&r->lock);
-	rc = claim(r, bytes, backend);
-	pthread_mutex_unlock(&r->lock);
 	if (rc < 0)
 		return rc;
-	join(r); /* the last preparation ended: it is not PREPARING */
 	rc = pthread_create(&r->thread, NULL, prepare_thread, r);
 	if (rc) {
 		pthread_mutex_lock(&r->lock);
