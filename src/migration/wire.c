@@ -9,21 +9,38 @@
 
 static const uint8_t zeros[8];
 
-int wire_send(struct chan *c, uint32_t type, const struct iovec *body, int n)
+static int send_with(struct chan *c, const struct rec_header *hdr, const struct iovec *body, int n)
 {
 	struct iovec iov[CHAN_MAX_IOV];
-	struct rec_header hdr;
-	uint32_t pad;
+	uint32_t pad = rec_padded(hdr->length) - hdr->length;
 
-	if (n > CHAN_MAX_IOV - 2)
-		return -EINVAL;
-	rec_header_init(&hdr, type, body, n);
-	pad = rec_padded(hdr.length) - hdr.length;
-	iov[0] = (struct iovec){ &hdr, sizeof(hdr) };
+	iov[0] = (struct iovec){ (void *)hdr, sizeof(*hdr) };
 	if (n)
 		memcpy(iov + 1, body, (size_t)n * sizeof(*iov));
 	iov[n + 1] = (struct iovec){ (void *)zeros, pad };
 	return chan_writev(c, iov, n + 2);
+}
+
+int wire_send(struct chan *c, uint32_t type, const struct iovec *body, int n)
+{
+	struct rec_header hdr;
+
+	if (n > CHAN_MAX_IOV - 2)
+		return -EINVAL;
+	rec_header_init(&hdr, type, body, n);
+	return send_with(c, &hdr, body, n);
+}
+
+int wire_send_hashed(struct chan *c, uint32_t type, const struct iovec *body, int n,
+		     uint64_t checksum)
+{
+	struct rec_header hdr = { .type = type, .checksum = checksum };
+
+	if (n > CHAN_MAX_IOV - 2)
+		return -EINVAL;
+	for (int i = 0; i < n; i++)
+		hdr.length += (uint32_t)body[i].iov_len;
+	return send_with(c, &hdr, body, n);
 }
 
 int wire_send_empty(struct chan *c, uint32_t type)

@@ -18,6 +18,10 @@ struct wire_buf {
 /* Send one record whose body is iov[0..n) (n <= CHAN_MAX_IOV - 2). */
 int wire_send(struct chan *c, uint32_t type, const struct iovec *body, int n);
 int wire_send_empty(struct chan *c, uint32_t type);
+/* The same with the checksum computed already (rec_checksum_begin over
+ * the same bytes). */
+int wire_send_hashed(struct chan *c, uint32_t type, const struct iovec *body, int n,
+		     uint64_t checksum);
 /* Receive the next record the reader knows (skipping optional unknown ones),
  * checked: header, length bounds and checksum. The body lands in buf. */
 int wire_recv(struct chan *c, struct rec_header *hdr, struct wire_buf *buf);

@@ -12,6 +12,7 @@
 #include "codec/xbzrle.h"
 #include "migration/send/encoder.h"
 #include "stream/format.h"
+#include "stream/record.h"
 #include "vm/memory.h"
 
 #define NPAGES 64
@@ -87,6 +88,28 @@ static void test_round0_copies(void **state)
 	assert_int_not_equal(payload[PAGE + 100], page(f, 2)[100]);
 	assert_int_equal(f->enc.counts.zero, 1);
 	assert_int_equal(f->enc.counts.raw, 3);
+}
+
+/* Without deltas the encoder hashes the record as it copies: its checksum
+ * is the one the record's bytes give. */
+static void test_checksum_while_copying(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t gfns[] = { 0, 1, 2, 3 };
+	struct iovec iov[BATCH_PAGES + 2];
+	struct rec_pages fixed;
+	struct rec_header hdr;
+
+	encoder_fill(&f->enc, &f->b, &f->mem, gfns, 4, 0, false);
+	assert_true(f->b.hashed);
+	fixed = (struct rec_pages){ .count = f->b.count, .round = f->b.round };
+	iov[0] = (struct iovec){ &fixed, sizeof(fixed) };
+	iov[1] = (struct iovec){ f->b.entries, 8ull * f->b.count };
+	memcpy(iov + 2, f->b.iov, (size_t)f->b.niov * sizeof(*iov));
+	rec_header_init(&hdr, REC_PAGES, iov, f->b.niov + 2);
+	assert_true(hdr.checksum == f->b.checksum);
+	encoder_fill(&f->enc, &f->b, &f->mem, gfns, 4, 1, false); /* deltas possible */
+	assert_false(f->b.hashed);
 }
 
 /* Round 0 seeds the cache with what it sends, so a page re-sent later goes
@@ -177,6 +200,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_round0_copies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checksum_while_copying, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deltas, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copies_aligned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zero_forgets, setup, teardown),

@@ -4,6 +4,7 @@
 #ifndef FERRY_MIGRATION_SEND_BATCH_H
 #define FERRY_MIGRATION_SEND_BATCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -22,6 +23,8 @@ struct batch {
 	uint32_t payload_len;
 	uint8_t *buf;  /* BATCH_BUF_BYTES: copies and deltas */
 	uint32_t used; /* bytes of buf in use */
+	bool hashed;	   /* checksum is the PAGES record's, computed while copying */
+	uint64_t checksum;
 	struct batch *next;
 };
 
@@ -33,6 +36,7 @@ static inline void batch_reset(struct batch *b, uint32_t round)
 	b->niov = 0;
 	b->payload_len = 0;
 	b->used = 0;
+	b->hashed = false;
 }
 
 #endif

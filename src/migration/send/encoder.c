@@ -8,7 +8,9 @@
 #include "codec/xbzrle.h"
 #include "codec/zero.h"
 #include "stream/format.h"
+#include "stream/record.h"
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/time.h"
 #include "vm/memory.h"
 
@@ -134,10 +136,60 @@ static void encode_page(struct encoder *e, struct batch *b, const uint8_t *guest
 	e->counts.raw++;
 }
 
+/* Without deltas a page goes zero or raw, which a look at guest memory
+ * tells before anything is copied: so the record's length, and its
+ * checksum's seed, are known first, and each page is hashed as it is
+ * copied, while it is in the cache, instead of in a pass over the whole
+ * batch after. A page that changes between the look and the copy is dirty
+ * again and goes again next round; the batch carries what it says. */
+static void fill_hashed(struct encoder *e, struct batch *b, const struct guest_mem *mem,
+			const uint64_t *gfns, uint32_t n)
+{
+	struct rec_pages fixed = { .count = n, .round = b->round };
+	struct rec_header hdr = { .type = REC_PAGES };
+	struct hash_state st;
+	uint32_t raw = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		bool zero = zero_page(mem_host(mem, gfns[i] * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE));
+
+		b->entries[i] = PAGE_ENTRY(gfns[i], zero ? PAGE_ZERO : PAGE_RAW);
+		raw += !zero;
+		if (zero && e->cache)
+			page_cache_drop(e->cache, gfns[i]);
+	}
+	b->count = n;
+	hdr.length = (uint32_t)(sizeof(fixed) + 8ull * n + (uint64_t)raw * FERRY_PAGE_SIZE);
+	rec_checksum_begin(&hdr, &st);
+	hash_update(&st, &fixed, sizeof(fixed));
+	hash_update(&st, b->entries, 8ull * n);
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *slot = b->buf + b->used;
+
+		if (PAGE_ENTRY_ENC(b->entries[i]) == PAGE_ZERO)
+			continue;
+		memcpy(slot, mem_host(mem, gfns[i] * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE),
+		       FERRY_PAGE_SIZE);
+		hash_update(&st, slot, FERRY_PAGE_SIZE);
+		if (e->cache)
+			seed(e, gfns[i], slot);
+		b->used += FERRY_PAGE_SIZE;
+		add_payload(b, slot, FERRY_PAGE_SIZE);
+	}
+	e->counts.raw += raw;
+	e->counts.zero += n - raw;
+	b->checksum = hash_end(&st);
+	b->hashed = true;
+}
+
 void encoder_fill(struct encoder *e, struct batch *b, const struct guest_mem *mem,
 		  const uint64_t *gfns, uint32_t n, uint32_t round, bool in_place)
 {
 	batch_reset(b, round);
+	if (!in_place && (!e->cache || round == 0)) {
+		fill_hashed(e, b, mem, gfns, n);
+		return;
+	}
 	for (uint32_t i = 0; i < n; i++)
 		encode_page(e, b, mem_host(mem, gfns[i] * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE),
 			    gfns[i], in_place);

@@ -143,6 +143,8 @@ static int send_raw(struct worker *w, const struct batch *b)
 					      { (void *)b->entries, b->count * 8ull } };
 
 	memcpy(iov + 2, b->iov, (size_t)b->niov * sizeof(*iov));
+	if (b->hashed)
+		return wire_send_hashed(w->chan, REC_PAGES, iov, b->niov + 2, b->checksum);
 	return wire_send(w->chan, REC_PAGES, iov, b->niov + 2);
 }
 
