@@ -25,6 +25,24 @@ static json_int_t num(json_t *obj, const char *key)
 	return json_integer_value(json_object_get(obj, key));
 }
 
+/* The memory a destination made ready for its guest, if any. */
+static void print_ready_memory(json_t *m)
+{
+	const char *state = json_string_value(json_object_get(m, "state"));
+	char size[32];
+
+	if (!state || !strcmp(state, "none"))
+		return;
+	size_format((uint64_t)num(m, "bytes"), size, sizeof(size));
+	printf("Memory    %s %s, %s", size, json_string_value(json_object_get(m, "backend")), state);
+	if (json_object_get(m, "populate_ms"))
+		printf(", faulted in in %.0f ms",
+		       json_number_value(json_object_get(m, "populate_ms")));
+	if (json_object_get(m, "error"))
+		printf(": %s", json_string_value(json_object_get(m, "error")));
+	printf("\n");
+}
+
 static void print_incoming(json_t *r)
 {
 	json_t *in = json_object_get(r, "incoming");
@@ -40,6 +58,7 @@ static void print_incoming(json_t *r)
 	printf(")\n");
 	printf("Received  %lld pages, %lld bytes, %lld rounds\n", num(in, "pages_received"),
 	       num(in, "bytes_received"), num(in, "rounds"));
+	print_ready_memory(json_object_get(in, "memory"));
 	if (last && *last)
 		printf("Last try  failed%s: %s\n",
 		       json_is_true(json_object_get(in, "last_fenced")) ? " (fenced)" : "", last);

@@ -43,6 +43,8 @@ vm dst --incoming "unix:$TMP/in.sock" --mem 128M --prealloc --io-timeout-ms 6000
 python3 -c "import sys; sys.exit(not float(sys.argv[1]) > 0)" "$(memory_field dst "['populate_ms']")" ||
 	fail "no populate time: $(memory_field dst "")"
 grep -q "populated 128 MiB of guest memory in" "$TMP/dst.log" || fail "the log does not say how long it took"
+bounded 20 "ferry status" "$FERRY" status --control "$(sock dst)" | grep -q "^Memory    128.0 MiB anon, ready, faulted in in" ||
+	fail "ferry status does not show the ready memory"
 RSS_KB=$(awk '/^VmRSS/ {print $2}' "/proc/$PID_dst/status")
 [ "$RSS_KB" -ge $((128 * 1024)) ] || fail "only $RSS_KB KiB resident: the memory was not faulted in"
 
