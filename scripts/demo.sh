@@ -1,6 +1,6 @@
 #!/bin/sh
 # make demo: a live migration between two local ferry processes. A 1 GiB,
-# 2-vCPU guest dirtying 100 MiB/s moves over TCP on loopback while it runs;
+# 2-vCPU guest (vCPU 0 dirties 100 MiB/s, vCPU 1 computes) moves over TCP on loopback;
 # then the report, and the guest's own check of every page on the destination.
 set -eu
 build=${1:-build}
@@ -14,9 +14,9 @@ if [ ! -c /dev/kvm ]; then
 	echo "demo: /dev/kvm is not available on this machine" >&2
 	exit 1
 fi
-echo "== source: ferry run --mem 1G --vcpus 2 --workload dirty:wss=512M,rate=100M,pattern=random,write=byte"
+echo "== source: ferry run --mem 1G --vcpus 2 --workload dirty:wss=512M,rate=100M,pattern=random,write=byte,dirtiers=1"
 "$ferry" run --mem 1G --vcpus 2 --control "$dir/src.sock" --log-level warn \
-	--workload dirty:wss=512M,rate=100M,pattern=random,write=byte &
+	--workload dirty:wss=512M,rate=100M,pattern=random,write=byte,dirtiers=1 &
 pids="$pids $!"
 echo "== destination: ferry run --incoming tcp:127.0.0.1:$port --mem 1G --prealloc"
 echo "   (its memory is faulted in before it listens, so the pages land in ready memory)"

@@ -64,6 +64,16 @@ static void print_incoming(json_t *r)
 		       json_is_true(json_object_get(in, "last_fenced")) ? " (fenced)" : "", last);
 }
 
+/* What a guest that came by migration felt of it. */
+static void print_felt(json_t *in)
+{
+	if (!json_object_get(in, "guest_gap_ms"))
+		return;
+	printf("Arrival   the guest felt a %.1f ms gap at the switchover (longest stall %.1f ms)\n",
+	       json_number_value(json_object_get(in, "guest_gap_ms")),
+	       json_number_value(json_object_get(in, "guest_stall_max_ms")));
+}
+
 static void print_human(json_t *r)
 {
 	json_t *g = json_object_get(r, "guest");
@@ -81,6 +91,7 @@ static void print_human(json_t *r)
 	       num(g, "pages_written"), num(g, "passes"), num(g, "verify_errors"));
 	printf("Writes    %.0f pages/s (%s/s)\n", rate, bps);
 	printf("Uptime    %.1f s\n", (double)num(r, "uptime_ms") / 1000);
+	print_felt(json_object_get(r, "incoming"));
 	if (json_object_get(r, "stop_reason"))
 		printf("Stopped   %s\n", json_string_value(json_object_get(r, "stop_reason")));
 }
