@@ -85,11 +85,19 @@ vm dst --incoming "unix:$TMP/in.sock"
 ctl dst migrate-incoming-prealloc '{"mem": "64M", "bytes": 1}' >"$TMP/prealloc.out" 2>&1 &&
 	fail "an unknown argument was accepted"
 grep -q "takes mem and backend, not 'bytes'" "$TMP/prealloc.out" || fail "said: $(cat "$TMP/prealloc.out")"
-ctl dst migrate-incoming-prealloc '{"mem": "64M"}' >"$TMP/prealloc.out" || fail "prealloc: $(cat "$TMP/prealloc.out")"
+ctl dst migrate-incoming-prealloc '{"mem": "32M"}' >"$TMP/prealloc.out" || fail "prealloc: $(cat "$TMP/prealloc.out")"
 [ "$(json_field "$TMP/prealloc.out" "j['state']")" = ready ] || fail "answer: $(cat "$TMP/prealloc.out")"
-migrate a "unix:$TMP/in.sock" --verify || fail "into ready memory: $(cat "$TMP/migrate.err")"
-grep -q "go into memory made ready before it came" "$TMP/dst.log" || fail "the guest did not use the ready memory"
-expect_guest_ok dst
+# Too small for this guest: it comes into fresh memory, and the ready memory goes back.
+migrate a "unix:$TMP/in.sock" --verify || fail "past small ready memory: $(cat "$TMP/migrate.err")"
+grep -q "go into memory made ready before it came" "$TMP/dst.log" && fail "a 64 MiB guest went into 32 MiB"
+[ "$(memory_field dst "['state']")" = none ] || fail "unused ready memory kept: $(memory_field dst "")"
+vm dst2 --incoming "unix:$TMP/in2.sock"
+ctl dst2 migrate-incoming-prealloc '{"mem": "64M"}' >"$TMP/prealloc.out" || fail "prealloc: $(cat "$TMP/prealloc.out")"
+migrate dst "unix:$TMP/in2.sock" --verify || fail "into ready memory: $(cat "$TMP/migrate.err")"
+grep -q "go into memory made ready before it came" "$TMP/dst2.log" || fail "the guest did not use the ready memory"
+[ "$(memory_field dst2 "['state']")" = kept ] || fail "after completion: $(memory_field dst2 "")"
+expect_guest_ok dst2
+ctl dst2 quit >/dev/null
 ctl dst quit >/dev/null
 
 note "hugetlb: an empty pool, then a reserved one"

@@ -166,6 +166,7 @@ int mig_dest_run(struct mig_dest *d, struct vm **out)
 		if (rc == 0) {
 			chan_close(&c);
 			close_listener(d); /* no longer a destination */
+			ready_mem_release(d->ready);
 			log_info("incoming migration complete: the guest runs here");
 			return 0;
 		}

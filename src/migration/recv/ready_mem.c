@@ -186,6 +186,16 @@ void ready_mem_keep(struct ready_mem *r, struct guest_mem *view)
 	pthread_mutex_unlock(&r->lock);
 }
 
+void ready_mem_release(struct ready_mem *r)
+{
+	pthread_mutex_lock(&r->lock);
+	if (r->info.state == READY_READY) {
+		mem_destroy(&r->mem);
+		r->info.state = READY_NONE;
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
 struct ready_info ready_mem_info(struct ready_mem *r)
 {
 	struct ready_info info;

@@ -40,7 +40,8 @@ void ready_mem_free(struct ready_mem *r);
  * -errno with err_msg(). */
 int ready_mem_prepare(struct ready_mem *r, uint64_t bytes, enum mem_backend backend);
 /* The same on a thread of its own: returns once it has started;
- * ready_mem_info says when it is done. */
+ * ready_mem_info says when it is done. Called from one thread only (the
+ * control socket's), which also joins the last one. */
 int ready_mem_prepare_async(struct ready_mem *r, uint64_t bytes, enum mem_backend backend);
 /* Lend it to a VM of bytes (vm_config.lend_from): 0, or -ENOENT when none
  * is ready that large. */
@@ -50,6 +51,9 @@ int ready_mem_lend(struct ready_mem *r, uint64_t bytes, const struct guest_mem *
 void ready_mem_give_back(struct ready_mem *r, const uint64_t *written, uint64_t npages);
 /* The VM it was lent to stays: view (the VM's memory) keeps it for good. */
 void ready_mem_keep(struct ready_mem *r, struct guest_mem *view);
+/* Memory still ready (not lent, not kept) goes back to the host: the guest
+ * came into memory of its own and nothing more will come. */
+void ready_mem_release(struct ready_mem *r);
 struct ready_info ready_mem_info(struct ready_mem *r);
 const char *ready_state_name(enum ready_state s);
 
