@@ -24,6 +24,10 @@ extern const struct hash_impl hash_avx2, hash_sse2;
 	}                                                                                      \
 	static void NAME##_begin(struct hash_state *st, uint64_t seed)                         \
 	{                                                                                      \
+		/* A reset reads the old seed to skip making the secret again: on an  \
+		 * uninitialised state that is stale stack, and a stale match hashes  \
+		 * with a stale secret. */                                             \
+		XXH3_INITSTATE((XXH3_state_t *)st->opaque);                                    \
 		XXH3_64bits_reset_withSeed((XXH3_state_t *)st->opaque, seed);                  \
 	}                                                                                      \
 	static void NAME##_update(struct hash_state *st, const void *p, size_t len)            \
