@@ -97,9 +97,9 @@ bool guest_stall_since(const struct vm *vm, unsigned i, uint64_t beat, double *m
 
 	if (slot(vm, i)->heartbeat_tsc <= beat + min_ticks)
 		return false;
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	/* x86 keeps loads in order; the volatile reads keep the compiler from
+	 * reordering them: the heartbeat, then the count, then the entries. */
 	count = s->count;
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	*ms = 0;
 	for (uint64_t k = count > FERRY_STALL_RING ? count - FERRY_STALL_RING : 0; k < count; k++) {
 		const volatile uint64_t *e = s->ring[k % FERRY_STALL_RING];

@@ -103,6 +103,9 @@ ctl dst quit >/dev/null
 note "hugetlb: an empty pool, then a reserved one"
 POOL=/proc/sys/vm/nr_hugepages
 if [ -w "$POOL" ]; then
+	# The pool is the host's: another test run must not change it under us.
+	exec 9>/tmp/ferry-test-hugetlb.lock
+	bounded 120 "the huge page pool's lock" flock 9
 	OLD_POOL=$(cat "$POOL")
 	trap 'echo "$OLD_POOL" >"$POOL"; cleanup' EXIT
 	echo 0 >"$POOL"
