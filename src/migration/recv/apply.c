@@ -46,6 +46,8 @@ static int check_deltas(const struct pages_view *v)
 	return 0;
 }
 
+/* v's pages into guest memory. A view without payload (recv_pages) has its
+ * raw pages in place already: only its zero pages are left to write. */
 static void write_pages(struct page_writer *w, const struct pages_view *v)
 {
 	const uint8_t *payload = v->payload;
@@ -61,6 +63,8 @@ static void write_pages(struct page_writer *w, const struct pages_view *v)
 				memset(dst, 0, FERRY_PAGE_SIZE);
 			continue;
 		case PAGE_RAW:
+			if (!payload)
+				continue;
 			memcpy(dst, payload, FERRY_PAGE_SIZE);
 			payload += FERRY_PAGE_SIZE;
 			break;
@@ -152,18 +156,6 @@ static int read_raw_pages(struct page_writer *w, struct chan *c, const struct pa
 	return rc;
 }
 
-/* ZERO entries, once the record is known good. */
-static void clear_zero_pages(struct page_writer *w, const struct pages_view *v)
-{
-	for (uint32_t i = 0; i < v->count; i++) {
-		uint64_t gfn = PAGE_ENTRY_GFN(v->entries[i]);
-
-		if (PAGE_ENTRY_ENC(v->entries[i]) == PAGE_ZERO && bitmap_test(w->written, gfn))
-			memset(mem_host(w->mem, gfn * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE), 0,
-			       FERRY_PAGE_SIZE);
-	}
-}
-
 /* The rest of a record whose first head bytes are in buf: read whole and
  * applied as any other (its checksum first, so that damage in transit is
  * named as such, then its list). */
@@ -183,7 +175,6 @@ static int recv_rest(struct page_writer *w, struct chan *c, const struct rec_hea
 static int recv_pages(struct page_writer *w, struct chan *c, const struct rec_header *hdr,
 		      struct wire_buf *buf, uint32_t round)
 {
-	uint8_t pad[8];
 	struct hash_state st;
 	struct pages_view v;
 	uint32_t count = 0, head = sizeof(struct rec_pages);
@@ -204,17 +195,12 @@ static int recv_pages(struct page_writer *w, struct chan *c, const struct rec_he
 		return recv_rest(w, c, hdr, buf, head, round);
 	rec_checksum_begin(hdr, &st);
 	hash_update(&st, buf->data, head);
-	rc = read_raw_pages(w, c, &v, &st);
-	if (rc == 0)
-		rc = chan_read(c, pad, rec_padded(hdr->length) - hdr->length);
+	rc = read_raw_pages(w, c, &v, &st); /* whole pages: the body needs no padding */
 	if (rc == 0)
 		rc = rec_checksum_end(hdr, &st);
-	if (rc < 0)
-		return rc;
-	clear_zero_pages(w, &v);
-	__atomic_fetch_add(&w->pages, v.count, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&w->batches, 1, __ATOMIC_RELAXED);
-	return 0;
+	if (rc == 0)
+		write_pages(w, &v); /* the zero pages, once the record is known good */
+	return rc;
 }
 
 int page_writer_recv(struct page_writer *w, struct chan *c, const struct rec_header *hdr,
