@@ -48,7 +48,7 @@ int wire_send_empty(struct chan *c, uint32_t type)
 	return wire_send(c, type, NULL, 0);
 }
 
-static int grow(struct wire_buf *buf, size_t need)
+int wire_buf_reserve(struct wire_buf *buf, size_t need)
 {
 	uint8_t *p;
 
@@ -64,7 +64,7 @@ static int grow(struct wire_buf *buf, size_t need)
 
 int wire_recv_body(struct chan *c, const struct rec_header *hdr, struct wire_buf *buf)
 {
-	int rc = grow(buf, rec_padded(hdr->length) + 8);
+	int rc = wire_buf_reserve(buf, rec_padded(hdr->length) + 8);
 
 	if (rc == 0)
 		rc = chan_read(c, buf->data, rec_padded(hdr->length));
@@ -93,11 +93,6 @@ int wire_recv(struct chan *c, struct rec_header *hdr, struct wire_buf *buf)
 	int rc = wire_recv_header(c, hdr, buf);
 
 	return rc < 0 ? rc : wire_recv_body(c, hdr, buf);
-}
-
-int wire_buf_reserve(struct wire_buf *buf, size_t bytes)
-{
-	return grow(buf, bytes);
 }
 
 void wire_buf_free(struct wire_buf *buf)

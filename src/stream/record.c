@@ -141,13 +141,16 @@ int rec_header_check(const struct rec_header *hdr, int *skip)
 	return 0;
 }
 
+static int checksum_failed(const struct rec_header *hdr)
+{
+	return err_set(-EINVAL, "%s record failed its checksum: the stream was corrupted in transit",
+		       rec_type_name(hdr->type));
+}
+
 int rec_checksum_check(const struct rec_header *hdr, const void *body)
 {
-	if (hash64_seed(body, hdr->length, header_seed(hdr->type, hdr->length)) !=
-	    hdr->checksum)
-		return err_set(-EINVAL,
-			       "%s record failed its checksum: the stream was corrupted in transit",
-			       rec_type_name(hdr->type));
+	if (hash64_seed(body, hdr->length, header_seed(hdr->type, hdr->length)) != hdr->checksum)
+		return checksum_failed(hdr);
 	return 0;
 }
 
@@ -158,11 +161,7 @@ void rec_checksum_begin(const struct rec_header *hdr, struct hash_state *st)
 
 int rec_checksum_end(const struct rec_header *hdr, struct hash_state *st)
 {
-	if (hash_end(st) != hdr->checksum)
-		return err_set(-EINVAL,
-			       "%s record failed its checksum: the stream was corrupted in transit",
-			       rec_type_name(hdr->type));
-	return 0;
+	return hash_end(st) == hdr->checksum ? 0 : checksum_failed(hdr);
 }
 
 int rec_parse_config(const void *body, uint32_t len, struct rec_config *out)
