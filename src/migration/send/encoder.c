@@ -92,7 +92,8 @@ static void add_payload(struct batch *b, const uint8_t *p, uint32_t len)
 }
 
 /* One page into b: its entry, and its payload (a copy, a delta, or with
- * in_place the page itself). */
+ * in_place the page itself). For batches that may hold deltas (after round
+ * 0, with a cache) and the paused switchover; fill_hashed does the rest. */
 static void encode_page(struct encoder *e, struct batch *b, const uint8_t *guest, uint64_t gfn,
 			bool in_place)
 {
@@ -127,8 +128,6 @@ static void encode_page(struct encoder *e, struct batch *b, const uint8_t *guest
 		e->counts.xbzrle++;
 		return;
 	}
-	if (e->cache && b->round == 0)
-		seed(e, gfn, page);
 	if (!in_place)
 		b->used += FERRY_PAGE_SIZE;
 	add_payload(b, page, FERRY_PAGE_SIZE);
