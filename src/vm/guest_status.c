@@ -5,6 +5,8 @@
 #include "guest/abi.h"
 #include "vm/vm.h"
 
+_Static_assert(GUEST_STALL_MIN_US == FERRY_STALL_MIN_US, "the guest's threshold, named once");
+
 static const struct ferry_vcpu_status *slot(const struct vm *vm, unsigned i)
 {
 	const struct ferry_vcpu_status *st =
@@ -92,7 +94,7 @@ uint64_t guest_running_beat(const struct vm *vm, unsigned i)
 bool guest_stall_since(const struct vm *vm, unsigned i, uint64_t beat, double *ms)
 {
 	const struct ferry_vcpu_stalls *s = stalls(vm, i);
-	uint64_t min_ticks = (uint64_t)(GUEST_STALL_MIN_MS * (double)vm->tsc_khz);
+	uint64_t min_ticks = GUEST_STALL_MIN_US * vm->tsc_khz / 1000;
 	uint64_t count, first = UINT64_MAX;
 
 	if (slot(vm, i)->heartbeat_tsc <= beat + min_ticks)

@@ -24,9 +24,9 @@ struct guest_vcpu_counters guest_vcpu_counters(const struct vm *vm, unsigned i);
 uint64_t guest_pages_written(const struct vm *vm);
 
 /* The stalls the guest felt (guest/abi.h, struct ferry_vcpu_stalls): gaps of
- * over GUEST_STALL_MIN_MS between two heartbeats of a vCPU that meant to
+ * over GUEST_STALL_MIN_US between two heartbeats of a vCPU that meant to
  * run. A vCPU asleep on purpose feels none. */
-#define GUEST_STALL_MIN_MS 1.0
+#define GUEST_STALL_MIN_US 1000
 
 /* Start every vCPU's longest stall anew (through guest RAM: dirty-tracked,
  * so it reaches a destination with the rest). */
@@ -36,7 +36,7 @@ void guest_stalls_reset(struct vm *vm);
 uint64_t guest_running_beat(const struct vm *vm, unsigned i);
 /* Whether vCPU i has beaten well after beat (from guest_running_beat); if
  * so, *ms is the stall that began then, or 0 if it was shorter than
- * GUEST_STALL_MIN_MS. */
+ * GUEST_STALL_MIN_US. */
 bool guest_stall_since(const struct vm *vm, unsigned i, uint64_t beat, double *ms);
 /* The longest stall of any vCPU since guest_stalls_reset. */
 double guest_stall_max_ms(const struct vm *vm);
