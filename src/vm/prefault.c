@@ -28,8 +28,8 @@ static void *prefault_thread(void *arg)
 	uint64_t t0 = time_now_ns();
 
 	pthread_setname_np(pthread_self(), "prefault");
-	/* Only on a core nobody else wants: it must never slow the receivers
-	 * down, whose pages would fault in anyway. */
+	/* Only on a core nobody else wants: the receivers fault their pages
+	 * in anyway, so this is worth only the CPU nobody else uses. */
 	if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &(struct sched_param){ 0 }))
 		log_debug("prefault: no idle priority");
 	for (unsigned i = 0; i < p->mem->nr_regions; i++) {
