@@ -9,7 +9,7 @@
 #include "util/page.h"
 
 #define STREAM_MAGIC	  0x3147494d59525245ull /* "ERRYMIG1" */
-#define STREAM_VERSION	  2
+#define STREAM_VERSION	  3
 #define STREAM_BYTE_ORDER 0x01020304u
 
 #define REC_OPTIONAL	 0x80000000u
@@ -31,6 +31,7 @@ enum rec_type {
 	REC_JOIN = 9,
 	REC_ZPAGES = 10,
 	REC_SESSION = 11,
+	REC_LPAGES = 12, /* PAGES of a running guest, each raw page with its own hash */
 	REC_LOADED = 16,
 	REC_RESUMED = 17,
 	REC_ERROR = 18,

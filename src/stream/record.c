@@ -12,6 +12,7 @@ static const char *const names[] = {
 	[REC_COMMIT] = "COMMIT", [REC_LOADED] = "LOADED", [REC_RESUMED] = "RESUMED",
 	[REC_ERROR] = "ERROR",	 [REC_READY] = "READY",	  [REC_CHANNELS] = "CHANNELS",
 	[REC_JOIN] = "JOIN",	 [REC_ZPAGES] = "ZPAGES", [REC_SESSION] = "SESSION",
+	[REC_LPAGES] = "LPAGES",
 };
 
 const char *rec_type_name(uint32_t type)
@@ -80,6 +81,10 @@ static int length_bounds(uint32_t type, uint32_t *min, uint32_t *max)
 		*min = sizeof(struct rec_zpages) + 8 + 1;
 		*max = sizeof(struct rec_zpages) + PAGES_MAX_COUNT * (8 + FERRY_PAGE_SIZE);
 		return 0;
+	case REC_LPAGES: /* PAGES with a hash per raw page */
+		*min = sizeof(struct rec_pages) + 8;
+		*max = sizeof(struct rec_pages) + PAGES_MAX_COUNT * (8 + 8 + FERRY_PAGE_SIZE);
+		return 0;
 	case REC_ROUND:
 		*min = *max = sizeof(struct rec_round);
 		return 0;
@@ -147,9 +152,30 @@ static int checksum_failed(const struct rec_header *hdr)
 		       rec_type_name(hdr->type));
 }
 
+uint32_t rec_checksum_covers(uint32_t type, const void *body, uint32_t len)
+{
+	const uint8_t *entry = (const uint8_t *)body + sizeof(struct rec_pages);
+	uint32_t count = 0, i;
+	uint64_t raw = 0, head;
+
+	if (type != REC_LPAGES || len < sizeof(struct rec_pages))
+		return len;
+	memcpy(&count, body, sizeof(count));
+	for (i = 0; i < count && sizeof(struct rec_pages) + 8ull * (i + 1) <= len; i++) {
+		uint64_t e;
+
+		memcpy(&e, entry + 8ull * i, 8);
+		raw += PAGE_ENTRY_ENC(e) == PAGE_RAW;
+	}
+	head = sizeof(struct rec_pages) + 8ull * i + 8 * raw;
+	return head < len ? (uint32_t)head : len;
+}
+
 int rec_checksum_check(const struct rec_header *hdr, const void *body)
 {
-	if (hash64_seed(body, hdr->length, header_seed(hdr->type, hdr->length)) != hdr->checksum)
+	uint32_t covered = rec_checksum_covers(hdr->type, body, hdr->length);
+
+	if (hash64_seed(body, covered, header_seed(hdr->type, hdr->length)) != hdr->checksum)
 		return checksum_failed(hdr);
 	return 0;
 }
@@ -234,37 +260,48 @@ int rec_parse_pages(const void *body, uint32_t len, uint64_t npages, struct page
 
 	if (len < sizeof(struct rec_pages))
 		return err_set(-EINVAL, "PAGES record is truncated");
-	rc = rec_parse_pages_head(body, len, npages, out);
+	rc = rec_parse_pages_head(REC_PAGES, body, len, npages, out);
 	if (rc == 0)
 		out->payload = (const uint8_t *)out->entries + 8ull * out->count;
 	return rc;
 }
 
-int rec_pages_count(const struct rec_pages *fixed, uint32_t len, uint32_t *count)
+int rec_pages_count(uint32_t type, const struct rec_pages *fixed, uint32_t len, uint32_t *count)
 {
 	if (fixed->count < 1 || fixed->count > PAGES_MAX_COUNT)
-		return err_set(-EINVAL, "PAGES record has %u pages (1 to %u allowed)", fixed->count,
-			       PAGES_MAX_COUNT);
+		return err_set(-EINVAL, "%s record has %u pages (1 to %u allowed)",
+			       rec_type_name(type), fixed->count, PAGES_MAX_COUNT);
 	if (len < sizeof(*fixed) + 8ull * fixed->count)
-		return err_set(-EINVAL, "PAGES record is shorter than its page list");
+		return err_set(-EINVAL, "%s record is shorter than its page list",
+			       rec_type_name(type));
 	*count = fixed->count;
 	return 0;
 }
 
-int rec_parse_pages_head(const void *head, uint32_t len, uint64_t npages, struct pages_view *out)
+/* The length a PAGES or LPAGES record with this list must have. */
+static uint64_t pages_length(uint32_t type, const struct pages_view *v)
 {
+	uint64_t hashes = type == REC_LPAGES ? 8ull * v->raw : 0;
+
+	return sizeof(struct rec_pages) + 8ull * v->count + hashes + v->payload_bytes;
+}
+
+int rec_parse_pages_head(uint32_t type, const void *head, uint32_t len, uint64_t npages,
+			 struct pages_view *out)
+{
+	const char *what = rec_type_name(type);
 	struct rec_pages fixed;
-	uint64_t expect;
 	int rc;
 
 	memcpy(&fixed, head, sizeof(fixed));
-	rc = page_list("PAGES", head, len, sizeof(fixed), fixed.count, fixed.round, npages, out);
+	rc = page_list(what, head, len, sizeof(fixed), fixed.count, fixed.round, npages, out);
 	if (rc < 0)
 		return rc;
-	expect = sizeof(fixed) + 8ull * fixed.count + out->payload_bytes;
-	if (len != expect)
-		return err_set(-EINVAL, "PAGES record is %u bytes, its list says %llu", len,
-			       (unsigned long long)expect);
+	if (type == REC_LPAGES && out->payload_bytes != (uint64_t)out->raw * FERRY_PAGE_SIZE)
+		return err_set(-EINVAL, "LPAGES record carries an XBZRLE delta");
+	if (len != pages_length(type, out))
+		return err_set(-EINVAL, "%s record is %u bytes, its list says %llu", what, len,
+			       (unsigned long long)pages_length(type, out));
 	out->payload = NULL;
 	return 0;
 }

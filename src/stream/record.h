@@ -44,6 +44,10 @@ void rec_header_init(struct rec_header *hdr, uint32_t type, const struct iovec *
  * within that type's bounds. Sets *skip for an unknown optional record. */
 int rec_header_check(const struct rec_header *hdr, int *skip);
 int rec_checksum_check(const struct rec_header *hdr, const void *body);
+/* The first bytes of a body of len that its checksum covers: all, but for
+ * LPAGES its head (fixed part, entries, page hashes; the pages carry their
+ * own hashes). */
+uint32_t rec_checksum_covers(uint32_t type, const void *body, uint32_t len);
 /* The same for a body that arrives in pieces: begin, hash_update()
  * with each piece in order, end. */
 void rec_checksum_begin(const struct rec_header *hdr, struct hash_state *st);
@@ -53,12 +57,14 @@ const char *rec_type_name(uint32_t type);
 int rec_parse_config(const void *body, uint32_t len, struct rec_config *out);
 /* npages: guest pages; every gfn must be below it. */
 int rec_parse_pages(const void *body, uint32_t len, uint64_t npages, struct pages_view *out);
-/* A PAGES record of len bytes read piece by piece, so that its payload can
- * land where it belongs: first its fixed part (8 bytes) gives the count of
- * entries to read next; then the fixed part and entries (head) are checked
- * against len. out->payload is NULL. */
-int rec_pages_count(const struct rec_pages *fixed, uint32_t len, uint32_t *count);
-int rec_parse_pages_head(const void *head, uint32_t len, uint64_t npages, struct pages_view *out);
+/* A PAGES or LPAGES record (type) of len bytes read piece by piece, so
+ * that its payload can land where it belongs: first its fixed part (8
+ * bytes) gives the count of entries to read next; then the fixed part and
+ * entries (head) are checked against len (LPAGES: zero and raw pages only,
+ * a hash per raw page after the entries). out->payload is NULL. */
+int rec_pages_count(uint32_t type, const struct rec_pages *fixed, uint32_t len, uint32_t *count);
+int rec_parse_pages_head(uint32_t type, const void *head, uint32_t len, uint64_t npages,
+			 struct pages_view *out);
 int rec_parse_zpages(const void *body, uint32_t len, uint64_t npages, struct zpages_view *out);
 int rec_parse_channels(const void *body, uint32_t len, struct rec_channels *out);
 int rec_parse_session(const void *body, uint32_t len, struct rec_session *out);

@@ -1,4 +1,4 @@
-/* Fixed-size bitmaps of 64-bit words, with atomic set for concurrent writers. */
+/* Fixed-size bitmaps of 64-bit words, with atomic set, clear and test for concurrent writers. */
 #ifndef FERRY_UTIL_BITMAP_H
 #define FERRY_UTIL_BITMAP_H
 
@@ -16,6 +16,16 @@ static inline void bitmap_set(uint64_t *map, uint64_t bit)
 static inline void bitmap_set_atomic(uint64_t *map, uint64_t bit)
 {
 	__atomic_fetch_or(&map[bit / 64], 1ull << (bit % 64), __ATOMIC_RELAXED);
+}
+
+static inline void bitmap_clear_atomic(uint64_t *map, uint64_t bit)
+{
+	__atomic_fetch_and(&map[bit / 64], ~(1ull << (bit % 64)), __ATOMIC_RELAXED);
+}
+
+static inline bool bitmap_test_atomic(const uint64_t *map, uint64_t bit)
+{
+	return __atomic_load_n(&map[bit / 64], __ATOMIC_RELAXED) >> (bit % 64) & 1;
 }
 
 static inline bool bitmap_test(const uint64_t *map, uint64_t bit)

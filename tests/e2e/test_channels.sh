@@ -105,16 +105,24 @@ note "reason: $(report "j['reason']")"
 stop_proxy
 expect_progress src
 expect_guest_ok src
-# Raw batches land straight in guest memory: the checksum, computed as they
-# land, still refuses them; on a data channel and on the main channel.
-for where in "1:3 --channels 2 --compress none" "0:5 --channels 0"; do
+# Uncompressed, a running guest's raw pages go as LPAGES, a hash per page,
+# straight into guest memory: a page that fails its hash waits to be sent
+# again, and one the guest never writes again fails the migration at END.
+# This guest fills its heap once and never writes it again; the record
+# damaged is one of its heap's (from 8 MiB: batch 16 on), on a data
+# channel and on the main channel.
+vm still --mem 256M --vcpus 1 --workload idle:data=random
+for where in "1:40 --channels 2 --compress none" "0:40 --channels 0"; do
 	wait_incoming dst
 	start_proxy "$PROXY_PORT" "unix:$TMP/in-bad.sock" --corrupt ${where%% *}
-	migrate src "tcp:127.0.0.1:$PROXY_PORT" ${where#* } && fail "a corrupted raw batch was accepted ($where)"
-	report "j['reason']" | grep -q "destination refused: .*PAGES record failed its checksum" ||
+	migrate still "tcp:127.0.0.1:$PROXY_PORT" ${where#* } && fail "a damaged page was accepted ($where)"
+	report "j['reason']" | grep -q "destination refused: a page arrived damaged and was not sent again (at 0x[0-9a-f]*; 1 in all)" ||
 		fail "$where: reason: $(report "j['reason']")"
 	stop_proxy
 done
+[ "$(status_field still "j['status']")" = running ] || fail "still: not running after the failed migrations"
+expect_guest_ok still
+kill_vm still
 expect_progress src
 wait_incoming dst
 migrate src "unix:$TMP/in-bad.sock" --channels 2 --verify ||

@@ -18,12 +18,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct guest_mem mem;
 	static struct page_writer w;
-	static uint64_t written[BITMAP_WORDS(MEM / 4096)];
+	static uint64_t written[BITMAP_WORDS(MEM / 4096)], damaged[BITMAP_WORDS(MEM / 4096)];
 	uint32_t round = 0, len;
 	uint8_t *body;
 
 	if (!w.scratch &&
-	    (mem_create(&mem, MEM, MEM_ANON) < 0 || page_writer_init(&w, &mem, written) < 0))
+	    (mem_create(&mem, MEM, MEM_ANON) < 0 || page_writer_init(&w, &mem, written, damaged) < 0))
 		abort();
 	if (size < 1 || size - 1 > REC_MAX_BODY)
 		return 0;

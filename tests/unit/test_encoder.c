@@ -34,7 +34,7 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_int_equal(mem_create(&f->mem, NPAGES * PAGE, MEM_ANON), 0);
-	assert_int_equal(encoder_init(&f->enc, 32 * PAGE, NPAGES), 0);
+	assert_int_equal(encoder_init(&f->enc, 32 * PAGE, NPAGES, false), 0);
 	f->b.buf = malloc(BATCH_BUF_BYTES);
 	for (uint64_t g = 1; g < 4; g++)
 		for (unsigned i = 0; i < PAGE; i++)
@@ -110,6 +110,43 @@ static void test_checksum_while_copying(void **state)
 	assert_true(hdr.checksum == f->b.checksum);
 	encoder_fill(&f->enc, &f->b, &f->mem, gfns, 4, 1, false); /* deltas possible */
 	assert_false(f->b.hashed);
+}
+
+/* Without a cache or a codec, a running guest's raw pages go as LPAGES
+ * out of guest memory itself: a hash per raw page, and a checksum over
+ * the record's head (fixed part, entries, hashes) but not its payload. */
+static void test_live(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t gfns[] = { 0, 1, 2, 3 };
+	struct encoder enc;
+	struct rec_pages fixed = { .count = 4, .round = 2 };
+	struct rec_header hdr = { .type = REC_LPAGES };
+	struct hash_state st;
+
+	assert_int_equal(encoder_init(&enc, 0, NPAGES, true), 0);
+	encoder_fill(&enc, &f->b, &f->mem, gfns, 4, 2, false);
+	assert_true(f->b.live);
+	assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[0]), PAGE_ZERO);
+	assert_int_equal(f->b.raw, 3);
+	assert_int_equal(f->b.niov, 1); /* pages 1-3 are neighbours in guest memory */
+	assert_ptr_equal(f->b.iov[0].iov_base, page(f, 1));
+	assert_int_equal(f->b.iov[0].iov_len, 3 * PAGE);
+	for (int i = 0; i < 3; i++)
+		assert_true(f->b.hashes[i] == hash64(page(f, 1 + (uint64_t)i), PAGE));
+	hdr.length = sizeof(fixed) + 4 * 8 + 3 * 8 + 3 * PAGE;
+	rec_checksum_begin(&hdr, &st);
+	hash_update(&st, &fixed, sizeof(fixed));
+	hash_update(&st, f->b.entries, 4 * 8);
+	hash_update(&st, f->b.hashes, 3 * 8);
+	assert_true(hash_end(&st) == f->b.checksum);
+	encoder_fill(&enc, &f->b, &f->mem, gfns, 4, 2, true); /* paused: PAGES in place */
+	assert_false(f->b.live);
+	encoder_free(&enc);
+	assert_int_equal(encoder_init(&enc, 32 * PAGE, NPAGES, true), 0); /* a cache: copies */
+	encoder_fill(&enc, &f->b, &f->mem, gfns, 4, 0, false);
+	assert_false(f->b.live);
+	encoder_free(&enc);
 }
 
 /* Round 0 seeds the cache with what it sends, so a page re-sent later goes
@@ -201,6 +238,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_round0_copies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checksum_while_copying, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_live, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deltas, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copies_aligned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zero_forgets, setup, teardown),

@@ -139,6 +139,39 @@ static void test_pages(void **unused)
 	expect_einval(rec_parse_pages(buf, 40, NPAGES, &v), "shorter than its page list");
 }
 
+/* LPAGES: its head says how long it must be (a hash per raw page), and
+ * its checksum covers the head, not the pages (they carry their own). */
+static void test_lpages(void **unused)
+{
+	static uint8_t buf[8 + 8 * 3 + 8 * 2 + 2 * 4096];
+	uint64_t e[3] = { PAGE_ENTRY(1, PAGE_RAW), PAGE_ENTRY(2, PAGE_ZERO),
+			  PAGE_ENTRY(3, PAGE_RAW) };
+	struct rec_pages fixed = { .count = 3, .round = 4 };
+	uint32_t len = sizeof(buf), head = 8 + 24 + 16;
+	struct rec_header hdr = { .type = REC_LPAGES, .length = len };
+	struct pages_view v;
+	struct hash_state st;
+
+	(void)unused;
+	memcpy(buf, &fixed, sizeof(fixed));
+	memcpy(buf + 8, e, sizeof(e));
+	assert_int_equal(rec_parse_pages_head(REC_LPAGES, buf, len, NPAGES, &v), 0);
+	assert_int_equal(v.raw, 2);
+	expect_einval(rec_parse_pages_head(REC_LPAGES, buf, len - 16, NPAGES, &v),
+		      "LPAGES record is 8224 bytes, its list says 8240");
+	assert_int_equal(rec_checksum_covers(REC_LPAGES, buf, len), head);
+	assert_int_equal(rec_checksum_covers(REC_PAGES, buf, len), len);
+	rec_checksum_begin(&hdr, &st);
+	hash_update(&st, buf, head);
+	hdr.checksum = hash_end(&st);
+	buf[head + 100] ^= 1; /* a page: its own hash's business */
+	assert_int_equal(rec_checksum_check(&hdr, buf), 0);
+	buf[head - 1] ^= 1; /* a page hash: the record's */
+	expect_einval(rec_checksum_check(&hdr, buf), "LPAGES record failed its checksum");
+	((uint64_t *)(buf + 8))[1] = PAGE_ENTRY_LEN(2, PAGE_XBZRLE, 8);
+	expect_einval(rec_parse_pages_head(REC_LPAGES, buf, len, NPAGES, &v), "XBZRLE");
+}
+
 /* A ZPAGES body: one RAW and one XBZRLE entry (a 10-byte delta), then a
  * frame of frame_len bytes. */
 static uint32_t build_zpages(uint8_t *buf, uint32_t payload_len, uint32_t frame_len)
@@ -231,6 +264,7 @@ int main(void)
 		cmocka_unit_test(test_record_header_and_checksum),
 		cmocka_unit_test(test_config),
 		cmocka_unit_test(test_pages),
+		cmocka_unit_test(test_lpages),
 		cmocka_unit_test(test_zpages),
 		cmocka_unit_test(test_channels),
 		cmocka_unit_test(test_hashes_and_error),

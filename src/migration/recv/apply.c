@@ -12,11 +12,13 @@
 #include "util/hash.h"
 #include "util/time.h"
 
-int page_writer_init(struct page_writer *w, const struct guest_mem *mem, uint64_t *written)
+int page_writer_init(struct page_writer *w, const struct guest_mem *mem, uint64_t *written,
+		     uint64_t *damaged)
 {
 	*w = (struct page_writer){ .mem = mem,
 				   .npages = mem->size / FERRY_PAGE_SIZE,
-				   .written = written };
+				   .written = written,
+				   .damaged = damaged };
 	w->scratch = malloc((size_t)PAGES_MAX_COUNT * FERRY_PAGE_SIZE);
 	return w->scratch ? 0 : err_set(-ENOMEM, "out of memory for a channel");
 }
@@ -46,6 +48,14 @@ static int check_deltas(const struct pages_view *v)
 	return 0;
 }
 
+/* A page's newest copy arrived whole (raw or zero): whatever damage an
+ * older one had is gone. A delta does not mend: it applies to the copy. */
+static void mend(struct page_writer *w, uint64_t gfn)
+{
+	if (bitmap_test_atomic(w->damaged, gfn))
+		bitmap_clear_atomic(w->damaged, gfn);
+}
+
 /* v's pages into guest memory. A view without payload (recv_pages) has its
  * raw pages in place already: only its zero pages are left to write. */
 static void write_pages(struct page_writer *w, const struct pages_view *v)
@@ -61,8 +71,10 @@ static void write_pages(struct page_writer *w, const struct pages_view *v)
 		case PAGE_ZERO: /* fresh memory is zero: do not fault it in for that */
 			if (bitmap_test(w->written, gfn))
 				memset(dst, 0, FERRY_PAGE_SIZE);
+			mend(w, gfn);
 			continue;
 		case PAGE_RAW:
+			mend(w, gfn);
 			if (!payload)
 				continue;
 			memcpy(dst, payload, FERRY_PAGE_SIZE);
@@ -124,18 +136,40 @@ int page_writer_apply(struct page_writer *w, uint32_t type, const void *body, ui
 /* Raw pages read and hashed this many at a time, while still in cache. */
 #define DIRECT_CHUNK_PAGES 32
 
-/* v's raw payloads, in entry order, straight into their pages. */
-static int read_raw_pages(struct page_writer *w, struct chan *c, const struct pages_view *v,
-			  struct hash_state *st)
+/* Raw pages just read, gfns[0..n), each against its own hash (LPAGES).
+ * A page that does not match is marked damaged: a running guest changed
+ * it under the source's send, so a later round brings it again, or the
+ * link broke it and END says so (a page still damaged there fails the
+ * migration). */
+static void check_each(struct page_writer *w, const uint64_t *gfns, uint32_t n,
+		       const uint64_t *hashes)
 {
-	struct iovec iov[DIRECT_CHUNK_PAGES], hashed[DIRECT_CHUNK_PAGES];
+	for (uint32_t k = 0; k < n; k++) {
+		const void *page = mem_host(w->mem, gfns[k] * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE);
+
+		if (hash64(page, FERRY_PAGE_SIZE) == hashes[k])
+			continue;
+		bitmap_set_atomic(w->damaged, gfns[k]);
+		__atomic_fetch_add(&w->damaged_copies, 1, __ATOMIC_RELAXED);
+	}
+}
+
+/* v's raw payloads, in entry order, straight into their pages; hashed
+ * into the record's checksum (st), or with LPAGES each against its own
+ * (hashes, one per raw page). */
+static int read_raw_pages(struct page_writer *w, struct chan *c, const struct pages_view *v,
+			  struct hash_state *st, const uint64_t *hashes)
+{
+	struct iovec iov[DIRECT_CHUNK_PAGES], landed[DIRECT_CHUNK_PAGES];
+	uint64_t gfns[DIRECT_CHUNK_PAGES];
 	uint32_t i = 0;
 	int rc = 0;
 
 	while (rc == 0 && i < v->count) {
+		uint32_t pages = 0;
 		int n = 0;
 
-		for (uint32_t pages = 0; i < v->count && pages < DIRECT_CHUNK_PAGES; i++) {
+		for (; i < v->count && pages < DIRECT_CHUNK_PAGES; i++) {
 			uint64_t gfn = PAGE_ENTRY_GFN(v->entries[i]);
 			uint8_t *dst = mem_host(w->mem, gfn * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE);
 
@@ -146,12 +180,15 @@ static int read_raw_pages(struct page_writer *w, struct chan *c, const struct pa
 				iov[n - 1].iov_len += FERRY_PAGE_SIZE;
 			else
 				iov[n++] = (struct iovec){ dst, FERRY_PAGE_SIZE };
-			pages++;
+			gfns[pages++] = gfn;
 		}
-		memcpy(hashed, iov, (size_t)n * sizeof(*iov));
+		memcpy(landed, iov, (size_t)n * sizeof(*iov));
 		rc = chan_readv(c, iov, n);
-		for (int k = 0; rc == 0 && k < n; k++)
-			hash_update(st, hashed[k].iov_base, hashed[k].iov_len);
+		if (rc == 0 && hashes)
+			check_each(w, gfns, pages, hashes);
+		for (int k = 0; rc == 0 && !hashes && k < n; k++)
+			hash_update(st, landed[k].iov_base, landed[k].iov_len);
+		hashes = hashes ? hashes + pages : NULL;
 	}
 	return rc;
 }
@@ -184,23 +221,60 @@ static int recv_pages(struct page_writer *w, struct chan *c, const struct rec_he
 		rc = chan_read(c, buf->data, head);
 	if (rc < 0)
 		return rc;
-	if (rec_pages_count((const struct rec_pages *)buf->data, hdr->length, &count) < 0)
+	if (rec_pages_count(REC_PAGES, (const struct rec_pages *)buf->data, hdr->length, &count) < 0)
 		return recv_rest(w, c, hdr, buf, head, round);
 	rc = chan_read(c, buf->data + head, 8ull * count);
 	head += 8 * count;
 	if (rc < 0)
 		return rc;
-	if (rec_parse_pages_head(buf->data, hdr->length, w->npages, &v) < 0 || v.round != round ||
-	    v.payload_bytes != (uint64_t)v.raw * FERRY_PAGE_SIZE)
+	if (rec_parse_pages_head(REC_PAGES, buf->data, hdr->length, w->npages, &v) < 0 ||
+	    v.round != round || v.payload_bytes != (uint64_t)v.raw * FERRY_PAGE_SIZE)
 		return recv_rest(w, c, hdr, buf, head, round);
 	rec_checksum_begin(hdr, &st);
 	hash_update(&st, buf->data, head);
-	rc = read_raw_pages(w, c, &v, &st); /* whole pages: the body needs no padding */
+	rc = read_raw_pages(w, c, &v, &st, NULL); /* whole pages: the body needs no padding */
 	if (rc == 0)
 		rc = rec_checksum_end(hdr, &st);
 	if (rc == 0)
 		write_pages(w, &v); /* the zero pages, once the record is known good */
 	return rc;
+}
+
+/* An LPAGES record: its head (list and page hashes) read and checked
+ * whole, then each raw page straight into guest memory and checked
+ * against its own hash (check_raw). */
+static int recv_live(struct page_writer *w, struct chan *c, const struct rec_header *hdr,
+		     struct wire_buf *buf, uint32_t round)
+{
+	struct hash_state st;
+	struct pages_view v;
+	uint32_t count = 0, head = sizeof(struct rec_pages);
+	int rc = wire_buf_reserve(buf, head + 16ull * PAGES_MAX_COUNT);
+
+	if (rc == 0)
+		rc = chan_read(c, buf->data, head);
+	if (rc == 0)
+		rc = rec_pages_count(REC_LPAGES, (const struct rec_pages *)buf->data, hdr->length,
+				     &count);
+	if (rc == 0)
+		rc = chan_read(c, buf->data + head, 8ull * count);
+	head += 8 * count;
+	if (rc == 0)
+		rc = rec_parse_pages_head(REC_LPAGES, buf->data, hdr->length, w->npages, &v);
+	if (rc == 0 && v.round != round)
+		rc = err_set(-EPROTO, "a page batch of round %u arrived during round %u", v.round,
+			     round);
+	if (rc == 0)
+		rc = chan_read(c, buf->data + head, 8ull * v.raw);
+	if (rc < 0)
+		return rc;
+	rec_checksum_begin(hdr, &st);
+	hash_update(&st, buf->data, head + 8ull * v.raw);
+	rc = rec_checksum_end(hdr, &st);
+	if (rc < 0)
+		return rc;
+	write_pages(w, &v); /* zero pages; every page whole until check_each says not */
+	return read_raw_pages(w, c, &v, NULL, (const uint64_t *)(buf->data + head));
 }
 
 int page_writer_recv(struct page_writer *w, struct chan *c, const struct rec_header *hdr,
@@ -210,6 +284,8 @@ int page_writer_recv(struct page_writer *w, struct chan *c, const struct rec_hea
 
 	if (hdr->type == REC_PAGES)
 		return recv_pages(w, c, hdr, buf, round);
+	if (hdr->type == REC_LPAGES)
+		return recv_live(w, c, hdr, buf, round);
 	rc = wire_recv_body(c, hdr, buf);
 	return rc < 0 ? rc : page_writer_apply(w, hdr->type, buf->data, hdr->length, round);
 }

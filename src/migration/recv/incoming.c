@@ -40,6 +40,7 @@ struct incoming {
 	uint64_t *hashes;  /* HASHES, one per page, when verifying */
 	uint64_t *hashed;  /* bitmap of pages with a hash */
 	uint64_t *written; /* pages the stream wrote; the others are still zero */
+	uint64_t *damaged; /* pages whose newest copy failed its hash (apply.h) */
 	struct prefault *prefault;
 	struct receivers *rx;	    /* the data channels */
 	struct page_writer pages;   /* the main channel's pages */
@@ -67,12 +68,17 @@ static int channel_error(struct incoming *in, int rc)
 	return rc;
 }
 
+static bool is_page_batch(uint32_t type)
+{
+	return type == REC_PAGES || type == REC_LPAGES || type == REC_ZPAGES;
+}
+
 /* The next record; the body of a page batch is left to load_pages. */
 static int next_record(struct incoming *in)
 {
 	int rc = wire_recv_header(in->chan, &in->hdr, &in->buf);
 
-	if (rc == 0 && in->hdr.type != REC_PAGES && in->hdr.type != REC_ZPAGES)
+	if (rc == 0 && !is_page_batch(in->hdr.type))
 		rc = wire_recv_body(in->chan, &in->hdr, &in->buf);
 	return channel_error(in, rc);
 }
@@ -112,7 +118,8 @@ static int build_vm(struct incoming *in)
 		return rc;
 	in->npages = vc.mem_bytes / FERRY_PAGE_SIZE;
 	in->written = calloc(BITMAP_WORDS(in->npages), 8);
-	if (!in->written)
+	in->damaged = calloc(BITMAP_WORDS(in->npages), 8);
+	if (!in->written || !in->damaged)
 		return err_set(-ENOMEM, "out of memory");
 	if (in->hello.config.flags & CONFIG_VERIFY) {
 		in->hashes = calloc(in->npages, 8);
@@ -120,7 +127,7 @@ static int build_vm(struct incoming *in)
 		if (!in->hashes || !in->hashed)
 			return err_set(-ENOMEM, "out of memory for page hashes");
 	}
-	return page_writer_init(&in->pages, &in->vm->mem, in->written);
+	return page_writer_init(&in->pages, &in->vm->mem, in->written, in->damaged);
 }
 
 static int join_channels(struct incoming *in)
@@ -129,7 +136,7 @@ static int join_channels(struct incoming *in)
 				  in->chan->cancel, &in->rx);
 
 	if (rc == 0)
-		rc = receivers_start(in->rx, &in->vm->mem, in->written, in->chan);
+		rc = receivers_start(in->rx, &in->vm->mem, in->written, in->damaged, in->chan);
 	if (rc == 0)
 		log_info("%u data channels joined", in->hello.channels.count);
 	return rc;
@@ -222,6 +229,25 @@ static int end_channels(struct incoming *in)
 			     (unsigned long long)receivers_pages(in->rx));
 	progress(in);
 	return rc;
+}
+
+/* END: every page a running guest changed under the send came again
+ * whole; a page still damaged was broken in transit. */
+static int check_damage(struct incoming *in)
+{
+	uint64_t copies = in->pages.damaged_copies + receivers_damaged_copies(in->rx);
+	uint64_t left = bitmap_count(in->damaged, in->npages);
+
+	if (left)
+		return err_set(-EIO, "a page arrived damaged and was not sent again (at %#llx; "
+				     "%llu in all): the stream was corrupted in transit",
+			       (unsigned long long)bitmap_next(in->damaged, in->npages, 0) *
+				       FERRY_PAGE_SIZE,
+			       (unsigned long long)left);
+	if (copies)
+		log_info("%llu pages changed while they were sent and came again",
+			 (unsigned long long)copies);
+	return 0;
 }
 
 /* Tell the source how each channel fared (RECEIVED), just before LOADED. */
@@ -349,6 +375,7 @@ static int take(struct incoming *in)
 {
 	switch (in->hdr.type) {
 	case REC_PAGES:
+	case REC_LPAGES:
 	case REC_ZPAGES:
 		return load_pages(in);
 	case REC_ROUND:
@@ -360,6 +387,8 @@ static int take(struct incoming *in)
 	case REC_END: {
 		int rc = end_channels(in);
 
+		if (rc == 0)
+			rc = check_damage(in);
 		return rc < 0 ? rc : load_machine(in);
 	}
 	case REC_COMMIT:
@@ -404,6 +433,7 @@ static void discard(struct incoming *in, bool keep_vm)
 	if (!keep_vm && in->lent)
 		ready_mem_give_back(in->ready, in->written, in->npages);
 	free(in->written);
+	free(in->damaged);
 	free(in->state);
 	free(in->hashes);
 	free(in->hashed);

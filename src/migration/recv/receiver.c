@@ -54,7 +54,7 @@ static int take(struct receiver *c, const struct rec_header *hdr)
 	struct rec_round marker;
 	int rc;
 
-	if (hdr->type == REC_PAGES || hdr->type == REC_ZPAGES)
+	if (hdr->type == REC_PAGES || hdr->type == REC_LPAGES || hdr->type == REC_ZPAGES)
 		return page_writer_recv(&c->w, &c->chan, hdr, &c->buf, c->round);
 	rc = wire_recv_body(&c->chan, hdr, &c->buf);
 	if (rc < 0)
@@ -159,12 +159,12 @@ int receivers_accept(int lfd, const char *uri, const struct rec_channels *ch, in
 }
 
 int receivers_start(struct receivers *r, const struct guest_mem *mem, uint64_t *written,
-		    struct chan *main)
+		    uint64_t *damaged, struct chan *main)
 {
 	r->main = main;
 	for (uint32_t i = 0; i < r->count; i++) {
 		struct receiver *c = &r->ch[i];
-		int rc = page_writer_init(&c->w, mem, written);
+		int rc = page_writer_init(&c->w, mem, written, damaged);
 
 		c->set = r;
 		c->index = i;
@@ -199,6 +199,15 @@ uint64_t receivers_pages(struct receivers *r)
 
 	for (uint32_t i = 0; r && i < r->count; i++)
 		n += __atomic_load_n(&r->ch[i].w.pages, __ATOMIC_RELAXED);
+	return n;
+}
+
+uint64_t receivers_damaged_copies(struct receivers *r)
+{
+	uint64_t n = 0;
+
+	for (uint32_t i = 0; r && i < r->count; i++)
+		n += __atomic_load_n(&r->ch[i].w.damaged_copies, __ATOMIC_RELAXED);
 	return n;
 }
 

@@ -28,13 +28,15 @@ int receivers_accept(int lfd, const char *uri, const struct rec_channels *ch, in
 /* Start writing pages into mem. A failing channel stops the others and
  * makes main's blocked read fail, so that the main thread learns it. */
 int receivers_start(struct receivers *r, const struct guest_mem *mem, uint64_t *written,
-		    struct chan *main);
+		    uint64_t *damaged, struct chan *main);
 /* Wait until every channel has read END; the first failure, with its
  * sentence, or 0. */
 int receivers_finish(struct receivers *r);
 /* The first failure so far (0 if none), its sentence in err_msg(). */
 int receivers_error(struct receivers *r);
 uint64_t receivers_pages(struct receivers *r);
+/* LPAGES pages that failed their own hash, over all channels. */
+uint64_t receivers_damaged_copies(struct receivers *r);
 uint32_t receivers_count(const struct receivers *r);
 /* Rounds every channel has ended. */
 uint32_t receivers_rounds(struct receivers *r);

@@ -23,8 +23,11 @@ struct batch {
 	uint32_t payload_len;
 	uint8_t *buf;  /* BATCH_BUF_BYTES: copies and deltas */
 	uint32_t used; /* bytes of buf in use */
-	bool hashed;	   /* checksum is the PAGES record's, computed while copying */
+	bool hashed;	   /* checksum is the record's, computed while filling */
+	bool live;	   /* LPAGES: raw pages in guest memory, a hash each */
 	uint64_t checksum;
+	uint32_t raw;		       /* raw pages, with live */
+	uint64_t hashes[BATCH_PAGES]; /* with live, one per raw page */
 	struct batch *next;
 };
 
@@ -37,6 +40,8 @@ static inline void batch_reset(struct batch *b, uint32_t round)
 	b->payload_len = 0;
 	b->used = 0;
 	b->hashed = false;
+	b->live = false;
+	b->raw = 0;
 }
 
 #endif

@@ -14,9 +14,9 @@
 #include "util/time.h"
 #include "vm/memory.h"
 
-int encoder_init(struct encoder *e, uint64_t cache_bytes, uint64_t npages)
+int encoder_init(struct encoder *e, uint64_t cache_bytes, uint64_t npages, bool live)
 {
-	*e = (struct encoder){ 0 };
+	*e = (struct encoder){ .live = live && !cache_bytes };
 	if (!cache_bytes)
 		return 0;
 	e->cache = page_cache_create(cache_bytes, npages, PAGE_CACHE_ASSOC);
@@ -181,10 +181,49 @@ static void fill_hashed(struct encoder *e, struct batch *b, const struct guest_m
 	b->hashed = true;
 }
 
+/* Raw pages of a running guest go out of guest memory itself, each with
+ * its own hash (LPAGES): the kernel's copy into the socket is the only
+ * one. A page the guest changes between its hash and that copy arrives
+ * damaged; it is dirty again, so a later round sends it whole, and the
+ * destination fails the migration at END if one was not. */
+static void fill_live(struct encoder *e, struct batch *b, const struct guest_mem *mem,
+		      const uint64_t *gfns, uint32_t n)
+{
+	struct rec_pages fixed = { .count = n, .round = b->round };
+	struct rec_header hdr = { .type = REC_LPAGES };
+	struct hash_state st;
+
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *page = mem_host(mem, gfns[i] * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE);
+		bool zero = zero_page(page);
+
+		b->entries[i] = PAGE_ENTRY(gfns[i], zero ? PAGE_ZERO : PAGE_RAW);
+		if (zero)
+			continue;
+		b->hashes[b->raw++] = hash64(page, FERRY_PAGE_SIZE);
+		add_payload(b, page, FERRY_PAGE_SIZE);
+	}
+	b->count = n;
+	hdr.length = (uint32_t)(sizeof(fixed) + 8ull * n + 8ull * b->raw + b->payload_len);
+	rec_checksum_begin(&hdr, &st);
+	hash_update(&st, &fixed, sizeof(fixed));
+	hash_update(&st, b->entries, 8ull * n);
+	hash_update(&st, b->hashes, 8ull * b->raw);
+	e->counts.raw += b->raw;
+	e->counts.zero += n - b->raw;
+	b->checksum = hash_end(&st);
+	b->hashed = true;
+	b->live = true;
+}
+
 void encoder_fill(struct encoder *e, struct batch *b, const struct guest_mem *mem,
 		  const uint64_t *gfns, uint32_t n, uint32_t round, bool in_place)
 {
 	batch_reset(b, round);
+	if (!in_place && e->live) {
+		fill_live(e, b, mem, gfns, n);
+		return;
+	}
 	if (!in_place && (!e->cache || round == 0)) {
 		fill_hashed(e, b, mem, gfns, n);
 		return;

@@ -3,10 +3,13 @@
  * the cache equal to what the destination holds: every page sent raw or as
  * a delta is cached as sent, a page sent as zero is forgotten.
  *
- * While the guest runs a page can change under the send, and the record's
- * checksum must match what goes on the wire, so each page is first copied
- * into the batch; paused (the switchover), guest memory is still and raw
- * pages go out in place. */
+ * While the guest runs a page can change under the send. Uncompressed and
+ * without a cache, raw pages go out of guest memory with a hash each
+ * (LPAGES), and a page that changed arrives damaged and is sent again the
+ * next round; otherwise (the codec and the cache must see what is sent)
+ * each page is first copied into the batch, so that the record's checksum
+ * matches the wire. Paused (the switchover), guest memory is still and
+ * raw pages go out in place. */
 #ifndef FERRY_MIGRATION_SEND_ENCODER_H
 #define FERRY_MIGRATION_SEND_ENCODER_H
 
@@ -27,12 +30,15 @@ struct encoder_counts {
 struct encoder {
 	struct page_cache *cache; /* NULL: no XBZRLE */
 	uint8_t *delta;		  /* one page's delta */
+	bool live;		  /* raw pages of a running guest as LPAGES */
 	struct encoder_counts counts;
 	struct xbzrle_stats xbzrle;
 };
 
-/* cache_bytes 0: no XBZRLE. Returns 0 or -errno with err_msg(). */
-int encoder_init(struct encoder *e, uint64_t cache_bytes, uint64_t npages);
+/* cache_bytes 0: no XBZRLE. live: nothing compresses the batches, so
+ * raw pages of a running guest may go as LPAGES (not with a cache).
+ * Returns 0 or -errno with err_msg(). */
+int encoder_init(struct encoder *e, uint64_t cache_bytes, uint64_t npages, bool live);
 void encoder_free(struct encoder *e);
 
 /* Encode the n pages gfns[] of mem into b (emptied for round first). With

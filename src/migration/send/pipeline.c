@@ -139,13 +139,16 @@ static enum compress_kind choose(struct worker *w, const struct batch *b, const 
 static int send_raw(struct worker *w, const struct batch *b)
 {
 	struct rec_pages fixed = { .count = b->count, .round = b->round };
-	struct iovec iov[BATCH_PAGES + 2] = { { &fixed, sizeof(fixed) },
-					      { (void *)b->entries, b->count * 8ull } };
+	struct iovec iov[BATCH_PAGES + 3] = { { &fixed, sizeof(fixed) },
+					      { (void *)b->entries, b->count * 8ull },
+					      { (void *)b->hashes, b->raw * 8ull } };
 
-	memcpy(iov + 2, b->iov, (size_t)b->niov * sizeof(*iov));
+	memcpy(iov + 3, b->iov, (size_t)b->niov * sizeof(*iov));
+	if (b->live)
+		return wire_send_hashed(w->chan, REC_LPAGES, iov, b->niov + 3, b->checksum);
 	if (b->hashed)
-		return wire_send_hashed(w->chan, REC_PAGES, iov, b->niov + 2, b->checksum);
-	return wire_send(w->chan, REC_PAGES, iov, b->niov + 2);
+		return wire_send_hashed(w->chan, REC_PAGES, iov, b->niov + 3, b->checksum);
+	return wire_send(w->chan, REC_PAGES, iov, b->niov + 3);
 }
 
 static int send_frame(struct worker *w, const struct batch *b, const uint8_t *in,

@@ -589,7 +589,7 @@ static int init_source(struct mig_source *m, struct vm *vm, const char *uri,
 		rc = meter_init(&m->meter, vm->dirty, m->npages, vm->nr_vcpus, compressing,
 				m->start_ns);
 	if (rc == 0)
-		rc = encoder_init(&m->enc, p->xbzrle_cache_bytes, m->npages);
+		rc = encoder_init(&m->enc, p->xbzrle_cache_bytes, m->npages, !compressing);
 	if (rc == 0)
 		rc = converge_start(&m->conv, vm, p);
 	m->stats.id = m->hello.id;
