@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -32,10 +33,34 @@ void chan_init_fd(struct chan *c, int fd)
 	ratelimit_init(&c->rl, 0);
 }
 
+/* A TCP connection whose two ends are this host: the peer's address is a
+ * loopback one, or our own. */
+static bool same_host(int fd)
+{
+	struct sockaddr_storage ours, theirs;
+	socklen_t lo = sizeof(ours), lt = sizeof(theirs);
+	const struct sockaddr_in *t4 = (const struct sockaddr_in *)&theirs;
+	const struct sockaddr_in6 *t6 = (const struct sockaddr_in6 *)&theirs;
+
+	if (getsockname(fd, (struct sockaddr *)&ours, &lo) < 0 ||
+	    getpeername(fd, (struct sockaddr *)&theirs, &lt) < 0 || lo != lt)
+		return false;
+	if (theirs.ss_family == AF_INET)
+		return (ntohl(t4->sin_addr.s_addr) >> 24) == 127 ||
+		       t4->sin_addr.s_addr == ((const struct sockaddr_in *)&ours)->sin_addr.s_addr;
+	return theirs.ss_family == AF_INET6 &&
+	       (IN6_IS_ADDR_LOOPBACK(&t6->sin6_addr) ||
+		!memcmp(&t6->sin6_addr, &((const struct sockaddr_in6 *)&ours)->sin6_addr,
+			sizeof(t6->sin6_addr)));
+}
+
 /* Unix sockets get big buffers (their default is small). TCP keeps its
  * autotuning, but with little unsent data in the kernel: what waits there
  * is stale by switchover and delays the last records (bufferbloat on a
- * shaped link). TCP_NODELAY keeps the small hand-off records off Nagle. */
+ * shaped link). TCP_NODELAY keeps the small hand-off records off Nagle.
+ * Between two ends on one host there is no queue to pace for, and the
+ * pacing of a default such as BBR costs the sender CPU (its timers, per
+ * burst): such a connection uses CUBIC where the kernel has it. */
 static void tune_socket(int fd, bool tcp)
 {
 	int one = 1, buf = 4 << 20, lowat = CHAN_NOTSENT_LOWAT;
@@ -47,6 +72,8 @@ static void tune_socket(int fd, bool tcp)
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
+	if (same_host(fd))
+		setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, "cubic", strlen("cubic"));
 }
 
 /* The sentence for a failed connect to host[:port]. */
