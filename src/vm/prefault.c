@@ -13,19 +13,36 @@
 #include "util/time.h"
 #include "vm/memory.h"
 
-#define STEP (2ull << 20)
+#define STEP	 (2ull << 20)
+#define QUIET_NS (1 * NS_PER_MS)
 
 struct prefault {
 	struct guest_mem *mem;
+	struct prefault_yield yield;
 	pthread_t thread;
 	bool stop;     /* atomic */
 	uint64_t done; /* bytes faulted in (atomic) */
 };
 
+/* Until the pages have stopped arriving for QUIET_NS (seen: the count
+ * before the last step); false if asked to stop meanwhile. */
+static bool wait_quiet(struct prefault *p, uint64_t *seen)
+{
+	uint64_t now;
+
+	while ((now = p->yield.arrived(p->yield.opaque)) != *seen) {
+		*seen = now;
+		if (__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
+			return false;
+		time_sleep_ns(QUIET_NS);
+	}
+	return !__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE);
+}
+
 static void *prefault_thread(void *arg)
 {
 	struct prefault *p = arg;
-	uint64_t t0 = time_now_ns();
+	uint64_t t0 = time_now_ns(), seen = p->yield.arrived(p->yield.opaque);
 
 	pthread_setname_np(pthread_self(), "prefault");
 	/* Only on a core nobody else wants: the receivers fault their pages
@@ -36,7 +53,7 @@ static void *prefault_thread(void *arg)
 		struct mem_region *r = &p->mem->regions[i];
 
 		for (uint64_t off = 0; off < r->size; off += STEP) {
-			if (__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
+			if (!wait_quiet(p, &seen))
 				return NULL;
 			/* Pages the receiver already wrote are left as they are. */
 			if (madvise(r->host + off, r->size - off < STEP ? r->size - off : STEP,
@@ -52,7 +69,7 @@ static void *prefault_thread(void *arg)
 	return NULL;
 }
 
-int prefault_start(struct guest_mem *mem, struct prefault **out)
+int prefault_start(struct guest_mem *mem, struct prefault_yield y, struct prefault **out)
 {
 	struct prefault *p = calloc(1, sizeof(*p));
 	int rc;
@@ -60,6 +77,7 @@ int prefault_start(struct guest_mem *mem, struct prefault **out)
 	if (!p)
 		return err_set(-ENOMEM, "out of memory");
 	p->mem = mem;
+	p->yield = y;
 	rc = pthread_create(&p->thread, NULL, prefault_thread, p);
 	if (rc) {
 		free(p);

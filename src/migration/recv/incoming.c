@@ -142,8 +142,16 @@ static int join_channels(struct incoming *in)
 	return rc;
 }
 
-/* Memory that was not made ready is faulted in by a background thread while
- * the pages arrive (vm/prefault.h), stopped at END; or on demand. */
+/* Pages written so far on every channel: the prefault yields while it grows. */
+static uint64_t pages_arrived(void *opaque)
+{
+	struct incoming *in = opaque;
+
+	return __atomic_load_n(&in->pages.pages, __ATOMIC_RELAXED) + receivers_pages(in->rx);
+}
+
+/* Memory that was not made ready is faulted in by a background thread when
+ * the pages pause (vm/prefault.h), stopped at END; or on demand. */
 static void start_prefault(struct incoming *in)
 {
 	if (in->lent) {
@@ -153,7 +161,8 @@ static void start_prefault(struct incoming *in)
 	}
 	if (in->o->no_background_prefault)
 		return;
-	if (prefault_start(&in->vm->mem, &in->prefault) < 0)
+	if (prefault_start(&in->vm->mem, (struct prefault_yield){ pages_arrived, in },
+			   &in->prefault) < 0)
 		log_warn("guest memory faults in on demand: %s", err_msg());
 }
 
