@@ -406,7 +406,11 @@ int chan_readv(struct chan *c, struct iovec *iov, int n)
 			if (errno != EAGAIN && errno != EINTR)
 				return err_set(-errno, "the connection broke (%s)",
 					       strerror(errno));
+			if (c->waiting)
+				__atomic_add_fetch(c->waiting, 1, __ATOMIC_RELAXED);
 			rc = wait_ready(c, POLLIN);
+			if (c->waiting)
+				__atomic_sub_fetch(c->waiting, 1, __ATOMIC_RELAXED);
 			if (rc < 0)
 				return rc;
 			continue;

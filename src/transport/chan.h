@@ -31,6 +31,9 @@ struct chan {
 	 * soon as something arrives there, rather than stall until the
 	 * timeout because the peer stopped reading. */
 	const struct chan *speaker;
+	/* NULL, or a count shared by channels: one more while this one waits
+	 * for something to read (a sign that its reader is idle). */
+	uint32_t *waiting;
 };
 
 /* Whether uri can be connected to at all: it parses, and fd:N is a

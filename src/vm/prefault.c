@@ -13,8 +13,8 @@
 #include "util/time.h"
 #include "vm/memory.h"
 
-#define STEP	 (2ull << 20)
-#define QUIET_NS (1 * NS_PER_MS)
+#define STEP	(256ull << 10)
+#define IDLE_NS (200 * NS_PER_US)
 
 struct prefault {
 	struct guest_mem *mem;
@@ -24,17 +24,13 @@ struct prefault {
 	uint64_t done; /* bytes faulted in (atomic) */
 };
 
-/* Until the pages have stopped arriving for QUIET_NS (seen: the count
- * before the last step); false if asked to stop meanwhile. */
-static bool wait_quiet(struct prefault *p, uint64_t *seen)
+/* Until the receivers wait for the link; false if asked to stop meanwhile. */
+static bool wait_idle(struct prefault *p)
 {
-	uint64_t now;
-
-	while ((now = p->yield.arrived(p->yield.opaque)) != *seen) {
-		*seen = now;
+	while (p->yield.busy(p->yield.opaque)) {
 		if (__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
 			return false;
-		time_sleep_ns(QUIET_NS);
+		time_sleep_ns(IDLE_NS);
 	}
 	return !__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE);
 }
@@ -42,7 +38,7 @@ static bool wait_quiet(struct prefault *p, uint64_t *seen)
 static void *prefault_thread(void *arg)
 {
 	struct prefault *p = arg;
-	uint64_t t0 = time_now_ns(), seen = p->yield.arrived(p->yield.opaque);
+	uint64_t t0 = time_now_ns();
 
 	pthread_setname_np(pthread_self(), "prefault");
 	/* Only on a core nobody else wants: the receivers fault their pages
@@ -53,7 +49,7 @@ static void *prefault_thread(void *arg)
 		struct mem_region *r = &p->mem->regions[i];
 
 		for (uint64_t off = 0; off < r->size; off += STEP) {
-			if (!wait_quiet(p, &seen))
+			if (!wait_idle(p))
 				return NULL;
 			/* Pages the receiver already wrote are left as they are. */
 			if (madvise(r->host + off, r->size - off < STEP ? r->size - off : STEP,

@@ -1,6 +1,6 @@
-/* The background prefault (vm/prefault.h) yields to arriving pages: while
- * their count keeps growing it faults nothing in; once it stands still it
- * faults all of guest memory in, keeping what was written there. */
+/* The background prefault (vm/prefault.h) yields to the receivers: while
+ * they are busy it faults nothing in; while they wait it faults all of
+ * guest memory in, keeping what was written there. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,15 +16,17 @@
 
 #define MEM (8ull << 20)
 
-/* Pages arriving all the time: a new count at every look. */
-static uint64_t always_more(void *opaque)
+/* Receivers at work: counts the prefault's looks. */
+static bool busy(void *opaque)
 {
-	return __atomic_add_fetch((uint64_t *)opaque, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch((uint64_t *)opaque, 1, __ATOMIC_RELAXED);
+	return true;
 }
 
-static uint64_t still(void *opaque)
+static bool waiting(void *opaque)
 {
-	return *(const uint64_t *)opaque;
+	(void)opaque;
+	return false;
 }
 
 static uint64_t resident_pages(const struct guest_mem *mem)
@@ -38,32 +40,30 @@ static uint64_t resident_pages(const struct guest_mem *mem)
 	return n;
 }
 
-static void test_yields_while_pages_arrive(void **unused)
+static void test_yields_while_receivers_work(void **unused)
 {
 	struct guest_mem mem;
 	struct prefault *p;
-	uint64_t count = 0;
+	uint64_t looks = 0;
 
 	(void)unused;
 	assert_int_equal(mem_create(&mem, MEM, MEM_ANON), 0);
-	assert_int_equal(prefault_start(&mem, (struct prefault_yield){ always_more, &count }, &p), 0);
-	for (int i = 0; i < 100 && __atomic_load_n(&count, __ATOMIC_RELAXED) < 20; i++)
+	assert_int_equal(prefault_start(&mem, (struct prefault_yield){ busy, &looks }, &p), 0);
+	for (int i = 0; i < 100 && __atomic_load_n(&looks, __ATOMIC_RELAXED) < 20; i++)
 		time_sleep_ns(10 * NS_PER_MS); /* it looked, and waited, a few times */
 	assert_true(prefault_stop(p) == 0);
 	assert_int_equal(resident_pages(&mem), 0);
 	mem_destroy(&mem);
 }
 
-static void test_faults_in_when_still(void **unused)
+static void test_faults_in_while_receivers_wait(void **unused)
 {
 	struct guest_mem mem;
 	struct prefault *p;
-	uint64_t count = 7;
-
 	(void)unused;
 	assert_int_equal(mem_create(&mem, MEM, MEM_ANON), 0);
 	memset(mem.regions[0].host + 4096, 0xab, 4096); /* a page the stream wrote */
-	assert_int_equal(prefault_start(&mem, (struct prefault_yield){ still, &count }, &p), 0);
+	assert_int_equal(prefault_start(&mem, (struct prefault_yield){ waiting, NULL }, &p), 0);
 	for (int i = 0; i < 1000 && resident_pages(&mem) < MEM / FERRY_PAGE_SIZE; i++)
 		time_sleep_ns(10 * NS_PER_MS);
 	assert_true(prefault_stop(p) == 1);
@@ -75,8 +75,8 @@ static void test_faults_in_when_still(void **unused)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_yields_while_pages_arrive),
-		cmocka_unit_test(test_faults_in_when_still),
+		cmocka_unit_test(test_yields_while_receivers_work),
+		cmocka_unit_test(test_faults_in_while_receivers_wait),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -184,11 +184,13 @@ static int read_raw_pages(struct page_writer *w, struct chan *c, const struct pa
 		}
 		memcpy(landed, iov, (size_t)n * sizeof(*iov));
 		rc = chan_readv(c, iov, n);
-		if (rc == 0 && hashes)
+		if (rc == 0 && hashes) {
 			check_each(w, gfns, pages, hashes);
-		for (int k = 0; rc == 0 && !hashes && k < n; k++)
+			hashes += pages;
+			continue;
+		}
+		for (int k = 0; rc == 0 && k < n; k++)
 			hash_update(st, landed[k].iov_base, landed[k].iov_len);
-		hashes = hashes ? hashes + pages : NULL;
 	}
 	return rc;
 }

@@ -41,6 +41,7 @@ struct incoming {
 	uint64_t *hashed;  /* bitmap of pages with a hash */
 	uint64_t *written; /* pages the stream wrote; the others are still zero */
 	uint64_t *damaged; /* pages whose newest copy failed its hash (apply.h) */
+	uint32_t waiting;  /* channels waiting for the link (chan.waiting) */
 	struct prefault *prefault;
 	struct receivers *rx;	    /* the data channels */
 	struct page_writer pages;   /* the main channel's pages */
@@ -136,22 +137,26 @@ static int join_channels(struct incoming *in)
 				  in->chan->cancel, &in->rx);
 
 	if (rc == 0)
-		rc = receivers_start(in->rx, &in->vm->mem, in->written, in->damaged, in->chan);
+		rc = receivers_start(in->rx, &in->vm->mem, in->written, in->damaged, &in->waiting,
+				     in->chan);
 	if (rc == 0)
 		log_info("%u data channels joined", in->hello.channels.count);
 	return rc;
 }
 
-/* Pages written so far on every channel: the prefault yields while it grows. */
-static uint64_t pages_arrived(void *opaque)
+/* Whether a channel is at work rather than waiting for the link: the
+ * prefault yields to them (vm/prefault.h). */
+static bool receiving(void *opaque)
 {
-	struct incoming *in = opaque;
+	const struct incoming *in = opaque;
+	uint32_t channels = 1 + (in->rx ? receivers_count(in->rx) : 0);
 
-	return __atomic_load_n(&in->pages.pages, __ATOMIC_RELAXED) + receivers_pages(in->rx);
+	return __atomic_load_n(&in->waiting, __ATOMIC_RELAXED) < channels;
 }
 
-/* Memory that was not made ready is faulted in by a background thread when
- * the pages pause (vm/prefault.h), stopped at END; or on demand. */
+/* Memory that was not made ready is faulted in by a background thread
+ * while the channels wait for the link (vm/prefault.h), stopped at END; or
+ * on demand. */
 static void start_prefault(struct incoming *in)
 {
 	if (in->lent) {
@@ -161,7 +166,8 @@ static void start_prefault(struct incoming *in)
 	}
 	if (in->o->no_background_prefault)
 		return;
-	if (prefault_start(&in->vm->mem, (struct prefault_yield){ pages_arrived, in },
+	in->chan->waiting = &in->waiting;
+	if (prefault_start(&in->vm->mem, (struct prefault_yield){ receiving, in },
 			   &in->prefault) < 0)
 		log_warn("guest memory faults in on demand: %s", err_msg());
 }
@@ -433,6 +439,7 @@ static int receive(struct incoming *in)
 static void discard(struct incoming *in, bool keep_vm)
 {
 	prefault_stop(in->prefault);
+	in->chan->waiting = NULL;
 	receivers_free(in->rx);
 	page_writer_free(&in->pages);
 	if (keep_vm && in->lent)

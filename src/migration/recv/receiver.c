@@ -159,7 +159,7 @@ int receivers_accept(int lfd, const char *uri, const struct rec_channels *ch, in
 }
 
 int receivers_start(struct receivers *r, const struct guest_mem *mem, uint64_t *written,
-		    uint64_t *damaged, struct chan *main)
+		    uint64_t *damaged, uint32_t *waiting, struct chan *main)
 {
 	r->main = main;
 	for (uint32_t i = 0; i < r->count; i++) {
@@ -168,6 +168,7 @@ int receivers_start(struct receivers *r, const struct guest_mem *mem, uint64_t *
 
 		c->set = r;
 		c->index = i;
+		c->chan.waiting = waiting;
 		if (rc < 0)
 			return rc;
 		rc = pthread_create(&c->thread, NULL, receiver_thread, c);

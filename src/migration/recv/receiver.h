@@ -25,10 +25,12 @@ struct cancel;
  * must be freed either way. */
 int receivers_accept(int lfd, const char *uri, const struct rec_channels *ch, int timeout_ms,
 		     const struct cancel *cancel, struct receivers **out);
-/* Start writing pages into mem. A failing channel stops the others and
- * makes main's blocked read fail, so that the main thread learns it. */
+/* Start writing pages into mem (the bitmaps are apply.h's; waiting counts
+ * the channels waiting for the link, chan.h). A failing channel stops the
+ * others and makes main's blocked read fail, so that the main thread
+ * learns it. */
 int receivers_start(struct receivers *r, const struct guest_mem *mem, uint64_t *written,
-		    uint64_t *damaged, struct chan *main);
+		    uint64_t *damaged, uint32_t *waiting, struct chan *main);
 /* Wait until every channel has read END; the first failure, with its
  * sentence, or 0. */
 int receivers_finish(struct receivers *r);
