@@ -244,7 +244,7 @@ static int recv_pages(struct page_writer *w, struct chan *c, const struct rec_he
 
 /* An LPAGES record: its head (list and page hashes) read and checked
  * whole, then each raw page straight into guest memory and checked
- * against its own hash (check_raw). */
+ * against its own hash (check_each). */
 static int recv_live(struct page_writer *w, struct chan *c, const struct rec_header *hdr,
 		     struct wire_buf *buf, uint32_t round)
 {
@@ -263,9 +263,6 @@ static int recv_live(struct page_writer *w, struct chan *c, const struct rec_hea
 	head += 8 * count;
 	if (rc == 0)
 		rc = rec_parse_pages_head(REC_LPAGES, buf->data, hdr->length, w->npages, &v);
-	if (rc == 0 && v.round != round)
-		rc = err_set(-EPROTO, "a page batch of round %u arrived during round %u", v.round,
-			     round);
 	if (rc == 0)
 		rc = chan_read(c, buf->data + head, 8ull * v.raw);
 	if (rc < 0)
@@ -273,6 +270,9 @@ static int recv_live(struct page_writer *w, struct chan *c, const struct rec_hea
 	rec_checksum_begin(hdr, &st);
 	hash_update(&st, buf->data, head + 8ull * v.raw);
 	rc = rec_checksum_end(hdr, &st);
+	if (rc == 0 && v.round != round)
+		rc = err_set(-EPROTO, "a page batch of round %u arrived during round %u", v.round,
+			     round);
 	if (rc < 0)
 		return rc;
 	write_pages(w, &v); /* zero pages; every page whole until check_each says not */
