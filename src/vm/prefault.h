@@ -24,6 +24,8 @@ struct prefault_yield {
 /* Start faulting in mem, 256 KiB at a time, each step once y.busy() is
  * false. Returns 0 or -errno with err_msg(). */
 int prefault_start(struct guest_mem *mem, struct prefault_yield y, struct prefault **out);
+/* The share of memory faulted in so far (0 to 1). */
+double prefault_progress(const struct prefault *p);
 /* Stop after the current step and wait; returns the share of memory done
  * (0 to 1). NULL is fine (returns 0). */
 double prefault_stop(struct prefault *p);

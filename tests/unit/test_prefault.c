@@ -64,7 +64,7 @@ static void test_faults_in_while_receivers_wait(void **unused)
 	assert_int_equal(mem_create(&mem, MEM, MEM_ANON), 0);
 	memset(mem.regions[0].host + 4096, 0xab, 4096); /* a page the stream wrote */
 	assert_int_equal(prefault_start(&mem, (struct prefault_yield){ waiting, NULL }, &p), 0);
-	for (int i = 0; i < 1000 && resident_pages(&mem) < MEM / FERRY_PAGE_SIZE; i++)
+	for (int i = 0; i < 1000 && prefault_progress(p) < 1; i++)
 		time_sleep_ns(10 * NS_PER_MS);
 	assert_true(prefault_stop(p) == 1);
 	assert_int_equal(resident_pages(&mem), MEM / FERRY_PAGE_SIZE);
