@@ -43,9 +43,9 @@ static bool wait_idle(struct prefault *p)
  * anything that then maps memory (malloc, ThreadSanitizer's shadow) queues
  * for the lock and every receiver's page fault queues behind it (seen:
  * both data channels stalled 10 s). A plain fault takes only the guest
- * memory's own lock, which nothing else writes during a migration. */
-__attribute__((no_sanitize_thread)) /* a race by design, on a byte it leaves alone */
-static void touch(uint8_t *p, uint64_t len)
+ * memory's own lock, which nothing else writes during a migration. Its
+ * race with a receiver's write is by design: ThreadSanitizer skips it. */
+static __attribute__((no_sanitize_thread)) void touch(uint8_t *p, uint64_t len)
 {
 	for (uint64_t off = 0; off < len; off += FERRY_PAGE_SIZE) {
 		uint8_t v = __atomic_load_n(p + off, __ATOMIC_RELAXED);

@@ -22,8 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint32_t round = 0, len;
 	uint8_t *body;
 
-	if (!w.scratch &&
-	    (mem_create(&mem, MEM, MEM_ANON) < 0 || page_writer_init(&w, &mem, written, damaged) < 0))
+	if (!w.scratch && (mem_create(&mem, MEM, MEM_ANON) < 0 ||
+			   page_writer_init(&w, &mem, written, damaged) < 0))
 		abort();
 	if (size < 1 || size - 1 > REC_MAX_BODY)
 		return 0;

@@ -44,8 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct chan c;
 	int sv[2];
 
-	if (!w.scratch &&
-	    (mem_create(&mem, MEM, MEM_ANON) < 0 || page_writer_init(&w, &mem, written, damaged) < 0))
+	if (!w.scratch && (mem_create(&mem, MEM, MEM_ANON) < 0 ||
+			   page_writer_init(&w, &mem, written, damaged) < 0))
 		abort();
 	if (size < 1 || size - 1 > MAX_BODY || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
 		return 0;

@@ -162,10 +162,9 @@ static void test_damaged_head(void **state)
 	struct fixture *f = *state;
 	struct rec_pages fixed = { .count = 1, .round = 0 };
 	uint64_t entry = PAGE_ENTRY(5, PAGE_RAW), hash = hash64(f->page[0], PAGE);
-	struct iovec iov[4] = { { &fixed, sizeof(fixed) },
-				{ &entry, 8 },
-				{ &hash, 8 },
-				{ f->page[0], PAGE } };
+	struct iovec iov[4] = {
+		{ &fixed, sizeof(fixed) }, { &entry, 8 }, { &hash, 8 }, { f->page[0], PAGE }
+	};
 	struct rec_header hdr = { .type = REC_LPAGES, .length = 8 + 8 + 8 + PAGE };
 	struct hash_state st;
 

@@ -175,7 +175,8 @@ static int read_raw_pages(struct page_writer *w, struct chan *c, const struct pa
 
 			if (PAGE_ENTRY_ENC(v->entries[i]) != PAGE_RAW)
 				continue;
-			bitmap_set_atomic(w->written, gfn); /* before: a failure leaves it to zero */
+			/* Before the read: a failure leaves it to be zeroed. */
+			bitmap_set_atomic(w->written, gfn);
 			if (n && (uint8_t *)iov[n - 1].iov_base + iov[n - 1].iov_len == dst)
 				iov[n - 1].iov_len += FERRY_PAGE_SIZE;
 			else
@@ -223,7 +224,7 @@ static int recv_pages(struct page_writer *w, struct chan *c, const struct rec_he
 		rc = chan_read(c, buf->data, head);
 	if (rc < 0)
 		return rc;
-	if (rec_pages_count(REC_PAGES, (const struct rec_pages *)buf->data, hdr->length, &count) < 0)
+	if (rec_pages_count(REC_PAGES, (const void *)buf->data, hdr->length, &count) < 0)
 		return recv_rest(w, c, hdr, buf, head, round);
 	rc = chan_read(c, buf->data + head, 8ull * count);
 	head += 8 * count;
@@ -256,8 +257,7 @@ static int recv_live(struct page_writer *w, struct chan *c, const struct rec_hea
 	if (rc == 0)
 		rc = chan_read(c, buf->data, head);
 	if (rc == 0)
-		rc = rec_pages_count(REC_LPAGES, (const struct rec_pages *)buf->data, hdr->length,
-				     &count);
+		rc = rec_pages_count(REC_LPAGES, (const void *)buf->data, hdr->length, &count);
 	if (rc == 0)
 		rc = chan_read(c, buf->data + head, 8ull * count);
 	head += 8 * count;

@@ -159,6 +159,8 @@ static bool receiving(void *opaque)
  * on demand. */
 static void start_prefault(struct incoming *in)
 {
+	struct prefault_yield yield = { receiving, in };
+
 	if (in->lent) {
 		log_info("the guest's %llu MiB go into memory made ready before it came",
 			 (unsigned long long)(in->vm->mem.size >> 20));
@@ -167,8 +169,7 @@ static void start_prefault(struct incoming *in)
 	if (in->o->no_background_prefault)
 		return;
 	in->chan->waiting = &in->waiting;
-	if (prefault_start(&in->vm->mem, (struct prefault_yield){ receiving, in },
-			   &in->prefault) < 0)
+	if (prefault_start(&in->vm->mem, yield, &in->prefault) < 0)
 		log_warn("guest memory faults in on demand: %s", err_msg());
 }
 
@@ -254,8 +255,9 @@ static int check_damage(struct incoming *in)
 	uint64_t left = bitmap_count(in->damaged, in->npages);
 
 	if (left)
-		return err_set(-EIO, "a page arrived damaged and was not sent again (at %#llx; "
-				     "%llu in all): the stream was corrupted in transit",
+		return err_set(-EIO,
+			       "a page arrived damaged and was not sent again (at %#llx; "
+			       "%llu in all): the stream was corrupted in transit",
 			       (unsigned long long)bitmap_next(in->damaged, in->npages, 0) *
 				       FERRY_PAGE_SIZE,
 			       (unsigned long long)left);
@@ -380,7 +382,8 @@ static int start_guest(struct incoming *in)
 	f = felt_after(in->vm, beats, FELT_WAIT_MS);
 	if (f.known)
 		log_info("the guest felt a %.1f ms gap at the switchover; its longest stall during "
-			 "the migration: %.1f ms", f.gap_ms, f.stall_max_ms);
+			 "the migration: %.1f ms",
+			 f.gap_ms, f.stall_max_ms);
 	in->ev->felt(in->ev->opaque, &f);
 	return 0;
 }
@@ -459,8 +462,9 @@ static void discard(struct incoming *in, bool keep_vm)
 int incoming_receive(struct chan *c, int lfd, const char *uri, const struct mig_dest_opts *o,
 		     struct ready_mem *ready, const struct incoming_events *ev, struct vm **out)
 {
-	struct incoming in = { .o = o, .ev = ev, .lfd = lfd, .uri = uri, .chan = c,
-			       .ready = ready };
+	struct incoming in = {
+		.o = o, .ev = ev, .lfd = lfd, .uri = uri, .chan = c, .ready = ready
+	};
 	int rc = open_migration(&in);
 
 	if (rc == 0)
