@@ -23,8 +23,9 @@ struct batch {
 	uint32_t payload_len;
 	uint8_t *buf;  /* BATCH_BUF_BYTES: copies and deltas */
 	uint32_t used; /* bytes of buf in use */
-	bool hashed;   /* checksum is the record's, computed while filling */
-	bool live;     /* LPAGES: raw pages in guest memory, a hash each */
+	bool hashed;   /* PAGES: checksum computed while copying */
+	bool live;     /* LPAGES: raw pages in guest memory, a hash each;
+			* checksum over the head */
 	uint64_t checksum;
 	uint32_t raw;		      /* raw pages, with live */
 	uint64_t hashes[BATCH_PAGES]; /* with live, one per raw page */

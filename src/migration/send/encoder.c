@@ -93,7 +93,8 @@ static void add_payload(struct batch *b, const uint8_t *p, uint32_t len)
 
 /* One page into b: its entry, and its payload (a copy, a delta, or with
  * in_place the page itself). For batches that may hold deltas (after round
- * 0, with a cache) and the paused switchover; fill_hashed does the rest. */
+ * 0, with a cache) and the paused switchover; fill_live and fill_hashed
+ * do the rest. */
 static void encode_page(struct encoder *e, struct batch *b, const uint8_t *guest, uint64_t gfn,
 			bool in_place)
 {
@@ -212,7 +213,6 @@ static void fill_live(struct encoder *e, struct batch *b, const struct guest_mem
 	e->counts.raw += b->raw;
 	e->counts.zero += n - b->raw;
 	b->checksum = hash_end(&st);
-	b->hashed = true;
 	b->live = true;
 }
 
