@@ -61,6 +61,31 @@ static void test_switchover(void **unused)
 	assert_int_equal(decide(&pol, &r, &can_act, why), POLICY_CONTINUE);
 }
 
+/* A throttle holds its guest at about half the link: such a guest goes on
+ * while its rounds shrink, so its downtime does not depend on which side of
+ * a half one round's measurement fell. */
+static void test_slowed(void **unused)
+{
+	struct converge_outlook slowed = can_act;
+	struct meter_reading r = reading();
+	struct policy pol = { 0 };
+	char why[400];
+
+	(void)unused;
+	slowed.slowed = true;
+	r.dirty_pages = 100; /* 100 ms + 5: fits */
+	r.dirty_rate_pps = 550;
+	assert_int_equal(decide(&pol, &r, &can_act, why), POLICY_SWITCHOVER);
+	assert_int_equal(decide(&pol, &r, &slowed, why), POLICY_CONTINUE);
+	r.dirty_rate_pps = 450;
+	assert_int_equal(decide(&pol, &r, &slowed, why), POLICY_CONTINUE);
+	r.dirty_rate_pps = 800; /* it would leave 80%: not worth a round */
+	assert_int_equal(decide(&pol, &r, &slowed, why), POLICY_SWITCHOVER);
+	r.dirty_rate_pps = 550;
+	r.dirty_pages = 10; /* 10 ms + 5: a small share of the limit */
+	assert_int_equal(decide(&pol, &r, &slowed, why), POLICY_SWITCHOVER);
+}
+
 static void test_timeout(void **unused)
 {
 	struct meter_reading r = reading();
@@ -152,9 +177,9 @@ static void test_progress_resets(void **unused)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_switchover),	cmocka_unit_test(test_timeout),
-		cmocka_unit_test(test_fixed_cost),	cmocka_unit_test(test_stuck),
-		cmocka_unit_test(test_progress_resets),
+		cmocka_unit_test(test_switchover), cmocka_unit_test(test_slowed),
+		cmocka_unit_test(test_timeout),	   cmocka_unit_test(test_fixed_cost),
+		cmocka_unit_test(test_stuck),	   cmocka_unit_test(test_progress_resets),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -67,6 +67,9 @@ static void outlook(const struct predict_input *in, const struct prediction *out
 		    struct converge_outlook *o)
 {
 	o->exhausted = out->used == CONVERGE_NONE || out->pct_max >= in->params.throttle_max;
+	o->slowed = false;
+	for (unsigned i = 0; i < in->nr_vcpus; i++)
+		o->slowed |= out->pct[i] > 0;
 	snprintf(o->why, sizeof(o->why), "%s cannot slow it enough",
 		 converge_name(out->used == CONVERGE_AUTO ? CONVERGE_NONE : out->used));
 }

@@ -238,6 +238,7 @@ void converge_outlook(const struct converge *c, const struct mig_params *p,
 	if (c->active == CONVERGE_NONE) {
 		/* auto has not acted yet: it still can. */
 		out->exhausted = c->stats.asked != CONVERGE_AUTO;
+		out->slowed = false;
 		snprintf(out->why, sizeof(out->why),
 			 "--converge %s does not slow the guest (try --converge auto%s)",
 			 converge_name(c->stats.asked),
@@ -246,6 +247,7 @@ void converge_outlook(const struct converge *c, const struct mig_params *p,
 		return;
 	}
 	out->exhausted = top >= p->throttle_max;
+	out->slowed = top > 0;
 	snprintf(
 		out->why, sizeof(out->why),
 		"%s at %u%% (the maximum) still leaves more than the link carries (unthrottled the guest would dirty %.0f MiB/s)",

@@ -60,8 +60,14 @@ enum policy_decision policy_decide(struct policy *pol, const struct meter_readin
 
 	/* Within the limit. One more round costs about pages_ms of total time
 	 * and leaves ratio of it: worth it while that halves the downtime and
-	 * the pages still take a noticeable share of the limit. */
-	if (expected <= limit && (ratio >= 0.5 || pages_ms <= POLICY_SMALL_SHARE * limit))
+	 * the pages still take a noticeable share of the limit. A throttle
+	 * holds its guest at CONVERGE_TARGET (a half) of the link: weighed
+	 * against a half, each round would toss a coin (5 ms or 200 ms of
+	 * downtime for one guest), so a slowed guest, near paused already,
+	 * goes on while its rounds shrink. */
+	double worth = o->slowed ? POLICY_SLOWED_WORTH : 0.5;
+
+	if (expected <= limit && (ratio >= worth || pages_ms <= POLICY_SMALL_SHARE * limit))
 		return POLICY_SWITCHOVER;
 	if (expected <= limit)
 		return POLICY_CONTINUE;

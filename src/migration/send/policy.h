@@ -4,12 +4,11 @@
  * Switch over once the expected downtime (the dirty pages' bytes and the
  * bytes still queued, at the measured bandwidth, plus the switchover's
  * fixed cost) fits the limit; one more round while that would at least
- * halve the pages' share of it. Give up, with a sentence that gives the
- * numbers, when the timeout has passed; when the fixed cost alone exceeds
- * the limit and, after a while, the pages are not what is in the way; and
- * when rounds have stopped shrinking what is left while the guest dirties
- * faster than the link carries and the convergence strategy has nothing
- * left to try. */
+ * halve the pages' share of it (a slowed guest: while it would shrink it). Give up, with a sentence
+ * that gives the numbers, when the timeout has passed; when the fixed cost alone exceeds the limit
+ * and, after a while, the pages are not what is in the way; and when rounds have stopped shrinking
+ * what is left while the guest dirties faster than the link carries and the convergence strategy
+ * has nothing left to try. */
 #ifndef FERRY_MIGRATION_SEND_POLICY_H
 #define FERRY_MIGRATION_SEND_POLICY_H
 
@@ -29,10 +28,15 @@
 /* Rounds in a row that each leave at least 90% of the bytes the one before
  * left, with nothing left to try, before giving up. */
 #define POLICY_STUCK_ROUNDS 5
+/* A slowed guest's rounds go on while each leaves less than this share of
+ * the one before (above the throttle's aim, CONVERGE_TARGET: see
+ * policy_decide). */
+#define POLICY_SLOWED_WORTH 0.75
 
 /* What the convergence strategy can still do (converge_outlook()). */
 struct converge_outlook {
 	bool exhausted; /* nothing left to slow: none asked, or every throttle at its cap */
+	bool slowed;	/* a throttle holds some vCPU back now */
 	char why[256];	/* how it stands, for the give-up sentence */
 };
 
