@@ -166,10 +166,10 @@ def configure(src, dst, mig, multifd=0):
     src.qmp("migrate-set-parameters", **params)
 
 
-def run_once(build, sc, link, tmp, prealloc=False, multifd=0):
+def run_once(build, sc, link, tmp, prealloc=False, multifd=0, ruler=None):
     """One QEMU migration; returns a report shaped like ferry's. prealloc:
     the destination's memory is allocated before it listens (-mem-prealloc);
-    multifd: channels."""
+    multifd: channels; ruler: measures a plain copy once the guest runs."""
     g, mig = sc["guest"], sc.get("migration", {})
     params = os.path.join(tmp, "qemu-params.bin")
     subprocess.run([os.path.join(build, "bench", "guest-params"), "--mem", g["mem"], "--workload",
@@ -184,6 +184,7 @@ def run_once(build, sc, link, tmp, prealloc=False, multifd=0):
                 break
             time.sleep(0.05)
         time.sleep(0.5)
+        loaded = ruler() if ruler else None
         configure(src, dst, mig, multifd)
         src.reset_stalls()
         src.qmp("migrate", uri=uri)
@@ -220,4 +221,4 @@ def run_once(build, sc, link, tmp, prealloc=False, multifd=0):
             report["reason"] = f"did not converge in {mig.get('timeout')} s (the bench cancelled it)"
     finally:
         cpu_src, cpu_dst = src.finish(), dst.finish()
-    return {"report": report, "cpu_s": {"src": cpu_src, "dst": cpu_dst}}
+    return {"report": report, "cpu_s": {"src": cpu_src, "dst": cpu_dst}, "socket_copy_loaded_bps": loaded}
