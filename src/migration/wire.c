@@ -9,7 +9,8 @@
 
 static const uint8_t zeros[8];
 
-static int send_with(struct chan *c, const struct rec_header *hdr, const struct iovec *body, int n)
+static int send_with(struct chan *c, const struct rec_header *hdr, const struct iovec *body, int n,
+		     bool by_ref)
 {
 	struct iovec iov[CHAN_MAX_IOV];
 	uint32_t pad = rec_padded(hdr->length) - hdr->length;
@@ -18,7 +19,7 @@ static int send_with(struct chan *c, const struct rec_header *hdr, const struct 
 	if (n)
 		memcpy(iov + 1, body, (size_t)n * sizeof(*iov));
 	iov[n + 1] = (struct iovec){ (void *)zeros, pad };
-	return chan_writev(c, iov, n + 2);
+	return by_ref ? chan_writev_ref(c, iov, n + 2) : chan_writev(c, iov, n + 2);
 }
 
 int wire_send(struct chan *c, uint32_t type, const struct iovec *body, int n)
@@ -28,7 +29,7 @@ int wire_send(struct chan *c, uint32_t type, const struct iovec *body, int n)
 	if (n > CHAN_MAX_IOV - 2)
 		return -EINVAL;
 	rec_header_init(&hdr, type, body, n);
-	return send_with(c, &hdr, body, n);
+	return send_with(c, &hdr, body, n, false);
 }
 
 int wire_send_hashed(struct chan *c, uint32_t type, const struct iovec *body, int n,
@@ -40,7 +41,18 @@ int wire_send_hashed(struct chan *c, uint32_t type, const struct iovec *body, in
 		return -EINVAL;
 	for (int i = 0; i < n; i++)
 		hdr.length += (uint32_t)body[i].iov_len;
-	return send_with(c, &hdr, body, n);
+	return send_with(c, &hdr, body, n, false);
+}
+
+int wire_send_live(struct chan *c, const struct iovec *body, int n, uint64_t checksum)
+{
+	struct rec_header hdr = { .type = REC_LPAGES, .checksum = checksum };
+
+	if (n > CHAN_MAX_IOV - 2)
+		return -EINVAL;
+	for (int i = 0; i < n; i++)
+		hdr.length += (uint32_t)body[i].iov_len;
+	return send_with(c, &hdr, body, n, true);
 }
 
 int wire_send_empty(struct chan *c, uint32_t type)

@@ -22,6 +22,10 @@ int wire_send_empty(struct chan *c, uint32_t type);
  * the same bytes). */
 int wire_send_hashed(struct chan *c, uint32_t type, const struct iovec *body, int n,
 		     uint64_t checksum);
+/* An LPAGES record (checksum as above): its pages may go by reference
+ * (chan_writev_ref), so the peer may find them changed, which LPAGES
+ * allows for. */
+int wire_send_live(struct chan *c, const struct iovec *body, int n, uint64_t checksum);
 /* Receive the next record the reader knows (skipping optional unknown ones),
  * checked: header, length bounds and checksum. The body lands in buf. */
 int wire_recv(struct chan *c, struct rec_header *hdr, struct wire_buf *buf);

@@ -16,9 +16,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "transport/splice.h"
 #include "transport/uri.h"
 #include "util/cancel.h"
 #include "util/error.h"
+#include "util/page.h"
 #include "util/time.h"
 
 /* The main connection, every data channel, and room for strays. */
@@ -30,6 +32,7 @@ void chan_init_fd(struct chan *c, int fd)
 	c->fd = fd;
 	c->timeout_ms = CHAN_DEFAULT_TIMEOUT_MS;
 	c->cancel = NULL;
+	c->by_ref = fd >= 0 && splice_suits(fd);
 	ratelimit_init(&c->rl, 0);
 }
 
@@ -320,7 +323,7 @@ int chan_accept(struct chan *c, int lfd, const char *text, int timeout_ms,
 	return 0;
 }
 
-static int wait_ready(struct chan *c, short events)
+int chan_wait_ready(struct chan *c, short events)
 {
 	bool watch = events == POLLOUT && c->speaker;
 	struct pollfd p[3] = { { .fd = c->fd, .events = events },
@@ -340,22 +343,29 @@ static int wait_ready(struct chan *c, short events)
 	return 0;
 }
 
-int chan_writev(struct chan *c, const struct iovec *iov_in, int n)
+/* Wait as the rate limit says before total bytes go out. */
+static int pace(struct chan *c, const struct iovec *iov, int n)
 {
-	struct iovec iov[CHAN_MAX_IOV];
 	size_t total = 0;
 	uint64_t wait;
-	int i = 0;
 
-	if (n > CHAN_MAX_IOV)
-		return -EINVAL;
-	memcpy(iov, iov_in, (size_t)n * sizeof(*iov));
 	for (int k = 0; k < n; k++)
 		total += iov[k].iov_len;
 	wait = ratelimit_take(&c->rl, total, time_now_ns());
 	if (wait && cancel_sleep_ns(c->cancel, wait))
 		return err_set(-ECANCELED, "cancelled");
 	c->write_wait_ns += wait;
+	return 0;
+}
+
+/* Write all of iov[0..n) through the socket's own copy. */
+static int send_copy(struct chan *c, const struct iovec *iov_in, int n)
+{
+	struct iovec iov[CHAN_MAX_IOV];
+	uint64_t wait;
+	int i = 0;
+
+	memcpy(iov, iov_in, (size_t)n * sizeof(*iov));
 	while (i < n) {
 		struct msghdr msg = { .msg_iov = iov + i, .msg_iovlen = (size_t)(n - i) };
 		ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -366,7 +376,7 @@ int chan_writev(struct chan *c, const struct iovec *iov_in, int n)
 				return err_set(-errno, "the connection broke (%s)",
 					       strerror(errno));
 			wait = time_now_ns();
-			rc = wait_ready(c, POLLOUT);
+			rc = chan_wait_ready(c, POLLOUT);
 			c->write_wait_ns += time_now_ns() - wait;
 			if (rc < 0)
 				return rc;
@@ -381,6 +391,44 @@ int chan_writev(struct chan *c, const struct iovec *iov_in, int n)
 		}
 	}
 	return 0;
+}
+
+int chan_writev(struct chan *c, const struct iovec *iov, int n)
+{
+	int rc;
+
+	if (n > CHAN_MAX_IOV)
+		return -EINVAL;
+	rc = pace(c, iov, n);
+	return rc < 0 ? rc : send_copy(c, iov, n);
+}
+
+static bool whole_pages(const struct iovec *v)
+{
+	return v->iov_len && !((uintptr_t)v->iov_base % FERRY_PAGE_SIZE) &&
+	       !(v->iov_len % FERRY_PAGE_SIZE);
+}
+
+int chan_writev_ref(struct chan *c, const struct iovec *iov, int n)
+{
+	int from = 0, rc;
+
+	if (!c->by_ref)
+		return chan_writev(c, iov, n);
+	if (n > CHAN_MAX_IOV)
+		return -EINVAL;
+	rc = pace(c, iov, n);
+	/* Runs of other pieces by copy, each run of pages by reference. */
+	for (int i = 0; rc == 0 && i <= n; i++) {
+		if (i < n && !whole_pages(&iov[i]))
+			continue;
+		if (i > from)
+			rc = send_copy(c, iov + from, i - from);
+		if (rc == 0 && i < n)
+			rc = splice_pages(c, iov[i]);
+		from = i + 1;
+	}
+	return rc;
 }
 
 int chan_readv(struct chan *c, struct iovec *iov, int n)
@@ -408,7 +456,7 @@ int chan_readv(struct chan *c, struct iovec *iov, int n)
 					       strerror(errno));
 			if (c->waiting)
 				__atomic_add_fetch(c->waiting, 1, __ATOMIC_RELAXED);
-			rc = wait_ready(c, POLLIN);
+			rc = chan_wait_ready(c, POLLIN);
 			if (c->waiting)
 				__atomic_sub_fetch(c->waiting, 1, __ATOMIC_RELAXED);
 			if (rc < 0)
@@ -459,4 +507,5 @@ void chan_close(struct chan *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+	splice_close(c);
 }

@@ -6,6 +6,7 @@
 #ifndef FERRY_TRANSPORT_CHAN_H
 #define FERRY_TRANSPORT_CHAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -34,6 +35,9 @@ struct chan {
 	/* NULL, or a count shared by channels: one more while this one waits
 	 * for something to read (a sign that its reader is idle). */
 	uint32_t *waiting;
+	bool by_ref; /* pages may go by reference (transport/splice.h) */
+	bool piped;  /* pipe[] is open */
+	int pipe[2]; /* for pages by reference */
 };
 
 /* Whether uri can be connected to at all: it parses, and fd:N is a
@@ -54,6 +58,14 @@ void chan_init_fd(struct chan *c, int fd);
 
 /* Write all of iov[0..n), n <= CHAN_MAX_IOV (blocking, rate-limited). */
 int chan_writev(struct chan *c, const struct iovec *iov, int n);
+/* The same, but the whole pages in iov (base and length page multiples)
+ * may go by reference where the socket allows it (transport/splice.h): for
+ * memory whose later change the peer tolerates (a running guest's pages,
+ * each with its own hash). */
+int chan_writev_ref(struct chan *c, const struct iovec *iov, int n);
+/* Wait until c is ready for events (POLLIN, POLLOUT), within its timeout,
+ * unless its cancel fires or (writing) its speaker speaks. */
+int chan_wait_ready(struct chan *c, short events);
 /* Read exactly len bytes. */
 int chan_read(struct chan *c, void *buf, size_t len);
 /* Read exactly what iov[0..n) holds, n <= CHAN_MAX_IOV (iov is used up). */

@@ -1,13 +1,20 @@
-/* Migration addresses and the rate limiter. */
+/* Migration addresses, the rate limiter, and pages by reference. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <cmocka.h>
 
+#include "transport/chan.h"
 #include "transport/ratelimit.h"
+#include "transport/splice.h"
 #include "transport/uri.h"
 #include "util/error.h"
 #include "util/size.h"
@@ -74,12 +81,78 @@ static void test_ratelimit_average(void **unused)
 	assert_int_equal(ratelimit_take(&rl, 1ull << 40, now), 0);
 }
 
+/* A connected pair of channels on uri: tx connects, rx accepts. */
+static void pair(const char *uri, struct chan *tx, struct chan *rx)
+{
+	int lfd = chan_listen(uri);
+
+	assert_true(lfd >= 0);
+	assert_int_equal(chan_connect(tx, uri, 5000, NULL), 0);
+	assert_int_equal(chan_accept(rx, lfd, uri, 5000, NULL), 0);
+	close(lfd);
+}
+
+/* Over a unix socket, whole pages go by reference and the rest by copy, in
+ * order: the peer reads the pages as memory holds them when it reads. */
+static void test_by_reference(void **unused)
+{
+	enum {
+		PAGES = 16,
+		LEN = 8 + PAGES * 4096 + 5
+	};
+	uint8_t *mem = mmap(NULL, PAGES * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			    -1, 0);
+	uint8_t head[8] = "head....", tail[5] = "tail!", *got = malloc(LEN);
+	struct iovec iov[3] = { { head, 8 }, { mem, PAGES * 4096 }, { tail, 5 } };
+	char uri[64];
+	struct chan tx, rx;
+
+	(void)unused;
+	assert_true(mem != MAP_FAILED && got);
+	snprintf(uri, sizeof(uri), "unix:/tmp/ferry-test-ref-%d.sock", getpid());
+	pair(uri, &tx, &rx);
+	unlink(uri + 5);
+	assert_true(tx.by_ref);
+	memset(mem, 0xa5, PAGES * 4096);
+	assert_int_equal(chan_writev_ref(&tx, iov, 3), 0);
+	assert_int_equal(tx.bytes_sent, LEN);
+	mem[4096] = 0x5a; /* after the write, before the read */
+	assert_int_equal(chan_read(&rx, got, LEN), 0);
+	assert_memory_equal(got, head, 8);
+	assert_int_equal(got[8], 0xa5);
+	assert_int_equal(got[8 + 4096], 0x5a);
+	assert_memory_equal(got + LEN - 5, tail, 5);
+	chan_close(&tx);
+	chan_close(&rx);
+	munmap(mem, PAGES * 4096);
+	free(got);
+}
+
+/* Over TCP the socket copies: splicing pages into loopback TCP measured
+ * slower than its copy here (1.4-1.9 against 3.9-4.4 GB/s). A socket that
+ * blocks neither: its waits would not see the timeout or the cancel. */
+static void test_copy_elsewhere(void **unused)
+{
+	int tcp = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), sv[2];
+
+	(void)unused;
+	assert_true(tcp >= 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_false(splice_suits(tcp));
+	assert_false(splice_suits(sv[0]));
+	close(tcp);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_uri),
 		cmocka_unit_test(test_rate_parse),
 		cmocka_unit_test(test_ratelimit_average),
+		cmocka_unit_test(test_by_reference),
+		cmocka_unit_test(test_copy_elsewhere),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -145,7 +145,7 @@ static int send_raw(struct worker *w, const struct batch *b)
 
 	memcpy(iov + 3, b->iov, (size_t)b->niov * sizeof(*iov));
 	if (b->live)
-		return wire_send_hashed(w->chan, REC_LPAGES, iov, b->niov + 3, b->checksum);
+		return wire_send_live(w->chan, iov, b->niov + 3, b->checksum);
 	if (b->hashed)
 		return wire_send_hashed(w->chan, REC_PAGES, iov, b->niov + 3, b->checksum);
 	return wire_send(w->chan, REC_PAGES, iov, b->niov + 3);
