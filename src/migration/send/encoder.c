@@ -182,6 +182,15 @@ static void fill_hashed(struct encoder *e, struct batch *b, const struct guest_m
 	b->hashed = true;
 }
 
+/* Ask for the page while this one is looked at and hashed: the hardware
+ * prefetcher stops at page boundaries, so each page's first lines would
+ * otherwise wait on memory. */
+static void prefetch_page(const uint8_t *page)
+{
+	for (unsigned off = 0; off < FERRY_PAGE_SIZE; off += 64)
+		__builtin_prefetch(page + off);
+}
+
 /* Raw pages of a running guest go out of guest memory itself, each with
  * its own hash (LPAGES): the kernel's copy into the socket is the only
  * one. A page the guest changes between its hash and that copy arrives
@@ -196,7 +205,12 @@ static void fill_live(struct encoder *e, struct batch *b, const struct guest_mem
 
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *page = mem_host(mem, gfns[i] * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE);
-		bool zero = zero_page(page);
+		bool zero;
+
+		if (i + 1 < n)
+			prefetch_page(
+				mem_host(mem, gfns[i + 1] * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE));
+		zero = zero_page(page);
 
 		b->entries[i] = PAGE_ENTRY(gfns[i], zero ? PAGE_ZERO : PAGE_RAW);
 		if (zero)
