@@ -287,9 +287,10 @@ static void report(json_t *s)
 	printf("  sent      %s at %s/s: %.0f raw pages, %.0f zero pages, %.0f XBZRLE pages\n", sent,
 	       rate, num(pages, "raw"), num(pages, "zero"), num(pages, "xbzrle"));
 	if (x)
-		printf("  xbzrle    cache %.0f MiB, hit rate %.0f%%, %.0f overflows, saved %.1f MiB, encoding at %.0f MB/s\n",
+		printf("  xbzrle    cache %.0f MiB, hit rate %.0f%%, %.0f overflows; line digests %.0f MiB, %.0f misses as line deltas; saved %.1f MiB, encoding at %.0f MB/s\n",
 		       num(x, "cache_bytes") / 1048576, num(x, "hit_rate") * 100,
-		       num(x, "overflows"), num(x, "bytes_saved") / 1048576, num(x, "encode_mbps"));
+		       num(x, "overflows"), num(x, "digest_bytes") / 1048576, num(x, "line_pages"),
+		       num(x, "bytes_saved") / 1048576, num(x, "encode_mbps"));
 	printf("  converge  %s (used: %s), throttle at most %.0f%%\n",
 	       json_string_value(json_object_get(c, "strategy")),
 	       json_string_value(json_object_get(c, "used")), num(c, "throttle_pct_max"));

@@ -227,10 +227,11 @@ static json_t *xbzrle_json(const struct mig_stats *s)
 	double secs = (double)x->encode_ns / 1e9;
 	double pages = (double)(x->hits + x->misses);
 
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f}", "cache_bytes",
-			 (json_int_t)x->cache_bytes, "seeded", (json_int_t)x->seeded, "pages",
-			 (json_int_t)x->pages, "cache_hits",
-			 (json_int_t)x->hits, "cache_misses", (json_int_t)x->misses, "overflows",
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f}", "cache_bytes",
+			 (json_int_t)x->cache_bytes, "digest_bytes", (json_int_t)x->digest_bytes,
+			 "line_pages", (json_int_t)x->line_pages, "seeded", (json_int_t)x->seeded,
+			 "pages", (json_int_t)x->pages, "cache_hits", (json_int_t)x->hits,
+			 "cache_misses", (json_int_t)x->misses, "overflows",
 			 (json_int_t)x->overflows, "bytes_saved", (json_int_t)x->bytes_saved,
 			 "hit_rate", pages ? (double)x->hits / pages : 0.0, "encode_mbps",
 			 secs > 0 ? pages * FERRY_PAGE_SIZE / secs / 1e6 : 0.0);

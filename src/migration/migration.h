@@ -87,11 +87,13 @@ const char *codec_plan_name(const struct codec_plan *p, char *buf, unsigned len)
 
 struct xbzrle_stats {
 	uint64_t cache_bytes;
-	uint64_t pages;	    /* sent as a delta */
-	uint64_t hits;	    /* cached when re-sent */
-	uint64_t misses;    /* not cached when re-sent */
-	uint64_t overflows; /* cached, but the delta was not smaller */
-	uint64_t seeded;    /* round 0's pages left in the cache */
+	uint64_t pages;	       /* sent as a delta */
+	uint64_t hits;	       /* cached when re-sent */
+	uint64_t misses;       /* not cached when re-sent */
+	uint64_t overflows;    /* cached, but the delta was not smaller */
+	uint64_t seeded;       /* round 0's pages left in the cache */
+	uint64_t digest_bytes; /* line digests (codec/digest.h), beside the cache */
+	uint64_t line_pages;   /* misses sent as a delta of lines */
 	uint64_t bytes_saved;
 	uint64_t encode_ns; /* time spent in lookups, deltas and cache copies */
 };

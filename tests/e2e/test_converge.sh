@@ -1,7 +1,8 @@
 #!/bin/sh
 # Convergence over a veth shaped to 250 Mbit/s (about 30 MiB/s), with guests
 # that dirty far faster. Byte writes: --converge none gives up with a reason
-# (guest still running, intact); XBZRLE alone completes. Page writes by
+# (guest still running, intact); XBZRLE alone completes, also with a cache
+# under the working set (its misses go as line deltas). Page writes by
 # vCPU 0 while vCPU 1 only computes: throttle (auto-converge), sdps and
 # dirty-limit each complete and pass --verify and the guest's self-check;
 # dirty-limit slows only vCPU 0, the others slow both. (How much vCPU 1's
@@ -45,6 +46,13 @@ note "the same guest with XBZRLE and no throttle"
 completes xbzrle --converge none --xbzrle=128M
 [ "$(report "j['xbzrle']['pages'] > 0 and j['converge']['throttle_pct_max'] == 0")" = True ] ||
 	fail "XBZRLE did not do the work: $(report "j.get('xbzrle')")"
+done_pair
+note "a cache under the working set: its misses go as deltas of the lines that changed"
+pair "$BYTES"
+completes "xbzrle 40M" --converge none --xbzrle=40M
+[ "$(report "j['xbzrle']['line_pages'] > 0 and j['xbzrle']['digest_bytes'] > 0")" = True ] ||
+	fail "no line deltas: $(report "j.get('xbzrle')")"
+note "line deltas: $(report "j['xbzrle']['line_pages']") of $(report "j['xbzrle']['cache_misses']") misses"
 done_pair
 
 PAGES=dirty:wss=64M,write=page,dirtiers=1

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "codec/digest.h"
 #include "codec/xbzrle.h"
 #include "migration/send/encoder.h"
 #include "stream/format.h"
@@ -179,13 +180,17 @@ static void test_deltas(void **state)
 	assert_int_equal(f->enc.xbzrle.hits, 2);
 	assert_int_equal(f->enc.counts.xbzrle, 2);
 
+	/* A miss, cached now; its digest says zeros: a delta of one line. */
 	page(f, 4)[0] = 1;
 	encoder_fill(&f->enc, &f->b, &f->mem, zero_then, 1, 1, false);
-	assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[0]), PAGE_RAW); /* a miss, cached now */
+	assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[0]), PAGE_XBZRLE);
+	assert_true(PAGE_ENTRY_SIZE(f->b.entries[0]) <= DIGEST_LINE + 4);
 	assert_int_equal(f->enc.xbzrle.misses, 1);
+	assert_int_equal(f->enc.xbzrle.line_pages, 1);
 	page(f, 4)[1] = 1;
 	encoder_fill(&f->enc, &f->b, &f->mem, zero_then, 1, 2, false);
 	assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[0]), PAGE_XBZRLE);
+	assert_int_equal(f->enc.xbzrle.hits, 3);
 }
 
 /* A page copied after a delta of any length starts 8-byte aligned: the
@@ -205,12 +210,14 @@ static void test_copies_aligned(void **state)
 	assert_int_equal((uintptr_t)f->b.iov[1].iov_base % 8, 0);
 }
 
-/* A page that went as zero is forgotten: when it has content again, it
- * goes raw (the destination has no copy to apply a delta to). */
+/* A page that went as zero leaves the cache; its digest says zeros, so
+ * when it has content again a delta of lines rebuilds it. Where digests
+ * do not fit in half the cache, it goes raw. */
 static void test_zero_forgets(void **state)
 {
 	struct fixture *f = *state;
 	uint64_t gfn = 3;
+	struct encoder small;
 
 	encoder_fill(&f->enc, &f->b, &f->mem, &gfn, 1, 1, false); /* cached */
 	memset(page(f, 3), 0, PAGE);
@@ -218,7 +225,17 @@ static void test_zero_forgets(void **state)
 	assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[0]), PAGE_ZERO);
 	page(f, 3)[0] = 1;
 	encoder_fill(&f->enc, &f->b, &f->mem, &gfn, 1, 3, false);
+	assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[0]), PAGE_XBZRLE);
+	assert_int_equal(f->enc.xbzrle.line_pages, 1);
+
+	assert_int_equal(encoder_init(&small, 8 * PAGE, NPAGES, false), 0);
+	assert_null(small.digests);
+	memset(page(f, 3), 0, PAGE);
+	encoder_fill(&small, &f->b, &f->mem, &gfn, 1, 0, false);
+	page(f, 3)[0] = 1;
+	encoder_fill(&small, &f->b, &f->mem, &gfn, 1, 1, false);
 	assert_int_equal(PAGE_ENTRY_ENC(f->b.entries[0]), PAGE_RAW);
+	encoder_free(&small);
 }
 
 /* Paused, raw pages go out of guest memory in place, without a copy. */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/digest.h"
 #include "codec/page_cache.h"
 #include "codec/xbzrle.h"
 #include "codec/zero.h"
@@ -16,9 +17,17 @@
 
 int encoder_init(struct encoder *e, uint64_t cache_bytes, uint64_t npages, bool live)
 {
+	uint64_t digest_bytes = digests_bytes(npages);
+
 	*e = (struct encoder){ .live = live && !cache_bytes };
 	if (!cache_bytes)
 		return 0;
+	/* A cache smaller than the working set misses in proportion; a miss
+	 * with a digest still goes as a delta of lines. */
+	if (digest_bytes <= cache_bytes / 2) {
+		e->digests = digests_create(npages);
+		cache_bytes -= e->digests ? digest_bytes : 0;
+	}
 	e->cache = page_cache_create(cache_bytes, npages, PAGE_CACHE_ASSOC);
 	e->delta = malloc(FERRY_PAGE_SIZE);
 	if (!e->cache || !e->delta) {
@@ -26,14 +35,41 @@ int encoder_init(struct encoder *e, uint64_t cache_bytes, uint64_t npages, bool 
 		return err_set(-ENOMEM, "out of memory for the XBZRLE cache");
 	}
 	e->xbzrle.cache_bytes = page_cache_bytes(e->cache);
+	e->xbzrle.digest_bytes = e->digests ? digest_bytes : 0;
 	return 0;
 }
 
 void encoder_free(struct encoder *e)
 {
 	page_cache_destroy(e->cache);
+	digests_destroy(e->digests);
 	free(e->delta);
 	*e = (struct encoder){ 0 };
+}
+
+/* What the destination holds at gfn now (NULL: zeros), for later line
+ * deltas. */
+static void remember(struct encoder *e, uint64_t gfn, const uint8_t *page)
+{
+	if (e->digests)
+		digests_note(e->digests, gfn, page);
+}
+
+/* A page the cache missed, as a delta of the lines whose digest changed
+ * (in e->delta): its length, or -1 with the page left to go raw. */
+static int line_delta(struct encoder *e, uint64_t gfn, const uint8_t *page)
+{
+	int n;
+
+	if (!e->digests)
+		return -1;
+	n = digests_delta(e->digests, gfn, page, e->delta, FERRY_PAGE_SIZE - 1);
+	if (n < 0)
+		return -1;
+	e->xbzrle.line_pages++;
+	e->xbzrle.pages++;
+	e->xbzrle.bytes_saved += FERRY_PAGE_SIZE - (uint64_t)n;
+	return n;
 }
 
 /* A delta (in e->delta) against the cached copy if there is one and it is
@@ -49,11 +85,12 @@ static int try_delta(struct encoder *e, uint64_t gfn, const uint8_t *page, uint3
 		cached = page_cache_insert(e->cache, gfn, round);
 		if (cached)
 			memcpy(cached, page, FERRY_PAGE_SIZE);
-		return -1;
+		return line_delta(e, gfn, page);
 	}
 	e->xbzrle.hits++;
 	n = xbzrle_encode(cached, page, e->delta, FERRY_PAGE_SIZE - 1);
 	memcpy(cached, page, FERRY_PAGE_SIZE);
+	remember(e, gfn, page);
 	if (n < 0) {
 		e->xbzrle.overflows++;
 		return -1;
@@ -112,6 +149,7 @@ static void encode_page(struct encoder *e, struct batch *b, const uint8_t *guest
 	if (zero_page(page)) {
 		if (e->cache)
 			page_cache_drop(e->cache, gfn);
+		remember(e, gfn, NULL);
 		b->entries[b->count++] = PAGE_ENTRY(gfn, PAGE_ZERO);
 		e->counts.zero++;
 		return;
@@ -129,6 +167,8 @@ static void encode_page(struct encoder *e, struct batch *b, const uint8_t *guest
 		e->counts.xbzrle++;
 		return;
 	}
+	if (b->round == 0) /* try_delta remembers the pages it sees */
+		remember(e, gfn, page);
 	if (!in_place)
 		b->used += FERRY_PAGE_SIZE;
 	add_payload(b, page, FERRY_PAGE_SIZE);
@@ -157,6 +197,8 @@ static void fill_hashed(struct encoder *e, struct batch *b, const struct guest_m
 		raw += !zero;
 		if (zero && e->cache)
 			page_cache_drop(e->cache, gfns[i]);
+		if (zero)
+			remember(e, gfns[i], NULL);
 	}
 	b->count = n;
 	hdr.length = (uint32_t)(sizeof(fixed) + 8ull * n + (uint64_t)raw * FERRY_PAGE_SIZE);
@@ -173,6 +215,7 @@ static void fill_hashed(struct encoder *e, struct batch *b, const struct guest_m
 		hash_update(&st, slot, FERRY_PAGE_SIZE);
 		if (e->cache)
 			seed(e, gfns[i], slot);
+		remember(e, gfns[i], slot);
 		b->used += FERRY_PAGE_SIZE;
 		add_payload(b, slot, FERRY_PAGE_SIZE);
 	}

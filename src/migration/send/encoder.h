@@ -20,6 +20,7 @@
 #include "migration/send/batch.h"
 
 struct page_cache;
+struct digests;
 struct guest_mem;
 
 /* Pages encoded so far, by kind. */
@@ -29,13 +30,16 @@ struct encoder_counts {
 
 struct encoder {
 	struct page_cache *cache; /* NULL: no XBZRLE */
+	struct digests *digests;  /* NULL: none (codec/digest.h) */
 	uint8_t *delta;		  /* one page's delta */
 	bool live;		  /* raw pages of a running guest as LPAGES */
 	struct encoder_counts counts;
 	struct xbzrle_stats xbzrle;
 };
 
-/* cache_bytes 0: no XBZRLE. live: nothing compresses the batches, so
+/* cache_bytes 0: no XBZRLE; with it, line digests of every page take up
+ * to half of it where they fit (ENCODER_DIGEST_SHARE), the page cache the
+ * rest. live: nothing compresses the batches, so
  * raw pages of a running guest may go as LPAGES (not with a cache).
  * Returns 0 or -errno with err_msg(). */
 int encoder_init(struct encoder *e, uint64_t cache_bytes, uint64_t npages, bool live);

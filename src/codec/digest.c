@@ -1,0 +1,116 @@
+#include "codec/digest.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/hash.h"
+
+struct digests {
+	uint64_t npages;
+	uint64_t zero_line; /* the hash of a line of zeros */
+	uint8_t *known;	    /* per page: noted at least once */
+	uint64_t (*lines)[DIGEST_LINES];
+};
+
+uint64_t digests_bytes(uint64_t npages)
+{
+	return npages * (sizeof(uint64_t) * DIGEST_LINES + 1);
+}
+
+struct digests *digests_create(uint64_t npages)
+{
+	static const uint8_t zeros[DIGEST_LINE];
+	struct digests *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->npages = npages;
+	d->zero_line = hash64(zeros, DIGEST_LINE);
+	d->known = calloc(npages, 1);
+	d->lines = calloc(npages, sizeof(*d->lines));
+	if (!d->known || !d->lines) {
+		digests_destroy(d);
+		return NULL;
+	}
+	return d;
+}
+
+void digests_destroy(struct digests *d)
+{
+	if (!d)
+		return;
+	free(d->known);
+	free(d->lines);
+	free(d);
+}
+
+static void digest(const struct digests *d, const uint8_t *page, uint64_t *out)
+{
+	for (unsigned i = 0; i < DIGEST_LINES; i++)
+		out[i] = page ? hash64(page + i * DIGEST_LINE, DIGEST_LINE) : d->zero_line;
+}
+
+void digests_note(struct digests *d, uint64_t gfn, const uint8_t *page)
+{
+	if (gfn >= d->npages)
+		return;
+	digest(d, page, d->lines[gfn]);
+	d->known[gfn] = 1;
+}
+
+/* Append one run (skip unchanged bytes, then len bytes of page from at). */
+static bool put_run(uint8_t *out, size_t max, size_t *n, uint32_t skip, const uint8_t *from,
+		    uint32_t len)
+{
+	uint8_t head[4];
+	size_t h = 0;
+
+	for (uint32_t v = skip;; v >>= 7) { /* ULEB128, as codec/xbzrle.c */
+		head[h++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		if (v <= 0x7f)
+			break;
+	}
+	for (uint32_t v = len;; v >>= 7) {
+		head[h++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		if (v <= 0x7f)
+			break;
+	}
+	if (*n + h + len > max)
+		return false;
+	memcpy(out + *n, head, h);
+	memcpy(out + *n + h, from, len);
+	*n += h + len;
+	return true;
+}
+
+int digests_delta(struct digests *d, uint64_t gfn, const uint8_t *page, uint8_t *out, size_t max)
+{
+	uint64_t now[DIGEST_LINES];
+	uint32_t end = 0; /* where the last run ended */
+	size_t n = 0;
+	bool ok = gfn < d->npages && d->known[gfn];
+
+	if (gfn >= d->npages)
+		return -1;
+	digest(d, page, now);
+	/* Neighbouring changed lines make one run: a later run's skip is
+	 * never 0 (the canonical form xbzrle_check asks for). */
+	for (unsigned i = 0; ok && i < DIGEST_LINES;) {
+		unsigned j = i;
+
+		if (now[i] == d->lines[gfn][i]) {
+			i++;
+			continue;
+		}
+		while (j < DIGEST_LINES && now[j] != d->lines[gfn][j])
+			j++;
+		ok = put_run(out, max, &n, i * DIGEST_LINE - end, page + i * DIGEST_LINE,
+			     (j - i) * DIGEST_LINE);
+		end = j * DIGEST_LINE;
+		i = j;
+	}
+	memcpy(d->lines[gfn], now, sizeof(now));
+	d->known[gfn] = 1;
+	return ok ? (int)n : -1;
+}
