@@ -78,8 +78,9 @@ static void print_result(json_t *r)
 		printf(" pages/s\n");
 	}
 	if (json_object_get(r, "xbzrle_bytes_per_page"))
-		printf("XBZRLE       a re-dirtied page would go as %.0f bytes (%.0f pages sampled)\n",
-		       num(r, "xbzrle_bytes_per_page"), num(r, "xbzrle_samples"));
+		printf("XBZRLE       a re-dirtied page would go as %.0f bytes, %.0f as a delta of lines (%.0f pages sampled)\n",
+		       num(r, "xbzrle_bytes_per_page"), num(r, "line_bytes_per_page"),
+		       num(r, "xbzrle_samples"));
 }
 
 int cmd_dirtyrate(int argc, char **argv)

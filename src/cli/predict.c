@@ -121,6 +121,7 @@ static void input_from(json_t *m, const struct predict_opts *o, struct predict_i
 	json_array_foreach(vcpus, i, v) if (i < VM_MAX_VCPUS) in->vcpu_pps[i] =
 		json_number_value(v);
 	in->xbzrle_bytes_per_page = num(m, "xbzrle_bytes_per_page");
+	in->line_bytes_per_page = num(m, "line_bytes_per_page");
 	in->link_bps = (double)o->link_bps;
 	/* Hand-off and restore, plus the vCPU state over the link. */
 	mig_params_default(&in->params);

@@ -84,33 +84,53 @@ static bool put_run(uint8_t *out, size_t max, size_t *n, uint32_t skip, const ui
 	return true;
 }
 
-int digests_delta(struct digests *d, uint64_t gfn, const uint8_t *page, uint8_t *out, size_t max)
+/* The delta that rewrites the changed lines of page. Neighbouring changed
+ * lines make one run: a later run's skip is never 0 (the canonical form
+ * xbzrle_check asks for). Its length, or -1 past max. */
+static int encode_lines(const bool *changed, const uint8_t *page, uint8_t *out, size_t max)
 {
-	uint64_t now[DIGEST_LINES];
 	uint32_t end = 0; /* where the last run ended */
 	size_t n = 0;
-	bool ok = gfn < d->npages && d->known[gfn];
 
-	if (gfn >= d->npages)
-		return -1;
-	digest(d, page, now);
-	/* Neighbouring changed lines make one run: a later run's skip is
-	 * never 0 (the canonical form xbzrle_check asks for). */
-	for (unsigned i = 0; ok && i < DIGEST_LINES;) {
+	for (unsigned i = 0; i < DIGEST_LINES;) {
 		unsigned j = i;
 
-		if (now[i] == d->lines[gfn][i]) {
+		if (!changed[i]) {
 			i++;
 			continue;
 		}
-		while (j < DIGEST_LINES && now[j] != d->lines[gfn][j])
+		while (j < DIGEST_LINES && changed[j])
 			j++;
-		ok = put_run(out, max, &n, i * DIGEST_LINE - end, page + i * DIGEST_LINE,
-			     (j - i) * DIGEST_LINE);
+		if (!put_run(out, max, &n, i * DIGEST_LINE - end, page + i * DIGEST_LINE,
+			     (j - i) * DIGEST_LINE))
+			return -1;
 		end = j * DIGEST_LINE;
 		i = j;
 	}
+	return (int)n;
+}
+
+int digests_delta(struct digests *d, uint64_t gfn, const uint8_t *page, uint8_t *out, size_t max)
+{
+	uint64_t now[DIGEST_LINES];
+	bool changed[DIGEST_LINES], known;
+
+	if (gfn >= d->npages)
+		return -1;
+	known = d->known[gfn];
+	digest(d, page, now);
+	for (unsigned i = 0; i < DIGEST_LINES; i++)
+		changed[i] = now[i] != d->lines[gfn][i];
 	memcpy(d->lines[gfn], now, sizeof(now));
 	d->known[gfn] = 1;
-	return ok ? (int)n : -1;
+	return known ? encode_lines(changed, page, out, max) : -1;
+}
+
+int lines_delta(const uint8_t *old, const uint8_t *now, uint8_t *out, size_t max)
+{
+	bool changed[DIGEST_LINES];
+
+	for (unsigned i = 0; i < DIGEST_LINES; i++)
+		changed[i] = memcmp(old + i * DIGEST_LINE, now + i * DIGEST_LINE, DIGEST_LINE) != 0;
+	return encode_lines(changed, now, out, max);
 }

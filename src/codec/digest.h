@@ -32,5 +32,8 @@ void digests_note(struct digests *d, uint64_t gfn, const uint8_t *page);
  * its length (0: unchanged), or -1 if gfn was never noted or the delta does
  * not fit. Either way gfn is noted as holding page. */
 int digests_delta(struct digests *d, uint64_t gfn, const uint8_t *page, uint8_t *out, size_t max);
+/* The same delta from two copies at hand (what a line delta of now
+ * against old costs, for ferry dirtyrate): its length, or -1 past max. */
+int lines_delta(const uint8_t *old, const uint8_t *now, uint8_t *out, size_t max);
 
 #endif

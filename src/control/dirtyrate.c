@@ -81,8 +81,9 @@ json_t *control_query_dirty_rate(struct control_ctx *ctx, json_t *args)
 		json_object_set_new(o, "vcpu_rate_pps", per_vcpu);
 	}
 	if (r.xbzrle_samples)
-		json_object_update_new(o, json_pack("{s:i,s:f}", "xbzrle_samples",
+		json_object_update_new(o, json_pack("{s:i,s:f,s:f}", "xbzrle_samples",
 						    (int)r.xbzrle_samples, "xbzrle_bytes_per_page",
-						    r.xbzrle_bytes_per_page));
+						    r.xbzrle_bytes_per_page, "line_bytes_per_page",
+						    r.line_bytes_per_page));
 	return o;
 }

@@ -141,6 +141,7 @@ assert r["dirty_rate_pps"] * 0.1 < r["working_set_pages"] < 16384 + 64, r
 assert r["mem_pages"] == 32768 and r["zero_pages"] > 10000, r
 assert "vcpu_rate_pps" not in r  # bitmap tracking: no per-vCPU counts
 assert r["xbzrle_samples"] > 100 and r["xbzrle_bytes_per_page"] < 200, r  # byte writes
+assert r["xbzrle_bytes_per_page"] <= r["line_bytes_per_page"] < 1024, r  # a line or two each
 PY
 run_ferry predict --control "$sock" --link 1Gbit --seconds 1 --json >"$dir/predict.json" || fail "predict"
 python3 - "$dir/predict.json" <<'PY' || fail "predict: $(cat "$dir/predict.json")"

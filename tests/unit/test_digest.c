@@ -92,12 +92,34 @@ static void test_zero(void **unused)
 	digests_destroy(d);
 }
 
+/* From two copies at hand (ferry dirtyrate's estimate): the same delta
+ * the digests give. */
+static void test_from_copies(void **unused)
+{
+	struct digests *d = digests_create(1);
+	uint8_t old[FERRY_PAGE_SIZE], now[FERRY_PAGE_SIZE], a[FERRY_PAGE_SIZE], b[FERRY_PAGE_SIZE];
+	int n;
+
+	(void)unused;
+	fill(old, 3);
+	memcpy(now, old, sizeof(now));
+	now[700] ^= 1;
+	now[701 + DIGEST_LINE] ^= 1;
+	digests_note(d, 0, old);
+	n = digests_delta(d, 0, now, a, FERRY_PAGE_SIZE - 1);
+	assert_int_equal(lines_delta(old, now, b, FERRY_PAGE_SIZE - 1), n);
+	assert_memory_equal(a, b, (size_t)n);
+	assert_int_equal(lines_delta(old, old, b, FERRY_PAGE_SIZE - 1), 0);
+	digests_destroy(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_changed_lines),
 		cmocka_unit_test(test_raw),
 		cmocka_unit_test(test_zero),
+		cmocka_unit_test(test_from_copies),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

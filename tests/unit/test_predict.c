@@ -11,6 +11,7 @@
 
 #include "migration/send/policy.h"
 #include "migration/plan/predict.h"
+#include "migration/send/encoder.h"
 
 /* 256 MiB guest, 64 MiB working set, vCPU 0 dirtying 600 MiB/s, vCPU 1
  * nothing; a 30 MiB/s link. */
@@ -52,6 +53,28 @@ static void test_none_does_not_converge(void **unused)
 	assert_string_not_equal(p.why, "");
 }
 
+/* A cache under the working set: its misses cost a delta of lines where
+ * line digests fit beside it (ferry dirtyrate measures that size). */
+static void test_line_deltas(void **unused)
+{
+	struct predict_input in = fast_guest();
+	struct prediction raw, lines;
+
+	(void)unused;
+	in.params.xbzrle_cache_bytes = 40 << 20; /* 64 MiB working set */
+	raw = run(in, CONVERGE_NONE, 40 << 20);
+	in.line_bytes_per_page = 300;
+	lines = run(in, CONVERGE_NONE, 40 << 20);
+	assert_true(lines.converges);
+	assert_true(!raw.converges || lines.total_ms < raw.total_ms);
+	assert_int_equal(encoder_digest_bytes(16 << 20, in.mem_pages), 0); /* do not fit */
+	lines = run(in, CONVERGE_NONE, 16 << 20);
+	in.line_bytes_per_page = 0;
+	raw = run(in, CONVERGE_NONE, 16 << 20);
+	assert_int_equal(lines.converges, raw.converges);
+	assert_true(lines.total_ms == raw.total_ms);
+}
+
 static void test_every_way_out_converges(void **unused)
 {
 	struct prediction x = run(fast_guest(), CONVERGE_NONE, 128 << 20);
@@ -90,6 +113,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_none_does_not_converge),
+		cmocka_unit_test(test_line_deltas),
 		cmocka_unit_test(test_every_way_out_converges),
 		cmocka_unit_test(test_slow_guest_needs_nothing),
 	};

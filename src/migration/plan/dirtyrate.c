@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/digest.h"
 #include "codec/xbzrle.h"
 #include "codec/zero.h"
 #include "util/bitmap.h"
@@ -57,11 +58,13 @@ static void take_samples(struct dirtyrate *d)
 	}
 }
 
-/* Mean XBZRLE size of the sampled pages dirtied again since their copy. */
+/* Mean XBZRLE size of the sampled pages dirtied again since their copy,
+ * as byte deltas (a cache hit) and as deltas of lines (a miss with line
+ * digests). */
 static void encode_samples(struct dirtyrate *d, struct dirtyrate_result *r)
 {
 	uint8_t out[FERRY_PAGE_SIZE];
-	uint64_t bytes = 0;
+	uint64_t bytes = 0, line_bytes = 0;
 
 	for (uint32_t i = 0; i < d->nsamples; i++) {
 		uint64_t g = d->sample_gfn[i];
@@ -69,14 +72,19 @@ static void encode_samples(struct dirtyrate *d, struct dirtyrate_result *r)
 
 		if (!bitmap_test(d->second, g))
 			continue;
-		n = xbzrle_encode(d->sample + (size_t)i * FERRY_PAGE_SIZE,
-				  mem_host(&d->vm->mem, g * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE), out,
-				  FERRY_PAGE_SIZE - 1);
+		const uint8_t *old = d->sample + (size_t)i * FERRY_PAGE_SIZE;
+		const uint8_t *now = mem_host(&d->vm->mem, g * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE);
+
+		n = xbzrle_encode(old, now, out, FERRY_PAGE_SIZE - 1);
 		bytes += n < 0 ? FERRY_PAGE_SIZE : (uint64_t)n;
+		n = lines_delta(old, now, out, FERRY_PAGE_SIZE - 1);
+		line_bytes += n < 0 ? FERRY_PAGE_SIZE : (uint64_t)n;
 		r->xbzrle_samples++;
 	}
-	if (r->xbzrle_samples)
+	if (r->xbzrle_samples) {
 		r->xbzrle_bytes_per_page = (double)bytes / r->xbzrle_samples;
+		r->line_bytes_per_page = (double)line_bytes / r->xbzrle_samples;
+	}
 }
 
 /* One window: its pages, the peak, and the running totals. */

@@ -39,6 +39,7 @@ struct dirtyrate_result {
 	double vcpu_pps[VM_MAX_VCPUS];
 	uint32_t xbzrle_samples;      /* re-dirtied sample pages encoded */
 	double xbzrle_bytes_per_page; /* their mean encoded size (raw if larger) */
+	double line_bytes_per_page;   /* the same as deltas of lines (codec/digest.h) */
 };
 
 struct vm;

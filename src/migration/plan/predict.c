@@ -4,25 +4,29 @@
 #include <string.h>
 
 #include "migration/send/converge.h"
+#include "migration/send/encoder.h"
 #include "migration/send/meter.h"
 #include "migration/send/policy.h"
 #include "util/page.h"
 
 #define MIB (1024.0 * 1024.0)
 
-/* What a page re-sent in round k costs on the wire: with XBZRLE, from round
- * 2 on, pages that fit the cache go as deltas. */
+/* What a page re-sent in round k costs on the wire: with XBZRLE (round 0
+ * seeds the cache), pages that fit the cache go as deltas, and the others,
+ * with line digests beside the cache, as deltas of lines. */
 static double page_bytes(const struct predict_input *in, unsigned k)
 {
-	double hit;
+	uint64_t cache = in->params.xbzrle_cache_bytes;
+	uint64_t digests = encoder_digest_bytes(cache, in->mem_pages);
+	double hit, miss = WIRE_RAW_PAGE_BYTES;
 
-	if (!in->params.xbzrle_cache_bytes || !in->xbzrle_bytes_per_page || k < 2 || !in->wss_pages)
+	if (!cache || !in->xbzrle_bytes_per_page || k < 1 || !in->wss_pages)
 		return WIRE_RAW_PAGE_BYTES;
-	hit = (double)in->params.xbzrle_cache_bytes / (double)FERRY_PAGE_SIZE /
-	      (double)in->wss_pages;
+	hit = (double)(cache - digests) / (double)FERRY_PAGE_SIZE / (double)in->wss_pages;
 	hit = hit > 1 ? 1 : hit;
-	return hit * (in->xbzrle_bytes_per_page + WIRE_ENTRY_BYTES) +
-	       (1 - hit) * WIRE_RAW_PAGE_BYTES;
+	if (digests && in->line_bytes_per_page)
+		miss = in->line_bytes_per_page + WIRE_ENTRY_BYTES;
+	return hit * (in->xbzrle_bytes_per_page + WIRE_ENTRY_BYTES) + (1 - hit) * miss;
 }
 
 /* Each vCPU's dirty rate under throttle pct, in pages/s; their sum. */

@@ -29,6 +29,7 @@ struct predict_input {
 	bool per_vcpu;		       /* vcpu_pps measured */
 	double vcpu_pps[VM_MAX_VCPUS]; /* each vCPU's share of it */
 	double xbzrle_bytes_per_page;  /* measured delta size (0: unknown) */
+	double line_bytes_per_page;    /* the same as deltas of lines (0: unknown) */
 	double link_bps;	       /* bytes per second */
 	double verify_ms;	       /* hashing memory at the switchover, with verify */
 	struct mig_params params;      /* downtime, timeout, xbzrle, throttle */

@@ -15,16 +15,21 @@
 #include "util/time.h"
 #include "vm/memory.h"
 
+uint64_t encoder_digest_bytes(uint64_t cache_bytes, uint64_t npages)
+{
+	/* A cache smaller than the working set misses in proportion; a miss
+	 * with a digest still goes as a delta of lines. */
+	return digests_bytes(npages) <= cache_bytes / 2 ? digests_bytes(npages) : 0;
+}
+
 int encoder_init(struct encoder *e, uint64_t cache_bytes, uint64_t npages, bool live)
 {
-	uint64_t digest_bytes = digests_bytes(npages);
+	uint64_t digest_bytes = encoder_digest_bytes(cache_bytes, npages);
 
 	*e = (struct encoder){ .live = live && !cache_bytes };
 	if (!cache_bytes)
 		return 0;
-	/* A cache smaller than the working set misses in proportion; a miss
-	 * with a digest still goes as a delta of lines. */
-	if (digest_bytes <= cache_bytes / 2) {
+	if (digest_bytes) {
 		e->digests = digests_create(npages);
 		cache_bytes -= e->digests ? digest_bytes : 0;
 	}

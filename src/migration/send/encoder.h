@@ -43,6 +43,8 @@ struct encoder {
  * raw pages of a running guest may go as LPAGES (not with a cache).
  * Returns 0 or -errno with err_msg(). */
 int encoder_init(struct encoder *e, uint64_t cache_bytes, uint64_t npages, bool live);
+/* What of cache_bytes the line digests of npages take (0: they do not fit). */
+uint64_t encoder_digest_bytes(uint64_t cache_bytes, uint64_t npages);
 void encoder_free(struct encoder *e);
 
 /* Encode the n pages gfns[] of mem into b (emptied for round first). With
