@@ -47,11 +47,14 @@ completes xbzrle --converge none --xbzrle=128M
 [ "$(report "j['xbzrle']['pages'] > 0 and j['converge']['throttle_pct_max'] == 0")" = True ] ||
 	fail "XBZRLE did not do the work: $(report "j.get('xbzrle')")"
 done_pair
-note "a cache under the working set: its misses go as deltas of the lines that changed"
+note "a cache under the working set: its misses go as deltas of the lines that changed;"
+note "auto does not slow a guest that deltas carry (it judges after a delta round, not round 0)"
 pair "$BYTES"
-completes "xbzrle 40M" --converge none --xbzrle=40M
+completes "xbzrle 40M" --xbzrle=40M
 [ "$(report "j['xbzrle']['line_pages'] > 0 and j['xbzrle']['digest_bytes'] > 0")" = True ] ||
 	fail "no line deltas: $(report "j.get('xbzrle')")"
+[ "$(report "j['converge']['throttle_pct_max']")" = 0 ] ||
+	fail "auto slowed a guest that deltas carry: $(report "j['converge']['decisions']")"
 note "line deltas: $(report "j['xbzrle']['line_pages']") of $(report "j['xbzrle']['cache_misses']") misses"
 done_pair
 

@@ -262,7 +262,10 @@ int converge_after_round(struct converge *c, const struct mig_params *p,
 	double bw = r->bandwidth_bps, target = CONVERGE_TARGET * bw, total = 0;
 	char was[256], now[256];
 
-	if (bw <= 0)
+	/* With XBZRLE, round 0 cannot tell what a page sent again costs (a
+	 * delta, not the page): slowing the guest on its raw rate would throttle
+	 * a guest that deltas carry easily. The first delta round tells. */
+	if (bw <= 0 || (round == 0 && p->xbzrle_cache_bytes))
 		return 0;
 	unthrottled_rates(c, r, r0);
 	for (unsigned i = 0; i < n; i++)
