@@ -38,7 +38,9 @@ static int open_pipe(struct chan *c)
 	return 0;
 }
 
-/* Move len bytes from the pipe into the socket. */
+/* Move len bytes from the pipe into the socket. (splice has no
+ * MSG_NOSIGNAL: a closed peer raises SIGPIPE, which ferry ignores,
+ * cli/main.c, so it ends as EPIPE here.) */
 static int drain(struct chan *c, size_t len)
 {
 	while (len) {
