@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/xbzrle.h"
 #include "util/hash.h"
 
 struct digests {
@@ -59,31 +60,6 @@ void digests_note(struct digests *d, uint64_t gfn, const uint8_t *page)
 	d->known[gfn] = 1;
 }
 
-/* Append one run (skip unchanged bytes, then len bytes of page from at). */
-static bool put_run(uint8_t *out, size_t max, size_t *n, uint32_t skip, const uint8_t *from,
-		    uint32_t len)
-{
-	uint8_t head[4];
-	size_t h = 0;
-
-	for (uint32_t v = skip;; v >>= 7) { /* ULEB128, as codec/xbzrle.c */
-		head[h++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-		if (v <= 0x7f)
-			break;
-	}
-	for (uint32_t v = len;; v >>= 7) {
-		head[h++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-		if (v <= 0x7f)
-			break;
-	}
-	if (*n + h + len > max)
-		return false;
-	memcpy(out + *n, head, h);
-	memcpy(out + *n + h, from, len);
-	*n += h + len;
-	return true;
-}
-
 /* The delta that rewrites the changed lines of page. Neighbouring changed
  * lines make one run: a later run's skip is never 0 (the canonical form
  * xbzrle_check asks for). Its length, or -1 past max. */
@@ -101,8 +77,8 @@ static int encode_lines(const bool *changed, const uint8_t *page, uint8_t *out, 
 		}
 		while (j < DIGEST_LINES && changed[j])
 			j++;
-		if (!put_run(out, max, &n, i * DIGEST_LINE - end, page + i * DIGEST_LINE,
-			     (j - i) * DIGEST_LINE))
+		if (!xbzrle_put_run(out, max, &n, i * DIGEST_LINE - end, page + i * DIGEST_LINE,
+				    (j - i) * DIGEST_LINE))
 			return -1;
 		end = j * DIGEST_LINE;
 		i = j;

@@ -69,27 +69,35 @@ static uint32_t diff_run(const uint8_t *a, const uint8_t *b, uint32_t i)
 	return FERRY_PAGE_SIZE - same - start;
 }
 
-int xbzrle_encode(const uint8_t *old, const uint8_t *new, uint8_t *out, size_t max)
+bool xbzrle_put_run(uint8_t *out, size_t max, size_t *n, uint32_t skip, const uint8_t *from,
+		    uint32_t len)
 {
 	uint8_t head[6];
+	size_t h = uleb_put(head, skip);
+
+	h += uleb_put(head + h, len);
+	if (*n + h + len > max)
+		return false;
+	memcpy(out + *n, head, h);
+	memcpy(out + *n + h, from, len);
+	*n += h + len;
+	return true;
+}
+
+int xbzrle_encode(const uint8_t *old, const uint8_t *new, uint8_t *out, size_t max)
+{
 	size_t n = 0;
 	uint32_t i = 0;
 
 	for (;;) {
 		uint32_t skip = same_run(old, new, i), len;
-		size_t h;
 
 		i += skip;
 		if (i == FERRY_PAGE_SIZE)
 			return (int)n;
 		len = diff_run(old, new, i);
-		h = uleb_put(head, skip);
-		h += uleb_put(head + h, len);
-		if (n + h + len > max)
+		if (!xbzrle_put_run(out, max, &n, skip, new + i, len))
 			return -1;
-		memcpy(out + n, head, h);
-		memcpy(out + n + h, new + i, len);
-		n += h + len;
 		i += len;
 	}
 }

@@ -8,6 +8,7 @@
 #ifndef FERRY_CODEC_XBZRLE_H
 #define FERRY_CODEC_XBZRLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,12 @@
 /* Encode new against old into out (at most max bytes). Returns the delta's
  * length, or -1 if it would not fit in max bytes (send the page raw). */
 int xbzrle_encode(const uint8_t *old, const uint8_t *new, uint8_t *out, size_t max);
+
+/* Append one run to the delta of *n bytes at out (at most max): skip
+ * unchanged bytes, then the len changed bytes at from. false if it does not
+ * fit. For encoders that know the changed bytes another way. */
+bool xbzrle_put_run(uint8_t *out, size_t max, size_t *n, uint32_t skip, const uint8_t *from,
+		    uint32_t len);
 
 /* Check that delta is well formed for a page. Returns 0 or -EINVAL with
  * err_msg() saying what is wrong. */
