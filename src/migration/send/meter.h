@@ -53,7 +53,8 @@ struct meter {
 	uint64_t *probe; /* pages the probe's sync saw */
 	unsigned nr_vcpus;
 	bool compressing;
-	double verify_ms; /* hashing every page on both sides, with --verify */
+	double verify_ms;		    /* hashing every page on both sides, with --verify */
+	const struct guest_mem *verify_mem; /* what meter_time_verify timed */
 	uint64_t start_ns;
 	uint32_t rounds; /* measured so far */
 	struct meter_sample round_start;
@@ -65,7 +66,9 @@ struct meter {
 int meter_init(struct meter *m, struct dirty *dirty, uint64_t npages, unsigned nr_vcpus,
 	       bool compressing, uint64_t start_ns);
 void meter_free(struct meter *m);
-/* With --verify: time hashing a sample of mem, to predict hashing it all. */
+/* With --verify: time hashing a sample of mem, to predict hashing it all;
+ * each round end times it once more and keeps the fastest, so that a load
+ * spike during the first timing does not inflate every round's forecast. */
 void meter_time_verify(struct meter *m, const struct guest_mem *mem);
 
 void meter_round_start(struct meter *m, const struct meter_sample *s);
