@@ -37,10 +37,10 @@ struct encoder {
 	struct xbzrle_stats xbzrle;
 };
 
-/* cache_bytes 0: no XBZRLE; with it, line digests of every page take up
- * to half of it where they fit (ENCODER_DIGEST_SHARE), the page cache the
- * rest. live: nothing compresses the batches, so
- * raw pages of a running guest may go as LPAGES (not with a cache).
+/* cache_bytes 0: no XBZRLE; with it, line digests of every page take
+ * their share where it is at most half of it (encoder_digest_bytes), the
+ * page cache the rest. live: nothing compresses the batches, so raw pages
+ * of a running guest may go as LPAGES (not with a cache).
  * Returns 0 or -errno with err_msg(). */
 int encoder_init(struct encoder *e, uint64_t cache_bytes, uint64_t npages, bool live);
 /* What of cache_bytes the line digests of npages take (0: they do not fit). */
