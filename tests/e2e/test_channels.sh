@@ -24,8 +24,10 @@ hop() {
 	expect_progress "$to"
 }
 
-# The report's pipeline: as many channels as asked, each used, each one's
-# bytes as the destination counted them; compressed where asked.
+# The report's pipeline: as many channels as asked, each one's bytes as the
+# destination counted them, more than one carrying pages (which ones, and
+# how many, is the scheduler's: on a loaded host one worker of 16 may never
+# run in time); compressed where asked.
 report() {
 	python3 - "$TMP/report.json" "$1" <<'PY'
 import json, sys
@@ -35,8 +37,9 @@ def check(j, ch, codec):
     chans = p["channels"]
     assert p["data_channels"] == ch, f"{p['data_channels']} data channels"
     assert len(chans) == ch, f"{len(chans)} channel entries"
+    used = [c["index"] for c in chans if c["batches"] > 0]
+    assert len(used) >= min(ch, 2), f"only channels {used} carried pages"
     for c in chans:
-        assert c["batches"] > 0, f"channel {c['index']} carried nothing"
         assert c["dest_bytes"] == c["bytes"], f"channel {c['index']}: sent {c['bytes']}, received {c['dest_bytes']}"
     packed = sum(c["compressed"] for c in chans)
     ratio = sum(c["raw_bytes"] for c in chans) / sum(c["bytes"] for c in chans)
@@ -110,9 +113,11 @@ expect_guest_ok src
 # again, and one the guest never writes again fails the migration at END.
 # This guest fills its heap once and never writes it again; the record
 # damaged is one of its heap's (from 8 MiB: batch 16 on), on a data
-# channel and on the main channel.
+# channel and on the main channel: with one channel carrying every batch,
+# so that the 40th record is one of round 0's whole batches (with two,
+# which channel carries which batch is the scheduler's).
 vm still --mem 256M --vcpus 1 --workload idle:data=random
-for where in "1:40 --channels 2 --compress none" "0:40 --channels 0"; do
+for where in "1:40 --channels 1 --compress none" "0:40 --channels 0"; do
 	wait_incoming dst
 	start_proxy "$PROXY_PORT" "unix:$TMP/in-bad.sock" --corrupt ${where%% *}
 	migrate still "tcp:127.0.0.1:$PROXY_PORT" ${where#* } && fail "a damaged page was accepted ($where)"

@@ -178,7 +178,32 @@ static void test_damaged_head(void **state)
 	assert_non_null(strstr(err_msg(), "LPAGES record failed its checksum"));
 }
 
-/* LPAGES carries zero and raw pages only. */
+/* A list damaged in transit so that it names a page beyond guest memory is
+ * named for what happened: the checksum is checked before the list is
+ * read for its meaning. */
+static void test_damage_named(void **state)
+{
+	struct fixture *f = *state;
+	struct rec_pages fixed = { .count = 1, .round = 0 };
+	uint64_t entry = PAGE_ENTRY(5, PAGE_RAW), hash = hash64(f->page[0], PAGE);
+	struct iovec iov[4] = {
+		{ &fixed, sizeof(fixed) }, { &entry, 8 }, { &hash, 8 }, { f->page[0], PAGE }
+	};
+	struct rec_header hdr = { .type = REC_LPAGES, .length = 8 + 8 + 8 + PAGE };
+	struct hash_state st;
+
+	rec_checksum_begin(&hdr, &st);
+	hash_update(&st, &fixed, sizeof(fixed));
+	hash_update(&st, &entry, 8);
+	hash_update(&st, &hash, 8);
+	entry = PAGE_ENTRY(1ull << 30, PAGE_RAW);
+	assert_int_equal(wire_send_hashed(&f->tx, REC_LPAGES, iov, 4, hash_end(&st)), 0);
+	assert_int_equal(receive(f), -EINVAL);
+	assert_non_null(strstr(err_msg(), "LPAGES record failed its checksum"));
+}
+
+/* LPAGES carries zero and raw pages only (the record is otherwise sound:
+ * its checksum covers its head, as the protocol says). */
 static void test_no_deltas(void **state)
 {
 	struct fixture *f = *state;
@@ -186,8 +211,13 @@ static void test_no_deltas(void **state)
 	uint64_t entry = PAGE_ENTRY_LEN(5, PAGE_XBZRLE, 8);
 	uint8_t delta[8] = { 0 };
 	struct iovec iov[3] = { { &fixed, sizeof(fixed) }, { &entry, 8 }, { delta, 8 } };
+	struct rec_header hdr = { .type = REC_LPAGES, .length = 8 + 8 + 8 };
+	struct hash_state st;
 
-	assert_int_equal(wire_send(&f->tx, REC_LPAGES, iov, 3), 0);
+	rec_checksum_begin(&hdr, &st);
+	hash_update(&st, &fixed, sizeof(fixed));
+	hash_update(&st, &entry, 8);
+	assert_int_equal(wire_send_hashed(&f->tx, REC_LPAGES, iov, 3, hash_end(&st)), 0);
 	assert_int_equal(receive(f), -EINVAL);
 	assert_non_null(strstr(err_msg(), "XBZRLE"));
 }
@@ -199,6 +229,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_damaged_then_mended, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zero_mends_delta_does_not, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_head, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damage_named, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_deltas, setup, teardown),
 	};
 

@@ -244,14 +244,15 @@ static int recv_pages(struct page_writer *w, struct chan *c, const struct rec_he
 }
 
 /* An LPAGES record: its head (list and page hashes) read and checked
- * whole, then each raw page straight into guest memory and checked
- * against its own hash (check_each). */
+ * whole, its checksum before its meaning (damage in transit is named so),
+ * then each raw page straight into guest memory and checked against its own
+ * hash (check_each). */
 static int recv_live(struct page_writer *w, struct chan *c, const struct rec_header *hdr,
 		     struct wire_buf *buf, uint32_t round)
 {
 	struct hash_state st;
 	struct pages_view v;
-	uint32_t count = 0, head = sizeof(struct rec_pages);
+	uint32_t count = 0, head = sizeof(struct rec_pages), covers = 0;
 	int rc = wire_buf_reserve(buf, head + 16ull * PAGES_MAX_COUNT);
 
 	if (rc == 0)
@@ -261,15 +262,19 @@ static int recv_live(struct page_writer *w, struct chan *c, const struct rec_hea
 	if (rc == 0)
 		rc = chan_read(c, buf->data + head, 8ull * count);
 	head += 8 * count;
-	if (rc == 0)
-		rc = rec_parse_pages_head(REC_LPAGES, buf->data, hdr->length, w->npages, &v);
-	if (rc == 0)
-		rc = chan_read(c, buf->data + head, 8ull * v.raw);
+	if (rc == 0) { /* the page hashes, as many as the list says raw pages */
+		covers = rec_checksum_covers(REC_LPAGES, buf->data, hdr->length);
+		rc = covers > head ? chan_read(c, buf->data + head, covers - head) : 0;
+	}
 	if (rc < 0)
 		return rc;
 	rec_checksum_begin(hdr, &st);
-	hash_update(&st, buf->data, head + 8ull * v.raw);
+	hash_update(&st, buf->data, covers);
 	rc = rec_checksum_end(hdr, &st);
+	if (rc == 0)
+		rc = rec_parse_pages_head(REC_LPAGES, buf->data, hdr->length, w->npages, &v);
+	if (rc == 0 && covers != head + 8ull * v.raw)
+		rc = err_set(-EINVAL, "LPAGES record is shorter than its page hashes");
 	if (rc == 0 && v.round != round)
 		rc = err_set(-EPROTO, "a page batch of round %u arrived during round %u", v.round,
 			     round);
