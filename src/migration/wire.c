@@ -32,8 +32,9 @@ int wire_send(struct chan *c, uint32_t type, const struct iovec *body, int n)
 	return send_with(c, &hdr, body, n, false);
 }
 
-int wire_send_hashed(struct chan *c, uint32_t type, const struct iovec *body, int n,
-		     uint64_t checksum)
+/* A record whose checksum the caller computed. */
+static int send_checked(struct chan *c, uint32_t type, const struct iovec *body, int n,
+			uint64_t checksum, bool by_ref)
 {
 	struct rec_header hdr = { .type = type, .checksum = checksum };
 
@@ -41,18 +42,18 @@ int wire_send_hashed(struct chan *c, uint32_t type, const struct iovec *body, in
 		return -EINVAL;
 	for (int i = 0; i < n; i++)
 		hdr.length += (uint32_t)body[i].iov_len;
-	return send_with(c, &hdr, body, n, false);
+	return send_with(c, &hdr, body, n, by_ref);
+}
+
+int wire_send_hashed(struct chan *c, uint32_t type, const struct iovec *body, int n,
+		     uint64_t checksum)
+{
+	return send_checked(c, type, body, n, checksum, false);
 }
 
 int wire_send_live(struct chan *c, const struct iovec *body, int n, uint64_t checksum)
 {
-	struct rec_header hdr = { .type = REC_LPAGES, .checksum = checksum };
-
-	if (n > CHAN_MAX_IOV - 2)
-		return -EINVAL;
-	for (int i = 0; i < n; i++)
-		hdr.length += (uint32_t)body[i].iov_len;
-	return send_with(c, &hdr, body, n, true);
+	return send_checked(c, REC_LPAGES, body, n, checksum, true);
 }
 
 int wire_send_empty(struct chan *c, uint32_t type)

@@ -155,11 +155,10 @@ static void test_zero_mends_delta_does_not(void **state)
 	assert_int_equal(*(uint8_t *)mem_host(&f->mem, 5 * PAGE, 1), 0);
 }
 
-/* The head (list, hashes) is the record's checksum's: damage there is
- * refused, as in any record. */
-static void test_damaged_head(void **state)
+/* Send one LPAGES record of page 5 whose list becomes changed after its
+ * checksum was taken (damage in transit). */
+static void send_changed_head(struct fixture *f, uint64_t changed)
 {
-	struct fixture *f = *state;
 	struct rec_pages fixed = { .count = 1, .round = 0 };
 	uint64_t entry = PAGE_ENTRY(5, PAGE_RAW), hash = hash64(f->page[0], PAGE);
 	struct iovec iov[4] = {
@@ -172,8 +171,17 @@ static void test_damaged_head(void **state)
 	hash_update(&st, &fixed, sizeof(fixed));
 	hash_update(&st, &entry, 8);
 	hash_update(&st, &hash, 8);
-	entry = PAGE_ENTRY(7, PAGE_RAW); /* changed after the checksum */
+	entry = changed;
 	assert_int_equal(wire_send_hashed(&f->tx, REC_LPAGES, iov, 4, hash_end(&st)), 0);
+}
+
+/* The head (list, hashes) is the record's checksum's: damage there is
+ * refused, as in any record. */
+static void test_damaged_head(void **state)
+{
+	struct fixture *f = *state;
+
+	send_changed_head(f, PAGE_ENTRY(7, PAGE_RAW));
 	assert_int_equal(receive(f), -EINVAL);
 	assert_non_null(strstr(err_msg(), "LPAGES record failed its checksum"));
 }
@@ -184,20 +192,8 @@ static void test_damaged_head(void **state)
 static void test_damage_named(void **state)
 {
 	struct fixture *f = *state;
-	struct rec_pages fixed = { .count = 1, .round = 0 };
-	uint64_t entry = PAGE_ENTRY(5, PAGE_RAW), hash = hash64(f->page[0], PAGE);
-	struct iovec iov[4] = {
-		{ &fixed, sizeof(fixed) }, { &entry, 8 }, { &hash, 8 }, { f->page[0], PAGE }
-	};
-	struct rec_header hdr = { .type = REC_LPAGES, .length = 8 + 8 + 8 + PAGE };
-	struct hash_state st;
 
-	rec_checksum_begin(&hdr, &st);
-	hash_update(&st, &fixed, sizeof(fixed));
-	hash_update(&st, &entry, 8);
-	hash_update(&st, &hash, 8);
-	entry = PAGE_ENTRY(1ull << 30, PAGE_RAW);
-	assert_int_equal(wire_send_hashed(&f->tx, REC_LPAGES, iov, 4, hash_end(&st)), 0);
+	send_changed_head(f, PAGE_ENTRY(1ull << 30, PAGE_RAW));
 	assert_int_equal(receive(f), -EINVAL);
 	assert_non_null(strstr(err_msg(), "LPAGES record failed its checksum"));
 }

@@ -129,7 +129,7 @@ static void test_by_reference(void **unused)
 }
 
 /* Over TCP the socket copies: splicing pages into loopback TCP measured
- * slower than its copy here (1.4-1.9 against 3.9-4.4 GB/s). A socket that
+ * slower than its copy here (docs/migration.md, "Copies"). A socket that
  * blocks neither: its waits would not see the timeout or the cancel. */
 static void test_copy_elsewhere(void **unused)
 {

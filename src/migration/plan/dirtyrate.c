@@ -68,13 +68,12 @@ static void encode_samples(struct dirtyrate *d, struct dirtyrate_result *r)
 
 	for (uint32_t i = 0; i < d->nsamples; i++) {
 		uint64_t g = d->sample_gfn[i];
+		const uint8_t *old = d->sample + (size_t)i * FERRY_PAGE_SIZE;
+		const uint8_t *now = mem_host(&d->vm->mem, g * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE);
 		int n;
 
 		if (!bitmap_test(d->second, g))
 			continue;
-		const uint8_t *old = d->sample + (size_t)i * FERRY_PAGE_SIZE;
-		const uint8_t *now = mem_host(&d->vm->mem, g * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE);
-
 		n = xbzrle_encode(old, now, out, FERRY_PAGE_SIZE - 1);
 		bytes += n < 0 ? FERRY_PAGE_SIZE : (uint64_t)n;
 		n = lines_delta(old, now, out, FERRY_PAGE_SIZE - 1);

@@ -29,18 +29,16 @@ int encoder_init(struct encoder *e, uint64_t cache_bytes, uint64_t npages, bool 
 	*e = (struct encoder){ .live = live && !cache_bytes };
 	if (!cache_bytes)
 		return 0;
-	if (digest_bytes) {
+	if (digest_bytes)
 		e->digests = digests_create(npages);
-		cache_bytes -= e->digests ? digest_bytes : 0;
-	}
-	e->cache = page_cache_create(cache_bytes, npages, PAGE_CACHE_ASSOC);
+	e->cache = page_cache_create(cache_bytes - digest_bytes, npages, PAGE_CACHE_ASSOC);
 	e->delta = malloc(FERRY_PAGE_SIZE);
-	if (!e->cache || !e->delta) {
+	if (!e->cache || !e->delta || (digest_bytes && !e->digests)) {
 		encoder_free(e);
 		return err_set(-ENOMEM, "out of memory for the XBZRLE cache");
 	}
 	e->xbzrle.cache_bytes = page_cache_bytes(e->cache);
-	e->xbzrle.digest_bytes = e->digests ? digest_bytes : 0;
+	e->xbzrle.digest_bytes = digest_bytes;
 	return 0;
 }
 

@@ -4,11 +4,12 @@
  * Switch over once the expected downtime (the dirty pages' bytes and the
  * bytes still queued, at the measured bandwidth, plus the switchover's
  * fixed cost) fits the limit; one more round while that would at least
- * halve the pages' share of it (a slowed guest: while it would shrink it). Give up, with a sentence
- * that gives the numbers, when the timeout has passed; when the fixed cost alone exceeds the limit
- * and, after a while, the pages are not what is in the way; and when rounds have stopped shrinking
- * what is left while the guest dirties faster than the link carries and the convergence strategy
- * has nothing left to try. */
+ * halve the pages' share of it (a slowed guest: while it would shrink
+ * it). Give up, with a sentence that gives the numbers, when the timeout
+ * has passed; when the fixed cost alone exceeds the limit and, after a
+ * while, the pages are not what is in the way; and when rounds have
+ * stopped shrinking what is left while the guest dirties faster than the
+ * link carries and the convergence strategy has nothing left to try. */
 #ifndef FERRY_MIGRATION_SEND_POLICY_H
 #define FERRY_MIGRATION_SEND_POLICY_H
 
