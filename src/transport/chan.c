@@ -329,8 +329,16 @@ int chan_wait_ready(struct chan *c, short events)
 	struct pollfd p[3] = { { .fd = c->fd, .events = events },
 			       { .fd = c->cancel ? c->cancel->fd : -1, .events = POLLIN },
 			       { .fd = watch ? c->speaker->fd : -1, .events = POLLIN } };
-	int rc = poll(p, 3, c->timeout_ms);
+	uint64_t heard = c->company ? __atomic_load_n(c->company, __ATOMIC_RELAXED) : 0;
+	int rc;
 
+	while ((rc = poll(p, 3, c->timeout_ms)) == 0 && c->company) {
+		uint64_t now = __atomic_load_n(c->company, __ATOMIC_RELAXED);
+
+		if (now == heard)
+			break;
+		heard = now;
+	}
 	if (rc < 0)
 		return errno == EINTR ? 0 : -errno;
 	if (p[1].revents)
@@ -464,6 +472,8 @@ int chan_readv(struct chan *c, struct iovec *iov, int n)
 			continue;
 		}
 		c->bytes_received += (uint64_t)r;
+		if (c->company)
+			__atomic_add_fetch(c->company, (uint64_t)r, __ATOMIC_RELAXED);
 		while (n > 0 && (size_t)r >= iov->iov_len) { /* the pieces it filled */
 			r -= (ssize_t)iov->iov_len;
 			iov++;

@@ -35,6 +35,11 @@ struct chan {
 	/* NULL, or a count shared by channels: one more while this one waits
 	 * for something to read (a sign that its reader is idle). */
 	uint32_t *waiting;
+	/* NULL, or a byte count shared by the channels of one migration: each
+	 * adds what it receives, and a wait on one that hears nothing is no
+	 * stall while the count grows (the main channel is silent while data
+	 * channels carry a round, however long the round lasts). */
+	uint64_t *company;
 	bool by_ref; /* pages may go by reference (transport/splice.h) */
 	bool piped;  /* pipe[] is open */
 	int pipe[2]; /* for pages by reference */
@@ -63,8 +68,9 @@ int chan_writev(struct chan *c, const struct iovec *iov, int n);
  * memory whose later change the peer tolerates (a running guest's pages,
  * each with its own hash). */
 int chan_writev_ref(struct chan *c, const struct iovec *iov, int n);
-/* Wait until c is ready for events (POLLIN, POLLOUT), within its timeout,
- * unless its cancel fires or (writing) its speaker speaks. */
+/* Wait until c is ready for events (POLLIN, POLLOUT), within its timeout
+ * (renewed while its company grows), unless its cancel fires or (writing)
+ * its speaker speaks. */
 int chan_wait_ready(struct chan *c, short events);
 /* Read exactly len bytes. */
 int chan_read(struct chan *c, void *buf, size_t len);

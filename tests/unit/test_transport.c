@@ -1,5 +1,7 @@
-/* Migration addresses, the rate limiter, and pages by reference. */
+/* Migration addresses, the rate limiter, pages by reference, and the
+ * company that keeps a silent channel from timing out. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +20,7 @@
 #include "transport/uri.h"
 #include "util/error.h"
 #include "util/size.h"
+#include "util/time.h"
 
 static void test_uri(void **unused)
 {
@@ -145,6 +148,69 @@ static void test_copy_elsewhere(void **unused)
 	close(sv[1]);
 }
 
+#define SILENT_MS 500
+
+/* Channels in company: main and data, each a socketpair's reading end. */
+struct company {
+	int main_tx, data_tx;
+	struct chan main, data;
+	uint64_t heard;
+};
+
+static void company_open(struct company *k)
+{
+	int m[2], d[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, m), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, d), 0);
+	chan_init_fd(&k->main, m[0]);
+	chan_init_fd(&k->data, d[0]);
+	k->main_tx = m[1];
+	k->data_tx = d[1];
+	k->heard = 0;
+	k->main.company = k->data.company = &k->heard;
+	k->main.timeout_ms = SILENT_MS;
+}
+
+/* The data channel hears a byte at a time for four of main's timeouts,
+ * then main hears its record. */
+static void *busy_data(void *arg)
+{
+	struct company *k = arg;
+	uint64_t end = time_now_ns() + 4ull * SILENT_MS * NS_PER_MS;
+	uint8_t b = 1;
+
+	while (time_now_ns() < end) {
+		assert_int_equal(write(k->data_tx, &b, 1), 1);
+		assert_int_equal(chan_read(&k->data, &b, 1), 0);
+	}
+	assert_int_equal(write(k->main_tx, "END!", 4), 4);
+	return NULL;
+}
+
+/* Main's silence is no stall while its data channel hears the peer; once
+ * none of them hears anything, it is. */
+static void test_company(void **unused)
+{
+	struct company k;
+	pthread_t t;
+	char got[4];
+
+	(void)unused;
+	company_open(&k);
+	assert_int_equal(pthread_create(&t, NULL, busy_data, &k), 0);
+	assert_int_equal(chan_read(&k.main, got, 4), 0);
+	assert_memory_equal(got, "END!", 4);
+	pthread_join(t, NULL);
+	assert_true(k.heard > 4);
+	assert_int_equal(chan_read(&k.main, got, 1), -ETIMEDOUT);
+	assert_string_equal(err_msg(), "the connection stalled for 0.5 s");
+	chan_close(&k.main);
+	chan_close(&k.data);
+	close(k.main_tx);
+	close(k.data_tx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -153,6 +219,7 @@ int main(void)
 		cmocka_unit_test(test_ratelimit_average),
 		cmocka_unit_test(test_by_reference),
 		cmocka_unit_test(test_copy_elsewhere),
+		cmocka_unit_test(test_company),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

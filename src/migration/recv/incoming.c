@@ -42,6 +42,7 @@ struct incoming {
 	uint64_t *written; /* pages the stream wrote; the others are still zero */
 	uint64_t *damaged; /* pages whose newest copy failed its hash (apply.h) */
 	uint32_t waiting;  /* channels waiting for the link (chan.waiting) */
+	uint64_t heard;	   /* bytes all channels received (chan.company) */
 	struct prefault *prefault;
 	struct receivers *rx;	    /* the data channels */
 	struct page_writer pages;   /* the main channel's pages */
@@ -136,6 +137,7 @@ static int join_channels(struct incoming *in)
 	int rc = receivers_accept(in->lfd, in->uri, &in->hello.channels, (int)in->o->io_timeout_ms,
 				  in->chan->cancel, &in->rx);
 
+	in->chan->company = &in->heard;
 	if (rc == 0)
 		rc = receivers_start(in->rx, &in->vm->mem, in->written, in->damaged, &in->waiting,
 				     in->chan);
@@ -443,6 +445,7 @@ static void discard(struct incoming *in, bool keep_vm)
 {
 	prefault_stop(in->prefault);
 	in->chan->waiting = NULL;
+	in->chan->company = NULL;
 	receivers_free(in->rx);
 	page_writer_free(&in->pages);
 	if (keep_vm && in->lent)

@@ -169,6 +169,7 @@ int receivers_start(struct receivers *r, const struct guest_mem *mem, uint64_t *
 		c->set = r;
 		c->index = i;
 		c->chan.waiting = waiting;
+		c->chan.company = main->company;
 		if (rc < 0)
 			return rc;
 		rc = pthread_create(&c->thread, NULL, receiver_thread, c);

@@ -26,7 +26,8 @@ struct cancel;
 int receivers_accept(int lfd, const char *uri, const struct rec_channels *ch, int timeout_ms,
 		     const struct cancel *cancel, struct receivers **out);
 /* Start writing pages into mem (the bitmaps are apply.h's; waiting counts
- * the channels waiting for the link, chan.h). A failing channel stops the
+ * the channels waiting for the link, chan.h; each keeps main's company, so
+ * that none times out while another hears the source). A failing channel stops the
  * others and makes main's blocked read fail, so that the main thread
  * learns it. */
 int receivers_start(struct receivers *r, const struct guest_mem *mem, uint64_t *written,
