@@ -28,6 +28,8 @@ static const char migrate_help[] =
 	"  2  usage: a flag or value it does not understand (nothing was started)\n"
 	"  3  unknown: COMMIT went out and the destination did not confirm; the guest is\n"
 	"     paused here and may run there. Run 'ferry migrate-resolve'.\n"
+	"  4  lost: post-copy broke after the guest started on the destination; neither\n"
+	"     side has all its memory (see --postcopy)\n"
 	"\n"
 	"  --to URI              tcp:HOST:PORT, unix:PATH or fd:N\n"
 	"  --downtime-ms N       the pause the guest may see at the end (default 300)\n"
@@ -63,6 +65,13 @@ static const char migrate_help[] =
 	"                          auto: measure the link and each codec as it goes and\n"
 	"                            use whichever moves pages fastest (none on a fast link)\n"
 	"                        a batch that does not shrink goes uncompressed\n"
+	"  --postcopy            allow a switch to post-copy: the guest moves at once and\n"
+	"                        its remaining pages follow, those it touches first.\n"
+	"                        With --converge auto it switches where it would slow\n"
+	"                        the guest; 'ferry ctl ... migrate-start-postcopy'\n"
+	"                        switches at the end of the round. Until its last page\n"
+	"                        is over, the guest needs both hosts: if either dies\n"
+	"                        or the link breaks, it is lost (exit status 4)\n"
 	"  --json                print the final report as one JSON object (last line)\n"
 	"\n"
 	"Example:\n"
@@ -151,6 +160,7 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 		{ "throttle-max", required_argument, NULL, '3' },
 		{ "channels", required_argument, NULL, 'n' },
 		{ "compress", required_argument, NULL, 'z' },
+		{ "postcopy", no_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -182,6 +192,9 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 			break;
 		case 'v':
 			json_object_set_new(o->args, "verify", json_true());
+			break;
+		case 'P':
+			json_object_set_new(o->args, "postcopy", json_true());
 			break;
 		case 'x':
 			rc = add_xbzrle(o->args, optarg);
@@ -269,6 +282,16 @@ static void report_pipeline(json_t *pl)
 		       num(c, "link_mbps"), num(c, "ratio"));
 }
 
+static void report_postcopy(json_t *p)
+{
+	if (!p)
+		return;
+	printf("  postcopy  %.0f ms after the switch: %.0f pages, %.0f asked for in %.0f requests (%.0f faults); a page's wait: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+	       num(p, "ms"), num(p, "pending_pages"), num(p, "pages_asked"), num(p, "requests"),
+	       num(p, "faults"), num(p, "fault_wait_p50_ms"), num(p, "fault_wait_p99_ms"),
+	       num(p, "fault_wait_max_ms"));
+}
+
 static void report(json_t *s)
 {
 	json_t *pages = json_object_get(s, "pages"), *ph = json_object_get(s, "phases");
@@ -301,12 +324,14 @@ static void report(json_t *s)
 		printf("            round %.0f: %s\n", num(d, "round"),
 		       json_string_value(json_object_get(d, "decision")));
 	report_pipeline(json_object_get(s, "pipeline"));
+	report_postcopy(json_object_get(s, "postcopy"));
 	printf("  verify    %s\n", json_string_value(json_object_get(s, "verify")));
 }
 
 static bool final_status(const char *s)
 {
-	return strcmp(s, "setup") && strcmp(s, "active") && strcmp(s, "switchover");
+	return strcmp(s, "setup") && strcmp(s, "active") && strcmp(s, "switchover") &&
+	       strcmp(s, "postcopy-active");
 }
 
 int cmd_migrate(int argc, char **argv)
@@ -344,7 +369,10 @@ int cmd_migrate(int argc, char **argv)
 	} else {
 		report(r);
 	}
-	rc = !strcmp(status, "completed") ? 0 : !strcmp(status, "unknown") ? EXIT_UNKNOWN : 1;
+	rc = !strcmp(status, "completed") ? 0
+	     : !strcmp(status, "unknown") ? EXIT_UNKNOWN
+	     : !strcmp(status, "lost")	  ? EXIT_LOST
+					  : 1;
 	json_decref(r);
 	return rc;
 }

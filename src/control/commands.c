@@ -111,6 +111,7 @@ static const struct {
 	{ "migrate-set-parameters", control_migrate_set_parameters },
 	{ "query-migrate", control_query_migrate },
 	{ "migrate-cancel", control_migrate_cancel },
+	{ "migrate-start-postcopy", control_migrate_start_postcopy },
 	{ "migrate-incoming-cancel", control_migrate_incoming_cancel },
 	{ "migrate-incoming-prealloc", NULL, control_migrate_incoming_prealloc },
 	{ "calc-dirty-rate", control_calc_dirty_rate },

@@ -83,6 +83,7 @@ json_t *control_migrate(struct control_ctx *ctx, json_t *args);
 json_t *control_migrate_set_parameters(struct control_ctx *ctx, json_t *args);
 json_t *control_query_migrate(struct control_ctx *ctx, json_t *args);
 json_t *control_migrate_cancel(struct control_ctx *ctx, json_t *args);
+json_t *control_migrate_start_postcopy(struct control_ctx *ctx, json_t *args);
 /* A migration's id as operators see it: 16 hex digits. */
 json_t *control_id_json(uint64_t id);
 /* The destination's commands (control/incoming.c). */

@@ -121,6 +121,11 @@ static int parse_params(json_t *args, struct mig_params *p)
 			return err_set(-EINVAL, "verify must be true or false");
 		p->verify = json_is_true(v);
 	}
+	if ((v = json_object_get(args, "postcopy"))) {
+		if (!json_is_boolean(v))
+			return err_set(-EINVAL, "postcopy must be true or false");
+		p->postcopy = json_is_true(v);
+	}
 	return 0;
 }
 
@@ -200,6 +205,16 @@ json_t *control_migrate_set_parameters(struct control_ctx *ctx, json_t *args)
 	if (migration_running(ctx))
 		mig_source_set_params(ctx->migration, &ctx->params);
 	return json_object();
+}
+
+json_t *control_migrate_start_postcopy(struct control_ctx *ctx, json_t *args)
+{
+	(void)args;
+	if (!migration_running(ctx)) {
+		err_set(-EINVAL, "no migration is running");
+		return NULL;
+	}
+	return mig_source_start_postcopy(ctx->migration) < 0 ? NULL : json_object();
 }
 
 json_t *control_migrate_cancel(struct control_ctx *ctx, json_t *args)
@@ -285,6 +300,20 @@ static json_t *codec_json(const struct mig_compress *asked, const struct codec_r
 			 (int)(asked->automatic ? c->changes : 0), "log", log);
 }
 
+/* Post-copy: the source's count and the destination's (PLACED; zero until
+ * it came). */
+static json_t *postcopy_json(const struct postcopy_report *p)
+{
+	return json_pack("{s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f}", "ms", p->ms, "pending_pages",
+			 (json_int_t)p->pending, "requests", (json_int_t)p->requests,
+			 "requested_pages", (json_int_t)p->requested_pages, "faults",
+			 (json_int_t)p->placed.faults, "pages_asked", (json_int_t)p->placed.asked,
+			 "pages_pushed", (json_int_t)p->placed.pushed, "fault_wait_p50_ms",
+			 (double)p->placed.wait_p50_ns / 1e6, "fault_wait_p99_ms",
+			 (double)p->placed.wait_p99_ns / 1e6, "fault_wait_max_ms",
+			 (double)p->placed.wait_max_ns / 1e6);
+}
+
 static json_t *pipeline_json(const struct mig_stats *s)
 {
 	json_t *chans = json_array();
@@ -318,6 +347,8 @@ json_t *control_query_migrate(struct control_ctx *ctx, json_t *args)
 	json_object_set_new(r, "pipeline", pipeline_json(&s));
 	if (s.xbzrle.cache_bytes)
 		json_object_set_new(r, "xbzrle", xbzrle_json(&s));
+	if (s.postcopy.used)
+		json_object_set_new(r, "postcopy", postcopy_json(&s.postcopy));
 	if (s.reason[0])
 		json_object_set_new(r, "reason", json_string(s.reason));
 	return r;

@@ -109,11 +109,18 @@ static int refuse_cont(struct control_ctx *ctx, bool force)
 		return err_set(
 			-EINVAL,
 			"the guest has migrated away and runs on the destination; resuming it here would run it twice");
+	if (s == MIG_POSTCOPY)
+		return err_set(-EBUSY, "the guest runs on the destination, which is still "
+				       "getting its last pages from here");
 	if (s == MIG_SETUP || s == MIG_ACTIVE || s == MIG_SWITCHOVER)
 		return err_set(
 			-EBUSY,
 			"a migration is in progress (%s): cancel it first (migrate-cancel); the guest then runs on here",
 			mig_status_name(s));
+	if (s == MIG_LOST && !force)
+		return err_set(
+			-EINVAL,
+			"post-copy broke after the guest ran on the destination: this memory is the guest as it was at the switch. Make sure it does not run there, then cont with {\"force\": true} to run it from that point");
 	if (s == MIG_UNKNOWN && !force)
 		return err_set(
 			-EINVAL,

@@ -16,10 +16,12 @@ enum mig_status {
 	MIG_SETUP,	/* connecting, handshake, destination allocating memory */
 	MIG_ACTIVE,	/* pre-copy rounds, guest running */
 	MIG_SWITCHOVER, /* guest paused, last pages and state going out */
+	MIG_POSTCOPY,	/* the guest runs on the destination, its last pages follow */
 	MIG_COMPLETED,	/* the guest runs on the destination */
 	MIG_FAILED,	/* before COMMIT: the source guest runs on, memory intact */
 	MIG_CANCELLED,	/* likewise, on request */
 	MIG_UNKNOWN,	/* COMMIT sent, no answer: paused here, an operator decides */
+	MIG_LOST,	/* post-copy broke after the guest ran there: neither side can run it */
 };
 
 enum converge_strategy {
@@ -56,6 +58,7 @@ struct mig_params {
 	uint32_t throttle_max;		 /* every throttling strategy's cap, % (99) */
 	uint32_t channels;		 /* data channels; 0: pages on the main channel */
 	struct mig_compress compress;	 /* default none */
+	bool postcopy;			 /* a switch to post-copy is allowed */
 };
 
 /* --compress auto's plan: codec lo for most batches, hi (denser, more CPU)
@@ -127,6 +130,17 @@ struct channel_stats {
 	uint64_t compress_cpu_ns, wait_ns;     /* CPU compressing; waiting for the socket */
 };
 
+/* Post-copy, once switched to: the source's account, and the destination's
+ * (its PLACED record). */
+struct postcopy_report {
+	bool used;
+	double ms;		  /* from COMMIT to PLACED */
+	uint64_t pending;	  /* pages still to send at the switch */
+	uint64_t requests;	  /* REQUEST records */
+	uint64_t requested_pages; /* pages they asked for */
+	struct rec_placed placed;
+};
+
 struct mig_stats {
 	enum mig_status status;
 	uint64_t id;	  /* the migration's (SESSION) */
@@ -150,6 +164,7 @@ struct mig_stats {
 	/* The destination's side of each, from its RECEIVED record at the end. */
 	struct rec_received_chan received[CHANNELS_MAX];
 	struct codec_report codec; /* the codec over time */
+	struct postcopy_report postcopy;
 };
 
 void mig_params_default(struct mig_params *p);

@@ -20,8 +20,10 @@ void mig_params_default(struct mig_params *p)
 
 const char *mig_status_name(enum mig_status s)
 {
-	static const char *const names[] = { "none",	  "setup",  "active",	 "switchover",
-					     "completed", "failed", "cancelled", "unknown" };
+	static const char *const names[] = { "none",	   "setup",	      "active",
+					     "switchover", "postcopy-active", "completed",
+					     "failed",	   "cancelled",	      "unknown",
+					     "lost" };
 
 	return names[s];
 }

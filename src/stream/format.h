@@ -12,12 +12,14 @@
 #define STREAM_VERSION	  3
 #define STREAM_BYTE_ORDER 0x01020304u
 
-#define REC_OPTIONAL	 0x80000000u
-#define REC_MAX_BODY	 (8u << 20)
-#define PAGES_MAX_COUNT	 512u
-#define HASHES_MAX_COUNT 65536u
-#define STATE_MAX_BODY	 (1u << 20)
-#define ERROR_MAX_TEXT	 1024u
+#define REC_OPTIONAL	   0x80000000u
+#define REC_MAX_BODY	   (8u << 20)
+#define PAGES_MAX_COUNT	   512u
+#define HASHES_MAX_COUNT   65536u
+#define POSTCOPY_MAX_COUNT (1u << 25) /* pages one POSTCOPY record covers */
+#define REQUEST_MAX_COUNT  512u
+#define STATE_MAX_BODY	   (1u << 20)
+#define ERROR_MAX_TEXT	   1024u
 
 enum rec_type {
 	REC_CONFIG = 1,
@@ -31,12 +33,15 @@ enum rec_type {
 	REC_JOIN = 9,
 	REC_ZPAGES = 10,
 	REC_SESSION = 11,
-	REC_LPAGES = 12, /* PAGES of a running guest, each raw page with its own hash */
+	REC_LPAGES = 12,   /* PAGES of a running guest, each raw page with its own hash */
+	REC_POSTCOPY = 13, /* the switch to post-copy: which pages are still to come */
 	REC_LOADED = 16,
 	REC_RESUMED = 17,
 	REC_ERROR = 18,
 	REC_READY = 19,
 	REC_RECEIVED = REC_OPTIONAL | 20,
+	REC_REQUEST = 21, /* post-copy: pages a thread of the destination waits for */
+	REC_PLACED = 22,  /* post-copy: every page is in place */
 };
 
 enum page_encoding {
@@ -56,6 +61,7 @@ enum page_encoding {
 
 #define CONFIG_VERIFY	1ull
 #define CONFIG_CHANNELS 2ull /* a CHANNELS record follows CONFIG */
+#define CONFIG_POSTCOPY 4ull /* the source may switch to post-copy */
 
 #define CHANNELS_MAX	   16u
 #define CHANNEL_TOKEN_SIZE 16u
@@ -146,6 +152,30 @@ struct rec_hashes {
 	uint64_t hash[];
 };
 
+/* The pages first_gfn.. first_gfn + count whose content the destination
+ * does not have (a bit set: one to come), after the VM state; records in
+ * order of first_gfn, the last ending at the last page. count is a
+ * multiple of 64 but in the last. */
+struct rec_postcopy {
+	uint64_t first_gfn;
+	uint32_t count;
+	uint32_t round; /* the round its pages come in */
+	uint64_t bits[];
+};
+
+/* PLACED's body: the destination's account of post-copy. */
+struct rec_placed {
+	uint64_t faults;	/* page faults read */
+	uint64_t asked, pushed; /* pages placed after a request, and without one */
+	uint64_t wait_p50_ns, wait_p99_ns, wait_max_ns; /* from a request to its page */
+};
+
+struct rec_request {
+	uint32_t count;
+	uint32_t reserved;
+	uint64_t gfn[];
+};
+
 struct rec_error {
 	uint32_t code;
 	uint32_t reserved;
@@ -166,6 +196,9 @@ _Static_assert(sizeof(struct rec_zpages) == 24, "ZPAGES fixed part");
 _Static_assert(sizeof(struct rec_received_chan) == 32, "RECEIVED entry");
 _Static_assert(sizeof(struct rec_hashes) == 16, "HASHES fixed part");
 _Static_assert(sizeof(struct rec_error) == 8, "ERROR fixed part");
+_Static_assert(sizeof(struct rec_postcopy) == 16, "POSTCOPY fixed part");
+_Static_assert(sizeof(struct rec_request) == 8, "REQUEST fixed part");
+_Static_assert(sizeof(struct rec_placed) == 48, "PLACED");
 
 static inline uint32_t rec_padded(uint32_t length)
 {

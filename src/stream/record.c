@@ -7,12 +7,13 @@
 #include "util/hash.h"
 
 static const char *const names[] = {
-	[REC_CONFIG] = "CONFIG", [REC_PAGES] = "PAGES",	  [REC_ROUND] = "ROUND",
-	[REC_STATE] = "STATE",	 [REC_HASHES] = "HASHES", [REC_END] = "END",
-	[REC_COMMIT] = "COMMIT", [REC_LOADED] = "LOADED", [REC_RESUMED] = "RESUMED",
-	[REC_ERROR] = "ERROR",	 [REC_READY] = "READY",	  [REC_CHANNELS] = "CHANNELS",
-	[REC_JOIN] = "JOIN",	 [REC_ZPAGES] = "ZPAGES", [REC_SESSION] = "SESSION",
-	[REC_LPAGES] = "LPAGES",
+	[REC_CONFIG] = "CONFIG", [REC_PAGES] = "PAGES",	      [REC_ROUND] = "ROUND",
+	[REC_STATE] = "STATE",	 [REC_HASHES] = "HASHES",     [REC_END] = "END",
+	[REC_COMMIT] = "COMMIT", [REC_LOADED] = "LOADED",     [REC_RESUMED] = "RESUMED",
+	[REC_ERROR] = "ERROR",	 [REC_READY] = "READY",	      [REC_CHANNELS] = "CHANNELS",
+	[REC_JOIN] = "JOIN",	 [REC_ZPAGES] = "ZPAGES",     [REC_SESSION] = "SESSION",
+	[REC_LPAGES] = "LPAGES", [REC_POSTCOPY] = "POSTCOPY", [REC_REQUEST] = "REQUEST",
+	[REC_PLACED] = "PLACED",
 };
 
 const char *rec_type_name(uint32_t type)
@@ -109,6 +110,17 @@ static int length_bounds(uint32_t type, uint32_t *min, uint32_t *max)
 		*min = sizeof(struct rec_hashes) + 8;
 		*max = sizeof(struct rec_hashes) + HASHES_MAX_COUNT * 8;
 		return 0;
+	case REC_POSTCOPY:
+		*min = sizeof(struct rec_postcopy) + 8;
+		*max = sizeof(struct rec_postcopy) + POSTCOPY_MAX_COUNT / 8;
+		return 0;
+	case REC_REQUEST:
+		*min = sizeof(struct rec_request) + 8;
+		*max = sizeof(struct rec_request) + REQUEST_MAX_COUNT * 8;
+		return 0;
+	case REC_PLACED:
+		*min = *max = sizeof(struct rec_placed);
+		return 0;
 	case REC_END:
 	case REC_COMMIT:
 	case REC_LOADED:
@@ -148,7 +160,8 @@ int rec_header_check(const struct rec_header *hdr, int *skip)
 
 static int checksum_failed(const struct rec_header *hdr)
 {
-	return err_set(-EINVAL, "%s record failed its checksum: the stream was corrupted in transit",
+	return err_set(-EINVAL,
+		       "%s record failed its checksum: the stream was corrupted in transit",
 		       rec_type_name(hdr->type));
 }
 
@@ -204,7 +217,7 @@ int rec_parse_config(const void *body, uint32_t len, struct rec_config *out)
 	    out->mem_bytes > (1ull << 40))
 		return err_set(-EINVAL, "CONFIG asks for %llu bytes of guest memory",
 			       (unsigned long long)out->mem_bytes);
-	if (out->flags & ~(CONFIG_VERIFY | CONFIG_CHANNELS))
+	if (out->flags & ~(CONFIG_VERIFY | CONFIG_CHANNELS | CONFIG_POSTCOPY))
 		return err_set(-EINVAL, "CONFIG has unknown flags %#llx",
 			       (unsigned long long)out->flags);
 	return 0;
@@ -404,6 +417,63 @@ int rec_parse_hashes(const void *body, uint32_t len, uint64_t npages, struct has
 	out->first_gfn = fixed.first_gfn;
 	out->count = fixed.count;
 	out->hash = (const uint64_t *)((const uint8_t *)body + sizeof(fixed));
+	return 0;
+}
+
+int rec_parse_postcopy(const void *body, uint32_t len, uint64_t npages, uint64_t next_gfn,
+		       struct postcopy_view *out)
+{
+	struct rec_postcopy fixed;
+	uint64_t words;
+
+	if (len < sizeof(fixed))
+		return err_set(-EINVAL, "POSTCOPY record is truncated");
+	memcpy(&fixed, body, sizeof(fixed));
+	words = (fixed.count + 63ull) / 64;
+	if (fixed.count < 1 || fixed.count > POSTCOPY_MAX_COUNT || len != sizeof(fixed) + 8 * words)
+		return err_set(-EINVAL, "POSTCOPY record's count (%u) does not match its length",
+			       fixed.count);
+	if (fixed.first_gfn != next_gfn)
+		return err_set(-EINVAL, "POSTCOPY record starts at page %llu, not at %llu",
+			       (unsigned long long)fixed.first_gfn, (unsigned long long)next_gfn);
+	if (fixed.count > npages - fixed.first_gfn ||
+	    (fixed.count % 64 && fixed.first_gfn + fixed.count != npages))
+		return err_set(-EINVAL, "POSTCOPY record covers pages beyond guest memory");
+	out->first_gfn = fixed.first_gfn;
+	out->count = fixed.count;
+	out->round = fixed.round;
+	out->bits = (const uint64_t *)((const uint8_t *)body + sizeof(fixed));
+	if (fixed.count % 64 && out->bits[words - 1] >> (fixed.count % 64))
+		return err_set(-EINVAL, "POSTCOPY record names pages beyond guest memory");
+	return 0;
+}
+
+int rec_parse_request(const void *body, uint32_t len, uint64_t npages, struct request_view *out)
+{
+	struct rec_request fixed;
+
+	if (len < sizeof(fixed))
+		return err_set(-EINVAL, "REQUEST record is truncated");
+	memcpy(&fixed, body, sizeof(fixed));
+	if (fixed.count < 1 || fixed.count > REQUEST_MAX_COUNT ||
+	    len != sizeof(fixed) + 8ull * fixed.count)
+		return err_set(-EINVAL, "REQUEST record's count (%u) does not match its length",
+			       fixed.count);
+	out->count = fixed.count;
+	out->gfn = (const uint64_t *)((const uint8_t *)body + sizeof(fixed));
+	for (uint32_t i = 0; i < fixed.count; i++)
+		if (out->gfn[i] >= npages)
+			return err_set(-EINVAL,
+				       "REQUEST record asks for page %llu, beyond guest memory",
+				       (unsigned long long)out->gfn[i]);
+	return 0;
+}
+
+int rec_parse_placed(const void *body, uint32_t len, struct rec_placed *out)
+{
+	if (len != sizeof(*out))
+		return err_set(-EINVAL, "PLACED record has a bad length");
+	memcpy(out, body, sizeof(*out));
 	return 0;
 }
 

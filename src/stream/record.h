@@ -29,6 +29,18 @@ struct zpages_view {
 	const uint8_t *frame;
 };
 
+struct postcopy_view {
+	uint64_t first_gfn;
+	uint32_t count;
+	uint32_t round;
+	const uint64_t *bits; /* count bits, from first_gfn's */
+};
+
+struct request_view {
+	uint32_t count;
+	const uint64_t *gfn;
+};
+
 struct hashes_view {
 	uint64_t first_gfn;
 	uint32_t count;
@@ -75,6 +87,11 @@ int rec_parse_received(const void *body, uint32_t len, uint32_t *count,
 int rec_parse_round(const void *body, uint32_t len, struct rec_round *out);
 int rec_parse_hashes(const void *body, uint32_t len, uint64_t npages, struct hashes_view *out);
 /* Copies the sentence, NUL-terminated, into text (at least ERROR_MAX_TEXT + 1 bytes). */
+/* A POSTCOPY record; next_gfn is where the previous one ended (0 first). */
+int rec_parse_postcopy(const void *body, uint32_t len, uint64_t npages, uint64_t next_gfn,
+		       struct postcopy_view *out);
+int rec_parse_request(const void *body, uint32_t len, uint64_t npages, struct request_view *out);
+int rec_parse_placed(const void *body, uint32_t len, struct rec_placed *out);
 int rec_parse_error(const void *body, uint32_t len, uint32_t *code, char *text);
 
 #endif

@@ -195,6 +195,18 @@ void mem_release(struct guest_mem *mem)
 	}
 }
 
+void mem_forget(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
+{
+	uint8_t *host = mem_host(mem, gpa, len);
+
+	if (!host)
+		return;
+	if (mem->memfd >= 0)
+		fallocate(mem->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)gpa,
+			  (off_t)len);
+	madvise(host, len, MADV_DONTNEED);
+}
+
 void *mem_host(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
 {
 	for (unsigned i = 0; i < mem->nr_regions; i++) {

@@ -157,7 +157,7 @@ while time.time() < deadline:
     r = json.loads(f.readline())["return"]; s.close()
     if eval(cond):
         sys.exit(0)
-    if query == "query-migrate" and r["status"] in ("completed", "failed", "cancelled", "unknown"):
+    if query == "query-migrate" and r["status"] in ("completed", "failed", "cancelled", "unknown", "lost"):
         print("the migration ended as", r["status"], r.get("reason")); sys.exit(1)
     time.sleep(0.002)
 print("after %.0f s it was still: %s" % (secs, json.dumps(r)[:400]))

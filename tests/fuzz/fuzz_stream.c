@@ -20,6 +20,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct rec_channels ch;
 	struct rec_join join;
 	struct rec_received_chan acct[CHANNELS_MAX];
+	struct postcopy_view post;
+	struct request_view req;
+	struct rec_placed placed;
 	uint32_t n;
 	char text[ERROR_MAX_TEXT + 1];
 	uint32_t code;
@@ -65,6 +68,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case REC_ERROR:
 		rec_parse_error(body, hdr.length, &code, text);
+		break;
+	case REC_POSTCOPY:
+		if (rec_parse_postcopy(body, hdr.length, 1 << 18, 0, &post) == 0 &&
+		    (uint8_t *)(post.bits + (post.count + 63) / 64) != body + hdr.length)
+			abort(); /* the bits must end exactly at the body's end */
+		break;
+	case REC_REQUEST:
+		if (rec_parse_request(body, hdr.length, 1 << 18, &req) == 0)
+			for (uint32_t i = 0; i < req.count; i++)
+				if (req.gfn[i] >= 1 << 18)
+					abort();
+		break;
+	case REC_PLACED:
+		rec_parse_placed(body, hdr.length, &placed);
 		break;
 	}
 	free(body);

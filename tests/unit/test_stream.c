@@ -93,9 +93,9 @@ static void test_config(void **unused)
 	c.mem_bytes = (1ull << 30) + 4096;
 	expect_einval(rec_parse_config(&c, sizeof(c), &out), "bytes of guest memory");
 	c.mem_bytes = 1ull << 30;
-	c.flags = CONFIG_VERIFY | CONFIG_CHANNELS;
+	c.flags = CONFIG_VERIFY | CONFIG_CHANNELS | CONFIG_POSTCOPY;
 	assert_int_equal(rec_parse_config(&c, sizeof(c), &out), 0);
-	c.flags = 4;
+	c.flags = 8;
 	expect_einval(rec_parse_config(&c, sizeof(c), &out), "unknown flags");
 }
 
@@ -257,6 +257,43 @@ static void test_hashes_and_error(void **unused)
 	assert_string_equal(text, "bad !"); /* control characters never reach a terminal */
 }
 
+/* POSTCOPY: in order, within memory, its bits no further than its pages;
+ * REQUEST: a count that matches, pages within memory. */
+static void test_postcopy_and_request(void **unused)
+{
+	uint64_t buf[2 + 16] = { 0 };
+	struct rec_postcopy fixed = { .first_gfn = 0, .count = NPAGES, .round = 3 };
+	struct rec_request req = { .count = 2 };
+	uint64_t rbuf[1 + 2];
+	struct postcopy_view v;
+	struct request_view r;
+
+	(void)unused;
+	memcpy(buf, &fixed, sizeof(fixed));
+	buf[2] = 0x5;
+	assert_int_equal(rec_parse_postcopy(buf, 16 + 8 * 16, NPAGES, 0, &v), 0);
+	assert_int_equal(v.round, 3);
+	assert_int_equal(v.bits[0], 0x5);
+	expect_einval(rec_parse_postcopy(buf, 16 + 8 * 15, NPAGES, 0, &v), "does not match");
+	expect_einval(rec_parse_postcopy(buf, 16 + 8 * 16, NPAGES, 64, &v), "not at 64");
+	expect_einval(rec_parse_postcopy(buf, 16 + 8 * 16, NPAGES - 1, 0, &v),
+		      "beyond guest memory");
+	fixed.count = NPAGES - 60; /* the last record, ending mid-word */
+	memcpy(buf, &fixed, sizeof(fixed));
+	assert_int_equal(rec_parse_postcopy(buf, 16 + 8 * 16, NPAGES - 60, 0, &v), 0);
+	buf[2 + 15] = 1ull << 4; /* page NPAGES - 60: past its end */
+	expect_einval(rec_parse_postcopy(buf, 16 + 8 * 16, NPAGES - 60, 0, &v),
+		      "names pages beyond");
+
+	memcpy(rbuf, &req, sizeof(req));
+	rbuf[1] = 7;
+	rbuf[2] = NPAGES - 1;
+	assert_int_equal(rec_parse_request(rbuf, sizeof(rbuf), NPAGES, &r), 0);
+	assert_int_equal(r.gfn[1], NPAGES - 1);
+	expect_einval(rec_parse_request(rbuf, sizeof(rbuf), NPAGES - 1, &r), "beyond guest memory");
+	expect_einval(rec_parse_request(rbuf, sizeof(rbuf) - 8, NPAGES, &r), "does not match");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -268,6 +305,7 @@ int main(void)
 		cmocka_unit_test(test_zpages),
 		cmocka_unit_test(test_channels),
 		cmocka_unit_test(test_hashes_and_error),
+		cmocka_unit_test(test_postcopy_and_request),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "codec/xbzrle.h"
+#include "migration/recv/postcopy.h"
 #include "stream/record.h"
 #include "transport/chan.h"
 #include "util/bitmap.h"
@@ -54,6 +55,40 @@ static void mend(struct page_writer *w, uint64_t gfn)
 {
 	if (bitmap_test_atomic(w->damaged, gfn))
 		bitmap_clear_atomic(w->damaged, gfn);
+}
+
+/* Set by another thread (the switch), before this one reads a batch of
+ * the post-copy round. */
+static struct postcopy *placing(const struct page_writer *w)
+{
+	return __atomic_load_n(&w->place, __ATOMIC_ACQUIRE);
+}
+
+/* After the switch to post-copy every page is placed whole (recv/postcopy.h):
+ * none is there to apply a delta to. */
+static int place_pages(struct page_writer *w, const struct pages_view *v)
+{
+	const uint8_t *payload = v->payload;
+	int rc = 0;
+
+	for (uint32_t i = 0; i < v->count && rc == 0; i++) {
+		uint64_t gfn = PAGE_ENTRY_GFN(v->entries[i]);
+
+		switch (PAGE_ENTRY_ENC(v->entries[i])) {
+		case PAGE_ZERO:
+			rc = postcopy_place(placing(w), gfn, NULL);
+			continue;
+		case PAGE_RAW:
+			rc = postcopy_place(placing(w), gfn, payload);
+			payload += FERRY_PAGE_SIZE;
+			continue;
+		}
+		rc = err_set(-EPROTO, "page %llu came as a delta after the switch to post-copy",
+			     (unsigned long long)gfn);
+	}
+	__atomic_fetch_add(&w->pages, v->count, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&w->batches, 1, __ATOMIC_RELAXED);
+	return rc;
 }
 
 /* v's pages into guest memory. A view without payload (recv_pages) has its
@@ -126,6 +161,8 @@ int page_writer_apply(struct page_writer *w, uint32_t type, const void *body, ui
 	if (rc == 0 && z.pages.round != round)
 		rc = err_set(-EPROTO, "a page batch of round %u arrived during round %u",
 			     z.pages.round, round);
+	if (rc == 0 && placing(w))
+		return place_pages(w, &z.pages);
 	if (rc == 0)
 		rc = check_deltas(&z.pages);
 	if (rc == 0)
@@ -289,7 +326,9 @@ int page_writer_recv(struct page_writer *w, struct chan *c, const struct rec_hea
 {
 	int rc;
 
-	if (hdr->type == REC_PAGES)
+	if (placing(w) && hdr->type == REC_LPAGES)
+		return err_set(-EPROTO, "a running guest's pages after the switch to post-copy");
+	if (hdr->type == REC_PAGES && !placing(w))
 		return recv_pages(w, c, hdr, buf, round);
 	if (hdr->type == REC_LPAGES)
 		return recv_live(w, c, hdr, buf, round);

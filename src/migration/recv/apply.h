@@ -11,6 +11,8 @@
 #include "migration/wire.h"
 #include "vm/memory.h"
 
+struct postcopy;
+
 struct page_writer {
 	const struct guest_mem *mem;
 	uint64_t npages;
@@ -21,6 +23,9 @@ struct page_writer {
 	/* Read by other threads with __atomic loads. */
 	uint64_t pages, batches, decompress_ns;
 	uint64_t damaged_copies; /* LPAGES pages that failed their hash */
+	/* After the switch to post-copy: every page is placed through it,
+	 * whole (recv/postcopy.h); set before a batch of that round comes. */
+	struct postcopy *place;
 };
 
 int page_writer_init(struct page_writer *w, const struct guest_mem *mem, uint64_t *written,

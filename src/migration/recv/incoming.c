@@ -7,6 +7,7 @@
 
 #include "migration/handshake.h"
 #include "migration/recv/apply.h"
+#include "migration/recv/postcopy.h"
 #include "migration/recv/receiver.h"
 #include "migration/wire.h"
 #include "stream/record.h"
@@ -16,8 +17,10 @@
 #include "util/hash.h"
 #include "util/log.h"
 #include "util/size.h"
+#include "vm/guest_status.h"
 #include "vm/prefault.h"
 #include "vm/state.h"
+#include "vm/uffd.h"
 
 /* How long a running vCPU may take to beat after the guest starts here. */
 #define FELT_WAIT_MS 1000
@@ -49,7 +52,20 @@ struct incoming {
 	uint32_t round;		    /* rounds ended on the main channel */
 	uint64_t round_start_pages; /* main-channel pages before this round */
 	uint64_t announced_pages;   /* by the ROUND records so far */
+	uint64_t *pending;	    /* POSTCOPY: pages still to come, until the switch */
+	uint64_t pending_next;	    /* where the next POSTCOPY record starts */
+	uint32_t pending_round;	    /* the round they come in */
+	struct postcopy *post;	    /* after the switch to post-copy */
 };
+
+/* A record on the main channel; after the switch to post-copy the fault
+ * thread writes there too. */
+static int say(struct incoming *in, uint32_t type, const struct iovec *body, int n)
+{
+	if (in->post)
+		return postcopy_send(in->post, type, body, n);
+	return n ? wire_send(in->chan, type, body, n) : wire_send_empty(in->chan, type);
+}
 
 static void progress(struct incoming *in)
 {
@@ -96,6 +112,8 @@ static int refuse_hello(const struct incoming *in)
 		return err_set(-E2BIG, "guest memory %s exceeds this destination's limit of %s",
 			       size_format(cfg->mem_bytes, want, sizeof(want)),
 			       size_format(in->o->mem_limit, limit, sizeof(limit)));
+	if ((cfg->flags & CONFIG_POSTCOPY) && uffd_supported(in->o->mem_backend) < 0)
+		return err_wrap(-EOPNOTSUPP, "the source may switch to post-copy, but here");
 	if (in->hello.channels.count && uri_parse(in->uri, &u) == 0 && u.kind == URI_FD)
 		return err_set(-EPROTO,
 			       "the source wants %u data channels, but %s is one connection",
@@ -198,11 +216,11 @@ static int load_pages(struct incoming *in)
 {
 	int rc;
 
-	if (in->rx)
+	if (in->rx && !in->post)
 		return err_set(-EPROTO,
 			       "%s on the main channel while data channels carry the pages",
 			       rec_type_name(in->hdr.type));
-	if (in->state)
+	if (in->state && !in->post)
 		return err_set(-EPROTO, "pages after the VM state");
 	rc = page_writer_recv(&in->pages, in->chan, &in->hdr, &in->buf, in->round);
 	progress(in);
@@ -283,7 +301,7 @@ static int send_account(struct incoming *in)
 		acct[0] = (struct rec_received_chan){ .bytes = in->chan->bytes_received,
 						      .batches = in->pages.batches,
 						      .decompress_ns = in->pages.decompress_ns };
-	return wire_send(in->chan, REC_RECEIVED, body, 2);
+	return say(in, REC_RECEIVED, body, 2);
 }
 
 static int keep_state(struct incoming *in)
@@ -315,7 +333,8 @@ static int keep_hashes(struct incoming *in)
 	return 0;
 }
 
-/* Compare every page with the source's hash; name the first mismatches. */
+/* Compare every page with the source's hash (but pages still to come in
+ * post-copy, checked as they are placed); name the first mismatches. */
 static int verify_pages(struct incoming *in)
 {
 	char list[200] = "";
@@ -328,7 +347,8 @@ static int verify_pages(struct incoming *in)
 		if (!bitmap_test(in->hashed, g))
 			return err_set(-EPROTO, "the source sent no hash for page %llu",
 				       (unsigned long long)g);
-		if (hash64(page, FERRY_PAGE_SIZE) == in->hashes[g])
+		if ((in->pending && bitmap_test(in->pending, g)) ||
+		    hash64(page, FERRY_PAGE_SIZE) == in->hashes[g])
 			continue;
 		if (bad++ < 8 && used < sizeof(list) - 24)
 			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%#llx",
@@ -341,8 +361,8 @@ static int verify_pages(struct incoming *in)
 	return 0;
 }
 
-/* END: restore the state, check the hashes, answer LOADED. */
-static int load_machine(struct incoming *in)
+/* Restore the state and check the hashes. */
+static int restore_machine(struct incoming *in)
 {
 	int rc;
 
@@ -355,32 +375,97 @@ static int load_machine(struct incoming *in)
 	rc = state_restore(in->vm, in->state, in->state_len);
 	if (rc == 0 && in->hashes)
 		rc = verify_pages(in);
+	return rc;
+}
+
+/* LOADED, after the channels' account (RECEIVED) unless they still
+ * receive: in post-copy they do. */
+static int say_loaded(struct incoming *in)
+{
+	int rc = in->post ? 0 : send_account(in);
+
 	if (rc == 0)
-		rc = send_account(in);
-	if (rc == 0)
-		rc = wire_send_empty(in->chan, REC_LOADED);
+		rc = say(in, REC_LOADED, NULL, 0);
 	if (rc == 0)
 		in->ev->loaded(in->ev->opaque);
 	return rc;
 }
 
+/* END: restore, check, answer LOADED. */
+static int load_machine(struct incoming *in)
+{
+	int rc = restore_machine(in);
+
+	return rc < 0 ? rc : say_loaded(in);
+}
+
+/* The last POSTCOPY record: every page but the pending ones is the
+ * source's as it paused, once the data channels have ended the rounds
+ * before. Restore and check what is here (nothing touches a pending page
+ * before it is watched), watch the rest, answer LOADED. */
+static int switch_to_postcopy(struct incoming *in)
+{
+	int rc = in->rx ? receivers_wait_rounds(in->rx, in->round, (int)in->o->io_timeout_ms) : 0;
+
+	if (rc == 0 && in->pending_round != in->round)
+		rc = err_set(-EPROTO, "POSTCOPY's pages come in round %u while round %u is next",
+			     in->pending_round, in->round);
+	if (rc == 0)
+		rc = restore_machine(in);
+	if (rc < 0)
+		return rc;
+	rc = postcopy_begin(&in->vm->mem, in->pending, in->hashes, in->chan, &in->post);
+	in->pending = NULL; /* post-copy's now */
+	if (rc < 0)
+		return rc;
+	in->pages.place = in->post;
+	if (in->rx)
+		receivers_place(in->rx, in->post);
+	return say_loaded(in);
+}
+
+/* POSTCOPY: the pages still to come, a record at a time; the last one
+ * switches. */
+static int take_pending(struct incoming *in)
+{
+	struct postcopy_view v;
+	int rc;
+
+	if (!(in->hello.config.flags & CONFIG_POSTCOPY))
+		return err_set(-EPROTO, "POSTCOPY arrived but CONFIG did not allow post-copy");
+	rc = rec_parse_postcopy(in->buf.data, in->hdr.length, in->npages, in->pending_next, &v);
+	if (rc < 0)
+		return rc;
+	if (!in->pending && !(in->pending = calloc(BITMAP_WORDS(in->npages), 8)))
+		return err_set(-ENOMEM, "out of memory for post-copy");
+	memcpy(in->pending + v.first_gfn / 64, v.bits, 8 * ((v.count + 63ull) / 64));
+	in->pending_next += v.count;
+	in->pending_round = v.round;
+	return in->pending_next == in->npages ? switch_to_postcopy(in) : 0;
+}
+
 /* COMMIT: start the guest, unless the destination refuses it now; then
- * what the guest felt of the switchover. */
+ * what the guest felt of the switchover. (In post-copy this thread may not
+ * touch guest memory: a page still to come would wait for this very thread
+ * to read it. What the guest felt is told once every page is here.) */
 static int start_guest(struct incoming *in)
 {
-	uint64_t beats[VM_MAX_VCPUS];
+	uint64_t beats[VM_MAX_VCPUS] = { 0 };
 	struct felt f;
 	int rc = in->ev->commit(in->ev->opaque);
 
-	felt_before(in->vm, beats);
+	if (!in->post)
+		felt_before(in->vm, beats);
 	if (rc == 0)
 		rc = vm_start(in->vm);
 	if (rc < 0)
 		return rc;
 	/* The guest runs here now, whatever happens to the answer: a source
 	 * that misses it stays paused (unknown). */
-	if (wire_send_empty(in->chan, REC_RESUMED) < 0)
+	if (say(in, REC_RESUMED, NULL, 0) < 0)
 		log_warn("the guest runs here, but the source did not hear RESUMED: %s", err_msg());
+	if (in->post)
+		return 0;
 	f = felt_after(in->vm, beats, FELT_WAIT_MS);
 	if (f.known)
 		log_info("the guest felt a %.1f ms gap at the switchover; its longest stall during "
@@ -404,6 +489,8 @@ static int take(struct incoming *in)
 		return keep_state(in);
 	case REC_HASHES:
 		return keep_hashes(in);
+	case REC_POSTCOPY:
+		return take_pending(in);
 	case REC_END: {
 		int rc = end_channels(in);
 
@@ -418,7 +505,47 @@ static int take(struct incoming *in)
 		       rec_type_name(in->hdr.type));
 }
 
-/* Records until END and LOADED; then COMMIT and only COMMIT. */
+/* After the switch to post-copy, the guest running: pages (asked for, or
+ * pushed without data channels) until END, which follows PLACED. */
+static int receive_pending(struct incoming *in)
+{
+	struct postcopy_stats st;
+	struct felt f = { 0 };
+	int rc = postcopy_running(in->post);
+
+	while (rc == 0 && in->hdr.type != REC_END) {
+		rc = next_record(in);
+		if (rc == 0 && is_page_batch(in->hdr.type))
+			rc = load_pages(in);
+		else if (rc == 0 && in->hdr.type != REC_END)
+			rc = err_set(-EPROTO, "unexpected %s record during post-copy",
+				     rec_type_name(in->hdr.type));
+		if (rc == 0)
+			rc = postcopy_error(in->post);
+	}
+	if (rc == 0 && in->rx)
+		rc = receivers_finish(in->rx);
+	st = postcopy_stats(in->post);
+	if (rc == 0 && st.left)
+		rc = err_set(-EPROTO, "the source ended post-copy with %llu pages still to come",
+			     (unsigned long long)st.left);
+	if (rc < 0)
+		return err_wrap(rc, "post-copy broke after the guest started here, and without "
+				    "the pages still to come it is lost");
+	f.stall_max_ms = guest_stall_max_ms(in->vm); /* every page is here: no fault */
+	log_info("post-copy: %llu pages came after the switch, %llu of them asked for "
+		 "(%llu faults); the wait for one: p50 %.3f ms, p99 %.3f ms, max %.3f ms; "
+		 "the guest's longest stall: %.1f ms",
+		 (unsigned long long)st.pending, (unsigned long long)st.asked,
+		 (unsigned long long)st.faults, latency_percentile_ns(&st.latency, 0.5) / 1e6,
+		 latency_percentile_ns(&st.latency, 0.99) / 1e6, st.latency.max_ns / 1e6,
+		 f.stall_max_ms);
+	in->ev->felt(in->ev->opaque, &f);
+	return 0;
+}
+
+/* Records until END and LOADED (or the switch to post-copy); then COMMIT
+ * and only COMMIT; in post-copy, the pages still to come. */
 static int receive(struct incoming *in)
 {
 	int rc;
@@ -427,7 +554,7 @@ static int receive(struct incoming *in)
 		rc = next_record(in);
 		if (rc == 0)
 			rc = take(in);
-	} while (rc == 0 && in->hdr.type != REC_END);
+	} while (rc == 0 && in->hdr.type != REC_END && !in->post);
 	if (rc < 0)
 		return rc;
 	rc = next_record(in);
@@ -436,7 +563,8 @@ static int receive(struct incoming *in)
 	if (in->hdr.type != REC_COMMIT)
 		return err_set(-EPROTO, "%s after LOADED; only COMMIT may follow",
 			       rec_type_name(in->hdr.type));
-	return start_guest(in);
+	rc = start_guest(in);
+	return rc == 0 && in->post ? receive_pending(in) : rc;
 }
 
 /* Let go of the attempt; the VM too unless it runs (keep_vm). Memory it
@@ -444,6 +572,9 @@ static int receive(struct incoming *in)
 static void discard(struct incoming *in, bool keep_vm)
 {
 	prefault_stop(in->prefault);
+	if (in->post && !keep_vm) /* a guest lost in post-copy: its vCPUs stop first */
+		vm_stop(in->vm, true, 1, "post-copy broke");
+	postcopy_end(in->post); /* a vCPU still waiting for a page runs on zeros, to its stop */
 	in->chan->waiting = NULL;
 	in->chan->company = NULL;
 	receivers_free(in->rx);
@@ -459,6 +590,7 @@ static void discard(struct incoming *in, bool keep_vm)
 	free(in->state);
 	free(in->hashes);
 	free(in->hashed);
+	free(in->pending);
 	wire_buf_free(&in->buf);
 }
 

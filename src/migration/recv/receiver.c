@@ -218,6 +218,19 @@ uint32_t receivers_rounds(struct receivers *r)
 	return round_gate_rounds(&r->gate);
 }
 
+int receivers_wait_rounds(struct receivers *r, uint32_t rounds, int timeout_ms)
+{
+	int rc = round_gate_wait(&r->gate, rounds, timeout_ms);
+
+	return rc == -ECANCELED ? receivers_error(r) : rc;
+}
+
+void receivers_place(struct receivers *r, struct postcopy *pc)
+{
+	for (uint32_t i = 0; i < r->count; i++)
+		__atomic_store_n(&r->ch[i].w.place, pc, __ATOMIC_RELEASE);
+}
+
 uint32_t receivers_count(const struct receivers *r)
 {
 	return r ? r->count : 0;

@@ -18,6 +18,7 @@
 
 struct receivers;
 struct cancel;
+struct postcopy;
 
 /* Accept the data channels CHANNELS announced on lfd (uri: how it listens),
  * all within timeout_ms, unless cancel fires; connections with a wrong
@@ -41,6 +42,11 @@ uint64_t receivers_pages(struct receivers *r);
 /* LPAGES pages that failed their own hash, over all channels. */
 uint64_t receivers_damaged_copies(struct receivers *r);
 uint32_t receivers_count(const struct receivers *r);
+/* Wait until every channel has ended rounds rounds (a failed channel's
+ * error, or -ETIMEDOUT after timeout_ms). */
+int receivers_wait_rounds(struct receivers *r, uint32_t rounds, int timeout_ms);
+/* From now on every page is placed through pc (apply.h). */
+void receivers_place(struct receivers *r, struct postcopy *pc);
 /* Rounds every channel has ended. */
 uint32_t receivers_rounds(struct receivers *r);
 /* Per-channel account for the RECEIVED record. */

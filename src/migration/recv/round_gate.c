@@ -1,6 +1,7 @@
 #include "migration/recv/round_gate.h"
 
 #include <errno.h>
+#include <time.h>
 
 #include "util/error.h"
 
@@ -61,4 +62,28 @@ void round_gate_abort(struct round_gate *g)
 	g->aborted = true;
 	pthread_cond_broadcast(&g->passed);
 	pthread_mutex_unlock(&g->lock);
+}
+
+int round_gate_wait(struct round_gate *g, uint32_t rounds, int timeout_ms)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&g->lock);
+	while (g->round < rounds && !g->aborted && rc == 0)
+		rc = pthread_cond_timedwait(&g->passed, &g->lock, &until);
+	if (g->aborted)
+		rc = -ECANCELED;
+	else if (g->round < rounds)
+		rc = err_set(-ETIMEDOUT, "the data channels did not end round %u within %.1f s",
+			     rounds - 1, timeout_ms / 1000.0);
+	pthread_mutex_unlock(&g->lock);
+	return rc;
 }

@@ -27,6 +27,9 @@ void round_gate_destroy(struct round_gate *g);
 int round_gate_pass(struct round_gate *g, uint32_t round);
 /* Rounds every channel has ended. */
 uint32_t round_gate_rounds(struct round_gate *g);
+/* Wait until every channel has ended rounds rounds: 0, -ETIMEDOUT after
+ * timeout_ms, -ECANCELED once aborted. */
+int round_gate_wait(struct round_gate *g, uint32_t rounds, int timeout_ms);
 /* Release every waiter with -ECANCELED (a channel failed). */
 void round_gate_abort(struct round_gate *g);
 

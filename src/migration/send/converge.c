@@ -271,6 +271,13 @@ int converge_after_round(struct converge *c, const struct mig_params *p,
 	for (unsigned i = 0; i < n; i++)
 		total += r0[i];
 	c->unthrottled_bps = total;
+	if (c->active == CONVERGE_NONE && c->stats.asked == CONVERGE_AUTO && rate > target &&
+	    p->postcopy) {
+		decide(c, round,
+		       "dirty %.1f MiB/s (%.1f unthrottled) against a link of %.1f MiB/s at %.0f bytes/page: post-copy",
+		       rate / MIB, total / MIB, bw / MIB, r->bytes_per_page);
+		return CONVERGE_POSTCOPY;
+	}
 	if (c->active == CONVERGE_NONE && c->stats.asked == CONVERGE_AUTO && rate > target) {
 		c->active = c->stats.active =
 			converge_choose(dirty_per_vcpu(c->vm->dirty), n, r0, target);

@@ -53,7 +53,10 @@ int converge_check(struct vm *vm, const struct mig_params *p);
 /* Returns 0 or -errno with err_msg(), as converge_check. */
 int converge_start(struct converge *c, struct vm *vm, const struct mig_params *p);
 /* After round's sync, with the meter's reading: slow the guest as the
- * strategy says. Returns 0 or -errno with err_msg(). */
+ * strategy says. Returns 0, CONVERGE_POSTCOPY where auto would start to
+ * slow the guest and post-copy is allowed (switch to it instead), or
+ * -errno with err_msg(). */
+#define CONVERGE_POSTCOPY 1
 int converge_after_round(struct converge *c, const struct mig_params *p,
 			 const struct meter_reading *r, uint32_t round);
 /* What the strategy can still do, for the policy. */

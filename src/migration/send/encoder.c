@@ -50,6 +50,14 @@ void encoder_free(struct encoder *e)
 	*e = (struct encoder){ 0 };
 }
 
+void encoder_forget(struct encoder *e)
+{
+	page_cache_destroy(e->cache);
+	digests_destroy(e->digests);
+	e->cache = NULL;
+	e->digests = NULL;
+}
+
 /* What the destination holds at gfn now (NULL: zeros), for later line
  * deltas. */
 static void remember(struct encoder *e, uint64_t gfn, const uint8_t *page)

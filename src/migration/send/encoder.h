@@ -46,6 +46,9 @@ int encoder_init(struct encoder *e, uint64_t cache_bytes, uint64_t npages, bool 
 /* What of cache_bytes the line digests of npages take (0: they do not fit). */
 uint64_t encoder_digest_bytes(uint64_t cache_bytes, uint64_t npages);
 void encoder_free(struct encoder *e);
+/* No more deltas: after the switch to post-copy the destination has none
+ * of the pages still to send to apply one to. */
+void encoder_forget(struct encoder *e);
 
 /* Encode the n pages gfns[] of mem into b (emptied for round first). With
  * in_place, raw pages point into guest memory (only while it is paused). */

@@ -13,6 +13,7 @@
 #include "migration/send/meter.h"
 #include "migration/send/pipeline.h"
 #include "migration/send/policy.h"
+#include "migration/send/requests.h"
 #include "migration/wire.h"
 #include "stream/record.h"
 #include "util/bitmap.h"
@@ -49,7 +50,9 @@ struct mig_source {
 	struct policy policy;
 	struct converge conv;
 	uint64_t start_ns;
-	bool paused; /* we paused the guest (switchover) */
+	bool paused;	  /* we paused the guest (switchover) */
+	bool to_postcopy; /* the switch is to post-copy */
+	bool lost;	  /* post-copy broke after the guest ran there */
 
 	/* Lock order: m->lock before the pipeline's lock and the VM's. The
 	 * migration thread alone writes the fields above; the ones below are
@@ -58,7 +61,8 @@ struct mig_source {
 	struct mig_params params;
 	struct mig_stats stats;
 	bool cancelled;
-	bool committed; /* COMMIT went out: never resume here on our own */
+	bool committed;	     /* COMMIT went out: never resume here on our own */
+	bool postcopy_asked; /* migrate-start-postcopy */
 };
 
 static void set_status(struct mig_source *m, enum mig_status s)
@@ -183,8 +187,19 @@ static int send_round(struct mig_source *m, uint32_t round, uint64_t count)
 	return rc;
 }
 
+static bool postcopy_asked(struct mig_source *m)
+{
+	bool asked;
+
+	pthread_mutex_lock(&m->lock);
+	asked = m->postcopy_asked;
+	pthread_mutex_unlock(&m->lock);
+	return asked;
+}
+
 /* After a round: measure, decide, slow the guest if need be. Returns 1 to
- * switch over, 0 to go on, or -errno (with the reason) to give up. */
+ * switch over (to post-copy if m->to_postcopy), 0 to go on, or -errno
+ * (with the reason) to give up. */
 static int after_round(struct mig_source *m, uint32_t round)
 {
 	struct meter_sample end = sample(m);
@@ -213,14 +228,20 @@ static int after_round(struct mig_source *m, uint32_t round)
 		round, (unsigned long long)(end.pages - m->meter.round_start.pages),
 		r->round_s * 1e3, r->bandwidth_bps / (1 << 20), (unsigned long long)r->dirty_pages,
 		policy_expected_downtime_ms(r));
-	if (d == POLICY_GIVE_UP)
-		return err_set(-ETIMEDOUT, "%s", why);
 	if (d == POLICY_SWITCHOVER)
 		return 1;
+	if (postcopy_asked(m)) {
+		log_info("migration: switching to post-copy, as asked");
+		m->to_postcopy = true;
+		return 1;
+	}
+	if (d == POLICY_GIVE_UP)
+		return err_set(-ETIMEDOUT, "%s", why);
 	rc = converge_after_round(&m->conv, &p, r, round);
 	pthread_mutex_lock(&m->lock);
 	m->stats.converge = m->conv.stats;
 	pthread_mutex_unlock(&m->lock);
+	m->to_postcopy = rc == CONVERGE_POSTCOPY;
 	return rc;
 }
 
@@ -302,8 +323,8 @@ static int send_hashes(struct mig_source *m)
 
 		for (uint32_t i = 0; i < n; i++)
 			hash[i] = hash64(mem_host(&m->vm->mem, (first + i) * FERRY_PAGE_SIZE,
-						       FERRY_PAGE_SIZE),
-					      FERRY_PAGE_SIZE);
+						  FERRY_PAGE_SIZE),
+					 FERRY_PAGE_SIZE);
 		rc = wire_send(&m->chan, REC_HASHES, body, 2);
 	}
 	free(hash);
@@ -393,6 +414,151 @@ static int switchover(struct mig_source *m, uint32_t round)
 	return rc;
 }
 
+/* Which pages the destination has still to get (m->dirty), in POSTCOPY
+ * records. */
+static int send_pending(struct mig_source *m, uint32_t round)
+{
+	int rc = 0;
+
+	for (uint64_t first = 0; first < m->npages && rc == 0; first += POSTCOPY_MAX_COUNT) {
+		uint32_t n =
+			(uint32_t)(m->npages - first < POSTCOPY_MAX_COUNT ? m->npages - first
+									  : POSTCOPY_MAX_COUNT);
+		struct rec_postcopy fixed = { .first_gfn = first, .count = n, .round = round };
+		struct iovec body[2] = { { &fixed, sizeof(fixed) },
+					 { m->dirty + first / 64, 8 * ((n + 63ull) / 64) } };
+
+		rc = wire_send(&m->chan, REC_POSTCOPY, body, 2);
+	}
+	return rc;
+}
+
+/* The pages asked for so far, ahead of the push. */
+static int serve_requests(struct mig_source *m, struct requests *rq, uint32_t round)
+{
+	uint64_t gfns[BATCH_PAGES];
+	uint32_t n;
+	int rc = 0;
+
+	while (rc == 0 && (n = requests_take(rq, gfns, BATCH_PAGES)))
+		rc = send_batch(m, gfns, n, round);
+	return rc;
+}
+
+/* Every page still to come, the ones asked for first; then the ones asked
+ * for until PLACED. */
+static int push_pending(struct mig_source *m, struct requests *rq, uint32_t round, uint64_t count)
+{
+	uint64_t gfns[BATCH_PAGES];
+	uint32_t n = 0;
+	int rc = 0;
+
+	for (uint64_t g = bitmap_next(m->dirty, m->npages, 0); g < m->npages && rc == 0;
+	     g = bitmap_next(m->dirty, m->npages, g + 1)) {
+		gfns[n++] = g;
+		if (n < BATCH_PAGES)
+			continue;
+		rc = serve_requests(m, rq, round);
+		if (rc == 0)
+			rc = send_batch(m, gfns, n, round);
+		count -= n;
+		n = 0;
+		update_progress(m, count);
+	}
+	if (rc == 0 && n)
+		rc = send_batch(m, gfns, n, round);
+	update_progress(m, 0);
+	while (rc == 0 && (rc = requests_wait(rq, (int)m->params.io_timeout_ms)) == 0)
+		rc = serve_requests(m, rq, round);
+	if (rc == 1)
+		rc = pipeline_end(m->pipe);
+	return rc == 0 ? wire_send_empty(&m->chan, REC_END) : rc;
+}
+
+/* After COMMIT: the guest runs there, and its pages still here follow.
+ * The destination asks for the ones its vCPUs wait for on the main
+ * channel, so a write on it no longer means a refusal. */
+static int run_postcopy(struct mig_source *m, uint32_t round, uint64_t pending, uint64_t t_pause)
+{
+	uint64_t t0 = time_now_ns();
+	struct requests *rq = NULL;
+	struct requests_stats st = { 0 };
+	int rc;
+
+	m->chan.speaker = NULL;
+	pipeline_watch(m->pipe, NULL);
+	encoder_forget(&m->enc);
+	pthread_mutex_lock(&m->lock);
+	m->stats.status = MIG_POSTCOPY;
+	m->stats.postcopy.used = true;
+	m->stats.postcopy.pending = pending;
+	pthread_mutex_unlock(&m->lock);
+	rc = requests_start(&m->chan, m->npages, &rq);
+	if (rc == 0)
+		rc = push_pending(m, rq, round, pending);
+	if (rq)
+		st = requests_stats(rq);
+	requests_stop(rq);
+	m->lost = rc < 0 && st.resumed_ns;
+	pthread_mutex_lock(&m->lock);
+	if (st.refused) /* it did not start the guest: it can only run here */
+		m->committed = false;
+	m->stats.postcopy.ms = time_ms_since(t0);
+	m->stats.postcopy.requests = st.records;
+	m->stats.postcopy.requested_pages = st.pages;
+	m->stats.postcopy.placed = st.placed;
+	if (st.resumed_ns)
+		m->stats.downtime_ms = (double)(st.resumed_ns - t_pause) / 1e6;
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+/* Paused: the state, the hashes, which pages are still to come; LOADED;
+ * COMMIT; then those pages (run_postcopy). */
+static int postcopy(struct mig_source *m, uint32_t round)
+{
+	struct rec_received_chan received[CHANNELS_MAX] = { 0 };
+	struct mig_phases ph = { 0 };
+	uint64_t t_pause = time_now_ns(), t = t_pause;
+	int64_t n;
+	int rc;
+
+	set_status(m, MIG_SWITCHOVER);
+	converge_stop(&m->conv);
+	rc = vm_pause(m->vm);
+	if (rc < 0)
+		return err_set(rc, "the guest stopped during the migration");
+	m->paused = true;
+	ph.pause = ms_since(&t);
+	n = dirty_sync(m->vm->dirty, m->dirty);
+	if (n < 0)
+		return (int)n;
+	ph.final_sync = ms_since(&t);
+	rc = send_state(m);
+	ph.state = ms_since(&t);
+	if (rc == 0 && m->params.verify)
+		rc = send_hashes(m);
+	ph.verify = ms_since(&t);
+	if (rc == 0)
+		rc = send_pending(m, round);
+	if (rc == 0)
+		rc = handshake_expect(&m->chan, REC_LOADED, received, NULL);
+	ph.handoff = ms_since(&t);
+	if (rc == 0)
+		rc = commit(m);
+	pthread_mutex_lock(&m->lock);
+	memcpy(m->stats.received, received, sizeof(received));
+	m->stats.phase = ph;
+	m->stats.rounds++;
+	pthread_mutex_unlock(&m->lock);
+	if (rc == 0)
+		rc = run_postcopy(m, round, (uint64_t)n, t_pause);
+	pthread_mutex_lock(&m->lock);
+	m->stats.verify = m->params.verify ? (rc == 0 ? "ok" : m->stats.verify) : "off";
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
 /* Connect, open, join the data channels, wait for READY, start tracking. */
 static int setup(struct mig_source *m)
 {
@@ -439,6 +605,8 @@ static enum mig_status outcome(struct mig_source *m, int rc)
 {
 	if (rc == 0)
 		return MIG_COMPLETED;
+	if (m->lost)
+		return MIG_LOST;
 	if (m->committed)
 		return MIG_UNKNOWN;
 	/* Our own cancel, not a peer's code: a cancel makes blocked I/O fail,
@@ -469,7 +637,12 @@ static void finish(struct mig_source *m, int rc, const char *why)
 	m->stats.status = s;
 	m->stats.total_ms = time_ms_since(m->start_ns);
 	m->stats.converge.throttle_pct_now = 0;
-	if (s == MIG_UNKNOWN)
+	if (s == MIG_LOST)
+		snprintf(
+			m->stats.reason, sizeof(m->stats.reason),
+			"post-copy broke after the guest started on the destination (%s): its memory is split between the two sides, so neither can run it; it stays paused here",
+			why);
+	else if (s == MIG_UNKNOWN)
 		snprintf(
 			m->stats.reason, sizeof(m->stats.reason),
 			"COMMIT was sent but the destination did not confirm (%s): the guest may be running there, so it stays paused here; ferry migrate-resolve asks the destination and settles it",
@@ -524,7 +697,11 @@ static void *source_thread(void *arg)
 		if (rc < 0 && !cancelled(m))
 			err_wrap(peer_reason(m, rc), "round %u", m->meter.rounds);
 	}
-	if (rc > 0) {
+	if (rc > 0 && m->to_postcopy) {
+		rc = postcopy(m, (uint32_t)rc);
+		if (rc < 0)
+			err_wrap(peer_reason(m, rc), "post-copy");
+	} else if (rc > 0) {
 		rc = switchover(m, (uint32_t)rc);
 		if (rc < 0)
 			err_wrap(peer_reason(m, rc), "switchover");
@@ -551,7 +728,8 @@ static int make_hello(struct mig_source *m)
 					 .page_size = FERRY_PAGE_SIZE,
 					 .tsc_khz = m->vm->tsc_khz,
 					 .flags = (m->params.verify ? CONFIG_VERIFY : 0) |
-						  (m->params.channels ? CONFIG_CHANNELS : 0) };
+						  (m->params.channels ? CONFIG_CHANNELS : 0) |
+						  (m->params.postcopy ? CONFIG_POSTCOPY : 0) };
 	h->channels.count = m->params.channels;
 	if (getrandom(&h->id, sizeof(h->id), 0) != sizeof(h->id) ||
 	    getrandom(h->channels.token, sizeof(h->channels.token), 0) != sizeof(h->channels.token))
@@ -629,6 +807,23 @@ void mig_source_cancel(struct mig_source *m)
 	if (!m->committed)
 		cancel_fire(&m->cancel);
 	pthread_mutex_unlock(&m->lock);
+}
+
+int mig_source_start_postcopy(struct mig_source *m)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (!m->params.postcopy)
+		rc = err_set(-EINVAL, "this migration did not allow post-copy (migrate with "
+				      "--postcopy, or \"postcopy\": true)");
+	else if (m->stats.status != MIG_SETUP && m->stats.status != MIG_ACTIVE)
+		rc = err_set(-EINVAL, "the migration is %s: too late to switch to post-copy",
+			     mig_status_name(m->stats.status));
+	else
+		m->postcopy_asked = true;
+	pthread_mutex_unlock(&m->lock);
+	return rc;
 }
 
 void mig_source_set_params(struct mig_source *m, const struct mig_params *p)

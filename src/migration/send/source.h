@@ -16,6 +16,9 @@ int mig_source_start(struct vm *vm, const char *uri, const struct mig_params *p,
 		     struct mig_source **out);
 /* Ask a running migration to stop; it ends as cancelled (before COMMIT). */
 void mig_source_cancel(struct mig_source *m);
+/* Switch to post-copy at the end of the round in progress (the migration
+ * must allow it). 0, or -EINVAL with a sentence. */
+int mig_source_start_postcopy(struct mig_source *m);
 /* Change the bandwidth limit and downtime target of a running migration. */
 void mig_source_set_params(struct mig_source *m, const struct mig_params *p);
 struct mig_stats mig_source_stats(struct mig_source *m);

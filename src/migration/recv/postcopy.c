@@ -1,0 +1,269 @@
+#include "migration/recv/postcopy.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "migration/failure.h"
+#include "migration/wire.h"
+#include "stream/record.h"
+#include "util/bitmap.h"
+#include "util/error.h"
+#include "util/hash.h"
+#include "util/log.h"
+#include "util/time.h"
+#include "vm/memory.h"
+#include "vm/uffd.h"
+
+/* How often the fault thread looks up from the faults to see if it should stop. */
+#define FAULT_POLL_MS 50
+
+struct postcopy {
+	const struct guest_mem *mem;
+	uint64_t npages;
+	struct uffd uffd;
+	uint64_t *pending;	/* still to come: cleared as placed */
+	uint64_t *asked;	/* asked for */
+	uint64_t *asked_ns;	/* when, per page */
+	const uint64_t *hashes; /* NULL: no verify */
+	struct chan *main;
+	pthread_mutex_t send_lock; /* the return path's writes */
+	struct failure failed;
+	struct postcopy_stats st; /* counters: atomic */
+	pthread_t thread;
+	bool started, stop;
+};
+
+/* Forget every pending page, a run at a time. */
+static void forget_pending(struct postcopy *pc)
+{
+	uint64_t g = bitmap_next(pc->pending, pc->npages, 0);
+
+	while (g < pc->npages) {
+		uint64_t end = g + 1;
+
+		while (end < pc->npages && bitmap_test(pc->pending, end) &&
+		       mem_host(pc->mem, end * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE) ==
+			       (uint8_t *)mem_host(pc->mem, g * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE) +
+				       (end - g) * FERRY_PAGE_SIZE)
+			end++;
+		mem_forget(pc->mem, g * FERRY_PAGE_SIZE, (end - g) * FERRY_PAGE_SIZE);
+		g = bitmap_next(pc->pending, pc->npages, end);
+	}
+}
+
+/* The guest page at host address addr, or npages if none. */
+static uint64_t gfn_at(const struct postcopy *pc, uint64_t addr)
+{
+	for (unsigned i = 0; i < pc->mem->nr_regions; i++) {
+		const struct mem_region *r = &pc->mem->regions[i];
+		uint64_t host = (uint64_t)(uintptr_t)r->host;
+
+		if (addr >= host && addr - host < r->size)
+			return (r->gpa + (addr - host)) / FERRY_PAGE_SIZE;
+	}
+	return pc->npages;
+}
+
+/* A fault at addr: into list (unless its page came, or was asked for, already). */
+static void note_fault(struct postcopy *pc, uint64_t addr, uint64_t *list, uint32_t *n)
+{
+	uint64_t gfn = gfn_at(pc, addr);
+
+	__atomic_fetch_add(&pc->st.faults, 1, __ATOMIC_RELAXED);
+	if (gfn >= pc->npages || !bitmap_test_atomic(pc->pending, gfn) ||
+	    bitmap_test_and_set_atomic(pc->asked, gfn))
+		return;
+	__atomic_store_n(&pc->asked_ns[gfn], time_now_ns(), __ATOMIC_RELAXED);
+	list[(*n)++] = gfn;
+}
+
+static int send_request(struct postcopy *pc, uint64_t *list, uint32_t n)
+{
+	struct rec_request fixed = { .count = n };
+	struct iovec body[2] = { { &fixed, sizeof(fixed) }, { list, 8ull * n } };
+
+	__atomic_fetch_add(&pc->st.requests, 1, __ATOMIC_RELAXED);
+	return postcopy_send(pc, REC_REQUEST, body, 2);
+}
+
+/* Every fault there is now, asked for in one REQUEST. */
+static void *fault_thread(void *arg)
+{
+	struct postcopy *pc = arg;
+	uint64_t list[REQUEST_MAX_COUNT], addr;
+	int rc = 0;
+
+	pthread_setname_np(pthread_self(), "pc-faults");
+	while (rc == 0 && !__atomic_load_n(&pc->stop, __ATOMIC_ACQUIRE)) {
+		uint32_t n = 0;
+
+		rc = uffd_next_fault(&pc->uffd, FAULT_POLL_MS, &addr);
+		while (rc == 0) {
+			note_fault(pc, addr, list, &n);
+			rc = n < REQUEST_MAX_COUNT ? uffd_next_fault(&pc->uffd, 0, &addr) : 1;
+		}
+		if (rc == -ETIMEDOUT || rc == 1)
+			rc = 0;
+		if (rc == 0 && n)
+			rc = send_request(pc, list, n);
+	}
+	if (rc < 0)
+		failure_set(&pc->failed, err_wrap(rc, "post-copy: asking for a page"));
+	return NULL;
+}
+
+int postcopy_begin(const struct guest_mem *mem, uint64_t *pending, const uint64_t *hashes,
+		   struct chan *main, struct postcopy **out)
+{
+	struct postcopy *pc = calloc(1, sizeof(*pc));
+	uint64_t npages = mem->size / FERRY_PAGE_SIZE;
+	int rc;
+
+	*out = pc;
+	if (!pc) {
+		free(pending);
+		return err_set(-ENOMEM, "out of memory for post-copy");
+	}
+	*pc = (struct postcopy){ .mem = mem,
+				 .npages = npages,
+				 .pending = pending,
+				 .hashes = hashes,
+				 .main = main,
+				 .uffd = { -1 } };
+	pthread_mutex_init(&pc->send_lock, NULL);
+	failure_init(&pc->failed);
+	pc->st.pending = pc->st.left = bitmap_count(pending, npages);
+	pc->asked = calloc(BITMAP_WORDS(npages), 8);
+	pc->asked_ns = calloc(npages, 8);
+	if (!pc->asked || !pc->asked_ns)
+		return err_set(-ENOMEM, "out of memory for post-copy");
+	forget_pending(pc);
+	rc = uffd_open(&pc->uffd, mem);
+	if (rc < 0)
+		return rc;
+	rc = pthread_create(&pc->thread, NULL, fault_thread, pc);
+	if (rc)
+		return err_set(-rc, "cannot start the post-copy fault thread: %s", strerror(rc));
+	pc->started = true;
+	log_info("post-copy: %llu pages (%llu MiB) still to come; the guest may run now",
+		 (unsigned long long)pc->st.pending,
+		 (unsigned long long)(pc->st.pending * FERRY_PAGE_SIZE >> 20));
+	return 0;
+}
+
+static int check_hash(const struct postcopy *pc, uint64_t gfn, const void *data)
+{
+	static const uint8_t zeros[FERRY_PAGE_SIZE];
+
+	if (!pc->hashes || hash64(data ? data : zeros, FERRY_PAGE_SIZE) == pc->hashes[gfn])
+		return 0;
+	return err_set(-EIO, "verify: page %#llx differs from the source's",
+		       (unsigned long long)gfn * FERRY_PAGE_SIZE);
+}
+
+/* The last page is in: PLACED, with the account. */
+static int say_placed(struct postcopy *pc)
+{
+	struct postcopy_stats s = postcopy_stats(pc);
+	struct rec_placed placed = { .faults = s.faults,
+				     .asked = s.asked,
+				     .pushed = s.pushed,
+				     .wait_p50_ns = latency_percentile_ns(&s.latency, 0.5),
+				     .wait_p99_ns = latency_percentile_ns(&s.latency, 0.99),
+				     .wait_max_ns = s.latency.max_ns };
+	struct iovec body = { &placed, sizeof(placed) };
+
+	log_info("post-copy: every page is here");
+	return postcopy_send(pc, REC_PLACED, &body, 1);
+}
+
+/* gfn is in place: count it, and say PLACED after the last. */
+static int count_placed(struct postcopy *pc, uint64_t gfn)
+{
+	uint64_t asked = __atomic_load_n(&pc->asked_ns[gfn], __ATOMIC_RELAXED);
+
+	if (asked) {
+		latency_add(&pc->st.latency, time_now_ns() - asked);
+		__atomic_fetch_add(&pc->st.asked, 1, __ATOMIC_RELAXED);
+	} else {
+		__atomic_fetch_add(&pc->st.pushed, 1, __ATOMIC_RELAXED);
+	}
+	if (__atomic_sub_fetch(&pc->st.left, 1, __ATOMIC_ACQ_REL))
+		return 0;
+	return say_placed(pc);
+}
+
+int postcopy_place(struct postcopy *pc, uint64_t gfn, const void *data)
+{
+	void *dst = mem_host(pc->mem, gfn * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE);
+	int rc;
+
+	if (!bitmap_test_atomic(pc->pending, gfn))
+		return 0; /* here since the switch: nothing the source sends replaces it */
+	rc = check_hash(pc, gfn, data);
+	if (rc == 0)
+		rc = data ? uffd_place(&pc->uffd, dst, data) : uffd_zero(&pc->uffd, dst);
+	if (rc == 0 && bitmap_test_and_clear_atomic(pc->pending, gfn))
+		rc = count_placed(pc, gfn);
+	if (rc < 0)
+		failure_set(&pc->failed, rc);
+	return rc < 0 ? rc : 0;
+}
+
+int postcopy_running(struct postcopy *pc)
+{
+	return pc->st.pending ? 0 : say_placed(pc);
+}
+
+int postcopy_send(struct postcopy *pc, uint32_t type, const struct iovec *body, int n)
+{
+	int rc;
+
+	pthread_mutex_lock(&pc->send_lock);
+	rc = n ? wire_send(pc->main, type, body, n) : wire_send_empty(pc->main, type);
+	pthread_mutex_unlock(&pc->send_lock);
+	return rc;
+}
+
+int postcopy_error(struct postcopy *pc)
+{
+	return failure_get(&pc->failed);
+}
+
+struct postcopy_stats postcopy_stats(struct postcopy *pc)
+{
+	struct postcopy_stats s = { 0 };
+
+	if (!pc)
+		return s;
+	s.pending = pc->st.pending;
+	s.left = __atomic_load_n(&pc->st.left, __ATOMIC_RELAXED);
+	s.faults = __atomic_load_n(&pc->st.faults, __ATOMIC_RELAXED);
+	s.requests = __atomic_load_n(&pc->st.requests, __ATOMIC_RELAXED);
+	s.asked = __atomic_load_n(&pc->st.asked, __ATOMIC_RELAXED);
+	s.pushed = __atomic_load_n(&pc->st.pushed, __ATOMIC_RELAXED);
+	for (unsigned b = 0; b < LATENCY_BUCKETS; b++)
+		s.latency.bucket[b] = __atomic_load_n(&pc->st.latency.bucket[b], __ATOMIC_RELAXED);
+	s.latency.count = __atomic_load_n(&pc->st.latency.count, __ATOMIC_RELAXED);
+	s.latency.sum_ns = __atomic_load_n(&pc->st.latency.sum_ns, __ATOMIC_RELAXED);
+	s.latency.max_ns = __atomic_load_n(&pc->st.latency.max_ns, __ATOMIC_RELAXED);
+	return s;
+}
+
+void postcopy_end(struct postcopy *pc)
+{
+	if (!pc)
+		return;
+	__atomic_store_n(&pc->stop, true, __ATOMIC_RELEASE);
+	if (pc->started)
+		pthread_join(pc->thread, NULL);
+	uffd_close(&pc->uffd);
+	pthread_mutex_destroy(&pc->send_lock);
+	failure_destroy(&pc->failed);
+	free(pc->pending);
+	free(pc->asked);
+	free(pc->asked_ns);
+	free(pc);
+}

@@ -1,0 +1,42 @@
+#include "util/latency.h"
+
+#include <stdbool.h>
+
+#include "util/time.h"
+
+static unsigned bucket_of(uint64_t ns)
+{
+	uint64_t us = ns / NS_PER_US;
+	unsigned b = us < 2 ? 0 : 63u - (unsigned)__builtin_clzll(us);
+
+	return b < LATENCY_BUCKETS ? b : LATENCY_BUCKETS - 1;
+}
+
+void latency_add(struct latency *l, uint64_t ns)
+{
+	uint64_t max = __atomic_load_n(&l->max_ns, __ATOMIC_RELAXED);
+
+	__atomic_fetch_add(&l->count, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&l->sum_ns, ns, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&l->bucket[bucket_of(ns)], 1, __ATOMIC_RELAXED);
+	while (ns > max && !__atomic_compare_exchange_n(&l->max_ns, &max, ns, false,
+							__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
+uint64_t latency_percentile_ns(const struct latency *l, double p)
+{
+	uint64_t count = __atomic_load_n(&l->count, __ATOMIC_RELAXED), seen = 0;
+	uint64_t max = __atomic_load_n(&l->max_ns, __ATOMIC_RELAXED);
+
+	if (!count)
+		return 0;
+	for (unsigned b = 0; b < LATENCY_BUCKETS; b++) {
+		uint64_t edge = (2ull << b) * NS_PER_US;
+
+		seen += __atomic_load_n(&l->bucket[b], __ATOMIC_RELAXED);
+		if ((double)seen >= p * (double)count)
+			return edge < max ? edge : max;
+	}
+	return max;
+}
