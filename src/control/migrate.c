@@ -181,9 +181,9 @@ json_t *control_migrate(struct control_ctx *ctx, json_t *args)
 	}
 	if (parse_params(args, &p) < 0 || converge_check(vm, &p) < 0 || chan_check_uri(uri) < 0)
 		return NULL;
-	if (p.channels && !strncmp(uri, "fd:", 3)) {
-		err_set(-EINVAL, "data channels need a tcp: or unix: URI; %s is one connection",
-			uri);
+	if ((p.channels || p.postcopy) && !strncmp(uri, "fd:", 3)) {
+		err_set(-EINVAL, "%s need a tcp: or unix: URI; %s is one connection",
+			p.channels ? "data channels" : "post-copy's urgent pages", uri);
 		return NULL;
 	}
 	if (ctx_stopping(ctx) || mig_source_start(vm, uri, &p, &m) < 0) {

@@ -31,7 +31,7 @@ int handshake_send(struct chan *c, const struct handshake *h)
 		rc = send_one(c, REC_CONFIG, &h->config, sizeof(h->config));
 	if (rc == 0)
 		rc = send_one(c, REC_SESSION, &session, sizeof(session));
-	if (rc == 0 && h->channels.count)
+	if (rc == 0 && (h->config.flags & CONFIG_CHANNELS))
 		rc = send_one(c, REC_CHANNELS, &h->channels, sizeof(h->channels));
 	return rc;
 }
@@ -86,6 +86,8 @@ int handshake_join(struct chan *c, const char *uri, uint32_t index, const uint8_
 		rc = send_header(c);
 	if (rc == 0)
 		rc = send_one(c, REC_JOIN, &j, sizeof(j));
+	if (rc < 0 && index == CHANNEL_URGENT)
+		return err_wrap(rc, "the urgent channel");
 	return rc < 0 ? err_wrap(rc, "data channel %u", index) : 0;
 }
 
@@ -98,7 +100,8 @@ static bool same_token(const uint8_t *a, const uint8_t *b)
 	return diff == 0;
 }
 
-int handshake_check_join(struct chan *c, const struct rec_channels *ch, const bool *joined)
+/* A new connection's JOIN, with this migration's token: its index. */
+static int read_join(struct chan *c, const struct rec_channels *ch)
 {
 	struct stream_header sh;
 	struct wire_buf buf = { 0 };
@@ -117,9 +120,27 @@ int handshake_check_join(struct chan *c, const struct rec_channels *ch, const bo
 		return rc;
 	if (!same_token(j.token, ch->token))
 		return err_set(-EACCES, "it does not belong to this migration (wrong token)");
-	if (j.index >= ch->count || joined[j.index])
-		return err_set(-EPROTO, "it claims channel %u", j.index);
-	return (int)j.index;
+	return j.index <= CHANNEL_URGENT ? (int)j.index
+					 : err_set(-EPROTO, "it claims channel %u", j.index);
+}
+
+int handshake_check_join(struct chan *c, const struct rec_channels *ch, const bool *joined)
+{
+	int rc = read_join(c, ch);
+
+	if (rc >= 0 && ((uint32_t)rc >= ch->count || joined[rc]))
+		return err_set(-EPROTO, "it claims channel %d", rc);
+	return rc;
+}
+
+int handshake_check_urgent(struct chan *c, const struct rec_channels *ch)
+{
+	int rc = read_join(c, ch);
+
+	if (rc >= 0 && rc != CHANNEL_URGENT)
+		return err_set(-EPROTO, "it claims data channel %d where the urgent one was due",
+			       rc);
+	return rc < 0 ? rc : 0;
 }
 
 int handshake_refusal(const struct wire_buf *buf, uint32_t len)

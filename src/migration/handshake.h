@@ -35,6 +35,9 @@ int handshake_join(struct chan *c, const char *uri, uint32_t index, const uint8_
  * migration's token and claims a channel not yet joined[], else -errno
  * with the reason. */
 int handshake_check_join(struct chan *c, const struct rec_channels *ch, const bool *joined);
+/* Destination: the same for post-copy's urgent channel (index
+ * CHANNEL_URGENT): 0 or -errno with the reason. */
+int handshake_check_urgent(struct chan *c, const struct rec_channels *ch);
 
 /* Source: wait for the destination's record want. An ERROR is returned as
  * "destination refused: SENTENCE", with *refused set (if not NULL): the

@@ -64,6 +64,7 @@ enum page_encoding {
 #define CONFIG_POSTCOPY 4ull /* the source may switch to post-copy */
 
 #define CHANNELS_MAX	   16u
+#define CHANNEL_URGENT	   CHANNELS_MAX /* JOIN index of post-copy's urgent channel */
 #define CHANNEL_TOKEN_SIZE 16u
 
 /* How a ZPAGES payload is compressed (codec/compress.h kinds). */

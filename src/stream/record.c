@@ -353,8 +353,8 @@ int rec_parse_channels(const void *body, uint32_t len, struct rec_channels *out)
 	if (len != sizeof(*out))
 		return err_set(-EINVAL, "CHANNELS record has a bad length");
 	memcpy(out, body, sizeof(*out));
-	if (out->count < 1 || out->count > CHANNELS_MAX)
-		return err_set(-EINVAL, "CHANNELS asks for %u data channels (1 to %u allowed)",
+	if (out->count > CHANNELS_MAX)
+		return err_set(-EINVAL, "CHANNELS asks for %u data channels (0 to %u allowed)",
 			       out->count, CHANNELS_MAX);
 	return 0;
 }

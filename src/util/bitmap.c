@@ -18,6 +18,22 @@ void bitmap_or_take(uint64_t *dst, uint64_t *src, uint64_t nbits)
 			dst[i] |= __atomic_exchange_n(&src[i], 0, __ATOMIC_RELAXED);
 }
 
+uint64_t bitmap_next_atomic(const uint64_t *map, uint64_t nbits, uint64_t from)
+{
+	uint64_t i = from / 64, word;
+
+	if (from >= nbits)
+		return nbits;
+	word = __atomic_load_n(&map[i], __ATOMIC_RELAXED) & (~0ull << (from % 64));
+	while (!word) {
+		if (++i >= BITMAP_WORDS(nbits))
+			return nbits;
+		word = __atomic_load_n(&map[i], __ATOMIC_RELAXED);
+	}
+	from = i * 64 + (uint64_t)__builtin_ctzll(word);
+	return from < nbits ? from : nbits;
+}
+
 uint64_t bitmap_next(const uint64_t *map, uint64_t nbits, uint64_t from)
 {
 	uint64_t i = from / 64, word;

@@ -9,6 +9,7 @@
 #include "migration/recv/apply.h"
 #include "migration/recv/postcopy.h"
 #include "migration/recv/receiver.h"
+#include "migration/recv/urgent.h"
 #include "migration/wire.h"
 #include "stream/record.h"
 #include "transport/uri.h"
@@ -56,6 +57,7 @@ struct incoming {
 	uint64_t pending_next;	    /* where the next POSTCOPY record starts */
 	uint32_t pending_round;	    /* the round they come in */
 	struct postcopy *post;	    /* after the switch to post-copy */
+	struct urgent *urgent;	    /* post-copy's asked-for pages */
 };
 
 /* A record on the main channel; after the switch to post-copy the fault
@@ -114,6 +116,11 @@ static int refuse_hello(const struct incoming *in)
 			       size_format(in->o->mem_limit, limit, sizeof(limit)));
 	if ((cfg->flags & CONFIG_POSTCOPY) && uffd_supported(in->o->mem_backend) < 0)
 		return err_wrap(-EOPNOTSUPP, "the source may switch to post-copy, but here");
+	if ((cfg->flags & CONFIG_POSTCOPY) && uri_parse(in->uri, &u) == 0 && u.kind == URI_FD)
+		return err_set(-EPROTO,
+			       "the source may switch to post-copy, whose urgent pages need a "
+			       "connection of their own, but %s is one connection",
+			       in->uri);
 	if (in->hello.channels.count && uri_parse(in->uri, &u) == 0 && u.kind == URI_FD)
 		return err_set(-EPROTO,
 			       "the source wants %u data channels, but %s is one connection",
@@ -399,6 +406,22 @@ static int load_machine(struct incoming *in)
 	return rc < 0 ? rc : say_loaded(in);
 }
 
+/* Post-copy's urgent channel: the source joined it before POSTCOPY. Quiet
+ * while nothing is asked for; the other channels keep it company. */
+static int accept_urgent(struct incoming *in, struct chan *c)
+{
+	int rc = chan_accept(c, in->lfd, in->uri, (int)in->o->io_timeout_ms, in->chan->cancel);
+
+	if (rc == 0) {
+		c->timeout_ms = (int)in->o->io_timeout_ms;
+		c->company = in->chan->company = &in->heard;
+		rc = handshake_check_urgent(c, &in->hello.channels);
+		if (rc < 0)
+			chan_close(c);
+	}
+	return rc < 0 ? err_wrap(rc, "the urgent channel") : 0;
+}
+
 /* The last POSTCOPY record: every page but the pending ones is the
  * source's as it paused, once the data channels have ended the rounds
  * before. Restore and check what is here (nothing touches a pending page
@@ -406,16 +429,24 @@ static int load_machine(struct incoming *in)
 static int switch_to_postcopy(struct incoming *in)
 {
 	int rc = in->rx ? receivers_wait_rounds(in->rx, in->round, (int)in->o->io_timeout_ms) : 0;
+	struct chan urgent;
 
 	if (rc == 0 && in->pending_round != in->round)
 		rc = err_set(-EPROTO, "POSTCOPY's pages come in round %u while round %u is next",
 			     in->pending_round, in->round);
 	if (rc == 0)
 		rc = restore_machine(in);
+	if (rc == 0)
+		rc = accept_urgent(in, &urgent);
 	if (rc < 0)
 		return rc;
 	rc = postcopy_begin(&in->vm->mem, in->pending, in->hashes, in->chan, &in->post);
 	in->pending = NULL; /* post-copy's now */
+	if (rc == 0)
+		rc = urgent_start(&urgent, &in->vm->mem, in->post, in->written, in->damaged,
+				  in->round, in->chan, &in->urgent);
+	else
+		chan_close(&urgent);
 	if (rc < 0)
 		return rc;
 	in->pages.place = in->post;
@@ -523,6 +554,10 @@ static int receive_pending(struct incoming *in)
 		if (rc == 0)
 			rc = postcopy_error(in->post);
 	}
+	if (rc < 0 && urgent_error(in->urgent) < 0) /* it broke this channel's read */
+		rc = urgent_error(in->urgent);
+	if (rc == 0)
+		rc = urgent_finish(in->urgent);
 	if (rc == 0 && in->rx)
 		rc = receivers_finish(in->rx);
 	st = postcopy_stats(in->post);
@@ -574,6 +609,7 @@ static void discard(struct incoming *in, bool keep_vm)
 	prefault_stop(in->prefault);
 	if (in->post && !keep_vm) /* a guest lost in post-copy: its vCPUs stop first */
 		vm_stop(in->vm, true, 1, "post-copy broke");
+	urgent_free(in->urgent);
 	postcopy_end(in->post); /* a vCPU still waiting for a page runs on zeros, to its stop */
 	in->chan->waiting = NULL;
 	in->chan->company = NULL;

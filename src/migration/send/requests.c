@@ -7,39 +7,65 @@
 #include <string.h>
 #include <time.h>
 
+#include "codec/zero.h"
 #include "migration/failure.h"
 #include "migration/handshake.h"
+#include "migration/send/batch.h"
 #include "migration/wire.h"
 #include "stream/record.h"
+#include "util/bitmap.h"
 #include "util/error.h"
 #include "util/time.h"
-
-/* Pages asked for and not yet taken: more are dropped (each is asked for
- * again by its next fault; the push brings it meanwhile). */
-#define QUEUE_PAGES 65536u
+#include "vm/memory.h"
 
 struct requests {
-	struct chan *main;
+	struct requests_source src;
 	uint64_t npages;
+	uint64_t hint; /* atomic */
 	pthread_t thread;
 	pthread_mutex_t lock; /* guards everything below */
 	pthread_cond_t changed;
-	uint64_t queue[QUEUE_PAGES];
-	uint32_t head, len;
 	bool placed;
 	struct failure failed;
 	struct requests_stats st;
 };
 
-static void enqueue(struct requests *r, const struct request_view *v)
+/* Pages gfns[0..n) (n <= BATCH_PAGES) on the urgent channel, from the
+ * paused guest's memory itself. */
+static int send_pages(struct requests *r, const uint64_t *gfns, uint32_t n)
 {
+	struct rec_pages fixed = { .count = n, .round = r->src.round };
+	uint64_t entries[BATCH_PAGES];
+	struct iovec iov[2 + BATCH_PAGES] = { { &fixed, sizeof(fixed) }, { entries, 8ull * n } };
+	int k = 2;
+
+	for (uint32_t i = 0; i < n; i++) {
+		void *page = mem_host(r->src.mem, gfns[i] * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE);
+		bool zero = zero_page(page);
+
+		entries[i] = PAGE_ENTRY(gfns[i], zero ? PAGE_ZERO : PAGE_RAW);
+		if (!zero)
+			iov[k++] = (struct iovec){ page, FERRY_PAGE_SIZE };
+		bitmap_test_and_clear_atomic(r->src.pending, gfns[i]); /* the push skips it */
+	}
+	return wire_send(r->src.urgent, REC_PAGES, iov, k);
+}
+
+/* A REQUEST: its pages now, BATCH_PAGES to a record. */
+static int answer(struct requests *r, const struct request_view *v)
+{
+	int rc = 0;
+
+	for (uint32_t at = 0; at < v->count && rc == 0; at += BATCH_PAGES)
+		rc = send_pages(r, v->gfn + at,
+				v->count - at < BATCH_PAGES ? v->count - at : BATCH_PAGES);
+	__atomic_store_n(&r->hint, v->gfn[v->count - 1] + 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&r->lock);
-	for (uint32_t i = 0; i < v->count && r->len < QUEUE_PAGES; i++)
-		r->queue[(r->head + r->len++) % QUEUE_PAGES] = v->gfn[i];
 	r->st.records++;
 	r->st.pages += v->count;
 	pthread_cond_broadcast(&r->changed);
 	pthread_mutex_unlock(&r->lock);
+	return rc < 0 ? err_wrap(rc, "the urgent channel") : 0;
 }
 
 /* One record from the destination; 1 at PLACED. */
@@ -51,9 +77,7 @@ static int take(struct requests *r, const struct rec_header *hdr, const struct w
 	switch (hdr->type) {
 	case REC_REQUEST:
 		rc = rec_parse_request(buf->data, hdr->length, r->npages, &v);
-		if (rc == 0)
-			enqueue(r, &v);
-		return rc;
+		return rc < 0 ? rc : answer(r, &v);
 	case REC_RESUMED:
 		pthread_mutex_lock(&r->lock);
 		r->st.resumed_ns = time_now_ns();
@@ -84,10 +108,10 @@ static void *reader_thread(void *arg)
 	pthread_setname_np(pthread_self(), "pc-requests");
 	do {
 		/* The destination may have nothing to ask for a long time. */
-		while ((rc = chan_wait_ready(r->main, POLLIN)) == -ETIMEDOUT)
+		while ((rc = chan_wait_ready(r->src.main, POLLIN)) == -ETIMEDOUT)
 			;
 		if (rc == 0)
-			rc = wire_recv(r->main, &hdr, &buf);
+			rc = wire_recv(r->src.main, &hdr, &buf);
 		if (rc == 0)
 			rc = take(r, &hdr, &buf);
 	} while (rc == 0);
@@ -102,7 +126,7 @@ static void *reader_thread(void *arg)
 	return NULL;
 }
 
-int requests_start(struct chan *main, uint64_t npages, struct requests **out)
+int requests_start(const struct requests_source *src, struct requests **out)
 {
 	struct requests *r = calloc(1, sizeof(*r));
 	int rc;
@@ -110,31 +134,26 @@ int requests_start(struct chan *main, uint64_t npages, struct requests **out)
 	*out = r;
 	if (!r)
 		return err_set(-ENOMEM, "out of memory for post-copy");
-	r->main = main;
-	r->npages = npages;
+	r->src = *src;
+	r->npages = src->mem->size / FERRY_PAGE_SIZE;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->changed, NULL);
 	failure_init(&r->failed);
 	rc = pthread_create(&r->thread, NULL, reader_thread, r);
 	if (rc) {
+		pthread_cond_destroy(&r->changed);
+		pthread_mutex_destroy(&r->lock);
+		failure_destroy(&r->failed);
+		free(r);
 		*out = NULL;
-		requests_stop(r);
 		return err_set(-rc, "cannot start the post-copy return path: %s", strerror(rc));
 	}
 	return 0;
 }
 
-uint32_t requests_take(struct requests *r, uint64_t *gfns, uint32_t max)
+uint64_t requests_hint(struct requests *r)
 {
-	uint32_t n = 0;
-
-	pthread_mutex_lock(&r->lock);
-	for (; n < max && r->len; n++, r->len--) {
-		gfns[n] = r->queue[r->head];
-		r->head = (r->head + 1) % QUEUE_PAGES;
-	}
-	pthread_mutex_unlock(&r->lock);
-	return n;
+	return __atomic_load_n(&r->hint, __ATOMIC_RELAXED);
 }
 
 static struct timespec deadline(int timeout_ms)
@@ -151,18 +170,24 @@ static struct timespec deadline(int timeout_ms)
 	return t;
 }
 
-int requests_wait(struct requests *r, int timeout_ms)
+int requests_wait_placed(struct requests *r, int timeout_ms)
 {
 	struct timespec until = deadline(timeout_ms);
+	uint64_t heard;
 	int rc = 0;
 
 	pthread_mutex_lock(&r->lock);
-	while (!r->len && !r->placed && !failure_get(&r->failed) && rc == 0)
+	heard = r->st.records;
+	while (!r->placed && !failure_get(&r->failed) && rc != ETIMEDOUT) {
 		rc = pthread_cond_timedwait(&r->changed, &r->lock, &until);
-	if (r->len)
+		if (r->st.records != heard) { /* the destination is alive: wait on */
+			heard = r->st.records;
+			until = deadline(timeout_ms);
+			rc = 0;
+		}
+	}
+	if (r->placed)
 		rc = 0;
-	else if (r->placed)
-		rc = 1;
 	else if (failure_get(&r->failed))
 		rc = failure_get(&r->failed);
 	else
@@ -186,7 +211,7 @@ void requests_stop(struct requests *r)
 {
 	if (!r)
 		return;
-	chan_shutdown_read(r->main);
+	chan_shutdown_read(r->src.main);
 	pthread_join(r->thread, NULL);
 	pthread_cond_destroy(&r->changed);
 	pthread_mutex_destroy(&r->lock);

@@ -1,8 +1,11 @@
 /* The source's return path during post-copy: a thread reads what the
- * destination says on the main channel once COMMIT is out. RESUMED (the
- * guest runs there), REQUEST (pages a thread there waits for: queued for
- * the migration thread to send ahead of the push), PLACED (every page is
- * there), or ERROR. */
+ * destination says on the main channel once COMMIT is out: RESUMED (the
+ * guest runs there), REQUEST (pages a thread there waits for), PLACED
+ * (every page is there), or ERROR. It answers each REQUEST at once on the
+ * urgent channel, a connection of its own, so that an asked-for page never
+ * waits behind the push; it takes the page out of the pending set (the
+ * push skips it) and leaves a hint where the push should go on (right
+ * after it: what a vCPU touches next is likely near). */
 #ifndef FERRY_MIGRATION_SEND_REQUESTS_H
 #define FERRY_MIGRATION_SEND_REQUESTS_H
 
@@ -12,6 +15,7 @@
 #include "stream/format.h"
 
 struct chan;
+struct guest_mem;
 struct requests;
 
 struct requests_stats {
@@ -21,14 +25,23 @@ struct requests_stats {
 	bool refused;		  /* ERROR before RESUMED: the guest did not start there */
 };
 
-/* Start reading main (npages: the guest's pages). */
-int requests_start(struct chan *main, uint64_t npages, struct requests **out);
-/* Up to max pages asked for and not yet taken, oldest first. */
-uint32_t requests_take(struct requests *r, uint64_t *gfns, uint32_t max);
-/* Wait up to timeout_ms for something: 1 once PLACED came, 0 when pages
- * are asked for, -ETIMEDOUT if nothing came, or -errno (a sentence) once
- * the return path failed. */
-int requests_wait(struct requests *r, int timeout_ms);
+/* What the answers need: the paused guest's memory, the pages still to
+ * send (a bitmap both threads clear atomically) and their round. */
+struct requests_source {
+	const struct guest_mem *mem;
+	uint64_t *pending;
+	uint32_t round;
+	struct chan *main, *urgent;
+};
+
+int requests_start(const struct requests_source *src, struct requests **out);
+/* Where the push should go on: after the last page asked for (a gfn); it
+ * changes with each REQUEST. 0 before any. */
+uint64_t requests_hint(struct requests *r);
+/* Wait up to timeout_ms for PLACED: 0 once it came, -ETIMEDOUT if nothing
+ * at all came meanwhile (a REQUEST restarts the wait), or -errno with a
+ * sentence once the return path failed. */
+int requests_wait_placed(struct requests *r, int timeout_ms);
 struct requests_stats requests_stats(struct requests *r);
 /* Stop reading (shuts main's reading side) and free. */
 void requests_stop(struct requests *r);

@@ -38,7 +38,8 @@
 struct mig_source {
 	struct vm *vm;
 	char uri[256];
-	struct chan chan; /* the main channel */
+	struct chan chan;   /* the main channel */
+	struct chan urgent; /* post-copy's asked-for pages (requests.h) */
 	struct pipeline *pipe;
 	struct cancel cancel; /* fired by a cancel before COMMIT */
 	struct handshake hello;
@@ -433,45 +434,46 @@ static int send_pending(struct mig_source *m, uint32_t round)
 	return rc;
 }
 
-/* The pages asked for so far, ahead of the push. */
-static int serve_requests(struct mig_source *m, struct requests *rq, uint32_t round)
+/* The next pending page from at on, wrapping round once; npages if none. */
+static uint64_t next_pending(struct mig_source *m, uint64_t at)
 {
-	uint64_t gfns[BATCH_PAGES];
-	uint32_t n;
-	int rc = 0;
+	uint64_t g = bitmap_next_atomic(m->dirty, m->npages, at);
 
-	while (rc == 0 && (n = requests_take(rq, gfns, BATCH_PAGES)))
-		rc = send_batch(m, gfns, n, round);
-	return rc;
+	return g < m->npages || !at ? g : bitmap_next_atomic(m->dirty, m->npages, 0);
 }
 
-/* Every page still to come, the ones asked for first; then the ones asked
- * for until PLACED. */
+/* Every page still to come that the urgent channel did not take first,
+ * going on after the last page asked for (requests.h); then wait for
+ * PLACED, and END every channel. */
 static int push_pending(struct mig_source *m, struct requests *rq, uint32_t round, uint64_t count)
 {
-	uint64_t gfns[BATCH_PAGES];
+	uint64_t gfns[BATCH_PAGES], at = 0, hint = 0;
 	uint32_t n = 0;
 	int rc = 0;
 
-	for (uint64_t g = bitmap_next(m->dirty, m->npages, 0); g < m->npages && rc == 0;
-	     g = bitmap_next(m->dirty, m->npages, g + 1)) {
+	for (uint64_t g = next_pending(m, at); g < m->npages && rc == 0; g = next_pending(m, at)) {
+		at = g + 1;
+		if (!bitmap_test_and_clear_atomic(m->dirty, g))
+			continue;
 		gfns[n++] = g;
 		if (n < BATCH_PAGES)
 			continue;
-		rc = serve_requests(m, rq, round);
-		if (rc == 0)
-			rc = send_batch(m, gfns, n, round);
-		count -= n;
+		rc = send_batch(m, gfns, n, round);
+		count = count > n ? count - n : 0;
 		n = 0;
 		update_progress(m, count);
+		if (requests_hint(rq) != hint)
+			at = hint = requests_hint(rq);
 	}
 	if (rc == 0 && n)
 		rc = send_batch(m, gfns, n, round);
 	update_progress(m, 0);
-	while (rc == 0 && (rc = requests_wait(rq, (int)m->params.io_timeout_ms)) == 0)
-		rc = serve_requests(m, rq, round);
-	if (rc == 1)
+	if (rc == 0)
+		rc = requests_wait_placed(rq, (int)m->params.io_timeout_ms);
+	if (rc == 0)
 		rc = pipeline_end(m->pipe);
+	if (rc == 0)
+		rc = wire_send_empty(&m->urgent, REC_END);
 	return rc == 0 ? wire_send_empty(&m->chan, REC_END) : rc;
 }
 
@@ -493,7 +495,12 @@ static int run_postcopy(struct mig_source *m, uint32_t round, uint64_t pending, 
 	m->stats.postcopy.used = true;
 	m->stats.postcopy.pending = pending;
 	pthread_mutex_unlock(&m->lock);
-	rc = requests_start(&m->chan, m->npages, &rq);
+	rc = requests_start(&(struct requests_source){ .mem = &m->vm->mem,
+						       .pending = m->dirty,
+						       .round = round,
+						       .main = &m->chan,
+						       .urgent = &m->urgent },
+			    &rq);
 	if (rc == 0)
 		rc = push_pending(m, rq, round, pending);
 	if (rq)
@@ -539,6 +546,9 @@ static int postcopy(struct mig_source *m, uint32_t round)
 	if (rc == 0 && m->params.verify)
 		rc = send_hashes(m);
 	ph.verify = ms_since(&t);
+	if (rc == 0)
+		rc = handshake_join(&m->urgent, m->uri, CHANNEL_URGENT, m->hello.channels.token,
+				    (int)m->params.io_timeout_ms, &m->cancel);
 	if (rc == 0)
 		rc = send_pending(m, round);
 	if (rc == 0)
@@ -631,6 +641,7 @@ static void finish(struct mig_source *m, int rc, const char *why)
 	pipeline_close(m->pipe);
 	m->pipe = NULL;
 	chan_close(&m->chan);
+	chan_close(&m->urgent);
 	encoder_free(&m->enc);
 	meter_free(&m->meter);
 	pthread_mutex_lock(&m->lock);
@@ -723,13 +734,15 @@ static int make_hello(struct mig_source *m)
 {
 	struct handshake *h = &m->hello;
 
-	h->config = (struct rec_config){ .mem_bytes = m->vm->mem.size,
-					 .vcpus = m->vm->nr_vcpus,
-					 .page_size = FERRY_PAGE_SIZE,
-					 .tsc_khz = m->vm->tsc_khz,
-					 .flags = (m->params.verify ? CONFIG_VERIFY : 0) |
-						  (m->params.channels ? CONFIG_CHANNELS : 0) |
-						  (m->params.postcopy ? CONFIG_POSTCOPY : 0) };
+	h->config = (struct rec_config){
+		.mem_bytes = m->vm->mem.size,
+		.vcpus = m->vm->nr_vcpus,
+		.page_size = FERRY_PAGE_SIZE,
+		.tsc_khz = m->vm->tsc_khz,
+		.flags = (m->params.verify ? CONFIG_VERIFY : 0) |
+			 (m->params.channels || m->params.postcopy ? CONFIG_CHANNELS : 0) |
+			 (m->params.postcopy ? CONFIG_POSTCOPY : 0)
+	};
 	h->channels.count = m->params.channels;
 	if (getrandom(&h->id, sizeof(h->id), 0) != sizeof(h->id) ||
 	    getrandom(h->channels.token, sizeof(h->channels.token), 0) != sizeof(h->channels.token))
@@ -748,6 +761,7 @@ static int init_source(struct mig_source *m, struct vm *vm, const char *uri,
 	m->params = *p;
 	m->npages = vm->mem.size / FERRY_PAGE_SIZE;
 	m->chan.fd = -1;
+	m->urgent.fd = -1;
 	m->cancel.fd = -1;
 	m->start_ns = time_now_ns();
 	snprintf(m->uri, sizeof(m->uri), "%s", uri);
