@@ -117,6 +117,15 @@ def size_bytes(text):
     return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
 
 
+def rate_bps(text):
+    """ferry's --max-bandwidth: 100M (bytes per second) or 1Gbit (bits)."""
+    text = str(text)
+    if text.lower().endswith("bit"):
+        unit = {"k": 1e3, "m": 1e6, "g": 1e9}.get(text[-4].lower())
+        return int(float(text[:-4] if unit else text[:-3]) * (unit or 1) / 8)
+    return size_bytes(text)
+
+
 def felt(src, dst):
     """What the guest felt, read as ferry's destination reads it
     (vm/guest_status.c): the first stall at or after vCPU 0's last beat
@@ -141,7 +150,7 @@ def configure(src, dst, mig, multifd=0):
     overridden; "unlimited" is UNLIMITED_BPS. multifd: that many channels
     even where ferry's scenario asks for none."""
     params = {"downtime-limit": int(mig.get("downtime-ms", 300)),
-              "max-bandwidth": int(mig.get("max-bandwidth-bps", UNLIMITED_BPS))}
+              "max-bandwidth": rate_bps(mig["max-bandwidth"]) if "max-bandwidth" in mig else UNLIMITED_BPS}
     caps = []
     if "xbzrle" in mig:
         caps.append("xbzrle")

@@ -62,10 +62,8 @@ static int parse_prealloc(json_t *args, uint64_t *bytes, enum mem_backend *backe
 	const char *key;
 	json_t *v;
 
-	json_object_foreach(args, key, v)
-		if (strcmp(key, "mem") && strcmp(key, "backend"))
-			return err_set(-EINVAL, "migrate-incoming-prealloc takes mem and backend, not '%s'",
-				       key);
+	json_object_foreach(args, key, v) if (strcmp(key, "mem") && strcmp(key, "backend")) return err_set(
+		-EINVAL, "migrate-incoming-prealloc takes mem and backend, not '%s'", key);
 	if (json_is_integer(mem) && json_integer_value(mem) > 0)
 		*bytes = (uint64_t)json_integer_value(mem);
 	else if (!json_is_string(mem) || size_parse(json_string_value(mem), bytes) < 0)
@@ -117,10 +115,10 @@ json_t *control_incoming_json(struct control_ctx *ctx)
 						 now.tv_nsec / 1000000 +
 						 (json_int_t)s.commit_wait_ms));
 	}
-	if (s.felt.known) {
+	if (s.felt.known)
 		json_object_set_new(r, "guest_gap_ms", json_real(s.felt.gap_ms));
+	if (s.felt.stall_known)
 		json_object_set_new(r, "guest_stall_max_ms", json_real(s.felt.stall_max_ms));
-	}
 	if (s.failed_id || s.failure[0]) {
 		json_object_set_new(r, "last_failure", json_string(s.failure));
 		json_object_set_new(r, "last_failed_id", control_id_json(s.failed_id));

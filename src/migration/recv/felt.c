@@ -34,5 +34,6 @@ struct felt felt_after(const struct vm *vm, const uint64_t beats[VM_MAX_VCPUS], 
 			time_sleep_ns(200 * NS_PER_US);
 	} while (waiting && time_now_ns() < deadline);
 	f.stall_max_ms = guest_stall_max_ms(vm);
+	f.stall_known = true;
 	return f;
 }

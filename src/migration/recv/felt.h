@@ -16,6 +16,7 @@ struct felt {
 	bool known;	     /* a vCPU that was running beat here in time */
 	double gap_ms;	     /* the longest gap over those vCPUs (0: under GUEST_STALL_MIN_US) */
 	double stall_max_ms; /* the longest stall of any vCPU during the migration */
+	bool stall_known;    /* stall_max_ms was read (post-copy: without a gap) */
 };
 
 /* Before the guest starts here: each vCPU's last beat if it was running. */

@@ -568,6 +568,7 @@ static int receive_pending(struct incoming *in)
 		return err_wrap(rc, "post-copy broke after the guest started here, and without "
 				    "the pages still to come it is lost");
 	f.stall_max_ms = guest_stall_max_ms(in->vm); /* every page is here: no fault */
+	f.stall_known = true;
 	log_info("post-copy: %llu pages came after the switch, %llu of them asked for "
 		 "(%llu faults); the wait for one: p50 %.3f ms, p99 %.3f ms, max %.3f ms; "
 		 "the guest's longest stall: %.1f ms",
