@@ -1,5 +1,7 @@
 #include "util/bitmap.h"
 
+#include <string.h>
+
 uint64_t bitmap_count(const uint64_t *map, uint64_t nbits)
 {
 	uint64_t n = 0, words = nbits / 64;
@@ -16,6 +18,13 @@ void bitmap_or_take(uint64_t *dst, uint64_t *src, uint64_t nbits)
 	for (uint64_t i = 0; i < BITMAP_WORDS(nbits); i++)
 		if (__atomic_load_n(&src[i], __ATOMIC_RELAXED))
 			dst[i] |= __atomic_exchange_n(&src[i], 0, __ATOMIC_RELAXED);
+}
+
+void bitmap_clear_below(uint64_t *map, uint64_t bit)
+{
+	memset(map, 0, bit / 64 * 8);
+	if (bit % 64)
+		map[bit / 64] &= ~0ull << (bit % 64);
 }
 
 uint64_t bitmap_next_atomic(const uint64_t *map, uint64_t nbits, uint64_t from)

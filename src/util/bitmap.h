@@ -59,5 +59,7 @@ void bitmap_or_take(uint64_t *dst, uint64_t *src, uint64_t nbits);
 uint64_t bitmap_next(const uint64_t *map, uint64_t nbits, uint64_t from);
 /* The same, while other threads change the map atomically. */
 uint64_t bitmap_next_atomic(const uint64_t *map, uint64_t nbits, uint64_t from);
+/* Clear bits [0, bit). */
+void bitmap_clear_below(uint64_t *map, uint64_t bit);
 
 #endif

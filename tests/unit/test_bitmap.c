@@ -36,6 +36,21 @@ static void test_next(void **unused)
 	assert_int_equal(bitmap_next(map, 150, 6), 129);
 	assert_int_equal(bitmap_next(map, 129, 6), 129); /* beyond nbits: none */
 	assert_int_equal(bitmap_next(map, 150, 200), 150);
+	assert_int_equal(bitmap_next_atomic(map, 150, 6), 129);
+	assert_int_equal(bitmap_next_atomic(map, 150, 130), 150);
+}
+
+static void test_clear_below(void **unused)
+{
+	uint64_t map[3] = { ~0ull, ~0ull, ~0ull };
+
+	(void)unused;
+	bitmap_clear_below(map, 70);
+	assert_int_equal(bitmap_next(map, 192, 0), 70);
+	assert_int_equal(bitmap_count(map, 192), 192 - 70);
+	bitmap_clear_below(map, 128); /* a whole word */
+	assert_int_equal(bitmap_next(map, 192, 0), 128);
+	assert_int_equal(map[2], ~0ull);
 }
 
 static void test_or_take_empties_source(void **unused)
@@ -55,6 +70,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_set_test_count),
 		cmocka_unit_test(test_next),
+		cmocka_unit_test(test_clear_below),
 		cmocka_unit_test(test_or_take_empties_source),
 	};
 

@@ -254,6 +254,18 @@ void converge_outlook(const struct converge *c, const struct mig_params *p,
 		converge_name(c->active), top, c->unthrottled_bps / MIB);
 }
 
+bool converge_early_postcopy(struct converge *c, const struct mig_params *p, double dirty_bps,
+			     double link_bps, double secs)
+{
+	if (!p->postcopy || c->stats.asked != CONVERGE_AUTO || link_bps <= 0 ||
+	    dirty_bps <= CONVERGE_TARGET * link_bps)
+		return false;
+	decide(c, 0,
+	       "%.1f s into round 0: dirty %.1f MiB/s against a link of %.1f MiB/s: post-copy",
+	       secs, dirty_bps / MIB, link_bps / MIB);
+	return true;
+}
+
 int converge_after_round(struct converge *c, const struct mig_params *p,
 			 const struct meter_reading *r, uint32_t round)
 {

@@ -59,6 +59,12 @@ int converge_start(struct converge *c, struct vm *vm, const struct mig_params *p
 #define CONVERGE_POSTCOPY 1
 int converge_after_round(struct converge *c, const struct mig_params *p,
 			 const struct meter_reading *r, uint32_t round);
+/* Early in round 0, with post-copy allowed under auto: whether the guest
+ * dirties (dirty_bps, over secs) past what auto would slow it for, against
+ * link_bps; if so, switch to post-copy now rather than send memory it
+ * rewrites anyway (the decision is logged). */
+bool converge_early_postcopy(struct converge *c, const struct mig_params *p, double dirty_bps,
+			     double link_bps, double secs);
 /* What the strategy can still do, for the policy. */
 void converge_outlook(const struct converge *c, const struct mig_params *p,
 		      struct converge_outlook *out);

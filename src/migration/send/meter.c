@@ -160,6 +160,12 @@ void meter_live(const struct meter *m, const struct meter_sample *now, struct me
 		out->bandwidth_bps = (double)(gone - gone0) / secs;
 }
 
+void meter_carry(struct meter *m, uint64_t *next, uint64_t *carry)
+{
+	bitmap_or_take(next, carry, m->npages);
+	m->r.dirty_pages = bitmap_count(next, m->npages);
+}
+
 bool meter_wants_probe(const struct meter *m)
 {
 	return m->r.bandwidth_bps > 0 &&

@@ -83,6 +83,8 @@ void meter_live(const struct meter *m, const struct meter_sample *now, struct me
  * dirties it all within the round, hiding how fast it really dirties. A
  * second sync a short window later measures the rate where it cannot
  * saturate; its pages join next. Worth it when the guest is in the way. */
+/* Pages a sync in the round took early (carry, emptied) go into next too. */
+void meter_carry(struct meter *m, uint64_t *next, uint64_t *carry);
 bool meter_wants_probe(const struct meter *m);
 int meter_probe(struct meter *m, uint64_t *next);
 

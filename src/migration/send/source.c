@@ -30,6 +30,8 @@
 /* A round shorter than this waits out the rest before its sync, so that
  * rounds with little to send do not spin on dirty syncs. */
 #define MIN_ROUND_NS (10 * NS_PER_MS)
+/* How far into round 0 the early look for post-copy comes. */
+#define EARLY_LOOK_NS (500 * NS_PER_MS)
 /* Queued bytes not worth waiting for before the switchover (drain_queue). */
 #define DRAIN_ENOUGH (64u << 10)
 /* How long a failed source listens for the destination's reason. */
@@ -53,6 +55,8 @@ struct mig_source {
 	uint64_t start_ns;
 	bool paused;	  /* we paused the guest (switchover) */
 	bool to_postcopy; /* the switch is to post-copy */
+	uint64_t *carry;  /* with post-copy under auto: pages round 0's early look took */
+	bool looked;	  /* it did */
 	bool lost;	  /* post-copy broke after the guest ran there */
 
 	/* Lock order: m->lock before the pipeline's lock and the VM's. The
@@ -155,10 +159,40 @@ static int send_batch(struct mig_source *m, const uint64_t *gfns, uint32_t n, ui
 	return pipeline_submit(m->pipe, b);
 }
 
-/* Send every page set in m->dirty, then ROUND records; clears the bitmap. */
+/* Round 0 of a guest allowed post-copy under auto, EARLY_LOOK_NS in: how
+ * fast it dirties against how fast the link carries (converge.h). The
+ * pages dirtied so far wait in m->carry for the next round, or for
+ * post-copy. True to switch now (m->to_postcopy). */
+static bool early_postcopy(struct mig_source *m, uint64_t t0)
+{
+	struct mig_params p = params_now(m);
+	struct meter_sample now;
+	struct meter_reading live;
+	double secs;
+	int64_t n;
+
+	if (!m->carry || m->looked || time_now_ns() - t0 < EARLY_LOOK_NS)
+		return false;
+	m->looked = true;
+	now = sample(m);
+	meter_live(&m->meter, &now, &live);
+	n = dirty_sync(m->vm->dirty, m->carry);
+	secs = (double)(now.ns - t0) / 1e9;
+	m->to_postcopy =
+		n > 0 && converge_early_postcopy(&m->conv, &p, (double)n * FERRY_PAGE_SIZE / secs,
+						 live.bandwidth_bps, secs);
+	pthread_mutex_lock(&m->lock);
+	m->stats.converge = m->conv.stats;
+	pthread_mutex_unlock(&m->lock);
+	return m->to_postcopy;
+}
+
+/* Send every page set in m->dirty, then ROUND records; clears the bitmap.
+ * Cut short for post-copy (round 0, early_postcopy): the pages not sent
+ * stay, with the ones dirtied meanwhile. */
 static int send_round(struct mig_source *m, uint32_t round, uint64_t count)
 {
-	uint64_t gfns[BATCH_PAGES], sent = 0;
+	uint64_t gfns[BATCH_PAGES], sent = 0, t0 = time_now_ns(), cut = 0;
 	struct rec_round marker = { .round = round };
 	struct iovec body = { &marker, sizeof(marker) };
 	uint32_t n = 0;
@@ -175,10 +209,19 @@ static int send_round(struct mig_source *m, uint32_t round, uint64_t count)
 		if (rc == 0)
 			rc = check_deadline(m, count > sent ? count - sent : 0);
 		update_progress(m, count > sent ? count - sent : 0);
+		if (rc == 0 && round == 0 && early_postcopy(m, t0)) {
+			cut = g + 1;
+			break;
+		}
 	}
 	if (rc == 0 && n)
 		rc = send_batch(m, gfns, n, round);
-	memset(m->dirty, 0, BITMAP_WORDS(m->npages) * 8);
+	if (cut) {
+		bitmap_clear_below(m->dirty, cut);
+		bitmap_or_take(m->dirty, m->carry, m->npages);
+	} else {
+		memset(m->dirty, 0, BITMAP_WORDS(m->npages) * 8);
+	}
 	marker.pages = sent + n;
 	if (rc == 0)
 		rc = pipeline_end_round(m->pipe, round);
@@ -210,6 +253,9 @@ static int after_round(struct mig_source *m, uint32_t round)
 	enum policy_decision d;
 	char why[400];
 	int rc = meter_round_end(&m->meter, &end, m->dirty);
+
+	if (rc == 0 && m->looked && round == 0)
+		meter_carry(&m->meter, m->dirty, m->carry);
 
 	if (rc == 0 && meter_wants_probe(&m->meter))
 		rc = meter_probe(&m->meter, m->dirty);
@@ -278,6 +324,8 @@ static int precopy(struct mig_source *m)
 
 		meter_round_start(&m->meter, &start);
 		rc = send_round(m, round, count);
+		if (rc == 0 && m->to_postcopy) /* cut short: post-copy now */
+			return (int)round + 1;
 		if (rc == 0 && time_now_ns() - t0 < MIN_ROUND_NS)
 			cancel_sleep_ns(&m->cancel, MIN_ROUND_NS - (time_now_ns() - t0));
 		if (rc == 0)
@@ -726,6 +774,7 @@ static void free_source(struct mig_source *m)
 	cancel_destroy(&m->cancel);
 	pthread_mutex_destroy(&m->lock);
 	free(m->dirty);
+	free(m->carry);
 	free(m);
 }
 
@@ -772,7 +821,9 @@ static int init_source(struct mig_source *m, struct vm *vm, const char *uri,
 	snprintf(m->stats.uri, sizeof(m->stats.uri), "%s", uri);
 	pthread_mutex_init(&m->lock, NULL);
 	m->dirty = calloc(BITMAP_WORDS(m->npages), 8);
-	if (!m->dirty)
+	if (p->postcopy && p->converge == CONVERGE_AUTO)
+		m->carry = calloc(BITMAP_WORDS(m->npages), 8);
+	if (!m->dirty || (p->postcopy && p->converge == CONVERGE_AUTO && !m->carry))
 		return err_set(-ENOMEM, "out of memory");
 	rc = make_hello(m);
 	if (rc == 0)
