@@ -4,12 +4,26 @@
 
 #include "util/time.h"
 
+/* Under 4 us: one bucket a microsecond; then [2^e (4 + q) / 4, 2^e (5 + q) / 4)
+ * is bucket 4e + q. */
 static unsigned bucket_of(uint64_t ns)
 {
 	uint64_t us = ns / NS_PER_US;
-	unsigned b = us < 2 ? 0 : 63u - (unsigned)__builtin_clzll(us);
+	unsigned e, b;
 
+	if (us < 4)
+		return (unsigned)us;
+	e = 63u - (unsigned)__builtin_clzll(us);
+	b = 4 * e + (unsigned)((us >> (e - 2)) & 3);
 	return b < LATENCY_BUCKETS ? b : LATENCY_BUCKETS - 1;
+}
+
+/* The upper edge of bucket b, in ns. */
+static uint64_t edge_ns(unsigned b)
+{
+	if (b < 8) /* 4-7 stay empty */
+		return (b < 4 ? b + 1 : 4) * NS_PER_US;
+	return ((5ull + b % 4) << (b / 4 - 2)) * NS_PER_US;
 }
 
 void latency_add(struct latency *l, uint64_t ns)
@@ -32,7 +46,7 @@ uint64_t latency_percentile_ns(const struct latency *l, double p)
 	if (!count)
 		return 0;
 	for (unsigned b = 0; b < LATENCY_BUCKETS; b++) {
-		uint64_t edge = (2ull << b) * NS_PER_US;
+		uint64_t edge = edge_ns(b);
 
 		seen += __atomic_load_n(&l->bucket[b], __ATOMIC_RELAXED);
 		if ((double)seen >= p * (double)count)

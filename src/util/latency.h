@@ -1,13 +1,13 @@
-/* A latency distribution in power-of-two buckets of microseconds (bucket
- * i holds [2^i, 2^(i+1)) us, bucket 0 everything under 2 us), safe to add
- * to from several threads at once. Percentiles are a bucket's upper edge
- * (or the largest seen, if smaller): an upper bound, within a factor 2. */
+/* A latency distribution in buckets of microseconds, four to each power of
+ * two (under 4 us, one a microsecond), safe to add to from several threads
+ * at once. A percentile is its bucket's upper edge (or the largest seen,
+ * if smaller): an upper bound within a quarter. */
 #ifndef FERRY_UTIL_LATENCY_H
 #define FERRY_UTIL_LATENCY_H
 
 #include <stdint.h>
 
-#define LATENCY_BUCKETS 32
+#define LATENCY_BUCKETS 128 /* up to 2^32 us */
 
 struct latency {
 	uint64_t count, sum_ns, max_ns;

@@ -7,21 +7,14 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "migration/handshake.h"
-#include "migration/send/converge.h"
-#include "migration/send/encoder.h"
-#include "migration/send/meter.h"
-#include "migration/send/pipeline.h"
-#include "migration/send/policy.h"
-#include "migration/send/requests.h"
+#include "migration/send/postcopy.h"
+#include "migration/send/source_internal.h"
 #include "migration/wire.h"
 #include "stream/record.h"
 #include "util/bitmap.h"
-#include "util/cancel.h"
 #include "util/error.h"
 #include "util/hash.h"
 #include "util/log.h"
-#include "util/time.h"
 #include "vm/dirty.h"
 #include "vm/guest_status.h"
 #include "vm/state.h"
@@ -30,47 +23,12 @@
 /* A round shorter than this waits out the rest before its sync, so that
  * rounds with little to send do not spin on dirty syncs. */
 #define MIN_ROUND_NS (10 * NS_PER_MS)
-/* How far into round 0 the early look for post-copy comes. */
-#define EARLY_LOOK_NS (500 * NS_PER_MS)
 /* Queued bytes not worth waiting for before the switchover (drain_queue). */
 #define DRAIN_ENOUGH (64u << 10)
 /* How long a failed source listens for the destination's reason. */
 #define PEER_REASON_MS 500
 
-struct mig_source {
-	struct vm *vm;
-	char uri[256];
-	struct chan chan;   /* the main channel */
-	struct chan urgent; /* post-copy's asked-for pages (requests.h) */
-	struct pipeline *pipe;
-	struct cancel cancel; /* fired by a cancel before COMMIT */
-	struct handshake hello;
-	pthread_t thread;
-	uint64_t *dirty; /* pages to send this round */
-	uint64_t npages;
-	struct encoder enc;
-	struct meter meter;
-	struct policy policy;
-	struct converge conv;
-	uint64_t start_ns;
-	bool paused;	  /* we paused the guest (switchover) */
-	bool to_postcopy; /* the switch is to post-copy */
-	uint64_t *carry;  /* with post-copy under auto: pages round 0's early look took */
-	bool looked;	  /* it did */
-	bool lost;	  /* post-copy broke after the guest ran there */
-
-	/* Lock order: m->lock before the pipeline's lock and the VM's. The
-	 * migration thread alone writes the fields above; the ones below are
-	 * shared with the control thread. */
-	pthread_mutex_t lock;
-	struct mig_params params;
-	struct mig_stats stats;
-	bool cancelled;
-	bool committed;	     /* COMMIT went out: never resume here on our own */
-	bool postcopy_asked; /* migrate-start-postcopy */
-};
-
-static void set_status(struct mig_source *m, enum mig_status s)
+void source_set_status(struct mig_source *m, enum mig_status s)
 {
 	pthread_mutex_lock(&m->lock);
 	m->stats.status = s;
@@ -87,8 +45,7 @@ static bool cancelled(struct mig_source *m)
 	return c;
 }
 
-/* Where the sender stands now, for the meter. */
-static struct meter_sample sample(struct mig_source *m)
+struct meter_sample source_sample(struct mig_source *m)
 {
 	struct pipeline_counters pc;
 	struct meter_sample s = { .ns = time_now_ns() };
@@ -102,10 +59,9 @@ static struct meter_sample sample(struct mig_source *m)
 	return s;
 }
 
-/* Publish progress for query-migrate, and apply changed parameters. */
-static void update_progress(struct mig_source *m, uint64_t remaining)
+void source_progress(struct mig_source *m, uint64_t remaining)
 {
-	uint64_t bytes = sample(m).bytes;
+	uint64_t bytes = source_sample(m).bytes;
 
 	pthread_mutex_lock(&m->lock);
 	m->stats.remaining_pages = remaining;
@@ -120,8 +76,7 @@ static void update_progress(struct mig_source *m, uint64_t remaining)
 	pthread_mutex_unlock(&m->lock);
 }
 
-/* The parameters as they are now (migrate-set-parameters may change some). */
-static struct mig_params params_now(struct mig_source *m)
+struct mig_params source_params(struct mig_source *m)
 {
 	struct mig_params p;
 
@@ -134,7 +89,7 @@ static struct mig_params params_now(struct mig_source *m)
 /* During a round: cancelled, or out of time? */
 static int check_deadline(struct mig_source *m, uint64_t remaining)
 {
-	struct mig_params p = params_now(m);
+	struct mig_params p = source_params(m);
 	struct meter_sample now;
 	struct meter_reading live;
 
@@ -142,13 +97,12 @@ static int check_deadline(struct mig_source *m, uint64_t remaining)
 		return err_set(-ECANCELED, "cancelled by request");
 	if (m->paused)
 		return 0;
-	now = sample(m);
+	now = source_sample(m);
 	meter_live(&m->meter, &now, &live);
 	return policy_check_timeout(&live, &p, live.elapsed_s, remaining);
 }
 
-/* n pages of gfns, encoded into a batch, into the pipeline. */
-static int send_batch(struct mig_source *m, const uint64_t *gfns, uint32_t n, uint32_t round)
+int source_send_batch(struct mig_source *m, const uint64_t *gfns, uint32_t n, uint32_t round)
 {
 	struct batch *b;
 	int rc = pipeline_batch(m->pipe, &b);
@@ -159,36 +113,8 @@ static int send_batch(struct mig_source *m, const uint64_t *gfns, uint32_t n, ui
 	return pipeline_submit(m->pipe, b);
 }
 
-/* Round 0 of a guest allowed post-copy under auto, EARLY_LOOK_NS in: how
- * fast it dirties against how fast the link carries (converge.h). The
- * pages dirtied so far wait in m->carry for the next round, or for
- * post-copy. True to switch now (m->to_postcopy). */
-static bool early_postcopy(struct mig_source *m, uint64_t t0)
-{
-	struct mig_params p = params_now(m);
-	struct meter_sample now;
-	struct meter_reading live;
-	double secs;
-	int64_t n;
-
-	if (!m->carry || m->looked || time_now_ns() - t0 < EARLY_LOOK_NS)
-		return false;
-	m->looked = true;
-	now = sample(m);
-	meter_live(&m->meter, &now, &live);
-	n = dirty_sync(m->vm->dirty, m->carry);
-	secs = (double)(now.ns - t0) / 1e9;
-	m->to_postcopy =
-		n > 0 && converge_early_postcopy(&m->conv, &p, (double)n * FERRY_PAGE_SIZE / secs,
-						 live.bandwidth_bps, secs);
-	pthread_mutex_lock(&m->lock);
-	m->stats.converge = m->conv.stats;
-	pthread_mutex_unlock(&m->lock);
-	return m->to_postcopy;
-}
-
 /* Send every page set in m->dirty, then ROUND records; clears the bitmap.
- * Cut short for post-copy (round 0, early_postcopy): the pages not sent
+ * Cut short for post-copy (round 0, postcopy_early): the pages not sent
  * stay, with the ones dirtied meanwhile. */
 static int send_round(struct mig_source *m, uint32_t round, uint64_t count)
 {
@@ -203,19 +129,19 @@ static int send_round(struct mig_source *m, uint32_t round, uint64_t count)
 		gfns[n++] = g;
 		if (n < BATCH_PAGES)
 			continue;
-		rc = send_batch(m, gfns, n, round);
+		rc = source_send_batch(m, gfns, n, round);
 		sent += n;
 		n = 0;
 		if (rc == 0)
 			rc = check_deadline(m, count > sent ? count - sent : 0);
-		update_progress(m, count > sent ? count - sent : 0);
-		if (rc == 0 && round == 0 && early_postcopy(m, t0)) {
+		source_progress(m, count > sent ? count - sent : 0);
+		if (rc == 0 && round == 0 && postcopy_early(m, t0)) {
 			cut = g + 1;
 			break;
 		}
 	}
 	if (rc == 0 && n)
-		rc = send_batch(m, gfns, n, round);
+		rc = source_send_batch(m, gfns, n, round);
 	if (cut) {
 		bitmap_clear_below(m->dirty, cut);
 		bitmap_or_take(m->dirty, m->carry, m->npages);
@@ -227,7 +153,7 @@ static int send_round(struct mig_source *m, uint32_t round, uint64_t count)
 		rc = pipeline_end_round(m->pipe, round);
 	if (rc == 0)
 		rc = wire_send(&m->chan, REC_ROUND, &body, 1);
-	update_progress(m, 0);
+	source_progress(m, 0);
 	return rc;
 }
 
@@ -246,9 +172,9 @@ static bool postcopy_asked(struct mig_source *m)
  * (with the reason) to give up. */
 static int after_round(struct mig_source *m, uint32_t round)
 {
-	struct meter_sample end = sample(m);
+	struct meter_sample end = source_sample(m);
 	const struct meter_reading *r = &m->meter.r;
-	struct mig_params p = params_now(m);
+	struct mig_params p = source_params(m);
 	struct converge_outlook outlook;
 	enum policy_decision d;
 	char why[400];
@@ -299,14 +225,14 @@ static int after_round(struct mig_source *m, uint32_t round)
 static void drain_queue(struct mig_source *m)
 {
 	const struct meter_reading *r = &m->meter.r;
-	uint64_t queued = sample(m).queued, deadline;
+	uint64_t queued = source_sample(m).queued, deadline;
 
 	if (queued < DRAIN_ENOUGH || r->bandwidth_bps <= 0 ||
 	    meter_dirty_bps(r) >= CONVERGE_TARGET * r->bandwidth_bps)
 		return;
 	deadline = time_now_ns() + (uint64_t)(2e9 * (double)queued / r->bandwidth_bps) +
 		   10 * NS_PER_MS;
-	while (sample(m).queued > DRAIN_ENOUGH && time_now_ns() < deadline)
+	while (source_sample(m).queued > DRAIN_ENOUGH && time_now_ns() < deadline)
 		if (cancel_sleep_ns(&m->cancel, NS_PER_MS))
 			return;
 }
@@ -320,7 +246,7 @@ static int precopy(struct mig_source *m)
 	for (uint32_t round = 0;; round++) {
 		uint64_t t0 = time_now_ns();
 		int rc;
-		struct meter_sample start = sample(m);
+		struct meter_sample start = source_sample(m);
 
 		meter_round_start(&m->meter, &start);
 		rc = send_round(m, round, count);
@@ -342,7 +268,7 @@ static int precopy(struct mig_source *m)
 	}
 }
 
-static int send_state(struct mig_source *m)
+int source_send_state(struct mig_source *m)
 {
 	uint8_t *blob;
 	size_t len;
@@ -357,7 +283,7 @@ static int send_state(struct mig_source *m)
 	return rc;
 }
 
-static int send_hashes(struct mig_source *m)
+int source_send_hashes(struct mig_source *m)
 {
 	uint64_t *hash = malloc(HASHES_MAX_COUNT * sizeof(*hash));
 	int rc = 0;
@@ -380,18 +306,7 @@ static int send_hashes(struct mig_source *m)
 	return rc;
 }
 
-static double ms_since(uint64_t *t)
-{
-	uint64_t now = time_now_ns();
-	double ms = (double)(now - *t) / 1e6;
-
-	*t = now;
-	return ms;
-}
-
-/* The point of no return: unless a cancel came first, COMMIT goes out and
- * from then on the guest may run on the destination. */
-static int commit(struct mig_source *m)
+int source_commit(struct mig_source *m)
 {
 	bool go;
 
@@ -415,7 +330,7 @@ static int switchover(struct mig_source *m, uint32_t round)
 	int64_t n;
 	int rc;
 
-	set_status(m, MIG_SWITCHOVER);
+	source_set_status(m, MIG_SWITCHOVER);
 	converge_stop(&m->conv); /* paused anyway; the guest resumes at full speed */
 	rc = vm_pause(m->vm);
 	if (rc < 0)
@@ -431,10 +346,10 @@ static int switchover(struct mig_source *m, uint32_t round)
 		rc = pipeline_end(m->pipe);
 	ph.final_pages = ms_since(&t);
 	if (rc == 0)
-		rc = send_state(m);
+		rc = source_send_state(m);
 	ph.state = ms_since(&t);
 	if (rc == 0 && m->params.verify)
-		rc = send_hashes(m);
+		rc = source_send_hashes(m);
 	ph.verify = ms_since(&t);
 	if (rc == 0)
 		rc = wire_send_empty(&m->chan, REC_END);
@@ -442,7 +357,7 @@ static int switchover(struct mig_source *m, uint32_t round)
 		rc = handshake_expect(&m->chan, REC_LOADED, received, NULL);
 	ph.handoff = ms_since(&t);
 	if (rc == 0)
-		rc = commit(m);
+		rc = source_commit(m);
 	if (rc == 0)
 		rc = handshake_expect(&m->chan, REC_RESUMED, NULL, &refused);
 	/* A destination answers COMMIT with ERROR only if it did not start the
@@ -463,164 +378,10 @@ static int switchover(struct mig_source *m, uint32_t round)
 	return rc;
 }
 
-/* Which pages the destination has still to get (m->dirty), in POSTCOPY
- * records. */
-static int send_pending(struct mig_source *m, uint32_t round)
-{
-	int rc = 0;
-
-	for (uint64_t first = 0; first < m->npages && rc == 0; first += POSTCOPY_MAX_COUNT) {
-		uint32_t n =
-			(uint32_t)(m->npages - first < POSTCOPY_MAX_COUNT ? m->npages - first
-									  : POSTCOPY_MAX_COUNT);
-		struct rec_postcopy fixed = { .first_gfn = first, .count = n, .round = round };
-		struct iovec body[2] = { { &fixed, sizeof(fixed) },
-					 { m->dirty + first / 64, 8 * ((n + 63ull) / 64) } };
-
-		rc = wire_send(&m->chan, REC_POSTCOPY, body, 2);
-	}
-	return rc;
-}
-
-/* The next pending page from at on, wrapping round once; npages if none. */
-static uint64_t next_pending(struct mig_source *m, uint64_t at)
-{
-	uint64_t g = bitmap_next_atomic(m->dirty, m->npages, at);
-
-	return g < m->npages || !at ? g : bitmap_next_atomic(m->dirty, m->npages, 0);
-}
-
-/* Every page still to come that the urgent channel did not take first,
- * going on after the last page asked for (requests.h); then wait for
- * PLACED, and END every channel. */
-static int push_pending(struct mig_source *m, struct requests *rq, uint32_t round, uint64_t count)
-{
-	uint64_t gfns[BATCH_PAGES], at = 0, hint = 0;
-	uint32_t n = 0;
-	int rc = 0;
-
-	for (uint64_t g = next_pending(m, at); g < m->npages && rc == 0; g = next_pending(m, at)) {
-		at = g + 1;
-		if (!bitmap_test_and_clear_atomic(m->dirty, g))
-			continue;
-		gfns[n++] = g;
-		if (n < BATCH_PAGES)
-			continue;
-		rc = send_batch(m, gfns, n, round);
-		count = count > n ? count - n : 0;
-		n = 0;
-		update_progress(m, count);
-		if (requests_hint(rq) != hint)
-			at = hint = requests_hint(rq);
-	}
-	if (rc == 0 && n)
-		rc = send_batch(m, gfns, n, round);
-	update_progress(m, 0);
-	if (rc == 0)
-		rc = requests_wait_placed(rq, (int)m->params.io_timeout_ms);
-	if (rc == 0)
-		rc = pipeline_end(m->pipe);
-	if (rc == 0)
-		rc = wire_send_empty(&m->urgent, REC_END);
-	return rc == 0 ? wire_send_empty(&m->chan, REC_END) : rc;
-}
-
-/* After COMMIT: the guest runs there, and its pages still here follow.
- * The destination asks for the ones its vCPUs wait for on the main
- * channel, so a write on it no longer means a refusal. */
-static int run_postcopy(struct mig_source *m, uint32_t round, uint64_t pending, uint64_t t_pause)
-{
-	uint64_t t0 = time_now_ns();
-	struct requests *rq = NULL;
-	struct requests_stats st = { 0 };
-	int rc;
-
-	m->chan.speaker = NULL;
-	pipeline_watch(m->pipe, NULL);
-	encoder_forget(&m->enc);
-	pthread_mutex_lock(&m->lock);
-	m->stats.status = MIG_POSTCOPY;
-	m->stats.postcopy.used = true;
-	m->stats.postcopy.pending = pending;
-	pthread_mutex_unlock(&m->lock);
-	rc = requests_start(&(struct requests_source){ .mem = &m->vm->mem,
-						       .pending = m->dirty,
-						       .round = round,
-						       .main = &m->chan,
-						       .urgent = &m->urgent },
-			    &rq);
-	if (rc == 0)
-		rc = push_pending(m, rq, round, pending);
-	if (rq)
-		st = requests_stats(rq);
-	requests_stop(rq);
-	m->lost = rc < 0 && st.resumed_ns;
-	pthread_mutex_lock(&m->lock);
-	if (st.refused) /* it did not start the guest: it can only run here */
-		m->committed = false;
-	m->stats.postcopy.ms = time_ms_since(t0);
-	m->stats.postcopy.requests = st.records;
-	m->stats.postcopy.requested_pages = st.pages;
-	m->stats.postcopy.placed = st.placed;
-	if (st.resumed_ns)
-		m->stats.downtime_ms = (double)(st.resumed_ns - t_pause) / 1e6;
-	pthread_mutex_unlock(&m->lock);
-	return rc;
-}
-
-/* Paused: the state, the hashes, which pages are still to come; LOADED;
- * COMMIT; then those pages (run_postcopy). */
-static int postcopy(struct mig_source *m, uint32_t round)
-{
-	struct rec_received_chan received[CHANNELS_MAX] = { 0 };
-	struct mig_phases ph = { 0 };
-	uint64_t t_pause = time_now_ns(), t = t_pause;
-	int64_t n;
-	int rc;
-
-	set_status(m, MIG_SWITCHOVER);
-	converge_stop(&m->conv);
-	rc = vm_pause(m->vm);
-	if (rc < 0)
-		return err_set(rc, "the guest stopped during the migration");
-	m->paused = true;
-	ph.pause = ms_since(&t);
-	n = dirty_sync(m->vm->dirty, m->dirty);
-	if (n < 0)
-		return (int)n;
-	ph.final_sync = ms_since(&t);
-	rc = send_state(m);
-	ph.state = ms_since(&t);
-	if (rc == 0 && m->params.verify)
-		rc = send_hashes(m);
-	ph.verify = ms_since(&t);
-	if (rc == 0)
-		rc = handshake_join(&m->urgent, m->uri, CHANNEL_URGENT, m->hello.channels.token,
-				    (int)m->params.io_timeout_ms, &m->cancel);
-	if (rc == 0)
-		rc = send_pending(m, round);
-	if (rc == 0)
-		rc = handshake_expect(&m->chan, REC_LOADED, received, NULL);
-	ph.handoff = ms_since(&t);
-	if (rc == 0)
-		rc = commit(m);
-	pthread_mutex_lock(&m->lock);
-	memcpy(m->stats.received, received, sizeof(received));
-	m->stats.phase = ph;
-	m->stats.rounds++;
-	pthread_mutex_unlock(&m->lock);
-	if (rc == 0)
-		rc = run_postcopy(m, round, (uint64_t)n, t_pause);
-	pthread_mutex_lock(&m->lock);
-	m->stats.verify = m->params.verify ? (rc == 0 ? "ok" : m->stats.verify) : "off";
-	pthread_mutex_unlock(&m->lock);
-	return rc;
-}
-
 /* Connect, open, join the data channels, wait for READY, start tracking. */
 static int setup(struct mig_source *m)
 {
-	struct mig_params p = params_now(m);
+	struct mig_params p = source_params(m);
 	uint64_t t0 = time_now_ns();
 	int64_t n;
 	int rc = chan_connect(&m->chan, m->uri, (int)p.io_timeout_ms, &m->cancel);
@@ -685,7 +446,7 @@ static void finish(struct mig_source *m, int rc, const char *why)
 	if (s == MIG_COMPLETED)
 		mem_release(&m->vm->mem); /* the guest lives on the destination now */
 	if (m->pipe)
-		update_progress(m, 0);
+		source_progress(m, 0);
 	pipeline_close(m->pipe);
 	m->pipe = NULL;
 	chan_close(&m->chan);
@@ -757,7 +518,7 @@ static void *source_thread(void *arg)
 			err_wrap(peer_reason(m, rc), "round %u", m->meter.rounds);
 	}
 	if (rc > 0 && m->to_postcopy) {
-		rc = postcopy(m, (uint32_t)rc);
+		rc = postcopy_switch(m, (uint32_t)rc);
 		if (rc < 0)
 			err_wrap(peer_reason(m, rc), "post-copy");
 	} else if (rc > 0) {

@@ -1,0 +1,195 @@
+#include "migration/send/postcopy.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "migration/send/requests.h"
+#include "migration/send/source_internal.h"
+#include "migration/wire.h"
+#include "stream/record.h"
+#include "util/bitmap.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "vm/dirty.h"
+#include "vm/vm.h"
+
+/* How far into round 0 the early look comes. */
+#define EARLY_LOOK_NS (500 * NS_PER_MS)
+
+bool postcopy_early(struct mig_source *m, uint64_t t0)
+{
+	struct mig_params p = source_params(m);
+	struct meter_sample now;
+	struct meter_reading live;
+	double secs;
+	int64_t n;
+
+	if (!m->carry || m->looked || time_now_ns() - t0 < EARLY_LOOK_NS)
+		return false;
+	m->looked = true;
+	now = source_sample(m);
+	meter_live(&m->meter, &now, &live);
+	n = dirty_sync(m->vm->dirty, m->carry);
+	secs = (double)(now.ns - t0) / 1e9;
+	m->to_postcopy =
+		n > 0 && converge_early_postcopy(&m->conv, &p, (double)n * FERRY_PAGE_SIZE / secs,
+						 live.bandwidth_bps, secs);
+	pthread_mutex_lock(&m->lock);
+	m->stats.converge = m->conv.stats;
+	pthread_mutex_unlock(&m->lock);
+	return m->to_postcopy;
+}
+
+/* Which pages the destination has still to get (m->dirty), in POSTCOPY
+ * records. */
+static int send_pending(struct mig_source *m, uint32_t round)
+{
+	int rc = 0;
+
+	for (uint64_t first = 0; first < m->npages && rc == 0; first += POSTCOPY_MAX_COUNT) {
+		uint32_t n =
+			(uint32_t)(m->npages - first < POSTCOPY_MAX_COUNT ? m->npages - first
+									  : POSTCOPY_MAX_COUNT);
+		struct rec_postcopy fixed = { .first_gfn = first, .count = n, .round = round };
+		struct iovec body[2] = { { &fixed, sizeof(fixed) },
+					 { m->dirty + first / 64, 8 * ((n + 63ull) / 64) } };
+
+		rc = wire_send(&m->chan, REC_POSTCOPY, body, 2);
+	}
+	return rc;
+}
+
+/* The next pending page from at on, wrapping round once; npages if none. */
+static uint64_t next_pending(struct mig_source *m, uint64_t at)
+{
+	uint64_t g = bitmap_next_atomic(m->dirty, m->npages, at);
+
+	return g < m->npages || !at ? g : bitmap_next_atomic(m->dirty, m->npages, 0);
+}
+
+/* Every page still to come that the urgent channel did not take first,
+ * going on after the last page asked for (requests.h); then wait for
+ * PLACED, and END every channel. */
+static int push_pending(struct mig_source *m, struct requests *rq, uint32_t round, uint64_t count)
+{
+	uint64_t gfns[BATCH_PAGES], at = 0, hint = 0;
+	uint32_t n = 0;
+	int rc = 0;
+
+	for (uint64_t g = next_pending(m, at); g < m->npages && rc == 0; g = next_pending(m, at)) {
+		at = g + 1;
+		if (!bitmap_test_and_clear_atomic(m->dirty, g))
+			continue;
+		gfns[n++] = g;
+		if (n < BATCH_PAGES)
+			continue;
+		rc = source_send_batch(m, gfns, n, round);
+		count = count > n ? count - n : 0;
+		n = 0;
+		source_progress(m, count);
+		if (requests_hint(rq) != hint)
+			at = hint = requests_hint(rq);
+	}
+	if (rc == 0 && n)
+		rc = source_send_batch(m, gfns, n, round);
+	source_progress(m, 0);
+	if (rc == 0)
+		rc = requests_wait_placed(rq, (int)m->params.io_timeout_ms);
+	if (rc == 0)
+		rc = pipeline_end(m->pipe);
+	if (rc == 0)
+		rc = wire_send_empty(&m->urgent, REC_END);
+	return rc == 0 ? wire_send_empty(&m->chan, REC_END) : rc;
+}
+
+/* After COMMIT: the guest runs there, and its pages still here follow.
+ * The destination asks for the ones its vCPUs wait for on the main
+ * channel, so a write on it no longer means a refusal. */
+static int run_postcopy(struct mig_source *m, uint32_t round, uint64_t pending, uint64_t t_pause)
+{
+	uint64_t t0 = time_now_ns();
+	struct requests *rq = NULL;
+	struct requests_stats st = { 0 };
+	int rc;
+
+	m->chan.speaker = NULL;
+	pipeline_watch(m->pipe, NULL);
+	encoder_forget(&m->enc);
+	pthread_mutex_lock(&m->lock);
+	m->stats.status = MIG_POSTCOPY;
+	m->stats.postcopy.used = true;
+	m->stats.postcopy.pending = pending;
+	pthread_mutex_unlock(&m->lock);
+	rc = requests_start(&(struct requests_source){ .mem = &m->vm->mem,
+						       .pending = m->dirty,
+						       .round = round,
+						       .main = &m->chan,
+						       .urgent = &m->urgent },
+			    &rq);
+	if (rc == 0)
+		rc = push_pending(m, rq, round, pending);
+	if (rq)
+		st = requests_stats(rq);
+	requests_stop(rq);
+	m->lost = rc < 0 && st.resumed_ns;
+	pthread_mutex_lock(&m->lock);
+	if (st.refused) /* it did not start the guest: it can only run here */
+		m->committed = false;
+	m->stats.postcopy.ms = time_ms_since(t0);
+	m->stats.postcopy.requests = st.records;
+	m->stats.postcopy.requested_pages = st.pages;
+	m->stats.postcopy.placed = st.placed;
+	if (st.resumed_ns)
+		m->stats.downtime_ms = (double)(st.resumed_ns - t_pause) / 1e6;
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+/* Paused: the state, the hashes, which pages are still to come; LOADED;
+ * COMMIT; then those pages (run_postcopy). */
+int postcopy_switch(struct mig_source *m, uint32_t round)
+{
+	struct rec_received_chan received[CHANNELS_MAX] = { 0 };
+	struct mig_phases ph = { 0 };
+	uint64_t t_pause = time_now_ns(), t = t_pause;
+	int64_t n;
+	int rc;
+
+	source_set_status(m, MIG_SWITCHOVER);
+	converge_stop(&m->conv);
+	rc = vm_pause(m->vm);
+	if (rc < 0)
+		return err_set(rc, "the guest stopped during the migration");
+	m->paused = true;
+	ph.pause = ms_since(&t);
+	n = dirty_sync(m->vm->dirty, m->dirty);
+	if (n < 0)
+		return (int)n;
+	ph.final_sync = ms_since(&t);
+	rc = source_send_state(m);
+	ph.state = ms_since(&t);
+	if (rc == 0 && m->params.verify)
+		rc = source_send_hashes(m);
+	ph.verify = ms_since(&t);
+	if (rc == 0)
+		rc = handshake_join(&m->urgent, m->uri, CHANNEL_URGENT, m->hello.channels.token,
+				    (int)m->params.io_timeout_ms, &m->cancel);
+	if (rc == 0)
+		rc = send_pending(m, round);
+	if (rc == 0)
+		rc = handshake_expect(&m->chan, REC_LOADED, received, NULL);
+	ph.handoff = ms_since(&t);
+	if (rc == 0)
+		rc = source_commit(m);
+	pthread_mutex_lock(&m->lock);
+	memcpy(m->stats.received, received, sizeof(received));
+	m->stats.phase = ph;
+	m->stats.rounds++;
+	pthread_mutex_unlock(&m->lock);
+	if (rc == 0)
+		rc = run_postcopy(m, round, (uint64_t)n, t_pause);
+	pthread_mutex_lock(&m->lock);
+	m->stats.verify = m->params.verify ? (rc == 0 ? "ok" : m->stats.verify) : "off";
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
