@@ -20,6 +20,12 @@ void bitmap_or_take(uint64_t *dst, uint64_t *src, uint64_t nbits)
 			dst[i] |= __atomic_exchange_n(&src[i], 0, __ATOMIC_RELAXED);
 }
 
+void bitmap_or(uint64_t *dst, const uint64_t *src, uint64_t nbits)
+{
+	for (uint64_t i = 0; i < BITMAP_WORDS(nbits); i++)
+		dst[i] |= src[i];
+}
+
 void bitmap_clear_below(uint64_t *map, uint64_t bit)
 {
 	memset(map, 0, bit / 64 * 8);

@@ -59,6 +59,8 @@ void bitmap_or_take(uint64_t *dst, uint64_t *src, uint64_t nbits);
 uint64_t bitmap_next(const uint64_t *map, uint64_t nbits, uint64_t from);
 /* The same, while other threads change the map atomically. */
 uint64_t bitmap_next_atomic(const uint64_t *map, uint64_t nbits, uint64_t from);
+/* dst |= src over the first nbits (src stays). */
+void bitmap_or(uint64_t *dst, const uint64_t *src, uint64_t nbits);
 /* Clear bits [0, bit). */
 void bitmap_clear_below(uint64_t *map, uint64_t bit);
 

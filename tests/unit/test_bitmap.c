@@ -63,6 +63,10 @@ static void test_or_take_empties_source(void **unused)
 	assert_int_equal(dst[1], 1ull << 63);
 	assert_int_equal(src[0], 0);
 	assert_int_equal(src[1], 0);
+	src[1] = 2;
+	bitmap_or(dst, src, 128); /* the source stays */
+	assert_int_equal(dst[1], (1ull << 63) | 2);
+	assert_int_equal(src[1], 2);
 }
 
 int main(void)

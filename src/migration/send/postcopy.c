@@ -1,6 +1,8 @@
 #include "migration/send/postcopy.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "migration/send/requests.h"
@@ -67,31 +69,53 @@ static uint64_t next_pending(struct mig_source *m, uint64_t at)
 	return g < m->npages || !at ? g : bitmap_next_atomic(m->dirty, m->npages, 0);
 }
 
-/* Every page still to come that the urgent channel did not take first,
- * going on after the last page asked for (requests.h); then wait for
- * PLACED, and END every channel. */
-static int push_pending(struct mig_source *m, struct requests *rq, uint32_t round, uint64_t count)
+/* The push's batch in the making. */
+struct push {
+	uint64_t gfns[BATCH_PAGES];
+	uint32_t n, round;
+	uint64_t left; /* for the progress */
+};
+
+/* Page g, unless the urgent channel took it: into the batch, and the batch
+ * out when full. */
+static int push_page(struct mig_source *m, struct push *p, uint64_t g)
 {
-	uint64_t gfns[BATCH_PAGES], at = 0, hint = 0;
-	uint32_t n = 0;
+	int rc;
+
+	if (!bitmap_test_and_clear_atomic(m->dirty, g))
+		return 0;
+	p->gfns[p->n++] = g;
+	if (p->n < BATCH_PAGES)
+		return 0;
+	rc = source_send_batch(m, p->gfns, p->n, p->round);
+	p->left = p->left > p->n ? p->left - p->n : 0;
+	p->n = 0;
+	source_progress(m, p->left);
+	return rc;
+}
+
+/* Every page still to come that the urgent channel did not take first:
+ * the hot ones first (dirtied last before the pause: what the guest
+ * touches first there), then the rest, going on after the last page asked
+ * for (requests.h); then wait for PLACED, and END every channel. */
+static int push_pending(struct mig_source *m, struct requests *rq, const uint64_t *hot,
+			uint32_t round, uint64_t count)
+{
+	struct push p = { .round = round, .left = count };
+	uint64_t at = 0, hint = 0;
 	int rc = 0;
 
+	for (uint64_t g = bitmap_next(hot, m->npages, 0); g < m->npages && rc == 0;
+	     g = bitmap_next(hot, m->npages, g + 1))
+		rc = push_page(m, &p, g);
 	for (uint64_t g = next_pending(m, at); g < m->npages && rc == 0; g = next_pending(m, at)) {
 		at = g + 1;
-		if (!bitmap_test_and_clear_atomic(m->dirty, g))
-			continue;
-		gfns[n++] = g;
-		if (n < BATCH_PAGES)
-			continue;
-		rc = source_send_batch(m, gfns, n, round);
-		count = count > n ? count - n : 0;
-		n = 0;
-		source_progress(m, count);
+		rc = push_page(m, &p, g);
 		if (requests_hint(rq) != hint)
 			at = hint = requests_hint(rq);
 	}
-	if (rc == 0 && n)
-		rc = source_send_batch(m, gfns, n, round);
+	if (rc == 0 && p.n)
+		rc = source_send_batch(m, p.gfns, p.n, round);
 	source_progress(m, 0);
 	if (rc == 0)
 		rc = requests_wait_placed(rq, (int)m->params.io_timeout_ms);
@@ -105,7 +129,8 @@ static int push_pending(struct mig_source *m, struct requests *rq, uint32_t roun
 /* After COMMIT: the guest runs there, and its pages still here follow.
  * The destination asks for the ones its vCPUs wait for on the main
  * channel, so a write on it no longer means a refusal. */
-static int run_postcopy(struct mig_source *m, uint32_t round, uint64_t pending, uint64_t t_pause)
+static int run_postcopy(struct mig_source *m, const uint64_t *hot, uint32_t round, uint64_t pending,
+			uint64_t t_pause)
 {
 	uint64_t t0 = time_now_ns();
 	struct requests *rq = NULL;
@@ -127,7 +152,7 @@ static int run_postcopy(struct mig_source *m, uint32_t round, uint64_t pending, 
 						       .urgent = &m->urgent },
 			    &rq);
 	if (rc == 0)
-		rc = push_pending(m, rq, round, pending);
+		rc = push_pending(m, rq, hot, round, pending);
 	if (rq)
 		st = requests_stats(rq);
 	requests_stop(rq);
@@ -145,13 +170,10 @@ static int run_postcopy(struct mig_source *m, uint32_t round, uint64_t pending, 
 	return rc;
 }
 
-/* Paused: the state, the hashes, which pages are still to come; LOADED;
- * COMMIT; then those pages (run_postcopy). */
-int postcopy_switch(struct mig_source *m, uint32_t round)
+/* Pause the guest; the pages it dirtied last go into hot, and with the
+ * rest still to come. */
+static int pause_and_sync(struct mig_source *m, uint64_t *hot, struct mig_phases *ph, uint64_t *t)
 {
-	struct rec_received_chan received[CHANNELS_MAX] = { 0 };
-	struct mig_phases ph = { 0 };
-	uint64_t t_pause = time_now_ns(), t = t_pause;
 	int64_t n;
 	int rc;
 
@@ -161,11 +183,32 @@ int postcopy_switch(struct mig_source *m, uint32_t round)
 	if (rc < 0)
 		return err_set(rc, "the guest stopped during the migration");
 	m->paused = true;
-	ph.pause = ms_since(&t);
-	n = dirty_sync(m->vm->dirty, m->dirty);
+	ph->pause = ms_since(t);
+	n = dirty_sync(m->vm->dirty, hot);
 	if (n < 0)
 		return (int)n;
-	ph.final_sync = ms_since(&t);
+	bitmap_or(m->dirty, hot, m->npages);
+	ph->final_sync = ms_since(t);
+	return 0;
+}
+
+/* Paused: the state, the hashes, which pages are still to come; LOADED;
+ * COMMIT; then those pages (run_postcopy). */
+int postcopy_switch(struct mig_source *m, uint32_t round)
+{
+	struct rec_received_chan received[CHANNELS_MAX] = { 0 };
+	struct mig_phases ph = { 0 };
+	uint64_t t_pause = time_now_ns(), t = t_pause, n;
+	uint64_t *hot = calloc(BITMAP_WORDS(m->npages), 8);
+	int rc = hot ? 0 : err_set(-ENOMEM, "out of memory for post-copy");
+
+	if (rc == 0)
+		rc = pause_and_sync(m, hot, &ph, &t);
+	if (rc < 0) {
+		free(hot);
+		return rc;
+	}
+	n = bitmap_count(m->dirty, m->npages);
 	rc = source_send_state(m);
 	ph.state = ms_since(&t);
 	if (rc == 0 && m->params.verify)
@@ -187,7 +230,8 @@ int postcopy_switch(struct mig_source *m, uint32_t round)
 	m->stats.rounds++;
 	pthread_mutex_unlock(&m->lock);
 	if (rc == 0)
-		rc = run_postcopy(m, round, (uint64_t)n, t_pause);
+		rc = run_postcopy(m, hot, round, n, t_pause);
+	free(hot);
 	pthread_mutex_lock(&m->lock);
 	m->stats.verify = m->params.verify ? (rc == 0 ? "ok" : m->stats.verify) : "off";
 	pthread_mutex_unlock(&m->lock);
