@@ -23,14 +23,6 @@ static inline void bitmap_clear_atomic(uint64_t *map, uint64_t bit)
 	__atomic_fetch_and(&map[bit / 64], ~(1ull << (bit % 64)), __ATOMIC_RELAXED);
 }
 
-/* Set bit; whether it was set already. */
-static inline bool bitmap_test_and_set_atomic(uint64_t *map, uint64_t bit)
-{
-	uint64_t m = 1ull << (bit % 64);
-
-	return __atomic_fetch_or(&map[bit / 64], m, __ATOMIC_RELAXED) & m;
-}
-
 /* Clear bit; whether it was set. */
 static inline bool bitmap_test_and_clear_atomic(uint64_t *map, uint64_t bit)
 {

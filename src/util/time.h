@@ -2,6 +2,7 @@
 #ifndef FERRY_UTIL_TIME_H
 #define FERRY_UTIL_TIME_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -38,6 +39,17 @@ static inline struct timespec time_deadline_ts(uint64_t deadline_ns)
 			       .tv_nsec = (long)(deadline_ns % NS_PER_S) };
 	return ts;
 }
+
+/* The deadline timeout_ms from now, for a condition variable made with
+ * time_cond_init. */
+static inline struct timespec time_deadline_in_ms(int timeout_ms)
+{
+	return time_deadline_ts(time_now_ns() + (uint64_t)timeout_ms * NS_PER_MS);
+}
+
+/* A condition variable whose timed waits count CLOCK_MONOTONIC (so that
+ * time_deadline_ts applies, and a clock set by hand changes nothing). */
+void time_cond_init(pthread_cond_t *c);
 
 /* Sleep for ns nanoseconds (restarted after signals). */
 void time_sleep_ns(uint64_t ns);

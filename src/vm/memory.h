@@ -57,7 +57,7 @@ int mem_populate(struct guest_mem *mem);
  * guest lives elsewhere. */
 void mem_release(struct guest_mem *mem);
 /* Forget [gpa, gpa + len), inside one region: its pages are not there
- * until touched (post-copy: until placed, vm/uffd.h). */
+ * until touched (or, watched by vm/uffd.h, until placed). */
 void mem_forget(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
 /* Host address of [gpa, gpa + len), or NULL if it is not all guest RAM. */
 void *mem_host(const struct guest_mem *mem, uint64_t gpa, uint64_t len);

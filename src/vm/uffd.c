@@ -20,7 +20,7 @@ int uffd_supported(enum mem_backend backend)
 
 	if (backend == MEM_HUGETLB)
 		return err_set(-EOPNOTSUPP,
-			       "post-copy places 4 KiB pages, and this guest's memory is 2 MiB "
+			       "pages are placed 4 KiB at a time, and this guest's memory is 2 MiB "
 			       "huge pages (--mem-backend anon or memfd)");
 	rc = uffd_open(&u, &none);
 	if (rc == 0)
@@ -34,8 +34,7 @@ int uffd_open(struct uffd *u, const struct guest_mem *mem)
 
 	u->fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (u->fd < 0)
-		return err_set(-errno, "post-copy needs userfaultfd, which this host refuses (%s)",
-			       strerror(errno));
+		return err_set(-errno, "this host refuses userfaultfd (%s)", strerror(errno));
 	if (ioctl(u->fd, UFFDIO_API, &api) < 0) {
 		int saved = errno;
 

@@ -1,9 +1,9 @@
-/* Guest memory the guest may touch before it has all arrived (post-copy):
- * a userfaultfd in missing mode over guest RAM. A thread (a vCPU, KVM on
- * its behalf, or the VMM) that touches a page not there waits in the
- * kernel until uffd_place or uffd_zero puts the page there, whole and at
- * once; whoever reads the faults (uffd_next_fault) fetches it. A page that
- * is there already is never overwritten: the first copy placed wins. */
+/* Guest memory filled on demand: a userfaultfd in missing mode over guest
+ * RAM. A thread (a vCPU, KVM on its behalf, or the VMM) that touches a page
+ * not there waits in the kernel until uffd_place or uffd_zero puts the page
+ * there, whole and at once; whoever reads the faults (uffd_next_fault)
+ * fetches it from wherever it is. A page that is there already is never
+ * overwritten: the first copy placed wins. */
 #ifndef FERRY_VM_UFFD_H
 #define FERRY_VM_UFFD_H
 
@@ -15,8 +15,8 @@ struct uffd {
 	int fd;
 };
 
-/* Whether post-copy can run into memory of this backend on this host:
- * 0, or -errno with a sentence (no userfaultfd, or 2 MiB pages). */
+/* Whether memory of this backend can be filled on demand on this host: 0,
+ * or -errno with a sentence (no userfaultfd, or 2 MiB pages). */
 int uffd_supported(enum mem_backend backend);
 /* A userfaultfd over every region of mem, in missing mode. */
 int uffd_open(struct uffd *u, const struct guest_mem *mem);

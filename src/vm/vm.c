@@ -98,11 +98,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	vm->fd = -1;
 	vm->mem.memfd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&vm->cond, &attr);
-	pthread_condattr_destroy(&attr);
+	time_cond_init(&vm->cond);
 
 	vm->kvm = kvm_host_get();
 	if (!vm->kvm) {

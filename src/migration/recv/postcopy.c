@@ -24,8 +24,7 @@ struct postcopy {
 	uint64_t npages;
 	struct uffd uffd;
 	uint64_t *pending;	/* still to come: cleared as placed */
-	uint64_t *asked;	/* asked for */
-	uint64_t *asked_ns;	/* when, per page */
+	uint64_t *asked_ns;	/* when each page was asked for; 0: not */
 	const uint64_t *hashes; /* NULL: no verify */
 	struct chan *main;
 	pthread_mutex_t send_lock; /* the return path's writes */
@@ -69,13 +68,13 @@ static uint64_t gfn_at(const struct postcopy *pc, uint64_t addr)
 /* A fault at addr: into list (unless its page came, or was asked for, already). */
 static void note_fault(struct postcopy *pc, uint64_t addr, uint64_t *list, uint32_t *n)
 {
-	uint64_t gfn = gfn_at(pc, addr);
+	uint64_t gfn = gfn_at(pc, addr), never = 0;
 
 	__atomic_fetch_add(&pc->st.faults, 1, __ATOMIC_RELAXED);
 	if (gfn >= pc->npages || !bitmap_test_atomic(pc->pending, gfn) ||
-	    bitmap_test_and_set_atomic(pc->asked, gfn))
+	    !__atomic_compare_exchange_n(&pc->asked_ns[gfn], &never, time_now_ns(), false,
+					 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		return;
-	__atomic_store_n(&pc->asked_ns[gfn], time_now_ns(), __ATOMIC_RELAXED);
 	list[(*n)++] = gfn;
 }
 
@@ -136,9 +135,8 @@ int postcopy_begin(const struct guest_mem *mem, uint64_t *pending, const uint64_
 	pthread_mutex_init(&pc->send_lock, NULL);
 	failure_init(&pc->failed);
 	pc->st.pending = pc->st.left = bitmap_count(pending, npages);
-	pc->asked = calloc(BITMAP_WORDS(npages), 8);
 	pc->asked_ns = calloc(npages, 8);
-	if (!pc->asked || !pc->asked_ns)
+	if (!pc->asked_ns)
 		return err_set(-ENOMEM, "out of memory for post-copy");
 	t0 = time_now_ns();
 	forget_pending(pc); /* the switch's pause pays for it: freeing present pages */
@@ -267,7 +265,6 @@ void postcopy_end(struct postcopy *pc)
 	pthread_mutex_destroy(&pc->send_lock);
 	failure_destroy(&pc->failed);
 	free(pc->pending);
-	free(pc->asked);
 	free(pc->asked_ns);
 	free(pc);
 }

@@ -1,14 +1,14 @@
 #include "migration/recv/round_gate.h"
 
 #include <errno.h>
-#include <time.h>
 
 #include "util/error.h"
+#include "util/time.h"
 
 void round_gate_init(struct round_gate *g, uint32_t channels)
 {
 	pthread_mutex_init(&g->lock, NULL);
-	pthread_cond_init(&g->passed, NULL);
+	time_cond_init(&g->passed);
 	g->channels = channels;
 	g->round = 0;
 	g->arrived = 0;
@@ -66,16 +66,9 @@ void round_gate_abort(struct round_gate *g)
 
 int round_gate_wait(struct round_gate *g, uint32_t rounds, int timeout_ms)
 {
-	struct timespec until;
+	struct timespec until = time_deadline_in_ms(timeout_ms);
 	int rc = 0;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&g->lock);
 	while (g->round < rounds && !g->aborted && rc == 0)
 		rc = pthread_cond_timedwait(&g->passed, &g->lock, &until);

@@ -175,15 +175,10 @@ static int run_postcopy(struct mig_source *m, const uint64_t *hot, uint32_t roun
 static int pause_and_sync(struct mig_source *m, uint64_t *hot, struct mig_phases *ph, uint64_t *t)
 {
 	int64_t n;
-	int rc;
+	int rc = source_pause(m, &ph->pause, t);
 
-	source_set_status(m, MIG_SWITCHOVER);
-	converge_stop(&m->conv);
-	rc = vm_pause(m->vm);
 	if (rc < 0)
-		return err_set(rc, "the guest stopped during the migration");
-	m->paused = true;
-	ph->pause = ms_since(t);
+		return rc;
 	n = dirty_sync(m->vm->dirty, hot);
 	if (n < 0)
 		return (int)n;

@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "codec/zero.h"
 #include "migration/failure.h"
@@ -137,7 +136,7 @@ int requests_start(const struct requests_source *src, struct requests **out)
 	r->src = *src;
 	r->npages = src->mem->size / FERRY_PAGE_SIZE;
 	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->changed, NULL);
+	time_cond_init(&r->changed);
 	failure_init(&r->failed);
 	rc = pthread_create(&r->thread, NULL, reader_thread, r);
 	if (rc) {
@@ -156,23 +155,9 @@ uint64_t requests_hint(struct requests *r)
 	return __atomic_load_n(&r->hint, __ATOMIC_RELAXED);
 }
 
-static struct timespec deadline(int timeout_ms)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_REALTIME, &t);
-	t.tv_sec += timeout_ms / 1000;
-	t.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
-}
-
 int requests_wait_placed(struct requests *r, int timeout_ms)
 {
-	struct timespec until = deadline(timeout_ms);
+	struct timespec until = time_deadline_in_ms(timeout_ms);
 	uint64_t heard;
 	int rc = 0;
 
@@ -182,7 +167,7 @@ int requests_wait_placed(struct requests *r, int timeout_ms)
 		rc = pthread_cond_timedwait(&r->changed, &r->lock, &until);
 		if (r->st.records != heard) { /* the destination is alive: wait on */
 			heard = r->st.records;
-			until = deadline(timeout_ms);
+			until = time_deadline_in_ms(timeout_ms);
 			rc = 0;
 		}
 	}

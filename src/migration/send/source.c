@@ -268,6 +268,20 @@ static int precopy(struct mig_source *m)
 	}
 }
 
+int source_pause(struct mig_source *m, double *pause_ms, uint64_t *t)
+{
+	int rc;
+
+	source_set_status(m, MIG_SWITCHOVER);
+	converge_stop(&m->conv); /* paused anyway; the guest resumes at full speed */
+	rc = vm_pause(m->vm);
+	if (rc < 0)
+		return err_set(rc, "the guest stopped during the migration");
+	m->paused = true;
+	*pause_ms = ms_since(t);
+	return 0;
+}
+
 int source_send_state(struct mig_source *m)
 {
 	uint8_t *blob;
@@ -328,15 +342,10 @@ static int switchover(struct mig_source *m, uint32_t round)
 	bool refused = false;
 	uint64_t t_pause = time_now_ns(), t = t_pause;
 	int64_t n;
-	int rc;
+	int rc = source_pause(m, &ph.pause, &t);
 
-	source_set_status(m, MIG_SWITCHOVER);
-	converge_stop(&m->conv); /* paused anyway; the guest resumes at full speed */
-	rc = vm_pause(m->vm);
 	if (rc < 0)
-		return err_set(rc, "the guest stopped during the migration");
-	m->paused = true;
-	ph.pause = ms_since(&t);
+		return rc;
 	n = dirty_sync(m->vm->dirty, m->dirty);
 	if (n < 0)
 		return (int)n;

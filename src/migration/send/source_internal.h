@@ -62,6 +62,9 @@ struct meter_sample source_sample(struct mig_source *m);
 void source_progress(struct mig_source *m, uint64_t remaining);
 /* n pages of gfns, encoded into a batch, into the pipeline. */
 int source_send_batch(struct mig_source *m, const uint64_t *gfns, uint32_t n, uint32_t round);
+/* The switch begins: status switchover, full speed, vCPUs paused (the
+ * time it took into *pause_ms, *t moved on). */
+int source_pause(struct mig_source *m, double *pause_ms, uint64_t *t);
 int source_send_state(struct mig_source *m);
 /* HASHES of every page (--verify), the guest paused. */
 int source_send_hashes(struct mig_source *m);
