@@ -17,6 +17,7 @@ int cmd_migrate_resolve(int argc, char **argv);
 /* ferry migrate: COMMIT went out and no answer came (migrate-resolve). */
 #define EXIT_UNKNOWN 3
 #define EXIT_LOST    4
+#define EXIT_PAUSED  5 /* ferry migrate --resume: the try failed, post-copy still paused */
 
 /* Print "ferry CMD: <message>" and a pointer to --help; return EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

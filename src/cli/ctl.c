@@ -23,7 +23,11 @@ static const char ctl_help[] =
 	"                 been started with --postcopy)\n"
 	"  migrate-incoming-cancel\n"
 	"                 on a destination: fail the migration in progress and\n"
-	"                 refuse its COMMIT (ferry migrate-resolve uses it)\n"
+	"                 refuse its COMMIT (ferry migrate-resolve uses it); a\n"
+	"                 post-copy paused on a broken link is given up (its guest lost)\n"
+	"  migrate-recover '{\"uri\": URI}'\n"
+	"                 on a destination whose post-copy link broke: listen on URI\n"
+	"                 for the source to come back (ferry migrate --resume --to URI)\n"
 	"  calc-dirty-rate, query-dirty-rate\n"
 	"                 measure the guest's dirty rate (ferry dirtyrate drives these)\n"
 	"  quit           stop the VM and end ferry run\n";

@@ -19,6 +19,7 @@
 
 static const char migrate_help[] =
 	"Usage: ferry migrate --control PATH --to URI [OPTIONS]\n"
+	"       ferry migrate --control PATH --resume --to URI\n"
 	"\n"
 	"Move the running VM served at PATH to the ferry waiting at URI (started with\n"
 	"'ferry run --incoming URI'), while the guest keeps running. Shows a progress\n"
@@ -28,8 +29,10 @@ static const char migrate_help[] =
 	"  2  usage: a flag or value it does not understand (nothing was started)\n"
 	"  3  unknown: COMMIT went out and the destination did not confirm; the guest is\n"
 	"     paused here and may run there. Run 'ferry migrate-resolve'.\n"
-	"  4  lost: post-copy broke after the guest started on the destination; neither\n"
-	"     side has all its memory (see --postcopy)\n"
+	"  4  lost: post-copy broke after the guest started on the destination and was\n"
+	"     not taken up again; neither side has all its memory (see --postcopy)\n"
+	"  5  with --resume: this try failed (the reason says why); post-copy is still\n"
+	"     paused, and another --resume may take it up\n"
 	"\n"
 	"  --to URI              tcp:HOST:PORT, unix:PATH or fd:N\n"
 	"  --downtime-ms N       the pause the guest may see at the end (default 300)\n"
@@ -70,19 +73,32 @@ static const char migrate_help[] =
 	"                        With --converge auto it switches where it would slow\n"
 	"                        the guest; 'ferry ctl ... migrate-start-postcopy'\n"
 	"                        switches at the end of the round. Until its last page\n"
-	"                        is over, the guest needs both hosts: if either dies\n"
-	"                        or the link breaks, it is lost (exit status 4)\n"
+	"                        is over, the guest needs both hosts: if either dies,\n"
+	"                        it is lost (exit status 4). If the link breaks, both\n"
+	"                        sides pause (postcopy-paused; the guest runs on there,\n"
+	"                        but a vCPU that needs a page still here waits) until\n"
+	"                        'ferry ctl ... migrate-recover' on the destination and\n"
+	"                        --resume here take it up again\n"
+	"  --recover-timeout S   how long a broken post-copy waits for --resume before\n"
+	"                        the guest is given up as lost (default 300; 0: for ever)\n"
+	"  --resume              with --to URI only: take a post-copy paused on a broken\n"
+	"                        link up again at URI, where the destination listens\n"
+	"                        (migrate-recover); the pages it still lacks follow\n"
 	"  --json                print the final report as one JSON object (last line)\n"
 	"\n"
 	"Example:\n"
 	"  ferry run --incoming tcp:0.0.0.0:4444 --control /tmp/dst.sock &   # on the destination\n"
 	"  ferry migrate --control /tmp/src.sock --to tcp:dst-host:4444 --verify\n"
-	"  ferry migrate --control /tmp/src.sock --to tcp:dst-host:4444 --channels 2 --compress auto\n";
+	"  ferry migrate --control /tmp/src.sock --to tcp:dst-host:4444 --channels 2 --compress auto\n"
+	"  # post-copy whose link broke: on the destination, then here\n"
+	"  ferry ctl --control /tmp/dst.sock migrate-recover '{\"uri\": \"tcp:0.0.0.0:4445\"}'\n"
+	"  ferry migrate --control /tmp/src.sock --resume --to tcp:dst-host:4445\n";
 
 struct migrate_opts {
 	const char *control;
 	json_t *args;
 	bool json;
+	bool resume;
 };
 
 /* A whole number from min to max for flag, as key. */
@@ -161,6 +177,8 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 		{ "channels", required_argument, NULL, 'n' },
 		{ "compress", required_argument, NULL, 'z' },
 		{ "postcopy", no_argument, NULL, 'P' },
+		{ "recover-timeout", required_argument, NULL, 'R' },
+		{ "resume", no_argument, NULL, 'r' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -195,6 +213,13 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 			break;
 		case 'P':
 			json_object_set_new(o->args, "postcopy", json_true());
+			break;
+		case 'R':
+			rc = add_int(o->args, "recover-timeout", "--recover-timeout", optarg, 0,
+				     MIG_TIMEOUT_S_MAX);
+			break;
+		case 'r':
+			o->resume = true;
 			break;
 		case 'x':
 			rc = add_xbzrle(o->args, optarg);
@@ -236,6 +261,11 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 		return usage_error("migrate", "--control PATH is required");
 	if (rc == 0 && !json_object_get(o->args, "uri"))
 		return usage_error("migrate", "--to URI is required");
+	if (rc == 0 && o->resume && json_object_size(o->args) > 1)
+		return usage_error("migrate", "--resume takes only --to (and --json): the "
+					      "migration goes on as it was asked");
+	if (rc == 0 && o->resume)
+		json_object_set_new(o->args, "resume", json_true());
 	return rc;
 }
 
@@ -331,13 +361,25 @@ static void report(json_t *s)
 static bool final_status(const char *s)
 {
 	return strcmp(s, "setup") && strcmp(s, "active") && strcmp(s, "switchover") &&
-	       strcmp(s, "postcopy-active");
+	       strcmp(s, "postcopy-active") && strcmp(s, "postcopy-paused") &&
+	       strcmp(s, "postcopy-recover");
+}
+
+/* A post-copy paused on a broken link: say so once, with what to do. */
+static bool tell_paused(json_t *s, bool told, bool tty)
+{
+	bool paused = !strcmp(json_string_value(json_object_get(s, "status")), "postcopy-paused");
+
+	if (paused && !told)
+		fprintf(stderr, "%sferry migrate: %s\n", tty ? "\r\033[K" : "",
+			json_string_value(json_object_get(s, "reason")));
+	return paused;
 }
 
 int cmd_migrate(int argc, char **argv)
 {
 	struct migrate_opts o = { .args = json_object() };
-	bool tty = isatty(STDERR_FILENO) && !getenv("CI");
+	bool tty = isatty(STDERR_FILENO) && !getenv("CI"), paused = false;
 	json_t *r = NULL;
 	const char *status;
 	int rc = parse_args(argc, argv, &o);
@@ -358,6 +400,9 @@ int cmd_migrate(int argc, char **argv)
 		status = json_string_value(json_object_get(r, "status"));
 		if (final_status(status))
 			break;
+		paused = tell_paused(r, paused, tty);
+		if (paused && o.resume)
+			break; /* this try failed: the reason says why */
 		if (tty)
 			progress_line(r);
 	}
@@ -369,10 +414,11 @@ int cmd_migrate(int argc, char **argv)
 	} else {
 		report(r);
 	}
-	rc = !strcmp(status, "completed") ? 0
-	     : !strcmp(status, "unknown") ? EXIT_UNKNOWN
-	     : !strcmp(status, "lost")	  ? EXIT_LOST
-					  : 1;
+	rc = !strcmp(status, "completed")	  ? 0
+	     : !strcmp(status, "unknown")	  ? EXIT_UNKNOWN
+	     : !strcmp(status, "lost")		  ? EXIT_LOST
+	     : !strcmp(status, "postcopy-paused") ? EXIT_PAUSED
+						  : 1;
 	json_decref(r);
 	return rc;
 }

@@ -45,6 +45,10 @@ static const char run_help[] =
 	"  --io-timeout-ms N     with --incoming: a connection that stalls this long fails\n"
 	"                        the attempt, and LOADED waits this long for COMMIT\n"
 	"                        (default 10000)\n"
+	"  --recover-timeout S   with --incoming: when post-copy's link breaks, the guest\n"
+	"                        runs on and waits this long for 'migrate-recover' to\n"
+	"                        bring its source back, then is lost (default 300; 0:\n"
+	"                        for ever)\n"
 	"  --background-prefault on|off\n"
 	"                        with --incoming: memory that was not made ready is faulted\n"
 	"                        in by an idle-priority thread while the receivers wait\n"
@@ -81,8 +85,9 @@ struct run_opts {
 	const char *workload;
 	const char *control;
 	const char *incoming;
-	uint32_t io_timeout_ms; /* 0: the default */
-	int background_prefault; /* -1: not given */
+	uint32_t io_timeout_ms;	     /* 0: the default */
+	long long recover_timeout_s; /* -1: the default */
+	int background_prefault;     /* -1: not given */
 };
 
 static int parse_mem(const char *arg, struct run_opts *o)
@@ -128,6 +133,20 @@ static int parse_io_timeout(const char *arg, struct run_opts *o)
 	return 0;
 }
 
+static int parse_recover_timeout(const char *arg, struct run_opts *o)
+{
+	char *end;
+	long long n = strtoll(arg, &end, 10);
+
+	if (end == arg || *end || n < 0 || n > (long long)MIG_TIMEOUT_S_MAX)
+		return usage_error("run",
+				   "--recover-timeout '%s' is not a whole number of seconds from 0 "
+				   "to %llu",
+				   arg, MIG_TIMEOUT_S_MAX);
+	o->recover_timeout_s = n;
+	return 0;
+}
+
 static int parse_log_level(const char *arg)
 {
 	static const char *const names[] = { "error", "warn", "info", "debug" };
@@ -160,6 +179,10 @@ static int check_incoming_args(const struct run_opts *o)
 		return usage_error(
 			"run",
 			"--io-timeout-ms goes with --incoming (a source sets its own on ferry migrate)");
+	if (o->recover_timeout_s >= 0 && !o->incoming)
+		return usage_error(
+			"run",
+			"--recover-timeout goes with --incoming (a source sets its own on ferry migrate)");
 	if (o->background_prefault >= 0 && !o->incoming)
 		return usage_error("run", "--background-prefault goes with --incoming");
 	if (o->incoming && o->cfg.prealloc && !o->mem_given)
@@ -169,7 +192,8 @@ static int check_incoming_args(const struct run_opts *o)
 	if (o->incoming && o->cfg.prealloc && o->cfg.mem_bytes % (2u << 20))
 		return usage_error("run", "--mem must be a multiple of 2M");
 	if (o->incoming && o->cfg.prealloc && o->background_prefault >= 0)
-		return usage_error("run", "--background-prefault has nothing to do with --prealloc");
+		return usage_error("run",
+				   "--background-prefault has nothing to do with --prealloc");
 	return 0;
 }
 
@@ -188,6 +212,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "incoming", required_argument, NULL, 'i' },
 		{ "io-timeout-ms", required_argument, NULL, 't' },
 		{ "background-prefault", required_argument, NULL, 'f' },
+		{ "recover-timeout", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -195,7 +220,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 
 	*o = (struct run_opts){ .cfg = { .mem_bytes = 1ull << 30, .vcpus = 1 },
 				.workload = "idle",
-				.background_prefault = -1 };
+				.background_prefault = -1,
+				.recover_timeout_s = -1 };
 	opterr = 0;
 	while (rc == 0 && (opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -208,6 +234,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case 't':
 			rc = parse_io_timeout(optarg, o);
+			break;
+		case 'R':
+			rc = parse_recover_timeout(optarg, o);
 			break;
 		case 'c':
 			rc = parse_vcpus(optarg, o);
@@ -345,6 +374,8 @@ static int open_incoming(const struct run_opts *o, struct control_ctx *ctx)
 		.io_timeout_ms = o->io_timeout_ms ? o->io_timeout_ms : ctx->params.io_timeout_ms,
 		.prealloc = o->cfg.prealloc,
 		.no_background_prefault = o->background_prefault == 0,
+		.recover_timeout_s = (uint32_t)(o->recover_timeout_s >= 0 ? o->recover_timeout_s
+									  : MIG_RECOVER_S_DEFAULT),
 	};
 
 	return mig_dest_open(o->incoming, &d, &ctx->incoming) < 0 ? fail("%s", err_msg()) : 0;

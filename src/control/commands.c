@@ -113,6 +113,7 @@ static const struct {
 	{ "migrate-cancel", control_migrate_cancel },
 	{ "migrate-start-postcopy", control_migrate_start_postcopy },
 	{ "migrate-incoming-cancel", control_migrate_incoming_cancel },
+	{ "migrate-recover", control_migrate_recover },
 	{ "migrate-incoming-prealloc", NULL, control_migrate_incoming_prealloc },
 	{ "calc-dirty-rate", control_calc_dirty_rate },
 	{ "query-dirty-rate", control_query_dirty_rate },

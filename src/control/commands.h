@@ -88,6 +88,7 @@ json_t *control_migrate_start_postcopy(struct control_ctx *ctx, json_t *args);
 json_t *control_id_json(uint64_t id);
 /* The destination's commands (control/incoming.c). */
 json_t *control_migrate_incoming_cancel(struct control_ctx *ctx, json_t *args);
+json_t *control_migrate_recover(struct control_ctx *ctx, json_t *args);
 int control_migrate_incoming_prealloc(struct control_ctx *ctx, json_t *args,
 				      struct control_later *l);
 /* The incoming side's state, for query-status. */

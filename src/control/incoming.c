@@ -1,6 +1,6 @@
 /* The destination's commands on the control socket: migrate-incoming-cancel
- * (fence), migrate-incoming-prealloc (make memory ready), and its part of
- * query-status. */
+ * (fence), migrate-incoming-prealloc (make memory ready), migrate-recover
+ * (take a broken post-copy up again), and its part of query-status. */
 #include <errno.h>
 #include <string.h>
 #include <time.h>
@@ -23,6 +23,27 @@ json_t *control_migrate_incoming_cancel(struct control_ctx *ctx, json_t *args)
 	if (need_incoming(ctx) < 0 || mig_dest_fence(ctx->incoming, &id) < 0)
 		return NULL;
 	return json_pack("{s:b,s:o}", "fenced", 1, "id", control_id_json(id));
+}
+
+json_t *control_migrate_recover(struct control_ctx *ctx, json_t *args)
+{
+	const char *uri = json_string_value(json_object_get(args, "uri"));
+	const char *key;
+	json_t *v;
+
+	if (need_incoming(ctx) < 0)
+		return NULL;
+	json_object_foreach(args, key, v) if (strcmp(key, "uri"))
+	{
+		err_set(-EINVAL, "migrate-recover takes uri, not '%s'", key);
+		return NULL;
+	}
+	if (!uri) {
+		err_set(-EINVAL, "migrate-recover needs a \"uri\" to listen on: tcp:HOST:PORT or "
+				 "unix:PATH");
+		return NULL;
+	}
+	return mig_dest_recover(ctx->incoming, uri) < 0 ? NULL : json_object();
 }
 
 static json_t *memory_json(const struct ready_info *m)
@@ -114,6 +135,14 @@ json_t *control_incoming_json(struct control_ctx *ctx)
 				    json_integer((json_int_t)now.tv_sec * 1000 +
 						 now.tv_nsec / 1000000 +
 						 (json_int_t)s.commit_wait_ms));
+	}
+	if (s.phase == DEST_POSTCOPY_PAUSED) {
+		json_object_set_new(r, "paused_reason", json_string(s.paused_why));
+		json_object_set_new(r, "recover_window_ms", json_real(s.recover_left_ms));
+	}
+	if (s.recoveries) {
+		json_object_set_new(r, "recoveries", json_integer(s.recoveries));
+		json_object_set_new(r, "recover_ms", json_real(s.recover_ms));
 	}
 	if (s.felt.known)
 		json_object_set_new(r, "guest_gap_ms", json_real(s.felt.gap_ms));

@@ -71,7 +71,7 @@ static int parse_pipeline(json_t *args, struct mig_params *p)
 /* Read the parameters present in args over p. */
 static int parse_params(json_t *args, struct mig_params *p)
 {
-	uint64_t io_timeout_ms = p->io_timeout_ms;
+	uint64_t io_timeout_ms = p->io_timeout_ms, recover_s = p->recover_timeout_s;
 	json_t *v;
 
 	if (!args)
@@ -126,6 +126,10 @@ static int parse_params(json_t *args, struct mig_params *p)
 			return err_set(-EINVAL, "postcopy must be true or false");
 		p->postcopy = json_is_true(v);
 	}
+	if (parse_bounded(args, "recover-timeout", 0, MIG_TIMEOUT_S_MAX, "seconds (0: no end)",
+			  &recover_s) < 0)
+		return -EINVAL;
+	p->recover_timeout_s = (uint32_t)recover_s;
 	return 0;
 }
 
@@ -144,6 +148,38 @@ json_t *control_id_json(uint64_t id)
 	return json_string(hex);
 }
 
+/* migrate with "resume": a broken post-copy goes on at uri. */
+static json_t *resume(struct control_ctx *ctx, json_t *args, const char *uri)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(args, key, v) if (strcmp(key, "uri") && strcmp(key, "resume"))
+	{
+		err_set(-EINVAL,
+			"migrate with resume takes only uri, not '%s': the migration "
+			"goes on as it was asked",
+			key);
+		return NULL;
+	}
+	if (!uri) {
+		err_set(-EINVAL, "migrate with resume needs the \"uri\" where the destination's "
+				 "migrate-recover listens");
+		return NULL;
+	}
+	if (!strncmp(uri, "fd:", 3) || chan_check_uri(uri) < 0) {
+		if (!strncmp(uri, "fd:", 3))
+			err_set(-EINVAL, "resuming needs a tcp: or unix: URI; %s is one connection",
+				uri);
+		return NULL;
+	}
+	if (!ctx->migration) {
+		err_set(-EINVAL, "no migration to resume here");
+		return NULL;
+	}
+	return mig_source_resume(ctx->migration, uri) < 0 ? NULL : json_object();
+}
+
 json_t *control_migrate(struct control_ctx *ctx, json_t *args)
 {
 	struct vm *vm = ctx_vm(ctx);
@@ -151,6 +187,14 @@ json_t *control_migrate(struct control_ctx *ctx, json_t *args)
 	const char *uri = json_string_value(json_object_get(args, "uri"));
 	struct mig_source *m;
 
+	json_t *r = json_object_get(args, "resume");
+
+	if (r && !json_is_boolean(r)) {
+		err_set(-EINVAL, "resume must be true or false");
+		return NULL;
+	}
+	if (json_is_true(r))
+		return resume(ctx, args, uri);
 	if (!vm)
 		return NULL;
 	if (!uri) {
@@ -304,14 +348,20 @@ static json_t *codec_json(const struct mig_compress *asked, const struct codec_r
  * it came). */
 static json_t *postcopy_json(const struct postcopy_report *p)
 {
-	return json_pack("{s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f}", "ms", p->ms, "pending_pages",
-			 (json_int_t)p->pending, "requests", (json_int_t)p->requests,
-			 "requested_pages", (json_int_t)p->requested_pages, "faults",
-			 (json_int_t)p->placed.faults, "pages_asked", (json_int_t)p->placed.asked,
-			 "pages_pushed", (json_int_t)p->placed.pushed, "fault_wait_p50_ms",
-			 (double)p->placed.wait_p50_ns / 1e6, "fault_wait_p99_ms",
-			 (double)p->placed.wait_p99_ns / 1e6, "fault_wait_max_ms",
-			 (double)p->placed.wait_max_ns / 1e6);
+	json_t *r =
+		json_pack("{s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f}", "ms", p->ms, "pending_pages",
+			  (json_int_t)p->pending, "requests", (json_int_t)p->requests,
+			  "requested_pages", (json_int_t)p->requested_pages, "faults",
+			  (json_int_t)p->placed.faults, "pages_asked", (json_int_t)p->placed.asked,
+			  "pages_pushed", (json_int_t)p->placed.pushed, "fault_wait_p50_ms",
+			  (double)p->placed.wait_p50_ns / 1e6, "fault_wait_p99_ms",
+			  (double)p->placed.wait_p99_ns / 1e6, "fault_wait_max_ms",
+			  (double)p->placed.wait_max_ns / 1e6);
+
+	json_object_set_new(r, "recoveries", json_integer(p->recoveries));
+	if (p->recoveries)
+		json_object_set_new(r, "recover_ms", json_real(p->recover_ms));
+	return r;
 }
 
 static json_t *pipeline_json(const struct mig_stats *s)

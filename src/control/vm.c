@@ -109,7 +109,7 @@ static int refuse_cont(struct control_ctx *ctx, bool force)
 		return err_set(
 			-EINVAL,
 			"the guest has migrated away and runs on the destination; resuming it here would run it twice");
-	if (s == MIG_POSTCOPY)
+	if (s == MIG_POSTCOPY || s == MIG_POSTCOPY_PAUSED || s == MIG_POSTCOPY_RECOVER)
 		return err_set(-EBUSY, "the guest runs on the destination, which is still "
 				       "getting its last pages from here");
 	if (s == MIG_SETUP || s == MIG_ACTIVE || s == MIG_SWITCHOVER)

@@ -143,6 +143,44 @@ int handshake_check_urgent(struct chan *c, const struct rec_channels *ch)
 	return rc < 0 ? rc : 0;
 }
 
+int handshake_resume(struct chan *c, const char *uri, uint64_t id, const uint8_t *token,
+		     int timeout_ms, const struct cancel *cancel)
+{
+	struct rec_resume r = { .id = id };
+	int rc = chan_connect(c, uri, timeout_ms, cancel);
+
+	memcpy(r.token, token, CHANNEL_TOKEN_SIZE);
+	if (rc == 0)
+		rc = send_header(c);
+	if (rc == 0)
+		rc = send_one(c, REC_RESUME, &r, sizeof(r));
+	return rc;
+}
+
+int handshake_check_resume(struct chan *c, uint64_t id, const uint8_t *token)
+{
+	struct stream_header sh;
+	struct wire_buf buf = { 0 };
+	struct rec_header hdr;
+	struct rec_resume r;
+	int rc = chan_read(c, &sh, sizeof(sh));
+
+	if (rc == 0)
+		rc = stream_header_check(&sh);
+	if (rc == 0)
+		rc = expect_record(c, &buf, REC_RESUME, "on a connection that recovers post-copy",
+				   &hdr);
+	if (rc == 0)
+		rc = rec_parse_resume(buf.data, hdr.length, &r);
+	wire_buf_free(&buf);
+	if (rc == 0 && r.id != id)
+		rc = err_set(-ESRCH, "it resumes migration %016llx, but %016llx is paused here",
+			     (unsigned long long)r.id, (unsigned long long)id);
+	if (rc == 0 && !same_token(r.token, token))
+		rc = err_set(-EACCES, "it does not belong to this migration (wrong token)");
+	return rc;
+}
+
 int handshake_refusal(const struct wire_buf *buf, uint32_t len)
 {
 	char text[ERROR_MAX_TEXT + 1];

@@ -1,6 +1,7 @@
 /* The conversation around the pages, for both sides: how a migration opens
  * on the main connection (stream header, CONFIG, SESSION, CHANNELS), how a
- * data channel joins it (JOIN with the migration's token), how the source
+ * data channel joins it (JOIN with the migration's token), how a broken
+ * post-copy is taken up again (RESUME, with the same token), how the source
  * waits for the destination's answers (READY, LOADED, RESUMED) and how a
  * refusal (ERROR) travels as a sentence. */
 #ifndef FERRY_MIGRATION_HANDSHAKE_H
@@ -38,6 +39,14 @@ int handshake_check_join(struct chan *c, const struct rec_channels *ch, const bo
 /* Destination: the same for post-copy's urgent channel (index
  * CHANNEL_URGENT): 0 or -errno with the reason. */
 int handshake_check_urgent(struct chan *c, const struct rec_channels *ch);
+
+/* Source: connect to uri to recover migration id's broken post-copy: the
+ * stream header and RESUME, with the migration's token. */
+int handshake_resume(struct chan *c, const char *uri, uint64_t id, const uint8_t *token,
+		     int timeout_ms, const struct cancel *cancel);
+/* Destination: read a new connection's RESUME: 0 if it names migration id
+ * and presents its token, else -errno with the reason. */
+int handshake_check_resume(struct chan *c, uint64_t id, const uint8_t *token);
 
 /* Source: wait for the destination's record want. An ERROR is returned as
  * "destination refused: SENTENCE", with *refused set (if not NULL): the

@@ -13,15 +13,17 @@
 
 enum mig_status {
 	MIG_NONE,
-	MIG_SETUP,	/* connecting, handshake, destination allocating memory */
-	MIG_ACTIVE,	/* pre-copy rounds, guest running */
-	MIG_SWITCHOVER, /* guest paused, last pages and state going out */
-	MIG_POSTCOPY,	/* the guest runs on the destination, its last pages follow */
-	MIG_COMPLETED,	/* the guest runs on the destination */
-	MIG_FAILED,	/* before COMMIT: the source guest runs on, memory intact */
-	MIG_CANCELLED,	/* likewise, on request */
-	MIG_UNKNOWN,	/* COMMIT sent, no answer: paused here, an operator decides */
-	MIG_LOST,	/* post-copy broke after the guest ran there: neither side can run it */
+	MIG_SETUP,	      /* connecting, handshake, destination allocating memory */
+	MIG_ACTIVE,	      /* pre-copy rounds, guest running */
+	MIG_SWITCHOVER,	      /* guest paused, last pages and state going out */
+	MIG_POSTCOPY,	      /* the guest runs on the destination, its last pages follow */
+	MIG_POSTCOPY_PAUSED,  /* post-copy's link broke: waiting for migrate --resume */
+	MIG_POSTCOPY_RECOVER, /* migrate --resume: taking the link up again */
+	MIG_COMPLETED,	      /* the guest runs on the destination */
+	MIG_FAILED,	      /* before COMMIT: the source guest runs on, memory intact */
+	MIG_CANCELLED,	      /* likewise, on request */
+	MIG_UNKNOWN,	      /* COMMIT sent, no answer: paused here, an operator decides */
+	MIG_LOST, /* post-copy broke after the guest ran there: neither side can run it */
 };
 
 enum converge_strategy {
@@ -44,6 +46,7 @@ struct mig_compress {
 #define MIG_TIMEOUT_S_MAX     604800ull	 /* a week */
 #define MIG_IO_TIMEOUT_MS_MIN 100ull
 #define MIG_IO_TIMEOUT_MS_MAX 3600000ull
+#define MIG_RECOVER_S_DEFAULT 300u /* a broken post-copy waits for recovery */
 
 struct mig_params {
 	uint64_t downtime_ms;		 /* acceptable pause (default 300) */
@@ -59,6 +62,8 @@ struct mig_params {
 	uint32_t channels;		 /* data channels; 0: pages on the main channel */
 	struct mig_compress compress;	 /* default none */
 	bool postcopy;			 /* a switch to post-copy is allowed */
+	uint32_t recover_timeout_s;	 /* a broken post-copy waits this long for
+					    migrate --resume (0: no end) */
 };
 
 /* --compress auto's plan: codec lo for most batches, hi (denser, more CPU)
@@ -139,6 +144,8 @@ struct postcopy_report {
 	uint64_t requests;	  /* REQUEST records */
 	uint64_t requested_pages; /* pages they asked for */
 	struct rec_placed placed;
+	uint32_t recoveries; /* broken links taken up again (migrate --resume) */
+	double recover_ms;   /* the last: from migrate --resume to the link back */
 };
 
 struct mig_stats {

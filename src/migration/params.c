@@ -15,14 +15,23 @@ void mig_params_default(struct mig_params *p)
 				  .throttle_initial = 20,
 				  .throttle_increment = 10,
 				  .throttle_max = 99,
-				  .compress = { .level = 1 } };
+				  .compress = { .level = 1 },
+				  .recover_timeout_s = MIG_RECOVER_S_DEFAULT };
 }
 
 const char *mig_status_name(enum mig_status s)
 {
-	static const char *const names[] = { "none",	   "setup",	      "active",
-					     "switchover", "postcopy-active", "completed",
-					     "failed",	   "cancelled",	      "unknown",
+	static const char *const names[] = { "none",
+					     "setup",
+					     "active",
+					     "switchover",
+					     "postcopy-active",
+					     "postcopy-paused",
+					     "postcopy-recover",
+					     "completed",
+					     "failed",
+					     "cancelled",
+					     "unknown",
 					     "lost" };
 
 	return names[s];

@@ -56,6 +56,23 @@ int wire_send_live(struct chan *c, const struct iovec *body, int n, uint64_t che
 	return send_checked(c, REC_LPAGES, body, n, checksum, true);
 }
 
+int wire_send_pending(struct chan *c, uint32_t type, const uint64_t *bits, uint64_t npages,
+		      uint32_t round)
+{
+	int rc = 0;
+
+	for (uint64_t first = 0; first < npages && rc == 0; first += POSTCOPY_MAX_COUNT) {
+		uint32_t n = (uint32_t)(npages - first < POSTCOPY_MAX_COUNT ? npages - first
+									    : POSTCOPY_MAX_COUNT);
+		struct rec_postcopy fixed = { .first_gfn = first, .count = n, .round = round };
+		struct iovec body[2] = { { &fixed, sizeof(fixed) },
+					 { (void *)(bits + first / 64), 8 * ((n + 63ull) / 64) } };
+
+		rc = wire_send(c, type, body, 2);
+	}
+	return rc;
+}
+
 int wire_send_empty(struct chan *c, uint32_t type)
 {
 	return wire_send(c, type, NULL, 0);

@@ -18,6 +18,10 @@ struct wire_buf {
 /* Send one record whose body is iov[0..n) (n <= CHAN_MAX_IOV - 2). */
 int wire_send(struct chan *c, uint32_t type, const struct iovec *body, int n);
 int wire_send_empty(struct chan *c, uint32_t type);
+/* A bitmap of npages pages (set: still to come, in round), as POSTCOPY or
+ * RECOVER records (type) of POSTCOPY_MAX_COUNT pages at most. */
+int wire_send_pending(struct chan *c, uint32_t type, const uint64_t *bits, uint64_t npages,
+		      uint32_t round);
 /* The same with the checksum computed already (rec_checksum_begin over
  * the same bytes). */
 int wire_send_hashed(struct chan *c, uint32_t type, const struct iovec *body, int n,

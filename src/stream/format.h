@@ -42,6 +42,8 @@ enum rec_type {
 	REC_RECEIVED = REC_OPTIONAL | 20,
 	REC_REQUEST = 21, /* post-copy: pages a thread of the destination waits for */
 	REC_PLACED = 22,  /* post-copy: every page is in place */
+	REC_RESUME = 23,  /* post-copy recovery: the source comes back to its migration */
+	REC_RECOVER = 24, /* post-copy recovery: which pages the destination still lacks */
 };
 
 enum page_encoding {
@@ -164,6 +166,13 @@ struct rec_postcopy {
 	uint64_t bits[];
 };
 
+/* The first record on a connection that recovers a broken post-copy: the
+ * migration it comes back to, and its secret. */
+struct rec_resume {
+	uint64_t id;
+	uint8_t token[CHANNEL_TOKEN_SIZE];
+};
+
 /* PLACED's body: the destination's account of post-copy. */
 struct rec_placed {
 	uint64_t faults;	/* page faults read */
@@ -198,6 +207,7 @@ _Static_assert(sizeof(struct rec_received_chan) == 32, "RECEIVED entry");
 _Static_assert(sizeof(struct rec_hashes) == 16, "HASHES fixed part");
 _Static_assert(sizeof(struct rec_error) == 8, "ERROR fixed part");
 _Static_assert(sizeof(struct rec_postcopy) == 16, "POSTCOPY fixed part");
+_Static_assert(sizeof(struct rec_resume) == 24, "RESUME");
 _Static_assert(sizeof(struct rec_request) == 8, "REQUEST fixed part");
 _Static_assert(sizeof(struct rec_placed) == 48, "PLACED");
 

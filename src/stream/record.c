@@ -13,7 +13,7 @@ static const char *const names[] = {
 	[REC_ERROR] = "ERROR",	 [REC_READY] = "READY",	      [REC_CHANNELS] = "CHANNELS",
 	[REC_JOIN] = "JOIN",	 [REC_ZPAGES] = "ZPAGES",     [REC_SESSION] = "SESSION",
 	[REC_LPAGES] = "LPAGES", [REC_POSTCOPY] = "POSTCOPY", [REC_REQUEST] = "REQUEST",
-	[REC_PLACED] = "PLACED",
+	[REC_PLACED] = "PLACED", [REC_RESUME] = "RESUME",     [REC_RECOVER] = "RECOVER",
 };
 
 const char *rec_type_name(uint32_t type)
@@ -111,6 +111,7 @@ static int length_bounds(uint32_t type, uint32_t *min, uint32_t *max)
 		*max = sizeof(struct rec_hashes) + HASHES_MAX_COUNT * 8;
 		return 0;
 	case REC_POSTCOPY:
+	case REC_RECOVER:
 		*min = sizeof(struct rec_postcopy) + 8;
 		*max = sizeof(struct rec_postcopy) + POSTCOPY_MAX_COUNT / 8;
 		return 0;
@@ -120,6 +121,9 @@ static int length_bounds(uint32_t type, uint32_t *min, uint32_t *max)
 		return 0;
 	case REC_PLACED:
 		*min = *max = sizeof(struct rec_placed);
+		return 0;
+	case REC_RESUME:
+		*min = *max = sizeof(struct rec_resume);
 		return 0;
 	case REC_END:
 	case REC_COMMIT:
@@ -420,32 +424,53 @@ int rec_parse_hashes(const void *body, uint32_t len, uint64_t npages, struct has
 	return 0;
 }
 
-int rec_parse_postcopy(const void *body, uint32_t len, uint64_t npages, uint64_t next_gfn,
-		       struct postcopy_view *out)
+/* POSTCOPY and RECOVER: which pages are still to come, name names the type. */
+static int parse_pending(const char *name, const void *body, uint32_t len, uint64_t npages,
+			 uint64_t next_gfn, struct postcopy_view *out)
 {
 	struct rec_postcopy fixed;
 	uint64_t words;
 
 	if (len < sizeof(fixed))
-		return err_set(-EINVAL, "POSTCOPY record is truncated");
+		return err_set(-EINVAL, "%s record is truncated", name);
 	memcpy(&fixed, body, sizeof(fixed));
 	words = (fixed.count + 63ull) / 64;
 	if (fixed.count < 1 || fixed.count > POSTCOPY_MAX_COUNT || len != sizeof(fixed) + 8 * words)
-		return err_set(-EINVAL, "POSTCOPY record's count (%u) does not match its length",
+		return err_set(-EINVAL, "%s record's count (%u) does not match its length", name,
 			       fixed.count);
 	if (fixed.first_gfn != next_gfn)
-		return err_set(-EINVAL, "POSTCOPY record starts at page %llu, not at %llu",
+		return err_set(-EINVAL, "%s record starts at page %llu, not at %llu", name,
 			       (unsigned long long)fixed.first_gfn, (unsigned long long)next_gfn);
 	if (fixed.count > npages - fixed.first_gfn ||
 	    (fixed.count % 64 && fixed.first_gfn + fixed.count != npages))
-		return err_set(-EINVAL, "POSTCOPY record covers pages beyond guest memory");
+		return err_set(-EINVAL, "%s record covers pages beyond guest memory", name);
 	out->first_gfn = fixed.first_gfn;
 	out->count = fixed.count;
 	out->round = fixed.round;
 	out->bits = (const uint64_t *)((const uint8_t *)body + sizeof(fixed));
 	if (fixed.count % 64 && out->bits[words - 1] >> (fixed.count % 64))
-		return err_set(-EINVAL, "POSTCOPY record names pages beyond guest memory");
+		return err_set(-EINVAL, "%s record names pages beyond guest memory", name);
 	return 0;
+}
+
+int rec_parse_postcopy(const void *body, uint32_t len, uint64_t npages, uint64_t next_gfn,
+		       struct postcopy_view *out)
+{
+	return parse_pending("POSTCOPY", body, len, npages, next_gfn, out);
+}
+
+int rec_parse_recover(const void *body, uint32_t len, uint64_t npages, uint64_t next_gfn,
+		      struct postcopy_view *out)
+{
+	return parse_pending("RECOVER", body, len, npages, next_gfn, out);
+}
+
+int rec_parse_resume(const void *body, uint32_t len, struct rec_resume *out)
+{
+	if (len != sizeof(*out))
+		return err_set(-EINVAL, "RESUME record has a bad length");
+	memcpy(out, body, sizeof(*out));
+	return out->id ? 0 : err_set(-EINVAL, "RESUME record names no migration (id 0)");
 }
 
 int rec_parse_request(const void *body, uint32_t len, uint64_t npages, struct request_view *out)

@@ -519,3 +519,22 @@ void chan_close(struct chan *c)
 	c->fd = -1;
 	splice_close(c);
 }
+
+bool chan_broken(int rc)
+{
+	switch (-rc) {
+	case ECONNRESET:
+	case ECONNABORTED:
+	case ECONNREFUSED:
+	case EPIPE:
+	case ETIMEDOUT:
+	case ENOTCONN:
+	case ENETDOWN:
+	case ENETUNREACH:
+	case ENETRESET:
+	case EHOSTUNREACH:
+	case EHOSTDOWN:
+		return true;
+	}
+	return false;
+}

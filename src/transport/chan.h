@@ -85,5 +85,8 @@ void chan_shutdown(struct chan *c);
  * the same rule. */
 void chan_shutdown_read(struct chan *c);
 void chan_close(struct chan *c);
+/* Whether rc says the link broke (reset, closed, stalled, unreachable),
+ * rather than a peer refusing or a check failing. */
+bool chan_broken(int rc);
 
 #endif

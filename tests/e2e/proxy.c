@@ -12,6 +12,10 @@
  *                   connection 0 until SIGUSR1 (then forwards it)
  *   --swallow TYPE  drops the first record of TYPE the destination sends on
  *                   connection 0, and hangs up on the source
+ *   --cut PERMILLE  post-copy: once the destination said RESUMED and the
+ *                   pages the source sent after POSTCOPY reach PERMILLE/1000
+ *                   of the pages it named, drops that record and exits:
+ *                   every connection breaks (a link to be recovered)
  * It prints "ready" once it listens, and serves until killed. */
 #include <errno.h>
 #include <pthread.h>
@@ -33,8 +37,17 @@ static struct {
 	int slow_conn, slow_ms;
 	int corrupt_conn, corrupt_record;
 	uint32_t hold_type, swallow_type;
+	int cut_permille;
 	const char *target;
-} opt = { -1, 0, -1, 0, 0, 0, NULL };
+} opt = { -1, 0, -1, 0, 0, 0, 0, NULL };
+
+/* --cut: what post-copy has come through. */
+static struct {
+	pthread_mutex_t lock;
+	uint64_t named, sent; /* pages POSTCOPY named, and sent since */
+	uint32_t round;	      /* post-copy's */
+	bool resumed;
+} cut = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static int released; /* set by SIGUSR1; read by the holding thread */
 
@@ -67,8 +80,39 @@ static int read_record(struct chan *c, uint8_t **buf, size_t *len)
 	return chan_read(c, *buf + sizeof(hdr), body);
 }
 
+static bool is_pages(uint32_t type)
+{
+	return type == REC_PAGES || type == REC_LPAGES || type == REC_ZPAGES;
+}
+
+/* --cut: count post-copy's pages; exit (the kernel breaks every
+ * connection) before the record to cut at. */
+static void cut_here(const struct pipe_end *e, const uint8_t *rec, uint32_t type)
+{
+	const uint32_t *fixed = (const uint32_t *)(rec + 16); /* count, round */
+	pthread_mutex_lock(&cut.lock);
+	if (e->from_source && type == REC_POSTCOPY) {
+		const struct rec_postcopy *pc = (const void *)(rec + 16);
+
+		for (uint32_t w = 0; w < (pc->count + 63) / 64; w++)
+			cut.named += (uint64_t)__builtin_popcountll(pc->bits[w]);
+		cut.round = pc->round;
+	}
+	if (!e->from_source && type == REC_RESUMED)
+		cut.resumed = true;
+	if (e->from_source && is_pages(type) && cut.named && fixed[1] == cut.round)
+		cut.sent += fixed[0];
+	if (cut.resumed && is_pages(type) && e->from_source && cut.named &&
+	    cut.sent * 1000 >= cut.named * (uint64_t)opt.cut_permille) {
+		fprintf(stderr, "proxy: cutting every connection after %llu of %llu pages\n",
+			(unsigned long long)cut.sent, (unsigned long long)cut.named);
+		_exit(0);
+	}
+	pthread_mutex_unlock(&cut.lock);
+}
+
 /* What to do to record number n (from 1) of type: 0 forward, 1 drop and
- * hang up. Holds, delays and damages on the way. */
+ * hang up. Holds, delays, damages and cuts on the way. */
 static int meddle(const struct pipe_end *e, uint8_t *rec, size_t len, uint32_t type, int n)
 {
 	static bool held, swallowed;
@@ -87,6 +131,8 @@ static int meddle(const struct pipe_end *e, uint8_t *rec, size_t len, uint32_t t
 			time_sleep_ns(10 * NS_PER_MS);
 		fprintf(stderr, "proxy: released it\n");
 	}
+	if (opt.cut_permille)
+		cut_here(e, rec, type);
 	if (!e->from_source && e->conn == 0 && type == opt.swallow_type && !swallowed) {
 		swallowed = true;
 		fprintf(stderr, "proxy: swallowed a record of type %u, hanging up\n", type);
@@ -163,6 +209,8 @@ static int parse(int argc, char **argv)
 			opt.hold_type = (uint32_t)strtoul(v, NULL, 0);
 		else if (!strcmp(o, "--swallow"))
 			opt.swallow_type = (uint32_t)strtoul(v, NULL, 0);
+		else if (!strcmp(o, "--cut"))
+			opt.cut_permille = atoi(v);
 		else
 			rc = -1;
 		if (rc < 0)
@@ -177,7 +225,7 @@ int main(int argc, char **argv)
 
 	if (parse(argc, argv) < 0) {
 		fprintf(stderr, "usage: proxy LISTEN_URI TARGET_URI [--slow N:MS] [--corrupt N:K] "
-				"[--hold TYPE] [--swallow TYPE]\n");
+				"[--hold TYPE] [--swallow TYPE] [--cut PERMILLE]\n");
 		return 2;
 	}
 	opt.target = argv[2];

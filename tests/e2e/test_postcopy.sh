@@ -8,10 +8,14 @@
 #   the guest's own check of every page passes there.
 # - migrate-start-postcopy switches a migration that would never converge
 #   (--converge none); refused for one that did not allow post-copy.
-# - The destination killed during post-copy: the source says the guest is
-#   lost (exit 4), keeps it paused, and refuses cont without force.
-# - The source killed during post-copy: the destination says so and
-#   discards the guest, within its I/O timeout, and waits for the next.
+# - The destination killed during post-copy: the source pauses for a
+#   recovery (postcopy-paused) that cannot come; once its window is over
+#   it says the guest is lost (exit 4), keeps it paused, and refuses cont
+#   without force.
+# - The source killed during post-copy: the destination pauses too (the
+#   guest runs on, waiting for pages), says why, and once given up
+#   (migrate-incoming-cancel) discards the guest and waits for the next.
+# (Recovery from a broken link: test_recover.sh.)
 . "$(dirname "$0")/lib.sh"
 need_kvm
 WORKLOAD=dirty:wss=128M,rate=400M,pattern=random,write=page
@@ -65,13 +69,16 @@ kill_vm dst2
 
 note "the destination killed during post-copy: the guest is lost, and the source says so"
 vm dst4 --incoming "unix:$TMP/in4.sock"
-migrate dst3 "unix:$TMP/in4.sock" --postcopy --max-bandwidth 20M --io-timeout-ms 2000 &
+migrate dst3 "unix:$TMP/in4.sock" --postcopy --max-bandwidth 20M --io-timeout-ms 2000 \
+	--recover-timeout 1 &
 MIG=$!
 wait_status dst3 postcopy-active
 kill_vm dst4
+wait_status dst3 postcopy-paused
 wait "$MIG"
 [ $? -eq 4 ] || fail "ferry migrate did not exit 4 (lost): $(report "j['status']") $(report "j.get('reason')")"
-report "j['reason']" | grep -q "neither can run it" || fail "reason: $(report "j.get('reason')")"
+report "j['reason']" | grep -q "no migrate --resume within 1 s.*neither can run it" ||
+	fail "reason: $(report "j.get('reason')")"
 note "reason: $(report "j.get('reason')")"
 [ "$(status_field dst3 "j['status']")" = paused ] || fail "the source guest is not paused: $(status_field dst3 "j['status']")"
 ctl dst3 cont 2>&1 | grep -q "post-copy broke" || fail "cont was not refused after a lost post-copy"
@@ -84,6 +91,9 @@ MIG=$!
 wait_status src5 postcopy-active
 kill_vm src5
 wait "$MIG"
+wait_incoming dst5 postcopy-paused
+note "destination paused: $(status_field dst5 "j['incoming']['paused_reason']")"
+ctl dst5 migrate-incoming-cancel >/dev/null || fail "migrate-incoming-cancel did not give up the paused post-copy"
 wait_incoming dst5
 status_field dst5 "j['incoming']['last_failure']" | grep -q "post-copy broke after the guest started here" ||
 	fail "the destination's failure: $(status_field dst5 "j['incoming'].get('last_failure')")"

@@ -23,6 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct postcopy_view post;
 	struct request_view req;
 	struct rec_placed placed;
+	struct rec_resume resume;
 	uint32_t n;
 	char text[ERROR_MAX_TEXT + 1];
 	uint32_t code;
@@ -73,6 +74,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (rec_parse_postcopy(body, hdr.length, 1 << 18, 0, &post) == 0 &&
 		    (uint8_t *)(post.bits + (post.count + 63) / 64) != body + hdr.length)
 			abort(); /* the bits must end exactly at the body's end */
+		break;
+	case REC_RECOVER:
+		if (rec_parse_recover(body, hdr.length, 1 << 18, 0, &post) == 0 &&
+		    (uint8_t *)(post.bits + (post.count + 63) / 64) != body + hdr.length)
+			abort();
+		break;
+	case REC_RESUME:
+		if (rec_parse_resume(body, hdr.length, &resume) == 0 && !resume.id)
+			abort();
 		break;
 	case REC_REQUEST:
 		if (rec_parse_request(body, hdr.length, 1 << 18, &req) == 0)

@@ -294,6 +294,33 @@ static void test_postcopy_and_request(void **unused)
 	expect_einval(rec_parse_request(rbuf, sizeof(rbuf) - 8, NPAGES, &r), "does not match");
 }
 
+/* RECOVER: POSTCOPY's checks, in its own name; RESUME: its exact size, a
+ * migration named. */
+static void test_recover_and_resume(void **unused)
+{
+	uint64_t buf[2 + 16] = { 0 };
+	struct rec_postcopy fixed = { .first_gfn = 0, .count = NPAGES, .round = 1 };
+	struct rec_resume resume = { .id = 42 };
+	struct postcopy_view v;
+	struct rec_resume got;
+
+	(void)unused;
+	memcpy(buf, &fixed, sizeof(fixed));
+	buf[2 + 15] = 1ull << 63;
+	assert_int_equal(rec_parse_recover(buf, 16 + 8 * 16, NPAGES, 0, &v), 0);
+	assert_int_equal(v.bits[15], 1ull << 63);
+	expect_einval(rec_parse_recover(buf, 16 + 8 * 16, NPAGES, 64, &v), "RECOVER record starts");
+	expect_einval(rec_parse_recover(buf, 16, NPAGES, 0, &v), "RECOVER record's count");
+
+	resume.token[3] = 9;
+	assert_int_equal(rec_parse_resume(&resume, sizeof(resume), &got), 0);
+	assert_int_equal(got.id, 42);
+	assert_int_equal(got.token[3], 9);
+	expect_einval(rec_parse_resume(&resume, sizeof(resume) - 8, &got), "bad length");
+	resume.id = 0;
+	expect_einval(rec_parse_resume(&resume, sizeof(resume), &got), "no migration");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -306,6 +333,7 @@ int main(void)
 		cmocka_unit_test(test_channels),
 		cmocka_unit_test(test_hashes_and_error),
 		cmocka_unit_test(test_postcopy_and_request),
+		cmocka_unit_test(test_recover_and_resume),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,24 +20,28 @@ struct mig_dest {
 	char uri[256];
 	struct mig_dest_opts o;
 	int lfd;
-	bool connected_fd;    /* fd:N is one connection: it is the channel, used once */
-	struct cancel cancel; /* fired by a stop, or a fence of the attempt in progress */
+	bool connected_fd;	 /* fd:N is one connection: it is the channel, used once */
+	struct cancel cancel;	 /* fired by a stop, or a fence of the attempt in progress */
 	struct ready_mem *ready; /* memory made ready for the guest (its own lock) */
 
 	/* d->lock is taken alone: nothing else is locked under it. The
 	 * destination's thread writes the fields below under it; others read
 	 * them (stats) or ask for a stop or a fence. */
 	pthread_mutex_t lock;
+	pthread_cond_t recover_asked; /* recover_uri set, or stopping, or fenced */
 	struct mig_dest_stats stats;
 	uint64_t commit_deadline_ns;
 	bool stopping, fenced;
 	char stop_why[256];
+	char recover_uri[256];	      /* migrate-recover's, until taken */
+	uint64_t recover_asked_ns;    /* when it came */
+	uint64_t recover_deadline_ns; /* the end of the window (0: none) */
 };
 
 const char *dest_phase_name(enum dest_phase p)
 {
-	static const char *const names[] = { "waiting", "receiving", "loaded", "running",
-					     "stopped" };
+	static const char *const names[] = { "waiting", "receiving", "loaded",
+					     "running", "stopped",   "postcopy-paused" };
 
 	return names[p];
 }
@@ -91,6 +95,61 @@ static void on_felt(void *opaque, const struct felt *f)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* Why the wait for migrate-recover ends without one; d->lock held. */
+static int given_up(struct mig_dest *d)
+{
+	if (d->stopping)
+		return err_set(-ECANCELED, "the destination is stopping (%s)", d->stop_why);
+	if (d->fenced)
+		return err_set(-ECANCELED, "given up by migrate-incoming-cancel");
+	return err_set(-ECANCELED, "no migrate-recover brought the source back within %u s",
+		       d->o.recover_timeout_s);
+}
+
+static int on_paused(void *opaque, const char *why, struct recover_ask *ask)
+{
+	struct mig_dest *d = opaque;
+	struct timespec until;
+	int rc = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (d->stats.phase != DEST_POSTCOPY_PAUSED) /* the window opens when the link breaks */
+		d->recover_deadline_ns =
+			d->o.recover_timeout_s
+				? time_now_ns() + (uint64_t)d->o.recover_timeout_s * NS_PER_S
+				: 0;
+	d->stats.phase = DEST_POSTCOPY_PAUSED;
+	snprintf(d->stats.paused_why, sizeof(d->stats.paused_why), "%s", why);
+	d->recover_uri[0] = '\0';
+	until = time_deadline_ts(d->recover_deadline_ns);
+	while (!d->recover_uri[0] && !d->stopping && !d->fenced && rc != ETIMEDOUT)
+		rc = d->recover_deadline_ns
+			     ? pthread_cond_timedwait(&d->recover_asked, &d->lock, &until)
+			     : pthread_cond_wait(&d->recover_asked, &d->lock);
+	if (d->recover_uri[0] && !d->stopping && !d->fenced) {
+		snprintf(ask->uri, sizeof(ask->uri), "%s", d->recover_uri);
+		ask->asked_ns = d->recover_asked_ns;
+		ask->wait_ms = (int)d->o.io_timeout_ms;
+		rc = 0;
+	} else {
+		rc = given_up(d);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+static void on_recovered(void *opaque, double ms)
+{
+	struct mig_dest *d = opaque;
+
+	pthread_mutex_lock(&d->lock);
+	d->stats.phase = DEST_RUNNING;
+	d->stats.recoveries++;
+	d->stats.recover_ms = ms;
+	pthread_mutex_unlock(&d->lock);
+	log_info("post-copy: pages flow again, %.1f ms after migrate-recover", ms);
+}
+
 /* A new attempt begins on an accepted connection. */
 static void begin(struct mig_dest *d)
 {
@@ -107,12 +166,14 @@ static void begin(struct mig_dest *d)
  * next unless stopping. Returns true to go on serving. */
 static bool failed(struct mig_dest *d, struct chan *c, int rc)
 {
-	bool go_on;
+	bool go_on, plain;
 
 	pthread_mutex_lock(&d->lock);
-	if (rc == -ECANCELED && d->stopping)
+	/* A paused post-copy given up has its sentence: the guest is lost. */
+	plain = rc == -ECANCELED && d->stats.phase != DEST_POSTCOPY_PAUSED;
+	if (plain && d->stopping)
 		err_set(rc, "the destination is stopping (%s)", d->stop_why);
-	else if (rc == -ECANCELED && d->fenced)
+	else if (plain && d->fenced)
 		err_set(rc, "the destination was fenced (migrate-incoming-cancel)");
 	d->stats.failed_id = d->stats.id;
 	d->stats.failed_fenced = d->fenced;
@@ -149,7 +210,8 @@ static int wait_connection(struct mig_dest *d, struct chan *c)
 
 int mig_dest_run(struct mig_dest *d, struct vm **out)
 {
-	const struct incoming_events ev = { d, on_progress, on_loaded, on_commit, on_felt };
+	const struct incoming_events ev = { d,	     on_progress, on_loaded,   on_commit,
+					    on_felt, on_paused,	  on_recovered };
 	struct chan c;
 	bool go_on;
 	int rc;
@@ -193,6 +255,11 @@ struct mig_dest_stats mig_dest_stats(struct mig_dest *d)
 		s.commit_wait_ms = d->commit_deadline_ns > now
 					   ? (double)(d->commit_deadline_ns - now) / 1e6
 					   : 0;
+	if (s.phase == DEST_POSTCOPY_PAUSED)
+		s.recover_left_ms = !d->recover_deadline_ns ? -1
+				    : d->recover_deadline_ns > now
+					    ? (double)(d->recover_deadline_ns - now) / 1e6
+					    : 0;
 	pthread_mutex_unlock(&d->lock);
 	s.memory = ready_mem_info(d->ready);
 	return s;
@@ -209,6 +276,7 @@ int mig_dest_stop(struct mig_dest *d, const char *why)
 		d->stopping = true;
 		snprintf(d->stop_why, sizeof(d->stop_why), "%s", why);
 		cancel_fire(&d->cancel);
+		pthread_cond_broadcast(&d->recover_asked);
 	}
 	pthread_mutex_unlock(&d->lock);
 	return rc;
@@ -221,12 +289,39 @@ int mig_dest_fence(struct mig_dest *d, uint64_t *id)
 	pthread_mutex_lock(&d->lock);
 	if (d->stats.phase == DEST_RUNNING) {
 		rc = err_set(-EALREADY, "too late: COMMIT came and the guest runs here");
-	} else if (d->stats.phase != DEST_RECEIVING && d->stats.phase != DEST_LOADED) {
+	} else if (d->stats.phase != DEST_RECEIVING && d->stats.phase != DEST_LOADED &&
+		   d->stats.phase != DEST_POSTCOPY_PAUSED) {
 		rc = err_set(-ENOENT, "no incoming migration is in progress");
 	} else {
 		d->fenced = true;
 		*id = d->stats.id;
 		cancel_fire(&d->cancel);
+		pthread_cond_broadcast(&d->recover_asked);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+int mig_dest_recover(struct mig_dest *d, const char *uri)
+{
+	struct uri u;
+	int rc = uri_parse(uri, &u);
+
+	if (rc == 0 && u.kind == URI_FD)
+		rc = err_set(-EINVAL,
+			     "migrate-recover needs a tcp: or unix: URI to listen on, "
+			     "not %s",
+			     uri);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&d->lock);
+	if (d->stats.phase != DEST_POSTCOPY_PAUSED) {
+		rc = err_set(-ENOENT, "no post-copy is paused here (the destination is %s)",
+			     dest_phase_name(d->stats.phase));
+	} else {
+		snprintf(d->recover_uri, sizeof(d->recover_uri), "%s", uri);
+		d->recover_asked_ns = time_now_ns();
+		pthread_cond_broadcast(&d->recover_asked);
 	}
 	pthread_mutex_unlock(&d->lock);
 	return rc;
@@ -245,6 +340,7 @@ int mig_dest_open(const char *uri, const struct mig_dest_opts *o, struct mig_des
 	d->connected_fd = uri_parse(uri, &u) == 0 && u.kind == URI_FD;
 	d->lfd = -1;
 	pthread_mutex_init(&d->lock, NULL);
+	time_cond_init(&d->recover_asked);
 	rc = cancel_init(&d->cancel);
 	if (rc == 0)
 		rc = ready_mem_create(&d->ready);
@@ -255,6 +351,7 @@ int mig_dest_open(const char *uri, const struct mig_dest_opts *o, struct mig_des
 	if (rc < 0) {
 		ready_mem_free(d->ready);
 		cancel_destroy(&d->cancel);
+		pthread_cond_destroy(&d->recover_asked);
 		pthread_mutex_destroy(&d->lock);
 		free(d);
 		return rc;
@@ -266,7 +363,8 @@ int mig_dest_open(const char *uri, const struct mig_dest_opts *o, struct mig_des
 int mig_dest_prealloc(struct mig_dest *d, uint64_t bytes, enum mem_backend backend)
 {
 	if (d->o.mem_limit && bytes > d->o.mem_limit)
-		return err_set(-E2BIG, "%llu MiB is more than the largest guest accepted here (%llu MiB)",
+		return err_set(-E2BIG,
+			       "%llu MiB is more than the largest guest accepted here (%llu MiB)",
 			       (unsigned long long)(bytes >> 20),
 			       (unsigned long long)(d->o.mem_limit >> 20));
 	return ready_mem_prepare_async(d->ready, bytes, backend);
@@ -279,6 +377,7 @@ void mig_dest_close(struct mig_dest *d)
 	close_listener(d);
 	ready_mem_free(d->ready);
 	cancel_destroy(&d->cancel);
+	pthread_cond_destroy(&d->recover_asked);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
 }

@@ -22,17 +22,20 @@ struct mig_dest_opts {
 	uint64_t mem_limit; /* refuse guests larger than this (0: no limit) */
 	enum mem_backend mem_backend;
 	enum dirty_backend dirty_backend;
-	uint32_t io_timeout_ms;	 /* also how long LOADED waits for COMMIT */
-	bool prealloc;		 /* make mem_limit bytes ready before listening */
+	uint32_t io_timeout_ms;	     /* also how long LOADED waits for COMMIT */
+	bool prealloc;		     /* make mem_limit bytes ready before listening */
 	bool no_background_prefault; /* memory not made ready faults in on demand */
+	uint32_t recover_timeout_s;  /* a broken post-copy waits this long for
+					migrate-recover before the guest is lost (0: no end) */
 };
 
 enum dest_phase {
-	DEST_WAITING,	/* for a source to connect */
-	DEST_RECEIVING, /* a migration's pages and state */
-	DEST_LOADED,	/* LOADED sent: waiting for COMMIT, until a deadline */
-	DEST_RUNNING,	/* COMMIT came: the guest runs here */
-	DEST_STOPPED,	/* asked to stop: serves no more */
+	DEST_WAITING,	      /* for a source to connect */
+	DEST_RECEIVING,	      /* a migration's pages and state */
+	DEST_LOADED,	      /* LOADED sent: waiting for COMMIT, until a deadline */
+	DEST_RUNNING,	      /* COMMIT came: the guest runs here */
+	DEST_STOPPED,	      /* asked to stop: serves no more */
+	DEST_POSTCOPY_PAUSED, /* post-copy's link broke: waiting for migrate-recover */
 };
 
 struct mig_dest_stats {
@@ -47,6 +50,10 @@ struct mig_dest_stats {
 	char failure[512];
 	struct ready_info memory; /* memory made ready for the guest */
 	struct felt felt;	  /* what the guest that came felt (recv/felt.h) */
+	char paused_why[512];	  /* DEST_POSTCOPY_PAUSED: what broke */
+	double recover_left_ms;	  /* DEST_POSTCOPY_PAUSED: the window left (-1: no end) */
+	uint32_t recoveries;	  /* broken post-copy links taken up again */
+	double recover_ms;	  /* the last: from migrate-recover to pages flowing */
 };
 
 struct mig_dest;
@@ -66,8 +73,13 @@ int mig_dest_stop(struct mig_dest *d, const char *why);
 /* migrate-incoming-cancel: fail the migration in progress and refuse its
  * COMMIT, should it come late; then wait for the next. Returns 0 (its id
  * in *id), -EALREADY if the guest runs here, or -ENOENT if no migration is
- * in progress; with err_msg(). */
+ * in progress; with err_msg(). A post-copy paused on a broken link is
+ * given up: its guest is lost. */
 int mig_dest_fence(struct mig_dest *d, uint64_t *id);
+/* migrate-recover: a broken post-copy link is to be taken up again on uri
+ * (the source comes with 'migrate --resume'). Returns 0, or -errno with
+ * err_msg() when no post-copy is paused here or uri will not do. */
+int mig_dest_recover(struct mig_dest *d, const char *uri);
 /* migrate-incoming-prealloc: make bytes of backend memory ready for the
  * next guest, on a thread of its own (stats.memory says when). Returns 0,
  * or -errno with err_msg(). */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "migration/handshake.h"
 #include "migration/recv/apply.h"
@@ -58,6 +59,7 @@ struct incoming {
 	uint32_t pending_round;	    /* the round they come in */
 	struct postcopy *post;	    /* after the switch to post-copy */
 	struct urgent *urgent;	    /* post-copy's asked-for pages */
+	uint64_t recover_asked_ns;  /* migrate-recover took the link up again */
 };
 
 /* A record on the main channel; after the switch to post-copy the fault
@@ -406,11 +408,12 @@ static int load_machine(struct incoming *in)
 	return rc < 0 ? rc : say_loaded(in);
 }
 
-/* Post-copy's urgent channel: the source joined it before POSTCOPY. Quiet
- * while nothing is asked for; the other channels keep it company. */
-static int accept_urgent(struct incoming *in, struct chan *c)
+/* Post-copy's urgent channel: the source joined it before POSTCOPY (or
+ * RECOVER) on lfd, listening on uri. Quiet while nothing is asked for; the
+ * other channels keep it company. */
+static int accept_urgent(struct incoming *in, int lfd, const char *uri, struct chan *c)
 {
-	int rc = chan_accept(c, in->lfd, in->uri, (int)in->o->io_timeout_ms, in->chan->cancel);
+	int rc = chan_accept(c, lfd, uri, (int)in->o->io_timeout_ms, in->chan->cancel);
 
 	if (rc == 0) {
 		c->timeout_ms = (int)in->o->io_timeout_ms;
@@ -437,7 +440,7 @@ static int switch_to_postcopy(struct incoming *in)
 	if (rc == 0)
 		rc = restore_machine(in);
 	if (rc == 0)
-		rc = accept_urgent(in, &urgent);
+		rc = accept_urgent(in, in->lfd, in->uri, &urgent);
 	if (rc < 0)
 		return rc;
 	rc = postcopy_begin(&in->vm->mem, in->pending, in->hashes, in->chan, &in->post);
@@ -536,13 +539,22 @@ static int take(struct incoming *in)
 		       rec_type_name(in->hdr.type));
 }
 
-/* After the switch to post-copy, the guest running: pages (asked for, or
- * pushed without data channels) until END, which follows PLACED. */
-static int receive_pending(struct incoming *in)
+/* Pages flow again after a recovery: say how soon. */
+static void note_flowing(struct incoming *in)
 {
-	struct postcopy_stats st;
-	struct felt f = { 0 };
-	int rc = postcopy_running(in->post);
+	uint64_t t = postcopy_flowing_ns(in->post);
+
+	if (!in->recover_asked_ns || !t)
+		return;
+	in->ev->recovered(in->ev->opaque, (double)(t - in->recover_asked_ns) / 1e6);
+	in->recover_asked_ns = 0;
+}
+
+/* The guest running: pages (asked for, or pushed on the main channel) until
+ * END, which follows PLACED; or the link breaks. */
+static int receive_until_end(struct incoming *in)
+{
+	int rc = 0;
 
 	while (rc == 0 && in->hdr.type != REC_END) {
 		rc = next_record(in);
@@ -553,6 +565,7 @@ static int receive_pending(struct incoming *in)
 				     rec_type_name(in->hdr.type));
 		if (rc == 0)
 			rc = postcopy_error(in->post);
+		note_flowing(in);
 	}
 	if (rc < 0 && urgent_error(in->urgent) < 0) /* it broke this channel's read */
 		rc = urgent_error(in->urgent);
@@ -560,6 +573,101 @@ static int receive_pending(struct incoming *in)
 		rc = urgent_finish(in->urgent);
 	if (rc == 0 && in->rx)
 		rc = receivers_finish(in->rx);
+	return rc;
+}
+
+/* The link broke: let go of every channel. The guest runs on; a vCPU that
+ * touches a missing page waits. */
+static void drop_links(struct incoming *in)
+{
+	postcopy_detach(in->post);
+	urgent_free(in->urgent);
+	in->urgent = NULL;
+	receivers_free(in->rx);
+	in->rx = NULL;
+	in->chan->company = NULL;
+	chan_close(in->chan);
+	in->hdr.type = 0;
+}
+
+/* A source that comes back to ask->uri: this migration's (RESUME), told
+ * which pages are still to come (RECOVER); its urgent channel joins. The
+ * rest comes on the main channel. */
+static int reconnect(struct incoming *in, const struct recover_ask *ask)
+{
+	const struct cancel *cancel = in->chan->cancel;
+	int lfd = strcmp(ask->uri, in->uri) ? chan_listen(ask->uri) : in->lfd;
+	struct chan urgent;
+	int rc = lfd < 0 ? lfd : chan_accept(in->chan, lfd, ask->uri, ask->wait_ms, cancel);
+
+	if (rc < 0)
+		goto out;
+	in->chan->timeout_ms = (int)in->o->io_timeout_ms;
+	rc = handshake_check_resume(in->chan, in->hello.id, in->hello.channels.token);
+	if (rc == 0)
+		rc = wire_send_pending(in->chan, REC_RECOVER, postcopy_pending(in->post),
+				       in->npages, in->round);
+	if (rc == 0)
+		rc = accept_urgent(in, lfd, ask->uri, &urgent);
+	if (rc < 0) {
+		handshake_refuse(in->chan, rc, err_msg());
+		chan_close(in->chan);
+		goto out;
+	}
+	rc = urgent_start(&urgent, &in->vm->mem, in->post, in->written, in->damaged, in->round,
+			  in->chan, &in->urgent);
+	if (rc == 0)
+		rc = postcopy_attach(in->post, in->chan);
+out:
+	if (lfd >= 0 && lfd != in->lfd)
+		close(lfd);
+	return rc;
+}
+
+/* Wait for migrate-recover and the source, as many tries as it takes,
+ * until the link is back or the guest is given up. */
+static int recover(struct incoming *in)
+{
+	char why[512];
+	struct recover_ask ask;
+	int rc;
+
+	snprintf(why, sizeof(why), "%s", err_msg());
+	log_warn("post-copy: the link to the source broke (%s); the guest runs on here, and a "
+		 "vCPU that needs a page still to come waits: migrate-recover takes it up again",
+		 why);
+	drop_links(in);
+	do {
+		rc = in->ev->paused(in->ev->opaque, why, &ask);
+		if (rc == 0)
+			rc = reconnect(in, &ask);
+		if (rc < 0 && rc != -ECANCELED) {
+			snprintf(why, sizeof(why), "recovery on %s failed: %s", ask.uri, err_msg());
+			log_warn("post-copy: %s", why);
+		}
+	} while (rc < 0 && rc != -ECANCELED);
+	if (rc == 0) {
+		in->recover_asked_ns = ask.asked_ns;
+		log_info("post-copy: the source is back on %s", ask.uri);
+	}
+	return rc;
+}
+
+/* After the switch to post-copy, the guest running: the pages still to
+ * come, through as many broken links as migrate-recover mends. */
+static int receive_pending(struct incoming *in)
+{
+	struct postcopy_stats st;
+	struct felt f = { 0 };
+	int rc = postcopy_running(in->post);
+
+	if (rc == 0)
+		rc = receive_until_end(in);
+	while (rc < 0 && chan_broken(rc) && postcopy_error(in->post) == 0) {
+		rc = recover(in);
+		if (rc == 0)
+			rc = receive_until_end(in);
+	}
 	st = postcopy_stats(in->post);
 	if (rc == 0 && st.left)
 		rc = err_set(-EPROTO, "the source ended post-copy with %llu pages still to come",

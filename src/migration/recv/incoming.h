@@ -18,6 +18,13 @@ struct incoming_progress {
 	uint32_t rounds;
 };
 
+/* migrate-recover's answer to a broken post-copy link. */
+struct recover_ask {
+	char uri[256];	   /* where the source is to come back */
+	int wait_ms;	   /* how long to wait for it there */
+	uint64_t asked_ns; /* when migrate-recover came */
+};
+
 struct incoming_events {
 	void *opaque;
 	/* The migration's id is known, or pages and rounds came. */
@@ -29,6 +36,12 @@ struct incoming_events {
 	int (*commit)(void *opaque);
 	/* What the guest felt (recv/felt.h), once it runs here. */
 	void (*felt)(void *opaque, const struct felt *f);
+	/* Post-copy's link broke (why): wait for migrate-recover. 0 with its
+	 * answer in *ask, or -ECANCELED with err_msg() once given up (the
+	 * guest is lost then). */
+	int (*paused)(void *opaque, const char *why, struct recover_ask *ask);
+	/* Pages flow again, ms after migrate-recover. */
+	void (*recovered)(void *opaque, double ms);
 };
 
 /* Receive one migration on c (accepted on lfd, listening on uri; data

@@ -23,11 +23,12 @@ struct postcopy {
 	const struct guest_mem *mem;
 	uint64_t npages;
 	struct uffd uffd;
-	uint64_t *pending;	/* still to come: cleared as placed */
-	uint64_t *asked_ns;	/* when each page was asked for; 0: not */
-	const uint64_t *hashes; /* NULL: no verify */
-	struct chan *main;
-	pthread_mutex_t send_lock; /* the return path's writes */
+	uint64_t *pending;	   /* still to come: cleared as placed */
+	uint64_t *asked_ns;	   /* when each page was asked for; 0: not */
+	const uint64_t *hashes;	   /* NULL: no verify */
+	struct chan *main;	   /* the return path; NULL while the link is down */
+	pthread_mutex_t send_lock; /* the return path's writes, and main */
+	uint64_t flowing_ns;	   /* the first page placed since postcopy_attach */
 	struct failure failed;
 	struct postcopy_stats st; /* counters: atomic */
 	pthread_t thread;
@@ -105,8 +106,8 @@ static void *fault_thread(void *arg)
 		}
 		if (rc == -ETIMEDOUT || rc == 1)
 			rc = 0;
-		if (rc == 0 && n)
-			rc = send_request(pc, list, n);
+		if (rc == 0 && n && send_request(pc, list, n) < 0)
+			err_clear(); /* the link broke: postcopy_attach asks again */
 	}
 	if (rc < 0)
 		failure_set(&pc->failed, err_wrap(rc, "post-copy: asking for a page"));
@@ -186,8 +187,12 @@ static int count_placed(struct postcopy *pc, uint64_t gfn)
 {
 	uint64_t asked = __atomic_load_n(&pc->asked_ns[gfn], __ATOMIC_RELAXED);
 
+	uint64_t now = time_now_ns(), never = 0;
+
+	__atomic_compare_exchange_n(&pc->flowing_ns, &never, now, false, __ATOMIC_RELAXED,
+				    __ATOMIC_RELAXED);
 	if (asked) {
-		latency_add(&pc->st.latency, time_now_ns() - asked);
+		latency_add(&pc->st.latency, now - asked);
 		__atomic_fetch_add(&pc->st.asked, 1, __ATOMIC_RELAXED);
 	} else {
 		__atomic_fetch_add(&pc->st.pushed, 1, __ATOMIC_RELAXED);
@@ -224,9 +229,77 @@ int postcopy_send(struct postcopy *pc, uint32_t type, const struct iovec *body, 
 	int rc;
 
 	pthread_mutex_lock(&pc->send_lock);
-	rc = n ? wire_send(pc->main, type, body, n) : wire_send_empty(pc->main, type);
+	if (!pc->main)
+		rc = err_set(-ENOTCONN, "the link to the source is down");
+	else
+		rc = n ? wire_send(pc->main, type, body, n) : wire_send_empty(pc->main, type);
 	pthread_mutex_unlock(&pc->send_lock);
 	return rc;
+}
+
+void postcopy_detach(struct postcopy *pc)
+{
+	pthread_mutex_lock(&pc->send_lock);
+	pc->main = NULL;
+	pthread_mutex_unlock(&pc->send_lock);
+}
+
+/* REQUEST for list[0..n) on main; the lock held. */
+static int ask(struct postcopy *pc, const uint64_t *list, uint32_t n)
+{
+	struct rec_request fixed = { .count = n };
+	struct iovec body[2] = { { &fixed, sizeof(fixed) }, { (void *)list, 8ull * n } };
+
+	return n ? wire_send(pc->main, REC_REQUEST, body, 2) : 0;
+}
+
+/* Every page asked for and not yet here, again (its answer may have been
+ * lost with the link); the lock held. */
+static int ask_again(struct postcopy *pc, uint64_t *total)
+{
+	uint64_t list[REQUEST_MAX_COUNT];
+	uint32_t n = 0;
+	int rc = 0;
+
+	for (uint64_t g = bitmap_next_atomic(pc->pending, pc->npages, 0); g < pc->npages && rc == 0;
+	     g = bitmap_next_atomic(pc->pending, pc->npages, g + 1)) {
+		if (!__atomic_load_n(&pc->asked_ns[g], __ATOMIC_RELAXED))
+			continue;
+		list[n++] = g;
+		(*total)++;
+		if (n == REQUEST_MAX_COUNT) {
+			rc = ask(pc, list, n);
+			n = 0;
+		}
+	}
+	return rc == 0 ? ask(pc, list, n) : rc;
+}
+
+int postcopy_attach(struct postcopy *pc, struct chan *main)
+{
+	uint64_t again = 0;
+	int rc;
+
+	pthread_mutex_lock(&pc->send_lock);
+	pc->main = main;
+	__atomic_store_n(&pc->flowing_ns, 0, __ATOMIC_RELAXED);
+	rc = ask_again(pc, &again);
+	pthread_mutex_unlock(&pc->send_lock);
+	if (rc == 0 && again)
+		log_info("post-copy: %llu pages its vCPUs wait for, asked for again",
+			 (unsigned long long)again);
+	/* PLACED may have been lost with the link. */
+	return rc == 0 && !__atomic_load_n(&pc->st.left, __ATOMIC_ACQUIRE) ? say_placed(pc) : rc;
+}
+
+const uint64_t *postcopy_pending(const struct postcopy *pc)
+{
+	return pc->pending;
+}
+
+uint64_t postcopy_flowing_ns(struct postcopy *pc)
+{
+	return __atomic_load_n(&pc->flowing_ns, __ATOMIC_RELAXED);
 }
 
 int postcopy_error(struct postcopy *pc)

@@ -5,8 +5,9 @@
  * for it (REQUEST on the return path). Every page that comes, asked for or
  * pushed, is placed whole (postcopy_place; the page writers call it); when
  * the last is in, PLACED tells the source. The guest cannot run without
- * the source from the switch until then: a source lost meanwhile is a
- * guest lost. */
+ * the source from the switch until then. When the link breaks, the guest
+ * runs on (a vCPU that needs a missing page waits) until a new link takes
+ * over (postcopy_detach, postcopy_attach); a source lost is a guest lost. */
 #ifndef FERRY_MIGRATION_RECV_POSTCOPY_H
 #define FERRY_MIGRATION_RECV_POSTCOPY_H
 
@@ -42,6 +43,17 @@ int postcopy_place(struct postcopy *pc, uint64_t gfn, const void *data);
 int postcopy_running(struct postcopy *pc);
 /* A record on the return path, between the fault thread's. */
 int postcopy_send(struct postcopy *pc, uint32_t type, const struct iovec *body, int n);
+/* The link broke: the return path is gone until postcopy_attach (a page
+ * a vCPU faults on meanwhile is asked for then). */
+void postcopy_detach(struct postcopy *pc);
+/* The link is back: main is the return path; every page asked for and not
+ * yet placed is asked for again, and PLACED said again if none is left. */
+int postcopy_attach(struct postcopy *pc, struct chan *main);
+/* The pages still to come (set bits), for RECOVER; none is placed while
+ * the link is down. */
+const uint64_t *postcopy_pending(const struct postcopy *pc);
+/* When the first page since postcopy_attach was placed; 0: none yet. */
+uint64_t postcopy_flowing_ns(struct postcopy *pc);
 /* The first failure of the fault thread or of placing, 0 if none. */
 int postcopy_error(struct postcopy *pc);
 struct postcopy_stats postcopy_stats(struct postcopy *pc);

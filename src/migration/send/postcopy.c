@@ -42,25 +42,6 @@ bool postcopy_early(struct mig_source *m, uint64_t t0)
 	return m->to_postcopy;
 }
 
-/* Which pages the destination has still to get (m->dirty), in POSTCOPY
- * records. */
-static int send_pending(struct mig_source *m, uint32_t round)
-{
-	int rc = 0;
-
-	for (uint64_t first = 0; first < m->npages && rc == 0; first += POSTCOPY_MAX_COUNT) {
-		uint32_t n =
-			(uint32_t)(m->npages - first < POSTCOPY_MAX_COUNT ? m->npages - first
-									  : POSTCOPY_MAX_COUNT);
-		struct rec_postcopy fixed = { .first_gfn = first, .count = n, .round = round };
-		struct iovec body[2] = { { &fixed, sizeof(fixed) },
-					 { m->dirty + first / 64, 8 * ((n + 63ull) / 64) } };
-
-		rc = wire_send(&m->chan, REC_POSTCOPY, body, 2);
-	}
-	return rc;
-}
-
 /* The next pending page from at on, wrapping round once; npages if none. */
 static uint64_t next_pending(struct mig_source *m, uint64_t at)
 {
@@ -71,6 +52,7 @@ static uint64_t next_pending(struct mig_source *m, uint64_t at)
 
 /* The push's batch in the making. */
 struct push {
+	struct requests *rq; /* its failure stops the push */
 	uint64_t gfns[BATCH_PAGES];
 	uint32_t n, round;
 	uint64_t left; /* for the progress */
@@ -87,7 +69,9 @@ static int push_page(struct mig_source *m, struct push *p, uint64_t g)
 	p->gfns[p->n++] = g;
 	if (p->n < BATCH_PAGES)
 		return 0;
-	rc = source_send_batch(m, p->gfns, p->n, p->round);
+	rc = requests_error(p->rq);
+	if (rc == 0)
+		rc = source_send_batch(m, p->gfns, p->n, p->round);
 	p->left = p->left > p->n ? p->left - p->n : 0;
 	p->n = 0;
 	source_progress(m, p->left);
@@ -101,12 +85,12 @@ static int push_page(struct mig_source *m, struct push *p, uint64_t g)
 static int push_pending(struct mig_source *m, struct requests *rq, const uint64_t *hot,
 			uint32_t round, uint64_t count)
 {
-	struct push p = { .round = round, .left = count };
+	struct push p = { .rq = rq, .round = round, .left = count };
 	uint64_t at = 0, hint = 0;
 	int rc = 0;
 
-	for (uint64_t g = bitmap_next(hot, m->npages, 0); g < m->npages && rc == 0;
-	     g = bitmap_next(hot, m->npages, g + 1))
+	for (uint64_t g = hot ? bitmap_next(hot, m->npages, 0) : m->npages;
+	     g < m->npages && rc == 0; g = bitmap_next(hot, m->npages, g + 1))
 		rc = push_page(m, &p, g);
 	for (uint64_t g = next_pending(m, at); g < m->npages && rc == 0; g = next_pending(m, at)) {
 		at = g + 1;
@@ -126,25 +110,14 @@ static int push_pending(struct mig_source *m, struct requests *rq, const uint64_
 	return rc == 0 ? wire_send_empty(&m->chan, REC_END) : rc;
 }
 
-/* After COMMIT: the guest runs there, and its pages still here follow.
- * The destination asks for the ones its vCPUs wait for on the main
- * channel, so a write on it no longer means a refusal. */
-static int run_postcopy(struct mig_source *m, const uint64_t *hot, uint32_t round, uint64_t pending,
-			uint64_t t_pause)
+int postcopy_serve(struct mig_source *m, const uint64_t *hot, uint32_t round, uint64_t pending)
 {
-	uint64_t t0 = time_now_ns();
 	struct requests *rq = NULL;
 	struct requests_stats st = { 0 };
 	int rc;
 
 	m->chan.speaker = NULL;
 	pipeline_watch(m->pipe, NULL);
-	encoder_forget(&m->enc);
-	pthread_mutex_lock(&m->lock);
-	m->stats.status = MIG_POSTCOPY;
-	m->stats.postcopy.used = true;
-	m->stats.postcopy.pending = pending;
-	pthread_mutex_unlock(&m->lock);
 	rc = requests_start(&(struct requests_source){ .mem = &m->vm->mem,
 						       .pending = m->dirty,
 						       .round = round,
@@ -156,16 +129,42 @@ static int run_postcopy(struct mig_source *m, const uint64_t *hot, uint32_t roun
 	if (rq)
 		st = requests_stats(rq);
 	requests_stop(rq);
-	m->lost = rc < 0 && st.resumed_ns;
+	m->told |= st.told;
 	pthread_mutex_lock(&m->lock);
-	if (st.refused) /* it did not start the guest: it can only run here */
+	if (st.refused && !m->there) /* it did not start the guest: it can only run here */
 		m->committed = false;
-	m->stats.postcopy.ms = time_ms_since(t0);
-	m->stats.postcopy.requests = st.records;
-	m->stats.postcopy.requested_pages = st.pages;
-	m->stats.postcopy.placed = st.placed;
+	m->there |= st.resumed_ns != 0;
+	m->stats.postcopy.requests += st.records;
+	m->stats.postcopy.requested_pages += st.pages;
+	if (rc == 0)
+		m->stats.postcopy.placed = st.placed;
 	if (st.resumed_ns)
-		m->stats.downtime_ms = (double)(st.resumed_ns - t_pause) / 1e6;
+		m->stats.downtime_ms = (double)(st.resumed_ns - m->pause_ns) / 1e6;
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+/* After COMMIT: the guest runs there, and its pages still here follow,
+ * through as many broken links as migrate --resume mends
+ * (postcopy_recover). The destination asks for the pages its vCPUs wait
+ * for on the main channel, so a write on it no longer means a refusal. */
+static int run_postcopy(struct mig_source *m, const uint64_t *hot, uint32_t round, uint64_t pending)
+{
+	uint64_t t0 = time_now_ns();
+	int rc;
+
+	encoder_forget(&m->enc);
+	pthread_mutex_lock(&m->lock);
+	m->stats.status = MIG_POSTCOPY;
+	m->stats.postcopy.used = true;
+	m->stats.postcopy.pending = pending;
+	pthread_mutex_unlock(&m->lock);
+	rc = postcopy_serve(m, hot, round, pending);
+	if (rc < 0)
+		rc = postcopy_recover(m, rc, round);
+	m->lost = rc < 0 && m->there;
+	pthread_mutex_lock(&m->lock);
+	m->stats.postcopy.ms = time_ms_since(t0);
 	pthread_mutex_unlock(&m->lock);
 	return rc;
 }
@@ -193,10 +192,11 @@ int postcopy_switch(struct mig_source *m, uint32_t round)
 {
 	struct rec_received_chan received[CHANNELS_MAX] = { 0 };
 	struct mig_phases ph = { 0 };
-	uint64_t t_pause = time_now_ns(), t = t_pause, n;
+	uint64_t t = time_now_ns(), n;
 	uint64_t *hot = calloc(BITMAP_WORDS(m->npages), 8);
 	int rc = hot ? 0 : err_set(-ENOMEM, "out of memory for post-copy");
 
+	m->pause_ns = t;
 	if (rc == 0)
 		rc = pause_and_sync(m, hot, &ph, &t);
 	if (rc < 0) {
@@ -213,7 +213,7 @@ int postcopy_switch(struct mig_source *m, uint32_t round)
 		rc = handshake_join(&m->urgent, m->uri, CHANNEL_URGENT, m->hello.channels.token,
 				    (int)m->params.io_timeout_ms, &m->cancel);
 	if (rc == 0)
-		rc = send_pending(m, round);
+		rc = wire_send_pending(&m->chan, REC_POSTCOPY, m->dirty, m->npages, round);
 	if (rc == 0)
 		rc = handshake_expect(&m->chan, REC_LOADED, received, NULL);
 	ph.handoff = ms_since(&t);
@@ -225,7 +225,7 @@ int postcopy_switch(struct mig_source *m, uint32_t round)
 	m->stats.rounds++;
 	pthread_mutex_unlock(&m->lock);
 	if (rc == 0)
-		rc = run_postcopy(m, hot, round, n, t_pause);
+		rc = run_postcopy(m, hot, round, n);
 	free(hot);
 	pthread_mutex_lock(&m->lock);
 	m->stats.verify = m->params.verify ? (rc == 0 ? "ok" : m->stats.verify) : "off";

@@ -90,6 +90,7 @@ static int take(struct requests *r, const struct rec_header *hdr, const struct w
 	case REC_ERROR:
 		pthread_mutex_lock(&r->lock);
 		r->st.refused = !r->st.resumed_ns;
+		r->st.told = true;
 		pthread_mutex_unlock(&r->lock);
 		return handshake_refusal(buf, hdr->length);
 	}
@@ -178,6 +179,16 @@ int requests_wait_placed(struct requests *r, int timeout_ms)
 	else
 		rc = err_set(-ETIMEDOUT, "the destination said nothing for %.1f s",
 			     timeout_ms / 1000.0);
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+int requests_error(struct requests *r)
+{
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	rc = failure_get(&r->failed);
 	pthread_mutex_unlock(&r->lock);
 	return rc;
 }

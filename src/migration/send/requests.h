@@ -23,6 +23,7 @@ struct requests_stats {
 	uint64_t resumed_ns;	  /* when RESUMED came (time_now_ns), 0 before */
 	struct rec_placed placed; /* the destination's account, once PLACED came */
 	bool refused;		  /* ERROR before RESUMED: the guest did not start there */
+	bool told;		  /* ERROR: the destination gave up */
 };
 
 /* What the answers need: the paused guest's memory, the pages still to
@@ -42,6 +43,8 @@ uint64_t requests_hint(struct requests *r);
  * at all came meanwhile (a REQUEST restarts the wait), or -errno with a
  * sentence once the return path failed. */
 int requests_wait_placed(struct requests *r, int timeout_ms);
+/* The return path's failure, 0 while it reads. */
+int requests_error(struct requests *r);
 struct requests_stats requests_stats(struct requests *r);
 /* Stop reading (shuts main's reading side) and free. */
 void requests_stop(struct requests *r);

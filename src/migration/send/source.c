@@ -51,7 +51,7 @@ struct meter_sample source_sample(struct mig_source *m)
 	struct meter_sample s = { .ns = time_now_ns() };
 
 	pipeline_counters(m->pipe, &pc);
-	s.bytes = m->chan.bytes_sent + pc.bytes;
+	s.bytes = m->sent_before + m->chan.bytes_sent + pc.bytes;
 	s.queued = chan_queued(&m->chan) + pc.queued;
 	s.pages = m->enc.counts.raw + m->enc.counts.zero + m->enc.counts.xbzrle;
 	s.raw_bytes = pc.raw_bytes;
@@ -542,6 +542,7 @@ static void *source_thread(void *arg)
 static void free_source(struct mig_source *m)
 {
 	cancel_destroy(&m->cancel);
+	pthread_cond_destroy(&m->resume_asked);
 	pthread_mutex_destroy(&m->lock);
 	free(m->dirty);
 	free(m->carry);
@@ -590,6 +591,7 @@ static int init_source(struct mig_source *m, struct vm *vm, const char *uri,
 				       .channels = p->channels };
 	snprintf(m->stats.uri, sizeof(m->stats.uri), "%s", uri);
 	pthread_mutex_init(&m->lock, NULL);
+	time_cond_init(&m->resume_asked);
 	m->dirty = calloc(BITMAP_WORDS(m->npages), 8);
 	if (p->postcopy && p->converge == CONVERGE_AUTO)
 		m->carry = calloc(BITMAP_WORDS(m->npages), 8);
@@ -638,10 +640,33 @@ void mig_source_cancel(struct mig_source *m)
 {
 	pthread_mutex_lock(&m->lock);
 	m->cancelled = true;
-	/* Once COMMIT is out, cancelling cannot take the guest back. */
-	if (!m->committed)
+	/* Once COMMIT is out, cancelling cannot take the guest back; but it
+	 * gives up a broken post-copy (postcopy_recover). */
+	if (!m->committed || m->stats.status == MIG_POSTCOPY_PAUSED ||
+	    m->stats.status == MIG_POSTCOPY_RECOVER)
 		cancel_fire(&m->cancel);
+	pthread_cond_broadcast(&m->resume_asked);
 	pthread_mutex_unlock(&m->lock);
+}
+
+int mig_source_resume(struct mig_source *m, const char *uri)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->stats.status != MIG_POSTCOPY_PAUSED) {
+		rc = err_set(-EINVAL,
+			     "the migration is %s: only a post-copy paused on a broken "
+			     "link resumes",
+			     mig_status_name(m->stats.status));
+	} else {
+		snprintf(m->resume_uri, sizeof(m->resume_uri), "%s", uri);
+		m->resume_asked_ns = time_now_ns();
+		m->stats.status = MIG_POSTCOPY_RECOVER;
+		pthread_cond_broadcast(&m->resume_asked);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return rc;
 }
 
 int mig_source_start_postcopy(struct mig_source *m)

@@ -19,6 +19,10 @@ void mig_source_cancel(struct mig_source *m);
 /* Switch to post-copy at the end of the round in progress (the migration
  * must allow it). 0, or -EINVAL with a sentence. */
 int mig_source_start_postcopy(struct mig_source *m);
+/* migrate --resume: a post-copy paused on a broken link takes it up again
+ * at uri (where the destination's migrate-recover listens). 0, or -EINVAL
+ * with a sentence when none is paused. A failed try pauses it again. */
+int mig_source_resume(struct mig_source *m, const char *uri);
 /* Change the bandwidth limit and downtime target of a running migration. */
 void mig_source_set_params(struct mig_source *m, const struct mig_params *p);
 struct mig_stats mig_source_stats(struct mig_source *m);

@@ -36,11 +36,14 @@ struct mig_source {
 	struct policy policy;
 	struct converge conv;
 	uint64_t start_ns;
-	bool paused;	  /* we paused the guest (switchover) */
-	bool to_postcopy; /* the switch is to post-copy */
-	uint64_t *carry;  /* with post-copy under auto: pages round 0's early look took */
-	bool looked;	  /* it did */
-	bool lost;	  /* post-copy broke after the guest ran there */
+	bool paused;	      /* we paused the guest (switchover) */
+	bool to_postcopy;     /* the switch is to post-copy */
+	uint64_t *carry;      /* with post-copy under auto: pages round 0's early look took */
+	bool looked;	      /* it did */
+	bool lost;	      /* post-copy broke after the guest ran there */
+	bool told;	      /* post-copy: the destination gave up (ERROR) */
+	uint64_t pause_ns;    /* when the switch paused the guest */
+	uint64_t sent_before; /* bytes sent on links post-copy lost */
 
 	/* Lock order: m->lock before the pipeline's lock and the VM's. The
 	 * migration thread alone writes the fields above; the ones below are
@@ -49,8 +52,12 @@ struct mig_source {
 	struct mig_params params;
 	struct mig_stats stats;
 	bool cancelled;
-	bool committed;	     /* COMMIT went out: never resume here on our own */
-	bool postcopy_asked; /* migrate-start-postcopy */
+	bool committed;		     /* COMMIT went out: never resume here on our own */
+	bool postcopy_asked;	     /* migrate-start-postcopy */
+	bool there;		     /* the guest ran on the destination: RESUMED, or a recovery */
+	pthread_cond_t resume_asked; /* resume_uri set, or cancelled */
+	char resume_uri[256];	     /* migrate --resume's, until taken */
+	uint64_t resume_asked_ns;
 };
 
 void source_set_status(struct mig_source *m, enum mig_status s);
