@@ -314,12 +314,22 @@ static void report_pipeline(json_t *pl)
 
 static void report_postcopy(json_t *p)
 {
+	json_t *ms;
+	size_t i;
+
 	if (!p)
 		return;
 	printf("  postcopy  %.0f ms after the switch: %.0f pages, %.0f asked for in %.0f requests (%.0f faults); a page's wait: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
 	       num(p, "ms"), num(p, "pending_pages"), num(p, "pages_asked"), num(p, "requests"),
 	       num(p, "faults"), num(p, "fault_wait_p50_ms"), num(p, "fault_wait_p99_ms"),
 	       num(p, "fault_wait_max_ms"));
+	printf("            vCPUs blocked on pages (ms):");
+	json_array_foreach(json_object_get(p, "vcpu_blocked_ms"), i, ms)
+		printf(" %.1f", json_number_value(ms));
+	printf("\n");
+	if (num(p, "recoveries"))
+		printf("            %.0f broken link(s) taken up again; the last back %.1f ms after --resume\n",
+		       num(p, "recoveries"), num(p, "recover_ms"));
 }
 
 static void report(json_t *s)

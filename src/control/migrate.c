@@ -358,6 +358,11 @@ static json_t *postcopy_json(const struct postcopy_report *p)
 			  (double)p->placed.wait_p99_ns / 1e6, "fault_wait_max_ms",
 			  (double)p->placed.wait_max_ns / 1e6);
 
+	json_t *blocked = json_array();
+
+	for (uint32_t v = 0; v < p->placed.vcpus && v < PLACED_MAX_VCPUS; v++)
+		json_array_append_new(blocked, json_real((double)p->placed.blocked_ns[v] / 1e6));
+	json_object_set_new(r, "vcpu_blocked_ms", blocked);
 	json_object_set_new(r, "recoveries", json_integer(p->recoveries));
 	if (p->recoveries)
 		json_object_set_new(r, "recover_ms", json_real(p->recover_ms));

@@ -173,11 +173,16 @@ struct rec_resume {
 	uint8_t token[CHANNEL_TOKEN_SIZE];
 };
 
-/* PLACED's body: the destination's account of post-copy. */
+/* PLACED's body: the destination's account of post-copy. The record
+ * carries blocked_ns[0..vcpus) only. */
+#define PLACED_MAX_VCPUS 64u
 struct rec_placed {
 	uint64_t faults;	/* page faults read */
 	uint64_t asked, pushed; /* pages placed after a request, and without one */
 	uint64_t wait_p50_ns, wait_p99_ns, wait_max_ns; /* from a request to its page */
+	uint32_t vcpus;
+	uint32_t reserved;
+	uint64_t blocked_ns[PLACED_MAX_VCPUS]; /* how long each vCPU waited for pages */
 };
 
 struct rec_request {
@@ -209,7 +214,7 @@ _Static_assert(sizeof(struct rec_error) == 8, "ERROR fixed part");
 _Static_assert(sizeof(struct rec_postcopy) == 16, "POSTCOPY fixed part");
 _Static_assert(sizeof(struct rec_resume) == 24, "RESUME");
 _Static_assert(sizeof(struct rec_request) == 8, "REQUEST fixed part");
-_Static_assert(sizeof(struct rec_placed) == 48, "PLACED");
+_Static_assert(offsetof(struct rec_placed, blocked_ns) == 56, "PLACED fixed part");
 
 static inline uint32_t rec_padded(uint32_t length)
 {

@@ -1,6 +1,7 @@
 #include "stream/record.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "util/error.h"
@@ -120,7 +121,8 @@ static int length_bounds(uint32_t type, uint32_t *min, uint32_t *max)
 		*max = sizeof(struct rec_request) + REQUEST_MAX_COUNT * 8;
 		return 0;
 	case REC_PLACED:
-		*min = *max = sizeof(struct rec_placed);
+		*min = offsetof(struct rec_placed, blocked_ns);
+		*max = sizeof(struct rec_placed);
 		return 0;
 	case REC_RESUME:
 		*min = *max = sizeof(struct rec_resume);
@@ -496,9 +498,16 @@ int rec_parse_request(const void *body, uint32_t len, uint64_t npages, struct re
 
 int rec_parse_placed(const void *body, uint32_t len, struct rec_placed *out)
 {
-	if (len != sizeof(*out))
-		return err_set(-EINVAL, "PLACED record has a bad length");
-	memcpy(out, body, sizeof(*out));
+	size_t head = offsetof(struct rec_placed, blocked_ns);
+
+	memset(out, 0, sizeof(*out));
+	if (len < head)
+		return err_set(-EINVAL, "PLACED record is truncated");
+	memcpy(out, body, head);
+	if (out->vcpus > PLACED_MAX_VCPUS || len != head + 8ull * out->vcpus)
+		return err_set(-EINVAL, "PLACED record's vCPU count (%u) does not match its length",
+			       out->vcpus);
+	memcpy(out->blocked_ns, (const uint8_t *)body + head, 8ull * out->vcpus);
 	return 0;
 }
 

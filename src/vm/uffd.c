@@ -28,19 +28,34 @@ int uffd_supported(enum mem_backend backend)
 	return rc;
 }
 
+/* The API, with the faulting thread's id if this kernel gives it (a
+ * refused feature fails the ioctl, and the fd must be opened again). */
+static int open_api(struct uffd *u)
+{
+	uint64_t features[2] = { UFFD_FEATURE_THREAD_ID, 0 };
+	int saved = 0;
+
+	for (int i = 0; i < 2; i++) {
+		struct uffdio_api api = { .api = UFFD_API, .features = features[i] };
+
+		u->fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+		if (u->fd < 0)
+			return err_set(-errno, "this host refuses userfaultfd (%s)",
+				       strerror(errno));
+		if (ioctl(u->fd, UFFDIO_API, &api) == 0)
+			return 0;
+		saved = errno;
+		uffd_close(u);
+	}
+	return err_set(-saved, "userfaultfd: no usable API (%s)", strerror(saved));
+}
+
 int uffd_open(struct uffd *u, const struct guest_mem *mem)
 {
-	struct uffdio_api api = { .api = UFFD_API };
+	int rc = open_api(u);
 
-	u->fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (u->fd < 0)
-		return err_set(-errno, "this host refuses userfaultfd (%s)", strerror(errno));
-	if (ioctl(u->fd, UFFDIO_API, &api) < 0) {
-		int saved = errno;
-
-		uffd_close(u);
-		return err_set(-saved, "userfaultfd: no usable API (%s)", strerror(saved));
-	}
+	if (rc < 0)
+		return rc;
 	for (unsigned i = 0; i < mem->nr_regions; i++) {
 		struct uffdio_register reg = { .range = { (uint64_t)(uintptr_t)mem->regions[i].host,
 							  mem->regions[i].size },
@@ -100,7 +115,7 @@ int uffd_zero(struct uffd *u, void *dst)
 	return placed(place_ioctl(u->fd, UFFDIO_ZEROPAGE, &z), "UFFDIO_ZEROPAGE");
 }
 
-int uffd_next_fault(struct uffd *u, int timeout_ms, uint64_t *addr)
+int uffd_next_fault(struct uffd *u, int timeout_ms, struct uffd_fault *f)
 {
 	for (;;) {
 		struct pollfd p = { .fd = u->fd, .events = POLLIN };
@@ -119,7 +134,8 @@ int uffd_next_fault(struct uffd *u, int timeout_ms, uint64_t *addr)
 			return err_set(n < 0 ? -errno : -EIO, "userfaultfd: a short read");
 		if (msg.event != UFFD_EVENT_PAGEFAULT)
 			continue;
-		*addr = msg.arg.pagefault.address & ~(uint64_t)(FERRY_PAGE_SIZE - 1);
+		f->addr = msg.arg.pagefault.address & ~(uint64_t)(FERRY_PAGE_SIZE - 1);
+		f->tid = (int)msg.arg.pagefault.feat.ptid;
 		return 0;
 	}
 }

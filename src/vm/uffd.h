@@ -26,8 +26,15 @@ void uffd_close(struct uffd *u);
 int uffd_place(struct uffd *u, void *dst, const void *src);
 /* The same for a page of zeros. */
 int uffd_zero(struct uffd *u, void *dst);
-/* The host address of the next page a thread waits for: 0, -ETIMEDOUT after
- * timeout_ms (-1: none), or -errno with a sentence. */
-int uffd_next_fault(struct uffd *u, int timeout_ms, uint64_t *addr);
+/* A thread waits for the page at host address addr; tid is its id (0 if
+ * the kernel does not say). */
+struct uffd_fault {
+	uint64_t addr;
+	int tid;
+};
+
+/* The next fault: 0, -ETIMEDOUT after timeout_ms (-1: none), or -errno
+ * with a sentence. */
+int uffd_next_fault(struct uffd *u, int timeout_ms, struct uffd_fault *f);
 
 #endif

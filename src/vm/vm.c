@@ -272,6 +272,14 @@ void vm_sleep_vcpu(struct vm *vm, uint64_t us)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+int vm_vcpu_of_thread(struct vm *vm, int tid)
+{
+	for (unsigned i = 0; tid && i < vm->nr_vcpus; i++)
+		if (__atomic_load_n(&vm->vcpus[i]->tid, __ATOMIC_ACQUIRE) == tid)
+			return (int)i;
+	return -1;
+}
+
 uint64_t vm_throttle_sleep(struct vm *vm, uint64_t ns)
 {
 	uint64_t start = time_now_ns();

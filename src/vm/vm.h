@@ -106,6 +106,8 @@ const void *vm_read_ptr(const struct vm *vm, uint64_t gpa, uint64_t len);
 
 /* Time the vCPU thread spends in the sleep call. Called from vm/port.c. */
 void vm_sleep_vcpu(struct vm *vm, uint64_t us);
+/* The vCPU whose thread has id tid, or -1 (another thread, or none). */
+int vm_vcpu_of_thread(struct vm *vm, int tid);
 /* A throttled vCPU's sleep: ns, or less if the VM is to pause or stop.
  * Returns the time slept. */
 uint64_t vm_throttle_sleep(struct vm *vm, uint64_t ns);

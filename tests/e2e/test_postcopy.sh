@@ -25,9 +25,9 @@ LINK_RATE=50M # round 0 alone takes 5 s, the guest dirties 8 times that
 expect_postcopy_done() { # DST
 	[ "$(report "j['status']")" = completed ] || fail "status $(report "j['status']"): $(report "j.get('reason')")"
 	[ "$(report "j['verify']")" = ok ] || fail "verify: $(report "j['verify']")"
-	check=$(report "(lambda p: 'ok' if p['pending_pages'] > 0 and p['pages_asked'] + p['pages_pushed'] == p['pending_pages'] and p['requested_pages'] >= p['pages_asked'] else p)(j['postcopy'])")
+	check=$(report "(lambda p: 'ok' if p['pending_pages'] > 0 and p['pages_asked'] + p['pages_pushed'] == p['pending_pages'] and p['requested_pages'] >= p['pages_asked'] and len(p['vcpu_blocked_ms']) == 2 and (p['pages_asked'] == 0 or sum(p['vcpu_blocked_ms']) > 0) else p)(j['postcopy'])")
 	[ "$check" = ok ] || fail "post-copy account: $check"
-	note "$(report "'%.0f ms, paused %.1f ms, post-copy %.0f ms: %d pages after the switch, %d asked for, fault wait p99 %.2f ms' % (j['total_ms'], j['downtime_ms'], j['postcopy']['ms'], j['postcopy']['pending_pages'], j['postcopy']['pages_asked'], j['postcopy']['fault_wait_p99_ms'])")"
+	note "$(report "'%.0f ms, paused %.1f ms, post-copy %.0f ms: %d pages after the switch, %d asked for, fault wait p99 %.2f ms, vCPUs blocked %s ms' % (j['total_ms'], j['downtime_ms'], j['postcopy']['ms'], j['postcopy']['pending_pages'], j['postcopy']['pages_asked'], j['postcopy']['fault_wait_p99_ms'], ['%.0f' % x for x in j['postcopy']['vcpu_blocked_ms']])")"
 	expect_progress "$1"
 	expect_guest_ok "$1"
 }

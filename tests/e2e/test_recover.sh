@@ -8,12 +8,15 @@
 # - Cut at several points of post-copy (tests/e2e/proxy.c --cut): early,
 #   half-way, among the last pages.
 # - A resume to a dead URI first: that try fails, both sides stay paused,
-#   and the right URI then works.
+#   and the right URI then works; migrate-recover refuses a URI it cannot
+#   listen on (and is listening when it answers: the source may come at once).
 # - migrate-recover on a destination with nothing paused, and --resume with
 #   other flags, are refused with a sentence.
 . "$(dirname "$0")/lib.sh"
 need_kvm
-WORKLOAD=dirty:wss=128M,rate=400M,pattern=random,write=page
+# Sequential: after the switch each vCPU reads (checks) and rewrites pages
+# in a known order, each one a page still to come.
+WORKLOAD=dirty:wss=128M,rate=400M,pattern=sequential,write=page
 LINK_RATE=50M # post-copy takes seconds: room to cut it anywhere
 
 # cut_and_recover SRC DST PERMILLE [RECOVER_URI]: migrate SRC to DST through
@@ -66,6 +69,8 @@ json_field "$TMP/resume.json" "j['reason']" | grep -q "resuming on unix:$TMP/dea
 	fail "the failed try's reason: $(json_field "$TMP/resume.json" "j.get('reason')")"
 note "dead URI: $(json_field "$TMP/resume.json" "j['reason']")"
 [ "$(status_field dst "j['incoming']['phase']")" = postcopy-paused ] || fail "the destination is not paused"
+ctl dst migrate-recover '{"uri": "unix:/nonexistent/x.sock"}' 2>&1 | grep -q "cannot listen on /nonexistent/x.sock" ||
+	fail "migrate-recover on a URI it cannot listen on was not refused"
 ctl dst migrate-recover "{\"uri\": \"unix:$TMP/rec.sock\"}" >/dev/null || fail "migrate-recover refused"
 "$FERRY" migrate --control "$TMP/src.sock" --resume --to "unix:$TMP/rec.sock" --json >"$TMP/resume.json" 2>"$TMP/resume.err" ||
 	fail "resume: $(cat "$TMP/resume.err") $(json_field "$TMP/resume.json" "j.get('reason')")"

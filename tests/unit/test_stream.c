@@ -321,6 +321,23 @@ static void test_recover_and_resume(void **unused)
 	expect_einval(rec_parse_resume(&resume, sizeof(resume), &got), "no migration");
 }
 
+/* PLACED: the account, then as many vCPUs' blocked times as it says. */
+static void test_placed(void **unused)
+{
+	struct rec_placed in = { .faults = 3, .wait_max_ns = 9, .vcpus = 2 }, out;
+	size_t head = offsetof(struct rec_placed, blocked_ns);
+
+	(void)unused;
+	in.blocked_ns[1] = 77;
+	assert_int_equal(rec_parse_placed(&in, (uint32_t)head + 16, &out), 0);
+	assert_int_equal(out.faults, 3);
+	assert_int_equal(out.blocked_ns[1], 77);
+	expect_einval(rec_parse_placed(&in, (uint32_t)head + 8, &out), "does not match");
+	expect_einval(rec_parse_placed(&in, (uint32_t)head - 8, &out), "truncated");
+	in.vcpus = PLACED_MAX_VCPUS + 1;
+	expect_einval(rec_parse_placed(&in, (uint32_t)sizeof(in), &out), "does not match");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -334,6 +351,7 @@ int main(void)
 		cmocka_unit_test(test_hashes_and_error),
 		cmocka_unit_test(test_postcopy_and_request),
 		cmocka_unit_test(test_recover_and_resume),
+		cmocka_unit_test(test_placed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

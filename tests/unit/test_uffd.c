@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "util/error.h"
@@ -20,25 +21,27 @@
 struct reader {
 	const uint8_t *page;
 	uint8_t seen;
+	int tid;
 };
 
 static void *read_page(void *arg)
 {
 	struct reader *r = arg;
 
+	__atomic_store_n(&r->tid, (int)gettid(), __ATOMIC_RELEASE);
 	r->seen = *(volatile const uint8_t *)(r->page + 100);
 	return NULL;
 }
 
-/* One page forgotten and touched by another thread: the fault names it,
- * and what is placed is what the thread reads. */
+/* One page forgotten and touched by another thread: the fault names it
+ * and the thread, and what is placed is what the thread reads. */
 static void check_fetch(enum mem_backend backend)
 {
 	struct guest_mem mem;
 	struct uffd u;
 	uint8_t src[FERRY_PAGE_SIZE];
 	uint8_t *page;
-	uint64_t addr;
+	struct uffd_fault f;
 	struct reader r;
 	pthread_t t;
 
@@ -46,12 +49,13 @@ static void check_fetch(enum mem_backend backend)
 	page = mem_host(&mem, 7 * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE);
 	memset(page, 0x11, FERRY_PAGE_SIZE);
 	assert_int_equal(uffd_open(&u, &mem), 0);
-	assert_int_equal(uffd_next_fault(&u, 0, &addr), -ETIMEDOUT);
+	assert_int_equal(uffd_next_fault(&u, 0, &f), -ETIMEDOUT);
 	mem_forget(&mem, 7 * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE);
 	r = (struct reader){ .page = page };
 	assert_int_equal(pthread_create(&t, NULL, read_page, &r), 0);
-	assert_int_equal(uffd_next_fault(&u, 10000, &addr), 0);
-	assert_int_equal(addr, (uint64_t)(uintptr_t)page);
+	assert_int_equal(uffd_next_fault(&u, 10000, &f), 0);
+	assert_int_equal(f.addr, (uint64_t)(uintptr_t)page);
+	assert_int_equal(f.tid, __atomic_load_n(&r.tid, __ATOMIC_ACQUIRE));
 	memset(src, 0x22, sizeof(src));
 	assert_int_equal(uffd_place(&u, page, src), 0);
 	pthread_join(t, NULL);

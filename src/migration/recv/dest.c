@@ -34,6 +34,7 @@ struct mig_dest {
 	bool stopping, fenced;
 	char stop_why[256];
 	char recover_uri[256];	      /* migrate-recover's, until taken */
+	int recover_lfd;	      /* listening there (-1: none) */
 	uint64_t recover_asked_ns;    /* when it came */
 	uint64_t recover_deadline_ns; /* the end of the window (0: none) */
 };
@@ -106,6 +107,14 @@ static int given_up(struct mig_dest *d)
 		       d->o.recover_timeout_s);
 }
 
+/* A listener migrate-recover opened that nobody will take; d->lock held. */
+static void drop_recover_listener(struct mig_dest *d)
+{
+	if (d->recover_lfd >= 0 && d->recover_lfd != d->lfd)
+		close(d->recover_lfd);
+	d->recover_lfd = -1;
+}
+
 static int on_paused(void *opaque, const char *why, struct recover_ask *ask)
 {
 	struct mig_dest *d = opaque;
@@ -121,6 +130,7 @@ static int on_paused(void *opaque, const char *why, struct recover_ask *ask)
 	d->stats.phase = DEST_POSTCOPY_PAUSED;
 	snprintf(d->stats.paused_why, sizeof(d->stats.paused_why), "%s", why);
 	d->recover_uri[0] = '\0';
+	drop_recover_listener(d);
 	until = time_deadline_ts(d->recover_deadline_ns);
 	while (!d->recover_uri[0] && !d->stopping && !d->fenced && rc != ETIMEDOUT)
 		rc = d->recover_deadline_ns
@@ -128,12 +138,16 @@ static int on_paused(void *opaque, const char *why, struct recover_ask *ask)
 			     : pthread_cond_wait(&d->recover_asked, &d->lock);
 	if (d->recover_uri[0] && !d->stopping && !d->fenced) {
 		snprintf(ask->uri, sizeof(ask->uri), "%s", d->recover_uri);
+		ask->lfd = d->recover_lfd;
+		ask->own_lfd = d->recover_lfd != d->lfd;
 		ask->asked_ns = d->recover_asked_ns;
 		ask->wait_ms = (int)d->o.io_timeout_ms;
 		rc = 0;
 	} else {
+		drop_recover_listener(d);
 		rc = given_up(d);
 	}
+	d->recover_lfd = -1;
 	pthread_mutex_unlock(&d->lock);
 	return rc;
 }
@@ -305,26 +319,29 @@ int mig_dest_fence(struct mig_dest *d, uint64_t *id)
 int mig_dest_recover(struct mig_dest *d, const char *uri)
 {
 	struct uri u;
-	int rc = uri_parse(uri, &u);
+	int lfd = -1, rc = uri_parse(uri, &u);
 
 	if (rc == 0 && u.kind == URI_FD)
 		rc = err_set(-EINVAL,
 			     "migrate-recover needs a tcp: or unix: URI to listen on, "
 			     "not %s",
 			     uri);
-	if (rc < 0)
-		return rc;
 	pthread_mutex_lock(&d->lock);
-	if (d->stats.phase != DEST_POSTCOPY_PAUSED) {
+	if (rc == 0 && d->stats.phase != DEST_POSTCOPY_PAUSED)
 		rc = err_set(-ENOENT, "no post-copy is paused here (the destination is %s)",
 			     dest_phase_name(d->stats.phase));
-	} else {
+	/* Listening when the answer goes: the source may come at once. */
+	if (rc == 0)
+		rc = lfd = strcmp(uri, d->uri) ? chan_listen(uri) : d->lfd;
+	if (rc >= 0) {
+		drop_recover_listener(d);
 		snprintf(d->recover_uri, sizeof(d->recover_uri), "%s", uri);
+		d->recover_lfd = lfd;
 		d->recover_asked_ns = time_now_ns();
 		pthread_cond_broadcast(&d->recover_asked);
 	}
 	pthread_mutex_unlock(&d->lock);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 int mig_dest_open(const char *uri, const struct mig_dest_opts *o, struct mig_dest **out)
@@ -339,6 +356,7 @@ int mig_dest_open(const char *uri, const struct mig_dest_opts *o, struct mig_des
 	d->o = *o;
 	d->connected_fd = uri_parse(uri, &u) == 0 && u.kind == URI_FD;
 	d->lfd = -1;
+	d->recover_lfd = -1;
 	pthread_mutex_init(&d->lock, NULL);
 	time_cond_init(&d->recover_asked);
 	rc = cancel_init(&d->cancel);
@@ -374,6 +392,7 @@ void mig_dest_close(struct mig_dest *d)
 {
 	if (!d)
 		return;
+	drop_recover_listener(d);
 	close_listener(d);
 	ready_mem_free(d->ready);
 	cancel_destroy(&d->cancel);

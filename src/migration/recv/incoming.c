@@ -19,6 +19,7 @@
 #include "util/hash.h"
 #include "util/log.h"
 #include "util/size.h"
+#include "util/time.h"
 #include "vm/guest_status.h"
 #include "vm/prefault.h"
 #include "vm/state.h"
@@ -443,7 +444,7 @@ static int switch_to_postcopy(struct incoming *in)
 		rc = accept_urgent(in, in->lfd, in->uri, &urgent);
 	if (rc < 0)
 		return rc;
-	rc = postcopy_begin(&in->vm->mem, in->pending, in->hashes, in->chan, &in->post);
+	rc = postcopy_begin(in->vm, in->pending, in->hashes, in->chan, &in->post);
 	in->pending = NULL; /* post-copy's now */
 	if (rc == 0)
 		rc = urgent_start(&urgent, &in->vm->mem, in->post, in->written, in->damaged,
@@ -595,33 +596,26 @@ static void drop_links(struct incoming *in)
  * rest comes on the main channel. */
 static int reconnect(struct incoming *in, const struct recover_ask *ask)
 {
-	const struct cancel *cancel = in->chan->cancel;
-	int lfd = strcmp(ask->uri, in->uri) ? chan_listen(ask->uri) : in->lfd;
 	struct chan urgent;
-	int rc = lfd < 0 ? lfd : chan_accept(in->chan, lfd, ask->uri, ask->wait_ms, cancel);
+	int rc = chan_accept(in->chan, ask->lfd, ask->uri, ask->wait_ms, in->chan->cancel);
 
 	if (rc < 0)
-		goto out;
+		return rc;
 	in->chan->timeout_ms = (int)in->o->io_timeout_ms;
 	rc = handshake_check_resume(in->chan, in->hello.id, in->hello.channels.token);
 	if (rc == 0)
 		rc = wire_send_pending(in->chan, REC_RECOVER, postcopy_pending(in->post),
 				       in->npages, in->round);
 	if (rc == 0)
-		rc = accept_urgent(in, lfd, ask->uri, &urgent);
+		rc = accept_urgent(in, ask->lfd, ask->uri, &urgent);
 	if (rc < 0) {
 		handshake_refuse(in->chan, rc, err_msg());
 		chan_close(in->chan);
-		goto out;
+		return rc;
 	}
 	rc = urgent_start(&urgent, &in->vm->mem, in->post, in->written, in->damaged, in->round,
 			  in->chan, &in->urgent);
-	if (rc == 0)
-		rc = postcopy_attach(in->post, in->chan);
-out:
-	if (lfd >= 0 && lfd != in->lfd)
-		close(lfd);
-	return rc;
+	return rc == 0 ? postcopy_attach(in->post, in->chan) : rc;
 }
 
 /* Wait for migrate-recover and the source, as many tries as it takes,
@@ -629,7 +623,7 @@ out:
 static int recover(struct incoming *in)
 {
 	char why[512];
-	struct recover_ask ask;
+	struct recover_ask ask = { .lfd = -1 };
 	int rc;
 
 	snprintf(why, sizeof(why), "%s", err_msg());
@@ -641,6 +635,9 @@ static int recover(struct incoming *in)
 		rc = in->ev->paused(in->ev->opaque, why, &ask);
 		if (rc == 0)
 			rc = reconnect(in, &ask);
+		if (ask.own_lfd && ask.lfd >= 0)
+			close(ask.lfd);
+		ask.lfd = -1;
 		if (rc < 0 && rc != -ECANCELED) {
 			snprintf(why, sizeof(why), "recovery on %s failed: %s", ask.uri, err_msg());
 			log_warn("post-copy: %s", why);
@@ -649,6 +646,10 @@ static int recover(struct incoming *in)
 	if (rc == 0) {
 		in->recover_asked_ns = ask.asked_ns;
 		log_info("post-copy: the source is back on %s", ask.uri);
+	}
+	if (rc == 0 && !postcopy_stats(in->post).left) { /* no page to flow: back is all */
+		in->ev->recovered(in->ev->opaque, (double)(time_now_ns() - ask.asked_ns) / 1e6);
+		in->recover_asked_ns = 0;
 	}
 	return rc;
 }

@@ -6,6 +6,7 @@
 #ifndef FERRY_MIGRATION_RECV_INCOMING_H
 #define FERRY_MIGRATION_RECV_INCOMING_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "migration/recv/dest.h"
@@ -21,7 +22,9 @@ struct incoming_progress {
 /* migrate-recover's answer to a broken post-copy link. */
 struct recover_ask {
 	char uri[256];	   /* where the source is to come back */
-	int wait_ms;	   /* how long to wait for it there */
+	int lfd;	   /* listening there already */
+	bool own_lfd;	   /* the taker closes it (not the --incoming one) */
+	int wait_ms;	   /* how long to wait for the source there */
 	uint64_t asked_ns; /* when migrate-recover came */
 };
 

@@ -1,6 +1,7 @@
 #include "migration/recv/postcopy.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,11 +16,20 @@
 #include "util/time.h"
 #include "vm/memory.h"
 #include "vm/uffd.h"
+#include "vm/vm.h"
 
 /* How often the fault thread looks up from the faults to see if it should stop. */
 #define FAULT_POLL_MS 50
 
+/* A vCPU waiting for a page, and how long it waited in all. */
+struct blocked {
+	uint64_t gfn1;	   /* the page + 1; 0: none (atomic) */
+	uint64_t since_ns; /* (atomic) */
+	uint64_t total_ns; /* (atomic) */
+};
+
 struct postcopy {
+	struct vm *vm;
 	const struct guest_mem *mem;
 	uint64_t npages;
 	struct uffd uffd;
@@ -33,7 +43,10 @@ struct postcopy {
 	struct postcopy_stats st; /* counters: atomic */
 	pthread_t thread;
 	bool started, stop;
+	struct blocked blocked[VM_MAX_VCPUS];
 };
+
+_Static_assert(PLACED_MAX_VCPUS >= VM_MAX_VCPUS, "PLACED has room for every vCPU");
 
 /* Forget every pending page, a run at a time. */
 static void forget_pending(struct postcopy *pc)
@@ -66,12 +79,42 @@ static uint64_t gfn_at(const struct postcopy *pc, uint64_t addr)
 	return pc->npages;
 }
 
-/* A fault at addr: into list (unless its page came, or was asked for, already). */
-static void note_fault(struct postcopy *pc, uint64_t addr, uint64_t *list, uint32_t *n)
+/* A vCPU's thread waits for page gfn from now (unless it did already). */
+static void vcpu_waits(struct postcopy *pc, int tid, uint64_t gfn)
 {
-	uint64_t gfn = gfn_at(pc, addr), never = 0;
+	int v = vm_vcpu_of_thread(pc->vm, tid);
+	struct blocked *b = v >= 0 ? &pc->blocked[v] : NULL;
+
+	if (!b || __atomic_load_n(&b->gfn1, __ATOMIC_ACQUIRE) == gfn + 1)
+		return;
+	__atomic_store_n(&b->since_ns, time_now_ns(), __ATOMIC_RELAXED);
+	__atomic_store_n(&b->gfn1, gfn + 1, __ATOMIC_RELEASE);
+}
+
+/* Page gfn is in place at now: the vCPUs that waited for it run on. */
+static void vcpus_run(struct postcopy *pc, uint64_t gfn, uint64_t now)
+{
+	for (unsigned v = 0; v < pc->vm->nr_vcpus; v++) {
+		struct blocked *b = &pc->blocked[v];
+		uint64_t want = gfn + 1;
+
+		if (__atomic_load_n(&b->gfn1, __ATOMIC_ACQUIRE) == want &&
+		    __atomic_compare_exchange_n(&b->gfn1, &want, 0, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_RELAXED))
+			__atomic_fetch_add(&b->total_ns,
+					   now - __atomic_load_n(&b->since_ns, __ATOMIC_RELAXED),
+					   __ATOMIC_RELAXED);
+	}
+}
+
+/* A fault: into list (unless its page came, or was asked for, already). */
+static void note_fault(struct postcopy *pc, const struct uffd_fault *f, uint64_t *list, uint32_t *n)
+{
+	uint64_t gfn = gfn_at(pc, f->addr), never = 0;
 
 	__atomic_fetch_add(&pc->st.faults, 1, __ATOMIC_RELAXED);
+	if (gfn < pc->npages && bitmap_test_atomic(pc->pending, gfn))
+		vcpu_waits(pc, f->tid, gfn);
 	if (gfn >= pc->npages || !bitmap_test_atomic(pc->pending, gfn) ||
 	    !__atomic_compare_exchange_n(&pc->asked_ns[gfn], &never, time_now_ns(), false,
 					 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
@@ -92,17 +135,18 @@ static int send_request(struct postcopy *pc, uint64_t *list, uint32_t n)
 static void *fault_thread(void *arg)
 {
 	struct postcopy *pc = arg;
-	uint64_t list[REQUEST_MAX_COUNT], addr;
+	uint64_t list[REQUEST_MAX_COUNT];
+	struct uffd_fault f;
 	int rc = 0;
 
 	pthread_setname_np(pthread_self(), "pc-faults");
 	while (rc == 0 && !__atomic_load_n(&pc->stop, __ATOMIC_ACQUIRE)) {
 		uint32_t n = 0;
 
-		rc = uffd_next_fault(&pc->uffd, FAULT_POLL_MS, &addr);
+		rc = uffd_next_fault(&pc->uffd, FAULT_POLL_MS, &f);
 		while (rc == 0) {
-			note_fault(pc, addr, list, &n);
-			rc = n < REQUEST_MAX_COUNT ? uffd_next_fault(&pc->uffd, 0, &addr) : 1;
+			note_fault(pc, &f, list, &n);
+			rc = n < REQUEST_MAX_COUNT ? uffd_next_fault(&pc->uffd, 0, &f) : 1;
 		}
 		if (rc == -ETIMEDOUT || rc == 1)
 			rc = 0;
@@ -114,10 +158,11 @@ static void *fault_thread(void *arg)
 	return NULL;
 }
 
-int postcopy_begin(const struct guest_mem *mem, uint64_t *pending, const uint64_t *hashes,
-		   struct chan *main, struct postcopy **out)
+int postcopy_begin(struct vm *vm, uint64_t *pending, const uint64_t *hashes, struct chan *main,
+		   struct postcopy **out)
 {
 	struct postcopy *pc = calloc(1, sizeof(*pc));
+	const struct guest_mem *mem = &vm->mem;
 	uint64_t npages = mem->size / FERRY_PAGE_SIZE, t0;
 	double forgot_ms;
 	int rc;
@@ -127,7 +172,8 @@ int postcopy_begin(const struct guest_mem *mem, uint64_t *pending, const uint64_
 		free(pending);
 		return err_set(-ENOMEM, "out of memory for post-copy");
 	}
-	*pc = (struct postcopy){ .mem = mem,
+	*pc = (struct postcopy){ .vm = vm,
+				 .mem = mem,
 				 .npages = npages,
 				 .pending = pending,
 				 .hashes = hashes,
@@ -175,8 +221,11 @@ static int say_placed(struct postcopy *pc)
 				     .pushed = s.pushed,
 				     .wait_p50_ns = latency_percentile_ns(&s.latency, 0.5),
 				     .wait_p99_ns = latency_percentile_ns(&s.latency, 0.99),
-				     .wait_max_ns = s.latency.max_ns };
-	struct iovec body = { &placed, sizeof(placed) };
+				     .wait_max_ns = s.latency.max_ns,
+				     .vcpus = s.vcpus };
+	struct iovec body = { &placed, offsetof(struct rec_placed, blocked_ns) + 8ull * s.vcpus };
+
+	memcpy(placed.blocked_ns, s.blocked_ns, sizeof(s.blocked_ns));
 
 	log_info("post-copy: every page is here");
 	return postcopy_send(pc, REC_PLACED, &body, 1);
@@ -189,6 +238,7 @@ static int count_placed(struct postcopy *pc, uint64_t gfn)
 
 	uint64_t now = time_now_ns(), never = 0;
 
+	vcpus_run(pc, gfn, now);
 	__atomic_compare_exchange_n(&pc->flowing_ns, &never, now, false, __ATOMIC_RELAXED,
 				    __ATOMIC_RELAXED);
 	if (asked) {
@@ -324,6 +374,9 @@ struct postcopy_stats postcopy_stats(struct postcopy *pc)
 	s.latency.count = __atomic_load_n(&pc->st.latency.count, __ATOMIC_RELAXED);
 	s.latency.sum_ns = __atomic_load_n(&pc->st.latency.sum_ns, __ATOMIC_RELAXED);
 	s.latency.max_ns = __atomic_load_n(&pc->st.latency.max_ns, __ATOMIC_RELAXED);
+	s.vcpus = pc->vm->nr_vcpus;
+	for (unsigned v = 0; v < s.vcpus; v++)
+		s.blocked_ns[v] = __atomic_load_n(&pc->blocked[v].total_ns, __ATOMIC_RELAXED);
 	return s;
 }
 

@@ -15,11 +15,12 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "stream/format.h"
 #include "util/latency.h"
 
 struct chan;
-struct guest_mem;
 struct postcopy;
+struct vm;
 
 struct postcopy_stats {
 	uint64_t pending;	/* pages still to come at the switch */
@@ -28,14 +29,16 @@ struct postcopy_stats {
 	uint64_t requests;	/* REQUEST records sent */
 	uint64_t asked, pushed; /* pages placed after a request, and without one */
 	struct latency latency; /* from a page's request to its placing */
+	uint32_t vcpus;
+	uint64_t blocked_ns[PLACED_MAX_VCPUS]; /* how long each vCPU waited for pages */
 };
 
-/* Take over pending (a bitmap of mem's pages, freed by postcopy_end),
+/* Take over pending (a bitmap of vm's pages, freed by postcopy_end),
  * forget those pages, watch them and start the fault thread; main is the
  * return path (writes on it go through postcopy_send from now on). hashes:
  * each page's hash to check before it is placed, or NULL. */
-int postcopy_begin(const struct guest_mem *mem, uint64_t *pending, const uint64_t *hashes,
-		   struct chan *main, struct postcopy **out);
+int postcopy_begin(struct vm *vm, uint64_t *pending, const uint64_t *hashes, struct chan *main,
+		   struct postcopy **out);
 /* Page gfn came (data NULL: zeros): place it, unless it is there already.
  * After the last pending page, PLACED goes out. 0 or -errno. */
 int postcopy_place(struct postcopy *pc, uint64_t gfn, const void *data);
