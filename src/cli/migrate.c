@@ -323,7 +323,10 @@ static void report_postcopy(json_t *p)
 	       num(p, "ms"), num(p, "pending_pages"), num(p, "pages_asked"), num(p, "requests"),
 	       num(p, "faults"), num(p, "fault_wait_p50_ms"), num(p, "fault_wait_p99_ms"),
 	       num(p, "fault_wait_max_ms"));
-	printf("            vCPUs blocked on pages (ms):");
+	printf("            a page's wait, count by microseconds:");
+	json_array_foreach(json_object_get(p, "fault_wait_hist"), i, ms)
+		printf(" <%.0f: %.0f", num(ms, "below_us"), num(ms, "count"));
+	printf("\n            vCPUs blocked on pages (ms):");
 	json_array_foreach(json_object_get(p, "vcpu_blocked_ms"), i, ms)
 		printf(" %.1f", json_number_value(ms));
 	printf("\n");

@@ -358,8 +358,15 @@ static json_t *postcopy_json(const struct postcopy_report *p)
 			  (double)p->placed.wait_p99_ns / 1e6, "fault_wait_max_ms",
 			  (double)p->placed.wait_max_ns / 1e6);
 
-	json_t *blocked = json_array();
+	json_t *blocked = json_array(), *hist = json_array();
 
+	for (unsigned k = 0; k < 32; k++)
+		if (p->placed.wait_hist[k])
+			json_array_append_new(hist, json_pack("{s:I,s:I}", "below_us",
+							      (json_int_t)1 << k, "count",
+							      (json_int_t)p->placed.wait_hist[k]));
+	json_object_set_new(r, "fault_wait_hist", hist);
+	json_object_set_new(r, "forget_ahead_ms", json_real(p->forget_ms));
 	for (uint32_t v = 0; v < p->placed.vcpus && v < PLACED_MAX_VCPUS; v++)
 		json_array_append_new(blocked, json_real((double)p->placed.blocked_ns[v] / 1e6));
 	json_object_set_new(r, "vcpu_blocked_ms", blocked);

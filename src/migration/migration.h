@@ -144,6 +144,7 @@ struct postcopy_report {
 	uint64_t requests;	  /* REQUEST records */
 	uint64_t requested_pages; /* pages they asked for */
 	struct rec_placed placed;
+	double forget_ms;    /* FORGET -> FORGOTTEN, the guest running here */
 	uint32_t recoveries; /* broken links taken up again (migrate --resume) */
 	double recover_ms;   /* the last: from migrate --resume to the link back */
 };

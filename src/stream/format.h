@@ -40,10 +40,12 @@ enum rec_type {
 	REC_ERROR = 18,
 	REC_READY = 19,
 	REC_RECEIVED = REC_OPTIONAL | 20,
-	REC_REQUEST = 21, /* post-copy: pages a thread of the destination waits for */
-	REC_PLACED = 22,  /* post-copy: every page is in place */
-	REC_RESUME = 23,  /* post-copy recovery: the source comes back to its migration */
-	REC_RECOVER = 24, /* post-copy recovery: which pages the destination still lacks */
+	REC_REQUEST = 21,   /* post-copy: pages a thread of the destination waits for */
+	REC_PLACED = 22,    /* post-copy: every page is in place */
+	REC_RESUME = 23,    /* post-copy recovery: the source comes back to its migration */
+	REC_RECOVER = 24,   /* post-copy recovery: which pages the destination still lacks */
+	REC_FORGET = 25,    /* before the switch to post-copy: pages certain to be still to come */
+	REC_FORGOTTEN = 26, /* the destination forgot them */
 };
 
 enum page_encoding {
@@ -180,6 +182,7 @@ struct rec_placed {
 	uint64_t faults;	/* page faults read */
 	uint64_t asked, pushed; /* pages placed after a request, and without one */
 	uint64_t wait_p50_ns, wait_p99_ns, wait_max_ns; /* from a request to its page */
+	uint64_t wait_hist[32]; /* [k]: waits under 2^k us (and at least 2^(k-1)) */
 	uint32_t vcpus;
 	uint32_t reserved;
 	uint64_t blocked_ns[PLACED_MAX_VCPUS]; /* how long each vCPU waited for pages */
@@ -214,7 +217,7 @@ _Static_assert(sizeof(struct rec_error) == 8, "ERROR fixed part");
 _Static_assert(sizeof(struct rec_postcopy) == 16, "POSTCOPY fixed part");
 _Static_assert(sizeof(struct rec_resume) == 24, "RESUME");
 _Static_assert(sizeof(struct rec_request) == 8, "REQUEST fixed part");
-_Static_assert(offsetof(struct rec_placed, blocked_ns) == 56, "PLACED fixed part");
+_Static_assert(offsetof(struct rec_placed, blocked_ns) == 312, "PLACED fixed part");
 
 static inline uint32_t rec_padded(uint32_t length)
 {

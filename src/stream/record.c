@@ -113,6 +113,7 @@ static int length_bounds(uint32_t type, uint32_t *min, uint32_t *max)
 		return 0;
 	case REC_POSTCOPY:
 	case REC_RECOVER:
+	case REC_FORGET:
 		*min = sizeof(struct rec_postcopy) + 8;
 		*max = sizeof(struct rec_postcopy) + POSTCOPY_MAX_COUNT / 8;
 		return 0;
@@ -132,6 +133,7 @@ static int length_bounds(uint32_t type, uint32_t *min, uint32_t *max)
 	case REC_LOADED:
 	case REC_RESUMED:
 	case REC_READY:
+	case REC_FORGOTTEN:
 		*min = *max = 0;
 		return 0;
 	case REC_ERROR:
@@ -465,6 +467,12 @@ int rec_parse_recover(const void *body, uint32_t len, uint64_t npages, uint64_t 
 		      struct postcopy_view *out)
 {
 	return parse_pending("RECOVER", body, len, npages, next_gfn, out);
+}
+
+int rec_parse_forget(const void *body, uint32_t len, uint64_t npages, uint64_t next_gfn,
+		     struct postcopy_view *out)
+{
+	return parse_pending("FORGET", body, len, npages, next_gfn, out);
 }
 
 int rec_parse_resume(const void *body, uint32_t len, struct rec_resume *out)

@@ -90,9 +90,11 @@ int rec_parse_hashes(const void *body, uint32_t len, uint64_t npages, struct has
 /* A POSTCOPY record; next_gfn is where the previous one ended (0 first). */
 int rec_parse_postcopy(const void *body, uint32_t len, uint64_t npages, uint64_t next_gfn,
 		       struct postcopy_view *out);
-/* RECOVER: the same layout as POSTCOPY. */
+/* RECOVER and FORGET: the same layout as POSTCOPY. */
 int rec_parse_recover(const void *body, uint32_t len, uint64_t npages, uint64_t next_gfn,
 		      struct postcopy_view *out);
+int rec_parse_forget(const void *body, uint32_t len, uint64_t npages, uint64_t next_gfn,
+		     struct postcopy_view *out);
 int rec_parse_resume(const void *body, uint32_t len, struct rec_resume *out);
 int rec_parse_request(const void *body, uint32_t len, uint64_t npages, struct request_view *out);
 int rec_parse_placed(const void *body, uint32_t len, struct rec_placed *out);

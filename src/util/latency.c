@@ -54,3 +54,16 @@ uint64_t latency_percentile_ns(const struct latency *l, double p)
 	}
 	return max;
 }
+
+void latency_pow2(const struct latency *l, uint64_t hist[LATENCY_POW2])
+{
+	for (unsigned k = 0; k < LATENCY_POW2; k++)
+		hist[k] = 0;
+	for (unsigned b = 0; b < LATENCY_BUCKETS; b++) {
+		/* Under 4 us: 0, 1, 2-3 us; then the four of [2^e, 2^(e+1)) us. */
+		unsigned k = b < 4 ? (b < 2 ? b : 2) : b / 4 + 1;
+
+		hist[k < LATENCY_POW2 ? k : LATENCY_POW2 - 1] +=
+			__atomic_load_n(&l->bucket[b], __ATOMIC_RELAXED);
+	}
+}

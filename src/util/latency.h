@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #define LATENCY_BUCKETS 128 /* up to 2^32 us */
+#define LATENCY_POW2	32  /* the coarse histogram's buckets */
 
 struct latency {
 	uint64_t count, sum_ns, max_ns;
@@ -17,5 +18,8 @@ struct latency {
 void latency_add(struct latency *l, uint64_t ns);
 /* The latency p (0..1) of the samples lie under, in ns; 0 without any. */
 uint64_t latency_percentile_ns(const struct latency *l, double p);
+/* The same samples a power of two to a bucket: hist[k] counts those under
+ * 2^k us and (k > 0) at least 2^(k-1) us; the last bucket also all above. */
+void latency_pow2(const struct latency *l, uint64_t hist[LATENCY_POW2]);
 
 #endif

@@ -7,8 +7,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "util/bitmap.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/page.h"
 #include "util/time.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -205,6 +207,32 @@ void mem_forget(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
 		fallocate(mem->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)gpa,
 			  (off_t)len);
 	madvise(host, len, MADV_DONTNEED);
+}
+
+static bool to_forget(const uint64_t *bits, const uint64_t *except, uint64_t g)
+{
+	return bitmap_test(bits, g) && !(except && bitmap_test(except, g));
+}
+
+void mem_forget_set(const struct guest_mem *mem, const uint64_t *bits, const uint64_t *except,
+		    uint64_t npages)
+{
+	uint64_t g = bitmap_next(bits, npages, 0);
+
+	while (g < npages) {
+		uint64_t end = g + 1;
+
+		if (to_forget(bits, except, g)) {
+			while (end < npages && to_forget(bits, except, end) &&
+			       mem_host(mem, end * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE) ==
+				       (uint8_t *)mem_host(mem, g * FERRY_PAGE_SIZE,
+							   FERRY_PAGE_SIZE) +
+					       (end - g) * FERRY_PAGE_SIZE)
+				end++;
+			mem_forget(mem, g * FERRY_PAGE_SIZE, (end - g) * FERRY_PAGE_SIZE);
+		}
+		g = bitmap_next(bits, npages, end);
+	}
 }
 
 void *mem_host(const struct guest_mem *mem, uint64_t gpa, uint64_t len)

@@ -59,6 +59,10 @@ void mem_release(struct guest_mem *mem);
 /* Forget [gpa, gpa + len), inside one region: its pages are not there
  * until touched (or, watched by vm/uffd.h, until placed). */
 void mem_forget(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
+/* mem_forget every page set in bits but not in except (may be NULL), of
+ * npages, a run at a time. */
+void mem_forget_set(const struct guest_mem *mem, const uint64_t *bits, const uint64_t *except,
+		    uint64_t npages);
 /* Host address of [gpa, gpa + len), or NULL if it is not all guest RAM. */
 void *mem_host(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
 const char *mem_backend_name(enum mem_backend backend);

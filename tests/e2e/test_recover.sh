@@ -7,8 +7,8 @@
 # (--verify checks each page placed, the guest its own).
 # - Cut at several points of post-copy (tests/e2e/proxy.c --cut): early,
 #   half-way, among the last pages.
-# - A resume to a dead URI first: that try fails, both sides stay paused,
-#   and the right URI then works; migrate-recover refuses a URI it cannot
+# - A resume to a dead URI, then to a wrong one (another destination): each
+#   try fails, both sides stay paused, and the right URI then works; migrate-recover refuses a URI it cannot
 #   listen on (and is listening when it answers: the source may come at once).
 # - migrate-recover on a destination with nothing paused, and --resume with
 #   other flags, are refused with a sentence.
@@ -68,6 +68,14 @@ wait_incoming dst postcopy-paused
 json_field "$TMP/resume.json" "j['reason']" | grep -q "resuming on unix:$TMP/dead.sock failed" ||
 	fail "the failed try's reason: $(json_field "$TMP/resume.json" "j.get('reason')")"
 note "dead URI: $(json_field "$TMP/resume.json" "j['reason']")"
+# A wrong one: another destination, waiting for a migration of its own.
+vm dst2 --incoming "unix:$TMP/dst2-in.sock"
+"$FERRY" migrate --control "$TMP/src.sock" --resume --to "unix:$TMP/dst2-in.sock" --json >"$TMP/resume.json" 2>"$TMP/resume.err"
+[ $? -eq 5 ] || fail "a resume to another destination did not exit 5: $(cat "$TMP/resume.err")"
+json_field "$TMP/resume.json" "j['reason']" | grep -q "destination refused: .*RESUME came where CONFIG was due" ||
+	fail "the wrong try's reason: $(json_field "$TMP/resume.json" "j.get('reason')")"
+note "wrong URI: $(json_field "$TMP/resume.json" "j['reason']")"
+wait_incoming dst2
 [ "$(status_field dst "j['incoming']['phase']")" = postcopy-paused ] || fail "the destination is not paused"
 ctl dst migrate-recover '{"uri": "unix:/nonexistent/x.sock"}' 2>&1 | grep -q "cannot listen on /nonexistent/x.sock" ||
 	fail "migrate-recover on a URI it cannot listen on was not refused"
@@ -82,7 +90,6 @@ expect_guest_ok dst
 kill_vm src
 
 note "cut early"
-vm dst2 --incoming "unix:$TMP/dst2-in.sock"
 cut_and_recover dst dst2 20
 kill_vm dst
 

@@ -75,6 +75,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    (uint8_t *)(post.bits + (post.count + 63) / 64) != body + hdr.length)
 			abort(); /* the bits must end exactly at the body's end */
 		break;
+	case REC_FORGET:
+		if (rec_parse_forget(body, hdr.length, 1 << 18, 0, &post) == 0 &&
+		    (uint8_t *)(post.bits + (post.count + 63) / 64) != body + hdr.length)
+			abort();
+		break;
 	case REC_RECOVER:
 		if (rec_parse_recover(body, hdr.length, 1 << 18, 0, &post) == 0 &&
 		    (uint8_t *)(post.bits + (post.count + 63) / 64) != body + hdr.length)

@@ -73,6 +73,25 @@ static void check_fetch(enum mem_backend backend)
 	mem_destroy(&mem);
 }
 
+/* A set of pages forgotten, but the ones excepted: the others keep their
+ * contents. */
+static void test_forget_set(void **unused)
+{
+	struct guest_mem mem;
+	uint64_t bits[1] = { 1u << 1 | 1u << 2 | 1u << 5 }, except[1] = { 1u << 2 };
+
+	(void)unused;
+	assert_int_equal(mem_create(&mem, PAGES * FERRY_PAGE_SIZE * 64ull, MEM_ANON), 0);
+	for (unsigned g = 0; g < 8; g++)
+		memset(mem_host(&mem, g * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE), 0x40 + g,
+		       FERRY_PAGE_SIZE);
+	mem_forget_set(&mem, bits, except, 8);
+	for (unsigned g = 0; g < 8; g++)
+		assert_int_equal(*(uint8_t *)mem_host(&mem, g * FERRY_PAGE_SIZE + 100, 1),
+				 g == 1 || g == 5 ? 0 : 0x40 + g);
+	mem_destroy(&mem);
+}
+
 static void test_anon(void **unused)
 {
 	(void)unused;
@@ -97,6 +116,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_anon),
+		cmocka_unit_test(test_forget_set),
 		cmocka_unit_test(test_memfd),
 		cmocka_unit_test(test_hugetlb_refused),
 	};

@@ -1,10 +1,10 @@
 #include "migration/recv/incoming.h"
+#include "migration/recv/incoming_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "migration/handshake.h"
 #include "migration/recv/apply.h"
@@ -19,8 +19,6 @@
 #include "util/hash.h"
 #include "util/log.h"
 #include "util/size.h"
-#include "util/time.h"
-#include "vm/guest_status.h"
 #include "vm/prefault.h"
 #include "vm/state.h"
 #include "vm/uffd.h"
@@ -28,44 +26,9 @@
 /* How long a running vCPU may take to beat after the guest starts here. */
 #define FELT_WAIT_MS 1000
 
-struct incoming {
-	const struct mig_dest_opts *o;
-	const struct incoming_events *ev;
-	int lfd;
-	const char *uri;
-	struct chan *chan;
-	struct wire_buf buf;
-	struct rec_header hdr;
-	struct handshake hello;
-	struct vm *vm;
-	struct ready_mem *ready; /* memory made ready before the source came */
-	bool lent;		 /* the VM borrows it */
-	uint64_t npages;
-	uint8_t *state; /* STATE body, kept until END */
-	size_t state_len;
-	uint64_t *hashes;  /* HASHES, one per page, when verifying */
-	uint64_t *hashed;  /* bitmap of pages with a hash */
-	uint64_t *written; /* pages the stream wrote; the others are still zero */
-	uint64_t *damaged; /* pages whose newest copy failed its hash (apply.h) */
-	uint32_t waiting;  /* channels waiting for the link (chan.waiting) */
-	uint64_t heard;	   /* bytes all channels received (chan.company) */
-	struct prefault *prefault;
-	struct receivers *rx;	    /* the data channels */
-	struct page_writer pages;   /* the main channel's pages */
-	uint32_t round;		    /* rounds ended on the main channel */
-	uint64_t round_start_pages; /* main-channel pages before this round */
-	uint64_t announced_pages;   /* by the ROUND records so far */
-	uint64_t *pending;	    /* POSTCOPY: pages still to come, until the switch */
-	uint64_t pending_next;	    /* where the next POSTCOPY record starts */
-	uint32_t pending_round;	    /* the round they come in */
-	struct postcopy *post;	    /* after the switch to post-copy */
-	struct urgent *urgent;	    /* post-copy's asked-for pages */
-	uint64_t recover_asked_ns;  /* migrate-recover took the link up again */
-};
-
 /* A record on the main channel; after the switch to post-copy the fault
  * thread writes there too. */
-static int say(struct incoming *in, uint32_t type, const struct iovec *body, int n)
+int incoming_say(struct incoming *in, uint32_t type, const struct iovec *body, int n)
 {
 	if (in->post)
 		return postcopy_send(in->post, type, body, n);
@@ -91,13 +54,8 @@ static int channel_error(struct incoming *in, int rc)
 	return rc;
 }
 
-static bool is_page_batch(uint32_t type)
-{
-	return type == REC_PAGES || type == REC_LPAGES || type == REC_ZPAGES;
-}
-
 /* The next record; the body of a page batch is left to load_pages. */
-static int next_record(struct incoming *in)
+int incoming_next_record(struct incoming *in)
 {
 	int rc = wire_recv_header(in->chan, &in->hdr, &in->buf);
 
@@ -222,7 +180,7 @@ static int open_migration(struct incoming *in)
 	return wire_send_empty(in->chan, REC_READY);
 }
 
-static int load_pages(struct incoming *in)
+int incoming_load_pages(struct incoming *in)
 {
 	int rc;
 
@@ -311,7 +269,7 @@ static int send_account(struct incoming *in)
 		acct[0] = (struct rec_received_chan){ .bytes = in->chan->bytes_received,
 						      .batches = in->pages.batches,
 						      .decompress_ns = in->pages.decompress_ns };
-	return say(in, REC_RECEIVED, body, 2);
+	return incoming_say(in, REC_RECEIVED, body, 2);
 }
 
 static int keep_state(struct incoming *in)
@@ -372,7 +330,7 @@ static int verify_pages(struct incoming *in)
 }
 
 /* Restore the state and check the hashes. */
-static int restore_machine(struct incoming *in)
+int incoming_restore(struct incoming *in)
 {
 	int rc;
 
@@ -390,12 +348,12 @@ static int restore_machine(struct incoming *in)
 
 /* LOADED, after the channels' account (RECEIVED) unless they still
  * receive: in post-copy they do. */
-static int say_loaded(struct incoming *in)
+int incoming_say_loaded(struct incoming *in)
 {
 	int rc = in->post ? 0 : send_account(in);
 
 	if (rc == 0)
-		rc = say(in, REC_LOADED, NULL, 0);
+		rc = incoming_say(in, REC_LOADED, NULL, 0);
 	if (rc == 0)
 		in->ev->loaded(in->ev->opaque);
 	return rc;
@@ -404,79 +362,9 @@ static int say_loaded(struct incoming *in)
 /* END: restore, check, answer LOADED. */
 static int load_machine(struct incoming *in)
 {
-	int rc = restore_machine(in);
+	int rc = incoming_restore(in);
 
-	return rc < 0 ? rc : say_loaded(in);
-}
-
-/* Post-copy's urgent channel: the source joined it before POSTCOPY (or
- * RECOVER) on lfd, listening on uri. Quiet while nothing is asked for; the
- * other channels keep it company. */
-static int accept_urgent(struct incoming *in, int lfd, const char *uri, struct chan *c)
-{
-	int rc = chan_accept(c, lfd, uri, (int)in->o->io_timeout_ms, in->chan->cancel);
-
-	if (rc == 0) {
-		c->timeout_ms = (int)in->o->io_timeout_ms;
-		c->company = in->chan->company = &in->heard;
-		rc = handshake_check_urgent(c, &in->hello.channels);
-		if (rc < 0)
-			chan_close(c);
-	}
-	return rc < 0 ? err_wrap(rc, "the urgent channel") : 0;
-}
-
-/* The last POSTCOPY record: every page but the pending ones is the
- * source's as it paused, once the data channels have ended the rounds
- * before. Restore and check what is here (nothing touches a pending page
- * before it is watched), watch the rest, answer LOADED. */
-static int switch_to_postcopy(struct incoming *in)
-{
-	int rc = in->rx ? receivers_wait_rounds(in->rx, in->round, (int)in->o->io_timeout_ms) : 0;
-	struct chan urgent;
-
-	if (rc == 0 && in->pending_round != in->round)
-		rc = err_set(-EPROTO, "POSTCOPY's pages come in round %u while round %u is next",
-			     in->pending_round, in->round);
-	if (rc == 0)
-		rc = restore_machine(in);
-	if (rc == 0)
-		rc = accept_urgent(in, in->lfd, in->uri, &urgent);
-	if (rc < 0)
-		return rc;
-	rc = postcopy_begin(in->vm, in->pending, in->hashes, in->chan, &in->post);
-	in->pending = NULL; /* post-copy's now */
-	if (rc == 0)
-		rc = urgent_start(&urgent, &in->vm->mem, in->post, in->written, in->damaged,
-				  in->round, in->chan, &in->urgent);
-	else
-		chan_close(&urgent);
-	if (rc < 0)
-		return rc;
-	in->pages.place = in->post;
-	if (in->rx)
-		receivers_place(in->rx, in->post);
-	return say_loaded(in);
-}
-
-/* POSTCOPY: the pages still to come, a record at a time; the last one
- * switches. */
-static int take_pending(struct incoming *in)
-{
-	struct postcopy_view v;
-	int rc;
-
-	if (!(in->hello.config.flags & CONFIG_POSTCOPY))
-		return err_set(-EPROTO, "POSTCOPY arrived but CONFIG did not allow post-copy");
-	rc = rec_parse_postcopy(in->buf.data, in->hdr.length, in->npages, in->pending_next, &v);
-	if (rc < 0)
-		return rc;
-	if (!in->pending && !(in->pending = calloc(BITMAP_WORDS(in->npages), 8)))
-		return err_set(-ENOMEM, "out of memory for post-copy");
-	memcpy(in->pending + v.first_gfn / 64, v.bits, 8 * ((v.count + 63ull) / 64));
-	in->pending_next += v.count;
-	in->pending_round = v.round;
-	return in->pending_next == in->npages ? switch_to_postcopy(in) : 0;
+	return rc < 0 ? rc : incoming_say_loaded(in);
 }
 
 /* COMMIT: start the guest, unless the destination refuses it now; then
@@ -497,7 +385,7 @@ static int start_guest(struct incoming *in)
 		return rc;
 	/* The guest runs here now, whatever happens to the answer: a source
 	 * that misses it stays paused (unknown). */
-	if (say(in, REC_RESUMED, NULL, 0) < 0)
+	if (incoming_say(in, REC_RESUMED, NULL, 0) < 0)
 		log_warn("the guest runs here, but the source did not hear RESUMED: %s", err_msg());
 	if (in->post)
 		return 0;
@@ -517,15 +405,17 @@ static int take(struct incoming *in)
 	case REC_PAGES:
 	case REC_LPAGES:
 	case REC_ZPAGES:
-		return load_pages(in);
+		return incoming_load_pages(in);
 	case REC_ROUND:
 		return end_round(in);
 	case REC_STATE:
 		return keep_state(in);
 	case REC_HASHES:
 		return keep_hashes(in);
+	case REC_FORGET:
+		return incoming_forget(in);
 	case REC_POSTCOPY:
-		return take_pending(in);
+		return incoming_take_pending(in);
 	case REC_END: {
 		int rc = end_channels(in);
 
@@ -540,155 +430,6 @@ static int take(struct incoming *in)
 		       rec_type_name(in->hdr.type));
 }
 
-/* Pages flow again after a recovery: say how soon. */
-static void note_flowing(struct incoming *in)
-{
-	uint64_t t = postcopy_flowing_ns(in->post);
-
-	if (!in->recover_asked_ns || !t)
-		return;
-	in->ev->recovered(in->ev->opaque, (double)(t - in->recover_asked_ns) / 1e6);
-	in->recover_asked_ns = 0;
-}
-
-/* The guest running: pages (asked for, or pushed on the main channel) until
- * END, which follows PLACED; or the link breaks. */
-static int receive_until_end(struct incoming *in)
-{
-	int rc = 0;
-
-	while (rc == 0 && in->hdr.type != REC_END) {
-		rc = next_record(in);
-		if (rc == 0 && is_page_batch(in->hdr.type))
-			rc = load_pages(in);
-		else if (rc == 0 && in->hdr.type != REC_END)
-			rc = err_set(-EPROTO, "unexpected %s record during post-copy",
-				     rec_type_name(in->hdr.type));
-		if (rc == 0)
-			rc = postcopy_error(in->post);
-		note_flowing(in);
-	}
-	if (rc < 0 && urgent_error(in->urgent) < 0) /* it broke this channel's read */
-		rc = urgent_error(in->urgent);
-	if (rc == 0)
-		rc = urgent_finish(in->urgent);
-	if (rc == 0 && in->rx)
-		rc = receivers_finish(in->rx);
-	return rc;
-}
-
-/* The link broke: let go of every channel. The guest runs on; a vCPU that
- * touches a missing page waits. */
-static void drop_links(struct incoming *in)
-{
-	postcopy_detach(in->post);
-	urgent_free(in->urgent);
-	in->urgent = NULL;
-	receivers_free(in->rx);
-	in->rx = NULL;
-	in->chan->company = NULL;
-	chan_close(in->chan);
-	in->hdr.type = 0;
-}
-
-/* A source that comes back to ask->uri: this migration's (RESUME), told
- * which pages are still to come (RECOVER); its urgent channel joins. The
- * rest comes on the main channel. */
-static int reconnect(struct incoming *in, const struct recover_ask *ask)
-{
-	struct chan urgent;
-	int rc = chan_accept(in->chan, ask->lfd, ask->uri, ask->wait_ms, in->chan->cancel);
-
-	if (rc < 0)
-		return rc;
-	in->chan->timeout_ms = (int)in->o->io_timeout_ms;
-	rc = handshake_check_resume(in->chan, in->hello.id, in->hello.channels.token);
-	if (rc == 0)
-		rc = wire_send_pending(in->chan, REC_RECOVER, postcopy_pending(in->post),
-				       in->npages, in->round);
-	if (rc == 0)
-		rc = accept_urgent(in, ask->lfd, ask->uri, &urgent);
-	if (rc < 0) {
-		handshake_refuse(in->chan, rc, err_msg());
-		chan_close(in->chan);
-		return rc;
-	}
-	rc = urgent_start(&urgent, &in->vm->mem, in->post, in->written, in->damaged, in->round,
-			  in->chan, &in->urgent);
-	return rc == 0 ? postcopy_attach(in->post, in->chan) : rc;
-}
-
-/* Wait for migrate-recover and the source, as many tries as it takes,
- * until the link is back or the guest is given up. */
-static int recover(struct incoming *in)
-{
-	char why[512];
-	struct recover_ask ask = { .lfd = -1 };
-	int rc;
-
-	snprintf(why, sizeof(why), "%s", err_msg());
-	log_warn("post-copy: the link to the source broke (%s); the guest runs on here, and a "
-		 "vCPU that needs a page still to come waits: migrate-recover takes it up again",
-		 why);
-	drop_links(in);
-	do {
-		rc = in->ev->paused(in->ev->opaque, why, &ask);
-		if (rc == 0)
-			rc = reconnect(in, &ask);
-		if (ask.own_lfd && ask.lfd >= 0)
-			close(ask.lfd);
-		ask.lfd = -1;
-		if (rc < 0 && rc != -ECANCELED) {
-			snprintf(why, sizeof(why), "recovery on %s failed: %s", ask.uri, err_msg());
-			log_warn("post-copy: %s", why);
-		}
-	} while (rc < 0 && rc != -ECANCELED);
-	if (rc == 0) {
-		in->recover_asked_ns = ask.asked_ns;
-		log_info("post-copy: the source is back on %s", ask.uri);
-	}
-	if (rc == 0 && !postcopy_stats(in->post).left) { /* no page to flow: back is all */
-		in->ev->recovered(in->ev->opaque, (double)(time_now_ns() - ask.asked_ns) / 1e6);
-		in->recover_asked_ns = 0;
-	}
-	return rc;
-}
-
-/* After the switch to post-copy, the guest running: the pages still to
- * come, through as many broken links as migrate-recover mends. */
-static int receive_pending(struct incoming *in)
-{
-	struct postcopy_stats st;
-	struct felt f = { 0 };
-	int rc = postcopy_running(in->post);
-
-	if (rc == 0)
-		rc = receive_until_end(in);
-	while (rc < 0 && chan_broken(rc) && postcopy_error(in->post) == 0) {
-		rc = recover(in);
-		if (rc == 0)
-			rc = receive_until_end(in);
-	}
-	st = postcopy_stats(in->post);
-	if (rc == 0 && st.left)
-		rc = err_set(-EPROTO, "the source ended post-copy with %llu pages still to come",
-			     (unsigned long long)st.left);
-	if (rc < 0)
-		return err_wrap(rc, "post-copy broke after the guest started here, and without "
-				    "the pages still to come it is lost");
-	f.stall_max_ms = guest_stall_max_ms(in->vm); /* every page is here: no fault */
-	f.stall_known = true;
-	log_info("post-copy: %llu pages came after the switch, %llu of them asked for "
-		 "(%llu faults); the wait for one: p50 %.3f ms, p99 %.3f ms, max %.3f ms; "
-		 "the guest's longest stall: %.1f ms",
-		 (unsigned long long)st.pending, (unsigned long long)st.asked,
-		 (unsigned long long)st.faults, latency_percentile_ns(&st.latency, 0.5) / 1e6,
-		 latency_percentile_ns(&st.latency, 0.99) / 1e6, st.latency.max_ns / 1e6,
-		 f.stall_max_ms);
-	in->ev->felt(in->ev->opaque, &f);
-	return 0;
-}
-
 /* Records until END and LOADED (or the switch to post-copy); then COMMIT
  * and only COMMIT; in post-copy, the pages still to come. */
 static int receive(struct incoming *in)
@@ -696,20 +437,20 @@ static int receive(struct incoming *in)
 	int rc;
 
 	do {
-		rc = next_record(in);
+		rc = incoming_next_record(in);
 		if (rc == 0)
 			rc = take(in);
 	} while (rc == 0 && in->hdr.type != REC_END && !in->post);
 	if (rc < 0)
 		return rc;
-	rc = next_record(in);
+	rc = incoming_next_record(in);
 	if (rc < 0)
 		return err_wrap(rc, "no COMMIT after LOADED");
 	if (in->hdr.type != REC_COMMIT)
 		return err_set(-EPROTO, "%s after LOADED; only COMMIT may follow",
 			       rec_type_name(in->hdr.type));
 	rc = start_guest(in);
-	return rc == 0 && in->post ? receive_pending(in) : rc;
+	return rc == 0 && in->post ? incoming_receive_pending(in) : rc;
 }
 
 /* Let go of the attempt; the VM too unless it runs (keep_vm). Memory it
@@ -737,6 +478,7 @@ static void discard(struct incoming *in, bool keep_vm)
 	free(in->hashes);
 	free(in->hashed);
 	free(in->pending);
+	free(in->forgotten);
 	wire_buf_free(&in->buf);
 }
 

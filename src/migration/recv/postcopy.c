@@ -47,24 +47,8 @@ struct postcopy {
 };
 
 _Static_assert(PLACED_MAX_VCPUS >= VM_MAX_VCPUS, "PLACED has room for every vCPU");
-
-/* Forget every pending page, a run at a time. */
-static void forget_pending(struct postcopy *pc)
-{
-	uint64_t g = bitmap_next(pc->pending, pc->npages, 0);
-
-	while (g < pc->npages) {
-		uint64_t end = g + 1;
-
-		while (end < pc->npages && bitmap_test(pc->pending, end) &&
-		       mem_host(pc->mem, end * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE) ==
-			       (uint8_t *)mem_host(pc->mem, g * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE) +
-				       (end - g) * FERRY_PAGE_SIZE)
-			end++;
-		mem_forget(pc->mem, g * FERRY_PAGE_SIZE, (end - g) * FERRY_PAGE_SIZE);
-		g = bitmap_next(pc->pending, pc->npages, end);
-	}
-}
+_Static_assert(sizeof(((struct rec_placed *)0)->wait_hist) == 8 * LATENCY_POW2,
+	       "PLACED carries the whole histogram");
 
 /* The guest page at host address addr, or npages if none. */
 static uint64_t gfn_at(const struct postcopy *pc, uint64_t addr)
@@ -158,8 +142,8 @@ static void *fault_thread(void *arg)
 	return NULL;
 }
 
-int postcopy_begin(struct vm *vm, uint64_t *pending, const uint64_t *hashes, struct chan *main,
-		   struct postcopy **out)
+int postcopy_begin(struct vm *vm, uint64_t *pending, const uint64_t *forgotten,
+		   const uint64_t *hashes, struct chan *main, struct postcopy **out)
 {
 	struct postcopy *pc = calloc(1, sizeof(*pc));
 	const struct guest_mem *mem = &vm->mem;
@@ -185,8 +169,10 @@ int postcopy_begin(struct vm *vm, uint64_t *pending, const uint64_t *hashes, str
 	pc->asked_ns = calloc(npages, 8);
 	if (!pc->asked_ns)
 		return err_set(-ENOMEM, "out of memory for post-copy");
+	/* The switch's pause pays for it: freeing present pages, all of them
+	 * on a preallocated destination. Hence FORGET, before it. */
 	t0 = time_now_ns();
-	forget_pending(pc); /* the switch's pause pays for it: freeing present pages */
+	mem_forget_set(mem, pending, forgotten, npages);
 	forgot_ms = time_ms_since(t0);
 	rc = uffd_open(&pc->uffd, mem);
 	if (rc < 0)
@@ -226,6 +212,7 @@ static int say_placed(struct postcopy *pc)
 	struct iovec body = { &placed, offsetof(struct rec_placed, blocked_ns) + 8ull * s.vcpus };
 
 	memcpy(placed.blocked_ns, s.blocked_ns, sizeof(s.blocked_ns));
+	latency_pow2(&s.latency, placed.wait_hist);
 
 	log_info("post-copy: every page is here");
 	return postcopy_send(pc, REC_PLACED, &body, 1);

@@ -34,11 +34,12 @@ struct postcopy_stats {
 };
 
 /* Take over pending (a bitmap of vm's pages, freed by postcopy_end),
- * forget those pages, watch them and start the fault thread; main is the
+ * forget those pages (but the ones in forgotten, if not NULL: gone
+ * already), watch them and start the fault thread; main is the
  * return path (writes on it go through postcopy_send from now on). hashes:
  * each page's hash to check before it is placed, or NULL. */
-int postcopy_begin(struct vm *vm, uint64_t *pending, const uint64_t *hashes, struct chan *main,
-		   struct postcopy **out);
+int postcopy_begin(struct vm *vm, uint64_t *pending, const uint64_t *forgotten,
+		   const uint64_t *hashes, struct chan *main, struct postcopy **out);
 /* Page gfn came (data NULL: zeros): place it, unless it is there already.
  * After the last pending page, PLACED goes out. 0 or -errno. */
 int postcopy_place(struct postcopy *pc, uint64_t gfn, const void *data);

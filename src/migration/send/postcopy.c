@@ -169,6 +169,22 @@ static int run_postcopy(struct mig_source *m, const uint64_t *hot, uint32_t roun
 	return rc;
 }
 
+/* FORGET: the pages still to send now will be still to come at the switch
+ * (nothing more goes before it); the destination forgets them while the
+ * guest runs here, rather than in the switch's pause. */
+static int forget_ahead(struct mig_source *m, uint32_t round)
+{
+	uint64_t t0 = time_now_ns();
+	int rc = wire_send_pending(&m->chan, REC_FORGET, m->dirty, m->npages, round);
+
+	if (rc == 0)
+		rc = handshake_expect(&m->chan, REC_FORGOTTEN, NULL, NULL);
+	pthread_mutex_lock(&m->lock);
+	m->stats.postcopy.forget_ms = time_ms_since(t0);
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
 /* Pause the guest; the pages it dirtied last go into hot, and with the
  * rest still to come. */
 static int pause_and_sync(struct mig_source *m, uint64_t *hot, struct mig_phases *ph, uint64_t *t)
@@ -186,8 +202,8 @@ static int pause_and_sync(struct mig_source *m, uint64_t *hot, struct mig_phases
 	return 0;
 }
 
-/* Paused: the state, the hashes, which pages are still to come; LOADED;
- * COMMIT; then those pages (run_postcopy). */
+/* FORGET ahead; then paused: the state, the hashes, which pages are still
+ * to come; LOADED; COMMIT; then those pages (run_postcopy). */
 int postcopy_switch(struct mig_source *m, uint32_t round)
 {
 	struct rec_received_chan received[CHANNELS_MAX] = { 0 };
@@ -196,7 +212,9 @@ int postcopy_switch(struct mig_source *m, uint32_t round)
 	uint64_t *hot = calloc(BITMAP_WORDS(m->npages), 8);
 	int rc = hot ? 0 : err_set(-ENOMEM, "out of memory for post-copy");
 
-	m->pause_ns = t;
+	if (rc == 0)
+		rc = forget_ahead(m, round);
+	m->pause_ns = t = time_now_ns();
 	if (rc == 0)
 		rc = pause_and_sync(m, hot, &ph, &t);
 	if (rc < 0) {
