@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "migration/send/recover.h"
 #include "migration/send/requests.h"
 #include "migration/send/source_internal.h"
 #include "migration/wire.h"
@@ -110,7 +111,10 @@ static int push_pending(struct mig_source *m, struct requests *rq, const uint64_
 	return rc == 0 ? wire_send_empty(&m->chan, REC_END) : rc;
 }
 
-int postcopy_serve(struct mig_source *m, const uint64_t *hot, uint32_t round, uint64_t pending)
+/* One link's part of post-copy, the guest running there: push the pages
+ * still to come (m->dirty; hot ones first, if hot), answer the ones asked
+ * for, until PLACED; END. 0, or -errno with the reason. */
+static int serve(struct mig_source *m, const uint64_t *hot, uint32_t round, uint64_t pending)
 {
 	struct requests *rq = NULL;
 	struct requests_stats st = { 0 };
@@ -146,7 +150,7 @@ int postcopy_serve(struct mig_source *m, const uint64_t *hot, uint32_t round, ui
 
 /* After COMMIT: the guest runs there, and its pages still here follow,
  * through as many broken links as migrate --resume mends
- * (postcopy_recover). The destination asks for the pages its vCPUs wait
+ * (send/recover.h). The destination asks for the pages its vCPUs wait
  * for on the main channel, so a write on it no longer means a refusal. */
 static int run_postcopy(struct mig_source *m, const uint64_t *hot, uint32_t round, uint64_t pending)
 {
@@ -159,9 +163,12 @@ static int run_postcopy(struct mig_source *m, const uint64_t *hot, uint32_t roun
 	m->stats.postcopy.used = true;
 	m->stats.postcopy.pending = pending;
 	pthread_mutex_unlock(&m->lock);
-	rc = postcopy_serve(m, hot, round, pending);
-	if (rc < 0)
-		rc = postcopy_recover(m, rc, round);
+	rc = serve(m, hot, round, pending);
+	while (rc < 0 && postcopy_recoverable(m, rc)) {
+		rc = postcopy_relink(m, round);
+		if (rc == 0)
+			rc = serve(m, NULL, round, bitmap_count(m->dirty, m->npages));
+	}
 	m->lost = rc < 0 && m->there;
 	pthread_mutex_lock(&m->lock);
 	m->stats.postcopy.ms = time_ms_since(t0);

@@ -20,14 +20,5 @@ bool postcopy_early(struct mig_source *m, uint64_t t0);
  * destination has every page, or -errno with the reason (m->lost if the
  * guest ran there). */
 int postcopy_switch(struct mig_source *m, uint32_t round);
-/* One link's part of post-copy, the guest running there: push the pages
- * still to come (m->dirty; hot ones first, if hot), answer the ones asked
- * for, until PLACED; END. 0, or -errno with the reason. */
-int postcopy_serve(struct mig_source *m, const uint64_t *hot, uint32_t round, uint64_t pending);
-/* Post-copy failed with rc: if the link broke (not the destination), wait
- * in postcopy-paused for migrate --resume and serve on the new link, as
- * many times as it takes (send/recover.c). 0 once every page is there, or
- * -errno once given up (a cancel, the recovery window over). */
-int postcopy_recover(struct mig_source *m, int rc, uint32_t round);
 
 #endif

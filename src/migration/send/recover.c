@@ -3,9 +3,9 @@
  * the destination, which waits too (migrate-recover). migrate --resume
  * names where the destination listens: RESUME there, RECOVER back (the
  * pages it still lacks, whatever was sent before), the urgent channel
- * joins, and post-copy goes on (postcopy_serve) with the pages on the main
- * channel. A try that fails leaves both sides paused for the next. */
-#include "migration/send/postcopy.h"
+ * joins, and post-copy goes on with the pages on the main channel. A try
+ * that fails leaves both sides paused for the next. */
+#include "migration/send/recover.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -17,13 +17,6 @@
 #include "util/bitmap.h"
 #include "util/error.h"
 #include "util/log.h"
-
-/* Whether post-copy's failure rc leaves the guest to be taken up again:
- * the link broke after COMMIT, and the destination did not give up. */
-static bool recoverable(const struct mig_source *m, int rc)
-{
-	return m->committed && !m->told && chan_broken(rc);
-}
 
 /* Let go of the broken link, counting what it carried. */
 static void drop_links(struct mig_source *m)
@@ -138,34 +131,36 @@ static void relinked(struct mig_source *m, const char *uri, uint64_t pending)
 		 (unsigned long long)pending);
 }
 
-int postcopy_recover(struct mig_source *m, int rc, uint32_t round)
+bool postcopy_recoverable(const struct mig_source *m, int rc)
+{
+	return m->committed && !m->told && chan_broken(rc);
+}
+
+int postcopy_relink(struct mig_source *m, uint32_t round)
 {
 	uint32_t window_s = source_params(m).recover_timeout_s;
 	uint64_t deadline = window_s ? time_now_ns() + (uint64_t)window_s * NS_PER_S : 0;
 	char why[512], uri[256];
+	int rc;
 
-	while (rc < 0 && recoverable(m, rc)) {
-		snprintf(why, sizeof(why), "%s", err_msg());
-		log_warn("post-copy: the link broke (%s); the guest waits on the destination for "
-			 "migrate --resume",
-			 why);
-		drop_links(m);
-		do {
-			rc = await_resume(m, why, deadline, uri, sizeof(uri));
-			if (rc == 0 && relink(m, uri, round) < 0) {
-				snprintf(why, sizeof(why), "resuming on %s failed: %s", uri,
-					 err_msg());
-				log_warn("post-copy: %s", why);
-				drop_links(m);
-				rc = 1; /* another try */
-			}
-		} while (rc > 0);
-		if (rc < 0) {
-			snprintf(why, sizeof(why), "%s", err_msg());
-			return err_set(rc, "the link broke, and %s", why);
+	snprintf(why, sizeof(why), "%s", err_msg());
+	log_warn("post-copy: the link broke (%s); the guest waits on the destination for "
+		 "migrate --resume",
+		 why);
+	drop_links(m);
+	do {
+		rc = await_resume(m, why, deadline, uri, sizeof(uri));
+		if (rc == 0 && relink(m, uri, round) < 0) {
+			snprintf(why, sizeof(why), "resuming on %s failed: %s", uri, err_msg());
+			log_warn("post-copy: %s", why);
+			drop_links(m);
+			rc = 1; /* another try */
 		}
-		relinked(m, uri, bitmap_count(m->dirty, m->npages));
-		rc = postcopy_serve(m, NULL, round, bitmap_count(m->dirty, m->npages));
+	} while (rc > 0);
+	if (rc < 0) {
+		snprintf(why, sizeof(why), "%s", err_msg());
+		return err_set(rc, "the link broke, and %s", why);
 	}
-	return rc;
+	relinked(m, uri, bitmap_count(m->dirty, m->npages));
+	return 0;
 }

@@ -641,7 +641,7 @@ void mig_source_cancel(struct mig_source *m)
 	pthread_mutex_lock(&m->lock);
 	m->cancelled = true;
 	/* Once COMMIT is out, cancelling cannot take the guest back; but it
-	 * gives up a broken post-copy (postcopy_recover). */
+	 * gives up a broken post-copy (send/recover.h). */
 	if (!m->committed || m->stats.status == MIG_POSTCOPY_PAUSED ||
 	    m->stats.status == MIG_POSTCOPY_RECOVER)
 		cancel_fire(&m->cancel);
