@@ -27,11 +27,12 @@ static json_t *guest_counters(struct vm *vm)
 		written += c.pages_written;
 		passes += c.passes;
 		errors += c.verify_errors;
-		json_array_append_new(per_vcpu, json_pack("{s:I,s:I,s:I,s:I}", "pages_written",
+		json_array_append_new(per_vcpu, json_pack("{s:I,s:I,s:I,s:I,s:f}", "pages_written",
 							  (json_int_t)c.pages_written, "passes",
 							  (json_int_t)c.passes, "verify_errors",
 							  (json_int_t)c.verify_errors, "work",
-							  (json_int_t)c.work));
+							  (json_int_t)c.work, "stall_max_ms",
+							  guest_vcpu_stall_max_ms(vm, i)));
 	}
 	return json_pack("{s:I,s:I,s:I,s:o}", "pages_written", (json_int_t)written, "passes",
 			 (json_int_t)passes, "verify_errors", (json_int_t)errors, "per_vcpu",

@@ -114,6 +114,11 @@ bool guest_stall_since(const struct vm *vm, unsigned i, uint64_t beat, double *m
 	return true;
 }
 
+double guest_vcpu_stall_max_ms(const struct vm *vm, unsigned i)
+{
+	return tsc_ms(vm, stalls(vm, i)->max_tsc);
+}
+
 double guest_stall_max_ms(const struct vm *vm)
 {
 	uint64_t max = 0;

@@ -40,6 +40,8 @@ uint64_t guest_running_beat(const struct vm *vm, unsigned i);
 bool guest_stall_since(const struct vm *vm, unsigned i, uint64_t beat, double *ms);
 /* The longest stall of any vCPU since guest_stalls_reset. */
 double guest_stall_max_ms(const struct vm *vm);
+/* The same of vCPU i. */
+double guest_vcpu_stall_max_ms(const struct vm *vm, unsigned i);
 
 /* A full self-check: every vCPU reads each page of its share. */
 struct guest_check {
