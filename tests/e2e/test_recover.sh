@@ -5,8 +5,9 @@
 # source take it up again: the destination says which pages it still
 # lacks, the source sends them, and every page the guest reads is current
 # (--verify checks each page placed, the guest its own).
-# - Cut at several points of post-copy (tests/e2e/proxy.c --cut): early,
-#   half-way, among the last pages.
+# - Cut at several points of post-copy (tests/e2e/proxy.c --cut): early
+#   (on data channels with compression, which join again), half-way, among
+#   the last pages.
 # - A resume to a dead URI, then to a wrong one (another destination): each
 #   try fails, both sides stay paused, and the right URI then works; migrate-recover refuses a URI it cannot
 #   listen on (and is listening when it answers: the source may come at once).
@@ -19,13 +20,14 @@ need_kvm
 WORKLOAD=dirty:wss=128M,rate=400M,pattern=sequential,write=page
 LINK_RATE=50M # post-copy takes seconds: room to cut it anywhere
 
-# cut_and_recover SRC DST PERMILLE [RECOVER_URI]: migrate SRC to DST through
-# a proxy that cuts every connection at PERMILLE of post-copy's pages, then
-# recover at RECOVER_URI (default: DST's own incoming socket).
+# cut_and_recover SRC DST PERMILLE [MIGRATE_ARGS...]: migrate SRC to DST
+# through a proxy that cuts every connection at PERMILLE of post-copy's
+# pages, then recover at DST's own incoming socket.
 cut_and_recover() {
-	_r_src=$1 _r_dst=$2 _r_cut=$3 _r_uri=${4:-unix:$TMP/$2-in.sock}
+	_r_src=$1 _r_dst=$2 _r_cut=$3 _r_uri=unix:$TMP/$2-in.sock
+	shift 3
 	start_proxy "$PROXY_PORT" "unix:$TMP/$_r_dst-in.sock" --cut "$_r_cut"
-	migrate "$_r_src" "tcp:127.0.0.1:$PROXY_PORT" --postcopy --verify --max-bandwidth "$LINK_RATE" &
+	migrate "$_r_src" "tcp:127.0.0.1:$PROXY_PORT" --postcopy --verify --max-bandwidth "$LINK_RATE" "$@" &
 	_r_mig=$!
 	wait_status "$_r_src" postcopy-paused || return
 	wait_incoming "$_r_dst" postcopy-paused || return
@@ -89,8 +91,8 @@ expect_progress dst
 expect_guest_ok dst
 kill_vm src
 
-note "cut early"
-cut_and_recover dst dst2 20
+note "cut early, on two data channels with lz4 (they join again)"
+cut_and_recover dst dst2 20 --channels 2 --compress lz4
 kill_vm dst
 
 note "cut among the last pages"

@@ -175,9 +175,23 @@ static void drop_links(struct incoming *in)
 	in->hdr.type = 0;
 }
 
+/* The data channels join again, as many as at the start. */
+static int rejoin_channels(struct incoming *in, const struct recover_ask *ask)
+{
+	int rc = receivers_accept(ask->lfd, ask->uri, &in->hello.channels,
+				  (int)in->o->io_timeout_ms, in->chan->cancel, &in->rx);
+
+	if (rc == 0) {
+		receivers_take_up(in->rx, in->post, in->round);
+		rc = receivers_start(in->rx, &in->vm->mem, in->written, in->damaged, &in->waiting,
+				     in->chan);
+	}
+	return rc < 0 ? err_wrap(rc, "the data channels") : 0;
+}
+
 /* A source that comes back to ask->uri: this migration's (RESUME), told
- * which pages are still to come (RECOVER); its urgent channel joins. The
- * rest comes on the main channel. */
+ * which pages are still to come (RECOVER); its urgent channel and data
+ * channels join. */
 static int reconnect(struct incoming *in, const struct recover_ask *ask)
 {
 	struct chan urgent;
@@ -199,6 +213,8 @@ static int reconnect(struct incoming *in, const struct recover_ask *ask)
 	}
 	rc = urgent_start(&urgent, &in->vm->mem, in->post, in->written, in->damaged, in->round,
 			  in->chan, &in->urgent);
+	if (rc == 0 && in->hello.channels.count)
+		rc = rejoin_channels(in, ask);
 	return rc == 0 ? postcopy_attach(in->post, in->chan) : rc;
 }
 

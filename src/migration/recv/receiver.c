@@ -34,7 +34,9 @@ struct receivers {
 	struct receiver *ch;
 	struct round_gate gate;
 	struct chan *main;
-	struct failure failed; /* the first failure */
+	struct failure failed;	  /* the first failure */
+	struct postcopy *take_up; /* receivers_take_up's, for receivers_start */
+	uint32_t take_up_round;
 };
 
 /* The first failure stops every channel and wakes the main thread. */
@@ -166,6 +168,8 @@ int receivers_start(struct receivers *r, const struct guest_mem *mem, uint64_t *
 		struct receiver *c = &r->ch[i];
 		int rc = page_writer_init(&c->w, mem, written, damaged);
 
+		c->w.place = r->take_up;
+		c->round = r->take_up_round;
 		c->set = r;
 		c->index = i;
 		c->chan.waiting = waiting;
@@ -223,6 +227,12 @@ int receivers_wait_rounds(struct receivers *r, uint32_t rounds, int timeout_ms)
 	int rc = round_gate_wait(&r->gate, rounds, timeout_ms);
 
 	return rc == -ECANCELED ? receivers_error(r) : rc;
+}
+
+void receivers_take_up(struct receivers *r, struct postcopy *pc, uint32_t round)
+{
+	r->take_up = pc;
+	r->take_up_round = round;
 }
 
 void receivers_place(struct receivers *r, struct postcopy *pc)

@@ -47,6 +47,9 @@ uint32_t receivers_count(const struct receivers *r);
 int receivers_wait_rounds(struct receivers *r, uint32_t rounds, int timeout_ms);
 /* From now on every page is placed through pc (apply.h). */
 void receivers_place(struct receivers *r, struct postcopy *pc);
+/* Before receivers_start, for a set that joins a post-copy taken up again
+ * after a broken link: its pages come in round, placed through pc. */
+void receivers_take_up(struct receivers *r, struct postcopy *pc, uint32_t round);
 /* Rounds every channel has ended. */
 uint32_t receivers_rounds(struct receivers *r);
 /* Per-channel account for the RECEIVED record. */

@@ -3,8 +3,8 @@
  * the destination, which waits too (migrate-recover). migrate --resume
  * names where the destination listens: RESUME there, RECOVER back (the
  * pages it still lacks, whatever was sent before), the urgent channel
- * joins, and post-copy goes on with the pages on the main channel. A try
- * that fails leaves both sides paused for the next. */
+ * and the data channels join, and post-copy goes on. A try that fails
+ * leaves both sides paused for the next. */
 #include "migration/send/recover.h"
 
 #include <errno.h>
@@ -93,8 +93,8 @@ static int receive_lacking(struct mig_source *m, uint32_t round)
 	return rc;
 }
 
-/* A new link to uri: RESUME, RECOVER, the urgent channel, and a pipeline
- * on the main channel (data channels do not join again). */
+/* A new link to uri: RESUME, RECOVER, the urgent channel, and the
+ * pipeline (its data channels join again). */
 static int relink(struct mig_source *m, const char *uri, uint32_t round)
 {
 	struct mig_params p = source_params(m);
@@ -109,7 +109,6 @@ static int relink(struct mig_source *m, const char *uri, uint32_t round)
 	if (rc == 0)
 		rc = handshake_join(&m->urgent, uri, CHANNEL_URGENT, token, (int)p.io_timeout_ms,
 				    &m->cancel);
-	p.channels = 0;
 	if (rc == 0)
 		rc = pipeline_open(uri, &m->chan, &p, token, &m->cancel, &m->pipe);
 	return rc;

@@ -13,7 +13,7 @@ bool postcopy_recoverable(const struct mig_source *m, int rc);
 /* The link broke (err_msg() says how): let go of it, wait in
  * postcopy-paused for migrate --resume, and link again there, as many
  * tries as it takes: 0 with m->dirty the pages the destination lacks and
- * a pipeline on the new main channel, or -errno once given up (a cancel,
+ * the pipeline and its channels on the new link, or -errno once given up (a cancel,
  * --recover-timeout from now). */
 int postcopy_relink(struct mig_source *m, uint32_t round);
 
