@@ -33,6 +33,21 @@ static int accept_urgent(struct incoming *in, int lfd, const char *uri, struct c
 	return rc < 0 ? err_wrap(rc, "the urgent channel") : 0;
 }
 
+/* Every page FORGET named must still be to come: the guest would find it
+ * empty otherwise. */
+static int check_forgotten(const struct incoming *in)
+{
+	for (uint64_t w = 0; in->forgotten && w < BITMAP_WORDS(in->npages); w++) {
+		uint64_t stray = in->forgotten[w] & ~in->pending[w];
+
+		if (stray)
+			return err_set(
+				-EPROTO, "FORGET named page %llu, which POSTCOPY does not",
+				(unsigned long long)(w * 64 + (uint64_t)__builtin_ctzll(stray)));
+	}
+	return 0;
+}
+
 /* The last POSTCOPY record: every page but the pending ones is the
  * source's as it paused, once the data channels have ended the rounds
  * before. Restore and check what is here (nothing touches a pending page
@@ -45,6 +60,8 @@ static int switch_to_postcopy(struct incoming *in)
 	if (rc == 0 && in->pending_round != in->round)
 		rc = err_set(-EPROTO, "POSTCOPY's pages come in round %u while round %u is next",
 			     in->pending_round, in->round);
+	if (rc == 0)
+		rc = check_forgotten(in);
 	if (rc == 0)
 		rc = incoming_restore(in);
 	if (rc == 0)
