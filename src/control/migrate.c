@@ -167,10 +167,10 @@ static json_t *resume(struct control_ctx *ctx, json_t *args, const char *uri)
 				 "migrate-recover listens");
 		return NULL;
 	}
-	if (!strncmp(uri, "fd:", 3) || chan_check_uri(uri) < 0) {
-		if (!strncmp(uri, "fd:", 3))
-			err_set(-EINVAL, "resuming needs a tcp: or unix: URI; %s is one connection",
-				uri);
+	if (chan_check_uri(uri) < 0)
+		return NULL;
+	if (!strncmp(uri, "fd:", 3)) {
+		err_set(-EINVAL, "resuming needs a tcp: or unix: URI; %s is one connection", uri);
 		return NULL;
 	}
 	if (!ctx->migration) {

@@ -48,18 +48,38 @@ static int expect_record(struct chan *c, struct wire_buf *buf, uint32_t want, co
 	return rc;
 }
 
-int handshake_receive(struct chan *c, struct wire_buf *buf, struct handshake *h)
+/* A new connection to uri: the stream header and its first record. */
+static int open_with(struct chan *c, const char *uri, uint32_t type, const void *body, size_t len,
+		     int timeout_ms, const struct cancel *cancel)
+{
+	int rc = chan_connect(c, uri, timeout_ms, cancel);
+
+	if (rc == 0)
+		rc = send_header(c);
+	return rc < 0 ? rc : send_one(c, type, body, len);
+}
+
+/* A new connection's stream header and first record, of type want (what:
+ * the connection, for the sentence), into buf. */
+static int read_opening(struct chan *c, uint32_t want, const char *what, struct wire_buf *buf,
+			struct rec_header *hdr)
 {
 	struct stream_header sh;
-	struct rec_session session = { 0 };
-	struct rec_header hdr;
 	int rc = chan_read(c, &sh, sizeof(sh));
 
-	memset(h, 0, sizeof(*h));
 	if (rc == 0)
 		rc = stream_header_check(&sh);
-	if (rc == 0)
-		rc = expect_record(c, buf, REC_CONFIG, "at the start of the stream", &hdr);
+	return rc < 0 ? rc : expect_record(c, buf, want, what, hdr);
+}
+
+int handshake_receive(struct chan *c, struct wire_buf *buf, struct handshake *h)
+{
+	struct rec_session session = { 0 };
+	struct rec_header hdr;
+	int rc;
+
+	memset(h, 0, sizeof(*h));
+	rc = read_opening(c, REC_CONFIG, "at the start of the stream", buf, &hdr);
 	if (rc == 0)
 		rc = rec_parse_config(buf->data, hdr.length, &h->config);
 	if (rc == 0)
@@ -79,13 +99,10 @@ int handshake_join(struct chan *c, const char *uri, uint32_t index, const uint8_
 		   int timeout_ms, const struct cancel *cancel)
 {
 	struct rec_join j = { .index = index };
-	int rc = chan_connect(c, uri, timeout_ms, cancel);
+	int rc;
 
 	memcpy(j.token, token, CHANNEL_TOKEN_SIZE);
-	if (rc == 0)
-		rc = send_header(c);
-	if (rc == 0)
-		rc = send_one(c, REC_JOIN, &j, sizeof(j));
+	rc = open_with(c, uri, REC_JOIN, &j, sizeof(j), timeout_ms, cancel);
 	if (rc < 0 && index == CHANNEL_URGENT)
 		return err_wrap(rc, "the urgent channel");
 	return rc < 0 ? err_wrap(rc, "data channel %u", index) : 0;
@@ -103,16 +120,11 @@ static bool same_token(const uint8_t *a, const uint8_t *b)
 /* A new connection's JOIN, with this migration's token: its index. */
 static int read_join(struct chan *c, const struct rec_channels *ch)
 {
-	struct stream_header sh;
 	struct wire_buf buf = { 0 };
 	struct rec_header hdr;
 	struct rec_join j;
-	int rc = chan_read(c, &sh, sizeof(sh));
+	int rc = read_opening(c, REC_JOIN, "on a new connection", &buf, &hdr);
 
-	if (rc == 0)
-		rc = stream_header_check(&sh);
-	if (rc == 0)
-		rc = expect_record(c, &buf, REC_JOIN, "on a new connection", &hdr);
 	if (rc == 0)
 		rc = rec_parse_join(buf.data, hdr.length, &j);
 	wire_buf_free(&buf);
@@ -147,29 +159,18 @@ int handshake_resume(struct chan *c, const char *uri, uint64_t id, const uint8_t
 		     int timeout_ms, const struct cancel *cancel)
 {
 	struct rec_resume r = { .id = id };
-	int rc = chan_connect(c, uri, timeout_ms, cancel);
 
 	memcpy(r.token, token, CHANNEL_TOKEN_SIZE);
-	if (rc == 0)
-		rc = send_header(c);
-	if (rc == 0)
-		rc = send_one(c, REC_RESUME, &r, sizeof(r));
-	return rc;
+	return open_with(c, uri, REC_RESUME, &r, sizeof(r), timeout_ms, cancel);
 }
 
 int handshake_check_resume(struct chan *c, uint64_t id, const uint8_t *token)
 {
-	struct stream_header sh;
 	struct wire_buf buf = { 0 };
 	struct rec_header hdr;
 	struct rec_resume r;
-	int rc = chan_read(c, &sh, sizeof(sh));
+	int rc = read_opening(c, REC_RESUME, "on a connection that recovers post-copy", &buf, &hdr);
 
-	if (rc == 0)
-		rc = stream_header_check(&sh);
-	if (rc == 0)
-		rc = expect_record(c, &buf, REC_RESUME, "on a connection that recovers post-copy",
-				   &hdr);
 	if (rc == 0)
 		rc = rec_parse_resume(buf.data, hdr.length, &r);
 	wire_buf_free(&buf);

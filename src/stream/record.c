@@ -475,6 +475,11 @@ int rec_parse_forget(const void *body, uint32_t len, uint64_t npages, uint64_t n
 	return parse_pending("FORGET", body, len, npages, next_gfn, out);
 }
 
+void rec_pending_copy(uint64_t *bits, const struct postcopy_view *v)
+{
+	memcpy(bits + v->first_gfn / 64, v->bits, 8 * ((v->count + 63ull) / 64));
+}
+
 int rec_parse_resume(const void *body, uint32_t len, struct rec_resume *out)
 {
 	if (len != sizeof(*out))

@@ -96,6 +96,9 @@ int rec_parse_recover(const void *body, uint32_t len, uint64_t npages, uint64_t 
 int rec_parse_forget(const void *body, uint32_t len, uint64_t npages, uint64_t next_gfn,
 		     struct postcopy_view *out);
 int rec_parse_resume(const void *body, uint32_t len, struct rec_resume *out);
+/* A parsed POSTCOPY, RECOVER or FORGET record's bits into bits (a bitmap
+ * of every page), over the pages it covers. */
+void rec_pending_copy(uint64_t *bits, const struct postcopy_view *v);
 int rec_parse_request(const void *body, uint32_t len, uint64_t npages, struct request_view *out);
 int rec_parse_placed(const void *body, uint32_t len, struct rec_placed *out);
 int rec_parse_error(const void *body, uint32_t len, uint32_t *code, char *text);

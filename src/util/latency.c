@@ -31,11 +31,18 @@ void latency_add(struct latency *l, uint64_t ns)
 	uint64_t max = __atomic_load_n(&l->max_ns, __ATOMIC_RELAXED);
 
 	__atomic_fetch_add(&l->count, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&l->sum_ns, ns, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&l->bucket[bucket_of(ns)], 1, __ATOMIC_RELAXED);
 	while (ns > max && !__atomic_compare_exchange_n(&l->max_ns, &max, ns, false,
 							__ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
+}
+
+void latency_copy(struct latency *to, const struct latency *l)
+{
+	for (unsigned b = 0; b < LATENCY_BUCKETS; b++)
+		to->bucket[b] = __atomic_load_n(&l->bucket[b], __ATOMIC_RELAXED);
+	to->count = __atomic_load_n(&l->count, __ATOMIC_RELAXED);
+	to->max_ns = __atomic_load_n(&l->max_ns, __ATOMIC_RELAXED);
 }
 
 uint64_t latency_percentile_ns(const struct latency *l, double p)

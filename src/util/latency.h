@@ -11,11 +11,13 @@
 #define LATENCY_POW2	32  /* the coarse histogram's buckets */
 
 struct latency {
-	uint64_t count, sum_ns, max_ns;
+	uint64_t count, max_ns;
 	uint64_t bucket[LATENCY_BUCKETS];
 };
 
 void latency_add(struct latency *l, uint64_t ns);
+/* A copy of l, while others may add to it. */
+void latency_copy(struct latency *to, const struct latency *l);
 /* The latency p (0..1) of the samples lie under, in ns; 0 without any. */
 uint64_t latency_percentile_ns(const struct latency *l, double p);
 /* The same samples a power of two to a bucket: hist[k] counts those under

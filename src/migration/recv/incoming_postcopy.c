@@ -104,41 +104,45 @@ static int forget_now(struct incoming *in)
 	return incoming_say(in, REC_FORGOTTEN, NULL, 0);
 }
 
+typedef int (*pending_parser)(const void *body, uint32_t len, uint64_t npages, uint64_t next_gfn,
+			      struct postcopy_view *out);
+
+/* A POSTCOPY or FORGET record (name; parse) into *bits, made with the
+ * first, which *next says how far they cover: 1 once it is every page. */
+static int take_bitmap(struct incoming *in, const char *name, pending_parser parse, uint64_t **bits,
+		       uint64_t *next, struct postcopy_view *v)
+{
+	int rc;
+
+	if (!(in->hello.config.flags & CONFIG_POSTCOPY))
+		return err_set(-EPROTO, "%s arrived but CONFIG did not allow post-copy", name);
+	rc = parse(in->buf.data, in->hdr.length, in->npages, *next, v);
+	if (rc < 0)
+		return rc;
+	if (!*bits && !(*bits = calloc(BITMAP_WORDS(in->npages), 8)))
+		return err_set(-ENOMEM, "out of memory for post-copy");
+	rec_pending_copy(*bits, v);
+	*next += v->count;
+	return *next == in->npages;
+}
+
 int incoming_forget(struct incoming *in)
 {
 	struct postcopy_view v;
-	int rc;
+	int rc = take_bitmap(in, "FORGET", rec_parse_forget, &in->forgotten, &in->forget_next, &v);
 
-	if (!(in->hello.config.flags & CONFIG_POSTCOPY))
-		return err_set(-EPROTO, "FORGET arrived but CONFIG did not allow post-copy");
-	rc = rec_parse_forget(in->buf.data, in->hdr.length, in->npages, in->forget_next, &v);
-	if (rc < 0)
-		return rc;
-	if (!in->forgotten && !(in->forgotten = calloc(BITMAP_WORDS(in->npages), 8)))
-		return err_set(-ENOMEM, "out of memory for post-copy");
-	memcpy(in->forgotten + v.first_gfn / 64, v.bits, 8 * ((v.count + 63ull) / 64));
-	in->forget_next += v.count;
-	return in->forget_next == in->npages ? forget_now(in) : 0;
+	return rc == 1 ? forget_now(in) : rc;
 }
 
-/* POSTCOPY: the pages still to come, a record at a time; the last one
- * switches. */
 int incoming_take_pending(struct incoming *in)
 {
 	struct postcopy_view v;
-	int rc;
+	int rc = take_bitmap(in, "POSTCOPY", rec_parse_postcopy, &in->pending, &in->pending_next,
+			     &v);
 
-	if (!(in->hello.config.flags & CONFIG_POSTCOPY))
-		return err_set(-EPROTO, "POSTCOPY arrived but CONFIG did not allow post-copy");
-	rc = rec_parse_postcopy(in->buf.data, in->hdr.length, in->npages, in->pending_next, &v);
-	if (rc < 0)
-		return rc;
-	if (!in->pending && !(in->pending = calloc(BITMAP_WORDS(in->npages), 8)))
-		return err_set(-ENOMEM, "out of memory for post-copy");
-	memcpy(in->pending + v.first_gfn / 64, v.bits, 8 * ((v.count + 63ull) / 64));
-	in->pending_next += v.count;
-	in->pending_round = v.round;
-	return in->pending_next == in->npages ? switch_to_postcopy(in) : 0;
+	if (rc >= 0)
+		in->pending_round = v.round;
+	return rc == 1 ? switch_to_postcopy(in) : rc;
 }
 
 /* Pages flow again after a recovery: say how soon. */
@@ -263,10 +267,7 @@ static int recover(struct incoming *in)
 	if (rc == 0) {
 		in->recover_asked_ns = ask.asked_ns;
 		log_info("post-copy: the source is back on %s", ask.uri);
-	}
-	if (rc == 0 && !postcopy_stats(in->post).left) { /* no page to flow: back is all */
-		in->ev->recovered(in->ev->opaque, (double)(time_now_ns() - ask.asked_ns) / 1e6);
-		in->recover_asked_ns = 0;
+		note_flowing(in);
 	}
 	return rc;
 }

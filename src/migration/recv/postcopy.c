@@ -106,13 +106,21 @@ static void note_fault(struct postcopy *pc, const struct uffd_fault *f, uint64_t
 	list[(*n)++] = gfn;
 }
 
-static int send_request(struct postcopy *pc, uint64_t *list, uint32_t n)
+/* A record on the return path; send_lock held. */
+static int send_locked(struct postcopy *pc, uint32_t type, const struct iovec *body, int n)
+{
+	if (!pc->main)
+		return err_set(-ENOTCONN, "the link to the source is down");
+	return n ? wire_send(pc->main, type, body, n) : wire_send_empty(pc->main, type);
+}
+
+/* REQUEST for list[0..n), if n; send_lock held. */
+static int ask(struct postcopy *pc, const uint64_t *list, uint32_t n)
 {
 	struct rec_request fixed = { .count = n };
-	struct iovec body[2] = { { &fixed, sizeof(fixed) }, { list, 8ull * n } };
+	struct iovec body[2] = { { &fixed, sizeof(fixed) }, { (void *)list, 8ull * n } };
 
-	__atomic_fetch_add(&pc->st.requests, 1, __ATOMIC_RELAXED);
-	return postcopy_send(pc, REC_REQUEST, body, 2);
+	return n ? send_locked(pc, REC_REQUEST, body, 2) : 0;
 }
 
 /* Every fault there is now, asked for in one REQUEST. */
@@ -134,8 +142,12 @@ static void *fault_thread(void *arg)
 		}
 		if (rc == -ETIMEDOUT || rc == 1)
 			rc = 0;
-		if (rc == 0 && n && send_request(pc, list, n) < 0)
-			err_clear(); /* the link broke: postcopy_attach asks again */
+		if (rc == 0 && n) {
+			pthread_mutex_lock(&pc->send_lock);
+			if (ask(pc, list, n) < 0)
+				err_clear(); /* the link broke: postcopy_attach asks again */
+			pthread_mutex_unlock(&pc->send_lock);
+		}
 	}
 	if (rc < 0)
 		failure_set(&pc->failed, err_wrap(rc, "post-copy: asking for a page"));
@@ -266,10 +278,7 @@ int postcopy_send(struct postcopy *pc, uint32_t type, const struct iovec *body, 
 	int rc;
 
 	pthread_mutex_lock(&pc->send_lock);
-	if (!pc->main)
-		rc = err_set(-ENOTCONN, "the link to the source is down");
-	else
-		rc = n ? wire_send(pc->main, type, body, n) : wire_send_empty(pc->main, type);
+	rc = send_locked(pc, type, body, n);
 	pthread_mutex_unlock(&pc->send_lock);
 	return rc;
 }
@@ -279,15 +288,6 @@ void postcopy_detach(struct postcopy *pc)
 	pthread_mutex_lock(&pc->send_lock);
 	pc->main = NULL;
 	pthread_mutex_unlock(&pc->send_lock);
-}
-
-/* REQUEST for list[0..n) on main; the lock held. */
-static int ask(struct postcopy *pc, const uint64_t *list, uint32_t n)
-{
-	struct rec_request fixed = { .count = n };
-	struct iovec body[2] = { { &fixed, sizeof(fixed) }, { (void *)list, 8ull * n } };
-
-	return n ? wire_send(pc->main, REC_REQUEST, body, 2) : 0;
 }
 
 /* Every page asked for and not yet here, again (its answer may have been
@@ -319,7 +319,10 @@ int postcopy_attach(struct postcopy *pc, struct chan *main)
 
 	pthread_mutex_lock(&pc->send_lock);
 	pc->main = main;
-	__atomic_store_n(&pc->flowing_ns, 0, __ATOMIC_RELAXED);
+	/* With no page to come, the link back is all there is to flow. */
+	__atomic_store_n(&pc->flowing_ns,
+			 __atomic_load_n(&pc->st.left, __ATOMIC_ACQUIRE) ? 0 : time_now_ns(),
+			 __ATOMIC_RELAXED);
 	rc = ask_again(pc, &again);
 	pthread_mutex_unlock(&pc->send_lock);
 	if (rc == 0 && again)
@@ -353,14 +356,9 @@ struct postcopy_stats postcopy_stats(struct postcopy *pc)
 	s.pending = pc->st.pending;
 	s.left = __atomic_load_n(&pc->st.left, __ATOMIC_RELAXED);
 	s.faults = __atomic_load_n(&pc->st.faults, __ATOMIC_RELAXED);
-	s.requests = __atomic_load_n(&pc->st.requests, __ATOMIC_RELAXED);
 	s.asked = __atomic_load_n(&pc->st.asked, __ATOMIC_RELAXED);
 	s.pushed = __atomic_load_n(&pc->st.pushed, __ATOMIC_RELAXED);
-	for (unsigned b = 0; b < LATENCY_BUCKETS; b++)
-		s.latency.bucket[b] = __atomic_load_n(&pc->st.latency.bucket[b], __ATOMIC_RELAXED);
-	s.latency.count = __atomic_load_n(&pc->st.latency.count, __ATOMIC_RELAXED);
-	s.latency.sum_ns = __atomic_load_n(&pc->st.latency.sum_ns, __ATOMIC_RELAXED);
-	s.latency.max_ns = __atomic_load_n(&pc->st.latency.max_ns, __ATOMIC_RELAXED);
+	latency_copy(&s.latency, &pc->st.latency);
 	s.vcpus = pc->vm->nr_vcpus;
 	for (unsigned v = 0; v < s.vcpus; v++)
 		s.blocked_ns[v] = __atomic_load_n(&pc->blocked[v].total_ns, __ATOMIC_RELAXED);

@@ -26,7 +26,6 @@ struct postcopy_stats {
 	uint64_t pending;	/* pages still to come at the switch */
 	uint64_t left;		/* of those, not yet placed */
 	uint64_t faults;	/* page faults the fault thread read */
-	uint64_t requests;	/* REQUEST records sent */
 	uint64_t asked, pushed; /* pages placed after a request, and without one */
 	struct latency latency; /* from a page's request to its placing */
 	uint32_t vcpus;
@@ -56,7 +55,8 @@ int postcopy_attach(struct postcopy *pc, struct chan *main);
 /* The pages still to come (set bits), for RECOVER; none is placed while
  * the link is down. */
 const uint64_t *postcopy_pending(const struct postcopy *pc);
-/* When the first page since postcopy_attach was placed; 0: none yet. */
+/* When the first page since postcopy_attach was placed (when it attached,
+ * if none was left to come); 0: none yet. */
 uint64_t postcopy_flowing_ns(struct postcopy *pc);
 /* The first failure of the fault thread or of placing, 0 if none. */
 int postcopy_error(struct postcopy *pc);

@@ -135,7 +135,8 @@ static int serve(struct mig_source *m, const uint64_t *hot, uint32_t round, uint
 	requests_stop(rq);
 	m->told |= st.told;
 	pthread_mutex_lock(&m->lock);
-	if (st.refused && !m->there) /* it did not start the guest: it can only run here */
+	/* Refused before RESUMED: it did not start the guest, which can only run here. */
+	if (st.told && !st.resumed_ns && !m->there)
 		m->committed = false;
 	m->there |= st.resumed_ns != 0;
 	m->stats.postcopy.requests += st.records;
@@ -229,11 +230,7 @@ int postcopy_switch(struct mig_source *m, uint32_t round)
 		return rc;
 	}
 	n = bitmap_count(m->dirty, m->npages);
-	rc = source_send_state(m);
-	ph.state = ms_since(&t);
-	if (rc == 0 && m->params.verify)
-		rc = source_send_hashes(m);
-	ph.verify = ms_since(&t);
+	rc = source_send_machine(m, &ph, &t);
 	if (rc == 0)
 		rc = handshake_join(&m->urgent, m->uri, CHANNEL_URGENT, m->hello.channels.token,
 				    (int)m->params.io_timeout_ms, &m->cancel);

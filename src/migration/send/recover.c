@@ -85,7 +85,7 @@ static int receive_lacking(struct mig_source *m, uint32_t round)
 			rc = err_set(-EPROTO, "RECOVER names round %u, post-copy's is %u", v.round,
 				     round);
 		if (rc == 0) {
-			memcpy(m->dirty + v.first_gfn / 64, v.bits, 8 * ((v.count + 63ull) / 64));
+			rec_pending_copy(m->dirty, &v);
 			next += v.count;
 		}
 	}

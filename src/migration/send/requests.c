@@ -89,7 +89,6 @@ static int take(struct requests *r, const struct rec_header *hdr, const struct w
 		return rc < 0 ? rc : 1;
 	case REC_ERROR:
 		pthread_mutex_lock(&r->lock);
-		r->st.refused = !r->st.resumed_ns;
 		r->st.told = true;
 		pthread_mutex_unlock(&r->lock);
 		return handshake_refusal(buf, hdr->length);

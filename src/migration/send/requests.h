@@ -22,8 +22,8 @@ struct requests_stats {
 	uint64_t records, pages;  /* REQUEST records, pages asked for */
 	uint64_t resumed_ns;	  /* when RESUMED came (time_now_ns), 0 before */
 	struct rec_placed placed; /* the destination's account, once PLACED came */
-	bool refused;		  /* ERROR before RESUMED: the guest did not start there */
-	bool told;		  /* ERROR: the destination gave up */
+	bool told;		  /* ERROR: the destination gave up (before RESUMED:
+				     it did not start the guest) */
 };
 
 /* What the answers need: the paused guest's memory, the pages still to

@@ -282,7 +282,7 @@ int source_pause(struct mig_source *m, double *pause_ms, uint64_t *t)
 	return 0;
 }
 
-int source_send_state(struct mig_source *m)
+static int send_state(struct mig_source *m)
 {
 	uint8_t *blob;
 	size_t len;
@@ -297,7 +297,8 @@ int source_send_state(struct mig_source *m)
 	return rc;
 }
 
-int source_send_hashes(struct mig_source *m)
+/* HASHES of every page (--verify), the guest paused. */
+static int send_hashes(struct mig_source *m)
 {
 	uint64_t *hash = malloc(HASHES_MAX_COUNT * sizeof(*hash));
 	int rc = 0;
@@ -317,6 +318,17 @@ int source_send_hashes(struct mig_source *m)
 		rc = wire_send(&m->chan, REC_HASHES, body, 2);
 	}
 	free(hash);
+	return rc;
+}
+
+int source_send_machine(struct mig_source *m, struct mig_phases *ph, uint64_t *t)
+{
+	int rc = send_state(m);
+
+	ph->state = ms_since(t);
+	if (rc == 0 && m->params.verify)
+		rc = send_hashes(m);
+	ph->verify = ms_since(t);
 	return rc;
 }
 
@@ -355,11 +367,7 @@ static int switchover(struct mig_source *m, uint32_t round)
 		rc = pipeline_end(m->pipe);
 	ph.final_pages = ms_since(&t);
 	if (rc == 0)
-		rc = source_send_state(m);
-	ph.state = ms_since(&t);
-	if (rc == 0 && m->params.verify)
-		rc = source_send_hashes(m);
-	ph.verify = ms_since(&t);
+		rc = source_send_machine(m, &ph, &t);
 	if (rc == 0)
 		rc = wire_send_empty(&m->chan, REC_END);
 	if (rc == 0)

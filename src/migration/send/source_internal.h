@@ -72,9 +72,9 @@ int source_send_batch(struct mig_source *m, const uint64_t *gfns, uint32_t n, ui
 /* The switch begins: status switchover, full speed, vCPUs paused (the
  * time it took into *pause_ms, *t moved on). */
 int source_pause(struct mig_source *m, double *pause_ms, uint64_t *t);
-int source_send_state(struct mig_source *m);
-/* HASHES of every page (--verify), the guest paused. */
-int source_send_hashes(struct mig_source *m);
+/* STATE, and HASHES of every page with --verify, the guest paused; how
+ * long each took into ph (state, verify), *t moved on. */
+int source_send_machine(struct mig_source *m, struct mig_phases *ph, uint64_t *t);
 /* The point of no return: unless a cancel came first, COMMIT goes out and
  * from then on the guest may run on the destination. */
 int source_commit(struct mig_source *m);
