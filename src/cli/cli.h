@@ -12,6 +12,7 @@ int cmd_migrate(int argc, char **argv);
 int cmd_dirtyrate(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_migrate_resolve(int argc, char **argv);
+int cmd_upgrade(int argc, char **argv);
 
 #define EXIT_USAGE 2
 /* ferry migrate: COMMIT went out and no answer came (migrate-resolve). */
@@ -29,6 +30,9 @@ int option_error(const char *cmd, int opt, char **argv);
 int extra_args_error(const char *cmd, int argc, char **argv);
 /* Print "ferry: <message>" to stderr; return 1. */
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A query-migrate report, for people (ferry migrate, ferry upgrade). */
+void print_migration_report(json_t *s);
 
 /* Measure the dirty rate of the VM at control for seconds (with progress on
  * a terminal); the query-dirty-rate result in *out. Returns 0, or 1 after

@@ -15,6 +15,7 @@ static const char usage[] =
 	"  status    show a running VM's state and its guest's progress\n"
 	"  migrate   move a running VM to another ferry, live\n"
 	"  migrate-resolve  settle a migration whose outcome is unknown\n"
+	"  upgrade   replace the ferry serving a VM with a new binary, the guest running\n"
 	"  dirtyrate measure how fast a running guest dirties memory\n"
 	"  predict   forecast a migration of a running VM over a given link\n"
 	"  ctl       send one command to a VM's control socket, print the JSON answer\n"
@@ -46,6 +47,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(cmd, "status"))
 		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(cmd, "upgrade"))
+		return cmd_upgrade(argc - 1, argv + 1);
 	if (!strcmp(cmd, "migrate"))
 		return cmd_migrate(argc - 1, argv + 1);
 	if (!strcmp(cmd, "migrate-resolve"))

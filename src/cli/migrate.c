@@ -81,6 +81,11 @@ static const char migrate_help[] =
 	"                        --resume here take it up again\n"
 	"  --recover-timeout S   how long a broken post-copy waits for --resume before\n"
 	"                        the guest is given up as lost (default 300; 0: for ever)\n"
+	"  --local               to a ferry on this host, over a unix socket: hand the\n"
+	"                        guest's memory over (its fd) instead of copying it; only\n"
+	"                        the vCPU and device state move, so the pause does not\n"
+	"                        grow with memory. Needs 'ferry run --mem-backend memfd'\n"
+	"                        (or hugetlb); takes --verify, --timeout, --io-timeout-ms\n"
 	"  --resume              with --to URI only: take a post-copy paused on a broken\n"
 	"                        link up again at URI, where the destination listens\n"
 	"                        (migrate-recover); the pages it still lacks follow\n"
@@ -90,6 +95,7 @@ static const char migrate_help[] =
 	"  ferry run --incoming tcp:0.0.0.0:4444 --control /tmp/dst.sock &   # on the destination\n"
 	"  ferry migrate --control /tmp/src.sock --to tcp:dst-host:4444 --verify\n"
 	"  ferry migrate --control /tmp/src.sock --to tcp:dst-host:4444 --channels 2 --compress auto\n"
+	"  ferry migrate --control /tmp/src.sock --to unix:/tmp/dst.mig --local   # same host\n"
 	"  # post-copy whose link broke: on the destination, then here\n"
 	"  ferry ctl --control /tmp/dst.sock migrate-recover '{\"uri\": \"tcp:0.0.0.0:4445\"}'\n"
 	"  ferry migrate --control /tmp/src.sock --resume --to tcp:dst-host:4445\n";
@@ -177,6 +183,7 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 		{ "channels", required_argument, NULL, 'n' },
 		{ "compress", required_argument, NULL, 'z' },
 		{ "postcopy", no_argument, NULL, 'P' },
+		{ "local", no_argument, NULL, 'L' },
 		{ "recover-timeout", required_argument, NULL, 'R' },
 		{ "resume", no_argument, NULL, 'r' },
 		{ "json", no_argument, NULL, 'j' },
@@ -213,6 +220,9 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 			break;
 		case 'P':
 			json_object_set_new(o->args, "postcopy", json_true());
+			break;
+		case 'L':
+			json_object_set_new(o->args, "local", json_true());
 			break;
 		case 'R':
 			rc = add_int(o->args, "recover-timeout", "--recover-timeout", optarg, 0,
@@ -335,7 +345,7 @@ static void report_postcopy(json_t *p)
 		       num(p, "recoveries"), num(p, "recover_ms"));
 }
 
-static void report(json_t *s)
+void print_migration_report(json_t *s)
 {
 	json_t *pages = json_object_get(s, "pages"), *ph = json_object_get(s, "phases");
 	json_t *x = json_object_get(s, "xbzrle"), *c = json_object_get(s, "converge"), *d;
@@ -353,6 +363,11 @@ static void report(json_t *s)
 	       num(s, "downtime_ms"), num(ph, "pause_ms"), num(ph, "final_sync_ms"),
 	       num(ph, "final_pages_ms"), num(ph, "state_ms"), num(ph, "verify_ms"),
 	       num(ph, "handoff_ms"), num(ph, "resume_ms"));
+	if (json_is_true(json_object_get(s, "local"))) {
+		printf("  local     the memory goes over as its fd, not copied: %s sent\n", sent);
+		printf("  verify    %s\n", json_string_value(json_object_get(s, "verify")));
+		return;
+	}
 	printf("  sent      %s at %s/s: %.0f raw pages, %.0f zero pages, %.0f XBZRLE pages\n", sent,
 	       rate, num(pages, "raw"), num(pages, "zero"), num(pages, "xbzrle"));
 	if (x)
@@ -405,9 +420,9 @@ int cmd_migrate(int argc, char **argv)
 	json_decref(o.args);
 	if (rc < 0)
 		return fail("%s", err_msg());
-	for (;;) {
+	for (uint64_t wait_ms = 2;; wait_ms = wait_ms < 50 ? wait_ms * 2 : 100) {
 		json_decref(r);
-		time_sleep_ns(100 * NS_PER_MS);
+		time_sleep_ns(wait_ms * NS_PER_MS); /* a local migration ends in ms */
 		if (control_call(o.control, "query-migrate", NULL, &r) < 0)
 			return fail("lost the source while migrating: %s", err_msg());
 		status = json_string_value(json_object_get(r, "status"));
@@ -425,7 +440,7 @@ int cmd_migrate(int argc, char **argv)
 		json_dumpf(r, stdout, JSON_COMPACT);
 		putchar('\n');
 	} else {
-		report(r);
+		print_migration_report(r);
 	}
 	rc = !strcmp(status, "completed")	  ? 0
 	     : !strcmp(status, "unknown")	  ? EXIT_UNKNOWN

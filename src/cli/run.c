@@ -54,6 +54,10 @@ static const char run_help[] =
 	"                        in by an idle-priority thread while the receivers wait\n"
 	"                        for the link (on, the default), or page by page as the\n"
 	"                        pages land (off)\n"
+	"  --takeover            with --incoming and --control PATH: PATH belongs to the\n"
+	"                        ferry this one replaces (ferry upgrade starts it so):\n"
+	"                        serve PATH.new until the guest runs here, then move the\n"
+	"                        socket onto PATH\n"
 	"  --log-level LEVEL     error, warn, info (default) or debug\n"
 	"  -h, --help            show this help\n"
 	"\n"
@@ -88,6 +92,7 @@ struct run_opts {
 	uint32_t io_timeout_ms;	     /* 0: the default */
 	long long recover_timeout_s; /* -1: the default */
 	int background_prefault;     /* -1: not given */
+	bool takeover;		     /* --control's path is another ferry's until the guest comes */
 };
 
 static int parse_mem(const char *arg, struct run_opts *o)
@@ -183,6 +188,8 @@ static int check_incoming_args(const struct run_opts *o)
 		return usage_error(
 			"run",
 			"--recover-timeout goes with --incoming (a source sets its own on ferry migrate)");
+	if (o->takeover && (!o->incoming || !o->control))
+		return usage_error("run", "--takeover goes with --incoming and --control");
 	if (o->background_prefault >= 0 && !o->incoming)
 		return usage_error("run", "--background-prefault goes with --incoming");
 	if (o->incoming && o->cfg.prealloc && !o->mem_given)
@@ -213,6 +220,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "io-timeout-ms", required_argument, NULL, 't' },
 		{ "background-prefault", required_argument, NULL, 'f' },
 		{ "recover-timeout", required_argument, NULL, 'R' },
+		{ "takeover", no_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -266,6 +274,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case 'p':
 			o->cfg.prealloc = true;
+			break;
+		case 'k':
+			o->takeover = true;
 			break;
 		case 'l':
 			rc = parse_log_level(optarg);
@@ -391,6 +402,17 @@ static int run_incoming(struct control_ctx *ctx, struct vm **out)
 	return 0;
 }
 
+/* The control socket at --control, or (--takeover) beside it until the
+ * guest comes. */
+static int start_control(const struct run_opts *o, struct control_ctx *ctx,
+			 struct control_server **srv)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s%s", o->control, o->takeover ? ".new" : "");
+	return control_start(path, ctx, srv);
+}
+
 /* Until the VM stops (quit, the guest exits, a signal). Exit status. */
 static int run_until_stopped(struct control_server *srv, struct vm *vm)
 {
@@ -424,12 +446,15 @@ int cmd_run(int argc, char **argv)
 	if (rc)
 		goto out_signals;
 	ctx_set_vm(&ctx, vm);
-	if (o.control && control_start(o.control, &ctx, &srv) < 0) {
+	ctx.control_path = o.control;
+	if (o.control && start_control(&o, &ctx, &srv) < 0) {
 		rc = fail("%s", err_msg());
 		goto out_signals;
 	}
 	if (o.incoming && (rc = run_incoming(&ctx, &vm)) == 0 && vm)
 		ctx_set_vm(&ctx, vm);
+	if (rc == 0 && vm && o.takeover && control_move(srv, o.control) < 0)
+		log_warn("%s: the control socket stays at %s.new", err_msg(), o.control);
 	if (rc == 0 && vm) {
 		announce(&o, vm, ctx.workload);
 		rc = run_until_stopped(srv, vm);

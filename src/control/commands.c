@@ -115,6 +115,7 @@ static const struct {
 	{ "migrate-incoming-cancel", control_migrate_incoming_cancel },
 	{ "migrate-recover", control_migrate_recover },
 	{ "migrate-incoming-prealloc", NULL, control_migrate_incoming_prealloc },
+	{ "upgrade", NULL, control_upgrade },
 	{ "calc-dirty-rate", control_calc_dirty_rate },
 	{ "query-dirty-rate", control_query_dirty_rate },
 };

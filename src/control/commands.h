@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "migration/migration.h"
 #include "vm/guest_status.h"
@@ -30,6 +31,7 @@ struct control_ctx {
 	struct mig_params params;    /* for the next migrate */
 	struct dirtyrate *dirtyrate; /* the current or last dirty-rate measurement */
 	struct mig_dest *incoming;   /* with ferry run --incoming, for its lifetime */
+	const char *control_path;    /* where the control socket is served, if it is */
 	uint64_t start_ns;
 	/* The guest's write rate over the last second, from samples the server
 	 * takes every 250 ms (a ring of CONTROL_SAMPLES). */
@@ -53,6 +55,8 @@ struct control_later {
 	bool (*poll)(struct control_ctx *ctx, struct control_later *l, json_t **result);
 	uint64_t start_ns, deadline_ns;
 	struct guest_check check;
+	pid_t child;	  /* upgrade: the new ferry */
+	char binary[256]; /* upgrade: its binary */
 };
 
 typedef json_t *(*command_fn)(struct control_ctx *ctx, json_t *args);
@@ -93,6 +97,8 @@ int control_migrate_incoming_prealloc(struct control_ctx *ctx, json_t *args,
 				      struct control_later *l);
 /* The incoming side's state, for query-status. */
 json_t *control_incoming_json(struct control_ctx *ctx);
+/* upgrade (control/upgrade.c): a new ferry binary takes the guest over. */
+int control_upgrade(struct control_ctx *ctx, json_t *args, struct control_later *l);
 /* Dirty-rate commands (control/dirtyrate.c). */
 json_t *control_calc_dirty_rate(struct control_ctx *ctx, json_t *args);
 json_t *control_query_dirty_rate(struct control_ctx *ctx, json_t *args);

@@ -121,6 +121,11 @@ static int parse_params(json_t *args, struct mig_params *p)
 			return err_set(-EINVAL, "verify must be true or false");
 		p->verify = json_is_true(v);
 	}
+	if ((v = json_object_get(args, "local"))) {
+		if (!json_is_boolean(v))
+			return err_set(-EINVAL, "local must be true or false");
+		p->local = json_is_true(v);
+	}
 	if ((v = json_object_get(args, "postcopy"))) {
 		if (!json_is_boolean(v))
 			return err_set(-EINVAL, "postcopy must be true or false");
@@ -180,6 +185,45 @@ static json_t *resume(struct control_ctx *ctx, json_t *args, const char *uri)
 	return mig_source_resume(ctx->migration, uri) < 0 ? NULL : json_object();
 }
 
+/* A local migration hands the memory over on a unix socket: it needs
+ * memory another process can map, and takes no argument about pages. */
+static int check_local(const struct vm *vm, json_t *args, const char *uri, struct mig_params *p)
+{
+	static const char *const fits[] = { "uri", "local", "verify", "timeout", "io-timeout-ms" };
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(args, key, v)
+	{
+		bool ok = false;
+
+		for (size_t i = 0; i < sizeof(fits) / sizeof(fits[0]); i++)
+			ok |= !strcmp(key, fits[i]);
+		if (!ok)
+			return err_set(-EINVAL,
+				       "a local migration sends no page, so '%s' does not "
+				       "apply (it takes verify, timeout and io-timeout-ms)",
+				       key);
+	}
+	if (!chan_uri_is_unix(uri))
+		return err_set(-EINVAL,
+			       "a local migration hands the memory over on a unix socket "
+			       "(unix:PATH); %s is not one",
+			       uri);
+	if (vm->mem.memfd < 0)
+		return err_set(-EINVAL,
+			       "guest memory is %s, which another process cannot map: start the VM "
+			       "with --mem-backend memfd or hugetlb to migrate it locally",
+			       mem_backend_name(vm->mem.backend));
+	/* Defaults for copying migrations (migrate-set-parameters) stay out. */
+	p->channels = 0;
+	p->compress = (struct mig_compress){ .level = 1 };
+	p->xbzrle_cache_bytes = 0;
+	p->postcopy = false;
+	p->max_bandwidth_bps = 0;
+	return 0;
+}
+
 json_t *control_migrate(struct control_ctx *ctx, json_t *args)
 {
 	struct vm *vm = ctx_vm(ctx);
@@ -223,7 +267,8 @@ json_t *control_migrate(struct control_ctx *ctx, json_t *args)
 			vm_state_name(vm_get_status(vm).state));
 		return NULL;
 	}
-	if (parse_params(args, &p) < 0 || converge_check(vm, &p) < 0 || chan_check_uri(uri) < 0)
+	if (parse_params(args, &p) < 0 || chan_check_uri(uri) < 0 ||
+	    (p.local ? check_local(vm, args, uri, &p) : converge_check(vm, &p)) < 0)
 		return NULL;
 	if ((p.channels || p.postcopy) && !strncmp(uri, "fd:", 3)) {
 		err_set(-EINVAL, "%s need a tcp: or unix: URI; %s is one connection",
@@ -405,6 +450,7 @@ json_t *control_query_migrate(struct control_ctx *ctx, json_t *args)
 		      s.dirty_rate_pps, "expected_downtime_ms", s.expected_downtime_ms, "phases",
 		      phases_json(&s.phase));
 	json_object_set_new(r, "id", control_id_json(s.id));
+	json_object_set_new(r, "local", json_boolean(s.local));
 	json_object_set_new(r, "converge", converge_json(&s.converge));
 	json_object_set_new(r, "pipeline", pipeline_json(&s));
 	if (s.xbzrle.cache_bytes)

@@ -44,6 +44,8 @@ struct control_server {
 	int listen_fd;
 	int wake[2]; /* a byte here ends poll(): stop, or output queued */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	dev_t dev; /* the socket file's, to remove it only while it is ours */
+	ino_t ino;
 	struct control_ctx *ctx;
 	pthread_t thread;
 	bool stopping;
@@ -401,6 +403,7 @@ static int listen_on(const char *path)
 int control_start(const char *path, struct control_ctx *ctx, struct control_server **out)
 {
 	struct control_server *srv = calloc(1, sizeof(*srv));
+	struct stat st;
 	int rc;
 
 	if (!srv)
@@ -415,6 +418,10 @@ int control_start(const char *path, struct control_ctx *ctx, struct control_serv
 		goto out_free;
 	}
 	snprintf(srv->path, sizeof(srv->path), "%s", path);
+	if (stat(path, &st) == 0) {
+		srv->dev = st.st_dev;
+		srv->ino = st.st_ino;
+	}
 	if (pipe2(srv->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
 		rc = err_set(-errno, "pipe: %s", strerror(errno));
 		goto out_close;
@@ -438,6 +445,15 @@ out_free:
 	return rc;
 }
 
+/* Whether the socket file at srv->path is still the one we bound (a ferry
+ * that took over from this one put its own there). */
+static bool still_ours(const struct control_server *srv)
+{
+	struct stat st;
+
+	return stat(srv->path, &st) == 0 && st.st_dev == srv->dev && st.st_ino == srv->ino;
+}
+
 void control_stop(struct control_server *srv)
 {
 	if (!srv)
@@ -451,9 +467,22 @@ void control_stop(struct control_server *srv)
 	close(srv->listen_fd);
 	close(srv->wake[0]);
 	close(srv->wake[1]);
-	unlink(srv->path);
+	if (still_ours(srv))
+		unlink(srv->path);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
+}
+
+int control_move(struct control_server *srv, const char *path)
+{
+	if (strlen(path) >= sizeof(srv->path))
+		return err_set(-ENAMETOOLONG, "control socket path is longer than %zu bytes",
+			       sizeof(srv->path) - 1);
+	if (rename(srv->path, path) < 0)
+		return err_set(-errno, "cannot move the control socket onto %s: %s", path,
+			       strerror(errno));
+	snprintf(srv->path, sizeof(srv->path), "%s", path);
+	return 0;
 }
 
 void control_event(struct control_server *srv, const char *name, void *data)

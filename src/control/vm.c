@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "control/commands.h"
 #include "migration/send/source.h"
@@ -53,8 +54,9 @@ json_t *control_query_status(struct control_ctx *ctx, json_t *args)
 
 	(void)args;
 	if (!vm)
-		return json_pack("{s:s,s:o}", "status", "incoming", "incoming",
-				 control_incoming_json(ctx));
+		return json_pack("{s:s,s:o,s:i,s:s}", "status", "incoming", "incoming",
+				 control_incoming_json(ctx), "pid", (int)getpid(), "version",
+				 FERRY_VERSION);
 	st = vm_get_status(vm);
 	r = json_pack("{s:s,s:i,s:I,s:s,s:s,s:s,s:f,s:I,s:I}", "status", run_state(ctx, &st),
 		      "vcpus", (int)vm->nr_vcpus, "memory_bytes", (json_int_t)vm->mem.size,
@@ -63,6 +65,8 @@ json_t *control_query_status(struct control_ctx *ctx, json_t *args)
 		      ctx->dirty_rate_pps, "uptime_ms",
 		      (json_int_t)((time_now_ns() - ctx->start_ns) / NS_PER_MS), "last_pause_us",
 		      (json_int_t)(st.last_pause_ns / NS_PER_US));
+	json_object_set_new(r, "pid", json_integer(getpid()));
+	json_object_set_new(r, "version", json_string(FERRY_VERSION));
 	if (st.stopped) {
 		json_object_set_new(r, "stop_reason", json_string(st.stop_reason));
 		json_object_set_new(r, "exit_code", json_integer(st.exit_code));

@@ -5,6 +5,7 @@
 
 #include "stream/record.h"
 #include "util/error.h"
+#include "vm/state.h"
 
 static int send_header(struct chan *c)
 {
@@ -191,30 +192,68 @@ int handshake_refusal(const struct wire_buf *buf, uint32_t len)
 	return rc < 0 ? rc : err_set(-(int)(code ? code : EPROTO), "destination refused: %s", text);
 }
 
+/* handshake_expect, leaving the record's body in buf (hdr its header). */
+static int expect_into(struct chan *c, uint32_t want, struct rec_received_chan *received,
+		       bool *refused, struct wire_buf *buf, struct rec_header *hdr)
+{
+	uint32_t n;
+	int rc = wire_recv(c, hdr, buf);
+
+	if (rc == 0 && hdr->type == REC_RECEIVED) {
+		if (received)
+			rc = rec_parse_received(buf->data, hdr->length, &n, received);
+		if (rc == 0)
+			rc = wire_recv(c, hdr, buf);
+	}
+	if (rc == 0 && hdr->type == REC_ERROR) {
+		rc = handshake_refusal(buf, hdr->length);
+		if (refused)
+			*refused = true;
+	} else if (rc == 0 && hdr->type != want)
+		rc = err_set(-EPROTO, "destination answered %s where %s was due",
+			     rec_type_name(hdr->type), rec_type_name(want));
+	else if (rc < 0)
+		rc = err_wrap(rc, "no %s from the destination", rec_type_name(want));
+	return rc;
+}
+
 int handshake_expect(struct chan *c, uint32_t want, struct rec_received_chan *received,
 		     bool *refused)
 {
 	struct wire_buf buf = { 0 };
 	struct rec_header hdr;
-	uint32_t n;
-	int rc = wire_recv(c, &hdr, &buf);
+	int rc = expect_into(c, want, received, refused, &buf, &hdr);
 
-	if (rc == 0 && hdr.type == REC_RECEIVED) {
-		if (received)
-			rc = rec_parse_received(buf.data, hdr.length, &n, received);
-		if (rc == 0)
-			rc = wire_recv(c, &hdr, &buf);
-	}
-	if (rc == 0 && hdr.type == REC_ERROR) {
-		rc = handshake_refusal(&buf, hdr.length);
-		if (refused)
-			*refused = true;
-	} else if (rc == 0 && hdr.type != want)
-		rc = err_set(-EPROTO, "destination answered %s where %s was due",
-			     rec_type_name(hdr.type), rec_type_name(want));
-	else if (rc < 0)
-		rc = err_wrap(rc, "no %s from the destination", rec_type_name(want));
 	wire_buf_free(&buf);
+	return rc;
+}
+
+int handshake_ready(struct chan *c)
+{
+	struct rec_ready r = { .stream_version = STREAM_VERSION, .state_version = STATE_VERSION };
+	struct iovec body = { &r, sizeof(r) };
+
+	return wire_send(c, REC_READY, &body, 1);
+}
+
+int handshake_expect_ready(struct chan *c)
+{
+	struct wire_buf buf = { 0 };
+	struct rec_header hdr;
+	struct rec_ready r;
+	int rc = expect_into(c, REC_READY, NULL, NULL, &buf, &hdr);
+
+	if (rc == 0)
+		memcpy(&r, buf.data, sizeof(r)); /* its length was checked */
+	wire_buf_free(&buf);
+	if (rc == 0 && r.stream_version != STREAM_VERSION)
+		rc = err_set(-EPROTO,
+			     "the destination speaks migration stream version %u, this ferry %u",
+			     r.stream_version, STREAM_VERSION);
+	if (rc == 0 && r.state_version != STATE_VERSION)
+		rc = err_set(-EPROTO,
+			     "the destination reads VM state version %u, this ferry writes %u",
+			     r.state_version, STATE_VERSION);
 	return rc;
 }
 

@@ -54,6 +54,11 @@ int handshake_check_resume(struct chan *c, uint64_t id, const uint8_t *token);
  * is parsed into received (CHANNELS_MAX entries) when it is not NULL. */
 int handshake_expect(struct chan *c, uint32_t want, struct rec_received_chan *received,
 		     bool *refused);
+/* Destination: READY, saying which stream and state versions it reads. */
+int handshake_ready(struct chan *c);
+/* Source: READY, or the reason it is not (a refusal, or versions this
+ * ferry does not speak: checked both ways before the guest pauses). */
+int handshake_expect_ready(struct chan *c);
 /* An ERROR record's sentence as the error ("destination refused: ..."). */
 int handshake_refusal(const struct wire_buf *buf, uint32_t len);
 /* Destination: tell the source why it stops; best effort. */

@@ -64,6 +64,7 @@ struct mig_params {
 	bool postcopy;			 /* a switch to post-copy is allowed */
 	uint32_t recover_timeout_s;	 /* a broken post-copy waits this long for
 					    migrate --resume (0: no end) */
+	bool local; /* same host: hand the memory over (a unix socket), copy nothing */
 };
 
 /* --compress auto's plan: codec lo for most batches, hi (denser, more CPU)
@@ -173,6 +174,7 @@ struct mig_stats {
 	struct rec_received_chan received[CHANNELS_MAX];
 	struct codec_report codec; /* the codec over time */
 	struct postcopy_report postcopy;
+	bool local; /* the memory was handed over, not sent */
 };
 
 void mig_params_default(struct mig_params *p);

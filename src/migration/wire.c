@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "stream/record.h"
 #include "util/error.h"
@@ -69,6 +70,34 @@ int wire_send_pending(struct chan *c, uint32_t type, const uint64_t *bits, uint6
 					 { (void *)(bits + first / 64), 8 * ((n + 63ull) / 64) } };
 
 		rc = wire_send(c, type, body, 2);
+	}
+	return rc;
+}
+
+int wire_send_fd(struct chan *c, uint32_t type, const void *body, uint32_t len, int fd)
+{
+	struct rec_header hdr;
+	struct iovec iov[3] = { { &hdr, sizeof(hdr) },
+				{ (void *)body, len },
+				{ (void *)zeros, rec_padded(len) - len } };
+
+	rec_header_init(&hdr, type, &iov[1], 1);
+	return chan_writev_fd(c, iov, 3, fd);
+}
+
+int wire_recv_fd(struct chan *c, struct rec_header *hdr, struct wire_buf *buf, int *fd)
+{
+	int skip, rc = chan_read_fd(c, hdr, sizeof(*hdr), fd);
+
+	if (rc == 0)
+		rc = rec_header_check(hdr, &skip);
+	if (rc == 0 && skip)
+		rc = err_set(-EPROTO, "an optional record came where a descriptor was due");
+	if (rc == 0)
+		rc = wire_recv_body(c, hdr, buf);
+	if (rc < 0 && *fd >= 0) {
+		close(*fd);
+		*fd = -1;
 	}
 	return rc;
 }

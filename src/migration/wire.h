@@ -30,6 +30,10 @@ int wire_send_hashed(struct chan *c, uint32_t type, const struct iovec *body, in
  * (chan_writev_ref), so the peer may find them changed, which LPAGES
  * allows for. */
 int wire_send_live(struct chan *c, const struct iovec *body, int n, uint64_t checksum);
+/* A record of len bytes of body, with fd going along (chan_writev_fd). */
+int wire_send_fd(struct chan *c, uint32_t type, const void *body, uint32_t len, int fd);
+/* The next record, which must carry a descriptor: into *fd (-1 on failure). */
+int wire_recv_fd(struct chan *c, struct rec_header *hdr, struct wire_buf *buf, int *fd);
 /* Receive the next record the reader knows (skipping optional unknown ones),
  * checked: header, length bounds and checksum. The body lands in buf. */
 int wire_recv(struct chan *c, struct rec_header *hdr, struct wire_buf *buf);

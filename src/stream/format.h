@@ -8,8 +8,14 @@
 
 #include "util/page.h"
 
-#define STREAM_MAGIC	  0x3147494d59525245ull /* "ERRYMIG1" */
-#define STREAM_VERSION	  3
+#define STREAM_MAGIC 0x3147494d59525245ull /* "ERRYMIG1" */
+/* A test build speaks the next version (meson's ferry-next), so that tests
+ * can show two versions refusing each other. */
+#ifdef FERRY_STREAM_VERSION_NEXT
+#define STREAM_VERSION 5
+#else
+#define STREAM_VERSION 4
+#endif
 #define STREAM_BYTE_ORDER 0x01020304u
 
 #define REC_OPTIONAL	   0x80000000u
@@ -46,6 +52,7 @@ enum rec_type {
 	REC_RECOVER = 24,   /* post-copy recovery: which pages the destination still lacks */
 	REC_FORGET = 25,    /* before the switch to post-copy: pages certain to be still to come */
 	REC_FORGOTTEN = 26, /* the destination forgot them */
+	REC_MEMFD = 27,	    /* local migration: guest memory's fd goes with it (SCM_RIGHTS) */
 };
 
 enum page_encoding {
@@ -66,6 +73,7 @@ enum page_encoding {
 #define CONFIG_VERIFY	1ull
 #define CONFIG_CHANNELS 2ull /* a CHANNELS record follows CONFIG */
 #define CONFIG_POSTCOPY 4ull /* the source may switch to post-copy */
+#define CONFIG_LOCAL	8ull /* MEMFD hands the memory over; no page is sent */
 
 #define CHANNELS_MAX	   16u
 #define CHANNEL_URGENT	   CHANNELS_MAX /* JOIN index of post-copy's urgent channel */
@@ -188,6 +196,22 @@ struct rec_placed {
 	uint64_t blocked_ns[PLACED_MAX_VCPUS]; /* how long each vCPU waited for pages */
 };
 
+/* READY's body: what the destination speaks, for the source to check in
+ * its turn (the destination checked the stream header's version). */
+struct rec_ready {
+	uint32_t stream_version;
+	uint32_t state_version;
+};
+
+/* Local migration, after SESSION: guest memory is the file whose fd the
+ * record's first byte carries (SCM_RIGHTS on a unix socket), mem_bytes
+ * long from offset 0 and sealed against shrinking. */
+struct rec_memfd {
+	uint64_t mem_bytes;
+	uint32_t backend; /* enum mem_backend: MEM_MEMFD or MEM_HUGETLB */
+	uint32_t reserved;
+};
+
 struct rec_request {
 	uint32_t count;
 	uint32_t reserved;
@@ -217,6 +241,8 @@ _Static_assert(sizeof(struct rec_error) == 8, "ERROR fixed part");
 _Static_assert(sizeof(struct rec_postcopy) == 16, "POSTCOPY fixed part");
 _Static_assert(sizeof(struct rec_resume) == 24, "RESUME");
 _Static_assert(sizeof(struct rec_request) == 8, "REQUEST fixed part");
+_Static_assert(sizeof(struct rec_ready) == 8, "READY");
+_Static_assert(sizeof(struct rec_memfd) == 16, "MEMFD");
 _Static_assert(offsetof(struct rec_placed, blocked_ns) == 312, "PLACED fixed part");
 
 static inline uint32_t rec_padded(uint32_t length)

@@ -8,13 +8,14 @@
 #include "util/hash.h"
 
 static const char *const names[] = {
-	[REC_CONFIG] = "CONFIG", [REC_PAGES] = "PAGES",	      [REC_ROUND] = "ROUND",
-	[REC_STATE] = "STATE",	 [REC_HASHES] = "HASHES",     [REC_END] = "END",
-	[REC_COMMIT] = "COMMIT", [REC_LOADED] = "LOADED",     [REC_RESUMED] = "RESUMED",
-	[REC_ERROR] = "ERROR",	 [REC_READY] = "READY",	      [REC_CHANNELS] = "CHANNELS",
-	[REC_JOIN] = "JOIN",	 [REC_ZPAGES] = "ZPAGES",     [REC_SESSION] = "SESSION",
-	[REC_LPAGES] = "LPAGES", [REC_POSTCOPY] = "POSTCOPY", [REC_REQUEST] = "REQUEST",
-	[REC_PLACED] = "PLACED", [REC_RESUME] = "RESUME",     [REC_RECOVER] = "RECOVER",
+	[REC_CONFIG] = "CONFIG", [REC_PAGES] = "PAGES",		[REC_ROUND] = "ROUND",
+	[REC_STATE] = "STATE",	 [REC_HASHES] = "HASHES",	[REC_END] = "END",
+	[REC_COMMIT] = "COMMIT", [REC_LOADED] = "LOADED",	[REC_RESUMED] = "RESUMED",
+	[REC_ERROR] = "ERROR",	 [REC_READY] = "READY",		[REC_CHANNELS] = "CHANNELS",
+	[REC_JOIN] = "JOIN",	 [REC_ZPAGES] = "ZPAGES",	[REC_SESSION] = "SESSION",
+	[REC_LPAGES] = "LPAGES", [REC_POSTCOPY] = "POSTCOPY",	[REC_REQUEST] = "REQUEST",
+	[REC_PLACED] = "PLACED", [REC_RESUME] = "RESUME",	[REC_RECOVER] = "RECOVER",
+	[REC_FORGET] = "FORGET", [REC_FORGOTTEN] = "FORGOTTEN", [REC_MEMFD] = "MEMFD",
 };
 
 const char *rec_type_name(uint32_t type)
@@ -128,11 +129,16 @@ static int length_bounds(uint32_t type, uint32_t *min, uint32_t *max)
 	case REC_RESUME:
 		*min = *max = sizeof(struct rec_resume);
 		return 0;
+	case REC_READY:
+		*min = *max = sizeof(struct rec_ready);
+		return 0;
+	case REC_MEMFD:
+		*min = *max = sizeof(struct rec_memfd);
+		return 0;
 	case REC_END:
 	case REC_COMMIT:
 	case REC_LOADED:
 	case REC_RESUMED:
-	case REC_READY:
 	case REC_FORGOTTEN:
 		*min = *max = 0;
 		return 0;
@@ -225,7 +231,7 @@ int rec_parse_config(const void *body, uint32_t len, struct rec_config *out)
 	    out->mem_bytes > (1ull << 40))
 		return err_set(-EINVAL, "CONFIG asks for %llu bytes of guest memory",
 			       (unsigned long long)out->mem_bytes);
-	if (out->flags & ~(CONFIG_VERIFY | CONFIG_CHANNELS | CONFIG_POSTCOPY))
+	if (out->flags & ~(CONFIG_VERIFY | CONFIG_CHANNELS | CONFIG_POSTCOPY | CONFIG_LOCAL))
 		return err_set(-EINVAL, "CONFIG has unknown flags %#llx",
 			       (unsigned long long)out->flags);
 	return 0;

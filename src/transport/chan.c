@@ -216,6 +216,20 @@ int chan_check_uri(const char *text)
 	return rc;
 }
 
+bool chan_uri_is_unix(const char *text)
+{
+	struct uri u;
+	int domain = 0;
+	socklen_t len = sizeof(domain);
+
+	if (uri_parse(text, &u) < 0)
+		return false;
+	if (u.kind == URI_FD)
+		return getsockopt(u.fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+		       domain == AF_UNIX;
+	return u.kind == URI_UNIX;
+}
+
 int chan_connect(struct chan *c, const char *text, int timeout_ms, const struct cancel *cancel)
 {
 	struct uri u;
@@ -366,17 +380,44 @@ static int pace(struct chan *c, const struct iovec *iov, int n)
 	return 0;
 }
 
-/* Write all of iov[0..n) through the socket's own copy. */
-static int send_copy(struct chan *c, const struct iovec *iov_in, int n)
+/* Room for one fd in a message's control data. */
+union fd_control {
+	char buf[CMSG_SPACE(sizeof(int))];
+	struct cmsghdr align;
+};
+
+/* Attach fd to msg (SCM_RIGHTS). */
+static void attach_fd(struct msghdr *msg, union fd_control *ctl, int fd)
+{
+	struct cmsghdr *cm;
+
+	memset(ctl, 0, sizeof(*ctl));
+	msg->msg_control = ctl->buf;
+	msg->msg_controllen = sizeof(ctl->buf);
+	cm = CMSG_FIRSTHDR(msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+}
+
+/* Write all of iov[0..n) through the socket's own copy; fd (unless -1)
+ * goes with the first byte. */
+static int send_copy(struct chan *c, const struct iovec *iov_in, int n, int fd)
 {
 	struct iovec iov[CHAN_MAX_IOV];
+	union fd_control ctl;
 	uint64_t wait;
 	int i = 0;
 
 	memcpy(iov, iov_in, (size_t)n * sizeof(*iov));
 	while (i < n) {
 		struct msghdr msg = { .msg_iov = iov + i, .msg_iovlen = (size_t)(n - i) };
-		ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t w;
+
+		if (fd >= 0)
+			attach_fd(&msg, &ctl, fd);
+		w = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 		int rc;
 
 		if (w < 0) {
@@ -391,6 +432,7 @@ static int send_copy(struct chan *c, const struct iovec *iov_in, int n)
 			continue;
 		}
 		c->bytes_sent += (uint64_t)w;
+		fd = -1; /* it went with the first byte */
 		while (i < n && (size_t)w >= iov[i].iov_len)
 			w -= (ssize_t)iov[i++].iov_len;
 		if (i < n) {
@@ -408,7 +450,12 @@ int chan_writev(struct chan *c, const struct iovec *iov, int n)
 	if (n > CHAN_MAX_IOV)
 		return -EINVAL;
 	rc = pace(c, iov, n);
-	return rc < 0 ? rc : send_copy(c, iov, n);
+	return rc < 0 ? rc : send_copy(c, iov, n, -1);
+}
+
+int chan_writev_fd(struct chan *c, const struct iovec *iov, int n, int fd)
+{
+	return n > CHAN_MAX_IOV ? -EINVAL : send_copy(c, iov, n, fd);
 }
 
 static bool whole_pages(const struct iovec *v)
@@ -431,7 +478,7 @@ int chan_writev_ref(struct chan *c, const struct iovec *iov, int n)
 		if (i < n && !whole_pages(&iov[i]))
 			continue;
 		if (i > from)
-			rc = send_copy(c, iov + from, i - from);
+			rc = send_copy(c, iov + from, i - from, -1);
 		if (rc == 0 && i < n)
 			rc = splice_pages(c, iov[i]);
 		from = i + 1;
@@ -491,6 +538,56 @@ int chan_read(struct chan *c, void *buf, size_t len)
 	struct iovec v = { buf, len };
 
 	return chan_readv(c, &v, 1);
+}
+
+/* The fd msg carries, or -1 (closed if it came cut short). */
+static int fd_of(const struct msghdr *msg)
+{
+	struct cmsghdr *cm = CMSG_FIRSTHDR((struct msghdr *)msg);
+	int fd = -1;
+
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+	    cm->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	if (fd >= 0 && (msg->msg_flags & MSG_CTRUNC)) {
+		close(fd); /* more came than one: the kernel closed the others */
+		fd = -1;
+	}
+	return fd;
+}
+
+int chan_read_fd(struct chan *c, void *buf, size_t len, int *fd)
+{
+	union fd_control ctl;
+	struct iovec v = { buf, len };
+	struct msghdr msg = { .msg_iov = &v,
+			      .msg_iovlen = 1,
+			      .msg_control = ctl.buf,
+			      .msg_controllen = sizeof(ctl.buf) };
+	ssize_t r;
+	int rc;
+
+	*fd = -1;
+	while ((r = recvmsg(c->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC)) < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			return err_set(-errno, "the connection broke (%s)", strerror(errno));
+		rc = chan_wait_ready(c, POLLIN);
+		if (rc < 0)
+			return rc;
+	}
+	if (r == 0)
+		return err_set(-ECONNRESET, "the peer closed the connection");
+	c->bytes_received += (uint64_t)r;
+	*fd = fd_of(&msg);
+	if (*fd < 0)
+		return err_set(-EPROTO, "no file descriptor came where one was due (a unix socket "
+					"carries them; this connection did not)");
+	rc = chan_read(c, (char *)buf + r, len - (size_t)r);
+	if (rc < 0) {
+		close(*fd);
+		*fd = -1;
+	}
+	return rc;
 }
 
 uint64_t chan_queued(const struct chan *c)

@@ -48,6 +48,8 @@ struct chan {
 /* Whether uri can be connected to at all: it parses, and fd:N is a
  * connected stream socket. Returns 0 or -errno with err_msg(). */
 int chan_check_uri(const char *uri);
+/* Whether uri is a unix socket: unix:PATH, or fd:N of one. */
+bool chan_uri_is_unix(const char *uri);
 /* Connect to uri (tcp:, unix:, fd:) within timeout_ms, unless cancel (may be
  * NULL) fires first; the channel keeps both. Returns 0 or -errno with
  * err_msg(). */
@@ -68,6 +70,9 @@ int chan_writev(struct chan *c, const struct iovec *iov, int n);
  * memory whose later change the peer tolerates (a running guest's pages,
  * each with its own hash). */
 int chan_writev_ref(struct chan *c, const struct iovec *iov, int n);
+/* The same, but fd (a descriptor of this process) goes with the first byte
+ * (SCM_RIGHTS: a unix socket only); not rate-limited. */
+int chan_writev_fd(struct chan *c, const struct iovec *iov, int n, int fd);
 /* Wait until c is ready for events (POLLIN, POLLOUT), within its timeout
  * (renewed while its company grows), unless its cancel fires or (writing)
  * its speaker speaks. */
@@ -76,6 +81,9 @@ int chan_wait_ready(struct chan *c, short events);
 int chan_read(struct chan *c, void *buf, size_t len);
 /* Read exactly what iov[0..n) holds, n <= CHAN_MAX_IOV (iov is used up). */
 int chan_readv(struct chan *c, struct iovec *iov, int n);
+/* Read exactly len bytes whose first carries one descriptor (chan_writev_fd),
+ * into *fd (close-on-exec; -1 on failure). */
+int chan_read_fd(struct chan *c, void *buf, size_t len, int *fd);
 /* Bytes written but not yet delivered (still in the kernel's queue). */
 uint64_t chan_queued(const struct chan *c);
 /* Make blocked reads and writes on c fail now. Only for the thread that

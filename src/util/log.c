@@ -37,6 +37,13 @@ static int log_enabled(enum log_level level)
 	return (int)level <= now;
 }
 
+const char *log_level_name(void)
+{
+	int now = __atomic_load_n(&current_level, __ATOMIC_RELAXED);
+
+	return level_names[now < 0 ? level_from_env() : now];
+}
+
 void log_write(enum log_level level, const char *fmt, ...)
 {
 	char line[1024];

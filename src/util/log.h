@@ -11,6 +11,8 @@ enum log_level {
 };
 
 void log_set_level(enum log_level level);
+/* The level in force: error, warn, info or debug. */
+const char *log_level_name(void);
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_err(...)   log_write(LOG_ERR, __VA_ARGS__)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/bitmap.h"
@@ -46,7 +47,7 @@ static void *map_anon(uint64_t size)
 
 static void *map_memfd(struct guest_mem *mem, uint64_t size, unsigned flags)
 {
-	mem->memfd = memfd_create("ferry-guest-ram", MFD_CLOEXEC | flags);
+	mem->memfd = memfd_create("ferry-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING | flags);
 	if (mem->memfd < 0)
 		return MAP_FAILED;
 	if (ftruncate(mem->memfd, (off_t)size) < 0) {
@@ -183,6 +184,63 @@ int mem_populate(struct guest_mem *mem)
 	log_info("populated %llu MiB of guest memory in %.0f ms",
 		 (unsigned long long)(mem->size >> 20), mem->populate_ms);
 	return 0;
+}
+
+int mem_share(struct guest_mem *mem, int *fd)
+{
+	if (mem->memfd < 0)
+		return err_set(-EINVAL,
+			       "guest memory is %s, which another process cannot map: start the "
+			       "VM with --mem-backend memfd or hugetlb to migrate it locally",
+			       mem_backend_name(mem->backend));
+	/* The receiver maps all of it: a file that shrank under its mapping
+	 * would kill it with SIGBUS. */
+	if (fcntl(mem->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
+		return err_set(-errno, "cannot seal guest memory against resizing: %s",
+			       strerror(errno));
+	*fd = mem->memfd;
+	return 0;
+}
+
+int mem_adopt(struct guest_mem *mem, int fd, uint64_t size, enum mem_backend backend)
+{
+	int seals = fcntl(fd, F_GET_SEALS);
+	struct stat st;
+	void *host;
+
+	memset(mem, 0, sizeof(*mem));
+	mem->memfd = -1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+		return err_set(-EINVAL, "the memory handed over is not a file of %llu bytes",
+			       (unsigned long long)size);
+	if (seals < 0 || !(seals & F_SEAL_SHRINK))
+		return err_set(-EINVAL, "the memory handed over may shrink under its mapping "
+					"(not sealed with F_SEAL_SHRINK)");
+	if ((backend != MEM_MEMFD && backend != MEM_HUGETLB) ||
+	    (backend == MEM_HUGETLB && size % MEM_HUGE_PAGE))
+		return err_set(-EINVAL, "the memory handed over is of no kind ferry maps");
+	host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (host == MAP_FAILED)
+		return err_set(-errno, "cannot map the memory handed over: %s", strerror(errno));
+	mem->memfd = fd;
+	mem->backend = backend;
+	mem->size = mem->mapped = size;
+	mem->nr_regions = 1;
+	mem->regions[0] = (struct mem_region){ .gpa = 0, .size = size, .host = host, .slot = 0 };
+	return 0;
+}
+
+void mem_hand_over(struct guest_mem *mem)
+{
+	for (unsigned i = 0; i < mem->nr_regions; i++) {
+		struct mem_region *r = &mem->regions[i];
+
+		mmap(r->host, r->size, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+	}
+	if (mem->memfd >= 0)
+		close(mem->memfd);
+	mem->memfd = -1;
 }
 
 void mem_release(struct guest_mem *mem)

@@ -31,6 +31,9 @@ struct vm_config {
 	/* Borrow the front of this memory instead of mapping new (a
 	 * destination's, made ready before the source came). */
 	const struct guest_mem *lend_from;
+	/* Memory mapped already (a local migration's, vm/memory.h mem_adopt):
+	 * the VM takes it over, whether vm_create succeeds or not. */
+	struct guest_mem *adopt;
 };
 
 enum vm_run_state {

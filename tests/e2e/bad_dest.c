@@ -32,7 +32,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	c.timeout_ms = 30000;
-	wire_send_empty(&c, REC_READY);
+	handshake_ready(&c);
 	do {
 		if (wire_recv(&c, &hdr, &buf) < 0) {
 			fprintf(stderr, "bad_dest: stream ended early: %s\n", err_msg());

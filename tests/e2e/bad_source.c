@@ -10,13 +10,19 @@
  * right one is let in; its first batch is of a round not yet begun),
  * skip-bit (a page batch whose type has the optional bit flipped, which
  * a receiver would skip if the checksum did not cover the type),
- * short-round (one page, then a ROUND that announces two).
+ * short-round (one page, then a ROUND that announces two); and local
+ * migrations (MEMFD): local-unsealed (memory that may shrink), local-no-fd
+ * (MEMFD without its descriptor), local-pages (a PAGES record after it),
+ * local-bad-hash (memory full of 0x5a, a real state, two wrong hashes:
+ * the destination must refuse and must not have written a byte of it).
  * Exits 0 when the destination answered the way it must: an ERROR naming
  * the fault, LOADED (commit-and-vanish), or (for truncate) nothing. */
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "migration/handshake.h"
@@ -24,7 +30,6 @@
 #include "stream/record.h"
 #include "util/error.h"
 #include "util/hash.h"
-
 
 #define MEM (64ull << 20)
 
@@ -37,7 +42,7 @@ static int handshake(struct chan *c, bool verify, uint32_t vcpus)
 			       .id = 42 };
 	int rc = handshake_send(c, &h);
 
-	return rc == 0 ? handshake_expect(c, REC_READY, NULL, NULL) : rc;
+	return rc == 0 ? handshake_expect_ready(c) : rc;
 }
 
 /* One PAGES record of one raw page at gfn, as bytes, so it can be damaged. */
@@ -84,7 +89,7 @@ static int intruder(struct chan *c, const char *uri, uint8_t *rec, size_t len)
 
 	if (handshake_send(c, &h) < 0 || handshake_join(&bad, uri, 0, wrong, 10000, NULL) < 0 ||
 	    handshake_join(&good, uri, 0, h.channels.token, 10000, NULL) < 0 ||
-	    handshake_expect(c, REC_READY, NULL, NULL) < 0) {
+	    handshake_expect_ready(c) < 0) {
 		fprintf(stderr, "bad_source: no READY with the right channel: %s\n", err_msg());
 		return -1;
 	}
@@ -155,6 +160,90 @@ static int expect_error(struct chan *c, const char *words)
 	return rc == 0 && strstr(text, words) ? 0 : 1;
 }
 
+/* A sealed memfd of MEM bytes of 0x5a (unsealed if asked), or -1. */
+static int pattern_memfd(bool sealed)
+{
+	int fd = memfd_create("bad-source", MFD_ALLOW_SEALING);
+	uint8_t *p;
+
+	if (fd < 0 || ftruncate(fd, MEM) < 0)
+		return -1;
+	p = mmap(NULL, MEM, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	memset(p, 0x5a, MEM);
+	munmap(p, MEM);
+	if (sealed && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
+		return -1;
+	return fd;
+}
+
+/* Whether every byte of fd is still 0x5a. */
+static bool untouched(int fd)
+{
+	uint8_t *p = mmap(NULL, MEM, PROT_READ, MAP_SHARED, fd, 0);
+	bool ok = p != MAP_FAILED;
+
+	for (uint64_t i = 0; ok && i < MEM; i++)
+		ok = p[i] == 0x5a;
+	if (p != MAP_FAILED)
+		munmap(p, MEM);
+	return ok;
+}
+
+/* The local modes: CONFIG (local), MEMFD, and what the mode says. */
+static int local(struct chan *c, const char *mode, const char *blob_path)
+{
+	static uint8_t blob[1 << 20];
+	static uint64_t hash[MEM / FERRY_PAGE_SIZE];
+	static uint8_t page[FERRY_PAGE_SIZE];
+	struct handshake h = { .config = { .mem_bytes = MEM,
+					   .vcpus = 2,
+					   .page_size = FERRY_PAGE_SIZE,
+					   .flags = CONFIG_LOCAL | CONFIG_VERIFY },
+			       .id = 43 };
+	struct rec_memfd m = { .mem_bytes = MEM, .backend = 1 /* memfd */ };
+	struct rec_hashes fixed = { .first_gfn = 0, .count = MEM / FERRY_PAGE_SIZE };
+	struct iovec state = { blob, load_blob(blob_path, blob, sizeof(blob)) },
+		     hv[2] = { { &fixed, sizeof(fixed) }, { hash, sizeof(hash) } };
+	int fd = pattern_memfd(strcmp(mode, "local-unsealed") != 0), rc;
+
+	if (fd < 0 || !state.iov_len || handshake_send(c, &h) < 0)
+		return 2;
+	if (!strcmp(mode, "local-no-fd"))
+		rc = wire_send(c, REC_MEMFD, &(struct iovec){ &m, sizeof(m) }, 1);
+	else
+		rc = wire_send_fd(c, REC_MEMFD, &m, sizeof(m), fd);
+	if (rc < 0)
+		return 2;
+	if (!strcmp(mode, "local-no-fd"))
+		return expect_error(c, "no file descriptor came");
+	if (!strcmp(mode, "local-unsealed"))
+		return expect_error(c, "may shrink under its mapping");
+	if (handshake_expect_ready(c) < 0)
+		return 1;
+	if (!strcmp(mode, "local-pages")) {
+		size_t len = pages_record(page, 5);
+
+		chan_writev(c, &(struct iovec){ page, len }, 1);
+		return expect_error(c, "PAGES in a local migration");
+	}
+	memset(page, 0x5a, sizeof(page));
+	for (size_t i = 0; i < MEM / FERRY_PAGE_SIZE; i++)
+		hash[i] = hash64(page, sizeof(page));
+	hash[3] ^= 1;
+	hash[4] ^= 1;
+	if (wire_send(c, REC_STATE, &state, 1) < 0 || wire_send(c, REC_HASHES, hv, 2) < 0 ||
+	    wire_send_empty(c, REC_END) < 0)
+		return 2;
+	rc = expect_error(c, "2 pages differ from the source's (at 0x3000, 0x4000)");
+	if (!untouched(fd)) {
+		printf("the destination wrote into the memory it was handed\n");
+		return 1;
+	}
+	return rc;
+}
+
 /* Modes that load a real 2-vCPU state blob. */
 static bool blob_mode(const char *mode)
 {
@@ -177,6 +266,8 @@ int main(int argc, char **argv)
 		chan_writev(&c, &iov, 1);
 		return expect_error(&c, "not sending a ferry migration stream");
 	}
+	if (!strncmp(argv[1], "local-", 6))
+		return argc < 4 ? 2 : local(&c, argv[1], argv[3]);
 	if (!strcmp(argv[1], "intruder")) {
 		len = pages_record(rec, 5);
 		if (intruder(&c, argv[2], rec, len) < 0)

@@ -93,9 +93,9 @@ static void test_config(void **unused)
 	c.mem_bytes = (1ull << 30) + 4096;
 	expect_einval(rec_parse_config(&c, sizeof(c), &out), "bytes of guest memory");
 	c.mem_bytes = 1ull << 30;
-	c.flags = CONFIG_VERIFY | CONFIG_CHANNELS | CONFIG_POSTCOPY;
+	c.flags = CONFIG_VERIFY | CONFIG_CHANNELS | CONFIG_POSTCOPY | CONFIG_LOCAL;
 	assert_int_equal(rec_parse_config(&c, sizeof(c), &out), 0);
-	c.flags = 8;
+	c.flags = 16;
 	expect_einval(rec_parse_config(&c, sizeof(c), &out), "unknown flags");
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -190,6 +191,38 @@ static void *busy_data(void *arg)
 
 /* Main's silence is no stall while its data channel hears the peer; once
  * none of them hears anything, it is. */
+/* A descriptor goes with the first byte of a write (local migration's
+ * MEMFD); a read that wants one and gets none says so; one that does not
+ * want one is unaffected by what came before. */
+static void test_fd_passing(void **unused)
+{
+	char uri[64], got[8];
+	struct chan tx, rx;
+	struct iovec iov[2] = { { "abcd", 4 }, { "efgh", 4 } };
+	struct stat a, b;
+	int fd;
+
+	(void)unused;
+	snprintf(uri, sizeof(uri), "unix:/tmp/ferry-test-fd-%d.sock", getpid());
+	pair(uri, &tx, &rx);
+	unlink(uri + 5);
+	assert_true(chan_uri_is_unix(uri));
+	assert_false(chan_uri_is_unix("tcp:127.0.0.1:1"));
+	assert_int_equal(chan_writev_fd(&tx, iov, 2, tx.fd), 0);
+	assert_int_equal(chan_read_fd(&rx, got, 8, &fd), 0);
+	assert_memory_equal(got, "abcdefgh", 8);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &a), 0);
+	assert_int_equal(fstat(tx.fd, &b), 0);
+	assert_true(a.st_ino == b.st_ino); /* the same socket, as a new descriptor */
+	close(fd);
+	assert_int_equal(chan_writev(&tx, iov, 1), 0);
+	assert_int_equal(chan_read_fd(&rx, got, 4, &fd), -EPROTO);
+	assert_int_equal(fd, -1);
+	chan_close(&tx);
+	chan_close(&rx);
+}
+
 static void test_company(void **unused)
 {
 	struct company k;
@@ -220,6 +253,7 @@ int main(void)
 		cmocka_unit_test(test_by_reference),
 		cmocka_unit_test(test_copy_elsewhere),
 		cmocka_unit_test(test_company),
+		cmocka_unit_test(test_fd_passing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "migration/handshake.h"
 #include "migration/recv/apply.h"
@@ -82,6 +83,9 @@ static int refuse_hello(const struct incoming *in)
 			       "the source may switch to post-copy, whose urgent pages need a "
 			       "connection of their own, but %s is one connection",
 			       in->uri);
+	if ((cfg->flags & CONFIG_LOCAL) && (cfg->flags & (CONFIG_POSTCOPY | CONFIG_CHANNELS)))
+		return err_set(-EPROTO, "a local migration sends no page, so neither data "
+					"channels nor post-copy");
 	if (in->hello.channels.count && uri_parse(in->uri, &u) == 0 && u.kind == URI_FD)
 		return err_set(-EPROTO,
 			       "the source wants %u data channels, but %s is one connection",
@@ -89,17 +93,49 @@ static int refuse_hello(const struct incoming *in)
 	return 0;
 }
 
+/* Local migration: MEMFD, the guest's memory itself, mapped into mem. */
+static int take_memory(struct incoming *in, struct guest_mem *mem)
+{
+	struct rec_memfd r = { 0 };
+	int fd, rc = wire_recv_fd(in->chan, &in->hdr, &in->buf, &fd);
+
+	if (rc < 0)
+		return err_wrap(rc, "a local migration, but its memory did not come");
+	if (in->hdr.type != REC_MEMFD)
+		rc = err_set(-EPROTO, "%s came where MEMFD was due", rec_type_name(in->hdr.type));
+	else
+		memcpy(&r, in->buf.data, sizeof(r)); /* its length was checked */
+	if (rc == 0 && r.mem_bytes != in->hello.config.mem_bytes)
+		rc = err_set(-EPROTO, "MEMFD hands over %llu bytes, CONFIG announced %llu",
+			     (unsigned long long)r.mem_bytes,
+			     (unsigned long long)in->hello.config.mem_bytes);
+	if (rc == 0)
+		rc = mem_adopt(mem, fd, r.mem_bytes, (enum mem_backend)r.backend);
+	if (rc < 0)
+		close(fd);
+	return rc;
+}
+
 /* A VM of the shape CONFIG gives, and what receiving into it needs. Its
- * memory is the destination's ready memory when there is enough of it. */
+ * memory is the source's own in a local migration, else the destination's
+ * ready memory when there is enough of it. */
 static int build_vm(struct incoming *in)
 {
 	struct vm_config vc = { .mem_bytes = in->hello.config.mem_bytes,
 				.vcpus = in->hello.config.vcpus,
 				.mem_backend = in->o->mem_backend,
 				.dirty_backend = in->o->dirty_backend };
+	struct guest_mem handed;
 	int rc;
 
-	in->lent = ready_mem_lend(in->ready, vc.mem_bytes, &vc.lend_from) == 0;
+	if (in->hello.config.flags & CONFIG_LOCAL) {
+		rc = take_memory(in, &handed);
+		if (rc < 0)
+			return rc;
+		vc.adopt = &handed;
+	} else {
+		in->lent = ready_mem_lend(in->ready, vc.mem_bytes, &vc.lend_from) == 0;
+	}
 	rc = vm_create(&vc, &in->vm);
 
 	if (rc < 0)
@@ -149,6 +185,8 @@ static void start_prefault(struct incoming *in)
 {
 	struct prefault_yield yield = { receiving, in };
 
+	if (in->hello.config.flags & CONFIG_LOCAL)
+		return; /* the source's pages, in place */
 	if (in->lent) {
 		log_info("the guest's %llu MiB go into memory made ready before it came",
 			 (unsigned long long)(in->vm->mem.size >> 20));
@@ -177,7 +215,7 @@ static int open_migration(struct incoming *in)
 	if (rc < 0)
 		return rc;
 	start_prefault(in);
-	return wire_send_empty(in->chan, REC_READY);
+	return handshake_ready(in->chan);
 }
 
 int incoming_load_pages(struct incoming *in)
@@ -398,9 +436,18 @@ static int start_guest(struct incoming *in)
 	return 0;
 }
 
+static bool carries_pages(uint32_t type)
+{
+	return is_page_batch(type) || type == REC_ROUND || type == REC_FORGET ||
+	       type == REC_POSTCOPY;
+}
+
 /* One record before LOADED. */
 static int take(struct incoming *in)
 {
+	if ((in->hello.config.flags & CONFIG_LOCAL) && carries_pages(in->hdr.type))
+		return err_set(-EPROTO, "%s in a local migration, which sends no page",
+			       rec_type_name(in->hdr.type));
 	switch (in->hdr.type) {
 	case REC_PAGES:
 	case REC_LPAGES:

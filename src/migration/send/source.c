@@ -190,7 +190,7 @@ static int after_round(struct mig_source *m, uint32_t round)
 	converge_outlook(&m->conv, &p, &outlook);
 	d = policy_decide(&m->policy, r, &p, &outlook, why, sizeof(why));
 	pthread_mutex_lock(&m->lock);
-	m->stats.rounds++;
+	m->stats.rounds += !m->params.local; /* the last round, if pages went */
 	m->stats.bandwidth_bps = r->bandwidth_bps;
 	m->stats.dirty_rate_pps = r->dirty_rate_pps;
 	m->stats.remaining_pages = r->dirty_pages;
@@ -345,27 +345,35 @@ int source_commit(struct mig_source *m)
 	return wire_send_empty(&m->chan, REC_COMMIT);
 }
 
-/* Paused: the last pages, the state, the hashes, END; LOADED; COMMIT;
- * RESUMED. The parts of the downtime go to the report. */
+/* Paused: the last round's pages, and the end of the pipeline. */
+static int final_pages(struct mig_source *m, uint32_t round, struct mig_phases *ph, uint64_t *t)
+{
+	int64_t n = dirty_sync(m->vm->dirty, m->dirty);
+	int rc;
+
+	if (n < 0)
+		return (int)n;
+	ph->final_sync = ms_since(t);
+	rc = send_round(m, round, (uint64_t)n);
+	if (rc == 0)
+		rc = pipeline_end(m->pipe);
+	ph->final_pages = ms_since(t);
+	return rc;
+}
+
+/* Paused: the last pages (none in a local migration), the state, the
+ * hashes, END; LOADED; COMMIT; RESUMED. The parts of the downtime go to
+ * the report. */
 static int switchover(struct mig_source *m, uint32_t round)
 {
 	struct rec_received_chan received[CHANNELS_MAX] = { 0 };
 	struct mig_phases ph = { 0 };
 	bool refused = false;
 	uint64_t t_pause = time_now_ns(), t = t_pause;
-	int64_t n;
 	int rc = source_pause(m, &ph.pause, &t);
 
-	if (rc < 0)
-		return rc;
-	n = dirty_sync(m->vm->dirty, m->dirty);
-	if (n < 0)
-		return (int)n;
-	ph.final_sync = ms_since(&t);
-	rc = send_round(m, round, (uint64_t)n);
-	if (rc == 0)
-		rc = pipeline_end(m->pipe);
-	ph.final_pages = ms_since(&t);
+	if (rc == 0 && !m->params.local)
+		rc = final_pages(m, round, &ph, &t);
 	if (rc == 0)
 		rc = source_send_machine(m, &ph, &t);
 	if (rc == 0)
@@ -389,45 +397,68 @@ static int switchover(struct mig_source *m, uint32_t round)
 	memcpy(m->stats.received, received, sizeof(received));
 	m->stats.phase = ph;
 	m->stats.downtime_ms = (double)(time_now_ns() - t_pause) / 1e6;
-	m->stats.rounds++;
+	m->stats.rounds += !m->params.local; /* the last round, if pages went */
 	m->stats.verify = m->params.verify ? (rc == 0 ? "ok" : m->stats.verify) : "off";
+	if (m->params.local)
+		m->stats.bytes_sent = m->chan.bytes_sent;
 	pthread_mutex_unlock(&m->lock);
 	return rc;
 }
 
-/* Connect, open, join the data channels, wait for READY, start tracking. */
+/* Local: the memory goes over as its fd (MEMFD). Nothing is tracked or
+ * sent: the destination maps the very pages the guest writes. */
+static int offer_memory(struct mig_source *m)
+{
+	struct rec_memfd r = { .mem_bytes = m->vm->mem.size, .backend = m->vm->mem.backend };
+	int fd, rc = mem_share(&m->vm->mem, &fd);
+
+	return rc < 0 ? rc : wire_send_fd(&m->chan, REC_MEMFD, &r, sizeof(r), fd);
+}
+
+/* Track dirty pages from now on; the first sync reports every page, for
+ * round 0. */
+static int start_tracking(struct mig_source *m, const struct mig_params *p)
+{
+	int64_t n;
+	int rc;
+
+	pipeline_watch(m->pipe, &m->chan);
+	if (p->verify)
+		meter_time_verify(&m->meter, &m->vm->mem);
+	rc = dirty_start(m->vm->dirty);
+	if (rc < 0)
+		return rc;
+	n = dirty_sync(m->vm->dirty, m->dirty);
+	return n < 0 ? (int)n : 0;
+}
+
+/* Connect, open, join the data channels (or hand the memory over), wait
+ * for READY, start tracking. */
 static int setup(struct mig_source *m)
 {
 	struct mig_params p = source_params(m);
 	uint64_t t0 = time_now_ns();
-	int64_t n;
 	int rc = chan_connect(&m->chan, m->uri, (int)p.io_timeout_ms, &m->cancel);
 
 	if (rc == 0) {
 		ratelimit_init(&m->chan.rl, p.max_bandwidth_bps);
 		rc = handshake_send(&m->chan, &m->hello);
 	}
-	if (rc == 0)
+	if (rc == 0 && p.local)
+		rc = offer_memory(m);
+	else if (rc == 0)
 		rc = pipeline_open(m->uri, &m->chan, &p, m->hello.channels.token, &m->cancel,
 				   &m->pipe);
 	if (rc == 0)
-		rc = handshake_expect(&m->chan, REC_READY, NULL, NULL);
+		rc = handshake_expect_ready(&m->chan);
 	if (rc < 0)
 		return rc;
 	/* From now on the destination only speaks to refuse: a write that
 	 * waits on any channel ends when it does (say it stopped reading). */
 	m->chan.speaker = &m->chan;
-	pipeline_watch(m->pipe, &m->chan);
-	if (p.verify)
-		meter_time_verify(&m->meter, &m->vm->mem);
-	rc = dirty_start(m->vm->dirty);
-	if (rc < 0)
-		return rc;
 	guest_stalls_reset(m->vm); /* the destination reports the longest since */
-	/* The first sync reports every page: round 0 sends them all. */
-	n = dirty_sync(m->vm->dirty, m->dirty);
-	if (n < 0)
-		return (int)n;
+	if (!p.local && (rc = start_tracking(m, &p)) < 0)
+		return rc;
 	pthread_mutex_lock(&m->lock);
 	m->stats.setup_ms = time_ms_since(t0);
 	m->stats.status = MIG_ACTIVE;
@@ -456,11 +487,15 @@ static void finish(struct mig_source *m, int rc, const char *why)
 	enum mig_status s = outcome(m, rc);
 	struct mig_stats st;
 
+	double total_ms = time_ms_since(m->start_ns); /* not the clean-up after */
+
 	converge_stop(&m->conv);
 	dirty_stop(m->vm->dirty);
 	if ((s == MIG_FAILED || s == MIG_CANCELLED) && m->paused)
 		vm_resume(m->vm);
-	if (s == MIG_COMPLETED)
+	if (s == MIG_COMPLETED && m->params.local)
+		mem_hand_over(&m->vm->mem); /* the destination's now: leave the pages be */
+	else if (s == MIG_COMPLETED)
 		mem_release(&m->vm->mem); /* the guest lives on the destination now */
 	if (m->pipe)
 		source_progress(m, 0);
@@ -472,7 +507,7 @@ static void finish(struct mig_source *m, int rc, const char *why)
 	meter_free(&m->meter);
 	pthread_mutex_lock(&m->lock);
 	m->stats.status = s;
-	m->stats.total_ms = time_ms_since(m->start_ns);
+	m->stats.total_ms = total_ms;
 	m->stats.converge.throttle_pct_now = 0;
 	if (s == MIG_LOST)
 		snprintf(
@@ -529,7 +564,9 @@ static void *source_thread(void *arg)
 	rc = setup(m);
 	if (rc < 0 && !cancelled(m))
 		err_wrap(peer_reason(m, rc), "setup");
-	if (rc == 0) {
+	if (rc == 0 && m->params.local) {
+		rc = 1; /* straight to the switchover: no page goes */
+	} else if (rc == 0) {
 		rc = precopy(m);
 		if (rc < 0 && !cancelled(m))
 			err_wrap(peer_reason(m, rc), "round %u", m->meter.rounds);
@@ -569,7 +606,8 @@ static int make_hello(struct mig_source *m)
 		.tsc_khz = m->vm->tsc_khz,
 		.flags = (m->params.verify ? CONFIG_VERIFY : 0) |
 			 (m->params.channels || m->params.postcopy ? CONFIG_CHANNELS : 0) |
-			 (m->params.postcopy ? CONFIG_POSTCOPY : 0)
+			 (m->params.postcopy ? CONFIG_POSTCOPY : 0) |
+			 (m->params.local ? CONFIG_LOCAL : 0)
 	};
 	h->channels.count = m->params.channels;
 	if (getrandom(&h->id, sizeof(h->id), 0) != sizeof(h->id) ||
@@ -596,7 +634,8 @@ static int init_source(struct mig_source *m, struct vm *vm, const char *uri,
 	m->stats = (struct mig_stats){ .status = MIG_SETUP,
 				       .verify = p->verify ? "pending" : "off",
 				       .compress = p->compress,
-				       .channels = p->channels };
+				       .channels = p->channels,
+				       .local = p->local };
 	snprintf(m->stats.uri, sizeof(m->stats.uri), "%s", uri);
 	pthread_mutex_init(&m->lock, NULL);
 	time_cond_init(&m->resume_asked);
