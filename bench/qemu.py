@@ -41,8 +41,8 @@ STALL_RING = 6
 
 
 class QemuSide:
-    def __init__(self, link, side, name, tmp, guest, params_file, pvh, incoming=None, prealloc=False):
-        self.ram = f"/dev/shm/ferry-bench-{os.getpid()}-{name}"
+    def __init__(self, link, side, name, tmp, guest, params_file, pvh, incoming=None, prealloc=False, ram=None):
+        self.ram = ram or f"/dev/shm/ferry-bench-{os.getpid()}-{name}"
         self.qmp_path = os.path.join(tmp, name + ".qmp")
         backend = f"memory-backend-file,id=ram,size={guest['mem']},mem-path={self.ram},share=on"
         if prealloc:  # what -mem-prealloc does, for this backend
@@ -144,7 +144,7 @@ def felt(src, dst):
     return {}
 
 
-def configure(src, dst, mig, multifd=0):
+def configure(src, dst, mig, multifd=0, shared=False):
     """QEMU's equivalents of the scenario's migration parameters. Its
     defaults (max-bandwidth 128 MiB/s, downtime-limit 300 ms) are always
     overridden; "unlimited" is UNLIMITED_BPS. multifd: that many channels
@@ -166,6 +166,8 @@ def configure(src, dst, mig, multifd=0):
         caps.append("auto-converge")
     if mig.get("postcopy"):
         caps.append("postcopy-ram")
+    if shared:
+        caps.append("x-ignore-shared")
     if caps:
         for side in (src, dst):  # both ends must agree on stream-shaping capabilities
             side.qmp("migrate-set-capabilities",
@@ -175,10 +177,12 @@ def configure(src, dst, mig, multifd=0):
     src.qmp("migrate-set-parameters", **params)
 
 
-def run_once(build, sc, link, tmp, prealloc=False, multifd=0, ruler=None):
+def run_once(build, sc, link, tmp, prealloc=False, multifd=0, shared=False, ruler=None):
     """One QEMU migration; returns a report shaped like ferry's. prealloc:
     the destination's memory is allocated before it listens (-mem-prealloc);
-    multifd: channels; ruler: measures a plain copy once the guest runs."""
+    multifd: channels; shared: both map the source's RAM file and skip it
+    (x-ignore-shared: QEMU's local migration); ruler: measures a plain copy
+    once the guest runs."""
     g, mig = sc["guest"], sc.get("migration", {})
     params = os.path.join(tmp, "qemu-params.bin")
     subprocess.run([os.path.join(build, "bench", "guest-params"), "--mem", g["mem"], "--workload",
@@ -186,7 +190,8 @@ def run_once(build, sc, link, tmp, prealloc=False, multifd=0, ruler=None):
     pvh = os.path.join(build, "src", "guest", "ferry-guest-pvh.elf")
     uri = link.uri()
     src = QemuSide(link, "src", "qsrc", tmp, g, params, pvh)
-    dst = QemuSide(link, "dst", "qdst", tmp, g, params, pvh, incoming=uri, prealloc=prealloc)
+    dst = QemuSide(link, "dst", "qdst", tmp, g, params, pvh, incoming=uri, prealloc=prealloc,
+                   ram=src.ram if shared else None)
     try:
         for _ in range(1200):  # the guest's initial fill, then as long as ferry's side waits
             if src.status_page()[2]:
@@ -194,7 +199,7 @@ def run_once(build, sc, link, tmp, prealloc=False, multifd=0, ruler=None):
             time.sleep(0.05)
         time.sleep(0.5)
         loaded = ruler() if ruler else None
-        configure(src, dst, mig, multifd)
+        configure(src, dst, mig, multifd, shared)
         src.reset_stalls()
         src.qmp("migrate", uri=uri)
         deadline = time.time() + int(mig.get("timeout", 600))
