@@ -455,9 +455,15 @@ int cmd_run(int argc, char **argv)
 		ctx_set_vm(&ctx, vm);
 	if (rc == 0 && vm && o.takeover && control_move(srv, o.control) < 0)
 		log_warn("%s: the control socket stays at %s.new", err_msg(), o.control);
-	if (rc == 0 && vm) {
+	/* Until the VM stops; again while migrate-incoming brings another. */
+	while (rc == 0 && vm) {
 		announce(&o, vm, ctx.workload);
 		rc = run_until_stopped(srv, vm);
+		if (rc || !ctx_take_next(&ctx, &vm))
+			break;
+		rc = run_incoming(&ctx, &vm);
+		if (rc == 0 && vm)
+			ctx_set_vm(&ctx, vm);
 	}
 	control_stop(srv);
 out_signals:

@@ -17,6 +17,7 @@ void ctx_init(struct control_ctx *ctx)
 	*ctx = (struct control_ctx){ .start_ns = time_now_ns() };
 	mig_params_default(&ctx->params);
 	pthread_mutex_init(&ctx->lock, NULL);
+	pthread_mutex_init(&ctx->use, NULL);
 }
 
 void ctx_destroy(struct control_ctx *ctx)
@@ -25,7 +26,9 @@ void ctx_destroy(struct control_ctx *ctx)
 		mig_source_cancel(ctx->migration);
 	mig_source_free(ctx->migration);
 	dirtyrate_free(ctx->dirtyrate);
+	mig_dest_close(ctx->next);
 	pthread_mutex_destroy(&ctx->lock);
+	pthread_mutex_destroy(&ctx->use);
 }
 
 struct vm *ctx_vm(struct control_ctx *ctx)
@@ -58,10 +61,39 @@ void ctx_request_stop(struct control_ctx *ctx, const char *why)
 		mig_source_cancel(ctx->migration);
 	if (ctx->incoming)
 		mig_dest_stop(ctx->incoming, why); /* after COMMIT: the VM stops below */
+	if (ctx->next)
+		mig_dest_stop(ctx->next, why);
 	vm = __atomic_load_n(&ctx->vm, __ATOMIC_ACQUIRE);
 	if (vm)
 		vm_stop(vm, false, 0, why);
 	pthread_mutex_unlock(&ctx->lock);
+}
+
+bool ctx_take_next(struct control_ctx *ctx, struct vm **vm)
+{
+	struct mig_source *gone;
+	struct mig_dest *last;
+
+	pthread_mutex_lock(&ctx->use);
+	pthread_mutex_lock(&ctx->lock);
+	if (!ctx->next || ctx->quit) {
+		pthread_mutex_unlock(&ctx->lock);
+		pthread_mutex_unlock(&ctx->use);
+		return false;
+	}
+	__atomic_store_n(&ctx->vm, NULL, __ATOMIC_RELEASE);
+	gone = ctx->migration;
+	ctx->migration = NULL;
+	last = ctx->incoming;
+	ctx->incoming = ctx->next;
+	ctx->next = NULL;
+	pthread_mutex_unlock(&ctx->lock);
+	mig_source_free(gone); /* it ended: its thread is over */
+	vm_destroy(*vm);
+	*vm = NULL;
+	mig_dest_close(last);
+	pthread_mutex_unlock(&ctx->use);
+	return true;
 }
 
 bool ctx_stopping(struct control_ctx *ctx)
@@ -114,6 +146,7 @@ static const struct {
 	{ "migrate-start-postcopy", control_migrate_start_postcopy },
 	{ "migrate-incoming-cancel", control_migrate_incoming_cancel },
 	{ "migrate-recover", control_migrate_recover },
+	{ "migrate-incoming", control_migrate_incoming },
 	{ "migrate-incoming-prealloc", NULL, control_migrate_incoming_prealloc },
 	{ "upgrade", NULL, control_upgrade },
 	{ "calc-dirty-rate", control_calc_dirty_rate },

@@ -44,6 +44,12 @@ struct control_ctx {
 	struct mig_source *migration; /* the current or last outgoing migration */
 	bool quit;		      /* a stop was asked for */
 	char quit_why[128];
+	struct mig_dest *next; /* migrate-incoming: the guest left, wait for one here */
+
+	/* Held while a command runs (the control thread) and while ferry run's
+	 * main thread replaces the VM (ctx_take_next): no command sees a VM
+	 * being freed. Taken before lock. */
+	pthread_mutex_t use;
 };
 
 /* A command that takes a while (guest-verify) answers later, without
@@ -73,6 +79,11 @@ void ctx_set_vm(struct control_ctx *ctx, struct vm *vm);
  * incoming one before COMMIT fails (its source resumes), the VM stops. */
 void ctx_request_stop(struct control_ctx *ctx, const char *why);
 bool ctx_stopping(struct control_ctx *ctx);
+/* ferry run's main thread, once its VM stopped: if migrate-incoming asked
+ * for a guest to come here again (and no stop was asked for), free the VM
+ * that left (*vm becomes NULL), its migration and the last incoming one,
+ * and make the new destination ctx->incoming; true then. */
+bool ctx_take_next(struct control_ctx *ctx, struct vm **vm);
 /* The outgoing migration's status (MIG_NONE: none). */
 enum mig_status ctx_migration_status(struct control_ctx *ctx);
 
@@ -93,6 +104,7 @@ json_t *control_id_json(uint64_t id);
 /* The destination's commands (control/incoming.c). */
 json_t *control_migrate_incoming_cancel(struct control_ctx *ctx, json_t *args);
 json_t *control_migrate_recover(struct control_ctx *ctx, json_t *args);
+json_t *control_migrate_incoming(struct control_ctx *ctx, json_t *args);
 int control_migrate_incoming_prealloc(struct control_ctx *ctx, json_t *args,
 				      struct control_later *l);
 /* The incoming side's state, for query-status. */

@@ -1,4 +1,5 @@
-/* The destination's commands on the control socket: migrate-incoming-cancel
+/* The destination's commands on the control socket: migrate-incoming (wait
+ * for a guest again, once this one left), migrate-incoming-cancel
  * (fence), migrate-incoming-prealloc (make memory ready), migrate-recover
  * (take a broken post-copy up again), and its part of query-status. */
 #include <errno.h>
@@ -7,6 +8,8 @@
 
 #include "control/commands.h"
 #include "migration/recv/dest.h"
+#include "migration/send/source.h"
+#include "vm/vm.h"
 #include "util/error.h"
 #include "util/size.h"
 
@@ -44,6 +47,44 @@ json_t *control_migrate_recover(struct control_ctx *ctx, json_t *args)
 		return NULL;
 	}
 	return mig_dest_recover(ctx->incoming, uri) < 0 ? NULL : json_object();
+}
+
+/* On a ferry whose guest migrated away: wait for a guest on uri again (the
+ * VM that left is freed, the process and its control socket stay). */
+json_t *control_migrate_incoming(struct control_ctx *ctx, json_t *args)
+{
+	const char *uri = json_string_value(json_object_get(args, "uri"));
+	struct vm *vm = ctx_vm(ctx);
+	struct mig_dest_opts o = { .io_timeout_ms = ctx->params.io_timeout_ms,
+				   .recover_timeout_s = MIG_RECOVER_S_DEFAULT };
+	struct mig_dest *d;
+
+	if (!vm)
+		return NULL;
+	if (json_object_size(args) != 1 || !uri) {
+		err_set(-EINVAL, "migrate-incoming takes only \"uri\": tcp:HOST:PORT, unix:PATH");
+		return NULL;
+	}
+	if (ctx_migration_status(ctx) != MIG_COMPLETED) {
+		err_set(-EINVAL,
+			"the guest still runs here: migrate-incoming waits for a guest once "
+			"this one has migrated away");
+		return NULL;
+	}
+	o.mem_backend = vm->mem.backend;
+	o.dirty_backend = vm->cfg.dirty_backend;
+	pthread_mutex_lock(&ctx->lock);
+	if (ctx->next)
+		err_set(-EBUSY, "migrate-incoming was asked for already");
+	else if (ctx->quit)
+		err_set(-ESHUTDOWN, "this ferry is stopping");
+	else if (mig_dest_open(uri, &o, &d) == 0)
+		ctx->next = d;
+	pthread_mutex_unlock(&ctx->lock);
+	if (!ctx->next)
+		return NULL;
+	vm_stop(vm, false, 0, "the guest migrated away; waiting for one to come");
+	return json_object();
 }
 
 static json_t *memory_json(const struct ready_info *m)

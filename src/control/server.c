@@ -144,7 +144,9 @@ static void handle_request(struct control_server *srv, struct client *c, const c
 		reply_error(srv, c, id, "\"arguments\" must be an object");
 	} else {
 		err_clear();
+		pthread_mutex_lock(&srv->ctx->use);
 		result = control_execute(srv->ctx, name, args, &class, &c->later);
+		pthread_mutex_unlock(&srv->ctx->use);
 		if (c->later.active)
 			c->later_id = json_incref(id);
 		else
@@ -317,8 +319,11 @@ static void serve_clients(struct control_server *srv, const struct pollfd *pfd)
 		}
 		if (pfd[i + 2].revents & (POLLIN | POLLHUP | POLLERR))
 			read_client(srv, c);
-		if (c->fd >= 0)
+		if (c->fd >= 0) {
+			pthread_mutex_lock(&srv->ctx->use);
 			poll_later(srv, c);
+			pthread_mutex_unlock(&srv->ctx->use);
+		}
 		pthread_mutex_lock(&srv->lock);
 		dead = c->fd >= 0 && c->dead;
 		pthread_mutex_unlock(&srv->lock);
@@ -350,7 +355,9 @@ static void *server_thread(void *arg)
 			accept_client(srv);
 		serve_clients(srv, pfd);
 		if (time_now_ns() >= next_sample) {
+			pthread_mutex_lock(&srv->ctx->use);
 			control_sample(srv->ctx);
+			pthread_mutex_unlock(&srv->ctx->use);
 			next_sample = time_now_ns() + CONTROL_SAMPLE_MS * NS_PER_MS;
 		}
 	}

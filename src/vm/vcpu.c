@@ -248,6 +248,15 @@ static bool park_if_paused(struct vcpu *vcpu)
 	return keep_running;
 }
 
+/* Until vm_release (vm_start_held), before the vCPU ever runs. */
+static void wait_released(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	while (vm->held && !vm->stop_req)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
@@ -257,6 +266,7 @@ static void *vcpu_thread(void *arg)
 	snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
 	pthread_setname_np(pthread_self(), name);
 	__atomic_store_n(&vcpu->tid, (int)gettid(), __ATOMIC_RELEASE);
+	wait_released(vm);
 	while (park_if_paused(vcpu)) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {

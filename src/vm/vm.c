@@ -187,6 +187,22 @@ int vm_start(struct vm *vm)
 	return 0;
 }
 
+int vm_start_held(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->held = true;
+	pthread_mutex_unlock(&vm->lock);
+	return vm_start(vm);
+}
+
+void vm_release(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->held = false;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
 int vm_pause(struct vm *vm)
 {
 	uint64_t start = time_now_ns();

@@ -64,6 +64,7 @@ struct vm {
 	enum vm_run_state state;
 	bool pause_req;
 	bool stop_req;
+	bool held;	   /* vCPU threads started, waiting for vm_release to run */
 	unsigned parked;   /* vCPU threads waiting in the pause loop */
 	unsigned exited;   /* vCPU threads that have returned */
 	uint64_t wake_seq; /* bumped to end every guest sleep early */
@@ -90,6 +91,11 @@ void vm_destroy(struct vm *vm);
 
 /* Start one thread per vCPU. */
 int vm_start(struct vm *vm);
+/* The same, but the threads wait until vm_release lets them run: a
+ * destination starts them before the switchover, which then does not pay
+ * for creating threads. */
+int vm_start_held(struct vm *vm);
+void vm_release(struct vm *vm);
 /* Park every vCPU outside KVM_RUN and wait until all are parked. Returns 0,
  * or -ESHUTDOWN if the VM has stopped. Latency lands in last_pause_ns. */
 int vm_pause(struct vm *vm);

@@ -13,7 +13,9 @@
 # - upgrade to the same binary: the guest runs on in the new process, which
 #   serves the control socket; upgrade to a binary of the next stream
 #   version, or to no binary: refused with a sentence, the guest runs on
-#   in the old process and no process or socket is left behind.
+#   in the old process and no process or socket is left behind;
+# - A -> B -> A 20 times (migrate-incoming makes a ferry whose guest left
+#   wait for one again): no descriptor or mapping grows in either.
 . "$(dirname "$0")/lib.sh"
 need_kvm
 : "${BAD_SOURCE:?set BAD_SOURCE to the bad_source binary}"
@@ -97,6 +99,35 @@ grep -q "$TMP/none is not an executable" "$TMP/upgrade.err" || fail "no binary: 
 expect_progress dst
 expect_guest_ok dst
 ctl dst quit >/dev/null
+
+note "A -> B -> A, 20 times: no descriptor or mapping grows in either process"
+fds() { ls "/proc/$1/fd" | wc -l; }
+vmsize_kb() { awk '/^VmSize/ {print $2}' "/proc/$1/status"; }
+# round_trip I: A -> B, A waits again, B -> A, B waits again.
+round_trip() {
+	migrate a "unix:$TMP/b.mig" --local || { fail "A -> B #$1: $(cat "$TMP/migrate.err")"; return 1; }
+	ctl a migrate-incoming "{\"uri\": \"unix:$TMP/a.mig\"}" >/dev/null || { fail "A migrate-incoming #$1"; return 1; }
+	wait_incoming a waiting || return 1
+	migrate b "unix:$TMP/a.mig" --local || { fail "B -> A #$1: $(cat "$TMP/migrate.err")"; return 1; }
+	ctl b migrate-incoming "{\"uri\": \"unix:$TMP/b.mig\"}" >/dev/null || { fail "B migrate-incoming #$1"; return 1; }
+	wait_incoming b waiting
+}
+vm a --mem 256M --vcpus 2 --mem-backend memfd --workload "$WORKLOAD"
+vm b --incoming "unix:$TMP/b.mig"
+ctl a migrate-incoming "{\"uri\": \"unix:$TMP/x.mig\"}" >/dev/null 2>"$TMP/mi.err" && fail "migrate-incoming with the guest still here"
+grep -q "the guest still runs here" "$TMP/mi.err" || fail "migrate-incoming: said $(cat "$TMP/mi.err")"
+for i in $(seq 20); do
+	round_trip "$i" || break
+	[ "$i" = 2 ] && FA=$(fds "$PID_a") FB=$(fds "$PID_b") SA=$(vmsize_kb "$PID_a") SB=$(vmsize_kb "$PID_b")
+done
+[ "$(fds "$PID_a")" = "$FA" ] && [ "$(fds "$PID_b")" = "$FB" ] ||
+	fail "descriptors grew: A $FA -> $(fds "$PID_a"), B $FB -> $(fds "$PID_b")"
+python3 -c "import sys; a, b, c, d = map(int, sys.argv[1:]); sys.exit(not (c - a < 65536 and d - b < 65536))" \
+	"$SA" "$SB" "$(vmsize_kb "$PID_a")" "$(vmsize_kb "$PID_b")" ||
+	fail "mappings grew: A $SA -> $(vmsize_kb "$PID_a") KiB, B $SB -> $(vmsize_kb "$PID_b") KiB"
+expect_progress a
+expect_guest_ok a
+ctl a quit >/dev/null; ctl b quit >/dev/null
 
 note "hugetlb: the huge pages go over the same way"
 POOL=/proc/sys/vm/nr_hugepages

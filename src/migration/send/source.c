@@ -190,7 +190,7 @@ static int after_round(struct mig_source *m, uint32_t round)
 	converge_outlook(&m->conv, &p, &outlook);
 	d = policy_decide(&m->policy, r, &p, &outlook, why, sizeof(why));
 	pthread_mutex_lock(&m->lock);
-	m->stats.rounds += !m->params.local; /* the last round, if pages went */
+	m->stats.rounds++;
 	m->stats.bandwidth_bps = r->bandwidth_bps;
 	m->stats.dirty_rate_pps = r->dirty_rate_pps;
 	m->stats.remaining_pages = r->dirty_pages;
