@@ -202,14 +202,13 @@ int mem_share(struct guest_mem *mem, int *fd)
 	return 0;
 }
 
-int mem_adopt(struct guest_mem *mem, int fd, uint64_t size, enum mem_backend backend)
+/* Whether fd is memory handed over that ferry can map: a file of size
+ * bytes, sealed against shrinking, of a kind ferry maps. */
+static int check_handed(int fd, uint64_t size, enum mem_backend backend)
 {
 	int seals = fcntl(fd, F_GET_SEALS);
 	struct stat st;
-	void *host;
 
-	memset(mem, 0, sizeof(*mem));
-	mem->memfd = -1;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
 		return err_set(-EINVAL, "the memory handed over is not a file of %llu bytes",
 			       (unsigned long long)size);
@@ -219,15 +218,46 @@ int mem_adopt(struct guest_mem *mem, int fd, uint64_t size, enum mem_backend bac
 	if ((backend != MEM_MEMFD && backend != MEM_HUGETLB) ||
 	    (backend == MEM_HUGETLB && size % MEM_HUGE_PAGE))
 		return err_set(-EINVAL, "the memory handed over is of no kind ferry maps");
-	host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (host == MAP_FAILED)
+	return 0;
+}
+
+/* fd mapped shared at host (MAP_FIXED over what is there) or anywhere. */
+static int map_handed(struct guest_mem *mem, int fd, uint64_t size, enum mem_backend backend,
+		      uint8_t *host)
+{
+	uint8_t *at = mmap(host, size, PROT_READ | PROT_WRITE, MAP_SHARED | (host ? MAP_FIXED : 0),
+			   fd, 0);
+
+	if (at == MAP_FAILED)
 		return err_set(-errno, "cannot map the memory handed over: %s", strerror(errno));
 	mem->memfd = fd;
 	mem->backend = backend;
 	mem->size = mem->mapped = size;
 	mem->nr_regions = 1;
-	mem->regions[0] = (struct mem_region){ .gpa = 0, .size = size, .host = host, .slot = 0 };
+	mem->regions[0] = (struct mem_region){ .gpa = 0, .size = size, .host = at, .slot = 0 };
 	return 0;
+}
+
+int mem_adopt(struct guest_mem *mem, int fd, uint64_t size, enum mem_backend backend)
+{
+	int rc = check_handed(fd, size, backend);
+
+	memset(mem, 0, sizeof(*mem));
+	mem->memfd = -1;
+	return rc < 0 ? rc : map_handed(mem, fd, size, backend, NULL);
+}
+
+int mem_adopt_in_place(struct guest_mem *mem, int fd, enum mem_backend backend)
+{
+	uint8_t *host = mem->regions[0].host;
+	int rc = check_handed(fd, mem->size, backend);
+
+	if (rc == 0 && (mem->memfd >= 0 || mem->borrowed || mem->nr_regions != 1))
+		rc = err_set(-EINVAL,
+			     "only fresh anonymous memory takes handed-over memory's place");
+	if (rc == 0 && backend == MEM_HUGETLB && (uintptr_t)host % MEM_HUGE_PAGE)
+		rc = err_set(-EINVAL, "huge pages need a 2 MiB aligned place");
+	return rc < 0 ? rc : map_handed(mem, fd, mem->size, backend, host);
 }
 
 void mem_hand_over(struct guest_mem *mem)

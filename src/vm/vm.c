@@ -26,9 +26,6 @@ const char *vm_state_name(enum vm_run_state state)
 
 static int check_config(const struct vm_config *cfg)
 {
-	if (cfg->vcpus < 1 || cfg->vcpus > VM_MAX_VCPUS)
-		return err_set(-EINVAL, "vCPU count %u is out of range: use 1 to %d", cfg->vcpus,
-			       VM_MAX_VCPUS);
 	if (cfg->mem_bytes < VM_MIN_MEM || cfg->mem_bytes % (2u << 20))
 		return err_set(-EINVAL,
 			       "guest memory must be a multiple of 2 MiB and at least %llu MiB",
@@ -69,9 +66,13 @@ static int add_memslots(struct vm *vm)
 	return 0;
 }
 
-static int create_vcpus(struct vm *vm)
+int vm_add_vcpus(struct vm *vm, unsigned n)
 {
-	for (unsigned i = 0; i < vm->cfg.vcpus; i++) {
+	if (n < 1 || n > VM_MAX_VCPUS)
+		return err_set(-EINVAL, "vCPU count %u is out of range: use 1 to %d", n,
+			       VM_MAX_VCPUS);
+	vm->cfg.vcpus = n;
+	for (unsigned i = vm->nr_vcpus; i < n; i++) {
 		int rc = vcpu_create(vm, i, &vm->vcpus[i]);
 
 		if (rc < 0)
@@ -85,6 +86,17 @@ static int create_vcpus(struct vm *vm)
 }
 
 int vm_create(const struct vm_config *cfg, struct vm **out)
+{
+	int rc = vm_create_shell(cfg, out);
+
+	if (rc == 0 && (rc = vm_add_vcpus(*out, cfg->vcpus)) < 0) {
+		vm_destroy(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+int vm_create_shell(const struct vm_config *cfg, struct vm **out)
 {
 	struct vm *vm;
 	int rc = check_config(cfg);
@@ -134,9 +146,8 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	if (cfg->prealloc && (rc = mem_populate(&vm->mem)) < 0)
 		goto out_free;
 	rc = add_memslots(vm);
-	if (rc < 0)
-		goto out_free;
-	rc = create_vcpus(vm);
+	if (rc == 0) /* every guest has one: with it, this host's MSRs are probed */
+		rc = vm_add_vcpus(vm, 1);
 	if (rc < 0)
 		goto out_free;
 	*out = vm;

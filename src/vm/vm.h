@@ -86,6 +86,12 @@ struct vm_status {
 /* Create a VM as a real x86 platform has it (in-kernel PIC/IOAPIC, PIT), with
  * its RAM and vCPUs; no thread runs yet. Returns 0 or -errno with err_msg(). */
 int vm_create(const struct vm_config *cfg, struct vm **out);
+/* The same with vCPU 0 only (cfg->vcpus is not looked at): what takes long
+ * to create (the VM, its irqchip and PIT, its memory slots, the first vCPU
+ * and the host's MSR probe: several ms here), made before a guest's shape
+ * is known. vm_add_vcpus makes it n vCPUs (n >= those it has). */
+int vm_create_shell(const struct vm_config *cfg, struct vm **out);
+int vm_add_vcpus(struct vm *vm, unsigned n);
 /* Stop the vCPU threads if running, then free everything. */
 void vm_destroy(struct vm *vm);
 

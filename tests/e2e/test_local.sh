@@ -25,7 +25,9 @@ STATE_BLOB="$(dirname "$0")/../fuzz/corpus/state/kvm-pvm-2vcpu.bin"
 WORKLOAD=dirty:wss=96M,rate=40M,pattern=random,write=byte
 
 note "destination: malformed local streams; it never writes the memory it was handed"
-vm dst --incoming "unix:$TMP/in.sock"
+# --mem 256M: the guest below (256M) fits the VM made ahead; bad_source's
+# (64M) does not.
+vm dst --incoming "unix:$TMP/in.sock" --mem 256M
 for mode in local-unsealed local-no-fd local-pages local-bad-hash; do
 	"$BAD_SOURCE" "$mode" "unix:$TMP/in.sock" "$STATE_BLOB" >"$TMP/bad-$mode.out" 2>&1 ||
 		fail "bad_source $mode: $(cat "$TMP/bad-$mode.out")"
@@ -58,6 +60,8 @@ migrate src "unix:$TMP/in.sock" --local --verify || fail "local migration: $(cat
 	fail "pages were sent: $(report "j['bytes_sent']") bytes, $(report "j['rounds']") rounds"
 expect_progress dst
 expect_guest_ok dst
+grep -q "the guest goes into the VM made ahead for --mem, the memory handed over in place" "$TMP/dst.log" ||
+	fail "the destination did not use the VM it made ahead"
 [ "$(status_field src "j['status']")" = postmigrate ] || fail "source: $(status_field src "j['status']")"
 ctl src quit >/dev/null
 
@@ -136,7 +140,7 @@ trap 'echo "$WAS" >"$POOL"; cleanup' EXIT
 echo $((WAS + 64)) >"$POOL"
 if [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge 64 ]; then
 	vm huge --mem 128M --mem-backend hugetlb --workload "$WORKLOAD"
-	vm hdst --incoming "unix:$TMP/hin.sock"
+	vm hdst --incoming "unix:$TMP/hin.sock" --mem 128M
 	migrate huge "unix:$TMP/hin.sock" --local --verify || fail "hugetlb local: $(cat "$TMP/migrate.err")"
 	[ "$(status_field hdst "j['mem_backend']")" = hugetlb ] || fail "not hugetlb there"
 	expect_guest_ok hdst

@@ -15,6 +15,7 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "util/time.h"
+#include "vm/vm.h"
 
 struct mig_dest {
 	char uri[256];
@@ -23,6 +24,7 @@ struct mig_dest {
 	bool connected_fd;	 /* fd:N is one connection: it is the channel, used once */
 	struct cancel cancel;	 /* fired by a stop, or a fence of the attempt in progress */
 	struct ready_mem *ready; /* memory made ready for the guest (its own lock) */
+	struct vm *shell;	 /* the VM for a guest of --mem, made ahead (dest thread only) */
 
 	/* d->lock is taken alone: nothing else is locked under it. The
 	 * destination's thread writes the fields below under it; others read
@@ -211,6 +213,30 @@ static void close_listener(struct mig_dest *d)
 	d->lfd = -1;
 }
 
+/* With --mem and no memory made ready, the VM for a guest of that size is
+ * made ahead, vCPUs aside (vm_create_shell: several ms here, mostly the
+ * irqchip, the PIT and the memory slot): such a guest's migration does not
+ * wait for it; a local one maps the handed memory in place of the shell's. */
+static void make_shell(struct mig_dest *d)
+{
+	struct vm_config vc = { .mem_bytes = d->o.mem_limit,
+				.mem_backend = d->o.mem_backend,
+				.dirty_backend = d->o.dirty_backend };
+
+	if (d->shell || !d->o.mem_limit || d->o.prealloc)
+		return;
+	if (vm_create_shell(&vc, &d->shell) < 0) {
+		log_warn("no VM made ahead: %s", err_msg());
+		d->shell = NULL;
+	}
+}
+
+static void drop_shell(struct mig_dest *d)
+{
+	vm_destroy(d->shell);
+	d->shell = NULL;
+}
+
 /* Wait for a source to connect; -ECANCELED once stopping. */
 static int wait_connection(struct mig_dest *d, struct chan *c)
 {
@@ -232,17 +258,19 @@ int mig_dest_run(struct mig_dest *d, struct vm **out)
 
 	log_info("waiting for a migration on %s", d->uri);
 	for (;;) {
+		make_shell(d);
 		rc = wait_connection(d, &c);
 		if (rc == -ETIMEDOUT) /* a signal ended the wait: look again */
 			continue;
 		if (rc < 0)
 			break;
 		begin(d);
-		rc = incoming_receive(&c, d->lfd, d->uri, &d->o, d->ready, &ev, out);
+		rc = incoming_receive(&c, d->lfd, d->uri, &d->o, d->ready, &d->shell, &ev, out);
 		if (rc == 0) {
 			chan_close(&c);
 			close_listener(d); /* no longer a destination */
 			ready_mem_release(d->ready);
+			drop_shell(d);
 			log_info("incoming migration complete: the guest runs here");
 			return 0;
 		}
@@ -394,6 +422,7 @@ void mig_dest_close(struct mig_dest *d)
 		return;
 	drop_recover_listener(d);
 	close_listener(d);
+	drop_shell(d);
 	ready_mem_free(d->ready);
 	cancel_destroy(&d->cancel);
 	pthread_cond_destroy(&d->recover_asked);

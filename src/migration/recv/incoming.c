@@ -93,11 +93,11 @@ static int refuse_hello(const struct incoming *in)
 	return 0;
 }
 
-/* Local migration: MEMFD, the guest's memory itself, mapped into mem. */
-static int take_memory(struct incoming *in, struct guest_mem *mem)
+/* Local migration: MEMFD, the guest's memory itself: its fd and kind. */
+static int take_memory(struct incoming *in, int *fd, enum mem_backend *kind)
 {
 	struct rec_memfd r = { 0 };
-	int fd, rc = wire_recv_fd(in->chan, &in->hdr, &in->buf, &fd);
+	int rc = wire_recv_fd(in->chan, &in->hdr, &in->buf, fd);
 
 	if (rc < 0)
 		return err_wrap(rc, "a local migration, but its memory did not come");
@@ -109,38 +109,78 @@ static int take_memory(struct incoming *in, struct guest_mem *mem)
 		rc = err_set(-EPROTO, "MEMFD hands over %llu bytes, CONFIG announced %llu",
 			     (unsigned long long)r.mem_bytes,
 			     (unsigned long long)in->hello.config.mem_bytes);
-	if (rc == 0)
-		rc = mem_adopt(mem, fd, r.mem_bytes, (enum mem_backend)r.backend);
-	if (rc < 0)
-		close(fd);
+	*kind = (enum mem_backend)r.backend;
+	if (rc < 0) {
+		close(*fd);
+		*fd = -1;
+	}
 	return rc;
 }
 
-/* A VM of the shape CONFIG gives, and what receiving into it needs. Its
- * memory is the source's own in a local migration, else the destination's
- * ready memory when there is enough of it. */
-static int build_vm(struct incoming *in)
+/* Whether the VM made ahead fits the guest: its size, and for a local
+ * migration (memory of kind), memory the handed one can take the place of
+ * (anonymous; 2 MiB aligned for huge pages). */
+static bool shell_fits(const struct incoming *in, bool local, enum mem_backend kind)
+{
+	const struct vm *shell = *in->shell;
+
+	if (!shell || shell->mem.size != in->hello.config.mem_bytes)
+		return false;
+	return !local || (shell->mem.memfd < 0 &&
+			  (kind != MEM_HUGETLB ||
+			   (uintptr_t)shell->mem.regions[0].host % MEM_HUGE_PAGE == 0));
+}
+
+/* The VM made ahead, with vCPUs, and the handed memory (fd) in place of
+ * its own. */
+static int take_shell(struct incoming *in, int fd, enum mem_backend kind)
+{
+	int rc = 0;
+
+	in->vm = *in->shell;
+	*in->shell = NULL;
+	log_info("the guest goes into the VM made ahead for --mem%s",
+		 fd >= 0 ? ", the memory handed over in place of its own" : "");
+	if (fd >= 0)
+		rc = mem_adopt_in_place(&in->vm->mem, fd, kind);
+	return rc < 0 ? rc : vm_add_vcpus(in->vm, in->hello.config.vcpus);
+}
+
+/* A VM of the shape CONFIG gives. Its memory is the source's own in a
+ * local migration, else the destination's ready memory when there is
+ * enough of it; made ahead when a shell fits. */
+static int make_vm(struct incoming *in)
 {
 	struct vm_config vc = { .mem_bytes = in->hello.config.mem_bytes,
 				.vcpus = in->hello.config.vcpus,
 				.mem_backend = in->o->mem_backend,
 				.dirty_backend = in->o->dirty_backend };
+	bool local = in->hello.config.flags & CONFIG_LOCAL;
 	struct guest_mem handed;
-	int rc;
+	enum mem_backend kind = MEM_ANON;
+	int fd = -1, rc = local ? take_memory(in, &fd, &kind) : 0;
 
-	if (in->hello.config.flags & CONFIG_LOCAL) {
-		rc = take_memory(in, &handed);
-		if (rc < 0)
-			return rc;
-		vc.adopt = &handed;
-	} else {
+	if (rc == 0 && !local) /* ready memory first: faulted in already */
 		in->lent = ready_mem_lend(in->ready, vc.mem_bytes, &vc.lend_from) == 0;
+	if (rc == 0 && !in->lent && shell_fits(in, local, kind)) {
+		rc = take_shell(in, fd, kind);
+	} else if (rc == 0 && local) {
+		rc = mem_adopt(&handed, fd, vc.mem_bytes, kind);
+		vc.adopt = &handed;
 	}
-	rc = vm_create(&vc, &in->vm);
+	if (rc < 0 && fd >= 0 && (!in->vm || in->vm->mem.memfd != fd))
+		close(fd); /* not taken */
+	return rc < 0 || in->vm ? rc : vm_create(&vc, &in->vm);
+}
+
+/* The VM, and what receiving into it needs. */
+static int build_vm(struct incoming *in)
+{
+	int rc = make_vm(in);
 
 	if (rc < 0)
 		return rc;
-	in->npages = vc.mem_bytes / FERRY_PAGE_SIZE;
+	in->npages = in->hello.config.mem_bytes / FERRY_PAGE_SIZE;
 	in->written = calloc(BITMAP_WORDS(in->npages), 8);
 	in->damaged = calloc(BITMAP_WORDS(in->npages), 8);
 	if (!in->written || !in->damaged)
@@ -533,10 +573,11 @@ static void discard(struct incoming *in, bool keep_vm)
 }
 
 int incoming_receive(struct chan *c, int lfd, const char *uri, const struct mig_dest_opts *o,
-		     struct ready_mem *ready, const struct incoming_events *ev, struct vm **out)
+		     struct ready_mem *ready, struct vm **shell, const struct incoming_events *ev,
+		     struct vm **out)
 {
 	struct incoming in = {
-		.o = o, .ev = ev, .lfd = lfd, .uri = uri, .chan = c, .ready = ready
+		.o = o, .ev = ev, .lfd = lfd, .uri = uri, .chan = c, .ready = ready, .shell = shell
 	};
 	int rc = open_migration(&in);
 

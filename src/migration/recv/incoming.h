@@ -48,10 +48,12 @@ struct incoming_events {
 };
 
 /* Receive one migration on c (accepted on lfd, listening on uri; data
- * channels are accepted there too), into ready's memory if it has enough.
- * Returns 0 with the guest running in *out, or -errno with the reason; the
- * partial VM is gone then. */
+ * channels are accepted there too), into ready's memory if it has enough,
+ * in *shell if the guest fits it (a VM made ahead without vCPUs,
+ * vm_create_shell; taken: *shell becomes NULL). Returns 0 with the guest
+ * running in *out, or -errno with the reason; the partial VM is gone then. */
 int incoming_receive(struct chan *c, int lfd, const char *uri, const struct mig_dest_opts *o,
-		     struct ready_mem *ready, const struct incoming_events *ev, struct vm **out);
+		     struct ready_mem *ready, struct vm **shell, const struct incoming_events *ev,
+		     struct vm **out);
 
 #endif

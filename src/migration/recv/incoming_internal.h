@@ -26,6 +26,7 @@ struct incoming {
 	struct handshake hello;
 	struct vm *vm;
 	struct ready_mem *ready; /* memory made ready before the source came */
+	struct vm **shell;	 /* a VM made ahead, if any (taken when used) */
 	bool lent;		 /* the VM borrows it */
 	uint64_t npages;
 	uint8_t *state; /* STATE body, kept until END */
