@@ -28,7 +28,8 @@
 #include "util/log.h"
 #include "util/time.h"
 
-#define REAP_MS 3000 /* a new ferry told to stop gets this long before SIGKILL */
+#define EXIT_GRACE_MS 200  /* for a new ferry that failed to end on its own */
+#define REAP_MS	      3000 /* one told to stop gets this long before SIGKILL */
 
 extern char **environ;
 
@@ -78,24 +79,33 @@ static int spawn(struct control_ctx *ctx, const char *binary, int fd, pid_t *pid
 	return rc ? err_set(-rc, "cannot start %s: %s", binary, strerror(rc)) : 0;
 }
 
-/* The new ferry failed to take the guest: stop it, and say how it ended
- * if it ended on its own. */
+/* waitpid for up to ms: pid once it ended (its status in *status), or 0. */
+static pid_t wait_for(pid_t pid, int *status, uint64_t ms)
+{
+	uint64_t deadline = time_now_ns() + ms * NS_PER_MS;
+	pid_t r;
+
+	while ((r = waitpid(pid, status, WNOHANG)) == 0 && time_now_ns() < deadline)
+		time_sleep_ns(5 * NS_PER_MS);
+	return r;
+}
+
+/* The new ferry failed to take the guest: stop it, unless it ended on its
+ * own (a binary that did not start, a ferry that refused: then how says
+ * how). */
 static void reap(pid_t pid, char *how, size_t len)
 {
-	uint64_t deadline = time_now_ns() + REAP_MS * NS_PER_MS;
 	int status = 0;
-	pid_t r = waitpid(pid, &status, WNOHANG);
 
 	how[0] = '\0';
-	if (r == pid && WIFEXITED(status))
-		snprintf(how, len, "; the new ferry had exited with status %d",
-			 WEXITSTATUS(status));
-	if (r == pid)
+	if (wait_for(pid, &status, EXIT_GRACE_MS) == pid) {
+		if (WIFEXITED(status))
+			snprintf(how, len, "; the new ferry exited with status %d",
+				 WEXITSTATUS(status));
 		return;
+	}
 	kill(pid, SIGTERM);
-	while ((r = waitpid(pid, &status, WNOHANG)) == 0 && time_now_ns() < deadline)
-		time_sleep_ns(10 * NS_PER_MS);
-	if (r == 0) {
+	if (wait_for(pid, &status, REAP_MS) != pid) {
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
 	}
@@ -103,15 +113,15 @@ static void reap(pid_t pid, char *how, size_t len)
 
 static bool poll_upgrade(struct control_ctx *ctx, struct control_later *l, json_t **result)
 {
-	json_t *report = control_query_migrate(ctx, NULL);
-	const char *status = json_string_value(json_object_get(report, "status"));
+	enum mig_status st = mig_source_stats(ctx->migration).status;
+	json_t *report;
 	char how[96], why[128];
 
-	if (!mig_status_final(mig_source_stats(ctx->migration).status)) {
-		json_decref(report);
+	if (!mig_status_final(st))
 		return false;
-	}
-	if (!strcmp(status, "completed")) {
+	report = control_query_migrate(ctx, NULL); /* final: it says what happened */
+	*result = NULL;
+	if (st == MIG_COMPLETED) {
 		*result = json_pack("{s:i,s:s,s:o}", "pid", (int)l->child, "binary", l->binary,
 				    "report", report);
 		snprintf(why, sizeof(why), "upgraded: the guest runs in ferry %d now",
@@ -119,11 +129,15 @@ static bool poll_upgrade(struct control_ctx *ctx, struct control_later *l, json_
 		ctx_request_stop(ctx, why); /* after this answer: the server sends it first */
 		return true;
 	}
-	reap(l->child, how, sizeof(how));
-	err_set(-EIO, "the upgrade failed (%s%s): the guest runs on here, in ferry %d",
-		json_string_value(json_object_get(report, "reason")), how, (int)getpid());
+	if (st == MIG_UNKNOWN) /* the guest may run there: nothing to stop */
+		err_set(-EIO, "%s (the new ferry is %d)",
+			json_string_value(json_object_get(report, "reason")), (int)l->child);
+	else {
+		reap(l->child, how, sizeof(how));
+		err_set(-EIO, "the upgrade failed (%s%s): the guest runs on here, in ferry %d",
+			json_string_value(json_object_get(report, "reason")), how, (int)getpid());
+	}
 	json_decref(report);
-	*result = NULL;
 	return true;
 }
 

@@ -12,8 +12,9 @@
 # - a destination that refuses at the end leaves the source guest running;
 # - upgrade to the same binary: the guest runs on in the new process, which
 #   serves the control socket; upgrade to a binary of the next stream
-#   version, or to no binary: refused with a sentence, the guest runs on
-#   in the old process and no process or socket is left behind;
+#   version, to no binary or to one that does not start: refused with a
+#   sentence, the guest runs on in the old process and no process or
+#   socket is left behind; a newer ferry's guest is refused by an older;
 # - A -> B -> A 20 times (migrate-incoming makes a ferry whose guest left
 #   wait for one again): no descriptor or mapping grows in either.
 . "$(dirname "$0")/lib.sh"
@@ -97,12 +98,29 @@ grep -q "the guest runs on here, in ferry $NEW" "$TMP/upgrade.err" || fail "no w
 bounded 60 "ferry upgrade" "$FERRY" upgrade --control "$(sock dst)" --binary "$TMP/none" >/dev/null 2>"$TMP/upgrade.err" &&
 	fail "upgraded to nothing"
 grep -q "$TMP/none is not an executable" "$TMP/upgrade.err" || fail "no binary: said $(cat "$TMP/upgrade.err")"
+bounded 60 "ferry upgrade" "$FERRY" upgrade --control "$(sock dst)" --binary /bin/false >/dev/null 2>"$TMP/upgrade.err" &&
+	fail "upgraded to /bin/false"
+grep -q "the new ferry exited with status 1): the guest runs on here" "$TMP/upgrade.err" ||
+	fail "/bin/false: said $(cat "$TMP/upgrade.err")"
 [ "$(status_field dst "j['pid']")" = "$NEW" ] || fail "the guest moved"
 [ -e "$(sock dst).new" ] && fail "the refused ferry left its socket"
 [ "$(pgrep -c -P "$NEW")" = 0 ] || fail "a child of ferry $NEW is left: $(pgrep -a -P "$NEW")"
 expect_progress dst
 expect_guest_ok dst
 ctl dst quit >/dev/null
+
+note "an older ferry refuses a newer one's stream: the guest stays in the newer"
+SAVED=$FERRY
+FERRY=$FERRY_NEXT
+vm nx --mem 128M --mem-backend memfd --workload "$WORKLOAD"
+FERRY=$SAVED
+bounded 60 "ferry upgrade" "$FERRY" upgrade --control "$(sock nx)" --binary "$FERRY" >/dev/null 2>"$TMP/upgrade.err" &&
+	fail "an older ferry took a newer one's guest"
+grep -q "migration stream version [0-9]* is not supported (this ferry speaks [0-9]*)" "$TMP/upgrade.err" ||
+	fail "older: said $(cat "$TMP/upgrade.err")"
+expect_progress nx
+expect_guest_ok nx
+ctl nx quit >/dev/null
 
 note "A -> B -> A, 20 times: no descriptor or mapping grows in either process"
 fds() { ls "/proc/$1/fd" | wc -l; }

@@ -338,6 +338,24 @@ static void test_placed(void **unused)
 	expect_einval(rec_parse_placed(&in, (uint32_t)sizeof(in), &out), "does not match");
 }
 
+/* READY says the versions (8 bytes), MEMFD the memory handed over (16):
+ * other lengths are refused at the header. */
+static void test_ready_and_memfd(void **unused)
+{
+	struct rec_header h = { .type = REC_READY, .length = sizeof(struct rec_ready) };
+	int skip;
+
+	(void)unused;
+	assert_int_equal(rec_header_check(&h, &skip), 0);
+	h.length = 0;
+	expect_einval(rec_header_check(&h, &skip), "READY record has a bad length");
+	h = (struct rec_header){ .type = REC_MEMFD, .length = sizeof(struct rec_memfd) };
+	assert_int_equal(rec_header_check(&h, &skip), 0);
+	h.length = 8;
+	expect_einval(rec_header_check(&h, &skip), "MEMFD record has a bad length");
+	assert_string_equal(rec_type_name(REC_MEMFD), "MEMFD");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -352,6 +370,7 @@ int main(void)
 		cmocka_unit_test(test_postcopy_and_request),
 		cmocka_unit_test(test_recover_and_resume),
 		cmocka_unit_test(test_placed),
+		cmocka_unit_test(test_ready_and_memfd),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
