@@ -112,18 +112,17 @@ int cmd_upgrade(int argc, char **argv)
 	if (rc < 0)
 		return fail("%s", err_msg());
 	pid = json_integer_value(json_object_get(r, "pid"));
-	if (!serves(o.control, pid))
-		rc = fail(
-			"the guest runs in ferry %lld, but it does not serve %s (its log says why)",
-			(long long)pid, o.control);
 	if (o.json) {
 		json_dumpf(r, stdout, JSON_COMPACT);
 		putchar('\n');
 	} else {
 		print_migration_report(json_object_get(r, "report"));
-		printf("Upgraded: the guest runs in ferry %lld (%s), which serves %s\n",
-		       (long long)pid, json_string_value(json_object_get(r, "binary")), o.control);
+		printf("Upgraded: the guest runs in ferry %lld (%s)\n", (long long)pid,
+		       json_string_value(json_object_get(r, "binary")));
 	}
 	json_decref(r);
-	return rc ? 1 : 0;
+	if (!serves(o.control, pid))
+		return fail("ferry %lld does not serve %s (its log says why)", (long long)pid,
+			    o.control);
+	return 0;
 }

@@ -27,6 +27,7 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "util/time.h"
+#include "vm/vm.h"
 
 #define EXIT_GRACE_MS 200  /* for a new ferry that failed to end on its own */
 #define REAP_MS	      3000 /* one told to stop gets this long before SIGKILL */
@@ -144,6 +145,7 @@ static bool poll_upgrade(struct control_ctx *ctx, struct control_later *l, json_
 int control_upgrade(struct control_ctx *ctx, json_t *args, struct control_later *l)
 {
 	json_t *bin = json_object_get(args, "binary"), *mig;
+	struct vm *vm = ctx_vm(ctx);
 	int sv[2], rc = 0;
 
 	l->child = 0;
@@ -153,6 +155,13 @@ int control_upgrade(struct control_ctx *ctx, json_t *args, struct control_later 
 		return err_set(-EINVAL, "binary must be the path of a ferry executable");
 	if (!ctx->control_path)
 		return err_set(-EINVAL, "no control socket path to hand over");
+	if (!vm)
+		return -ENODEV;
+	if (vm->mem.memfd < 0) /* refused before a process is started for nothing */
+		return err_set(-EINVAL,
+			       "guest memory is %s, which another process cannot map: only a VM "
+			       "started with --mem-backend memfd or hugetlb is upgraded in place",
+			       mem_backend_name(vm->mem.backend));
 	if (bin)
 		snprintf(l->binary, sizeof(l->binary), "%s", json_string_value(bin));
 	else

@@ -40,6 +40,10 @@ vm anon --mem 64M
 migrate anon "unix:$TMP/in.sock" --local && fail "anon memory went --local"
 grep -q "start the VM with --mem-backend memfd or hugetlb" "$TMP/migrate.err" ||
 	fail "anon: said $(cat "$TMP/migrate.err")"
+bounded 60 "ferry upgrade" "$FERRY" upgrade --control "$(sock anon)" >/dev/null 2>"$TMP/upgrade.err" &&
+	fail "anon memory upgraded in place"
+grep -q "only a VM started with --mem-backend memfd or hugetlb is upgraded in place" "$TMP/upgrade.err" ||
+	fail "anon upgrade: said $(cat "$TMP/upgrade.err")"
 ctl anon quit >/dev/null
 vm src --mem 256M --vcpus 2 --mem-backend memfd --workload "$WORKLOAD"
 migrate src "tcp:127.0.0.1:$(port 0)" --local && fail "--local went over tcp"
