@@ -192,7 +192,7 @@ int vm_start(struct vm *vm)
 		}
 	}
 	pthread_mutex_lock(&vm->lock);
-	if (vm->state == VM_CREATED)
+	if (vm->state == VM_CREATED && !vm->held)
 		vm->state = vm->pause_req ? VM_PAUSED : VM_RUNNING;
 	pthread_mutex_unlock(&vm->lock);
 	return 0;
@@ -210,6 +210,8 @@ void vm_release(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
 	vm->held = false;
+	if (vm->state == VM_CREATED)
+		vm->state = vm->pause_req ? VM_PAUSED : VM_RUNNING;
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
 }
