@@ -223,9 +223,10 @@ static int local(struct chan *c, const char *mode, const char *blob_path)
 	if (handshake_expect_ready(c) < 0)
 		return 1;
 	if (!strcmp(mode, "local-pages")) {
-		size_t len = pages_record(page, 5);
+		static uint8_t rec[64 + FERRY_PAGE_SIZE];
+		size_t len = pages_record(rec, 5);
 
-		chan_writev(c, &(struct iovec){ page, len }, 1);
+		chan_writev(c, &(struct iovec){ rec, len }, 1);
 		return expect_error(c, "PAGES in a local migration");
 	}
 	memset(page, 0x5a, sizeof(page));
