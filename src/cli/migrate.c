@@ -165,6 +165,31 @@ static int add_xbzrle(json_t *args, const char *value)
 	return 0;
 }
 
+/* --local moves no page: the options about pages are refused. */
+static int check_local(json_t *args)
+{
+	static const char *const fits[] = { "uri", "local", "verify", "timeout", "io-timeout-ms" };
+	const char *key;
+	json_t *v;
+
+	if (!json_object_get(args, "local"))
+		return 0;
+	json_object_foreach(args, key, v)
+	{
+		bool ok = false;
+
+		for (size_t i = 0; i < sizeof(fits) / sizeof(fits[0]); i++)
+			ok |= !strcmp(key, fits[i]);
+		if (!ok)
+			return usage_error(
+				"migrate",
+				"--local sends no page, so --%s does not apply (it takes "
+				"--verify, --timeout and --io-timeout-ms)",
+				strcmp(key, "xbzrle-cache") ? key : "xbzrle");
+	}
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct migrate_opts *o)
 {
 	static const struct option longopts[] = {
@@ -276,7 +301,7 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 					      "migration goes on as it was asked");
 	if (rc == 0 && o->resume)
 		json_object_set_new(o->args, "resume", json_true());
-	return rc;
+	return rc ? rc : check_local(o->args);
 }
 
 static double num(json_t *o, const char *key)

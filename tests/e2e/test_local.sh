@@ -49,9 +49,14 @@ vm src --mem 256M --vcpus 2 --mem-backend memfd --workload "$WORKLOAD"
 migrate src "tcp:127.0.0.1:$(port 0)" --local && fail "--local went over tcp"
 grep -q "on a unix socket (unix:PATH); tcp:127.0.0.1:$(port 0) is not one" "$TMP/migrate.err" ||
 	fail "tcp: said $(cat "$TMP/migrate.err")"
-migrate src "unix:$TMP/in.sock" --local --channels 2 && fail "--local took --channels"
-grep -q "a local migration sends no page, so 'channels' does not apply" "$TMP/migrate.err" ||
+migrate src "unix:$TMP/in.sock" --local --channels 2
+[ $? -eq 2 ] || fail "--local --channels not refused with exit 2"
+grep -q -- "--local sends no page, so --channels does not apply" "$TMP/migrate.err" ||
 	fail "--channels: said $(cat "$TMP/migrate.err")"
+ctl src migrate "{\"uri\": \"unix:$TMP/in.sock\", \"local\": true, \"compress\": \"lz4\"}" >/dev/null 2>"$TMP/ctl.err" &&
+	fail "migrate local with compress went"
+grep -q "a local migration sends no page, so 'compress' does not apply" "$TMP/ctl.err" ||
+	fail "control compress: said $(cat "$TMP/ctl.err")"
 bounded 10 "ferry run --takeover" "$FERRY" run --takeover >/dev/null 2>"$TMP/usage.err"
 [ $? -eq 2 ] || fail "--takeover without --incoming not refused with exit 2"
 
