@@ -58,6 +58,8 @@ static inline bool is_page_batch(uint32_t type)
 	return type == REC_PAGES || type == REC_LPAGES || type == REC_ZPAGES;
 }
 
+/* The VM, and what receiving into it needs (recv/incoming_vm.c). */
+int incoming_build_vm(struct incoming *in);
 /* A record on the main channel; after the switch to post-copy the fault
  * thread writes there too. */
 int incoming_say(struct incoming *in, uint32_t type, const struct iovec *body, int n);
