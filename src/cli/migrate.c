@@ -168,7 +168,6 @@ static int add_xbzrle(json_t *args, const char *value)
 /* --local moves no page: the options about pages are refused. */
 static int check_local(json_t *args)
 {
-	static const char *const fits[] = { "uri", "local", "verify", "timeout", "io-timeout-ms" };
 	const char *key;
 	json_t *v;
 
@@ -176,11 +175,7 @@ static int check_local(json_t *args)
 		return 0;
 	json_object_foreach(args, key, v)
 	{
-		bool ok = false;
-
-		for (size_t i = 0; i < sizeof(fits) / sizeof(fits[0]); i++)
-			ok |= !strcmp(key, fits[i]);
-		if (!ok)
+		if (!mig_local_takes(key))
 			return usage_error(
 				"migrate",
 				"--local sends no page, so --%s does not apply (it takes "

@@ -189,17 +189,12 @@ static json_t *resume(struct control_ctx *ctx, json_t *args, const char *uri)
  * memory another process can map, and takes no argument about pages. */
 static int check_local(const struct vm *vm, json_t *args, const char *uri, struct mig_params *p)
 {
-	static const char *const fits[] = { "uri", "local", "verify", "timeout", "io-timeout-ms" };
 	const char *key;
 	json_t *v;
 
 	json_object_foreach(args, key, v)
 	{
-		bool ok = false;
-
-		for (size_t i = 0; i < sizeof(fits) / sizeof(fits[0]); i++)
-			ok |= !strcmp(key, fits[i]);
-		if (!ok)
+		if (!mig_local_takes(key))
 			return err_set(-EINVAL,
 				       "a local migration sends no page, so '%s' does not "
 				       "apply (it takes verify, timeout and io-timeout-ms)",

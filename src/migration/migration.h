@@ -178,6 +178,9 @@ struct mig_stats {
 };
 
 void mig_params_default(struct mig_params *p);
+/* Whether a local migration takes the migrate argument key (it sends no
+ * page: uri, local, verify, timeout and io-timeout-ms only). */
+bool mig_local_takes(const char *key);
 /* "none", "lz4", "zstd[:LEVEL]" or "auto"; -EINVAL with err_msg() otherwise. */
 int mig_compress_parse(const char *spec, struct mig_compress *out);
 /* The spec back, e.g. "zstd:3" (buf of 16 bytes or more). */

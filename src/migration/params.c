@@ -19,6 +19,16 @@ void mig_params_default(struct mig_params *p)
 				  .recover_timeout_s = MIG_RECOVER_S_DEFAULT };
 }
 
+bool mig_local_takes(const char *key)
+{
+	static const char *const takes[] = { "uri", "local", "verify", "timeout", "io-timeout-ms" };
+
+	for (size_t i = 0; i < sizeof(takes) / sizeof(takes[0]); i++)
+		if (!strcmp(key, takes[i]))
+			return true;
+	return false;
+}
+
 const char *mig_status_name(enum mig_status s)
 {
 	static const char *const names[] = { "none",

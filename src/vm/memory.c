@@ -39,10 +39,21 @@ int mem_backend_parse(const char *name, enum mem_backend *out)
 	return -EINVAL;
 }
 
+/* 2 MiB aligned: transparent huge pages fit it, and so do the huge pages
+ * of memory handed over to take its place (mem_adopt). */
 static void *map_anon(uint64_t size)
 {
-	return mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		    -1, 0);
+	uint8_t *p = mmap(NULL, size + MEM_HUGE_PAGE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint8_t *at;
+
+	if (p == MAP_FAILED)
+		return p;
+	at = p + (MEM_HUGE_PAGE - (uintptr_t)p % MEM_HUGE_PAGE) % MEM_HUGE_PAGE;
+	if (at > p)
+		munmap(p, (size_t)(at - p));
+	munmap(at + size, (size_t)(p + MEM_HUGE_PAGE - at));
+	return at;
 }
 
 static void *map_memfd(struct guest_mem *mem, uint64_t size, unsigned flags)
@@ -189,9 +200,7 @@ int mem_populate(struct guest_mem *mem)
 int mem_share(struct guest_mem *mem, int *fd)
 {
 	if (mem->memfd < 0)
-		return err_set(-EINVAL,
-			       "guest memory is %s, which another process cannot map: start the "
-			       "VM with --mem-backend memfd or hugetlb to migrate it locally",
+		return err_set(-EINVAL, "guest memory is %s, which another process cannot map",
 			       mem_backend_name(mem->backend));
 	/* The receiver maps all of it: a file that shrank under its mapping
 	 * would kill it with SIGBUS. */
@@ -221,33 +230,7 @@ static int check_handed(int fd, uint64_t size, enum mem_backend backend)
 	return 0;
 }
 
-/* fd mapped shared at host (MAP_FIXED over what is there) or anywhere. */
-static int map_handed(struct guest_mem *mem, int fd, uint64_t size, enum mem_backend backend,
-		      uint8_t *host)
-{
-	uint8_t *at = mmap(host, size, PROT_READ | PROT_WRITE, MAP_SHARED | (host ? MAP_FIXED : 0),
-			   fd, 0);
-
-	if (at == MAP_FAILED)
-		return err_set(-errno, "cannot map the memory handed over: %s", strerror(errno));
-	mem->memfd = fd;
-	mem->backend = backend;
-	mem->size = mem->mapped = size;
-	mem->nr_regions = 1;
-	mem->regions[0] = (struct mem_region){ .gpa = 0, .size = size, .host = at, .slot = 0 };
-	return 0;
-}
-
-int mem_adopt(struct guest_mem *mem, int fd, uint64_t size, enum mem_backend backend)
-{
-	int rc = check_handed(fd, size, backend);
-
-	memset(mem, 0, sizeof(*mem));
-	mem->memfd = -1;
-	return rc < 0 ? rc : map_handed(mem, fd, size, backend, NULL);
-}
-
-int mem_adopt_in_place(struct guest_mem *mem, int fd, enum mem_backend backend)
+int mem_adopt(struct guest_mem *mem, int fd, enum mem_backend backend)
 {
 	uint8_t *host = mem->regions[0].host;
 	int rc = check_handed(fd, mem->size, backend);
@@ -257,7 +240,14 @@ int mem_adopt_in_place(struct guest_mem *mem, int fd, enum mem_backend backend)
 			     "only fresh anonymous memory takes handed-over memory's place");
 	if (rc == 0 && backend == MEM_HUGETLB && (uintptr_t)host % MEM_HUGE_PAGE)
 		rc = err_set(-EINVAL, "huge pages need a 2 MiB aligned place");
-	return rc < 0 ? rc : map_handed(mem, fd, mem->size, backend, host);
+	if (rc == 0 && mmap(host, mem->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+			    0) == MAP_FAILED)
+		rc = err_set(-errno, "cannot map the memory handed over: %s", strerror(errno));
+	if (rc < 0)
+		return rc;
+	mem->memfd = fd;
+	mem->backend = backend;
+	return 0;
 }
 
 void mem_hand_over(struct guest_mem *mem)

@@ -56,16 +56,15 @@ int mem_populate(struct guest_mem *mem);
 /* Give the memory back to the host (contents become zero), e.g. once the
  * guest lives elsewhere. */
 void mem_release(struct guest_mem *mem);
-/* Local migration. The memfd to hand to another process (not a copy:
- * still mem's), sealed against resizing; -EINVAL with a sentence for
- * memory no other process can map (anon). */
+/* Sharing memory with another process. The memfd to hand over (not a
+ * copy: still mem's), sealed against resizing; -EINVAL for memory no other
+ * process can map (anon). */
 int mem_share(struct guest_mem *mem, int *fd);
-/* Map size bytes of the memfd fd another process shared (mem_share), of
- * backend; mem owns fd from then on (not on failure). */
-int mem_adopt(struct guest_mem *mem, int fd, uint64_t size, enum mem_backend backend);
-/* The same at the addresses of mem (fresh anonymous memory of the same
- * size, whose pages go): a VM made ahead keeps its memory slot. */
-int mem_adopt_in_place(struct guest_mem *mem, int fd, enum mem_backend backend);
+/* Map the memfd fd another process shared (mem_share), of backend, at the
+ * addresses of mem, fresh anonymous memory of the same size whose pages
+ * go (a VM's memory slot keeps its addresses); mem owns fd from then on
+ * (not on failure). */
+int mem_adopt(struct guest_mem *mem, int fd, enum mem_backend backend);
 /* The pages belong to the process they were handed to: zeros take their
  * place here and the fd is closed, the file left as it is. */
 void mem_hand_over(struct guest_mem *mem);

@@ -101,22 +101,14 @@ int vm_create_shell(const struct vm_config *cfg, struct vm **out)
 	struct vm *vm;
 	int rc = check_config(cfg);
 
-	vm = rc == 0 ? calloc(1, sizeof(*vm)) : NULL;
-	if (!vm) {
-		if (cfg->adopt)
-			mem_destroy(cfg->adopt);
-		return rc < 0 ? rc : err_set(-ENOMEM, "out of memory");
-	}
+	if (rc < 0)
+		return rc;
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return err_set(-ENOMEM, "out of memory");
 	vm->cfg = *cfg;
-	vm->cfg.adopt = NULL;
 	vm->fd = -1;
 	vm->mem.memfd = -1;
-	if (cfg->adopt) {
-		vm->mem = *cfg->adopt;
-		vm->cfg.mem_backend = vm->mem.backend;
-		memset(cfg->adopt, 0, sizeof(*cfg->adopt));
-		cfg->adopt->memfd = -1;
-	}
 	pthread_mutex_init(&vm->lock, NULL);
 	time_cond_init(&vm->cond);
 
@@ -139,9 +131,9 @@ int vm_create_shell(const struct vm_config *cfg, struct vm **out)
 	rc = create_platform(vm);
 	if (rc < 0)
 		goto out_free;
-	if (cfg->lend_from && !cfg->adopt)
+	if (cfg->lend_from)
 		mem_lend(cfg->lend_from, cfg->mem_bytes, &vm->mem);
-	else if (!cfg->adopt && (rc = mem_create(&vm->mem, cfg->mem_bytes, cfg->mem_backend)) < 0)
+	else if ((rc = mem_create(&vm->mem, cfg->mem_bytes, cfg->mem_backend)) < 0)
 		goto out_free;
 	if (cfg->prealloc && (rc = mem_populate(&vm->mem)) < 0)
 		goto out_free;

@@ -31,9 +31,6 @@ struct vm_config {
 	/* Borrow the front of this memory instead of mapping new (a
 	 * destination's, made ready before the source came). */
 	const struct guest_mem *lend_from;
-	/* Memory mapped already (a local migration's, vm/memory.h mem_adopt):
-	 * the VM takes it over, whether vm_create succeeds or not. */
-	struct guest_mem *adopt;
 };
 
 enum vm_run_state {
@@ -97,9 +94,8 @@ void vm_destroy(struct vm *vm);
 
 /* Start one thread per vCPU. */
 int vm_start(struct vm *vm);
-/* The same, but the threads wait until vm_release lets them run: a
- * destination starts them before the switchover, which then does not pay
- * for creating threads. */
+/* The same, but the threads wait until vm_release lets them run: then
+ * starting them costs a wake-up, not creating threads. */
 int vm_start_held(struct vm *vm);
 void vm_release(struct vm *vm);
 /* Park every vCPU outside KVM_RUN and wait until all are parked. Returns 0,

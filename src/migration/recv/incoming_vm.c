@@ -42,37 +42,35 @@ static int take_memory(struct incoming *in, int *fd, enum mem_backend *kind)
 }
 
 /* Whether the VM made ahead fits the guest: its size, and for a local
- * migration (memory of kind), memory the handed one can take the place of
- * (anonymous; 2 MiB aligned for huge pages). */
-static bool shell_fits(const struct incoming *in, bool local, enum mem_backend kind)
+ * migration, anonymous memory the handed one can take the place of. */
+static bool shell_fits(const struct incoming *in, bool local)
 {
 	const struct vm *shell = *in->shell;
 
-	if (!shell || shell->mem.size != in->hello.config.mem_bytes)
-		return false;
-	return !local || (shell->mem.memfd < 0 &&
-			  (kind != MEM_HUGETLB ||
-			   (uintptr_t)shell->mem.regions[0].host % MEM_HUGE_PAGE == 0));
+	return shell && shell->mem.size == in->hello.config.mem_bytes &&
+	       (!local || shell->mem.memfd < 0);
 }
 
-/* The VM made ahead, with vCPUs, and the handed memory (fd) in place of
- * its own. */
-static int take_shell(struct incoming *in, int fd, enum mem_backend kind)
+/* The VM without vCPUs: the one made ahead if it fits, else one made now
+ * (on anonymous memory for a local migration, whose memory takes its
+ * place). */
+static int take_shell(struct incoming *in, struct vm_config *vc, bool local, struct vm **out)
 {
-	int rc = 0;
-
-	in->vm = *in->shell;
+	if (!shell_fits(in, local)) {
+		if (local)
+			vc->mem_backend = MEM_ANON;
+		return vm_create_shell(vc, out);
+	}
+	*out = *in->shell;
 	*in->shell = NULL;
 	log_info("the guest goes into the VM made ahead for --mem%s",
-		 fd >= 0 ? ", the memory handed over in place of its own" : "");
-	if (fd >= 0)
-		rc = mem_adopt_in_place(&in->vm->mem, fd, kind);
-	return rc < 0 ? rc : vm_add_vcpus(in->vm, in->hello.config.vcpus);
+		 local ? ", the memory handed over in place of its own" : "");
+	return 0;
 }
 
-/* A VM of the shape CONFIG gives. Its memory is the source's own in a
- * local migration, else the destination's ready memory when there is
- * enough of it; made ahead when a shell fits. */
+/* A VM of the shape CONFIG gives. Its memory is the destination's ready
+ * memory when there is enough of it; else a shell's (take_shell), or in a
+ * local migration the source's own, mapped in place of the shell's. */
 static int make_vm(struct incoming *in)
 {
 	struct vm_config vc = { .mem_bytes = in->hello.config.mem_bytes,
@@ -80,21 +78,19 @@ static int make_vm(struct incoming *in)
 				.mem_backend = in->o->mem_backend,
 				.dirty_backend = in->o->dirty_backend };
 	bool local = in->hello.config.flags & CONFIG_LOCAL;
-	struct guest_mem handed;
 	enum mem_backend kind = MEM_ANON;
 	int fd = -1, rc = local ? take_memory(in, &fd, &kind) : 0;
 
 	if (rc == 0 && !local) /* ready memory first: faulted in already */
 		in->lent = ready_mem_lend(in->ready, vc.mem_bytes, &vc.lend_from) == 0;
-	if (rc == 0 && !in->lent && shell_fits(in, local, kind)) {
-		rc = take_shell(in, fd, kind);
-	} else if (rc == 0 && local) {
-		rc = mem_adopt(&handed, fd, vc.mem_bytes, kind);
-		vc.adopt = &handed;
-	}
-	if (rc < 0 && fd >= 0 && (!in->vm || in->vm->mem.memfd != fd))
+	if (rc < 0 || in->lent)
+		return rc < 0 ? rc : vm_create(&vc, &in->vm);
+	rc = take_shell(in, &vc, local, &in->vm);
+	if (rc == 0 && local)
+		rc = mem_adopt(&in->vm->mem, fd, kind);
+	if (rc < 0 && fd >= 0 && !(in->vm && in->vm->mem.memfd == fd))
 		close(fd); /* not taken */
-	return rc < 0 || in->vm ? rc : vm_create(&vc, &in->vm);
+	return rc < 0 ? rc : vm_add_vcpus(in->vm, vc.vcpus);
 }
 
 int incoming_build_vm(struct incoming *in)
