@@ -56,19 +56,28 @@ static void *map_anon(uint64_t size)
 	return at;
 }
 
-static void *map_memfd(struct guest_mem *mem, uint64_t size, unsigned flags)
+/* mem->memfd: a file of size bytes another process can map; -1 (errno)
+ * if it cannot be made. */
+static int map_memfd_file(struct guest_mem *mem, uint64_t size, unsigned flags)
 {
 	mem->memfd = memfd_create("ferry-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING | flags);
 	if (mem->memfd < 0)
-		return MAP_FAILED;
+		return -1;
 	if (ftruncate(mem->memfd, (off_t)size) < 0) {
 		int saved = errno;
 
 		close(mem->memfd);
 		mem->memfd = -1;
 		errno = saved;
-		return MAP_FAILED;
+		return -1;
 	}
+	return 0;
+}
+
+static void *map_memfd(struct guest_mem *mem, uint64_t size, unsigned flags)
+{
+	if (map_memfd_file(mem, size, flags) < 0)
+		return MAP_FAILED;
 	return mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, mem->memfd, 0);
 }
 
@@ -115,6 +124,68 @@ static void *map(struct guest_mem *mem, uint64_t size, enum mem_backend backend)
 	}
 }
 
+/* Where the kernel puts no mapping of its own accord (it places them from
+ * the top of the address space down): a range kept for guest memory there
+ * stays free until it is filled. */
+#define RESERVE_HINT  (1ull << 40)
+#define RESERVE_TRIES 8
+
+/* A 2 MiB aligned range of size bytes that nothing maps: low in the
+ * address space if there is room. */
+static uint8_t *free_range(uint64_t size)
+{
+	const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+	uint64_t span = size + MEM_HUGE_PAGE,
+		 step = (span + RESERVE_HINT - 1) & ~(RESERVE_HINT - 1);
+	uint8_t *p = MAP_FAILED;
+
+	for (unsigned i = 0; i < RESERVE_TRIES && p == MAP_FAILED; i++)
+		p = mmap((void *)(uintptr_t)(RESERVE_HINT + i * step), span, PROT_NONE,
+			 flags | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p == MAP_FAILED) /* anywhere, then */
+		p = mmap(NULL, span, PROT_NONE, flags, -1, 0);
+	if (p == MAP_FAILED)
+		return p;
+	munmap(p, span);
+	return p + (MEM_HUGE_PAGE - (uintptr_t)p % MEM_HUGE_PAGE) % MEM_HUGE_PAGE;
+}
+
+int mem_reserve(struct guest_mem *mem, uint64_t size)
+{
+	uint8_t *host = free_range(size);
+
+	memset(mem, 0, sizeof(*mem));
+	mem->memfd = -1;
+	if (host == MAP_FAILED)
+		return err_set(-errno, "no room for %llu MiB of guest memory: %s",
+			       (unsigned long long)(size >> 20), strerror(errno));
+	mem->size = size;
+	mem->reserved = true;
+	mem->nr_regions = 1;
+	mem->regions[0] = (struct mem_region){ .gpa = 0, .size = size, .host = host, .slot = 0 };
+	return 0;
+}
+
+/* Map fd (or anonymous memory, fd -1) into the range kept for it. */
+static int fill(struct guest_mem *mem, int fd)
+{
+	uint8_t *host = mem->regions[0].host;
+	int flags = fd < 0 ? MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE : MAP_SHARED;
+
+	if (!mem->reserved)
+		return err_set(-EINVAL, "guest memory is mapped already");
+	if (mmap(host, mem->size, PROT_READ | PROT_WRITE, flags | MAP_FIXED_NOREPLACE, fd, 0) !=
+	    host) {
+		int rc = errno == EEXIST ? -EEXIST : -errno;
+
+		return err_set(rc, "cannot map guest memory where its place was kept: %s",
+			       strerror(-rc));
+	}
+	mem->reserved = false;
+	mem->mapped = mem->size;
+	return 0;
+}
+
 int mem_create(struct guest_mem *mem, uint64_t size, enum mem_backend backend)
 {
 	uint8_t *host;
@@ -142,6 +213,24 @@ int mem_create(struct guest_mem *mem, uint64_t size, enum mem_backend backend)
 	mem->nr_regions = 1;
 	mem->regions[0] = (struct mem_region){ .gpa = 0, .size = size, .host = host, .slot = 0 };
 	return 0;
+}
+
+int mem_fill(struct guest_mem *mem, enum mem_backend backend)
+{
+	unsigned flags = backend == MEM_HUGETLB ? MFD_HUGETLB | MFD_HUGE_2MB : 0;
+	int rc;
+
+	mem->backend = backend;
+	if (backend != MEM_ANON && map_memfd_file(mem, mem->size, flags) < 0)
+		return map_failed(mem->size, backend, -errno);
+	rc = fill(mem, mem->memfd);
+	if (rc == 0 && backend != MEM_HUGETLB)
+		madvise(mem->regions[0].host, mem->size, MADV_HUGEPAGE);
+	if (rc < 0 && mem->memfd >= 0) {
+		close(mem->memfd);
+		mem->memfd = -1;
+	}
+	return rc;
 }
 
 void mem_destroy(struct guest_mem *mem)
@@ -232,17 +321,10 @@ static int check_handed(int fd, uint64_t size, enum mem_backend backend)
 
 int mem_adopt(struct guest_mem *mem, int fd, enum mem_backend backend)
 {
-	uint8_t *host = mem->regions[0].host;
 	int rc = check_handed(fd, mem->size, backend);
 
-	if (rc == 0 && (mem->memfd >= 0 || mem->borrowed || mem->nr_regions != 1))
-		rc = err_set(-EINVAL,
-			     "only fresh anonymous memory takes handed-over memory's place");
-	if (rc == 0 && backend == MEM_HUGETLB && (uintptr_t)host % MEM_HUGE_PAGE)
-		rc = err_set(-EINVAL, "huge pages need a 2 MiB aligned place");
-	if (rc == 0 && mmap(host, mem->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
-			    0) == MAP_FAILED)
-		rc = err_set(-errno, "cannot map the memory handed over: %s", strerror(errno));
+	if (rc == 0)
+		rc = fill(mem, fd);
 	if (rc < 0)
 		return rc;
 	mem->memfd = fd;

@@ -133,11 +133,14 @@ int vm_create_shell(const struct vm_config *cfg, struct vm **out)
 		goto out_free;
 	if (cfg->lend_from)
 		mem_lend(cfg->lend_from, cfg->mem_bytes, &vm->mem);
-	else if ((rc = mem_create(&vm->mem, cfg->mem_bytes, cfg->mem_backend)) < 0)
-		goto out_free;
-	if (cfg->prealloc && (rc = mem_populate(&vm->mem)) < 0)
-		goto out_free;
-	rc = add_memslots(vm);
+	else if (cfg->mem_later)
+		rc = mem_reserve(&vm->mem, cfg->mem_bytes);
+	else
+		rc = mem_create(&vm->mem, cfg->mem_bytes, cfg->mem_backend);
+	if (rc == 0 && cfg->prealloc && !cfg->mem_later)
+		rc = mem_populate(&vm->mem);
+	if (rc == 0)
+		rc = add_memslots(vm);
 	if (rc == 0) /* every guest has one: with it, this host's MSRs are probed */
 		rc = vm_add_vcpus(vm, 1);
 	if (rc < 0)

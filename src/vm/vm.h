@@ -28,6 +28,9 @@ struct vm_config {
 	enum dirty_backend dirty_backend;
 	uint32_t dirty_ring_entries; /* per vCPU, power of two; 0 = default */
 	bool prealloc;		     /* populate all guest RAM at creation */
+	/* vm_create_shell only keeps the memory's place (mem_reserve): the
+	 * caller maps it (mem_fill, mem_adopt) before the VM runs. */
+	bool mem_later;
 	/* Borrow the front of this memory instead of mapping new (a
 	 * destination's, made ready before the source came). */
 	const struct guest_mem *lend_from;

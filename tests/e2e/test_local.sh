@@ -70,7 +70,7 @@ migrate src "unix:$TMP/in.sock" --local --verify || fail "local migration: $(cat
 	fail "pages were sent: $(report "j['bytes_sent']") bytes, $(report "j['rounds']") rounds"
 expect_progress dst
 expect_guest_ok dst
-grep -q "the guest goes into the VM made ahead for --mem, the memory handed over in place" "$TMP/dst.log" ||
+grep -q "the guest goes into the VM made ahead for --mem, with the memory handed over" "$TMP/dst.log" ||
 	fail "the destination did not use the VM it made ahead"
 [ "$(status_field src "j['status']")" = postmigrate ] || fail "source: $(status_field src "j['status']")"
 ctl src quit >/dev/null

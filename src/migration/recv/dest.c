@@ -216,12 +216,15 @@ static void close_listener(struct mig_dest *d)
 /* With --mem and no memory made ready, the VM for a guest of that size is
  * made ahead, vCPUs aside (vm_create_shell: several ms here, mostly the
  * irqchip, the PIT and the memory slot): such a guest's migration does not
- * wait for it; a local one maps the handed memory in place of the shell's. */
+ * wait for it. Its memory's place is only kept (mem_reserve), to be filled
+ * once the source says with what: new memory, or the memory a local
+ * migration hands over. */
 static void make_shell(struct mig_dest *d)
 {
 	struct vm_config vc = { .mem_bytes = d->o.mem_limit,
 				.mem_backend = d->o.mem_backend,
-				.dirty_backend = d->o.dirty_backend };
+				.dirty_backend = d->o.dirty_backend,
+				.mem_later = true };
 
 	if (d->shell || !d->o.mem_limit || d->o.prealloc)
 		return;

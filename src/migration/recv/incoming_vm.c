@@ -41,36 +41,42 @@ static int take_memory(struct incoming *in, int *fd, enum mem_backend *kind)
 	return rc;
 }
 
-/* Whether the VM made ahead fits the guest: its size, and for a local
- * migration, anonymous memory the handed one can take the place of. */
-static bool shell_fits(const struct incoming *in, bool local)
+/* Memory into the place the shell kept for it: the memory handed over
+ * (fd), or new memory of kind. */
+static int fill_shell(struct vm *vm, int fd, enum mem_backend kind)
 {
-	const struct vm *shell = *in->shell;
-
-	return shell && shell->mem.size == in->hello.config.mem_bytes &&
-	       (!local || shell->mem.memfd < 0);
+	return fd >= 0 ? mem_adopt(&vm->mem, fd, kind) : mem_fill(&vm->mem, kind);
 }
 
-/* The VM without vCPUs: the one made ahead if it fits, else one made now
- * (on anonymous memory for a local migration, whose memory takes its
- * place). */
-static int take_shell(struct incoming *in, struct vm_config *vc, bool local, struct vm **out)
+/* The VM without vCPUs, its memory in place: the one made ahead if it is
+ * the guest's size, else one made now. Should something have taken the
+ * place its memory was kept in, a VM made anew. */
+static int take_shell(struct incoming *in, struct vm_config *vc, int fd, enum mem_backend kind)
 {
-	if (!shell_fits(in, local)) {
-		if (local)
-			vc->mem_backend = MEM_ANON;
-		return vm_create_shell(vc, out);
+	struct vm *shell = *in->shell;
+	int rc = -EEXIST;
+
+	vc->mem_later = true;
+	if (shell && shell->mem.size == vc->mem_bytes) {
+		*in->shell = NULL;
+		log_info("the guest goes into the VM made ahead for --mem%s",
+			 fd >= 0 ? ", with the memory handed over" : "");
+		rc = fill_shell(shell, fd, kind);
+		if (rc == -EEXIST) {
+			log_warn("the VM made ahead lost its memory's place (%s): one made now",
+				 err_msg());
+			vm_destroy(shell);
+		}
 	}
-	*out = *in->shell;
-	*in->shell = NULL;
-	log_info("the guest goes into the VM made ahead for --mem%s",
-		 local ? ", the memory handed over in place of its own" : "");
-	return 0;
+	if (rc == -EEXIST && (rc = vm_create_shell(vc, &shell)) == 0)
+		rc = fill_shell(shell, fd, kind);
+	in->vm = shell;
+	return rc;
 }
 
 /* A VM of the shape CONFIG gives. Its memory is the destination's ready
  * memory when there is enough of it; else a shell's (take_shell), or in a
- * local migration the source's own, mapped in place of the shell's. */
+ * local migration the source's own, in the place a shell kept. */
 static int make_vm(struct incoming *in)
 {
 	struct vm_config vc = { .mem_bytes = in->hello.config.mem_bytes,
@@ -78,16 +84,14 @@ static int make_vm(struct incoming *in)
 				.mem_backend = in->o->mem_backend,
 				.dirty_backend = in->o->dirty_backend };
 	bool local = in->hello.config.flags & CONFIG_LOCAL;
-	enum mem_backend kind = MEM_ANON;
+	enum mem_backend kind = vc.mem_backend;
 	int fd = -1, rc = local ? take_memory(in, &fd, &kind) : 0;
 
 	if (rc == 0 && !local) /* ready memory first: faulted in already */
 		in->lent = ready_mem_lend(in->ready, vc.mem_bytes, &vc.lend_from) == 0;
 	if (rc < 0 || in->lent)
 		return rc < 0 ? rc : vm_create(&vc, &in->vm);
-	rc = take_shell(in, &vc, local, &in->vm);
-	if (rc == 0 && local)
-		rc = mem_adopt(&in->vm->mem, fd, kind);
+	rc = take_shell(in, &vc, fd, kind);
 	if (rc < 0 && fd >= 0 && !(in->vm && in->vm->mem.memfd == fd))
 		close(fd); /* not taken */
 	return rc < 0 ? rc : vm_add_vcpus(in->vm, vc.vcpus);
