@@ -51,6 +51,11 @@ static const char run_help[] =
 	"                        runs on and waits this long for 'migrate-recover' to\n"
 	"                        bring its source back, then is lost (default 300; 0:\n"
 	"                        for ever)\n"
+	"  --handshake-timeout S with --incoming: a source must go from connecting to\n"
+	"                        READY within this (default 30; 0: no end)\n"
+	"  --transfer-timeout S  with --incoming: and from READY to COMMIT within this\n"
+	"                        (default 3600; 0: no end), so that no peer holds the\n"
+	"                        destination's one listener for ever\n"
 	"  --background-prefault on|off\n"
 	"                        with --incoming: memory that was not made ready is faulted\n"
 	"                        in by an idle-priority thread while the receivers wait\n"
@@ -91,10 +96,11 @@ struct run_opts {
 	const char *workload;
 	const char *control;
 	const char *incoming;
-	uint32_t io_timeout_ms;	     /* 0: the default */
-	long long recover_timeout_s; /* -1: the default */
-	int background_prefault;     /* -1: not given */
-	bool takeover;		     /* --control's path is another ferry's until the guest comes */
+	uint32_t io_timeout_ms;				   /* 0: the default */
+	long long recover_timeout_s;			   /* -1: the default */
+	long long handshake_timeout_s, transfer_timeout_s; /* -1: the default */
+	int background_prefault;			   /* -1: not given */
+	bool takeover; /* --control's path is another ferry's until the guest comes */
 };
 
 static int parse_mem(const char *arg, struct run_opts *o)
@@ -140,17 +146,16 @@ static int parse_io_timeout(const char *arg, struct run_opts *o)
 	return 0;
 }
 
-static int parse_recover_timeout(const char *arg, struct run_opts *o)
+/* A number of seconds, 0 (no end) to a week. */
+static int parse_seconds(const char *flag, const char *arg, long long *out)
 {
 	char *end;
 	long long n = strtoll(arg, &end, 10);
 
 	if (end == arg || *end || n < 0 || n > (long long)MIG_TIMEOUT_S_MAX)
-		return usage_error("run",
-				   "--recover-timeout '%s' is not a whole number of seconds from 0 "
-				   "to %llu",
-				   arg, MIG_TIMEOUT_S_MAX);
-	o->recover_timeout_s = n;
+		return usage_error("run", "%s '%s' is not a whole number of seconds from 0 to %llu",
+				   flag, arg, MIG_TIMEOUT_S_MAX);
+	*out = n;
 	return 0;
 }
 
@@ -190,6 +195,9 @@ static int check_incoming_args(const struct run_opts *o)
 		return usage_error(
 			"run",
 			"--recover-timeout goes with --incoming (a source sets its own on ferry migrate)");
+	if ((o->handshake_timeout_s >= 0 || o->transfer_timeout_s >= 0) && !o->incoming)
+		return usage_error("run", "--handshake-timeout and --transfer-timeout go with "
+					  "--incoming: they bound what a source may take");
 	if (o->takeover && (!o->incoming || !o->control))
 		return usage_error("run", "--takeover goes with --incoming and --control");
 	if (o->background_prefault >= 0 && !o->incoming)
@@ -222,6 +230,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "io-timeout-ms", required_argument, NULL, 't' },
 		{ "background-prefault", required_argument, NULL, 'f' },
 		{ "recover-timeout", required_argument, NULL, 'R' },
+		{ "handshake-timeout", required_argument, NULL, 'H' },
+		{ "transfer-timeout", required_argument, NULL, 'T' },
 		{ "takeover", no_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -231,7 +241,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	*o = (struct run_opts){ .cfg = { .mem_bytes = 1ull << 30, .vcpus = 1 },
 				.workload = "idle",
 				.background_prefault = -1,
-				.recover_timeout_s = -1 };
+				.recover_timeout_s = -1,
+				.handshake_timeout_s = -1,
+				.transfer_timeout_s = -1 };
 	opterr = 0;
 	while (rc == 0 && (opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -246,7 +258,13 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			rc = parse_io_timeout(optarg, o);
 			break;
 		case 'R':
-			rc = parse_recover_timeout(optarg, o);
+			rc = parse_seconds("--recover-timeout", optarg, &o->recover_timeout_s);
+			break;
+		case 'H':
+			rc = parse_seconds("--handshake-timeout", optarg, &o->handshake_timeout_s);
+			break;
+		case 'T':
+			rc = parse_seconds("--transfer-timeout", optarg, &o->transfer_timeout_s);
 			break;
 		case 'c':
 			rc = parse_vcpus(optarg, o);
@@ -389,6 +407,12 @@ static int open_incoming(const struct run_opts *o, struct control_ctx *ctx)
 		.no_background_prefault = o->background_prefault == 0,
 		.recover_timeout_s = (uint32_t)(o->recover_timeout_s >= 0 ? o->recover_timeout_s
 									  : MIG_RECOVER_S_DEFAULT),
+		.handshake_timeout_s =
+			(uint32_t)(o->handshake_timeout_s >= 0 ? o->handshake_timeout_s
+							       : MIG_HANDSHAKE_S_DEFAULT),
+		.transfer_timeout_s =
+			(uint32_t)(o->transfer_timeout_s >= 0 ? o->transfer_timeout_s
+							      : MIG_TRANSFER_S_DEFAULT),
 	};
 
 	return mig_dest_open(o->incoming, &d, &ctx->incoming) < 0 ? fail("%s", err_msg()) : 0;

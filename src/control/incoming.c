@@ -56,7 +56,9 @@ json_t *control_migrate_incoming(struct control_ctx *ctx, json_t *args)
 	const char *uri = json_string_value(json_object_get(args, "uri"));
 	struct vm *vm = ctx_vm(ctx);
 	struct mig_dest_opts o = { .io_timeout_ms = ctx->params.io_timeout_ms,
-				   .recover_timeout_s = MIG_RECOVER_S_DEFAULT };
+				   .recover_timeout_s = MIG_RECOVER_S_DEFAULT,
+				   .handshake_timeout_s = MIG_HANDSHAKE_S_DEFAULT,
+				   .transfer_timeout_s = MIG_TRANSFER_S_DEFAULT };
 	struct mig_dest *d;
 
 	if (!vm)

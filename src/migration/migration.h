@@ -47,6 +47,10 @@ struct mig_compress {
 #define MIG_IO_TIMEOUT_MS_MIN 100ull
 #define MIG_IO_TIMEOUT_MS_MAX 3600000ull
 #define MIG_RECOVER_S_DEFAULT 300u /* a broken post-copy waits for recovery */
+/* A destination's deadlines for a source: from connecting to READY, and
+ * from READY to COMMIT (a peer may not hold the one listener for ever). */
+#define MIG_HANDSHAKE_S_DEFAULT 30u
+#define MIG_TRANSFER_S_DEFAULT	3600u
 
 struct mig_params {
 	uint64_t downtime_ms;		 /* acceptable pause (default 300) */

@@ -141,6 +141,12 @@ int wire_recv_header(struct chan *c, struct rec_header *hdr, struct wire_buf *bu
 			rc = rec_header_check(hdr, &skip);
 		if (rc < 0 || !skip)
 			return rc;
+		c->skipped += sizeof(*hdr) + rec_padded(hdr->length);
+		if (c->skipped > WIRE_SKIP_MAX)
+			return err_set(-EPROTO,
+				       "the peer sent more than %u KiB of optional records this "
+				       "ferry does not know",
+				       WIRE_SKIP_MAX >> 10);
 		rc = wire_recv_body(c, hdr, buf); /* skippable records too: the type is checked */
 		if (rc < 0)
 			return rc;

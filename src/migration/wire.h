@@ -34,8 +34,13 @@ int wire_send_live(struct chan *c, const struct iovec *body, int n, uint64_t che
 int wire_send_fd(struct chan *c, uint32_t type, const void *body, uint32_t len, int fd);
 /* The next record, which must carry a descriptor: into *fd (-1 on failure). */
 int wire_recv_fd(struct chan *c, struct rec_header *hdr, struct wire_buf *buf, int *fd);
-/* Receive the next record the reader knows (skipping optional unknown ones),
- * checked: header, length bounds and checksum. The body lands in buf. */
+/* Optional records a reader skips, in bytes a channel: a peer may not keep
+ * one busy with records it ignores. */
+#define WIRE_SKIP_MAX (1u << 20)
+
+/* Receive the next record the reader knows (skipping optional unknown ones,
+ * WIRE_SKIP_MAX bytes of them at most), checked: header, length bounds and
+ * checksum. The body lands in buf. */
 int wire_recv(struct chan *c, struct rec_header *hdr, struct wire_buf *buf);
 /* The same in two steps, for a reader that puts some bodies elsewhere: the
  * next known record's header (checked), then its body into buf (checked). */

@@ -36,6 +36,35 @@ void chan_init_fd(struct chan *c, int fd)
 	ratelimit_init(&c->rl, 0);
 }
 
+void chan_set_deadline(struct chan *c, const char *what, uint32_t seconds)
+{
+	c->deadline = (struct chan_deadline){
+		.at_ns = seconds ? time_now_ns() + seconds * NS_PER_S : 0,
+		.what = what,
+		.seconds = seconds,
+	};
+}
+
+/* Milliseconds left before c's deadline, rounded up (0: past it); -1 if it
+ * has none. */
+static int64_t deadline_left_ms(const struct chan *c)
+{
+	uint64_t now;
+
+	if (!c->deadline.at_ns)
+		return -1;
+	now = time_now_ns();
+	return now >= c->deadline.at_ns
+		       ? 0
+		       : (int64_t)((c->deadline.at_ns - now + NS_PER_MS - 1) / NS_PER_MS);
+}
+
+static int deadline_passed(const struct chan *c)
+{
+	return err_set(-ETIMEDOUT, "%s took longer than its deadline of %u s", c->deadline.what,
+		       c->deadline.seconds);
+}
+
 /* A TCP connection whose two ends are this host: the peer's address is a
  * loopback one, or our own. */
 static bool same_host(int fd)
@@ -337,6 +366,16 @@ int chan_accept(struct chan *c, int lfd, const char *text, int timeout_ms,
 	return 0;
 }
 
+/* Whether c's company heard something since *heard (then updated). */
+static bool company_grew(const struct chan *c, uint64_t *heard)
+{
+	uint64_t now = c->company ? __atomic_load_n(c->company, __ATOMIC_RELAXED) : *heard;
+	bool grew = now != *heard;
+
+	*heard = now;
+	return grew;
+}
+
 int chan_wait_ready(struct chan *c, short events)
 {
 	bool watch = events == POLLOUT && c->speaker;
@@ -346,12 +385,15 @@ int chan_wait_ready(struct chan *c, short events)
 	uint64_t heard = c->company ? __atomic_load_n(c->company, __ATOMIC_RELAXED) : 0;
 	int rc;
 
-	while ((rc = poll(p, 3, c->timeout_ms)) == 0 && c->company) {
-		uint64_t now = __atomic_load_n(c->company, __ATOMIC_RELAXED);
+	for (;;) {
+		int64_t left = deadline_left_ms(c);
+		int ms = left >= 0 && left < c->timeout_ms ? (int)left : c->timeout_ms;
 
-		if (now == heard)
-			break;
-		heard = now;
+		if (left == 0)
+			return deadline_passed(c);
+		rc = poll(p, 3, ms);
+		if (rc != 0 || (ms == c->timeout_ms && !company_grew(c, &heard)))
+			break; /* ready, or a stall; else the deadline is near, or company heard */
 	}
 	if (rc < 0)
 		return errno == EINTR ? 0 : -errno;
@@ -499,6 +541,8 @@ int chan_readv(struct chan *c, struct iovec *iov, int n)
 		}
 		if (!n)
 			return 0;
+		if (deadline_left_ms(c) == 0) /* a peer that never lets a read wait */
+			return deadline_passed(c);
 		msg.msg_iov = iov;
 		msg.msg_iovlen = (size_t)n;
 		r = recvmsg(c->fd, &msg, MSG_DONTWAIT);

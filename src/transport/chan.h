@@ -19,6 +19,15 @@
 
 struct cancel;
 
+/* A time past which a channel gives up: every read and every wait on it
+ * fails then (-ETIMEDOUT), however the peer trickles bytes. Set by the
+ * thread that owns the channel, phase by phase (chan_set_deadline). */
+struct chan_deadline {
+	uint64_t at_ns;	  /* 0: none */
+	const char *what; /* the phase, for the sentence: "the handshake" */
+	uint32_t seconds;
+};
+
 struct chan {
 	int fd;
 	int timeout_ms;		     /* a read or write that makes no progress this long fails */
@@ -27,6 +36,8 @@ struct chan {
 	uint64_t bytes_sent;
 	uint64_t bytes_received;
 	uint64_t write_wait_ns; /* writes waited this long for the socket or the rate limit */
+	uint64_t skipped;	/* bytes of records read and skipped (migration/wire.h) */
+	struct chan_deadline deadline;
 	/* NULL, or a channel (this one, or another to the same peer) on which
 	 * the peer only speaks to say it failed: a write that waits ends as
 	 * soon as something arrives there, rather than stall until the
@@ -62,6 +73,9 @@ int chan_listen(const char *uri);
 int chan_accept(struct chan *c, int lfd, const char *uri, int timeout_ms,
 		const struct cancel *cancel);
 void chan_init_fd(struct chan *c, int fd);
+/* From now, what (a phase: "the handshake") may last seconds on c; 0: no
+ * deadline. */
+void chan_set_deadline(struct chan *c, const char *what, uint32_t seconds);
 
 /* Write all of iov[0..n), n <= CHAN_MAX_IOV (blocking, rate-limited). */
 int chan_writev(struct chan *c, const struct iovec *iov, int n);

@@ -12,6 +12,7 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "util/page.h"
+#include "util/size.h"
 #include "util/time.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -96,6 +97,27 @@ static long meminfo(const char *key)
 	if (f)
 		fclose(f);
 	return n;
+}
+
+int mem_check_room(uint64_t size, enum mem_backend backend)
+{
+	long avail = meminfo("MemAvailable"), total = meminfo("MemTotal");
+	uint64_t margin, room;
+	char want[32], have[32], keep[32];
+
+	if (backend == MEM_HUGETLB || avail < 0 || total < 0)
+		return 0; /* huge pages: the pool is checked as they are mapped */
+	margin = (uint64_t)total * 1024 / 20;
+	if (margin < MEM_ROOM_MARGIN_MIN)
+		margin = MEM_ROOM_MARGIN_MIN;
+	room = (uint64_t)avail * 1024;
+	if (size + margin <= room)
+		return 0;
+	return err_set(-ENOMEM,
+		       "guest memory %s is more than this host can give now (%s available, of "
+		       "which %s stays for the host)",
+		       size_format(size, want, sizeof(want)), size_format(room, have, sizeof(have)),
+		       size_format(margin, keep, sizeof(keep)));
 }
 
 static int map_failed(uint64_t size, enum mem_backend backend, int rc)

@@ -54,6 +54,13 @@ int mem_reserve(struct guest_mem *mem, uint64_t size);
 /* Map new memory of backend into the place mem_reserve kept; -EEXIST if
  * something took it meanwhile. */
 int mem_fill(struct guest_mem *mem, enum mem_backend backend);
+/* Whether this host has size bytes of memory of backend to give a guest
+ * now: what the kernel counts as available, less a margin for the host
+ * (5% of its memory, at least MEM_ROOM_MARGIN_MIN). -ENOMEM with a
+ * sentence if not. Huge pages pass: their pool is checked as they are
+ * mapped (mem_create, mem_fill). */
+#define MEM_ROOM_MARGIN_MIN (256ull << 20)
+int mem_check_room(uint64_t size, enum mem_backend backend);
 /* Unmap it, unless borrowed. */
 void mem_destroy(struct guest_mem *mem);
 /* view: the first size bytes of owner's memory, borrowed (size <= owner's). */

@@ -14,10 +14,15 @@
  * migrations (MEMFD): local-unsealed (memory that may shrink), local-no-fd
  * (MEMFD without its descriptor), local-pages (a PAGES record after it),
  * local-bad-hash (memory full of 0x5a, a real state, two wrong hashes:
- * the destination must refuse and must not have written a byte of it).
+ * the destination must refuse and must not have written a byte of it); and
+ * peers that would hold the destination or make it allocate: huge (CONFIG
+ * declares 512 GiB), trickle (the stream's first bytes, one every half
+ * second), skip-flood (1.25 MiB of optional records nobody knows), flood
+ * (page batches for ever, never END).
  * Exits 0 when the destination answered the way it must: an ERROR naming
  * the fault, LOADED (commit-and-vanish), or (for truncate) nothing. */
 #include <fcntl.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +35,7 @@
 #include "stream/record.h"
 #include "util/error.h"
 #include "util/hash.h"
+#include "util/time.h"
 
 #define MEM (64ull << 20)
 
@@ -251,6 +257,75 @@ static bool blob_mode(const char *mode)
 	return !strcmp(mode, "bad-hash") || !strcmp(mode, "commit-and-vanish");
 }
 
+/* The stream's magic, a byte every half second, for up to 30 s or until the
+ * destination hangs up. */
+static void trickle(struct chan *c)
+{
+	uint64_t magic = STREAM_MAGIC;
+
+	for (unsigned i = 0; i < 60; i++) {
+		if (i < sizeof(magic) &&
+		    chan_writev(c, &(struct iovec){ (uint8_t *)&magic + i, 1 }, 1) < 0)
+			return;
+		if (i >= sizeof(magic) && chan_wait_ready(c, POLLIN) == 0)
+			return; /* it spoke */
+		usleep(500000);
+	}
+}
+
+/* Records of an optional type nobody knows, 64 KiB each, 1.25 MiB in all. */
+static void skip_flood(struct chan *c)
+{
+	static uint8_t body[64 << 10];
+
+	for (unsigned i = 0; i < 20; i++)
+		if (wire_send(c, REC_OPTIONAL | 0x7ff0, &(struct iovec){ body, sizeof(body) }, 1) <
+		    0)
+			return;
+}
+
+/* The same page batch over and over, for up to 60 s. */
+static void flood(struct chan *c, uint8_t *rec)
+{
+	size_t len = pages_record(rec, 5);
+
+	for (uint64_t end = time_now_ns() + 60 * NS_PER_S; time_now_ns() < end;)
+		if (chan_writev(c, &(struct iovec){ rec, len }, 1) < 0)
+			return;
+}
+
+/* Peers that would hold the destination or make it allocate. */
+static int greedy(struct chan *c, const char *mode, uint8_t *rec)
+{
+	if (!strcmp(mode, "huge")) {
+		struct handshake h = { .config = { .mem_bytes = 512ull << 30,
+						   .vcpus = 1,
+						   .page_size = FERRY_PAGE_SIZE },
+				       .id = 44 };
+
+		handshake_send(c, &h);
+		return expect_error(c, "more than this host can give");
+	}
+	if (!strcmp(mode, "trickle")) {
+		trickle(c);
+		return expect_error(c, "the handshake took longer than its deadline of 2 s");
+	}
+	if (handshake(c, false, 1) < 0)
+		return 1;
+	if (!strcmp(mode, "skip-flood")) {
+		skip_flood(c);
+		return expect_error(c, "optional records this ferry does not know");
+	}
+	flood(c, rec);
+	return expect_error(c, "the migration before COMMIT took longer than its deadline of 3 s");
+}
+
+static bool greedy_mode(const char *mode)
+{
+	return !strcmp(mode, "huge") || !strcmp(mode, "trickle") || !strcmp(mode, "skip-flood") ||
+	       !strcmp(mode, "flood");
+}
+
 int main(int argc, char **argv)
 {
 	static uint8_t rec[64 + FERRY_PAGE_SIZE];
@@ -269,6 +344,8 @@ int main(int argc, char **argv)
 	}
 	if (!strncmp(argv[1], "local-", 6))
 		return argc < 4 ? 2 : local(&c, argv[1], argv[3]);
+	if (greedy_mode(argv[1]))
+		return greedy(&c, argv[1], rec);
 	if (!strcmp(argv[1], "intruder")) {
 		len = pages_record(rec, 5);
 		if (intruder(&c, argv[2], rec, len) < 0)

@@ -215,6 +215,14 @@ migrate() {
 
 report() { json_field "$TMP/report.json" "$1"; }
 
+# ferry run ARGS... must exit 2 with WHAT in its sentence.
+usage_refused() { # WHAT ARGS...
+	_u_what=$1; shift
+	bounded 10 "ferry run $*" "$FERRY" run "$@" >/dev/null 2>"$TMP/usage.err"
+	[ $? -eq 2 ] || fail "$_u_what: not refused with exit 2"
+	grep -q "$_u_what" "$TMP/usage.err" || fail "$_u_what: said $(cat "$TMP/usage.err")"
+}
+
 finish() {
 	# A sanitizer's report in any ferry's log is a failure, fatal or not.
 	for _f in "$TMP"/*.log; do

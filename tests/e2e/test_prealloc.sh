@@ -22,13 +22,6 @@ expect_running() { [ "$(status_field "$1" "j['status']")" = running ] || fail "$
 # memory_field DST EXPR: of the destination's query-status incoming.memory.
 memory_field() { status_field "$1" "j['incoming']['memory']$2"; }
 
-usage_refused() { # WHAT ARGS...
-	_u_what=$1; shift
-	bounded 10 "ferry run $*" "$FERRY" run "$@" >/dev/null 2>"$TMP/usage.err"
-	[ $? -eq 2 ] || fail "$_u_what: not refused with exit 2"
-	grep -q "$_u_what" "$TMP/usage.err" || fail "$_u_what: said $(cat "$TMP/usage.err")"
-}
-
 note "options that make no sense together"
 usage_refused "needs --mem SIZE" --incoming "unix:$TMP/x.sock" --prealloc
 usage_refused "goes with --incoming" --background-prefault off

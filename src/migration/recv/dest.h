@@ -22,11 +22,13 @@ struct mig_dest_opts {
 	uint64_t mem_limit; /* refuse guests larger than this (0: no limit) */
 	enum mem_backend mem_backend;
 	enum dirty_backend dirty_backend;
-	uint32_t io_timeout_ms;	     /* also how long LOADED waits for COMMIT */
-	bool prealloc;		     /* make mem_limit bytes ready before listening */
-	bool no_background_prefault; /* memory not made ready faults in on demand */
-	uint32_t recover_timeout_s;  /* a broken post-copy waits this long for
-					migrate-recover before the guest is lost (0: no end) */
+	uint32_t io_timeout_ms;	      /* also how long LOADED waits for COMMIT */
+	bool prealloc;		      /* make mem_limit bytes ready before listening */
+	bool no_background_prefault;  /* memory not made ready faults in on demand */
+	uint32_t recover_timeout_s;   /* a broken post-copy waits this long for
+					 migrate-recover before the guest is lost (0: no end) */
+	uint32_t handshake_timeout_s; /* from a source's connection to READY (0: no end) */
+	uint32_t transfer_timeout_s;  /* from READY to COMMIT (0: no end) */
 };
 
 enum dest_phase {

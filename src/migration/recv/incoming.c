@@ -64,6 +64,16 @@ int incoming_next_record(struct incoming *in)
 	return channel_error(in, rc);
 }
 
+/* Whether the guest needs memory this destination has yet to find: not
+ * when the source hands its own over, or memory made ready holds it. */
+static bool needs_memory(const struct incoming *in)
+{
+	struct ready_info r = ready_mem_info(in->ready);
+
+	return !(in->hello.config.flags & CONFIG_LOCAL) &&
+	       !(r.state == READY_READY && r.bytes >= in->hello.config.mem_bytes);
+}
+
 /* What this destination accepts, before it builds anything. */
 static int refuse_hello(const struct incoming *in)
 {
@@ -75,6 +85,8 @@ static int refuse_hello(const struct incoming *in)
 		return err_set(-E2BIG, "guest memory %s exceeds this destination's limit of %s",
 			       size_format(cfg->mem_bytes, want, sizeof(want)),
 			       size_format(in->o->mem_limit, limit, sizeof(limit)));
+	if (needs_memory(in) && mem_check_room(cfg->mem_bytes, in->o->mem_backend) < 0)
+		return -ENOMEM;
 	if ((cfg->flags & CONFIG_POSTCOPY) && uffd_supported(in->o->mem_backend) < 0)
 		return err_wrap(-EOPNOTSUPP, "the source may switch to post-copy, but here");
 	if ((cfg->flags & CONFIG_POSTCOPY) && uri_parse(in->uri, &u) == 0 && u.kind == URI_FD)
@@ -140,7 +152,10 @@ static void start_prefault(struct incoming *in)
 /* The opening, the VM, the data channels; then READY. */
 static int open_migration(struct incoming *in)
 {
-	int rc = handshake_receive(in->chan, &in->buf, &in->hello);
+	int rc;
+
+	chan_set_deadline(in->chan, "the handshake", in->o->handshake_timeout_s);
+	rc = handshake_receive(in->chan, &in->buf, &in->hello);
 
 	if (rc == 0) {
 		progress(in);
@@ -153,6 +168,7 @@ static int open_migration(struct incoming *in)
 	if (rc < 0)
 		return rc;
 	start_prefault(in);
+	chan_set_deadline(in->chan, "the migration before COMMIT", in->o->transfer_timeout_s);
 	return handshake_ready(in->chan);
 }
 
@@ -435,6 +451,7 @@ static int receive(struct incoming *in)
 	if (in->hdr.type != REC_COMMIT)
 		return err_set(-EPROTO, "%s after LOADED; only COMMIT may follow",
 			       rec_type_name(in->hdr.type));
+	chan_set_deadline(in->chan, NULL, 0); /* the guest runs here: no end to its pages */
 	rc = start_guest(in);
 	return rc == 0 && in->post ? incoming_receive_pending(in) : rc;
 }
@@ -482,5 +499,6 @@ int incoming_receive(struct chan *c, int lfd, const char *uri, const struct mig_
 	if (rc == 0)
 		*out = in.vm;
 	discard(&in, rc == 0);
+	chan_set_deadline(c, NULL, 0); /* an ERROR may still go */
 	return rc;
 }

@@ -1,0 +1,28 @@
+#!/bin/sh
+# Limits before trust. A destination refuses a guest larger than this host
+# can give, and gives up on a source that trickles its handshake past the
+# handshake's deadline, floods it with optional records it skips, or sends
+# pages past the transfer's deadline; each time it waits for the next
+# source, and a real migration then succeeds. The deadlines' flags are
+# refused without --incoming and for what is not a number of seconds.
+. "$(dirname "$0")/lib.sh"
+need_kvm
+: "${BAD_SOURCE:?set BAD_SOURCE to the bad_source binary}"
+
+note "options"
+usage_refused "go with --incoming" --handshake-timeout 5
+usage_refused "is not a whole number of seconds" --incoming "unix:$TMP/x.sock" --transfer-timeout 3s
+
+note "a destination without --mem: greedy sources, then a good migration"
+vm dst --incoming "unix:$TMP/in.sock" --handshake-timeout 2 --transfer-timeout 3
+for mode in huge trickle skip-flood flood; do
+	bounded 90 "bad_source $mode" "$BAD_SOURCE" "$mode" "unix:$TMP/in.sock" >"$TMP/bad-$mode.out" 2>&1 ||
+		fail "bad_source $mode: $(cat "$TMP/bad-$mode.out")"
+	wait_incoming dst waiting || fail "destination did not go back to waiting after $mode"
+done
+grep -q "more than this host can give now" "$TMP/dst.log" || fail "no sentence for the huge guest"
+vm src --mem 128M --vcpus 2 --workload dirty:wss=64M,rate=20M,pattern=random,write=byte
+migrate src "unix:$TMP/in.sock" --verify || fail "good migration after greedy ones: $(cat "$TMP/migrate.err")"
+expect_guest_ok dst
+ctl src quit >/dev/null; ctl dst quit >/dev/null
+finish limits
