@@ -53,24 +53,26 @@ static int fill_shell(struct vm *vm, int fd, enum mem_backend kind)
  * place its memory was kept in, a VM made anew. */
 static int take_shell(struct incoming *in, struct vm_config *vc, int fd, enum mem_backend kind)
 {
-	struct vm *shell = *in->shell;
+	struct vm *vm = NULL;
 	int rc = -EEXIST;
 
 	vc->mem_later = true;
-	if (shell && shell->mem.size == vc->mem_bytes) {
+	if (*in->shell && (*in->shell)->mem.size == vc->mem_bytes) {
+		vm = *in->shell;
 		*in->shell = NULL;
 		log_info("the guest goes into the VM made ahead for --mem%s",
 			 fd >= 0 ? ", with the memory handed over" : "");
-		rc = fill_shell(shell, fd, kind);
+		rc = fill_shell(vm, fd, kind);
 		if (rc == -EEXIST) {
 			log_warn("the VM made ahead lost its memory's place (%s): one made now",
 				 err_msg());
-			vm_destroy(shell);
+			vm_destroy(vm);
+			vm = NULL;
 		}
 	}
-	if (rc == -EEXIST && (rc = vm_create_shell(vc, &shell)) == 0)
-		rc = fill_shell(shell, fd, kind);
-	in->vm = shell;
+	if (rc == -EEXIST && (rc = vm_create_shell(vc, &vm)) == 0)
+		rc = fill_shell(vm, fd, kind);
+	in->vm = vm;
 	return rc;
 }
 
