@@ -153,7 +153,9 @@ static void *map(struct guest_mem *mem, uint64_t size, enum mem_backend backend)
 #define RESERVE_TRIES 8
 
 /* A 2 MiB aligned range of size bytes that nothing maps: low in the
- * address space if there is room. */
+ * address space if there is room. The tries are hints, not demands (a
+ * sanitizer's runtime drops hints into its own ranges and would kill the
+ * process for a demand), and the last keeps what the kernel chose. */
 static uint8_t *free_range(uint64_t size)
 {
 	const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
@@ -161,11 +163,14 @@ static uint8_t *free_range(uint64_t size)
 		 step = (span + RESERVE_HINT - 1) & ~(RESERVE_HINT - 1);
 	uint8_t *p = MAP_FAILED;
 
-	for (unsigned i = 0; i < RESERVE_TRIES && p == MAP_FAILED; i++)
-		p = mmap((void *)(uintptr_t)(RESERVE_HINT + i * step), span, PROT_NONE,
-			 flags | MAP_FIXED_NOREPLACE, -1, 0);
-	if (p == MAP_FAILED) /* anywhere, then */
-		p = mmap(NULL, span, PROT_NONE, flags, -1, 0);
+	for (unsigned i = 0; i < RESERVE_TRIES; i++) {
+		uint8_t *hint = (uint8_t *)(uintptr_t)(RESERVE_HINT + i * step);
+
+		p = mmap(hint, span, PROT_NONE, flags, -1, 0);
+		if (p == MAP_FAILED || p == hint || i + 1 == RESERVE_TRIES)
+			break;
+		munmap(p, span);
+	}
 	if (p == MAP_FAILED)
 		return p;
 	munmap(p, span);
