@@ -5,7 +5,7 @@
 #   make demo     install missing packages, build, run the demo
 #   make tsan     the unit tests and the threaded e2e tests under ThreadSanitizer
 #   make bench    run the benchmarks
-#   make fuzz     run the libFuzzer targets (clang), 60 s each
+#   make fuzz     run the libFuzzer targets (clang), 60 s each; make fuzz-long: an hour each
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
@@ -13,7 +13,7 @@ TSAN_BUILD ?= build-tsan
 # processes use the most threads at once.
 TSAN_TESTS ?= unit,e2e_migrate,e2e_faults,e2e_handoff,e2e_channels,e2e_postcopy,e2e_recover,e2e_local
 
-.PHONY: all deps build asan tsan-build tsan test demo bench fuzz format clean
+.PHONY: all deps build asan tsan-build tsan test demo bench fuzz fuzz-long format clean
 
 all: build
 
@@ -55,13 +55,18 @@ bench: build
 	@./bench/run-all.sh $(BUILD)
 	@./bench/report
 
-# libFuzzer with ASan+UBSan, 60 s per target (FUZZ_SECONDS to change).
+# libFuzzer with ASan+UBSan, 60 s per target (FUZZ_SECONDS to change);
+# fuzz-long: an hour each.
 FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = stream state workload xbzrle compress apply recv wire parse control
+fuzz-long:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=3600
+
 fuzz: deps
 	@[ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz --buildtype=debug \
 		-Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 	@ninja -C build-fuzz
-	@for t in stream state workload xbzrle compress apply; do \
+	@for t in $(FUZZ_TARGETS); do \
 		mkdir -p build-fuzz/corpus-$$t && cp tests/fuzz/corpus/$$t/* build-fuzz/corpus-$$t/ && \
 		build-fuzz/tests/libfuzzer_$$t -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$t || exit 1; \
 	done

@@ -161,11 +161,16 @@ int control_migrate_incoming_prealloc(struct control_ctx *ctx, json_t *args,
 
 json_t *control_incoming_json(struct control_ctx *ctx)
 {
-	struct mig_dest_stats s = mig_dest_stats(ctx->incoming);
-	json_t *r = json_pack("{s:s,s:I,s:I,s:i,s:i,s:o}", "phase", dest_phase_name(s.phase),
-			      "pages_received", (json_int_t)s.pages_received, "bytes_received",
-			      (json_int_t)s.bytes_received, "rounds", (int)s.rounds, "attempts",
-			      (int)s.attempts, "memory", memory_json(&s.memory));
+	struct mig_dest_stats s;
+	json_t *r;
+
+	if (!ctx->incoming) /* not yet: ferry run sets it before it serves */
+		return json_null();
+	s = mig_dest_stats(ctx->incoming);
+	r = json_pack("{s:s,s:I,s:I,s:i,s:i,s:o}", "phase", dest_phase_name(s.phase),
+		      "pages_received", (json_int_t)s.pages_received, "bytes_received",
+		      (json_int_t)s.bytes_received, "rounds", (int)s.rounds, "attempts",
+		      (int)s.attempts, "memory", memory_json(&s.memory));
 
 	if (s.id)
 		json_object_set_new(r, "id", control_id_json(s.id));
