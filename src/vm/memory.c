@@ -198,16 +198,18 @@ static int fill(struct guest_mem *mem, int fd)
 {
 	uint8_t *host = mem->regions[0].host;
 	int flags = fd < 0 ? MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE : MAP_SHARED;
+	uint8_t *p;
 
 	if (!mem->reserved)
 		return err_set(-EINVAL, "guest memory is mapped already");
-	if (mmap(host, mem->size, PROT_READ | PROT_WRITE, flags | MAP_FIXED_NOREPLACE, fd, 0) !=
-	    host) {
-		int rc = errno == EEXIST ? -EEXIST : -errno;
-
-		return err_set(rc, "cannot map guest memory where its place was kept: %s",
-			       strerror(-rc));
+	p = mmap(host, mem->size, PROT_READ | PROT_WRITE, flags | MAP_FIXED_NOREPLACE, fd, 0);
+	if (p != host && p != MAP_FAILED) { /* a kernel that took it for a hint */
+		munmap(p, mem->size);
+		errno = EEXIST;
 	}
+	if (p != host)
+		return err_set(-errno, "cannot map guest memory where its place was kept: %s",
+			       strerror(errno));
 	mem->reserved = false;
 	mem->mapped = mem->size;
 	return 0;
