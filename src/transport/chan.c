@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "transport/splice.h"
+#include "transport/tls.h"
 #include "transport/uri.h"
 #include "util/cancel.h"
 #include "util/error.h"
@@ -34,6 +35,22 @@ void chan_init_fd(struct chan *c, int fd)
 	c->cancel = NULL;
 	c->by_ref = fd >= 0 && splice_suits(fd);
 	ratelimit_init(&c->rl, 0);
+}
+
+int chan_start_tls(struct chan *c, const struct tls_creds *t, const char *hostname)
+{
+	struct tls_session *s = NULL;
+	int rc = tls_session_new(t, c->fd, hostname, &s);
+
+	while (rc == 0 && (rc = tls_session_step(s)) == -EAGAIN)
+		rc = chan_wait_ready(c, tls_session_want(s));
+	if (rc < 0) {
+		tls_session_free(s);
+		return rc;
+	}
+	c->tls = s;
+	c->by_ref = false; /* pages go encrypted, by copy */
+	return 0;
 }
 
 void chan_set_deadline(struct chan *c, const char *what, uint32_t seconds)
@@ -457,17 +474,20 @@ static int send_copy(struct chan *c, const struct iovec *iov_in, int n, int fd)
 		struct msghdr msg = { .msg_iov = iov + i, .msg_iovlen = (size_t)(n - i) };
 		ssize_t w;
 
-		if (fd >= 0)
-			attach_fd(&msg, &ctl, fd);
-		w = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 		int rc;
 
+		if (fd >= 0)
+			attach_fd(&msg, &ctl, fd);
+		w = c->tls ? tls_session_send(c->tls, iov + i, n - i)
+			   : sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && c->tls && w != -EAGAIN)
+			return (int)w;
 		if (w < 0) {
-			if (errno != EAGAIN && errno != EINTR)
+			if (!c->tls && errno != EAGAIN && errno != EINTR)
 				return err_set(-errno, "the connection broke (%s)",
 					       strerror(errno));
 			wait = time_now_ns();
-			rc = chan_wait_ready(c, POLLOUT);
+			rc = chan_wait_ready(c, c->tls ? tls_session_want(c->tls) : POLLOUT);
 			c->write_wait_ns += time_now_ns() - wait;
 			if (rc < 0)
 				return rc;
@@ -497,6 +517,8 @@ int chan_writev(struct chan *c, const struct iovec *iov, int n)
 
 int chan_writev_fd(struct chan *c, const struct iovec *iov, int n, int fd)
 {
+	if (c->tls)
+		return err_set(-EINVAL, "a descriptor cannot go over TLS");
 	return n > CHAN_MAX_IOV ? -EINVAL : send_copy(c, iov, n, fd);
 }
 
@@ -545,17 +567,19 @@ int chan_readv(struct chan *c, struct iovec *iov, int n)
 			return deadline_passed(c);
 		msg.msg_iov = iov;
 		msg.msg_iovlen = (size_t)n;
-		r = recvmsg(c->fd, &msg, MSG_DONTWAIT);
+		r = c->tls ? tls_session_recv(c->tls, iov) : recvmsg(c->fd, &msg, MSG_DONTWAIT);
 
 		if (r == 0)
 			return err_set(-ECONNRESET, "the peer closed the connection");
+		if (r < 0 && c->tls && r != -EAGAIN)
+			return (int)r;
 		if (r < 0) {
-			if (errno != EAGAIN && errno != EINTR)
+			if (!c->tls && errno != EAGAIN && errno != EINTR)
 				return err_set(-errno, "the connection broke (%s)",
 					       strerror(errno));
 			if (c->waiting)
 				__atomic_add_fetch(c->waiting, 1, __ATOMIC_RELAXED);
-			rc = chan_wait_ready(c, POLLIN);
+			rc = chan_wait_ready(c, c->tls ? tls_session_want(c->tls) : POLLIN);
 			if (c->waiting)
 				__atomic_sub_fetch(c->waiting, 1, __ATOMIC_RELAXED);
 			if (rc < 0)
@@ -612,6 +636,8 @@ int chan_read_fd(struct chan *c, void *buf, size_t len, int *fd)
 	int rc;
 
 	*fd = -1;
+	if (c->tls)
+		return err_set(-EPROTO, "a descriptor cannot come over TLS");
 	while ((r = recvmsg(c->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC)) < 0) {
 		if (errno != EAGAIN && errno != EINTR)
 			return err_set(-errno, "the connection broke (%s)", strerror(errno));
@@ -655,6 +681,8 @@ void chan_shutdown_read(struct chan *c)
 
 void chan_close(struct chan *c)
 {
+	tls_session_free(c->tls);
+	c->tls = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;

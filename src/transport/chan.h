@@ -18,6 +18,8 @@
 #define CHAN_NOTSENT_LOWAT	(256 << 10)
 
 struct cancel;
+struct tls_creds;
+struct tls_session;
 
 /* A time past which a channel gives up: every read and every wait on it
  * fails then (-ETIMEDOUT), however the peer trickles bytes. Set by the
@@ -38,6 +40,7 @@ struct chan {
 	uint64_t write_wait_ns; /* writes waited this long for the socket or the rate limit */
 	uint64_t skipped;	/* bytes of records read and skipped (migration/wire.h) */
 	struct chan_deadline deadline;
+	struct tls_session *tls; /* NULL: plain; else every byte goes through it */
 	/* NULL, or a channel (this one, or another to the same peer) on which
 	 * the peer only speaks to say it failed: a write that waits ends as
 	 * soon as something arrives there, rather than stall until the
@@ -73,6 +76,10 @@ int chan_listen(const char *uri);
 int chan_accept(struct chan *c, int lfd, const char *uri, int timeout_ms,
 		const struct cancel *cancel);
 void chan_init_fd(struct chan *c, int fd);
+/* TLS on c from now (transport/tls.h): the handshake, within c's timeout,
+ * deadline and cancel; hostname: NULL, or the name a destination's
+ * certificate must carry. Returns 0 or -errno with err_msg(). */
+int chan_start_tls(struct chan *c, const struct tls_creds *t, const char *hostname);
 /* From now, what (a phase: "the handshake") may last seconds on c; 0: no
  * deadline. */
 void chan_set_deadline(struct chan *c, const char *what, uint32_t seconds);

@@ -1,0 +1,61 @@
+/* TLS 1.3 on a migration channel (OpenSSL, in user space: this host's
+ * kernel has no kernel TLS). Credentials are laid out as QEMU's:
+ *
+ *   x509: a directory with ca-cert.pem, and server-cert.pem and
+ *         server-key.pem on the destination, client-cert.pem and
+ *         client-key.pem on the source; both sides check the other's
+ *         certificate against the CA (mutual), the source also the
+ *         destination's name when given one;
+ *   psk:  a directory with keys.psk, lines "IDENTITY:HEXKEY"; the source
+ *         uses the first, the destination accepts any.
+ *
+ * A peer's identity (its certificate's common name, or the PSK identity)
+ * may be held against a list of names (authz). */
+#ifndef FERRY_TRANSPORT_TLS_H
+#define FERRY_TRANSPORT_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#define TLS_NAME_MAX 256
+
+enum tls_role {
+	TLS_CLIENT, /* the source: it connects */
+	TLS_SERVER, /* the destination: it accepts */
+};
+
+struct tls_creds;
+struct tls_session;
+
+/* Load the credentials in dir for role: x509 if dir has ca-cert.pem, else
+ * PSK if it has keys.psk. authz: NULL, or a comma-separated list of the
+ * only peer identities accepted. Returns 0 or -errno with err_msg(). */
+int tls_creds_load(const char *dir, enum tls_role role, const char *authz, struct tls_creds **out);
+void tls_creds_free(struct tls_creds *t);
+/* "x509" or "psk". */
+const char *tls_creds_kind(const struct tls_creds *t);
+
+/* A session on the connected non-blocking socket fd; hostname (client,
+ * x509; may be NULL) is the name the destination's certificate must
+ * carry. The handshake runs in tls_session_step. */
+int tls_session_new(const struct tls_creds *t, int fd, const char *hostname,
+		    struct tls_session **out);
+void tls_session_free(struct tls_session *s);
+/* One step of the handshake: 0 once it is done (and the peer accepted),
+ * -EAGAIN to wait for tls_session_want(s), or -errno with err_msg(). */
+int tls_session_step(struct tls_session *s);
+/* What the last call that answered -EAGAIN waits for: POLLIN or POLLOUT. */
+short tls_session_want(const struct tls_session *s);
+/* The peer's identity, once the handshake is done. */
+const char *tls_session_peer(const struct tls_session *s);
+/* Encrypt and send from iov[0..n): the bytes taken (all of a staged
+ * record's, at most 64 KiB), or -EAGAIN (call again with the same iov) or
+ * -errno with err_msg(). */
+ssize_t tls_session_send(struct tls_session *s, const struct iovec *iov, int n);
+/* Receive and decrypt into iov[0]: the bytes read, 0 at the peer's end,
+ * -EAGAIN, or -errno with err_msg(). */
+ssize_t tls_session_recv(struct tls_session *s, const struct iovec *iov);
+
+#endif
