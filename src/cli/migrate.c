@@ -86,6 +86,12 @@ static const char migrate_help[] =
 	"                        the vCPU and device state move, so the pause does not\n"
 	"                        grow with memory. Needs 'ferry run --mem-backend memfd'\n"
 	"                        (or hugetlb); takes --verify, --timeout, --io-timeout-ms\n"
+	"  --tls-creds DIR       speak TLS 1.3 on every connection, with the credentials\n"
+	"                        in DIR: ca-cert.pem, client-cert.pem, client-key.pem\n"
+	"                        (x509: each side checks the other's certificate), or\n"
+	"                        keys.psk (IDENTITY:HEXKEY); the destination needs\n"
+	"                        'ferry run --incoming URI --tls-creds DIR' too\n"
+	"  --tls-hostname NAME   the name the destination's certificate must carry\n"
 	"  --resume              with --to URI only: take a post-copy paused on a broken\n"
 	"                        link up again at URI, where the destination listens\n"
 	"                        (migrate-recover); the pages it still lacks follow\n"
@@ -165,6 +171,18 @@ static int add_xbzrle(json_t *args, const char *value)
 	return 0;
 }
 
+/* A directory, absolute: the ferry that uses it may run elsewhere. */
+static int add_dir(json_t *args, const char *key, const char *flag, const char *value)
+{
+	char *abs = realpath(value, NULL);
+
+	if (!abs)
+		return usage_error("migrate", "%s %s: %s", flag, value, strerror(errno));
+	json_object_set_new(args, key, json_string(abs));
+	free(abs);
+	return 0;
+}
+
 /* --local moves no page: the options about pages are refused. */
 static int check_local(json_t *args)
 {
@@ -206,6 +224,8 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 		{ "local", no_argument, NULL, 'L' },
 		{ "recover-timeout", required_argument, NULL, 'R' },
 		{ "resume", no_argument, NULL, 'r' },
+		{ "tls-creds", required_argument, NULL, 'C' },
+		{ "tls-hostname", required_argument, NULL, 'H' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -243,6 +263,12 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 			break;
 		case 'L':
 			json_object_set_new(o->args, "local", json_true());
+			break;
+		case 'C':
+			rc = add_dir(o->args, "tls-creds", "--tls-creds", optarg);
+			break;
+		case 'H':
+			json_object_set_new(o->args, "tls-hostname", json_string(optarg));
 			break;
 		case 'R':
 			rc = add_int(o->args, "recover-timeout", "--recover-timeout", optarg, 0,

@@ -13,6 +13,7 @@
 #include "control/server.h"
 #include "migration/migration.h"
 #include "migration/recv/dest.h"
+#include "transport/tls.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/size.h"
@@ -56,6 +57,14 @@ static const char run_help[] =
 	"  --transfer-timeout S  with --incoming: and from READY to COMMIT within this\n"
 	"                        (default 3600; 0: no end), so that no peer holds the\n"
 	"                        destination's one listener for ever\n"
+	"  --tls-creds DIR       with --incoming: every connection speaks TLS 1.3 with the\n"
+	"                        credentials in DIR: ca-cert.pem, server-cert.pem,\n"
+	"                        server-key.pem (x509: the source must show a certificate\n"
+	"                        the CA signed), or keys.psk (IDENTITY:HEXKEY lines); a\n"
+	"                        source that does not is refused with a sentence\n"
+	"  --tls-authz NAMES     with --tls-creds: accept only sources whose identity\n"
+	"                        (certificate common name, or PSK identity) is one of\n"
+	"                        NAMES, comma-separated\n"
 	"  --background-prefault on|off\n"
 	"                        with --incoming: memory that was not made ready is faulted\n"
 	"                        in by an idle-priority thread while the receivers wait\n"
@@ -99,8 +108,9 @@ struct run_opts {
 	uint32_t io_timeout_ms;				   /* 0: the default */
 	long long recover_timeout_s;			   /* -1: the default */
 	long long handshake_timeout_s, transfer_timeout_s; /* -1: the default */
-	int background_prefault;			   /* -1: not given */
-	bool takeover; /* --control's path is another ferry's until the guest comes */
+	const char *tls_creds, *tls_authz;
+	int background_prefault; /* -1: not given */
+	bool takeover;		 /* --control's path is another ferry's until the guest comes */
 };
 
 static int parse_mem(const char *arg, struct run_opts *o)
@@ -198,6 +208,11 @@ static int check_incoming_args(const struct run_opts *o)
 	if ((o->handshake_timeout_s >= 0 || o->transfer_timeout_s >= 0) && !o->incoming)
 		return usage_error("run", "--handshake-timeout and --transfer-timeout go with "
 					  "--incoming: they bound what a source may take");
+	if (o->tls_creds && !o->incoming)
+		return usage_error("run", "--tls-creds goes with --incoming (a source gives its "
+					  "own on ferry migrate)");
+	if (o->tls_authz && !o->tls_creds)
+		return usage_error("run", "--tls-authz goes with --tls-creds");
 	if (o->takeover && (!o->incoming || !o->control))
 		return usage_error("run", "--takeover goes with --incoming and --control");
 	if (o->background_prefault >= 0 && !o->incoming)
@@ -232,6 +247,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "recover-timeout", required_argument, NULL, 'R' },
 		{ "handshake-timeout", required_argument, NULL, 'H' },
 		{ "transfer-timeout", required_argument, NULL, 'T' },
+		{ "tls-creds", required_argument, NULL, 'C' },
+		{ "tls-authz", required_argument, NULL, 'A' },
 		{ "takeover", no_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -265,6 +282,12 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case 'T':
 			rc = parse_seconds("--transfer-timeout", optarg, &o->transfer_timeout_s);
+			break;
+		case 'C':
+			o->tls_creds = optarg;
+			break;
+		case 'A':
+			o->tls_authz = optarg;
 			break;
 		case 'c':
 			rc = parse_vcpus(optarg, o);
@@ -415,6 +438,11 @@ static int open_incoming(const struct run_opts *o, struct control_ctx *ctx)
 							      : MIG_TRANSFER_S_DEFAULT),
 	};
 
+	if (o->tls_creds &&
+	    tls_creds_load(&(struct tls_config){ .dir = o->tls_creds, .authz = o->tls_authz },
+			   TLS_SERVER, &ctx->tls) < 0)
+		return fail("%s", err_msg());
+	d.tls = ctx->tls;
 	return mig_dest_open(o->incoming, &d, &ctx->incoming) < 0 ? fail("%s", err_msg()) : 0;
 }
 
@@ -498,5 +526,6 @@ out_ctx:
 	ctx_destroy(&ctx); /* an outgoing migration ends before its VM goes */
 	vm_destroy(vm);
 	mig_dest_close(ctx.incoming);
+	tls_creds_free(ctx.tls);
 	return rc;
 }

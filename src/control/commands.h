@@ -18,6 +18,7 @@ struct vm;
 struct mig_source;
 struct mig_dest;
 struct dirtyrate;
+struct tls_creds;
 
 /* What `ferry run` shares with its control socket.
  *
@@ -31,7 +32,10 @@ struct control_ctx {
 	struct mig_params params;    /* for the next migrate */
 	struct dirtyrate *dirtyrate; /* the current or last dirty-rate measurement */
 	struct mig_dest *incoming;   /* with ferry run --incoming, for its lifetime */
-	const char *control_path;    /* where the control socket is served, if it is */
+	/* ferry run --tls-creds: every incoming migration's (freed by ferry
+	 * run once its destinations are closed). */
+	struct tls_creds *tls;
+	const char *control_path; /* where the control socket is served, if it is */
 	uint64_t start_ns;
 	/* The guest's write rate over the last second, from samples the server
 	 * takes every 250 ms (a ring of CONTROL_SAMPLES). */

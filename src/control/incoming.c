@@ -58,7 +58,8 @@ json_t *control_migrate_incoming(struct control_ctx *ctx, json_t *args)
 	struct mig_dest_opts o = { .io_timeout_ms = ctx->params.io_timeout_ms,
 				   .recover_timeout_s = MIG_RECOVER_S_DEFAULT,
 				   .handshake_timeout_s = MIG_HANDSHAKE_S_DEFAULT,
-				   .transfer_timeout_s = MIG_TRANSFER_S_DEFAULT };
+				   .transfer_timeout_s = MIG_TRANSFER_S_DEFAULT,
+				   .tls = ctx->tls };
 	struct mig_dest *d;
 
 	if (!vm)

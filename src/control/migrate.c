@@ -68,6 +68,30 @@ static int parse_pipeline(json_t *args, struct mig_params *p)
 	return 0;
 }
 
+/* A string parameter that fits out (len bytes); absent leaves out be. */
+static int parse_text(json_t *args, const char *key, char *out, size_t len)
+{
+	json_t *v = json_object_get(args, key);
+
+	if (!v)
+		return 0;
+	if (!json_is_string(v) || json_string_length(v) >= len)
+		return err_set(-EINVAL, "%s must be a string of fewer than %zu bytes", key, len);
+	memcpy(out, json_string_value(v), json_string_length(v) + 1);
+	return 0;
+}
+
+/* TLS: the credentials' directory ("" for none), the destination's name. */
+static int parse_tls(json_t *args, struct mig_params *p)
+{
+	if (parse_text(args, "tls-creds", p->tls_creds, sizeof(p->tls_creds)) < 0 ||
+	    parse_text(args, "tls-hostname", p->tls_hostname, sizeof(p->tls_hostname)) < 0)
+		return -EINVAL;
+	if (p->tls_creds[0] && p->tls_creds[0] != '/')
+		return err_set(-EINVAL, "tls-creds must be an absolute path");
+	return 0;
+}
+
 /* Read the parameters present in args over p. */
 static int parse_params(json_t *args, struct mig_params *p)
 {
@@ -135,7 +159,7 @@ static int parse_params(json_t *args, struct mig_params *p)
 			  &recover_s) < 0)
 		return -EINVAL;
 	p->recover_timeout_s = (uint32_t)recover_s;
-	return 0;
+	return parse_tls(args, p);
 }
 
 static bool migration_running(struct control_ctx *ctx)

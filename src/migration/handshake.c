@@ -49,12 +49,15 @@ static int expect_record(struct chan *c, struct wire_buf *buf, uint32_t want, co
 	return rc;
 }
 
-/* A new connection to uri: the stream header and its first record. */
+/* A new connection to uri (over TLS with tls): the stream header and its
+ * first record. */
 static int open_with(struct chan *c, const char *uri, uint32_t type, const void *body, size_t len,
-		     int timeout_ms, const struct cancel *cancel)
+		     int timeout_ms, const struct cancel *cancel, const struct tls_creds *tls)
 {
 	int rc = chan_connect(c, uri, timeout_ms, cancel);
 
+	if (rc == 0)
+		rc = chan_start_tls(c, tls, NULL);
 	if (rc == 0)
 		rc = send_header(c);
 	return rc < 0 ? rc : send_one(c, type, body, len);
@@ -97,13 +100,13 @@ int handshake_receive(struct chan *c, struct wire_buf *buf, struct handshake *h)
 }
 
 int handshake_join(struct chan *c, const char *uri, uint32_t index, const uint8_t *token,
-		   int timeout_ms, const struct cancel *cancel)
+		   int timeout_ms, const struct cancel *cancel, const struct tls_creds *tls)
 {
 	struct rec_join j = { .index = index };
 	int rc;
 
 	memcpy(j.token, token, CHANNEL_TOKEN_SIZE);
-	rc = open_with(c, uri, REC_JOIN, &j, sizeof(j), timeout_ms, cancel);
+	rc = open_with(c, uri, REC_JOIN, &j, sizeof(j), timeout_ms, cancel, tls);
 	if (rc < 0 && index == CHANNEL_URGENT)
 		return err_wrap(rc, "the urgent channel");
 	return rc < 0 ? err_wrap(rc, "data channel %u", index) : 0;
@@ -157,12 +160,12 @@ int handshake_check_urgent(struct chan *c, const struct rec_channels *ch)
 }
 
 int handshake_resume(struct chan *c, const char *uri, uint64_t id, const uint8_t *token,
-		     int timeout_ms, const struct cancel *cancel)
+		     int timeout_ms, const struct cancel *cancel, const struct tls_creds *tls)
 {
 	struct rec_resume r = { .id = id };
 
 	memcpy(r.token, token, CHANNEL_TOKEN_SIZE);
-	return open_with(c, uri, REC_RESUME, &r, sizeof(r), timeout_ms, cancel);
+	return open_with(c, uri, REC_RESUME, &r, sizeof(r), timeout_ms, cancel, tls);
 }
 
 int handshake_check_resume(struct chan *c, uint64_t id, const uint8_t *token)

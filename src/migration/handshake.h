@@ -29,9 +29,10 @@ int handshake_send(struct chan *c, const struct handshake *h);
 /* Destination: read and check what handshake_send sent. */
 int handshake_receive(struct chan *c, struct wire_buf *buf, struct handshake *h);
 
-/* Source: connect data channel index to uri and present token. */
+/* Source: connect data channel index to uri (over TLS with tls, as every
+ * new connection of a migration: NULL for none) and present token. */
 int handshake_join(struct chan *c, const char *uri, uint32_t index, const uint8_t *token,
-		   int timeout_ms, const struct cancel *cancel);
+		   int timeout_ms, const struct cancel *cancel, const struct tls_creds *tls);
 /* Destination: read a new connection's JOIN; its index if it presents the
  * migration's token and claims a channel not yet joined[], else -errno
  * with the reason. */
@@ -43,7 +44,7 @@ int handshake_check_urgent(struct chan *c, const struct rec_channels *ch);
 /* Source: connect to uri to recover migration id's broken post-copy: the
  * stream header and RESUME, with the migration's token. */
 int handshake_resume(struct chan *c, const char *uri, uint64_t id, const uint8_t *token,
-		     int timeout_ms, const struct cancel *cancel);
+		     int timeout_ms, const struct cancel *cancel, const struct tls_creds *tls);
 /* Destination: read a new connection's RESUME: 0 if it names migration id
  * and presents its token, else -errno with the reason. */
 int handshake_check_resume(struct chan *c, uint64_t id, const uint8_t *token);

@@ -68,7 +68,9 @@ struct mig_params {
 	bool postcopy;			 /* a switch to post-copy is allowed */
 	uint32_t recover_timeout_s;	 /* a broken post-copy waits this long for
 					    migrate --resume (0: no end) */
-	bool local; /* same host: hand the memory over (a unix socket), copy nothing */
+	bool local;	     /* same host: hand the memory over (a unix socket), copy nothing */
+	char tls_creds[256]; /* "": plain; else TLS with the credentials there (transport/tls.h) */
+	char tls_hostname[256]; /* TLS, x509: the name the destination's certificate must carry */
 };
 
 /* --compress auto's plan: codec lo for most batches, hi (denser, more CPU)

@@ -37,20 +37,28 @@ void chan_init_fd(struct chan *c, int fd)
 	ratelimit_init(&c->rl, 0);
 }
 
-int chan_start_tls(struct chan *c, const struct tls_creds *t, const char *hostname)
+int chan_start_tls(struct chan *c, const struct tls_creds *t, const char *peer)
 {
 	struct tls_session *s = NULL;
-	int rc = tls_session_new(t, c->fd, hostname, &s);
+	int rc;
 
+	if (!t)
+		return 0;
+	rc = tls_session_new(t, c->fd, &s);
 	while (rc == 0 && (rc = tls_session_step(s)) == -EAGAIN)
 		rc = chan_wait_ready(c, tls_session_want(s));
 	if (rc < 0) {
 		tls_session_free(s);
 		return rc;
 	}
+	/* From here a refusal can go to the peer, over the session. */
 	c->tls = s;
 	c->by_ref = false; /* pages go encrypted, by copy */
-	return 0;
+	rc = tls_session_authorize(s);
+	if (rc == 0 && peer && strcmp(tls_session_peer(s), peer))
+		rc = err_set(-EACCES, "TLS: the peer is '%s', not '%s' whose migration this is",
+			     tls_session_peer(s), peer);
+	return rc;
 }
 
 void chan_set_deadline(struct chan *c, const char *what, uint32_t seconds)

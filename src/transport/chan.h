@@ -76,10 +76,13 @@ int chan_listen(const char *uri);
 int chan_accept(struct chan *c, int lfd, const char *uri, int timeout_ms,
 		const struct cancel *cancel);
 void chan_init_fd(struct chan *c, int fd);
-/* TLS on c from now (transport/tls.h): the handshake, within c's timeout,
- * deadline and cancel; hostname: NULL, or the name a destination's
- * certificate must carry. Returns 0 or -errno with err_msg(). */
-int chan_start_tls(struct chan *c, const struct tls_creds *t, const char *hostname);
+/* TLS on c from now with credentials t (transport/tls.h; NULL: none, c
+ * stays plain): the handshake, within c's timeout, deadline and cancel;
+ * peer: NULL, or the identity the peer must have (the one a migration's
+ * main channel authenticated: its other channels must be the same
+ * source's). Returns 0 or -errno with err_msg(); a peer refused after the
+ * handshake keeps the session, so that the refusal reaches it. */
+int chan_start_tls(struct chan *c, const struct tls_creds *t, const char *peer);
 /* From now, what (a phase: "the handshake") may last seconds on c; 0: no
  * deadline. */
 void chan_set_deadline(struct chan *c, const char *what, uint32_t seconds);

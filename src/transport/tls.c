@@ -26,6 +26,7 @@ struct tls_creds {
 	size_t key_len;
 	char keys_path[4096]; /* PSK: the server looks identities up here */
 	char authz[AUTHZ_MAX];
+	char hostname[TLS_NAME_MAX];
 };
 
 struct tls_session {
@@ -181,15 +182,17 @@ static int load_psk(struct tls_creds *t, const char *dir)
 	return 0;
 }
 
-int tls_creds_load(const char *dir, enum tls_role role, const char *authz, struct tls_creds **out)
+int tls_creds_load(const struct tls_config *cfg, enum tls_role role, struct tls_creds **out)
 {
 	struct tls_creds *t = calloc(1, sizeof(*t));
+	const char *dir = cfg->dir;
 	int rc = 0;
 
 	if (!t)
 		return err_set(-ENOMEM, "out of memory");
 	t->role = role;
-	snprintf(t->authz, sizeof(t->authz), "%s", authz ? authz : "");
+	snprintf(t->authz, sizeof(t->authz), "%s", cfg->authz ? cfg->authz : "");
+	snprintf(t->hostname, sizeof(t->hostname), "%s", cfg->hostname ? cfg->hostname : "");
 	t->ctx = SSL_CTX_new(role == TLS_SERVER ? TLS_server_method() : TLS_client_method());
 	if (!t->ctx || SSL_CTX_set_min_proto_version(t->ctx, TLS1_3_VERSION) != 1)
 		rc = err_set(-ENOMEM, "TLS: cannot make a context: %s", ssl_reason());
@@ -222,8 +225,7 @@ const char *tls_creds_kind(const struct tls_creds *t)
 	return t->psk ? "psk" : "x509";
 }
 
-int tls_session_new(const struct tls_creds *t, int fd, const char *hostname,
-		    struct tls_session **out)
+int tls_session_new(const struct tls_creds *t, int fd, struct tls_session **out)
 {
 	struct tls_session *s = calloc(1, sizeof(*s));
 
@@ -234,7 +236,7 @@ int tls_session_new(const struct tls_creds *t, int fd, const char *hostname,
 	s->creds = t;
 	s->ssl = SSL_new(t->ctx);
 	if (!s->ssl || SSL_set_fd(s->ssl, fd) != 1 ||
-	    (hostname && !t->psk && SSL_set1_host(s->ssl, hostname) != 1)) {
+	    (t->hostname[0] && !t->psk && SSL_set1_host(s->ssl, t->hostname) != 1)) {
 		tls_session_free(s);
 		return err_set(-ENOMEM, "TLS: cannot make a session: %s", ssl_reason());
 	}
@@ -266,6 +268,38 @@ const char *tls_session_peer(const struct tls_session *s)
 	return s->peer;
 }
 
+/* Whether the last failure is the peer's alert. */
+static bool alerted(void)
+{
+	unsigned long e = ERR_peek_error();
+
+	return ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) > SSL_AD_REASON_OFFSET;
+}
+
+static int refused_by_peer(void)
+{
+	int alert = ERR_GET_REASON(ERR_get_error()) - SSL_AD_REASON_OFFSET;
+
+	ERR_clear_error();
+	return err_set(-EACCES, "TLS: the peer refused this side's credentials (%s)",
+		       SSL_alert_desc_string_long(alert));
+}
+
+/* A write the peer cut short: its alert, if one came before it hung up (a
+ * destination refuses a source's certificate after the source thinks the
+ * handshake done). */
+static int peer_alert(struct tls_session *s, int saved_errno)
+{
+	uint8_t buf[256];
+	size_t got;
+
+	ERR_clear_error();
+	if (SSL_read_ex(s->ssl, buf, sizeof(buf), &got) != 1 && alerted())
+		return refused_by_peer();
+	ERR_clear_error();
+	return err_set(-saved_errno, "the connection broke (%s)", strerror(saved_errno));
+}
+
 /* A failed call's result: -EAGAIN with what to wait for, or the failure. */
 static int failed(struct tls_session *s, int ret, const char *doing)
 {
@@ -277,6 +311,8 @@ static int failed(struct tls_session *s, int ret, const char *doing)
 	}
 	if (e == SSL_ERROR_ZERO_RETURN)
 		return 0;
+	if (e == SSL_ERROR_SYSCALL && (errno == EPIPE || errno == ECONNRESET))
+		return peer_alert(s, errno);
 	if (e == SSL_ERROR_SYSCALL && errno && errno != EAGAIN)
 		return err_set(-errno, "the connection broke (%s)", strerror(errno));
 	if (e == SSL_ERROR_SYSCALL)
@@ -284,11 +320,12 @@ static int failed(struct tls_session *s, int ret, const char *doing)
 	if (SSL_get_verify_result(s->ssl) != X509_V_OK)
 		return err_set(-EACCES, "TLS: the peer's certificate is refused: %s",
 			       X509_verify_cert_error_string(SSL_get_verify_result(s->ssl)));
+	if (alerted())
+		return refused_by_peer();
 	return err_set(-EPROTO, "TLS: %s failed: %s", doing, ssl_reason());
 }
 
-/* The peer's name (certificate CN), and whether authz lets it in. */
-static int check_peer(struct tls_session *s)
+int tls_session_authorize(struct tls_session *s)
 {
 	const char *list = s->creds->authz;
 	size_t len;
@@ -312,6 +349,16 @@ static int check_peer(struct tls_session *s)
 		       list);
 }
 
+/* A source's handshake the destination answered with something else: most
+ * likely a ferry without --tls-creds. */
+static int plain_peer(int rc)
+{
+	char why[512];
+
+	snprintf(why, sizeof(why), "%s", err_msg());
+	return err_set(rc, "%s (does the destination speak TLS? it needs --tls-creds too)", why);
+}
+
 int tls_session_step(struct tls_session *s)
 {
 	int ret;
@@ -319,11 +366,13 @@ int tls_session_step(struct tls_session *s)
 	ERR_clear_error();
 	ret = SSL_do_handshake(s->ssl);
 	if (ret == 1)
-		return check_peer(s);
+		return 0;
 	ret = failed(s, ret, "the handshake");
-	return ret == 0 ? err_set(-ECONNRESET, "the peer closed the connection in the TLS "
-					       "handshake")
-			: ret;
+	if (ret == 0)
+		return err_set(-ECONNRESET, "the peer closed the connection in the TLS handshake");
+	if (ret == -EPROTO && s->creds->role == TLS_CLIENT)
+		return plain_peer(ret);
+	return ret;
 }
 
 /* Stage up to CHUNK bytes of iov as the next record. */

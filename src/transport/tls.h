@@ -26,29 +26,35 @@ enum tls_role {
 	TLS_SERVER, /* the destination: it accepts */
 };
 
+struct tls_config {
+	const char *dir;      /* the credentials */
+	const char *authz;    /* NULL, or the only peer identities accepted, comma-separated */
+	const char *hostname; /* NULL, or the name the peer's certificate must carry */
+};
+
 struct tls_creds;
 struct tls_session;
 
-/* Load the credentials in dir for role: x509 if dir has ca-cert.pem, else
- * PSK if it has keys.psk. authz: NULL, or a comma-separated list of the
- * only peer identities accepted. Returns 0 or -errno with err_msg(). */
-int tls_creds_load(const char *dir, enum tls_role role, const char *authz, struct tls_creds **out);
+/* Load the credentials in cfg->dir for role: x509 if it has ca-cert.pem,
+ * else PSK if it has keys.psk. Returns 0 or -errno with err_msg(). */
+int tls_creds_load(const struct tls_config *cfg, enum tls_role role, struct tls_creds **out);
 void tls_creds_free(struct tls_creds *t);
 /* "x509" or "psk". */
 const char *tls_creds_kind(const struct tls_creds *t);
 
-/* A session on the connected non-blocking socket fd; hostname (client,
- * x509; may be NULL) is the name the destination's certificate must
- * carry. The handshake runs in tls_session_step. */
-int tls_session_new(const struct tls_creds *t, int fd, const char *hostname,
-		    struct tls_session **out);
+/* A session on the connected non-blocking socket fd. The handshake runs
+ * in tls_session_step. */
+int tls_session_new(const struct tls_creds *t, int fd, struct tls_session **out);
 void tls_session_free(struct tls_session *s);
-/* One step of the handshake: 0 once it is done (and the peer accepted),
- * -EAGAIN to wait for tls_session_want(s), or -errno with err_msg(). */
+/* One step of the handshake: 0 once it is done, -EAGAIN to wait for
+ * tls_session_want(s), or -errno with err_msg(). */
 int tls_session_step(struct tls_session *s);
 /* What the last call that answered -EAGAIN waits for: POLLIN or POLLOUT. */
 short tls_session_want(const struct tls_session *s);
-/* The peer's identity, once the handshake is done. */
+/* After the handshake: the peer's identity, and whether authz lets it in
+ * (0, or -EACCES with err_msg()). */
+int tls_session_authorize(struct tls_session *s);
+/* The peer's identity, once authorized. */
 const char *tls_session_peer(const struct tls_session *s);
 /* Encrypt and send from iov[0..n): the bytes taken (all of a staged
  * record's, at most 64 KiB), or -EAGAIN (call again with the same iov) or

@@ -93,8 +93,9 @@ static int intruder(struct chan *c, const char *uri, uint8_t *rec, size_t len)
 	struct rec_header hdr;
 	struct chan bad, good;
 
-	if (handshake_send(c, &h) < 0 || handshake_join(&bad, uri, 0, wrong, 10000, NULL) < 0 ||
-	    handshake_join(&good, uri, 0, h.channels.token, 10000, NULL) < 0 ||
+	if (handshake_send(c, &h) < 0 ||
+	    handshake_join(&bad, uri, 0, wrong, 10000, NULL, NULL) < 0 ||
+	    handshake_join(&good, uri, 0, h.channels.token, 10000, NULL, NULL) < 0 ||
 	    handshake_expect_ready(c) < 0) {
 		fprintf(stderr, "bad_source: no READY with the right channel: %s\n", err_msg());
 		return -1;

@@ -220,7 +220,7 @@ usage_refused() { # WHAT ARGS...
 	_u_what=$1; shift
 	bounded 10 "ferry run $*" "$FERRY" run "$@" >/dev/null 2>"$TMP/usage.err"
 	[ $? -eq 2 ] || fail "$_u_what: not refused with exit 2"
-	grep -q "$_u_what" "$TMP/usage.err" || fail "$_u_what: said $(cat "$TMP/usage.err")"
+	grep -q -- "$_u_what" "$TMP/usage.err" || fail "$_u_what: said $(cat "$TMP/usage.err")"
 }
 
 finish() {

@@ -71,7 +71,7 @@ static void test_main_channel(void **unused)
 	chan_init_fd(&main, fd[0]);
 	chan_init_fd(&peer, fd[1]);
 	params(&p, 0, COMPRESS_NONE);
-	assert_int_equal(pipeline_open("unix:/nowhere", &main, &p, NULL, NULL, &pipe), 0);
+	assert_int_equal(pipeline_open("unix:/nowhere", &main, &p, NULL, NULL, NULL, &pipe), 0);
 	assert_int_equal(pipeline_batch(pipe, &b), 0);
 	fill(b, 4, 10, 0, false, expect);
 	assert_int_equal(pipeline_submit(pipe, b), 0);
@@ -111,7 +111,7 @@ static void test_compression(void **unused)
 	chan_init_fd(&main, fd[0]);
 	chan_init_fd(&peer, fd[1]);
 	params(&p, 0, COMPRESS_ZSTD);
-	assert_int_equal(pipeline_open("unix:/nowhere", &main, &p, NULL, NULL, &pipe), 0);
+	assert_int_equal(pipeline_open("unix:/nowhere", &main, &p, NULL, NULL, NULL, &pipe), 0);
 	assert_int_equal(pipeline_batch(pipe, &b), 0);
 	fill(b, 8, 0, 0, false, expect);
 	assert_int_equal(pipeline_submit(pipe, b), 0);
@@ -216,7 +216,7 @@ static void test_data_channels(void **unused)
 	snprintf(uri, sizeof(uri), "unix:/tmp/ferry-test-pipe-%d.sock", getpid());
 	start_receiving(&r, uri, 2, &t);
 	params(&p, 2, COMPRESS_NONE);
-	assert_int_equal(pipeline_open(uri, &main, &p, r.ch.token, NULL, &pipe), 0);
+	assert_int_equal(pipeline_open(uri, &main, &p, r.ch.token, NULL, NULL, &pipe), 0);
 	for (uint32_t round = 0; round < 3; round++) {
 		for (int i = 0; i < 5; i++) {
 			assert_int_equal(pipeline_batch(pipe, &b), 0);
@@ -256,7 +256,7 @@ static void test_first_failure(void **unused)
 	snprintf(uri, sizeof(uri), "unix:/tmp/ferry-test-pipe-f%d.sock", getpid());
 	start_receiving(&r, uri, 2, &t);
 	params(&p, 2, COMPRESS_NONE);
-	assert_int_equal(pipeline_open(uri, &main, &p, r.ch.token, NULL, &pipe), 0);
+	assert_int_equal(pipeline_open(uri, &main, &p, r.ch.token, NULL, NULL, &pipe), 0);
 	pthread_join(t, NULL);
 	/* Channel 1 stays open but unread: its socket fills; channel 0 broke. */
 	for (int i = 0; i < 1000 && rc == 0; i++) {

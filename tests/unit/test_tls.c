@@ -41,9 +41,9 @@ static void *handshake(void *arg)
 	char dir[512];
 
 	snprintf(dir, sizeof(dir), "%s/%s", creds, s->dir);
-	s->rc = tls_creds_load(dir, s->role, s->authz, &t);
+	s->rc = tls_creds_load(&(struct tls_config){ dir, s->authz, s->hostname }, s->role, &t);
 	if (s->rc == 0)
-		s->rc = chan_start_tls(&s->c, t, s->hostname);
+		s->rc = chan_start_tls(&s->c, t, NULL);
 	if (s->rc == 0)
 		snprintf(s->peer, sizeof(s->peer), "%s", tls_session_peer(s->c.tls));
 	else
@@ -194,7 +194,8 @@ static void test_missing_creds(void **unused)
 	struct tls_creds *t = NULL;
 
 	(void)unused;
-	assert_int_equal(tls_creds_load("/nonexistent", TLS_SERVER, NULL, &t), -ENOENT);
+	assert_int_equal(tls_creds_load(&(struct tls_config){ "/nonexistent" }, TLS_SERVER, &t),
+			 -ENOENT);
 	assert_non_null(strstr(err_msg(), "neither ca-cert.pem (x509) nor keys.psk (PSK)"));
 }
 

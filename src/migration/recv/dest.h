@@ -28,7 +28,10 @@ struct mig_dest_opts {
 	uint32_t recover_timeout_s;   /* a broken post-copy waits this long for
 					 migrate-recover before the guest is lost (0: no end) */
 	uint32_t handshake_timeout_s; /* from a source's connection to READY (0: no end) */
-	uint32_t transfer_timeout_s;  /* from READY to COMMIT (0: no end) */
+	/* NULL: plain; else every connection speaks TLS with these first
+	 * (transport/tls.h), and a migration's channels are one source's. */
+	const struct tls_creds *tls;
+	uint32_t transfer_timeout_s; /* from READY to COMMIT (0: no end) */
 };
 
 enum dest_phase {

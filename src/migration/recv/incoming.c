@@ -2,9 +2,11 @@
 #include "migration/recv/incoming_internal.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "migration/handshake.h"
 #include "migration/recv/apply.h"
@@ -13,6 +15,7 @@
 #include "migration/recv/urgent.h"
 #include "migration/wire.h"
 #include "stream/record.h"
+#include "transport/tls.h"
 #include "transport/uri.h"
 #include "util/bitmap.h"
 #include "util/error.h"
@@ -107,7 +110,7 @@ static int refuse_hello(const struct incoming *in)
 static int join_channels(struct incoming *in)
 {
 	int rc = receivers_accept(in->lfd, in->uri, &in->hello.channels, (int)in->o->io_timeout_ms,
-				  in->chan->cancel, &in->rx);
+				  in->chan->cancel, in->o->tls, in->peer, &in->rx);
 
 	in->chan->company = &in->heard;
 	if (rc == 0)
@@ -149,13 +152,46 @@ static void start_prefault(struct incoming *in)
 		log_warn("guest memory faults in on demand: %s", err_msg());
 }
 
+/* Whether the peer opens with a ferry stream in the clear: its first bytes
+ * (as many as came) are the stream's magic. */
+static bool speaks_plain(struct chan *c)
+{
+	uint64_t magic = STREAM_MAGIC;
+	uint8_t first[sizeof(magic)];
+	ssize_t n =
+		chan_wait_ready(c, POLLIN) == 0 ? recv(c->fd, first, sizeof(first), MSG_PEEK) : -1;
+
+	return n > 0 && !memcmp(first, &magic, (size_t)n);
+}
+
+/* With TLS: the handshake, before any byte of the stream; the source's
+ * identity is every later channel's. */
+static int secure(struct incoming *in)
+{
+	int rc;
+
+	if (!in->o->tls)
+		return 0;
+	if (speaks_plain(in->chan))
+		return err_set(-EACCES, "this destination takes TLS only: migrate to it with "
+					"--tls-creds");
+	rc = chan_start_tls(in->chan, in->o->tls, NULL);
+	if (rc < 0)
+		return rc;
+	snprintf(in->peer, sizeof(in->peer), "%s", tls_session_peer(in->chan->tls));
+	log_info("TLS: the source is '%s'", in->peer);
+	return 0;
+}
+
 /* The opening, the VM, the data channels; then READY. */
 static int open_migration(struct incoming *in)
 {
 	int rc;
 
 	chan_set_deadline(in->chan, "the handshake", in->o->handshake_timeout_s);
-	rc = handshake_receive(in->chan, &in->buf, &in->hello);
+	rc = secure(in);
+	if (rc == 0)
+		rc = handshake_receive(in->chan, &in->buf, &in->hello);
 
 	if (rc == 0) {
 		progress(in);

@@ -24,6 +24,7 @@ struct incoming {
 	struct wire_buf buf;
 	struct rec_header hdr;
 	struct handshake hello;
+	char peer[256]; /* TLS: the source's identity, every channel's */
 	struct vm *vm;
 	struct ready_mem *ready; /* memory made ready before the source came */
 	struct vm **shell;	 /* a VM made ahead, if any (taken when used) */

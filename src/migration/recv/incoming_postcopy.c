@@ -26,7 +26,9 @@ static int accept_urgent(struct incoming *in, int lfd, const char *uri, struct c
 	if (rc == 0) {
 		c->timeout_ms = (int)in->o->io_timeout_ms;
 		c->company = in->chan->company = &in->heard;
-		rc = handshake_check_urgent(c, &in->hello.channels);
+		rc = chan_start_tls(c, in->o->tls, in->peer);
+		if (rc == 0)
+			rc = handshake_check_urgent(c, &in->hello.channels);
 		if (rc < 0)
 			chan_close(c);
 	}
@@ -199,8 +201,9 @@ static void drop_links(struct incoming *in)
 /* The data channels join again, as many as at the start. */
 static int rejoin_channels(struct incoming *in, const struct recover_ask *ask)
 {
-	int rc = receivers_accept(ask->lfd, ask->uri, &in->hello.channels,
-				  (int)in->o->io_timeout_ms, in->chan->cancel, &in->rx);
+	int rc =
+		receivers_accept(ask->lfd, ask->uri, &in->hello.channels, (int)in->o->io_timeout_ms,
+				 in->chan->cancel, in->o->tls, in->peer, &in->rx);
 
 	if (rc == 0) {
 		receivers_take_up(in->rx, in->post, in->round);
@@ -221,7 +224,9 @@ static int reconnect(struct incoming *in, const struct recover_ask *ask)
 	if (rc < 0)
 		return rc;
 	in->chan->timeout_ms = (int)in->o->io_timeout_ms;
-	rc = handshake_check_resume(in->chan, in->hello.id, in->hello.channels.token);
+	rc = chan_start_tls(in->chan, in->o->tls, in->peer);
+	if (rc == 0)
+		rc = handshake_check_resume(in->chan, in->hello.id, in->hello.channels.token);
 	if (rc == 0)
 		rc = wire_send_pending(in->chan, REC_RECOVER, postcopy_pending(in->post),
 				       in->npages, in->round);

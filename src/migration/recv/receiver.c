@@ -37,6 +37,8 @@ struct receivers {
 	struct failure failed;	  /* the first failure */
 	struct postcopy *take_up; /* receivers_take_up's, for receivers_start */
 	uint32_t take_up_round;
+	const struct tls_creds *tls; /* each channel's, as the main one's */
+	const char *peer;
 };
 
 /* The first failure stops every channel and wakes the main thread. */
@@ -115,7 +117,9 @@ static int accept_one(struct receivers *r, int lfd, const char *uri, const struc
 	c.timeout_ms = timeout_ms;
 	for (uint32_t i = 0; i < r->count; i++)
 		joined[i] = r->ch[i].joined;
-	rc = handshake_check_join(&c, ch, joined);
+	rc = chan_start_tls(&c, r->tls, r->peer);
+	if (rc == 0)
+		rc = handshake_check_join(&c, ch, joined);
 	if (rc < 0) {
 		log_warn("refused a data channel: %s", err_msg());
 		chan_close(&c);
@@ -127,7 +131,8 @@ static int accept_one(struct receivers *r, int lfd, const char *uri, const struc
 }
 
 int receivers_accept(int lfd, const char *uri, const struct rec_channels *ch, int timeout_ms,
-		     const struct cancel *cancel, struct receivers **out)
+		     const struct cancel *cancel, const struct tls_creds *tls, const char *peer,
+		     struct receivers **out)
 {
 	struct receivers *r = calloc(1, sizeof(*r));
 	uint64_t deadline = time_now_ns() + (uint64_t)timeout_ms * NS_PER_MS;
@@ -140,6 +145,8 @@ int receivers_accept(int lfd, const char *uri, const struct rec_channels *ch, in
 	if (!r->ch)
 		return err_set(-ENOMEM, "out of memory for data channels");
 	r->count = ch->count;
+	r->tls = tls;
+	r->peer = peer;
 	failure_init(&r->failed);
 	round_gate_init(&r->gate, r->count);
 	for (uint32_t i = 0; i < r->count; i++)

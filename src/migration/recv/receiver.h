@@ -18,14 +18,17 @@
 
 struct receivers;
 struct cancel;
+struct tls_creds;
 struct postcopy;
 
 /* Accept the data channels CHANNELS announced on lfd (uri: how it listens),
- * all within timeout_ms, unless cancel fires; connections with a wrong
- * token are closed and logged. Returns 0 or -errno with err_msg(); *out
- * must be freed either way. */
+ * all within timeout_ms, unless cancel fires; each speaks TLS with tls
+ * (NULL: none) as the source peer, as the main channel does; connections
+ * that do not, or present a wrong token, are closed and logged. Returns 0
+ * or -errno with err_msg(); *out must be freed either way. */
 int receivers_accept(int lfd, const char *uri, const struct rec_channels *ch, int timeout_ms,
-		     const struct cancel *cancel, struct receivers **out);
+		     const struct cancel *cancel, const struct tls_creds *tls, const char *peer,
+		     struct receivers **out);
 /* Start writing pages into mem (the bitmaps are apply.h's; waiting counts
  * the channels waiting for the link, chan.h; each keeps main's company, so
  * that none times out while another hears the source). A failing channel stops the

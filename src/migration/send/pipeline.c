@@ -453,7 +453,8 @@ void pipeline_watch(struct pipeline *p, const struct chan *main)
 }
 
 int pipeline_open(const char *uri, struct chan *main, const struct mig_params *params,
-		  const uint8_t *token, const struct cancel *cancel, struct pipeline **out)
+		  const uint8_t *token, const struct cancel *cancel, const struct tls_creds *tls,
+		  struct pipeline **out)
 {
 	struct pipeline *p = calloc(1, sizeof(*p));
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -477,8 +478,8 @@ int pipeline_open(const char *uri, struct chan *main, const struct mig_params *p
 	if (rc < 0)
 		return err_set(rc, "out of memory for the page pipeline");
 	for (uint32_t i = 0; i < params->channels; i++) {
-		rc = handshake_join(&p->w[i].own, uri, i, token, (int)params->io_timeout_ms,
-				    cancel);
+		rc = handshake_join(&p->w[i].own, uri, i, token, (int)params->io_timeout_ms, cancel,
+				    tls);
 		if (rc < 0)
 			return rc;
 	}

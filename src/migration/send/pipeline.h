@@ -23,12 +23,15 @@
 
 struct pipeline;
 struct cancel;
+struct tls_creds;
 
-/* Connect p->channels data channels to uri, each presenting token (JOIN)
- * within p->io_timeout_ms unless cancel fires; main carries the pages
- * itself when there are none. *out must be closed either way. */
+/* Connect p->channels data channels to uri (over TLS with tls: NULL for
+ * none), each presenting token (JOIN) within p->io_timeout_ms unless
+ * cancel fires; main carries the pages itself when there are none. *out
+ * must be closed either way. */
 int pipeline_open(const char *uri, struct chan *main, const struct mig_params *p,
-		  const uint8_t *token, const struct cancel *cancel, struct pipeline **out);
+		  const uint8_t *token, const struct cancel *cancel, const struct tls_creds *tls,
+		  struct pipeline **out);
 /* An empty batch to fill (waits for one); -errno with err_msg() once the
  * pipeline has failed. */
 int pipeline_batch(struct pipeline *p, struct batch **out);

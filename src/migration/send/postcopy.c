@@ -233,7 +233,7 @@ int postcopy_switch(struct mig_source *m, uint32_t round)
 	rc = source_send_machine(m, &ph, &t);
 	if (rc == 0)
 		rc = handshake_join(&m->urgent, m->uri, CHANNEL_URGENT, m->hello.channels.token,
-				    (int)m->params.io_timeout_ms, &m->cancel);
+				    (int)m->params.io_timeout_ms, &m->cancel, m->tls);
 	if (rc == 0)
 		rc = wire_send_pending(&m->chan, REC_POSTCOPY, m->dirty, m->npages, round);
 	if (rc == 0)

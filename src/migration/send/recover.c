@@ -100,7 +100,7 @@ static int relink(struct mig_source *m, const char *uri, uint32_t round)
 	struct mig_params p = source_params(m);
 	const uint8_t *token = m->hello.channels.token;
 	int rc = handshake_resume(&m->chan, uri, m->hello.id, token, (int)p.io_timeout_ms,
-				  &m->cancel);
+				  &m->cancel, m->tls);
 
 	if (rc == 0) {
 		ratelimit_init(&m->chan.rl, p.max_bandwidth_bps);
@@ -108,9 +108,9 @@ static int relink(struct mig_source *m, const char *uri, uint32_t round)
 	}
 	if (rc == 0)
 		rc = handshake_join(&m->urgent, uri, CHANNEL_URGENT, token, (int)p.io_timeout_ms,
-				    &m->cancel);
+				    &m->cancel, m->tls);
 	if (rc == 0)
-		rc = pipeline_open(uri, &m->chan, &p, token, &m->cancel, &m->pipe);
+		rc = pipeline_open(uri, &m->chan, &p, token, &m->cancel, m->tls, &m->pipe);
 	return rc;
 }
 

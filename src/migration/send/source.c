@@ -11,6 +11,7 @@
 #include "migration/send/source_internal.h"
 #include "migration/wire.h"
 #include "stream/record.h"
+#include "transport/tls.h"
 #include "util/bitmap.h"
 #include "util/error.h"
 #include "util/hash.h"
@@ -440,6 +441,8 @@ static int setup(struct mig_source *m)
 	uint64_t t0 = time_now_ns();
 	int rc = chan_connect(&m->chan, m->uri, (int)p.io_timeout_ms, &m->cancel);
 
+	if (rc == 0)
+		rc = chan_start_tls(&m->chan, m->tls, NULL);
 	if (rc == 0) {
 		ratelimit_init(&m->chan.rl, p.max_bandwidth_bps);
 		rc = handshake_send(&m->chan, &m->hello);
@@ -448,7 +451,7 @@ static int setup(struct mig_source *m)
 		rc = offer_memory(m);
 	else if (rc == 0)
 		rc = pipeline_open(m->uri, &m->chan, &p, m->hello.channels.token, &m->cancel,
-				   &m->pipe);
+				   m->tls, &m->pipe);
 	if (rc == 0)
 		rc = handshake_expect_ready(&m->chan);
 	if (rc < 0)
@@ -586,6 +589,7 @@ static void *source_thread(void *arg)
 
 static void free_source(struct mig_source *m)
 {
+	tls_creds_free(m->tls);
 	cancel_destroy(&m->cancel);
 	pthread_cond_destroy(&m->resume_asked);
 	pthread_mutex_destroy(&m->lock);
@@ -654,6 +658,10 @@ static int init_source(struct mig_source *m, struct vm *vm, const char *uri,
 		rc = encoder_init(&m->enc, p->xbzrle_cache_bytes, m->npages, !compressing);
 	if (rc == 0)
 		rc = converge_start(&m->conv, vm, p);
+	if (rc == 0 && p->tls_creds[0])
+		rc = tls_creds_load(
+			&(struct tls_config){ .dir = p->tls_creds, .hostname = p->tls_hostname },
+			TLS_CLIENT, &m->tls);
 	m->stats.id = m->hello.id;
 	m->stats.converge = m->conv.stats;
 	return rc;

@@ -23,8 +23,9 @@
 struct mig_source {
 	struct vm *vm;
 	char uri[256];
-	struct chan chan;   /* the main channel */
-	struct chan urgent; /* post-copy's asked-for pages (requests.h) */
+	struct chan chan;      /* the main channel */
+	struct chan urgent;    /* post-copy's asked-for pages (requests.h) */
+	struct tls_creds *tls; /* every connection's, if the params ask for TLS */
 	struct pipeline *pipe;
 	struct cancel cancel; /* fired by a cancel before COMMIT */
 	struct handshake hello;
