@@ -56,6 +56,9 @@ short tls_session_want(const struct tls_session *s);
 int tls_session_authorize(struct tls_session *s);
 /* The peer's identity, once authorized. */
 const char *tls_session_peer(const struct tls_session *s);
+/* What runs, for the log: version, cipher, peer, and whether the kernel or
+ * OpenSSL encrypts (SSL_OP_ENABLE_KTLS asks for the kernel's). */
+const char *tls_session_describe(const struct tls_session *s, char *out, size_t len);
 /* Encrypt and send from iov[0..n): the bytes taken (all of a staged
  * record's, at most 64 KiB), or -EAGAIN (call again with the same iov) or
  * -errno with err_msg(). */

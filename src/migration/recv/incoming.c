@@ -168,6 +168,7 @@ static bool speaks_plain(struct chan *c)
  * identity is every later channel's. */
 static int secure(struct incoming *in)
 {
+	char what[512];
 	int rc;
 
 	if (!in->o->tls)
@@ -179,7 +180,8 @@ static int secure(struct incoming *in)
 	if (rc < 0)
 		return rc;
 	snprintf(in->peer, sizeof(in->peer), "%s", tls_session_peer(in->chan->tls));
-	log_info("TLS: the source is '%s'", in->peer);
+	log_info("TLS: the source is '%s': %s", in->peer,
+		 tls_session_describe(in->chan->tls, what, sizeof(what)));
 	return 0;
 }
 

@@ -439,10 +439,13 @@ static int setup(struct mig_source *m)
 {
 	struct mig_params p = source_params(m);
 	uint64_t t0 = time_now_ns();
+	char what[512];
 	int rc = chan_connect(&m->chan, m->uri, (int)p.io_timeout_ms, &m->cancel);
 
 	if (rc == 0)
 		rc = chan_start_tls(&m->chan, m->tls, NULL);
+	if (rc == 0 && m->chan.tls)
+		log_info("TLS: %s", tls_session_describe(m->chan.tls, what, sizeof(what)));
 	if (rc == 0) {
 		ratelimit_init(&m->chan.rl, p.max_bandwidth_bps);
 		rc = handshake_send(&m->chan, &m->hello);
