@@ -177,6 +177,8 @@ static int secure(struct incoming *in)
 		return err_set(-EACCES, "this destination takes TLS only: migrate to it with "
 					"--tls-creds");
 	rc = chan_start_tls(in->chan, in->o->tls, NULL);
+	if (rc < 0 && !in->chan->tls)
+		chan_shutdown(in->chan); /* a TLS peer: a refusal in the clear means nothing to it */
 	if (rc < 0)
 		return rc;
 	snprintf(in->peer, sizeof(in->peer), "%s", tls_session_peer(in->chan->tls));
