@@ -41,7 +41,8 @@ STALL_RING = 6
 
 
 class QemuSide:
-    def __init__(self, link, side, name, tmp, guest, params_file, pvh, incoming=None, prealloc=False, ram=None):
+    def __init__(self, link, side, name, tmp, guest, params_file, pvh, incoming=None, prealloc=False, ram=None,
+                 tls=None):
         self.ram = ram or f"/dev/shm/ferry-bench-{os.getpid()}-{name}"
         self.qmp_path = os.path.join(tmp, name + ".qmp")
         backend = f"memory-backend-file,id=ram,size={guest['mem']},mem-path={self.ram},share=on"
@@ -52,8 +53,10 @@ class QemuSide:
                 "-object", backend,
                 "-machine", "memory-backend=ram", "-kernel", pvh, "-initrd", params_file,
                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
-        if incoming:
-            argv += ["-incoming", incoming]
+        if tls:  # x509 from tls (a directory), the destination the server
+            argv += ["-object", f"tls-creds-x509,id=tls0,dir={tls},endpoint={'server' if incoming else 'client'}"]
+        if incoming:  # with TLS it listens once told its credentials (configure)
+            argv += ["-incoming", "defer" if tls else incoming]
         self.proc = subprocess.Popen(link.cmd(side, argv), stderr=open(os.path.join(tmp, name + ".err"), "w"))
         self.qmp = Qmp(self.qmp_path)
 
@@ -144,7 +147,7 @@ def felt(src, dst):
     return {}
 
 
-def configure(src, dst, mig, multifd=0, shared=False):
+def configure(src, dst, mig, multifd=0, shared=False, tls_uri=None):
     """QEMU's equivalents of the scenario's migration parameters. Its
     defaults (max-bandwidth 128 MiB/s, downtime-limit 300 ms) are always
     overridden; "unlimited" is UNLIMITED_BPS. multifd: that many channels
@@ -174,24 +177,28 @@ def configure(src, dst, mig, multifd=0, shared=False):
                      capabilities=[{"capability": c, "state": True} for c in caps])
         dst.qmp("migrate-set-parameters", **{k: v for k, v in params.items()
                                               if k.startswith("multifd")})
+    if tls_uri:  # both ends speak TLS; the destination listens only now
+        dst.qmp("migrate-set-parameters", **{"tls-creds": "tls0"})
+        dst.qmp("migrate-incoming", uri=tls_uri)
+        params.update({"tls-creds": "tls0", "tls-hostname": "ferry-dest"})
     src.qmp("migrate-set-parameters", **params)
 
 
-def run_once(build, sc, link, tmp, prealloc=False, multifd=0, shared=False, ruler=None):
+def run_once(build, sc, link, tmp, prealloc=False, multifd=0, shared=False, ruler=None, tls=None):
     """One QEMU migration; returns a report shaped like ferry's. prealloc:
     the destination's memory is allocated before it listens (-mem-prealloc);
     multifd: channels; shared: both map the source's RAM file and skip it
     (x-ignore-shared: QEMU's local migration); ruler: measures a plain copy
-    once the guest runs."""
+    once the guest runs; tls: x509 credentials (a directory) for both."""
     g, mig = sc["guest"], sc.get("migration", {})
     params = os.path.join(tmp, "qemu-params.bin")
     subprocess.run([os.path.join(build, "bench", "guest-params"), "--mem", g["mem"], "--workload",
                     g["workload"], params], check=True)
     pvh = os.path.join(build, "src", "guest", "ferry-guest-pvh.elf")
     uri = link.uri()
-    src = QemuSide(link, "src", "qsrc", tmp, g, params, pvh)
+    src = QemuSide(link, "src", "qsrc", tmp, g, params, pvh, tls=tls)
     dst = QemuSide(link, "dst", "qdst", tmp, g, params, pvh, incoming=uri, prealloc=prealloc,
-                   ram=src.ram if shared else None)
+                   ram=src.ram if shared else None, tls=tls)
     try:
         for _ in range(1200):  # the guest's initial fill, then as long as ferry's side waits
             if src.status_page()[2]:
@@ -199,7 +206,7 @@ def run_once(build, sc, link, tmp, prealloc=False, multifd=0, shared=False, rule
             time.sleep(0.05)
         time.sleep(0.5)
         loaded = ruler() if ruler else None
-        configure(src, dst, mig, multifd, shared)
+        configure(src, dst, mig, multifd, shared, tls_uri=uri if tls else None)
         src.reset_stalls()
         src.qmp("migrate", uri=uri)
         deadline = time.time() + int(mig.get("timeout", 600))
