@@ -12,8 +12,8 @@
 
 #include "util/error.h"
 
-#define CHUNK	   (64u << 10) /* what one send stages at most */
-#define PSK_MAX	   64	       /* key bytes */
+#define CHUNK	   (256u << 10) /* what one send stages at most */
+#define PSK_MAX	   64		/* key bytes */
 #define AUTHZ_MAX  1024
 #define PSK_CIPHER "TLS_AES_128_GCM_SHA256"
 #define CIPHERS	   PSK_CIPHER ":TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
@@ -35,8 +35,10 @@ struct tls_session {
 	const struct tls_creds *creds;
 	char peer[TLS_NAME_MAX];
 	short want;
-	uint8_t *out; /* a staged record: bytes taken from the caller, not yet sent */
+	uint8_t *out; /* staged: bytes taken from the caller, not yet sent */
 	size_t out_len;
+	bool sealed; /* out is in records, in wbio, waiting to be flushed */
+	BIO *wbio;   /* records gather here and go out in one write each flush */
 };
 
 /* OpenSSL's reason for the last failure, for a sentence. */
@@ -233,6 +235,24 @@ const char *tls_creds_kind(const struct tls_creds *t)
 	return t->psk ? "psk" : "x509";
 }
 
+/* Reads straight from the socket (reading ahead); writes through a buffer,
+ * so that the records of one staged chunk go out in one system call. */
+static int attach(struct tls_session *s, int fd)
+{
+	BIO *rbio = BIO_new_socket(fd, BIO_NOCLOSE), *sock = BIO_new_socket(fd, BIO_NOCLOSE),
+	    *buf = BIO_new(BIO_f_buffer());
+
+	if (!rbio || !sock || !buf || BIO_set_write_buffer_size(buf, 2 * CHUNK) != 1) {
+		BIO_free(rbio);
+		BIO_free(sock);
+		BIO_free(buf);
+		return -1;
+	}
+	s->wbio = BIO_push(buf, sock);
+	SSL_set_bio(s->ssl, rbio, s->wbio);
+	return 0;
+}
+
 int tls_session_new(const struct tls_creds *t, int fd, struct tls_session **out)
 {
 	struct tls_session *s = calloc(1, sizeof(*s));
@@ -243,7 +263,7 @@ int tls_session_new(const struct tls_creds *t, int fd, struct tls_session **out)
 	}
 	s->creds = t;
 	s->ssl = SSL_new(t->ctx);
-	if (!s->ssl || SSL_set_fd(s->ssl, fd) != 1 ||
+	if (!s->ssl || attach(s, fd) < 0 ||
 	    (t->hostname[0] && !t->psk && SSL_set1_host(s->ssl, t->hostname) != 1)) {
 		tls_session_free(s);
 		return err_set(-ENOMEM, "TLS: cannot make a session: %s", ssl_reason());
@@ -414,18 +434,25 @@ ssize_t tls_session_send(struct tls_session *s, const struct iovec *iov, int n)
 	size_t written;
 	int ret;
 
-	if (!s->out_len) /* else a record waits, staged from this same iov */
+	if (!s->out_len) /* else a chunk waits, staged from this same iov */
 		stage(s, iov, n);
 	if (!s->out_len)
 		return 0;
 	ERR_clear_error();
-	ret = SSL_write_ex(s->ssl, s->out, s->out_len, &written);
-	if (ret != 1) {
+	if (!s->sealed && (ret = SSL_write_ex(s->ssl, s->out, s->out_len, &written)) != 1) {
 		ret = failed(s, ret, "sending");
 		return ret == 0 ? err_set(-ECONNRESET, "the peer closed the connection") : ret;
 	}
+	s->sealed = true;
+	if (BIO_flush(s->wbio) != 1) {
+		if (!BIO_should_retry(s->wbio))
+			return failed(s, -1, "sending");
+		s->want = POLLOUT;
+		return -EAGAIN;
+	}
 	written = s->out_len;
 	s->out_len = 0;
+	s->sealed = false;
 	return (ssize_t)written;
 }
 
