@@ -358,7 +358,7 @@ static int failed(struct tls_session *s, int ret, const char *doing)
 	if (e == SSL_ERROR_SYSCALL && errno && errno != EAGAIN)
 		return err_set(-errno, "the connection broke (%s)", strerror(errno));
 	if (e == SSL_ERROR_SYSCALL)
-		return err_set(-ECONNRESET, "the peer closed the connection %s", doing);
+		return err_set(-ECONNRESET, "the peer closed the connection (TLS: %s)", doing);
 	if (SSL_get_verify_result(s->ssl) != X509_V_OK)
 		return err_set(-EACCES, "TLS: the peer's certificate is refused: %s",
 			       X509_verify_cert_error_string(SSL_get_verify_result(s->ssl)));
