@@ -199,7 +199,9 @@ int tls_creds_load(const struct tls_config *cfg, enum tls_role role, struct tls_
 	t->ctx = SSL_CTX_new(role == TLS_SERVER ? TLS_server_method() : TLS_client_method());
 	if (t->ctx) { /* AES-128-GCM first: the fastest here; the kernel's TLS where it has it */
 		SSL_CTX_set_ciphersuites(t->ctx, CIPHERS);
-		SSL_CTX_set_options(t->ctx, SSL_OP_ENABLE_KTLS);
+		/* A reader woken by shutting its socket's read side (chan_shutdown_read)
+		 * sees an end, not a broken session: its refusal must still go out. */
+		SSL_CTX_set_options(t->ctx, SSL_OP_ENABLE_KTLS | SSL_OP_IGNORE_UNEXPECTED_EOF);
 		/* Read what the socket has, not a record's header and body apart. */
 		SSL_CTX_set_read_ahead(t->ctx, 1);
 		SSL_CTX_set_default_read_buffer_len(t->ctx, CHUNK);
@@ -329,14 +331,14 @@ static int refused_by_peer(void)
 
 /* A write the peer cut short: its alert, if one came before it hung up (a
  * destination refuses a source's certificate after the source thinks the
- * handshake done). */
+ * handshake done); a record that came instead (a refusal) stays unread. */
 static int peer_alert(struct tls_session *s, int saved_errno)
 {
 	uint8_t buf[256];
 	size_t got;
 
-	ERR_clear_error();
-	if (SSL_read_ex(s->ssl, buf, sizeof(buf), &got) != 1 && alerted())
+	ERR_clear_error(); /* a peek: what came before the alert stays to be read */
+	if (SSL_peek_ex(s->ssl, buf, sizeof(buf), &got) != 1 && alerted())
 		return refused_by_peer();
 	ERR_clear_error();
 	return err_set(-saved_errno, "the connection broke (%s)", strerror(saved_errno));

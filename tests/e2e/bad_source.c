@@ -18,7 +18,9 @@
  * peers that would hold the destination or make it allocate: huge (CONFIG
  * declares 512 GiB), trickle (the stream's first bytes, one every half
  * second), skip-flood (1.25 MiB of optional records nobody knows), flood
- * (page batches for ever, never END).
+ * (page batches for ever, never END); and intruder-tls ROOT (as intruder,
+ * but over TLS with the credentials in ROOT/x509, the intruder presenting
+ * ROOT/x509-other's: another source's identity, with the right token).
  * Exits 0 when the destination answered the way it must: an ERROR naming
  * the fault, LOADED (commit-and-vanish), or (for truncate) nothing. */
 #include <fcntl.h>
@@ -33,6 +35,7 @@
 #include "migration/handshake.h"
 #include "migration/wire.h"
 #include "stream/record.h"
+#include "transport/tls.h"
 #include "util/error.h"
 #include "util/hash.h"
 #include "util/time.h"
@@ -79,9 +82,12 @@ static size_t load_blob(const char *path, uint8_t *blob, size_t cap)
 	return len;
 }
 
-/* CONFIG and CHANNELS for one data channel; an intruder, then the channel;
- * READY; then a batch of round 1 on it while round 0 is in progress. */
-static int intruder(struct chan *c, const char *uri, uint8_t *rec, size_t len)
+/* CONFIG and CHANNELS for one data channel; an intruder (a wrong token, or
+ * over TLS another identity: other), then the channel; READY; then a batch
+ * of round 1 on it while round 0 is in progress. */
+static int intruder(struct chan *c, const char *uri, uint8_t *rec, size_t len,
+		    const struct tls_creds *tls, const struct tls_creds *other, struct chan *bad,
+		    struct chan *good)
 {
 	struct handshake h = { .config = { .mem_bytes = MEM,
 					   .vcpus = 1,
@@ -91,11 +97,10 @@ static int intruder(struct chan *c, const char *uri, uint8_t *rec, size_t len)
 			       .channels = { .count = 1, .token = { 7, 7, 7 } } };
 	uint8_t wrong[CHANNEL_TOKEN_SIZE] = { 7, 7, 8 };
 	struct rec_header hdr;
-	struct chan bad, good;
 
 	if (handshake_send(c, &h) < 0 ||
-	    handshake_join(&bad, uri, 0, wrong, 10000, NULL, NULL) < 0 ||
-	    handshake_join(&good, uri, 0, h.channels.token, 10000, NULL, NULL) < 0 ||
+	    handshake_join(bad, uri, 0, other ? h.channels.token : wrong, 10000, NULL, other) < 0 ||
+	    handshake_join(good, uri, 0, h.channels.token, 10000, NULL, tls) < 0 ||
 	    handshake_expect_ready(c) < 0) {
 		fprintf(stderr, "bad_source: no READY with the right channel: %s\n", err_msg());
 		return -1;
@@ -104,7 +109,7 @@ static int intruder(struct chan *c, const char *uri, uint8_t *rec, size_t len)
 	rec_header_init(&hdr, REC_PAGES, &(struct iovec){ rec + 16, len - 16 },
 			1); /* a valid record */
 	memcpy(rec, &hdr, sizeof(hdr));
-	return chan_writev(&good, &(struct iovec){ rec, len }, 1);
+	return chan_writev(good, &(struct iovec){ rec, len }, 1);
 }
 
 /* A loadable stream (zero memory, a real state), COMMIT, and away. */
@@ -163,7 +168,7 @@ static int expect_error(struct chan *c, const char *words)
 	else if (rc == 0)
 		rc = -1;
 	wire_buf_free(&buf);
-	printf("destination said: %s\n", rc == 0 ? text : "(nothing)");
+	printf("destination said: %s\n", rc == 0 ? text : err_msg());
 	return rc == 0 && strstr(text, words) ? 0 : 1;
 }
 
@@ -321,6 +326,37 @@ static int greedy(struct chan *c, const char *mode, uint8_t *rec)
 	return expect_error(c, "the migration before COMMIT took longer than its deadline of 3 s");
 }
 
+static struct tls_creds *client_creds(const char *root, const char *dir)
+{
+	char path[512];
+	struct tls_creds *t = NULL;
+
+	snprintf(path, sizeof(path), "%s/%s", root, dir);
+	if (tls_creds_load(&(struct tls_config){ .dir = path, .hostname = "ferry-dest" },
+			   TLS_CLIENT, &t) < 0)
+		fprintf(stderr, "bad_source: %s\n", err_msg());
+	return t;
+}
+
+/* intruder over TLS: the right token under another source's identity. */
+static int intruder_tls(struct chan *c, const char *uri, const char *root, uint8_t *rec)
+{
+	struct tls_creds *tls = client_creds(root, "x509"),
+			 *other = client_creds(root, "x509-other");
+	struct chan bad = { .fd = -1 }, good = { .fd = -1 };
+	size_t len = pages_record(rec, 5);
+	int rc = !tls || !other || chan_start_tls(c, tls, NULL) < 0 ||
+		 intruder(c, uri, rec, len, tls, other, &bad, &good) < 0;
+
+	rc = rc || expect_error(c, "a page batch of round 1 arrived during round 0");
+	chan_close(&bad);
+	chan_close(&good);
+	chan_close(c);
+	tls_creds_free(tls);
+	tls_creds_free(other);
+	return rc;
+}
+
 static bool greedy_mode(const char *mode)
 {
 	return !strcmp(mode, "huge") || !strcmp(mode, "trickle") || !strcmp(mode, "skip-flood") ||
@@ -348,11 +384,15 @@ int main(int argc, char **argv)
 	if (greedy_mode(argv[1]))
 		return greedy(&c, argv[1], rec);
 	if (!strcmp(argv[1], "intruder")) {
+		struct chan bad, good;
+
 		len = pages_record(rec, 5);
-		if (intruder(&c, argv[2], rec, len) < 0)
+		if (intruder(&c, argv[2], rec, len, NULL, NULL, &bad, &good) < 0)
 			return 1;
 		return expect_error(&c, "a page batch of round 1 arrived during round 0");
 	}
+	if (!strcmp(argv[1], "intruder-tls"))
+		return argc < 4 ? 2 : intruder_tls(&c, argv[2], argv[3], rec);
 	if (handshake(&c, !strcmp(argv[1], "bad-hash"), blob_mode(argv[1]) ? 2 : 1) < 0) {
 		fprintf(stderr, "bad_source: no READY from the destination\n");
 		return 1;

@@ -6,10 +6,12 @@
 # with a sentence in the source's report and its guest running on intact:
 # a source in the clear, a source under another CA, a source whose own
 # certificate another CA signed, a destination whose name is not the one
-# asked, a source --tls-authz does not list, a wrong PSK.
+# asked, a source --tls-authz does not list, a wrong PSK; and a data channel
+# that presents the migration's token under another source's identity.
 . "$(dirname "$0")/lib.sh"
 need_kvm
 : "${MAKE_TLS_CREDS:?set MAKE_TLS_CREDS to tests/tls/make-creds.sh}"
+: "${BAD_SOURCE:?set BAD_SOURCE to the bad_source binary}"
 command -v openssl >/dev/null || { echo "no openssl here: skipped"; exit 77; }
 "$MAKE_TLS_CREDS" "$TMP/creds" || { echo "FAIL: cannot make TLS credentials"; exit 1; }
 C=$TMP/creds
@@ -45,6 +47,14 @@ migrate src "unix:$TMP/in.sock" --verify --channels 2 --tls-creds "$C/x509" \
 expect_guest_ok dst
 grep -q "TLS: the source is 'ferry-source'" "$TMP/dst.log" || fail "the destination did not name its source"
 ctl src quit >/dev/null; ctl dst quit >/dev/null
+
+note "x509: a data channel under another source's identity, with the right token, is turned away"
+vm dst --incoming "unix:$TMP/in.sock" --tls-creds "$C/x509"
+"$BAD_SOURCE" intruder-tls "unix:$TMP/in.sock" "$C" >"$TMP/bad-intruder.out" 2>&1 ||
+	fail "bad_source intruder-tls: $(cat "$TMP/bad-intruder.out")"
+grep -q "refused a data channel: TLS: the peer is 'ferry-other', not 'ferry-source'" "$TMP/dst.log" ||
+	fail "the destination did not turn the other identity away"
+ctl dst quit >/dev/null
 
 note "x509: a source --tls-authz does not list"
 vm dst --incoming "unix:$TMP/in.sock" --tls-creds "$C/x509" --tls-authz admin

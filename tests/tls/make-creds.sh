@@ -4,10 +4,12 @@
 # (CN ferry-dest, DNS ferry-dest) and the source's (CN ferry-source);
 # DIR/x509-stranger: the same names under a CA nobody trusts;
 # DIR/x509-rogue: the real CA, but the stranger's source certificate;
+# DIR/x509-other: the real CA and a source certificate it signed for
+# another name (CN ferry-other);
 # DIR/psk and DIR/psk-wrong: keys.psk, the same identity, different keys.
 set -e
 D=$1
-mkdir -p "$D/x509" "$D/x509-stranger" "$D/x509-rogue" "$D/psk" "$D/psk-wrong"
+mkdir -p "$D/x509" "$D/x509-stranger" "$D/x509-rogue" "$D/x509-other" "$D/psk" "$D/psk-wrong"
 key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
 # ca DIR NAME: a CA in DIR; cert DIR WHO CN: WHO-cert.pem signed by it.
 ca() {
@@ -27,6 +29,8 @@ for dir in x509 x509-stranger; do
 	cert "$D/$dir" client ferry-source
 done
 cp "$D/x509/ca-cert.pem" "$D/x509-rogue/"
+cp "$D/x509/ca-cert.pem" "$D/x509/ca-key.pem" "$D/x509-other/"
+cert "$D/x509-other" client ferry-other
 cp "$D/x509-stranger/client-cert.pem" "$D/x509-stranger/client-key.pem" "$D/x509-rogue/"
 echo "ferry-source:$(openssl rand -hex 32)" >"$D/psk/keys.psk"
 echo "ferry-source:$(openssl rand -hex 32)" >"$D/psk-wrong/keys.psk"
