@@ -128,8 +128,11 @@ status_field() {
 	bounded 20 "ferry status of $1" "$FERRY" status --control "$TMP/$1.sock" --json | json_field - "$2"
 }
 
-# The guest's own full check of every page must pass.
+# The guest's own full check of every page must pass. A destination has
+# the guest once it answered RESUMED and heard its vCPUs beat (up to 1 s):
+# wait for it to say so.
 expect_guest_ok() {
+	poll "$1" query-status "'guest' in r" "the guest to run" || return
 	_g_out=$(ctl "$1" guest-verify 2>&1)
 	echo "$_g_out" | grep -q '"result":"ok"' || fail "$1: guest self-check: $_g_out"
 	[ "$(status_field "$1" "j['guest']['verify_errors']")" = 0 ] || fail "$1: guest saw stale pages"
