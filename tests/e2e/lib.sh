@@ -140,6 +140,7 @@ expect_guest_ok() {
 
 # The guest must be running and making progress (a page written, within 10 s).
 expect_progress() {
+	poll "$1" query-status "'guest' in r" "the guest to run" || return
 	[ "$(status_field "$1" "j['status']")" = running ] || fail "$1 is not running: $(status_field "$1" "j['status']")"
 	_p_a=$(status_field "$1" "j['guest']['pages_written']")
 	poll "$1" query-status "r['guest']['pages_written'] > ${_p_a:-0}" "the guest's progress" 10 ||
