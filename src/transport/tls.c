@@ -232,11 +232,6 @@ void tls_creds_free(struct tls_creds *t)
 	free(t);
 }
 
-const char *tls_creds_kind(const struct tls_creds *t)
-{
-	return t->psk ? "psk" : "x509";
-}
-
 /* Reads straight from the socket (reading ahead); writes through a buffer,
  * so that the records of one staged chunk go out in one system call. */
 static int attach(struct tls_session *s, int fd)

@@ -39,8 +39,6 @@ struct tls_session;
  * else PSK if it has keys.psk. Returns 0 or -errno with err_msg(). */
 int tls_creds_load(const struct tls_config *cfg, enum tls_role role, struct tls_creds **out);
 void tls_creds_free(struct tls_creds *t);
-/* "x509" or "psk". */
-const char *tls_creds_kind(const struct tls_creds *t);
 
 /* A session on the connected non-blocking socket fd. The handshake runs
  * in tls_session_step. */

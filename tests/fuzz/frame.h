@@ -10,7 +10,12 @@
 
 #define FRAME_MAX (96u << 10) /* what a socket pair holds without a reader */
 
+struct chan;
+
 /* Frame the records of data into out (FRAME_MAX bytes); the length. */
 size_t frame_records(const uint8_t *data, size_t size, uint8_t *out);
+/* A channel to read prefix (plen bytes) and then the records of data from,
+ * as from a peer that sent them all and hung up; -1 if none could be made. */
+int frame_chan(const void *prefix, size_t plen, const uint8_t *data, size_t size, struct chan *c);
 
 #endif

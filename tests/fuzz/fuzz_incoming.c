@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "frame.h"
@@ -86,28 +85,18 @@ static void set_up(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static uint8_t stream[sizeof(struct stream_header) + FRAME_MAX];
 	struct stream_header h;
 	struct vm *shell = NULL, *vm = NULL;
-	size_t len;
 	struct chan c;
-	int sv[2];
 
 	if (lfd < 0)
 		set_up();
 	stream_header_init(&h);
-	memcpy(stream, &h, sizeof(h));
-	len = sizeof(h) + frame_records(data, size, stream + sizeof(h));
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+	if (frame_chan(&h, sizeof(h), data, size, &c) < 0)
 		return 0;
-	if (write(sv[0], stream, len) != (ssize_t)len)
-		abort();
-	shutdown(sv[0], SHUT_WR);
-	chan_init_fd(&c, sv[1]);
 	c.timeout_ms = (int)opts.io_timeout_ms;
 	if (incoming_receive(&c, lfd, uri, &opts, ready, &shell, &events, &vm) == 0)
 		vm_destroy(vm);
-	close(sv[0]);
-	close(sv[1]);
+	chan_close(&c);
 	return 0;
 }
