@@ -609,6 +609,16 @@ int chan_readv(struct chan *c, struct iovec *iov, int n)
 	}
 }
 
+ssize_t chan_peek(struct chan *c, void *buf, size_t len)
+{
+	int rc = chan_wait_ready(c, POLLIN);
+	ssize_t n = rc < 0 ? rc : recv(c->fd, buf, len, MSG_PEEK | MSG_DONTWAIT);
+
+	if (n < 0 && rc == 0)
+		return err_set(-errno, "the connection broke (%s)", strerror(errno));
+	return n;
+}
+
 int chan_read(struct chan *c, void *buf, size_t len)
 {
 	struct iovec v = { buf, len };

@@ -101,6 +101,9 @@ int chan_writev_fd(struct chan *c, const struct iovec *iov, int n, int fd);
  * (renewed while its company grows), unless its cancel fires or (writing)
  * its speaker speaks. */
 int chan_wait_ready(struct chan *c, short events);
+/* The first bytes that came, left to be read: up to len, once something came
+ * (within c's timeout); -errno with err_msg() if nothing did. */
+ssize_t chan_peek(struct chan *c, void *buf, size_t len);
 /* Read exactly len bytes. */
 int chan_read(struct chan *c, void *buf, size_t len);
 /* Read exactly what iov[0..n) holds, n <= CHAN_MAX_IOV (iov is used up). */

@@ -2,11 +2,9 @@
 #include "migration/recv/incoming_internal.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "migration/handshake.h"
 #include "migration/recv/apply.h"
@@ -158,8 +156,7 @@ static bool speaks_plain(struct chan *c)
 {
 	uint64_t magic = STREAM_MAGIC;
 	uint8_t first[sizeof(magic)];
-	ssize_t n =
-		chan_wait_ready(c, POLLIN) == 0 ? recv(c->fd, first, sizeof(first), MSG_PEEK) : -1;
+	ssize_t n = chan_peek(c, first, sizeof(first));
 
 	return n > 0 && !memcmp(first, &magic, (size_t)n);
 }
@@ -178,7 +175,8 @@ static int secure(struct incoming *in)
 					"--tls-creds");
 	rc = chan_start_tls(in->chan, in->o->tls, NULL);
 	if (rc < 0 && !in->chan->tls)
-		chan_shutdown(in->chan); /* a TLS peer: a refusal in the clear means nothing to it */
+		chan_shutdown(
+			in->chan); /* a TLS peer: a refusal in the clear means nothing to it */
 	if (rc < 0)
 		return rc;
 	snprintf(in->peer, sizeof(in->peer), "%s", tls_session_peer(in->chan->tls));
