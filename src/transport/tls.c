@@ -12,7 +12,8 @@
 
 #include "util/error.h"
 
-#define CHUNK	   (256u << 10) /* what one send stages at most */
+#define CHUNK	   (256u << 10) /* what one send takes at most */
+#define RECORD	   (16u << 10)	/* TLS's largest record */
 #define PSK_MAX	   64		/* key bytes */
 #define AUTHZ_MAX  1024
 #define PSK_CIPHER "TLS_AES_128_GCM_SHA256"
@@ -35,9 +36,10 @@ struct tls_session {
 	const struct tls_creds *creds;
 	char peer[TLS_NAME_MAX];
 	short want;
-	uint8_t *out; /* staged: bytes taken from the caller, not yet sent */
-	size_t out_len;
-	bool sealed; /* out is in records, in wbio, waiting to be flushed */
+	uint8_t *out;	   /* the staging buffer: small pieces gather here */
+	const void *chunk; /* what this send takes: out, or the caller's own memory */
+	size_t chunk_len;
+	bool sealed; /* chunk is in records, in wbio, waiting to be flushed */
 	BIO *wbio;   /* records gather here and go out in one write each flush */
 };
 
@@ -414,16 +416,26 @@ int tls_session_step(struct tls_session *s)
 	return ret;
 }
 
-/* Stage up to CHUNK bytes of iov as the next record. */
-static void stage(struct tls_session *s, const struct iovec *iov, int n)
+/* What the next send takes from iov: a large piece whole records of it in
+ * place (a run of guest pages: no copy), or else the small pieces up to the
+ * next large one, staged into one buffer (one record, not one each). */
+static void take(struct tls_session *s, const struct iovec *iov, int n)
 {
-	for (int i = 0; i < n && s->out_len < CHUNK; i++) {
-		size_t take =
-			iov[i].iov_len < CHUNK - s->out_len ? iov[i].iov_len : CHUNK - s->out_len;
+	size_t len = 0;
 
-		memcpy(s->out + s->out_len, iov[i].iov_base, take);
-		s->out_len += take;
+	if (n && iov[0].iov_len >= RECORD) {
+		s->chunk = iov[0].iov_base;
+		s->chunk_len = iov[0].iov_len < CHUNK ? iov[0].iov_len / RECORD * RECORD : CHUNK;
+		return;
 	}
+	for (int i = 0; i < n && len < CHUNK && iov[i].iov_len < RECORD; i++) {
+		size_t part = iov[i].iov_len < CHUNK - len ? iov[i].iov_len : CHUNK - len;
+
+		memcpy(s->out + len, iov[i].iov_base, part);
+		len += part;
+	}
+	s->chunk = s->out;
+	s->chunk_len = len;
 }
 
 ssize_t tls_session_send(struct tls_session *s, const struct iovec *iov, int n)
@@ -431,12 +443,12 @@ ssize_t tls_session_send(struct tls_session *s, const struct iovec *iov, int n)
 	size_t written;
 	int ret;
 
-	if (!s->out_len) /* else a chunk waits, staged from this same iov */
-		stage(s, iov, n);
-	if (!s->out_len)
+	if (!s->chunk_len) /* else a chunk waits, taken from this same iov */
+		take(s, iov, n);
+	if (!s->chunk_len)
 		return 0;
 	ERR_clear_error();
-	if (!s->sealed && (ret = SSL_write_ex(s->ssl, s->out, s->out_len, &written)) != 1) {
+	if (!s->sealed && (ret = SSL_write_ex(s->ssl, s->chunk, s->chunk_len, &written)) != 1) {
 		ret = failed(s, ret, "sending");
 		return ret == 0 ? err_set(-ECONNRESET, "the peer closed the connection") : ret;
 	}
@@ -447,8 +459,8 @@ ssize_t tls_session_send(struct tls_session *s, const struct iovec *iov, int n)
 		s->want = POLLOUT;
 		return -EAGAIN;
 	}
-	written = s->out_len;
-	s->out_len = 0;
+	written = s->chunk_len;
+	s->chunk_len = 0;
 	s->sealed = false;
 	return (ssize_t)written;
 }

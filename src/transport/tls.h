@@ -57,9 +57,9 @@ const char *tls_session_peer(const struct tls_session *s);
 /* What runs, for the log: version, cipher, peer, and whether the kernel or
  * OpenSSL encrypts (SSL_OP_ENABLE_KTLS asks for the kernel's). */
 const char *tls_session_describe(const struct tls_session *s, char *out, size_t len);
-/* Encrypt and send from iov[0..n): the bytes taken (all of a staged
- * record's, at most 64 KiB), or -EAGAIN (call again with the same iov) or
- * -errno with err_msg(). */
+/* Encrypt and send from iov[0..n): the bytes taken (at most 256 KiB: a
+ * large piece's whole records in place, or small pieces copied together),
+ * or -EAGAIN (call again with the same iov) or -errno with err_msg(). */
 ssize_t tls_session_send(struct tls_session *s, const struct iovec *iov, int n);
 /* Receive and decrypt into iov[0]: the bytes read, 0 at the peer's end,
  * -EAGAIN, or -errno with err_msg(). */

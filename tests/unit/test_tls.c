@@ -75,15 +75,21 @@ static void *send_stream(void *arg)
 {
 	struct chan *c = arg;
 	static uint8_t data[STREAM];
-	struct iovec iov[3];
+	size_t large = STREAM / 2 + 100, off = 16 + large + 24;
+	struct iovec iov[5];
 
 	for (size_t i = 0; i < STREAM; i++)
 		data[i] = (uint8_t)(i * 7 + i / 4096);
-	/* A header-sized piece, a large one, and the rest: as records go. */
+	/* As a record goes: a header-sized piece, an empty one, a large one
+	 * (sent in place, whole TLS records of it; its tail not a whole
+	 * record), a small one (copied together with that tail), and the
+	 * rest. */
 	iov[0] = (struct iovec){ data, 16 };
-	iov[1] = (struct iovec){ data + 16, STREAM / 2 };
-	iov[2] = (struct iovec){ data + 16 + STREAM / 2, STREAM - 16 - STREAM / 2 };
-	assert_int_equal(chan_writev(c, iov, 3), 0);
+	iov[1] = (struct iovec){ data + 16, 0 };
+	iov[2] = (struct iovec){ data + 16, large };
+	iov[3] = (struct iovec){ data + 16 + large, 24 };
+	iov[4] = (struct iovec){ data + off, STREAM - off };
+	assert_int_equal(chan_writev(c, iov, 5), 0);
 	return NULL;
 }
 
