@@ -129,40 +129,64 @@ void control_sample(struct control_ctx *ctx)
 				      (double)(now - ctx->sample_ns[oldest]);
 }
 
+/* no_args: the command takes no argument, and refuses any. */
 static const struct {
 	const char *name;
 	command_fn fn;
 	command_later_fn later; /* or this, for one that answers later */
+	bool no_args;
 } commands[] = {
-	{ "query-status", control_query_status },
-	{ "quit", control_quit },
-	{ "stop", control_pause },
+	{ "query-status", control_query_status, NULL, true },
+	{ "quit", control_quit, NULL, true },
+	{ "stop", control_pause, NULL, true },
 	{ "cont", control_resume },
-	{ "guest-verify", NULL, control_guest_verify },
+	{ "guest-verify", NULL, control_guest_verify, true },
 	{ "migrate", control_migrate },
 	{ "migrate-set-parameters", control_migrate_set_parameters },
-	{ "query-migrate", control_query_migrate },
-	{ "migrate-cancel", control_migrate_cancel },
-	{ "migrate-start-postcopy", control_migrate_start_postcopy },
-	{ "migrate-incoming-cancel", control_migrate_incoming_cancel },
+	{ "query-migrate", control_query_migrate, NULL, true },
+	{ "migrate-cancel", control_migrate_cancel, NULL, true },
+	{ "migrate-start-postcopy", control_migrate_start_postcopy, NULL, true },
+	{ "migrate-incoming-cancel", control_migrate_incoming_cancel, NULL, true },
 	{ "migrate-recover", control_migrate_recover },
 	{ "migrate-incoming", control_migrate_incoming },
 	{ "migrate-incoming-prealloc", NULL, control_migrate_incoming_prealloc },
 	{ "upgrade", NULL, control_upgrade },
 	{ "calc-dirty-rate", control_calc_dirty_rate },
-	{ "query-dirty-rate", control_query_dirty_rate },
+	{ "query-dirty-rate", control_query_dirty_rate, NULL, true },
+	{ "qmp_capabilities", control_qmp_capabilities },
+	{ "query-version", control_query_version, NULL, true },
+	{ "query-commands", control_query_commands, NULL, true },
+	{ "query-migrate-parameters", control_query_migrate_parameters, NULL, true },
+	{ "migrate-set-capabilities", control_migrate_set_capabilities },
+	{ "query-migrate-capabilities", control_query_migrate_capabilities, NULL, true },
+	{ "migrate_cancel", control_migrate_cancel, NULL, true }, /* QMP's older name */
 };
+
+json_t *control_query_commands(struct control_ctx *ctx, json_t *args)
+{
+	json_t *list = json_array();
+
+	(void)ctx;
+	(void)args;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		json_array_append_new(list, json_pack("{s:s}", "name", commands[i].name));
+	return list;
+}
 
 json_t *control_execute(struct control_ctx *ctx, const char *name, json_t *args,
 			const char **err_class, struct control_later *l)
 {
-	char known[512];
+	char known[1024];
 	size_t at = 0;
 
 	l->active = false;
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(commands[i].name, name))
 			continue;
+		if (commands[i].no_args && json_object_size(args)) {
+			err_set(-EINVAL, "%s takes no arguments", name);
+			return NULL;
+		}
 		if (commands[i].fn)
 			return commands[i].fn(ctx, args);
 		if (commands[i].later(ctx, args, l) == 0)

@@ -20,6 +20,14 @@ struct mig_dest;
 struct dirtyrate;
 struct tls_creds;
 
+/* What the events sent so far were about (control/events.c). */
+struct control_watch {
+	struct vm *vm;
+	uint64_t pauses, resumes;
+	struct mig_source *migration;
+	uint32_t trail_seen;
+};
+
 /* What `ferry run` shares with its control socket.
  *
  * Threads: the control thread runs the commands; ferry run's main thread
@@ -54,6 +62,7 @@ struct control_ctx {
 	 * main thread replaces the VM (ctx_take_next): no command sees a VM
 	 * being freed. Taken before lock. */
 	pthread_mutex_t use;
+	struct control_watch watch; /* the control thread's */
 };
 
 /* A command that takes a while (guest-verify) answers later, without
@@ -103,6 +112,7 @@ json_t *control_migrate_set_parameters(struct control_ctx *ctx, json_t *args);
 json_t *control_query_migrate(struct control_ctx *ctx, json_t *args);
 json_t *control_migrate_cancel(struct control_ctx *ctx, json_t *args);
 json_t *control_migrate_start_postcopy(struct control_ctx *ctx, json_t *args);
+json_t *control_query_migrate_parameters(struct control_ctx *ctx, json_t *args);
 /* A migration's id as operators see it: 16 hex digits. */
 json_t *control_id_json(uint64_t id);
 /* The destination's commands (control/incoming.c). */
@@ -118,6 +128,21 @@ int control_upgrade(struct control_ctx *ctx, json_t *args, struct control_later 
 /* Dirty-rate commands (control/dirtyrate.c). */
 json_t *control_calc_dirty_rate(struct control_ctx *ctx, json_t *args);
 json_t *control_query_dirty_rate(struct control_ctx *ctx, json_t *args);
+
+/* QMP's shapes (control/qmp.c): the greeting a client gets on connect, the
+ * commands only QMP has, and QMP's names for migration parameters. */
+json_t *control_greeting(void);
+json_t *control_qmp_capabilities(struct control_ctx *ctx, json_t *args);
+json_t *control_query_version(struct control_ctx *ctx, json_t *args);
+json_t *control_query_commands(struct control_ctx *ctx, json_t *args);
+json_t *control_migrate_set_capabilities(struct control_ctx *ctx, json_t *args);
+json_t *control_query_migrate_capabilities(struct control_ctx *ctx, json_t *args);
+/* QMP's name for the migration parameter ferry calls ferry, or NULL. */
+const char *qmp_param_name(const char *ferry);
+/* args with every key under ferry's name (QMP's names translated), or NULL
+ * with a sentence when a key is neither in known nor in also (may be NULL),
+ * or comes twice. The caller owns the result. */
+json_t *qmp_params_in(json_t *args, const char *const *known, const char *const *also);
 
 /* Run command name with args (may be NULL). Returns the result object, or
  * NULL: with l->active the answer comes later (poll l), otherwise

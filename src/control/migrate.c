@@ -92,7 +92,15 @@ static int parse_tls(json_t *args, struct mig_params *p)
 	return 0;
 }
 
-/* Read the parameters present in args over p. */
+/* Every migration parameter, by ferry's name (control/qmp.c knows QMP's). */
+static const char *const param_keys[] = { "downtime-ms",   "max-bandwidth",    "timeout",
+					  "io-timeout-ms", "verify",	       "xbzrle-cache",
+					  "converge",	   "throttle-initial", "throttle-increment",
+					  "throttle-max",  "channels",	       "compress",
+					  "postcopy",	   "recover-timeout",  "local",
+					  "tls-creds",	   "tls-hostname",     NULL };
+
+/* Read the parameters present in args (ferry's names) over p. */
 static int parse_params(json_t *args, struct mig_params *p)
 {
 	uint64_t io_timeout_ms = p->io_timeout_ms, recover_s = p->recover_timeout_s;
@@ -243,7 +251,7 @@ static int check_local(const struct vm *vm, json_t *args, const char *uri, struc
 	return 0;
 }
 
-json_t *control_migrate(struct control_ctx *ctx, json_t *args)
+static json_t *start_migration(struct control_ctx *ctx, json_t *args)
 {
 	struct vm *vm = ctx_vm(ctx);
 	struct mig_params p = ctx->params;
@@ -306,10 +314,57 @@ json_t *control_migrate(struct control_ctx *ctx, json_t *args)
 	return json_object();
 }
 
-json_t *control_migrate_set_parameters(struct control_ctx *ctx, json_t *args)
+/* migrate: QMP's "detach" is taken and ignored, as QEMU does. */
+static const char *const migrate_keys[] = { "uri", "resume", "detach", NULL };
+
+json_t *control_migrate(struct control_ctx *ctx, json_t *asked)
 {
-	if (parse_params(args, &ctx->params) < 0)
+	json_t *args = asked ? qmp_params_in(asked, param_keys, migrate_keys) : NULL, *r;
+
+	if (asked && !args)
 		return NULL;
+	json_object_del(args, "detach");
+	r = start_migration(ctx, args);
+	json_decref(args);
+	return r;
+}
+
+/* The parameters ferry uses now: by ferry's names, and by QMP's too. */
+json_t *control_query_migrate_parameters(struct control_ctx *ctx, json_t *args)
+{
+	const struct mig_params *p = &ctx->params;
+	json_t *r;
+	char codec[32];
+	const char *key;
+	json_t *v;
+
+	(void)args;
+	r = json_pack("{s:I,s:I,s:I,s:i,s:b,s:I,s:s,s:i,s:i,s:i,s:i,s:s,s:b,s:i,s:b,s:s,s:s}",
+		      "downtime-ms", (json_int_t)p->downtime_ms, "max-bandwidth",
+		      (json_int_t)p->max_bandwidth_bps, "timeout", (json_int_t)p->timeout_s,
+		      "io-timeout-ms", (int)p->io_timeout_ms, "verify", p->verify, "xbzrle-cache",
+		      (json_int_t)p->xbzrle_cache_bytes, "converge", converge_name(p->converge),
+		      "throttle-initial", (int)p->throttle_initial, "throttle-increment",
+		      (int)p->throttle_increment, "throttle-max", (int)p->throttle_max, "channels",
+		      (int)p->channels, "compress",
+		      mig_compress_name(&p->compress, codec, sizeof(codec)), "postcopy",
+		      p->postcopy, "recover-timeout", (int)p->recover_timeout_s, "local", p->local,
+		      "tls-creds", p->tls_creds, "tls-hostname", p->tls_hostname);
+	json_object_foreach(r, key, v) if (qmp_param_name(key))
+		json_object_set(r, qmp_param_name(key), v);
+	return r;
+}
+
+json_t *control_migrate_set_parameters(struct control_ctx *ctx, json_t *asked)
+{
+	json_t *args = asked ? qmp_params_in(asked, param_keys, NULL) : NULL;
+	struct mig_params p = ctx->params;
+	int rc = asked && !args ? -EINVAL : parse_params(args, &p);
+
+	json_decref(args);
+	if (rc < 0)
+		return NULL;
+	ctx->params = p;
 	if (migration_running(ctx))
 		mig_source_set_params(ctx->migration, &ctx->params);
 	return json_object();
@@ -450,6 +505,29 @@ static json_t *pipeline_json(const struct mig_stats *s)
 			 "compress", codec_json(&s->compress, &s->codec));
 }
 
+/* What QMP's query-migrate says, under its names: whole ms, and "ram". */
+static void qmp_fields(struct control_ctx *ctx, const struct mig_stats *s, json_t *r)
+{
+	struct vm *vm = __atomic_load_n(&ctx->vm, __ATOMIC_ACQUIRE);
+	json_t *ram =
+		json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:I,s:f,s:i}", "transferred",
+			  (json_int_t)s->bytes_sent, "remaining",
+			  (json_int_t)(s->remaining_pages * FERRY_PAGE_SIZE), "total",
+			  (json_int_t)(vm ? vm->mem.size : 0), "duplicate",
+			  (json_int_t)s->pages_zero, "normal", (json_int_t)s->pages_raw,
+			  "normal-bytes", (json_int_t)(s->pages_raw * FERRY_PAGE_SIZE), "mbps",
+			  s->bandwidth_bps * 8 / 1e6, "dirty-sync-count", (json_int_t)s->rounds,
+			  "dirty-pages-rate", s->dirty_rate_pps, "page-size", FERRY_PAGE_SIZE);
+
+	json_object_set_new(r, "ram", ram);
+	json_object_set_new(r, "total-time", json_integer((json_int_t)s->total_ms));
+	json_object_set_new(r, "setup-time", json_integer((json_int_t)s->setup_ms));
+	json_object_set_new(
+		r, mig_status_final(s->status) ? "downtime" : "expected-downtime",
+		json_integer((json_int_t)(mig_status_final(s->status) ? s->downtime_ms
+								      : s->expected_downtime_ms)));
+}
+
 json_t *control_query_migrate(struct control_ctx *ctx, json_t *args)
 {
 	struct mig_stats s;
@@ -469,6 +547,7 @@ json_t *control_query_migrate(struct control_ctx *ctx, json_t *args)
 		      s.dirty_rate_pps, "expected_downtime_ms", s.expected_downtime_ms, "phases",
 		      phases_json(&s.phase));
 	json_object_set_new(r, "id", control_id_json(s.id));
+	qmp_fields(ctx, &s, r);
 	json_object_set_new(r, "local", json_boolean(s.local));
 	json_object_set_new(r, "converge", converge_json(&s.converge));
 	json_object_set_new(r, "pipeline", pipeline_json(&s));

@@ -273,7 +273,7 @@ static void accept_client(struct control_server *srv)
 		pthread_mutex_lock(&srv->lock);
 		srv->clients[i].fd = fd;
 		pthread_mutex_unlock(&srv->lock);
-		hello = json_pack("{s:{s:s}}", "ferry", "version", FERRY_VERSION);
+		hello = control_greeting();
 		send_line(srv, &srv->clients[i], hello);
 		json_decref(hello);
 		return;
@@ -338,6 +338,7 @@ static void *server_thread(void *arg)
 {
 	struct control_server *srv = arg;
 	uint64_t next_sample = time_now_ns();
+	bool busy = false; /* a migration runs: look at it often */
 
 	pthread_setname_np(pthread_self(), "control");
 	for (;;) {
@@ -345,6 +346,8 @@ static void *server_thread(void *arg)
 		int timeout = poll_set(srv, pfd);
 		char drain[64];
 
+		if (busy && timeout > LATER_POLL_MS)
+			timeout = LATER_POLL_MS;
 		if (poll(pfd, MAX_CLIENTS + 2, timeout) < 0 && errno != EINTR)
 			break;
 		if (__atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE))
@@ -354,6 +357,9 @@ static void *server_thread(void *arg)
 		if (pfd[0].revents & POLLIN)
 			accept_client(srv);
 		serve_clients(srv, pfd);
+		pthread_mutex_lock(&srv->ctx->use);
+		busy = control_events(srv, srv->ctx);
+		pthread_mutex_unlock(&srv->ctx->use);
 		if (time_now_ns() >= next_sample) {
 			pthread_mutex_lock(&srv->ctx->use);
 			control_sample(srv->ctx);

@@ -54,9 +54,9 @@ json_t *control_query_status(struct control_ctx *ctx, json_t *args)
 
 	(void)args;
 	if (!vm)
-		return json_pack("{s:s,s:o,s:i,s:s}", "status", "incoming", "incoming",
-				 control_incoming_json(ctx), "pid", (int)getpid(), "version",
-				 FERRY_VERSION);
+		return json_pack("{s:s,s:b,s:b,s:o,s:i,s:s}", "status", "incoming", "running", 0,
+				 "singlestep", 0, "incoming", control_incoming_json(ctx), "pid",
+				 (int)getpid(), "version", FERRY_VERSION);
 	st = vm_get_status(vm);
 	r = json_pack("{s:s,s:i,s:I,s:s,s:s,s:s,s:f,s:I,s:I}", "status", run_state(ctx, &st),
 		      "vcpus", (int)vm->nr_vcpus, "memory_bytes", (json_int_t)vm->mem.size,
@@ -67,6 +67,11 @@ json_t *control_query_status(struct control_ctx *ctx, json_t *args)
 		      (json_int_t)(st.last_pause_ns / NS_PER_US));
 	json_object_set_new(r, "pid", json_integer(getpid()));
 	json_object_set_new(r, "version", json_string(FERRY_VERSION));
+	/* QMP's: whether the vCPUs run, and a field QEMU always has. */
+	json_object_set_new(
+		r, "running",
+		json_boolean(!strcmp(json_string_value(json_object_get(r, "status")), "running")));
+	json_object_set_new(r, "singlestep", json_false());
 	if (st.stopped) {
 		json_object_set_new(r, "stop_reason", json_string(st.stop_reason));
 		json_object_set_new(r, "exit_code", json_integer(st.exit_code));

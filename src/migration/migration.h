@@ -52,6 +52,9 @@ struct mig_compress {
 #define MIG_HANDSHAKE_S_DEFAULT 30u
 #define MIG_TRANSFER_S_DEFAULT	3600u
 
+/* The statuses a migration goes through that its source keeps, in order. */
+#define MIG_TRAIL 64
+
 struct mig_params {
 	uint64_t downtime_ms;		 /* acceptable pause (default 300) */
 	uint64_t max_bandwidth_bps;	 /* 0: unlimited (the default) */

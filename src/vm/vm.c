@@ -228,8 +228,10 @@ int vm_pause(struct vm *vm)
 		pthread_cond_wait(&vm->cond, &vm->lock);
 	if (vm->stop_req)
 		rc = -ESHUTDOWN;
-	else
+	else {
+		vm->pauses += vm->state != VM_PAUSED;
 		vm->state = VM_PAUSED;
+	}
 	vm->last_pause_ns = time_now_ns() - start;
 	pthread_mutex_unlock(&vm->lock);
 	return rc;
@@ -239,8 +241,10 @@ void vm_resume(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
 	vm->pause_req = false;
-	if (vm->state == VM_PAUSED)
+	if (vm->state == VM_PAUSED) {
 		vm->state = vcpu_started(vm->vcpus[0]) ? VM_RUNNING : VM_CREATED;
+		vm->resumes++;
+	}
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
 }
@@ -350,7 +354,9 @@ struct vm_status vm_get_status(struct vm *vm)
 				.stopped = vm->stop_req,
 				.failed = vm->failed,
 				.exit_code = vm->exit_code,
-				.last_pause_ns = vm->last_pause_ns };
+				.last_pause_ns = vm->last_pause_ns,
+				.pauses = vm->pauses,
+				.resumes = vm->resumes };
 	memcpy(s.stop_reason, vm->stop_reason, sizeof(s.stop_reason));
 	pthread_mutex_unlock(&vm->lock);
 	return s;

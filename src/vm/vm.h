@@ -72,6 +72,7 @@ struct vm {
 	int exit_code;	   /* guest's exit code, when it exited */
 	char stop_reason[256];
 	uint64_t last_pause_ns; /* latency of the last vm_pause */
+	uint64_t pauses, resumes;
 };
 
 /* A consistent look at the VM's lifecycle (taken under its lock). */
@@ -81,6 +82,7 @@ struct vm_status {
 	int exit_code;
 	char stop_reason[256];
 	uint64_t last_pause_ns;
+	uint64_t pauses, resumes; /* vm_pause and vm_resume calls that paused and resumed it */
 };
 
 /* Create a VM as a real x86 platform has it (in-kernel PIC/IOAPIC, PIT), with

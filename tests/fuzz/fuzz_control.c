@@ -28,6 +28,13 @@ static bool runs_here(const char *name)
 					    "migrate-incoming-cancel",
 					    "migrate-recover",
 					    "query-dirty-rate",
+					    "qmp_capabilities",
+					    "query-version",
+					    "query-commands",
+					    "query-migrate-parameters",
+					    "migrate-set-capabilities",
+					    "query-migrate-capabilities",
+					    "migrate_cancel",
 					    "no-such-command" };
 
 	for (size_t i = 0; i < sizeof(safe) / sizeof(safe[0]); i++)

@@ -160,7 +160,7 @@ static int run_postcopy(struct mig_source *m, const uint64_t *hot, uint32_t roun
 
 	encoder_forget(&m->enc);
 	pthread_mutex_lock(&m->lock);
-	m->stats.status = MIG_POSTCOPY;
+	source_note_status(m, MIG_POSTCOPY);
 	m->stats.postcopy.used = true;
 	m->stats.postcopy.pending = pending;
 	pthread_mutex_unlock(&m->lock);

@@ -40,7 +40,7 @@ static int await_resume(struct mig_source *m, const char *why, uint64_t deadline
 	int rc = 0;
 
 	pthread_mutex_lock(&m->lock);
-	m->stats.status = MIG_POSTCOPY_PAUSED; /* until migrate --resume: recover */
+	source_note_status(m, MIG_POSTCOPY_PAUSED); /* until migrate --resume: recover */
 	snprintf(m->stats.reason, sizeof(m->stats.reason),
 		 "post-copy's link broke (%.200s): the guest runs on the destination and waits for "
 		 "its last pages, which are here; take it up again with migrate-recover URI on "
@@ -118,7 +118,7 @@ static int relink(struct mig_source *m, const char *uri, uint32_t round)
 static void relinked(struct mig_source *m, const char *uri, uint64_t pending)
 {
 	pthread_mutex_lock(&m->lock);
-	m->stats.status = MIG_POSTCOPY;
+	source_note_status(m, MIG_POSTCOPY);
 	m->stats.reason[0] = '\0';
 	m->stats.postcopy.recoveries++;
 	m->stats.postcopy.recover_ms = time_ms_since(m->resume_asked_ns);

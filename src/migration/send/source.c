@@ -29,11 +29,28 @@
 /* How long a failed source listens for the destination's reason. */
 #define PEER_REASON_MS 500
 
+void source_note_status(struct mig_source *m, enum mig_status s)
+{
+	m->stats.status = s;
+	m->trail[m->trail_len < MIG_TRAIL ? m->trail_len++ : MIG_TRAIL - 1] = s;
+}
+
 void source_set_status(struct mig_source *m, enum mig_status s)
 {
 	pthread_mutex_lock(&m->lock);
-	m->stats.status = s;
+	source_note_status(m, s);
 	pthread_mutex_unlock(&m->lock);
+}
+
+uint32_t mig_source_trail(struct mig_source *m, uint32_t from, enum mig_status *out, uint32_t max)
+{
+	uint32_t n = 0;
+
+	pthread_mutex_lock(&m->lock);
+	for (uint32_t i = from; i < m->trail_len && n < max; i++)
+		out[n++] = m->trail[i];
+	pthread_mutex_unlock(&m->lock);
+	return n;
 }
 
 static bool cancelled(struct mig_source *m)
@@ -467,7 +484,7 @@ static int setup(struct mig_source *m)
 		return rc;
 	pthread_mutex_lock(&m->lock);
 	m->stats.setup_ms = time_ms_since(t0);
-	m->stats.status = MIG_ACTIVE;
+	source_note_status(m, MIG_ACTIVE);
 	pthread_mutex_unlock(&m->lock);
 	return 0;
 }
@@ -512,7 +529,7 @@ static void finish(struct mig_source *m, int rc, const char *why)
 	encoder_free(&m->enc);
 	meter_free(&m->meter);
 	pthread_mutex_lock(&m->lock);
-	m->stats.status = s;
+	source_note_status(m, s);
 	m->stats.total_ms = total_ms;
 	m->stats.converge.throttle_pct_now = 0;
 	if (s == MIG_LOST)
@@ -644,6 +661,7 @@ static int init_source(struct mig_source *m, struct vm *vm, const char *uri,
 				       .channels = p->channels,
 				       .local = p->local };
 	snprintf(m->stats.uri, sizeof(m->stats.uri), "%s", uri);
+	m->trail[m->trail_len++] = MIG_SETUP;
 	pthread_mutex_init(&m->lock, NULL);
 	time_cond_init(&m->resume_asked);
 	m->dirty = calloc(BITMAP_WORDS(m->npages), 8);
@@ -720,7 +738,7 @@ int mig_source_resume(struct mig_source *m, const char *uri)
 	} else {
 		snprintf(m->resume_uri, sizeof(m->resume_uri), "%s", uri);
 		m->resume_asked_ns = time_now_ns();
-		m->stats.status = MIG_POSTCOPY_RECOVER;
+		source_note_status(m, MIG_POSTCOPY_RECOVER);
 		pthread_cond_broadcast(&m->resume_asked);
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -769,7 +787,7 @@ void mig_source_settle(struct mig_source *m, const char *why)
 {
 	pthread_mutex_lock(&m->lock);
 	if (m->stats.status == MIG_UNKNOWN) {
-		m->stats.status = MIG_FAILED;
+		source_note_status(m, MIG_FAILED);
 		snprintf(m->stats.reason, sizeof(m->stats.reason), "%s", why);
 	}
 	pthread_mutex_unlock(&m->lock);

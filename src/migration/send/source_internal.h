@@ -59,9 +59,15 @@ struct mig_source {
 	pthread_cond_t resume_asked; /* resume_uri set, or cancelled */
 	char resume_uri[256];	     /* migrate --resume's, until taken */
 	uint64_t resume_asked_ns;
+	/* Every status the migration went through, in order (the control
+	 * socket's MIGRATION events); past MIG_TRAIL, the last is overwritten. */
+	enum mig_status trail[MIG_TRAIL];
+	uint32_t trail_len;
 };
 
 void source_set_status(struct mig_source *m, enum mig_status s);
+/* The same, under m->lock. */
+void source_note_status(struct mig_source *m, enum mig_status s);
 /* The parameters as they are now (migrate-set-parameters may change some). */
 struct mig_params source_params(struct mig_source *m);
 /* Where the sender stands now, for the meter. */

@@ -1,0 +1,68 @@
+/* QMP's events from what the VM and the migration record: STOP and RESUME
+ * from the VM's pause and resume counts, MIGRATION from the statuses the
+ * outgoing migration went through (its trail), so that none is missed
+ * however quickly one follows another. The control thread looks after
+ * every wake-up (every 10 ms while a migration runs). */
+#include "control/commands.h"
+#include "control/server.h"
+#include "migration/send/source.h"
+#include "vm/vm.h"
+
+/* STOP and RESUME for what the VM did since the last look; a VM that came
+ * (an incoming migration's) RESUMEs. */
+static void vm_events(struct control_server *srv, struct control_watch *w, struct vm *vm)
+{
+	struct vm_status st;
+
+	if (vm != w->vm) {
+		w->vm = vm;
+		if (!vm)
+			return;
+		st = vm_get_status(vm);
+		w->pauses = st.pauses;
+		w->resumes = st.resumes;
+		if (st.state == VM_RUNNING)
+			control_event(srv, "RESUME", NULL);
+		return;
+	}
+	if (!vm)
+		return;
+	st = vm_get_status(vm);
+	while (w->pauses < st.pauses || w->resumes < st.resumes) {
+		bool stop = w->pauses < st.pauses && w->pauses <= w->resumes;
+
+		control_event(srv, stop ? "STOP" : "RESUME", NULL);
+		if (stop)
+			w->pauses++;
+		else
+			w->resumes++;
+	}
+}
+
+static void migration_events(struct control_server *srv, struct control_watch *w,
+			     struct mig_source *m)
+{
+	enum mig_status trail[MIG_TRAIL];
+	uint32_t n;
+
+	if (m != w->migration) {
+		w->migration = m;
+		w->trail_seen = 0;
+	}
+	if (!m)
+		return;
+	n = mig_source_trail(m, w->trail_seen, trail, MIG_TRAIL);
+	for (uint32_t i = 0; i < n; i++)
+		control_event(srv, "MIGRATION",
+			      json_pack("{s:s}", "status", mig_status_name(trail[i])));
+	w->trail_seen += n;
+}
+
+bool control_events(struct control_server *srv, struct control_ctx *ctx)
+{
+	enum mig_status s = ctx_migration_status(ctx);
+
+	vm_events(srv, &ctx->watch, __atomic_load_n(&ctx->vm, __ATOMIC_ACQUIRE));
+	migration_events(srv, &ctx->watch, ctx->migration);
+	return s != MIG_NONE && !mig_status_final(s);
+}
