@@ -13,6 +13,7 @@ int cmd_dirtyrate(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_migrate_resolve(int argc, char **argv);
 int cmd_upgrade(int argc, char **argv);
+int cmd_list(int argc, char **argv);
 
 #define EXIT_USAGE 2
 /* ferry migrate: COMMIT went out and no answer came (migrate-resolve). */
@@ -30,6 +31,13 @@ int option_error(const char *cmd, int opt, char **argv);
 int extra_args_error(const char *cmd, int argc, char **argv);
 /* Print "ferry: <message>" to stderr; return 1. */
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Where VMs named by --control NAME keep their control sockets:
+ * $FERRY_RUN_DIR, else $XDG_RUNTIME_DIR/ferry (not root), else /run/ferry. */
+const char *run_dir(void);
+/* --control's argument as a path: one with a '/' as it is, a NAME as
+ * run_dir()/NAME.sock. */
+const char *control_path(const char *arg);
 
 /* A query-migrate report, for people (ferry migrate, ferry upgrade). */
 void print_migration_report(json_t *s);

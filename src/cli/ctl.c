@@ -48,7 +48,7 @@ int cmd_ctl(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			path = optarg;
+			path = control_path(optarg);
 			break;
 		case 'h':
 			fputs(ctl_help, stdout);

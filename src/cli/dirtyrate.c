@@ -101,7 +101,7 @@ int cmd_dirtyrate(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			control = optarg;
+			control = control_path(optarg);
 			break;
 		case 'n':
 			seconds = (int)strtol(optarg, &end, 10);

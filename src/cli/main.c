@@ -13,6 +13,7 @@ static const char usage[] =
 	"Commands:\n"
 	"  run       run a VM with the built-in guest until told to quit\n"
 	"  status    show a running VM's state and its guest's progress\n"
+	"  list      list the VMs on this host (those started with --control NAME)\n"
 	"  migrate   move a running VM to another ferry, live\n"
 	"  migrate-resolve  settle a migration whose outcome is unknown\n"
 	"  upgrade   replace the ferry serving a VM with a new binary, the guest running\n"
@@ -57,6 +58,8 @@ int main(int argc, char **argv)
 		return cmd_dirtyrate(argc - 1, argv + 1);
 	if (!strcmp(cmd, "predict"))
 		return cmd_predict(argc - 1, argv + 1);
+	if (!strcmp(cmd, "list"))
+		return cmd_list(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ctl"))
 		return cmd_ctl(argc - 1, argv + 1);
 	fprintf(stderr, "ferry: unknown command '%s'. Run 'ferry --help' for the list.\n", cmd);

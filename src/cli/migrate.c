@@ -236,7 +236,7 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 	while (rc == 0 && (opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			o->control = optarg;
+			o->control = control_path(optarg);
 			break;
 		case 't':
 			json_object_set_new(o->args, "uri", json_string(optarg));

@@ -1,6 +1,10 @@
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -40,4 +44,27 @@ int fail(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\n");
 	return 1;
+}
+
+const char *run_dir(void)
+{
+	static char dir[PATH_MAX];
+	const char *env = getenv("FERRY_RUN_DIR"), *xdg = getenv("XDG_RUNTIME_DIR");
+
+	if (env && env[0])
+		snprintf(dir, sizeof(dir), "%s", env);
+	else if (geteuid() != 0 && xdg && xdg[0])
+		snprintf(dir, sizeof(dir), "%s/ferry", xdg);
+	else
+		snprintf(dir, sizeof(dir), "/run/ferry");
+	return dir;
+}
+
+const char *control_path(const char *arg)
+{
+	char *path;
+
+	if (strchr(arg, '/') || asprintf(&path, "%s/%s.sock", run_dir(), arg) < 0)
+		return arg;
+	return path; /* the process's, for its lifetime */
 }

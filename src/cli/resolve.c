@@ -158,10 +158,10 @@ int cmd_migrate_resolve(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			r.src = optarg;
+			r.src = control_path(optarg);
 			break;
 		case 'd':
-			r.dst = optarg;
+			r.dst = control_path(optarg);
 			break;
 		case 'h':
 			fputs(resolve_help, stdout);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "control/commands.h"
@@ -296,7 +297,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			o->workload = optarg;
 			break;
 		case 's':
-			o->control = optarg;
+			o->control = control_path(optarg);
 			break;
 		case 'b':
 			if (mem_backend_parse(optarg, &o->cfg.mem_backend) < 0)
@@ -463,6 +464,9 @@ static int start_control(const struct run_opts *o, struct control_ctx *ctx,
 {
 	char path[256];
 
+	/* --control NAME: the run directory, made on first use, for us only. */
+	if (!strncmp(o->control, run_dir(), strlen(run_dir())))
+		(void)!mkdir(run_dir(), 0700);
 	snprintf(path, sizeof(path), "%s%s", o->control, o->takeover ? ".new" : "");
 	return control_start(path, ctx, srv);
 }

@@ -34,7 +34,8 @@ static void print_ready_memory(json_t *m)
 	if (!state || !strcmp(state, "none"))
 		return;
 	size_format((uint64_t)num(m, "bytes"), size, sizeof(size));
-	printf("Memory    %s %s, %s", size, json_string_value(json_object_get(m, "backend")), state);
+	printf("Memory    %s %s, %s", size, json_string_value(json_object_get(m, "backend")),
+	       state);
 	if (json_object_get(m, "populate_ms"))
 		printf(", faulted in in %.0f ms",
 		       json_number_value(json_object_get(m, "populate_ms")));
@@ -113,7 +114,7 @@ int cmd_status(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			path = optarg;
+			path = control_path(optarg);
 			break;
 		case 'j':
 			json = true;

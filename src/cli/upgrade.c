@@ -56,7 +56,7 @@ static int parse_args(int argc, char **argv, struct upgrade_opts *o)
 	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			o->control = optarg;
+			o->control = control_path(optarg);
 			break;
 		case 'b':
 			o->binary = optarg;
