@@ -4,6 +4,7 @@
 #define FERRY_CLI_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 int cmd_run(int argc, char **argv);
 int cmd_status(int argc, char **argv);
@@ -14,12 +15,15 @@ int cmd_predict(int argc, char **argv);
 int cmd_migrate_resolve(int argc, char **argv);
 int cmd_upgrade(int argc, char **argv);
 int cmd_list(int argc, char **argv);
+int cmd_migrate_set(int argc, char **argv);
+int cmd_migrate_cancel(int argc, char **argv);
 
 #define EXIT_USAGE 2
 /* ferry migrate: COMMIT went out and no answer came (migrate-resolve). */
-#define EXIT_UNKNOWN 3
-#define EXIT_LOST    4
-#define EXIT_PAUSED  5 /* ferry migrate --resume: the try failed, post-copy still paused */
+#define EXIT_UNKNOWN  3
+#define EXIT_LOST     4
+#define EXIT_PAUSED   5 /* ferry migrate --resume: the try failed, post-copy still paused */
+#define EXIT_DETACHED 6 /* Ctrl-C twice: the migration goes on without this command */
 
 /* Print "ferry CMD: <message>" and a pointer to --help; return EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -38,6 +42,22 @@ const char *run_dir(void);
 /* --control's argument as a path: one with a '/' as it is, a NAME as
  * run_dir()/NAME.sock. */
 const char *control_path(const char *arg);
+
+/* How to follow a migration (cli/follow.c). */
+struct follow {
+	const char *control; /* the source's control socket */
+	bool json;	     /* the report as JSON */
+	bool resume;	     /* a --resume try: a pause again ends it */
+	/* The first Ctrl-C cancels the migration (else it stops watching). */
+	bool cancel_on_interrupt;
+};
+
+/* From now, Ctrl-C is counted for follow_migration, not fatal: call it
+ * before starting what Ctrl-C should cancel. */
+void follow_catch_interrupts(void);
+/* Follow the migration at f->control to its end, with progress on stderr,
+ * and print its report; the exit status its outcome calls for (cli.h). */
+int follow_migration(const struct follow *f);
 
 /* A query-migrate report, for people (ferry migrate, ferry upgrade). */
 void print_migration_report(json_t *s);

@@ -15,6 +15,8 @@ static const char usage[] =
 	"  status    show a running VM's state and its guest's progress\n"
 	"  list      list the VMs on this host (those started with --control NAME)\n"
 	"  migrate   move a running VM to another ferry, live\n"
+	"  migrate-set      change a migration's bandwidth, downtime limit, ... (also mid-way)\n"
+	"  migrate-cancel   cancel a running migration; the guest runs on here\n"
 	"  migrate-resolve  settle a migration whose outcome is unknown\n"
 	"  upgrade   replace the ferry serving a VM with a new binary, the guest running\n"
 	"  dirtyrate measure how fast a running guest dirties memory\n"
@@ -52,6 +54,10 @@ int main(int argc, char **argv)
 		return cmd_upgrade(argc - 1, argv + 1);
 	if (!strcmp(cmd, "migrate"))
 		return cmd_migrate(argc - 1, argv + 1);
+	if (!strcmp(cmd, "migrate-set"))
+		return cmd_migrate_set(argc - 1, argv + 1);
+	if (!strcmp(cmd, "migrate-cancel"))
+		return cmd_migrate_cancel(argc - 1, argv + 1);
 	if (!strcmp(cmd, "migrate-resolve"))
 		return cmd_migrate_resolve(argc - 1, argv + 1);
 	if (!strcmp(cmd, "dirtyrate"))

@@ -21,9 +21,15 @@ static const char migrate_help[] =
 	"Usage: ferry migrate --control PATH --to URI [OPTIONS]\n"
 	"       ferry migrate --control PATH --resume --to URI\n"
 	"\n"
+	"       ferry migrate --control PATH --watch [--json]\n"
+	"\n"
 	"Move the running VM served at PATH to the ferry waiting at URI (started with\n"
 	"'ferry run --incoming URI'), while the guest keeps running. Shows a progress\n"
-	"line on a terminal and ends with a report. Exit status:\n"
+	"line on a terminal (off one, a line every 5 s: percent, rate, time left) and\n"
+	"ends with a report. Ctrl-C cancels the migration (the guest runs on here); a\n"
+	"second Ctrl-C stops waiting for the cancel to end. --watch follows a\n"
+	"migration started elsewhere to its end (Ctrl-C only stops watching, the\n"
+	"migration goes on). Exit status:\n"
 	"  0  completed: the guest runs on the destination\n"
 	"  1  failed or cancelled before COMMIT: the guest still runs here, memory intact\n"
 	"  2  usage: a flag or value it does not understand (nothing was started)\n"
@@ -33,6 +39,8 @@ static const char migrate_help[] =
 	"     not taken up again; neither side has all its memory (see --postcopy)\n"
 	"  5  with --resume: this try failed (the reason says why); post-copy is still\n"
 	"     paused, and another --resume may take it up\n"
+	"  6  detached (Ctrl-C twice, or once with --watch): the migration (or its\n"
+	"     cancel) goes on without this command\n"
 	"\n"
 	"  --to URI              tcp:HOST:PORT, unix:PATH or fd:N\n"
 	"  --downtime-ms N       the pause the guest may see at the end (default 300)\n"
@@ -96,6 +104,8 @@ static const char migrate_help[] =
 	"                        link up again at URI, where the destination listens\n"
 	"                        (migrate-recover); the pages it still lacks follow\n"
 	"  --json                print the final report as one JSON object (last line)\n"
+	"  --watch               follow the migration running at PATH instead of\n"
+	"                        starting one\n"
 	"\n"
 	"Example:\n"
 	"  ferry run --incoming tcp:0.0.0.0:4444 --control /tmp/dst.sock &   # on the destination\n"
@@ -106,12 +116,36 @@ static const char migrate_help[] =
 	"  ferry ctl --control /tmp/dst.sock migrate-recover '{\"uri\": \"tcp:0.0.0.0:4445\"}'\n"
 	"  ferry migrate --control /tmp/src.sock --resume --to tcp:dst-host:4445\n";
 
+static const char migrate_set_help[] =
+	"Usage: ferry migrate-set --control PATH PARAMETER...\n"
+	"\n"
+	"Change migration parameters of the VM at PATH: a running migration takes\n"
+	"--max-bandwidth, --downtime-ms and --timeout at once; every parameter is also\n"
+	"the default for the next 'ferry migrate' there. Says which took effect where.\n"
+	"PARAMETER is any of ferry migrate's (--max-bandwidth RATE, --downtime-ms N,\n"
+	"--timeout S, --converge ..., --channels N, ...; see 'ferry migrate --help').\n"
+	"\n"
+	"Example: halve the rate of a migration that loads the link too much\n"
+	"  ferry migrate-set --control web1 --max-bandwidth 50M\n";
+
+static const char migrate_cancel_help[] =
+	"Usage: ferry migrate-cancel --control PATH [--json]\n"
+	"\n"
+	"Cancel the migration of the VM at PATH, wait for it to end and print its\n"
+	"report. Before COMMIT the guest runs on here, its memory intact (exit 1:\n"
+	"cancelled); once COMMIT went out it is too late and the migration ends as it\n"
+	"would have (exit 0: completed). Exit 2 for usage, as ferry migrate.\n";
+
 struct migrate_opts {
 	const char *control;
 	json_t *args;
 	bool json;
 	bool resume;
+	bool watch;
 };
+
+/* The command being parsed (migrate or migrate-set), for its usage errors. */
+static const char *cmd_name = "migrate";
 
 /* A whole number from min to max for flag, as key. */
 static int add_int(json_t *args, const char *key, const char *flag, const char *value,
@@ -123,7 +157,7 @@ static int add_int(json_t *args, const char *key, const char *flag, const char *
 	errno = 0;
 	v = strtoll(value, &end, 10);
 	if (end == value || *end || errno == ERANGE || v < min || v > max)
-		return usage_error("migrate", "%s '%s' is not a whole number from %lld to %lld",
+		return usage_error(cmd_name, "%s '%s' is not a whole number from %lld to %lld",
 				   flag, value, min, max);
 	json_object_set_new(args, key, json_integer(v));
 	return 0;
@@ -134,7 +168,7 @@ static int add_converge(json_t *args, const char *value)
 	enum converge_strategy s;
 
 	if (converge_parse(value, &s) < 0)
-		return usage_error("migrate", "%s", err_msg());
+		return usage_error(cmd_name, "%s", err_msg());
 	json_object_set_new(args, "converge", json_string(value));
 	return 0;
 }
@@ -144,7 +178,7 @@ static int add_compress(json_t *args, const char *value)
 	struct mig_compress c;
 
 	if (mig_compress_parse(value, &c) < 0)
-		return usage_error("migrate", "%s", err_msg());
+		return usage_error(cmd_name, "%s", err_msg());
 	json_object_set_new(args, "compress", json_string(value));
 	return 0;
 }
@@ -154,7 +188,7 @@ static int add_rate(json_t *args, const char *value)
 	uint64_t bps;
 
 	if (rate_parse(value, &bps) < 0)
-		return usage_error("migrate",
+		return usage_error(cmd_name,
 				   "--max-bandwidth '%s' is not a rate like 100M or 1Gbit", value);
 	json_object_set_new(args, "max-bandwidth", json_integer((json_int_t)bps));
 	return 0;
@@ -165,7 +199,7 @@ static int add_xbzrle(json_t *args, const char *value)
 	uint64_t bytes = 64ull << 20;
 
 	if (value && (size_parse(value, &bytes) < 0 || bytes < (1u << 20)))
-		return usage_error("migrate", "--xbzrle=%s is not a cache size of at least 1M",
+		return usage_error(cmd_name, "--xbzrle=%s is not a cache size of at least 1M",
 				   value);
 	json_object_set_new(args, "xbzrle-cache", json_integer((json_int_t)bytes));
 	return 0;
@@ -177,7 +211,7 @@ static int add_dir(json_t *args, const char *key, const char *flag, const char *
 	char *abs = realpath(value, NULL);
 
 	if (!abs)
-		return usage_error("migrate", "%s %s: %s", flag, value, strerror(errno));
+		return usage_error(cmd_name, "%s %s: %s", flag, value, strerror(errno));
 	json_object_set_new(args, key, json_string(abs));
 	free(abs);
 	return 0;
@@ -227,6 +261,7 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 		{ "tls-creds", required_argument, NULL, 'C' },
 		{ "tls-hostname", required_argument, NULL, 'H' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "watch", no_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -304,195 +339,133 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 		case 'j':
 			o->json = true;
 			break;
+		case 'w':
+			o->watch = true;
+			break;
 		case 'h':
-			fputs(migrate_help, stdout);
+			fputs(strcmp(cmd_name, "migrate") ? migrate_set_help : migrate_help,
+			      stdout);
 			return -1;
 		default:
-			return option_error("migrate", opt, argv);
+			return option_error(cmd_name, opt, argv);
 		}
 	}
 	if (rc == 0 && optind < argc)
-		return extra_args_error("migrate", argc, argv);
+		return extra_args_error(cmd_name, argc, argv);
 	if (rc == 0 && !o->control)
-		return usage_error("migrate", "--control PATH is required");
-	if (rc == 0 && !json_object_get(o->args, "uri"))
-		return usage_error("migrate", "--to URI is required");
-	if (rc == 0 && o->resume && json_object_size(o->args) > 1)
-		return usage_error("migrate", "--resume takes only --to (and --json): the "
-					      "migration goes on as it was asked");
-	if (rc == 0 && o->resume)
+		return usage_error(cmd_name, "--control PATH is required");
+	if (rc == 0 && o->watch && (o->resume || json_object_size(o->args)))
+		return usage_error(cmd_name, "--watch takes only --control (and --json): it "
+					     "follows the migration that runs there");
+	if (rc || o->watch || strcmp(cmd_name, "migrate"))
+		return rc;
+	if (!json_object_get(o->args, "uri"))
+		return usage_error(cmd_name, "--to URI is required");
+	if (o->resume && json_object_size(o->args) > 1)
+		return usage_error(cmd_name, "--resume takes only --to (and --json): the "
+					     "migration goes on as it was asked");
+	if (o->resume)
 		json_object_set_new(o->args, "resume", json_true());
-	return rc ? rc : check_local(o->args);
+	return check_local(o->args);
 }
 
-static double num(json_t *o, const char *key)
+/* Start the migration, then follow it. */
+static int migrate(struct migrate_opts *o)
 {
-	return json_number_value(json_object_get(o, key));
+	json_t *r;
+
+	if (control_call(o->control, "migrate", o->args, &r) < 0)
+		return fail("%s", err_msg());
+	json_decref(r);
+	return follow_migration(&(struct follow){ .control = o->control,
+						  .json = o->json,
+						  .resume = o->resume,
+						  .cancel_on_interrupt = true });
 }
 
-static void progress_line(json_t *s)
+/* --watch: a migration started elsewhere, followed to its end. */
+static int watch(struct migrate_opts *o)
 {
-	char sent[32], rate[32];
+	json_t *r;
+	bool none;
 
-	size_format((uint64_t)num(s, "bytes_sent"), sent, sizeof(sent));
-	size_format((uint64_t)num(s, "bandwidth_bps"), rate, sizeof(rate));
-	fprintf(stderr,
-		"\r\033[K%-10s round %d  sent %s  remaining %.0f pages  %s/s  dirty %.0f pages/s  expect %.0f ms  throttle %.0f%%",
-		json_string_value(json_object_get(s, "status")), (int)num(s, "rounds"), sent,
-		num(s, "remaining_pages"), rate, num(s, "dirty_rate_pps"),
-		num(s, "expected_downtime_ms") > 1e9 ? 0 : num(s, "expected_downtime_ms"),
-		num(json_object_get(s, "converge"), "throttle_pct"));
-}
-
-/* One line per channel: what went, how well it shrank, what it cost. */
-static void report_pipeline(json_t *pl)
-{
-	json_t *z = json_object_get(pl, "compress"), *c;
-	size_t i;
-
-	if (!num(pl, "data_channels") &&
-	    !strcmp(json_string_value(json_object_get(z, "asked")), "none"))
-		return; /* the plain case: the lines above say it all */
-
-	printf("  channels  %d data channel(s), compress %s (now %s, %d changes)\n",
-	       (int)num(pl, "data_channels"), json_string_value(json_object_get(z, "asked")),
-	       json_string_value(json_object_get(z, "now")), (int)num(z, "changes"));
-	json_array_foreach(json_object_get(pl, "channels"), i, c) printf(
-		"            #%d %.1f MiB sent for %.1f MiB of pages (%.2f:1), %.0f batches (%.0f compressed, %.0f did not shrink), compress %.0f ms CPU, decompress %.0f ms CPU\n",
-		(int)num(c, "index"), num(c, "bytes") / 1048576, num(c, "raw_bytes") / 1048576,
-		num(c, "ratio"), num(c, "batches"), num(c, "compressed"), num(c, "skipped"),
-		num(c, "compress_cpu_ms"), num(c, "decompress_cpu_ms"));
-	json_array_foreach(json_object_get(z, "log"), i, c)
-		printf("            at %.0f ms: %s (link %.0f MiB/s, ratio %.2f:1)\n",
-		       num(c, "t_ms"), json_string_value(json_object_get(c, "codec")),
-		       num(c, "link_mbps"), num(c, "ratio"));
-}
-
-static void report_postcopy(json_t *p)
-{
-	json_t *ms;
-	size_t i;
-
-	if (!p)
-		return;
-	printf("  postcopy  %.0f ms after the switch: %.0f pages, %.0f asked for in %.0f requests (%.0f faults); a page's wait: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-	       num(p, "ms"), num(p, "pending_pages"), num(p, "pages_asked"), num(p, "requests"),
-	       num(p, "faults"), num(p, "fault_wait_p50_ms"), num(p, "fault_wait_p99_ms"),
-	       num(p, "fault_wait_max_ms"));
-	printf("            a page's wait, count by microseconds:");
-	json_array_foreach(json_object_get(p, "fault_wait_hist"), i, ms)
-		printf(" <%.0f: %.0f", num(ms, "below_us"), num(ms, "count"));
-	printf("\n            vCPUs blocked on pages (ms):");
-	json_array_foreach(json_object_get(p, "vcpu_blocked_ms"), i, ms)
-		printf(" %.1f", json_number_value(ms));
-	printf("\n");
-	if (num(p, "recoveries"))
-		printf("            %.0f broken link(s) taken up again; the last back %.1f ms after --resume\n",
-		       num(p, "recoveries"), num(p, "recover_ms"));
-}
-
-void print_migration_report(json_t *s)
-{
-	json_t *pages = json_object_get(s, "pages"), *ph = json_object_get(s, "phases");
-	json_t *x = json_object_get(s, "xbzrle"), *c = json_object_get(s, "converge"), *d;
-	char sent[32], rate[32];
-	size_t i;
-
-	size_format((uint64_t)num(s, "bytes_sent"), sent, sizeof(sent));
-	size_format((uint64_t)num(s, "bandwidth_bps"), rate, sizeof(rate));
-	printf("Migration %s", json_string_value(json_object_get(s, "status")));
-	if (json_object_get(s, "reason"))
-		printf(": %s", json_string_value(json_object_get(s, "reason")));
-	printf("\n  total     %.0f ms (setup %.0f ms), %d rounds\n", num(s, "total_ms"),
-	       num(s, "setup_ms"), (int)num(s, "rounds"));
-	printf("  downtime  %.1f ms (pause %.1f, final sync %.1f, final pages %.1f, state %.1f, verify %.1f, hand-off %.1f, resume %.1f)\n",
-	       num(s, "downtime_ms"), num(ph, "pause_ms"), num(ph, "final_sync_ms"),
-	       num(ph, "final_pages_ms"), num(ph, "state_ms"), num(ph, "verify_ms"),
-	       num(ph, "handoff_ms"), num(ph, "resume_ms"));
-	if (json_is_true(json_object_get(s, "local"))) {
-		printf("  local     the memory goes over as its fd, not copied: %s sent\n", sent);
-		printf("  verify    %s\n", json_string_value(json_object_get(s, "verify")));
-		return;
-	}
-	printf("  sent      %s at %s/s: %.0f raw pages, %.0f zero pages, %.0f XBZRLE pages\n", sent,
-	       rate, num(pages, "raw"), num(pages, "zero"), num(pages, "xbzrle"));
-	if (x)
-		printf("  xbzrle    cache %.0f MiB, hit rate %.0f%%, %.0f overflows; line digests %.0f MiB, %.0f misses as line deltas; saved %.1f MiB, encoding at %.0f MB/s\n",
-		       num(x, "cache_bytes") / 1048576, num(x, "hit_rate") * 100,
-		       num(x, "overflows"), num(x, "digest_bytes") / 1048576, num(x, "line_pages"),
-		       num(x, "bytes_saved") / 1048576, num(x, "encode_mbps"));
-	printf("  converge  %s (used: %s), throttle at most %.0f%%\n",
-	       json_string_value(json_object_get(c, "strategy")),
-	       json_string_value(json_object_get(c, "used")), num(c, "throttle_pct_max"));
-	json_array_foreach(json_object_get(c, "decisions"), i, d)
-		printf("            round %.0f: %s\n", num(d, "round"),
-		       json_string_value(json_object_get(d, "decision")));
-	report_pipeline(json_object_get(s, "pipeline"));
-	report_postcopy(json_object_get(s, "postcopy"));
-	printf("  verify    %s\n", json_string_value(json_object_get(s, "verify")));
-}
-
-static bool final_status(const char *s)
-{
-	return strcmp(s, "setup") && strcmp(s, "active") && strcmp(s, "switchover") &&
-	       strcmp(s, "postcopy-active") && strcmp(s, "postcopy-paused") &&
-	       strcmp(s, "postcopy-recover");
-}
-
-/* A post-copy paused on a broken link: say so once, with what to do. */
-static bool tell_paused(json_t *s, bool told, bool tty)
-{
-	bool paused = !strcmp(json_string_value(json_object_get(s, "status")), "postcopy-paused");
-
-	if (paused && !told)
-		fprintf(stderr, "%sferry migrate: %s\n", tty ? "\r\033[K" : "",
-			json_string_value(json_object_get(s, "reason")));
-	return paused;
+	if (control_call(o->control, "query-migrate", NULL, &r) < 0)
+		return fail("%s", err_msg());
+	none = !strcmp(json_string_value(json_object_get(r, "status")), "none");
+	json_decref(r);
+	if (none)
+		return fail("no migration at %s to watch", o->control);
+	return follow_migration(&(struct follow){ .control = o->control, .json = o->json });
 }
 
 int cmd_migrate(int argc, char **argv)
 {
 	struct migrate_opts o = { .args = json_object() };
-	bool tty = isatty(STDERR_FILENO) && !getenv("CI"), paused = false;
-	json_t *r = NULL;
-	const char *status;
 	int rc = parse_args(argc, argv, &o);
 
-	if (rc) {
-		json_decref(o.args);
-		return rc < 0 ? 0 : rc;
-	}
-	rc = control_call(o.control, "migrate", o.args, &r);
+	follow_catch_interrupts();
+	if (rc == 0)
+		rc = o.watch ? watch(&o) : migrate(&o);
 	json_decref(o.args);
-	if (rc < 0)
-		return fail("%s", err_msg());
-	for (uint64_t wait_ms = 2;; wait_ms = wait_ms < 50 ? wait_ms * 2 : 100) {
-		json_decref(r);
-		time_sleep_ns(wait_ms * NS_PER_MS); /* a local migration ends in ms */
-		if (control_call(o.control, "query-migrate", NULL, &r) < 0)
-			return fail("lost the source while migrating: %s", err_msg());
-		status = json_string_value(json_object_get(r, "status"));
-		if (final_status(status))
-			break;
-		paused = tell_paused(r, paused, tty);
-		if (paused && o.resume)
-			break; /* this try failed: the reason says why */
-		if (tty)
-			progress_line(r);
-	}
-	if (tty)
-		fputs("\r\033[K", stderr);
-	if (o.json) {
-		json_dumpf(r, stdout, JSON_COMPACT);
-		putchar('\n');
-	} else {
-		print_migration_report(r);
-	}
-	rc = !strcmp(status, "completed")	  ? 0
-	     : !strcmp(status, "unknown")	  ? EXIT_UNKNOWN
-	     : !strcmp(status, "lost")		  ? EXIT_LOST
-	     : !strcmp(status, "postcopy-paused") ? EXIT_PAUSED
-						  : 1;
+	return rc < 0 ? 0 : rc;
+}
+
+int cmd_migrate_set(int argc, char **argv)
+{
+	struct migrate_opts o = { .args = json_object() };
+	json_t *r = NULL, *v;
+	int rc;
+	size_t i;
+
+	cmd_name = "migrate-set";
+	rc = parse_args(argc, argv, &o);
+	if (rc == 0 && (o.watch || o.resume || o.json || json_object_get(o.args, "uri")))
+		rc = usage_error(cmd_name, "it changes parameters: --to, --resume, --watch and "
+					   "--json are ferry migrate's");
+	if (rc == 0 && !json_object_size(o.args))
+		rc = usage_error(cmd_name, "nothing to set: give a parameter, e.g. "
+					   "--max-bandwidth 50M");
+	if (rc == 0 && control_call(o.control, "migrate-set-parameters", o.args, &r) < 0)
+		rc = fail("%s", err_msg());
+	json_decref(o.args);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	json_array_foreach(json_object_get(r, "applied"), i, v)
+		printf("%s: applied to the running migration\n", json_string_value(v));
+	json_array_foreach(json_object_get(r, "next"), i, v)
+		printf("%s: set for the next migration\n", json_string_value(v));
 	json_decref(r);
-	return rc;
+	return 0;
+}
+
+int cmd_migrate_cancel(int argc, char **argv)
+{
+	static const struct option longopts[] = { { "control", required_argument, NULL, 's' },
+						  { "json", no_argument, NULL, 'j' },
+						  { "help", no_argument, NULL, 'h' },
+						  { 0 } };
+	struct follow f = { .cancel_on_interrupt = true };
+	json_t *ok;
+	int opt;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (opt == 's')
+			f.control = control_path(optarg);
+		else if (opt == 'j')
+			f.json = true;
+		else if (opt == 'h')
+			return fputs(migrate_cancel_help, stdout), 0;
+		else
+			return option_error("migrate-cancel", opt, argv);
+	}
+	if (optind < argc)
+		return extra_args_error("migrate-cancel", argc, argv);
+	if (!f.control)
+		return usage_error("migrate-cancel", "--control PATH is required");
+	follow_catch_interrupts();
+	if (control_call(f.control, "migrate-cancel", NULL, &ok) < 0)
+		return fail("%s", err_msg());
+	json_decref(ok);
+	return follow_migration(&f);
 }

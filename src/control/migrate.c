@@ -355,19 +355,35 @@ json_t *control_query_migrate_parameters(struct control_ctx *ctx, json_t *args)
 	return r;
 }
 
+/* What a running migration takes from migrate-set-parameters
+ * (mig_source_set_params); the rest waits for the next migrate. */
+static bool applies_now(const char *key)
+{
+	return !strcmp(key, "max-bandwidth") || !strcmp(key, "downtime-ms") ||
+	       !strcmp(key, "timeout");
+}
+
 json_t *control_migrate_set_parameters(struct control_ctx *ctx, json_t *asked)
 {
-	json_t *args = asked ? qmp_params_in(asked, param_keys, NULL) : NULL;
+	json_t *args = asked ? qmp_params_in(asked, param_keys, NULL) : NULL, *v;
+	json_t *r = json_pack("{s:[],s:[]}", "applied", "next");
 	struct mig_params p = ctx->params;
 	int rc = asked && !args ? -EINVAL : parse_params(args, &p);
+	bool running = migration_running(ctx);
+	const char *key;
 
+	if (rc == 0) {
+		ctx->params = p;
+		if (running)
+			mig_source_set_params(ctx->migration, &ctx->params);
+		json_object_foreach(args, key, v) json_array_append_new(
+			json_object_get(r, running && applies_now(key) ? "applied" : "next"),
+			json_string(key));
+	}
 	json_decref(args);
 	if (rc < 0)
-		return NULL;
-	ctx->params = p;
-	if (migration_running(ctx))
-		mig_source_set_params(ctx->migration, &ctx->params);
-	return json_object();
+		json_decref(r);
+	return rc < 0 ? NULL : r;
 }
 
 json_t *control_migrate_start_postcopy(struct control_ctx *ctx, json_t *args)
