@@ -4,7 +4,7 @@
 #   deps.sh bench   also to benchmark and plot
 set -e
 PKGS="meson ninja-build pkg-config gcc clang libcmocka-dev libjansson-dev libxxhash-dev
-      libzstd-dev liblz4-dev libssl-dev openssl iproute2 python3"
+      libzstd-dev liblz4-dev libssl-dev openssl iproute2 python3 help2man bash-completion"
 [ "${1:-}" = bench ] && PKGS="$PKGS gnuplot-nox qemu-system-x86"
 missing=""
 for p in $PKGS; do
