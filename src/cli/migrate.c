@@ -190,7 +190,7 @@ static int add_rate(json_t *args, const char *value)
 	if (rate_parse(value, &bps) < 0)
 		return usage_error(cmd_name,
 				   "--max-bandwidth '%s' is not a rate like 100M or 1Gbit", value);
-	json_object_set_new(args, "max-bandwidth", json_integer((json_int_t)bps));
+	json_object_set_new(args, "max-bandwidth-bps", json_integer((json_int_t)bps));
 	return 0;
 }
 
@@ -201,7 +201,7 @@ static int add_xbzrle(json_t *args, const char *value)
 	if (value && (size_parse(value, &bytes) < 0 || bytes < (1u << 20)))
 		return usage_error(cmd_name, "--xbzrle=%s is not a cache size of at least 1M",
 				   value);
-	json_object_set_new(args, "xbzrle-cache", json_integer((json_int_t)bytes));
+	json_object_set_new(args, "xbzrle-cache-bytes", json_integer((json_int_t)bytes));
 	return 0;
 }
 
@@ -217,6 +217,26 @@ static int add_dir(json_t *args, const char *key, const char *flag, const char *
 	return 0;
 }
 
+/* The flag that sets the parameter key: the key, but for those whose name
+ * carries a unit the flag does not. */
+static const char *flag_of(const char *key)
+{
+	static const char *const renamed[][2] = {
+		{ "max-bandwidth-bps", "max-bandwidth" },
+		{ "xbzrle-cache-bytes", "xbzrle" },
+		{ "timeout-s", "timeout" },
+		{ "recover-timeout-s", "recover-timeout" },
+		{ "throttle-initial-pct", "throttle-initial" },
+		{ "throttle-increment-pct", "throttle-increment" },
+		{ "throttle-max-pct", "throttle-max" },
+	};
+
+	for (size_t i = 0; i < sizeof(renamed) / sizeof(renamed[0]); i++)
+		if (!strcmp(renamed[i][0], key))
+			return renamed[i][1];
+	return key;
+}
+
 /* --local moves no page: the options about pages are refused. */
 static int check_local(json_t *args)
 {
@@ -229,10 +249,10 @@ static int check_local(json_t *args)
 	{
 		if (!mig_local_takes(key))
 			return usage_error(
-				"migrate",
+				cmd_name,
 				"--local sends no page, so --%s does not apply (it takes "
 				"--verify, --timeout and --io-timeout-ms)",
-				strcmp(key, "xbzrle-cache") ? key : "xbzrle");
+				flag_of(key));
 	}
 	return 0;
 }
@@ -284,7 +304,8 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 			rc = add_rate(o->args, optarg);
 			break;
 		case 'T':
-			rc = add_int(o->args, "timeout", "--timeout", optarg, 0, MIG_TIMEOUT_S_MAX);
+			rc = add_int(o->args, "timeout-s", "--timeout", optarg, 0,
+				     MIG_TIMEOUT_S_MAX);
 			break;
 		case 'i':
 			rc = add_int(o->args, "io-timeout-ms", "--io-timeout-ms", optarg,
@@ -306,7 +327,7 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 			json_object_set_new(o->args, "tls-hostname", json_string(optarg));
 			break;
 		case 'R':
-			rc = add_int(o->args, "recover-timeout", "--recover-timeout", optarg, 0,
+			rc = add_int(o->args, "recover-timeout-s", "--recover-timeout", optarg, 0,
 				     MIG_TIMEOUT_S_MAX);
 			break;
 		case 'r':
@@ -319,15 +340,15 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 			rc = add_converge(o->args, optarg);
 			break;
 		case '1':
-			rc = add_int(o->args, "throttle-initial", "--throttle-initial", optarg, 1,
-				     THROTTLE_MAX_PCT);
-			break;
-		case '2':
-			rc = add_int(o->args, "throttle-increment", "--throttle-increment", optarg,
+			rc = add_int(o->args, "throttle-initial-pct", "--throttle-initial", optarg,
 				     1, THROTTLE_MAX_PCT);
 			break;
+		case '2':
+			rc = add_int(o->args, "throttle-increment-pct", "--throttle-increment",
+				     optarg, 1, THROTTLE_MAX_PCT);
+			break;
 		case '3':
-			rc = add_int(o->args, "throttle-max", "--throttle-max", optarg, 1,
+			rc = add_int(o->args, "throttle-max-pct", "--throttle-max", optarg, 1,
 				     THROTTLE_MAX_PCT);
 			break;
 		case 'n':

@@ -93,12 +93,24 @@ static int parse_tls(json_t *args, struct mig_params *p)
 }
 
 /* Every migration parameter, by ferry's name (control/qmp.c knows QMP's). */
-static const char *const param_keys[] = { "downtime-ms",   "max-bandwidth",    "timeout",
-					  "io-timeout-ms", "verify",	       "xbzrle-cache",
-					  "converge",	   "throttle-initial", "throttle-increment",
-					  "throttle-max",  "channels",	       "compress",
-					  "postcopy",	   "recover-timeout",  "local",
-					  "tls-creds",	   "tls-hostname",     NULL };
+static const char *const param_keys[] = { "downtime-ms",
+					  "max-bandwidth-bps",
+					  "timeout-s",
+					  "io-timeout-ms",
+					  "verify",
+					  "xbzrle-cache-bytes",
+					  "converge",
+					  "throttle-initial-pct",
+					  "throttle-increment-pct",
+					  "throttle-max-pct",
+					  "channels",
+					  "compress",
+					  "postcopy",
+					  "recover-timeout-s",
+					  "local",
+					  "tls-creds",
+					  "tls-hostname",
+					  NULL };
 
 /* Read the parameters present in args (ferry's names) over p. */
 static int parse_params(json_t *args, struct mig_params *p)
@@ -113,7 +125,7 @@ static int parse_params(json_t *args, struct mig_params *p)
 	if (parse_bounded(args, "downtime-ms", 1, MIG_DOWNTIME_MS_MAX, "milliseconds",
 			  &p->downtime_ms) < 0)
 		return -EINVAL;
-	if ((v = json_object_get(args, "max-bandwidth"))) {
+	if ((v = json_object_get(args, "max-bandwidth-bps"))) {
 		if (json_is_integer(v) && json_integer_value(v) >= 0)
 			p->max_bandwidth_bps = (uint64_t)json_integer_value(v);
 		else if (!json_is_string(v) ||
@@ -122,13 +134,13 @@ static int parse_params(json_t *args, struct mig_params *p)
 				-EINVAL,
 				"max-bandwidth must be bytes per second, a size per second like 100M, or bits like 1Gbit");
 	}
-	if (parse_bounded(args, "timeout", 0, MIG_TIMEOUT_S_MAX, "seconds (0: none)",
+	if (parse_bounded(args, "timeout-s", 0, MIG_TIMEOUT_S_MAX, "seconds (0: none)",
 			  &p->timeout_s) < 0 ||
 	    parse_bounded(args, "io-timeout-ms", MIG_IO_TIMEOUT_MS_MIN, MIG_IO_TIMEOUT_MS_MAX,
 			  "milliseconds", &io_timeout_ms) < 0)
 		return -EINVAL;
 	p->io_timeout_ms = (uint32_t)io_timeout_ms;
-	if ((v = json_object_get(args, "xbzrle-cache"))) {
+	if ((v = json_object_get(args, "xbzrle-cache-bytes"))) {
 		if (json_is_integer(v) && json_integer_value(v) >= 0)
 			p->xbzrle_cache_bytes = (uint64_t)json_integer_value(v);
 		else if (!json_is_string(v) ||
@@ -144,9 +156,9 @@ static int parse_params(json_t *args, struct mig_params *p)
 		if (converge_parse(json_string_value(v), &p->converge) < 0)
 			return -EINVAL;
 	}
-	if (parse_pct(args, "throttle-initial", &p->throttle_initial) < 0 ||
-	    parse_pct(args, "throttle-increment", &p->throttle_increment) < 0 ||
-	    parse_pct(args, "throttle-max", &p->throttle_max) < 0)
+	if (parse_pct(args, "throttle-initial-pct", &p->throttle_initial) < 0 ||
+	    parse_pct(args, "throttle-increment-pct", &p->throttle_increment) < 0 ||
+	    parse_pct(args, "throttle-max-pct", &p->throttle_max) < 0)
 		return -EINVAL;
 	if ((v = json_object_get(args, "verify"))) {
 		if (!json_is_boolean(v))
@@ -163,7 +175,7 @@ static int parse_params(json_t *args, struct mig_params *p)
 			return err_set(-EINVAL, "postcopy must be true or false");
 		p->postcopy = json_is_true(v);
 	}
-	if (parse_bounded(args, "recover-timeout", 0, MIG_TIMEOUT_S_MAX, "seconds (0: no end)",
+	if (parse_bounded(args, "recover-timeout-s", 0, MIG_TIMEOUT_S_MAX, "seconds (0: no end)",
 			  &recover_s) < 0)
 		return -EINVAL;
 	p->recover_timeout_s = (uint32_t)recover_s;
@@ -340,16 +352,16 @@ json_t *control_query_migrate_parameters(struct control_ctx *ctx, json_t *args)
 
 	(void)args;
 	r = json_pack("{s:I,s:I,s:I,s:i,s:b,s:I,s:s,s:i,s:i,s:i,s:i,s:s,s:b,s:i,s:b,s:s,s:s}",
-		      "downtime-ms", (json_int_t)p->downtime_ms, "max-bandwidth",
-		      (json_int_t)p->max_bandwidth_bps, "timeout", (json_int_t)p->timeout_s,
-		      "io-timeout-ms", (int)p->io_timeout_ms, "verify", p->verify, "xbzrle-cache",
-		      (json_int_t)p->xbzrle_cache_bytes, "converge", converge_name(p->converge),
-		      "throttle-initial", (int)p->throttle_initial, "throttle-increment",
-		      (int)p->throttle_increment, "throttle-max", (int)p->throttle_max, "channels",
-		      (int)p->channels, "compress",
+		      "downtime-ms", (json_int_t)p->downtime_ms, "max-bandwidth-bps",
+		      (json_int_t)p->max_bandwidth_bps, "timeout-s", (json_int_t)p->timeout_s,
+		      "io-timeout-ms", (int)p->io_timeout_ms, "verify", p->verify,
+		      "xbzrle-cache-bytes", (json_int_t)p->xbzrle_cache_bytes, "converge",
+		      converge_name(p->converge), "throttle-initial-pct", (int)p->throttle_initial,
+		      "throttle-increment-pct", (int)p->throttle_increment, "throttle-max-pct",
+		      (int)p->throttle_max, "channels", (int)p->channels, "compress",
 		      mig_compress_name(&p->compress, codec, sizeof(codec)), "postcopy",
-		      p->postcopy, "recover-timeout", (int)p->recover_timeout_s, "local", p->local,
-		      "tls-creds", p->tls_creds, "tls-hostname", p->tls_hostname);
+		      p->postcopy, "recover-timeout-s", (int)p->recover_timeout_s, "local",
+		      p->local, "tls-creds", p->tls_creds, "tls-hostname", p->tls_hostname);
 	json_object_foreach(r, key, v) if (qmp_param_name(key))
 		json_object_set(r, qmp_param_name(key), v);
 	return r;
@@ -359,8 +371,8 @@ json_t *control_query_migrate_parameters(struct control_ctx *ctx, json_t *args)
  * (mig_source_set_params); the rest waits for the next migrate. */
 static bool applies_now(const char *key)
 {
-	return !strcmp(key, "max-bandwidth") || !strcmp(key, "downtime-ms") ||
-	       !strcmp(key, "timeout");
+	return !strcmp(key, "max-bandwidth-bps") || !strcmp(key, "downtime-ms") ||
+	       !strcmp(key, "timeout-s");
 }
 
 json_t *control_migrate_set_parameters(struct control_ctx *ctx, json_t *asked)

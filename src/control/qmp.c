@@ -2,7 +2,8 @@
  * (qmp-shell, the qemu.qmp library, a bench's own client) drive a ferry
  * migration unchanged: the greeting, qmp_capabilities, query-version,
  * migrate-set-capabilities and query-migrate-capabilities, and QMP's names
- * for the migration parameters ferry has. docs/control.md, "QMP". */
+ * for the migration parameters ferry has (and ferry's own older ones).
+ * docs/control.md, "QMP". */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,17 +18,26 @@
 #define QMP_XBZRLE_CACHE_DEFAULT (64ull << 20)
 #define QMP_MULTIFD_DEFAULT	 2
 
-/* QMP's name of a parameter, and ferry's. */
+/* Other names of a parameter, and ferry's (with its unit): QMP's, and
+ * ferry's own before control protocol 2, still taken. */
 static const struct {
-	const char *qmp, *ferry;
+	const char *other, *ferry;
+	bool qmp;
 } param_names[] = {
-	{ "downtime-limit", "downtime-ms" },
-	{ "xbzrle-cache-size", "xbzrle-cache" },
-	{ "multifd-channels", "channels" },
-	{ "multifd-compression", "compress" },
-	{ "cpu-throttle-initial", "throttle-initial" },
-	{ "cpu-throttle-increment", "throttle-increment" },
-	{ "max-cpu-throttle", "throttle-max" },
+	{ "downtime-limit", "downtime-ms", true },
+	{ "max-bandwidth", "max-bandwidth-bps", true },
+	{ "xbzrle-cache-size", "xbzrle-cache-bytes", true },
+	{ "multifd-channels", "channels", true },
+	{ "multifd-compression", "compress", true },
+	{ "cpu-throttle-initial", "throttle-initial-pct", true },
+	{ "cpu-throttle-increment", "throttle-increment-pct", true },
+	{ "max-cpu-throttle", "throttle-max-pct", true },
+	{ "xbzrle-cache", "xbzrle-cache-bytes", false },
+	{ "timeout", "timeout-s", false },
+	{ "recover-timeout", "recover-timeout-s", false },
+	{ "throttle-initial", "throttle-initial-pct", false },
+	{ "throttle-increment", "throttle-increment-pct", false },
+	{ "throttle-max", "throttle-max-pct", false },
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -71,16 +81,16 @@ json_t *control_query_version(struct control_ctx *ctx, json_t *args)
 const char *qmp_param_name(const char *ferry)
 {
 	for (size_t i = 0; i < N(param_names); i++)
-		if (!strcmp(param_names[i].ferry, ferry))
-			return param_names[i].qmp;
+		if (param_names[i].qmp && !strcmp(param_names[i].ferry, ferry))
+			return param_names[i].other;
 	return NULL;
 }
 
-/* ferry's name for key: itself, or what QMP calls it. */
+/* ferry's name for key: itself, or the one it is another name of. */
 static const char *ferry_name(const char *key)
 {
 	for (size_t i = 0; i < N(param_names); i++)
-		if (!strcmp(param_names[i].qmp, key))
+		if (!strcmp(param_names[i].other, key))
 			return param_names[i].ferry;
 	return key;
 }

@@ -21,7 +21,8 @@ void mig_params_default(struct mig_params *p)
 
 bool mig_local_takes(const char *key)
 {
-	static const char *const takes[] = { "uri", "local", "verify", "timeout", "io-timeout-ms" };
+	static const char *const takes[] = { "uri", "local", "verify", "timeout-s",
+					     "io-timeout-ms" };
 
 	for (size_t i = 0; i < sizeof(takes) / sizeof(takes[0]); i++)
 		if (!strcmp(key, takes[i]))

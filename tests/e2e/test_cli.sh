@@ -156,7 +156,7 @@ expect_error "dirty-limit needs each vCPU's dirty rate" migrate --control "$sock
 expect_usage "--xbzrle=tiny is not a cache size" migrate --control "$sock" --to unix:/nonexistent --xbzrle=tiny
 # The control socket checks what the CLI checks, for other clients.
 expect_error "io-timeout-ms must be 100 to 3600000 milliseconds" ctl --control "$sock" migrate '{"uri": "unix:/x", "io-timeout-ms": 99999999999}'
-expect_error "throttle-max must be a percentage from 1 to 99" ctl --control "$sock" migrate '{"uri": "unix:/x", "throttle-max": 100}'
+expect_error "throttle-max-pct must be a percentage from 1 to 99" ctl --control "$sock" migrate '{"uri": "unix:/x", "throttle-max": 100}'
 # fd:N must be a connected stream socket; anything else is left alone.
 expect_error "fd:2 is not a socket" migrate --control "$sock" --to fd:2
 expect_error "fd:999 is not an open descriptor" migrate --control "$sock" --to fd:999

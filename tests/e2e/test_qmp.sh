@@ -75,7 +75,8 @@ q("migrate-set-parameters", **{"downtime-limit": 50, "max-bandwidth": 10**9, "mu
 p = q("query-migrate-parameters")
 assert p["downtime-limit"] == p["downtime-ms"] == 50, p
 assert p["multifd-channels"] == p["channels"] == 4, p
-assert p["xbzrle-cache-size"] == p["xbzrle-cache"] == 32 << 20, p
+assert p["xbzrle-cache-size"] == p["xbzrle-cache-bytes"] == 32 << 20, p
+assert p["max-bandwidth"] == p["max-bandwidth-bps"] == 10**9, p
 caps = {c["capability"]: c["state"] for c in q("query-migrate-capabilities")}
 assert caps["xbzrle"] and caps["multifd"] and not caps["postcopy-ram"], caps
 q("migrate-set-capabilities", capabilities=[{"capability": "multifd", "state": False}])
@@ -84,6 +85,10 @@ refused(q, "migrate-set-parameters", "no parameter \x27announce-rounds\x27", **{
 refused(q, "migrate-set-parameters", "given twice", **{"downtime-limit": 5, "downtime-ms": 6})
 refused(q, "migrate-set-parameters", "downtime-ms must be", **{"downtime-limit": 0})
 assert q("query-migrate-parameters")["downtime-ms"] == 50, "a refused change took effect"
+q("migrate-set-parameters", **{"timeout": 90, "throttle-max": 80})  # older names of ferry
+p = q("query-migrate-parameters")
+assert p["timeout-s"] == 90 and p["throttle-max-pct"] == p["max-cpu-throttle"] == 80, p
+assert "timeout" not in p and "throttle-max" not in p, p
 refused(q, "migrate-set-capabilities", "ferry has no capability \x27zero-blocks\x27",
         capabilities=[{"capability": "zero-blocks", "state": True}])
 refused(q, "query-status", "takes no arguments", verbose=True)
