@@ -8,14 +8,21 @@
  *                   for long: a queue of small records costs little)
  *   --corrupt N:K   flips a byte in the body of the K-th record (from 1) the
  *                   source sends on connection N: corruption in transit
- *   --hold TYPE     holds the first record of TYPE the source sends on
- *                   connection 0 until SIGUSR1 (then forwards it)
+ *   --hold TYPE     holds the first record of TYPE sent on connection 0 (by
+ *                   either side) until SIGUSR1 (then forwards it)
  *   --swallow TYPE  drops the first record of TYPE the destination sends on
  *                   connection 0, and hangs up on the source
  *   --cut PERMILLE  post-copy: once the destination said RESUMED and the
  *                   pages the source sent after POSTCOPY reach PERMILLE/1000
  *                   of the pages it named, drops that record and exits:
  *                   every connection breaks (a link to be recovered)
+ *   --fault KIND:DIR:N:K  at the K-th record (from 1) that DIR (src: the
+ *                   source, dst: the destination) sends on connection N:
+ *                   cut: that connection closes both ways (FIN);
+ *                   reset: every connection is reset (RST) and the proxy exits;
+ *                   stall: that direction stops, the record held for good;
+ *                   corrupt: a byte of the record flips
+ *                   (tests/soak: faults at random points)
  * It prints "ready" once it listens, and serves until killed. */
 #include <errno.h>
 #include <pthread.h>
@@ -39,7 +46,17 @@ static struct {
 	uint32_t hold_type, swallow_type;
 	int cut_permille;
 	const char *target;
-} opt = { -1, 0, -1, 0, 0, 0, 0, NULL };
+	char fault[8]; /* cut, reset, stall, corrupt; "" none */
+	bool fault_from_source;
+	int fault_conn, fault_record;
+} opt = { -1, 0, -1, 0, 0, 0, 0, NULL, "", false, -1, 0 };
+
+/* Every socket the proxy holds, for --fault reset. */
+static struct {
+	pthread_mutex_t lock;
+	int fd[256];
+	int n;
+} held = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* --cut: what post-copy has come through. */
 static struct {
@@ -111,11 +128,46 @@ static void cut_here(const struct pipe_end *e, const uint8_t *rec, uint32_t type
 	pthread_mutex_unlock(&cut.lock);
 }
 
+static void hold_fd(int fd)
+{
+	pthread_mutex_lock(&held.lock);
+	if (held.n < (int)(sizeof(held.fd) / sizeof(held.fd[0])))
+		held.fd[held.n++] = fd;
+	pthread_mutex_unlock(&held.lock);
+}
+
+/* --fault, on record n of type: 0 forward, 1 drop and hang up (cut). */
+static int fault(const struct pipe_end *e, uint8_t *rec, size_t len, uint32_t type, int n)
+{
+	if (!opt.fault[0] || e->from_source != opt.fault_from_source || e->conn != opt.fault_conn ||
+	    n != opt.fault_record)
+		return 0;
+	fprintf(stderr, "proxy: fault %s on %s conn %d record %d (type %u)\n", opt.fault,
+		e->from_source ? "src" : "dst", e->conn, n, type);
+	if (!strcmp(opt.fault, "corrupt")) {
+		rec[len > 16 ? 16 + (len - 16) / 2 : 8] ^= 0x5a; /* the body, or the checksum */
+		return 0;
+	}
+	if (!strcmp(opt.fault, "reset")) {
+		pthread_mutex_lock(&held.lock);
+		for (int i = 0; i < held.n; i++)
+			setsockopt(held.fd[i], SOL_SOCKET, SO_LINGER,
+				   &(struct linger){ .l_onoff = 1, .l_linger = 0 },
+				   sizeof(struct linger));
+		_exit(0); /* closing them now resets them */
+	}
+	if (!strcmp(opt.fault, "stall"))
+		for (;;)
+			pause();
+	shutdown(e->from->fd, SHUT_RDWR); /* cut */
+	return 1;
+}
+
 /* What to do to record number n (from 1) of type: 0 forward, 1 drop and
  * hang up. Holds, delays, damages and cuts on the way. */
 static int meddle(const struct pipe_end *e, uint8_t *rec, size_t len, uint32_t type, int n)
 {
-	static bool held, swallowed;
+	static bool held_one, swallowed;
 
 	if (e->from_source && e->conn == opt.slow_conn)
 		time_sleep_ns(type == REC_ROUND || type == REC_END
@@ -123,8 +175,8 @@ static int meddle(const struct pipe_end *e, uint8_t *rec, size_t len, uint32_t t
 				      : (uint64_t)len * 1000); /* 1 MB/s */
 	if (e->from_source && e->conn == opt.corrupt_conn && n == opt.corrupt_record && len > 16)
 		rec[16 + (len - 16) / 2] ^= 0x5a;
-	if (e->from_source && e->conn == 0 && type == opt.hold_type && !held) {
-		held = true;
+	if (e->conn == 0 && type == opt.hold_type && !held_one) {
+		held_one = true;
 		fprintf(stderr, "proxy: holding a record of type %u\n", type);
 		for (int i = 0;
 		     i < HOLD_MAX_S * 100 && !__atomic_load_n(&released, __ATOMIC_ACQUIRE); i++)
@@ -138,7 +190,7 @@ static int meddle(const struct pipe_end *e, uint8_t *rec, size_t len, uint32_t t
 		fprintf(stderr, "proxy: swallowed a record of type %u, hanging up\n", type);
 		return 1;
 	}
-	return 0;
+	return fault(e, rec, len, type, n);
 }
 
 static void *forward(void *arg)
@@ -182,6 +234,8 @@ static void serve(const struct chan *accepted, int conn)
 		return;
 	}
 	src->timeout_ms = dst->timeout_ms = 3600 * 1000;
+	hold_fd(src->fd);
+	hold_fd(dst->fd);
 	a[0] = (struct pipe_end){ src, dst, conn, true };
 	a[1] = (struct pipe_end){ dst, src, conn, false };
 	pthread_create(&t, NULL, forward, &a[0]);
@@ -193,6 +247,20 @@ static void serve(const struct chan *accepted, int conn)
 static int parse_pair(const char *arg, int *a, int *b)
 {
 	return sscanf(arg, "%d:%d", a, b) == 2 ? 0 : -1;
+}
+
+static int parse_fault(const char *arg)
+{
+	char dir[4];
+
+	if (sscanf(arg, "%7[a-z]:%3[a-z]:%d:%d", opt.fault, dir, &opt.fault_conn,
+		   &opt.fault_record) != 4 ||
+	    (strcmp(opt.fault, "cut") && strcmp(opt.fault, "reset") &&
+	     strcmp(opt.fault, "stall") && strcmp(opt.fault, "corrupt")) ||
+	    (strcmp(dir, "src") && strcmp(dir, "dst")))
+		return -1;
+	opt.fault_from_source = !strcmp(dir, "src");
+	return 0;
 }
 
 static int parse(int argc, char **argv)
@@ -211,6 +279,8 @@ static int parse(int argc, char **argv)
 			opt.swallow_type = (uint32_t)strtoul(v, NULL, 0);
 		else if (!strcmp(o, "--cut"))
 			opt.cut_permille = atoi(v);
+		else if (!strcmp(o, "--fault"))
+			rc = parse_fault(v);
 		else
 			rc = -1;
 		if (rc < 0)
@@ -225,7 +295,8 @@ int main(int argc, char **argv)
 
 	if (parse(argc, argv) < 0) {
 		fprintf(stderr, "usage: proxy LISTEN_URI TARGET_URI [--slow N:MS] [--corrupt N:K] "
-				"[--hold TYPE] [--swallow TYPE] [--cut PERMILLE]\n");
+				"[--hold TYPE] [--swallow TYPE] [--cut PERMILLE] "
+				"[--fault cut|reset|stall|corrupt:src|dst:N:K]\n");
 		return 2;
 	}
 	opt.target = argv[2];

@@ -1,0 +1,340 @@
+#!/usr/bin/env python3
+"""Fault soak: ping-pong live migrations of a running guest between two ferry
+processes, with a fault at a random point of each (not part of make test).
+
+Faults: on the link, through tests/e2e/proxy.c --fault at a random record of
+a random connection and direction: a cut (FIN), a reset (RST of every
+connection), a stall, a corrupted byte; or kill -9 of the source or the
+destination at a phase: setup, round 0, a later round, switchover before
+LOADED, between LOADED and COMMIT (each side's view), after COMMIT.
+
+After each migration the soak checks what an operator relies on: the guest
+runs on exactly one side and its self-check is clean; or the source says
+unknown and is settled (ferry migrate-resolve; with the destination killed,
+the operator who fenced it resumes the source with cont force); or the guest
+went with the only process that held it (the source killed before COMMIT
+reached the destination), and the destination discarded its copy. A new
+guest then replaces a lost one. At the end: counts per fault and outcome,
+and the fd and RSS growth of every process that lived through 10 migrations
+or more.
+
+usage: tests/soak/soak.py [--build DIR] [--runs N] [--seed S] [--keep]
+Exit status: 0 every check held, 1 a check failed (the log says which), 2 usage.
+"""
+import argparse, collections, json, os, random, shutil, signal, socket, subprocess, sys, tempfile, time
+
+MEM, VCPUS, WORKLOAD = "256M", 2, "dirty:wss=64M,rate=40M"
+REC_STATE, REC_COMMIT, REC_LOADED, REC_RESUMED = 4, 7, 16, 17
+KILL_PHASES = ["setup", "round0", "round", "before-loaded", "loaded-held", "commit-held", "resumed-held"]
+HOLD = {"before-loaded": REC_STATE, "loaded-held": REC_LOADED, "commit-held": REC_COMMIT,
+        "resumed-held": REC_RESUMED}
+
+
+class Violation(Exception):
+    pass
+
+
+def ctl(sock, cmd, args=None, timeout=30):
+    """One command on a control socket: its return, or raise with its error."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(timeout)
+    s.connect(sock)
+    f = s.makefile("rw")
+    f.readline()  # the greeting
+    f.write(json.dumps({"execute": cmd, **({"arguments": args} if args else {})}) + "\n")
+    f.flush()
+    try:
+        while True:
+            m = json.loads(f.readline())
+            if "return" in m:
+                return m["return"]
+            if "error" in m:
+                raise RuntimeError(m["error"]["desc"])
+    finally:
+        s.close()
+
+
+def poll(what, fn, secs=60):
+    end = time.time() + secs
+    while time.time() < end:
+        r = fn()
+        if r:
+            return r
+        time.sleep(0.05)
+    raise Violation(f"waited {secs} s for {what}")
+
+
+class Side:
+    """One slot: a ferry process (restarted after kill -9), its socket and log."""
+
+    def __init__(self, name, soak):
+        self.name, self.soak = name, soak
+        self.sock = os.path.join(soak.tmp, f"{name}.sock")
+        self.inuri = "unix:" + os.path.join(soak.tmp, f"{name}.in")
+        self.proc, self.born, self.samples = None, 0, []
+
+    def start(self, *args):
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+        log = open(os.path.join(self.soak.tmp, f"{self.name}.log"), "a")
+        self.proc = subprocess.Popen([self.soak.ferry, "run", "--control", self.sock, *args], stderr=log)
+        self.born, self.samples = self.soak.i, []
+        poll(f"{self.name}'s control socket", lambda: os.path.exists(self.sock), 10)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def status(self):
+        return ctl(self.sock, "query-status") if self.alive() else None
+
+    def runs_guest(self):
+        st = self.status()
+        return bool(st) and st["status"] in ("running", "paused") and "guest" in st
+
+    def sample(self, role):
+        """fds and RSS (KiB) now: the fewest fds of three looks, since the control
+        connection just closed may not be closed on ferry's side yet."""
+        pid, fds = self.proc.pid, []
+        for _ in range(3):
+            fds.append(len(os.listdir(f"/proc/{pid}/fd")))
+            time.sleep(0.05)
+        rss = next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:"))
+        self.samples.append((self.soak.i, role, min(fds), rss))
+
+
+class Soak:
+    def __init__(self, a):
+        self.ferry = os.path.join(a.build, "src", "ferry")
+        self.proxy_bin = os.path.join(a.build, "tests", "proxy")
+        self.rng, self.seed, self.runs, self.keep = random.Random(a.seed), a.seed, a.runs, a.keep
+        self.tmp = tempfile.mkdtemp(prefix="ferry-soak.")
+        self.i, self.counts, self.failures = 0, collections.Counter(), []
+        self.sides = [Side("a", self), Side("b", self)]
+        self.retired = []  # (side name, samples) of processes that ended
+
+    # -- set-up ------------------------------------------------------------
+    def new_guest(self, side):
+        if side.alive():
+            self.retire(side)
+        side.start("--mem", MEM, "--vcpus", str(VCPUS), "--workload", WORKLOAD)
+        poll("the guest to run", side.runs_guest, 30)
+
+    def retire(self, side):
+        if side.alive():
+            side.kill()
+        self.retired.append((side.name, side.born, side.samples))
+
+    def make_destination(self, side):
+        """side waits for a guest: a ferry whose guest left is asked to; a dead or
+        settled one is started anew."""
+        st = side.status() if side.alive() else None
+        if st and st["status"] == "postmigrate":
+            ctl(side.sock, "migrate-incoming", {"uri": side.inuri})
+        elif not st or st["status"] != "incoming":
+            if side.alive():
+                self.retire(side)
+            side.start("--incoming", side.inuri)
+        poll(f"{side.name} to wait for a guest",
+             lambda: (side.status() or {}).get("incoming", {}).get("phase") == "waiting", 60)
+
+    # -- one migration -----------------------------------------------------
+    def choose(self):
+        kind = self.rng.choices(["none", "cut", "reset", "stall", "corrupt", "kill-src", "kill-dst"],
+                                [1, 2, 2, 2, 2, 3, 3])[0]
+        f = {"kind": kind, "channels": self.rng.choice([0, 2])}
+        if kind in ("cut", "reset", "stall", "corrupt"):
+            d = "src" if self.rng.random() < 0.8 else "dst"
+            conn = 0 if not f["channels"] or self.rng.random() < 0.5 else self.rng.randint(1, f["channels"])
+            k = int(2 ** self.rng.uniform(0, 12)) if d == "src" else self.rng.randint(1, 4)
+            f["proxy"] = ["--fault", f"{kind}:{d}:{conn}:{k}"]
+        elif kind.startswith("kill"):
+            f["phase"] = self.rng.choice(KILL_PHASES)
+            if f["phase"] in HOLD:
+                f["proxy"] = ["--hold", str(HOLD[f["phase"]])]
+        return f
+
+    def migrate(self, src, dst, f):
+        port = 24000 + (os.getpid() % 200) * 25 + self.i % 25
+        perr = open(os.path.join(self.tmp, "proxy.err"), "w+")
+        proxy = subprocess.Popen([self.proxy_bin, f"tcp:127.0.0.1:{port}", dst.inuri, *f.get("proxy", [])],
+                                 stdout=subprocess.PIPE, stderr=perr, text=True)
+        try:
+            proxy.stdout.readline()  # ready
+            args = [self.ferry, "migrate", "--control", src.sock, "--to", f"tcp:127.0.0.1:{port}", "--json",
+                    "--io-timeout-ms", "3000", "--timeout", "60", "--max-bandwidth", "96M"]
+            if f["channels"]:
+                args += ["--channels", str(f["channels"])]
+            mig = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            if f["kind"].startswith("kill"):
+                self.kill_at(src if f["kind"] == "kill-src" else dst, f["phase"], src, perr, proxy)
+            try:
+                out, _ = mig.communicate(timeout=180)
+            except subprocess.TimeoutExpired:
+                mig.kill()
+                raise Violation("ferry migrate did not end in 180 s")
+            perr.seek(0)
+            f["fired"] = "fault" in perr.read() or f["kind"].startswith("kill")
+            lines = out.strip().splitlines()
+            return json.loads(lines[-1]) if lines else {"status": "no report (source killed)"}
+        finally:
+            proxy.send_signal(signal.SIGUSR1)
+            proxy.kill()
+            proxy.wait()
+
+    def kill_at(self, victim, phase, src, perr, proxy):
+        def migration():
+            try:
+                return ctl(src.sock, "query-migrate", timeout=5)
+            except (OSError, RuntimeError):
+                return {}
+        if phase == "setup":
+            time.sleep(self.rng.uniform(0, 0.03))
+        elif phase == "round0":
+            poll("round 0", lambda: migration().get("status") == "active", 60)
+        elif phase == "round":
+            poll("a later round", lambda: migration().get("rounds", 0) >= 1 or
+                 migration().get("status") not in ("setup", "active"), 60)
+        else:
+            def holding():
+                perr.seek(0)
+                return "holding" in perr.read() or migration().get("status") in ("failed", "completed",
+                                                                                 "cancelled", "unknown")
+            poll(f"the proxy to hold ({phase})", holding, 90)
+        victim.kill()
+        proxy.send_signal(signal.SIGUSR1)  # the held record goes on, to whoever is left
+
+    # -- after it ----------------------------------------------------------
+    def settle(self, src, dst, f, report):
+        """Resolve an unknown outcome; returns how."""
+        if not src.alive():
+            return "source killed"
+        m = ctl(src.sock, "query-migrate")
+        if m["status"] != "unknown":
+            return m["status"]
+        r = subprocess.run([self.ferry, "migrate-resolve", "--control", src.sock, "--dest-control", dst.sock],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode == 0:
+            return "unknown, resolved"
+        if dst.alive():
+            raise Violation(f"migrate-resolve failed with the destination alive: {r.stderr.strip()}")
+        # The destination was killed (we did it: fenced): resume here, as an operator would.
+        ctl(src.sock, "cont", {"force": True})
+        return "unknown, destination killed: resumed with cont force"
+
+    def holders(self, src, dst):
+        def settled(side):
+            st = side.status() if side.alive() else None
+            return not st or st["status"] != "incoming" or st["incoming"]["phase"] in ("waiting", "running")
+        poll("both sides to settle", lambda: settled(src) and settled(dst), 60)
+        return [s for s in (src, dst) if s.alive() and s.runs_guest()]
+
+    def check(self, src, dst, f, outcome):
+        held = self.holders(src, dst)
+        if len(held) > 1:
+            raise Violation("the guest runs on both sides")
+        if not held:
+            if f["kind"] != "kill-src":
+                raise Violation(f"the guest runs nowhere ({outcome}), and its source was not killed")
+            return None
+        side = held[0]
+        st = side.status()
+        if st["status"] == "paused":
+            raise Violation(f"{side.name} holds the guest paused after {outcome}")
+        v = ctl(side.sock, "guest-verify", timeout=150)
+        if v.get("result") != "ok" or side.status()["guest"]["verify_errors"]:
+            raise Violation(f"{side.name}: the guest's self-check failed: {v}")
+        return side
+
+    def one(self, src, dst):
+        f = self.choose()
+        self.make_destination(dst)
+        report = self.migrate(src, dst, f)
+        outcome = self.settle(src, dst, f, report)
+        holder = self.check(src, dst, f, outcome)
+        key = f["kind"] + (":" + f["phase"] if "phase" in f else "") + ("" if f.get("fired", True) else " (not reached)")
+        self.counts[(key, outcome + ("" if holder else ", guest lost with its killed holder"))] += 1
+        print(f"[{self.i:3}] {src.name}->{dst.name} {key:28} {' '.join(f.get('proxy', []))[:32]:32} "
+              f"-> {outcome}; guest on {holder.name if holder else 'none'}", flush=True)
+        if not holder:
+            self.counts[("guests replaced", "")] += 1
+            self.new_guest(src)
+            holder = src
+        for side in self.sides:
+            if side.alive():
+                st = side.status()
+                side.sample("guest" if side is holder else st["status"])
+        return holder
+
+    def run(self):
+        self.new_guest(self.sides[0])
+        holder = self.sides[0]
+        for self.i in range(1, self.runs + 1):
+            other = self.sides[1] if holder is self.sides[0] else self.sides[0]
+            try:
+                holder = self.one(holder, other)
+            except Violation as e:
+                self.failures.append(f"migration {self.i}: {e}")
+                print(f"[{self.i:3}] VIOLATION: {e}", flush=True)
+                for side in self.sides:  # start over from a clean pair
+                    self.retire(side)
+                self.new_guest(self.sides[0])
+                holder = self.sides[0]
+        for side in self.sides:
+            self.retire(side)
+
+    # -- the account -------------------------------------------------------
+    def growth(self):
+        """Per process that lived 10 migrations or more: fd and RSS from its first
+        to its last sample in the same role."""
+        bad = []
+        for name, born, samples in self.retired:
+            if len(samples) < 10:
+                continue
+            for role in {s[1] for s in samples}:
+                mine = [s for s in samples if s[1] == role]
+                if len(mine) < 5:
+                    continue
+                fd, rss = mine[-1][2] - mine[0][2], (mine[-1][3] - mine[0][3]) // 1024
+                print(f"  {name} (born at {born}), as {role}: {len(mine)} samples, fds {mine[0][2]} -> "
+                      f"{mine[-1][2]}, RSS {mine[0][3] // 1024} -> {mine[-1][3] // 1024} MiB")
+                if fd > 0 or rss > 32:
+                    bad.append(f"{name} as {role}: fds +{fd}, RSS +{rss} MiB")
+        return bad
+
+    def summary(self):
+        print(f"\n{self.runs} migrations, seed {self.seed}:")
+        for (fault, outcome), n in sorted(self.counts.items()):
+            print(f"  {n:4}  {fault:34} {outcome}")
+        print("resource growth of long-lived processes:")
+        self.failures += self.growth()
+        print(f"{len(self.failures)} violation(s)" + "".join(f"\n  {v}" for v in self.failures))
+        if not self.failures and not self.keep:
+            shutil.rmtree(self.tmp)
+        else:
+            print(f"logs in {self.tmp}")
+        return 1 if self.failures else 0
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+    p.add_argument("--runs", type=int, default=100)
+    p.add_argument("--seed", type=int, default=int(time.time()))
+    p.add_argument("--keep", action="store_true", help="keep the logs even when every check held")
+    args = p.parse_args()
+    if not os.path.exists("/dev/kvm"):
+        print("soak: /dev/kvm is not available: nothing to migrate", file=sys.stderr)
+        sys.exit(77)
+    soak = Soak(args)
+    try:
+        soak.run()
+    finally:
+        for side in soak.sides:
+            if side.alive():
+                side.kill()
+    sys.exit(soak.summary())
