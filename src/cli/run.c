@@ -444,6 +444,8 @@ static int open_incoming(const struct run_opts *o, struct control_ctx *ctx)
 			   TLS_SERVER, &ctx->tls) < 0)
 		return fail("%s", err_msg());
 	d.tls = ctx->tls;
+	ctx->incoming_opts = d;
+	ctx->has_incoming_opts = true;
 	return mig_dest_open(o->incoming, &d, &ctx->incoming) < 0 ? fail("%s", err_msg()) : 0;
 }
 

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "migration/migration.h"
+#include "migration/recv/dest.h"
 #include "vm/guest_status.h"
 
 #define CONTROL_SAMPLES	  5
@@ -40,6 +41,10 @@ struct control_ctx {
 	struct mig_params params;    /* for the next migrate */
 	struct dirtyrate *dirtyrate; /* the current or last dirty-rate measurement */
 	struct mig_dest *incoming;   /* with ferry run --incoming, for its lifetime */
+	/* ferry run --incoming's limits and deadlines, which migrate-incoming
+	 * keeps (has_incoming_opts); else the defaults. */
+	struct mig_dest_opts incoming_opts;
+	bool has_incoming_opts;
 	/* ferry run --tls-creds: every incoming migration's (freed by ferry
 	 * run once its destinations are closed). */
 	struct tls_creds *tls;

@@ -49,8 +49,50 @@ json_t *control_migrate_recover(struct control_ctx *ctx, json_t *args)
 	return mig_dest_recover(ctx->incoming, uri) < 0 ? NULL : json_object();
 }
 
+/* A deadline in seconds (0: no end) at key, if given, into *out. */
+static int deadline(json_t *args, const char *key, uint32_t *out)
+{
+	json_t *v = json_object_get(args, key);
+
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > (json_int_t)MIG_TIMEOUT_S_MAX)
+		return err_set(-EINVAL, "%s must be seconds from 0 (no end) to %llu", key,
+			       (unsigned long long)MIG_TIMEOUT_S_MAX);
+	*out = (uint32_t)json_integer_value(v);
+	return 0;
+}
+
+/* args over o: "uri" and deadlines, nothing else. */
+static int incoming_args(json_t *args, struct mig_dest_opts *o)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(args, key, v) if (strcmp(key, "uri") &&
+					      strcmp(key, "handshake-timeout-s") &&
+					      strcmp(key, "transfer-timeout-s") &&
+					      strcmp(key, "recover-timeout-s"))
+	{
+		return err_set(-EINVAL,
+			       "migrate-incoming takes \"uri\" and deadlines (handshake-timeout-s, "
+			       "transfer-timeout-s, recover-timeout-s), not '%s'",
+			       key);
+	}
+	if (!json_string_value(json_object_get(args, "uri")))
+		return err_set(-EINVAL,
+			       "migrate-incoming needs a \"uri\": tcp:HOST:PORT, unix:PATH");
+	if (deadline(args, "handshake-timeout-s", &o->handshake_timeout_s) < 0 ||
+	    deadline(args, "transfer-timeout-s", &o->transfer_timeout_s) < 0 ||
+	    deadline(args, "recover-timeout-s", &o->recover_timeout_s) < 0)
+		return -EINVAL;
+	return 0;
+}
+
 /* On a ferry whose guest migrated away: wait for a guest on uri again (the
- * VM that left is freed, the process and its control socket stay). */
+ * VM that left is freed, the process and its control socket stay), with
+ * ferry run --incoming's limits and deadlines, or the defaults. */
 json_t *control_migrate_incoming(struct control_ctx *ctx, json_t *args)
 {
 	const char *uri = json_string_value(json_object_get(args, "uri"));
@@ -64,10 +106,12 @@ json_t *control_migrate_incoming(struct control_ctx *ctx, json_t *args)
 
 	if (!vm)
 		return NULL;
-	if (json_object_size(args) != 1 || !uri) {
-		err_set(-EINVAL, "migrate-incoming takes only \"uri\": tcp:HOST:PORT, unix:PATH");
-		return NULL;
+	if (ctx->has_incoming_opts) {
+		o = ctx->incoming_opts;
+		o.prealloc = false; /* that was at start-up */
 	}
+	if (incoming_args(args, &o) < 0)
+		return NULL;
 	if (ctx_migration_status(ctx) != MIG_COMPLETED) {
 		err_set(-EINVAL,
 			"the guest still runs here: migrate-incoming waits for a guest once "

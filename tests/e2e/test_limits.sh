@@ -5,6 +5,7 @@
 # pages past the transfer's deadline; each time it waits for the next
 # source, and a real migration then succeeds. The deadlines' flags are
 # refused without --incoming and for what is not a number of seconds.
+# migrate-incoming keeps ferry run --incoming's deadlines or takes its own.
 . "$(dirname "$0")/lib.sh"
 need_kvm
 : "${BAD_SOURCE:?set BAD_SOURCE to the bad_source binary}"
@@ -24,5 +25,23 @@ grep -q "more than this host can give now" "$TMP/dst.log" || fail "no sentence f
 vm src --mem 128M --vcpus 2 --workload dirty:wss=64M,rate=20M,pattern=random,write=byte
 migrate src "unix:$TMP/in.sock" --verify || fail "good migration after greedy ones: $(cat "$TMP/migrate.err")"
 expect_guest_ok dst
+
+note "migrate-incoming: deadlines of its own, or those of ferry run --incoming"
+ctl src migrate-incoming "{\"uri\": \"unix:$TMP/back.sock\", \"bogus\": 1}" >"$TMP/mi.out" 2>&1 &&
+	fail "migrate-incoming took an argument it does not know"
+grep -q "not 'bogus'" "$TMP/mi.out" || fail "migrate-incoming said: $(cat "$TMP/mi.out")"
+ctl src migrate-incoming "{\"uri\": \"unix:$TMP/back.sock\", \"handshake-timeout-s\": 2}" >/dev/null ||
+	fail "migrate-incoming with a handshake deadline refused"
+wait_incoming src waiting
+bounded 90 "bad_source trickle" "$BAD_SOURCE" trickle "unix:$TMP/back.sock" >"$TMP/bad-back.out" 2>&1 ||
+	fail "migrate-incoming's own deadline: $(cat "$TMP/bad-back.out")"
+wait_incoming src waiting
+migrate dst "unix:$TMP/back.sock" --verify || fail "migration back: $(cat "$TMP/migrate.err")"
+expect_guest_ok src
+# dst was started with --transfer-timeout 3: its next wait keeps it.
+ctl dst migrate-incoming "{\"uri\": \"unix:$TMP/in.sock\"}" >/dev/null || fail "migrate-incoming on dst"
+wait_incoming dst waiting
+bounded 90 "bad_source flood" "$BAD_SOURCE" flood "unix:$TMP/in.sock" >"$TMP/bad-flood2.out" 2>&1 ||
+	fail "ferry run --incoming's deadline after migrate-incoming: $(cat "$TMP/bad-flood2.out")"
 ctl src quit >/dev/null; ctl dst quit >/dev/null
 finish limits
