@@ -27,6 +27,8 @@ struct control_watch {
 	uint64_t pauses, resumes;
 	struct mig_source *migration;
 	uint32_t trail_seen;
+	struct mig_dest *incoming;
+	uint32_t incoming_seen;
 };
 
 /* What `ferry run` shares with its control socket.

@@ -1,10 +1,11 @@
-/* QMP's events from what the VM and the migration record: STOP and RESUME
+/* QMP's events from what the VM and the migrations record: STOP and RESUME
  * from the VM's pause and resume counts, MIGRATION from the statuses the
- * outgoing migration went through (its trail), so that none is missed
- * however quickly one follows another. The control thread looks after
- * every wake-up (every 10 ms while a migration runs). */
+ * outgoing migration, or this destination's, went through (their trails),
+ * so that none is missed however quickly one follows another. The control
+ * thread looks after every wake-up (every 10 ms while a migration runs). */
 #include "control/commands.h"
 #include "control/server.h"
+#include "migration/recv/dest.h"
 #include "migration/send/source.h"
 #include "vm/vm.h"
 
@@ -39,6 +40,13 @@ static void vm_events(struct control_server *srv, struct control_watch *w, struc
 	}
 }
 
+static void send_trail(struct control_server *srv, const enum mig_status *trail, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		control_event(srv, "MIGRATION",
+			      json_pack("{s:s}", "status", mig_status_name(trail[i])));
+}
+
 static void migration_events(struct control_server *srv, struct control_watch *w,
 			     struct mig_source *m)
 {
@@ -52,17 +60,34 @@ static void migration_events(struct control_server *srv, struct control_watch *w
 	if (!m)
 		return;
 	n = mig_source_trail(m, w->trail_seen, trail, MIG_TRAIL);
-	for (uint32_t i = 0; i < n; i++)
-		control_event(srv, "MIGRATION",
-			      json_pack("{s:s}", "status", mig_status_name(trail[i])));
+	send_trail(srv, trail, n);
 	w->trail_seen += n;
+}
+
+/* This destination's side of its migrations; true while one is under way. */
+static bool incoming_events(struct control_server *srv, struct control_watch *w, struct mig_dest *d)
+{
+	enum mig_status trail[MIG_TRAIL];
+	enum dest_phase phase;
+
+	if (d != w->incoming) {
+		w->incoming = d;
+		w->incoming_seen = 0;
+	}
+	if (!d)
+		return false;
+	send_trail(srv, trail, mig_dest_trail(d, &w->incoming_seen, trail, MIG_TRAIL));
+	phase = mig_dest_stats(d).phase;
+	return phase == DEST_RECEIVING || phase == DEST_LOADED;
 }
 
 bool control_events(struct control_server *srv, struct control_ctx *ctx)
 {
 	enum mig_status s = ctx_migration_status(ctx);
+	bool receiving;
 
 	vm_events(srv, &ctx->watch, __atomic_load_n(&ctx->vm, __ATOMIC_ACQUIRE));
 	migration_events(srv, &ctx->watch, ctx->migration);
-	return s != MIG_NONE && !mig_status_final(s);
+	receiving = incoming_events(srv, &ctx->watch, ctx->incoming);
+	return receiving || (s != MIG_NONE && !mig_status_final(s));
 }

@@ -2,11 +2,13 @@
 # QMP on the control socket: the QMP client the bench drives QEMU with
 # (bench/qemu.py's Qmp, unchanged) talks to ferry. Without KVM: the greeting,
 # capabilities, query-version, query-commands, QMP's parameter and capability
-# names both ways, and refusals with a sentence. With KVM: that client drives
+# names both ways, refusals with a sentence, and a destination's MIGRATION
+# events for a source that sends garbage. With KVM: that client drives
 # a migration to completion and another to a cancel, while a second client
 # sees the MIGRATION, STOP and RESUME events.
 . "$(dirname "$0")/lib.sh"
 BENCH="$(dirname "$0")/../../bench"
+export STATE_BLOB="$(dirname "$0")/../fuzz/corpus/state/kvm-pvm-2vcpu.bin"
 
 # qmp NAME PYTHON: run PYTHON with q, a Qmp client of NAME's control socket.
 qmp() {
@@ -94,6 +96,15 @@ refused(q, "migrate-set-capabilities", "ferry has no capability \x27zero-blocks\
 refused(q, "query-status", "takes no arguments", verbose=True)
 refused(q, "migrate", "no VM runs here", uri="unix:/nonexistent")
 refused(q, "migrate_cancel", "no migration is running")
+# A source that sends garbage: this side'"'"'s MIGRATION events.
+import os, subprocess, time
+ev = Events(sys.argv[2])
+subprocess.run([os.environ["BAD_SOURCE"], "garbage", "unix:'"$TMP/in.sock"'", os.environ["STATE_BLOB"]],
+               capture_output=True, timeout=60)
+end = time.time() + 30
+while ("MIGRATION", "failed") not in ev.seen and time.time() < end:
+    time.sleep(0.05)
+assert ev.seen == [("MIGRATION", "active"), ("MIGRATION", "failed")], ev.seen
 ' || fail "QMP without a guest"
 
 if [ ! -c /dev/kvm ]; then
