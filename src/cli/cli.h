@@ -40,7 +40,8 @@ int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * $FERRY_RUN_DIR, else $XDG_RUNTIME_DIR/ferry (not root), else /run/ferry. */
 const char *run_dir(void);
 /* --control's argument as a path: one with a '/' as it is, a NAME as
- * run_dir()/NAME.sock. */
+ * run_dir()/NAME.sock (in one of four buffers, each kept until the fourth
+ * call after). */
 const char *control_path(const char *arg);
 
 /* How to follow a migration (cli/follow.c). */

@@ -452,9 +452,9 @@ int cmd_migrate_set(int argc, char **argv)
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	json_array_foreach(json_object_get(r, "applied"), i, v)
-		printf("%s: applied to the running migration\n", json_string_value(v));
+		printf("--%s: applied to the running migration\n", flag_of(json_string_value(v)));
 	json_array_foreach(json_object_get(r, "next"), i, v)
-		printf("%s: set for the next migration\n", json_string_value(v));
+		printf("--%s: set for the next migration\n", flag_of(json_string_value(v)));
 	json_decref(r);
 	return 0;
 }

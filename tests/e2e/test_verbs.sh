@@ -50,7 +50,7 @@ start_migrate slow --max-bandwidth 32M
 wait_status src active || fail "never active"
 "$FERRY" migrate-set --control "$(sock src)" --max-bandwidth 16M >"$TMP/set.out" ||
 	fail "migrate-set: $(cat "$TMP/set.out")"
-grep -q "max-bandwidth: applied to the running migration" "$TMP/set.out" || fail "migrate-set said: $(cat "$TMP/set.out")"
+grep -q -- "--max-bandwidth: applied to the running migration" "$TMP/set.out" || fail "migrate-set said: $(cat "$TMP/set.out")"
 [ "$(ctl src query-migrate-parameters | json_field - "j['max-bandwidth']")" = $((16 << 20)) ] ||
 	fail "the parameter did not change"
 # An upper bound only (a slow host sends less): 3 s at 16 MiB/s, plus a
