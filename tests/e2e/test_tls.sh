@@ -1,11 +1,12 @@
 #!/bin/sh
 # TLS 1.3 on every connection (ferry run --incoming --tls-creds, ferry
 # migrate --tls-creds), with credentials tests/tls/make-creds.sh makes.
-# Mutual x509 moves a 2-vCPU dirtying guest on two data channels, --verify
-# clean, the destination naming its source; so does PSK. Refused, each
-# with a sentence in the source's report and its guest running on intact:
-# a source in the clear, a source under another CA, a source whose own
-# certificate another CA signed, a destination whose name is not the one
+# Mutual x509 moves a 2-vCPU dirtying guest on four data channels, --verify
+# clean, the destination naming its source; so does PSK on one. Refused,
+# each with a sentence in the source's report and its guest running on
+# intact: a source in the clear, a source under another CA, a source whose
+# own certificate another CA signed, a source whose certificate expired, a
+# destination whose name is not the one
 # asked, a source --tls-authz does not list, a wrong PSK; and a data channel
 # that presents the migration's token under another source's identity.
 . "$(dirname "$0")/lib.sh"
@@ -33,7 +34,7 @@ refused() {
 	wait_incoming dst waiting || fail "$_r_what: the destination does not wait again"
 }
 
-note "x509: refusals, then a migration on two data channels"
+note "x509: refusals, then a migration on four data channels"
 vm dst --incoming "unix:$TMP/in.sock" --tls-creds "$C/x509" --tls-authz ferry-source,admin
 vm src --mem 128M --vcpus 2 --workload "$WORKLOAD"
 refused "a source in the clear" "this destination takes TLS only"
@@ -42,7 +43,8 @@ refused "a destination of another name" "hostname mismatch" --tls-creds "$C/x509
 	--tls-hostname ferry-elsewhere
 refused "a source's certificate from another CA" "refused this side's credentials (unknown CA)" \
 	--tls-creds "$C/x509-rogue"
-migrate src "unix:$TMP/in.sock" --verify --channels 2 --tls-creds "$C/x509" \
+refused "a source's expired certificate" "certificate expired" --tls-creds "$C/x509-expired"
+migrate src "unix:$TMP/in.sock" --verify --channels 4 --tls-creds "$C/x509" \
 	--tls-hostname ferry-dest || fail "x509: $(cat "$TMP/migrate.err") $(report "j.get('reason')")"
 expect_guest_ok dst
 grep -q "TLS: the source is 'ferry-source'" "$TMP/dst.log" || fail "the destination did not name its source"
@@ -63,11 +65,11 @@ refused "a source authz does not list" "the peer 'ferry-source' is not one --tls
 	--tls-creds "$C/x509"
 ctl src quit >/dev/null; ctl dst quit >/dev/null
 
-note "PSK: a wrong key, then the right one"
+note "PSK: a wrong key, then the right one, on one data channel"
 vm dst --incoming "unix:$TMP/in.sock" --tls-creds "$C/psk"
 vm src --mem 128M --vcpus 2 --workload "$WORKLOAD"
 refused "a wrong PSK" "TLS" --tls-creds "$C/psk-wrong"
-migrate src "unix:$TMP/in.sock" --verify --tls-creds "$C/psk" ||
+migrate src "unix:$TMP/in.sock" --verify --channels 1 --tls-creds "$C/psk" ||
 	fail "psk: $(cat "$TMP/migrate.err") $(report "j.get('reason')")"
 expect_guest_ok dst
 ctl src quit >/dev/null; ctl dst quit >/dev/null

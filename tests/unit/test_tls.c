@@ -1,7 +1,7 @@
 /* TLS on a channel (transport/tls.h), with real OpenSSL over a socket pair
  * and credentials tests/tls/make-creds.sh makes: mutual x509 and PSK
  * carry a stream intact both ways; a peer under another CA (either side),
- * a wrong name, an identity authz does not list, a wrong PSK and a peer
+ * an expired certificate, a wrong name, an identity authz does not list, a wrong PSK and a peer
  * that does not speak TLS are refused, each with a sentence. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -168,6 +168,8 @@ static void test_refusals(void **unused)
 	refused("x509", "x509-stranger", NULL, NULL, false, "the peer's certificate is refused");
 	refused("x509-stranger", "x509", NULL, NULL, false, "the peer's certificate is refused");
 	refused("x509", "x509-rogue", NULL, NULL, true, "the peer's certificate is refused");
+	refused("x509", "x509-expired", NULL, NULL, true,
+		"the peer's certificate is refused: certificate has expired");
 	refused("x509", "x509", NULL, "someone-else", false,
 		"the peer's certificate is refused: hostname mismatch");
 	refused("x509", "x509", "ferry-other,admin", NULL, true,
