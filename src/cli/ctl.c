@@ -7,7 +7,7 @@
 #include "util/error.h"
 
 static const char ctl_help[] =
-	"Usage: ferry ctl --control PATH COMMAND ['{\"arg\": value}']\n"
+	"Usage: ferry ctl --control NAME|PATH COMMAND ['{\"arg\": value}']\n"
 	"\n"
 	"Send COMMAND, with optional JSON arguments, to the VM's control socket and\n"
 	"print the JSON it returns. Commands (docs/control.md):\n"
@@ -58,7 +58,7 @@ int cmd_ctl(int argc, char **argv)
 		}
 	}
 	if (!path)
-		return usage_error("ctl", "--control PATH is required");
+		return usage_error("ctl", "--control NAME|PATH is required");
 	if (optind >= argc)
 		return usage_error("ctl", "which command? e.g. query-status or quit");
 	if (optind + 2 < argc)

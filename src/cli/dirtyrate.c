@@ -12,7 +12,7 @@
 #include "util/time.h"
 
 static const char dirtyrate_help[] =
-	"Usage: ferry dirtyrate --control PATH [--seconds N] [--json]\n"
+	"Usage: ferry dirtyrate --control NAME|PATH [--seconds N] [--json]\n"
 	"\n"
 	"Measure how fast the guest served at PATH dirties its memory, without\n"
 	"migrating it: the rate (pages first written in each 100 ms window), its\n"
@@ -124,7 +124,7 @@ int cmd_dirtyrate(int argc, char **argv)
 	if (optind < argc)
 		return extra_args_error("dirtyrate", argc, argv);
 	if (!control)
-		return usage_error("dirtyrate", "--control PATH is required");
+		return usage_error("dirtyrate", "--control NAME|PATH is required");
 	rc = measure_dirty_rate(control, seconds, &r);
 	if (rc)
 		return rc;

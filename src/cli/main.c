@@ -25,11 +25,16 @@ static const char usage[] =
 	"  version   print the version\n"
 	"\n"
 	"Run 'ferry COMMAND --help' for a command's options. A first try:\n"
-	"  ferry run --mem 1G --vcpus 2 --workload dirty:rate=100M --control /tmp/vm.sock &\n"
-	"  ferry status --control /tmp/vm.sock\n"
-	"  ferry run --incoming tcp:127.0.0.1:4444 --control /tmp/dst.sock &\n"
-	"  ferry migrate --control /tmp/vm.sock --to tcp:127.0.0.1:4444 --verify\n"
-	"  ferry ctl --control /tmp/vm.sock quit\n";
+	"  ferry run --mem 1G --vcpus 2 --workload dirty:rate=100M --control web1 &\n"
+	"  ferry run --incoming tcp:127.0.0.1:4444 --control dst &\n"
+	"  ferry list\n"
+	"  ferry migrate --control web1 --to tcp:127.0.0.1:4444 --verify   # Ctrl-C cancels\n"
+	"  ferry migrate-set --control web1 --max-bandwidth 50M   # from another terminal\n"
+	"  ferry migrate --watch --control web1\n"
+	"  ferry status --control dst\n"
+	"  ferry ctl --control dst quit\n"
+	"A command's --control takes a NAME (in the run directory: 'ferry list') or a\n"
+	"PATH. 'man ferry-COMMAND' has each command's page.\n";
 
 int main(int argc, char **argv)
 {

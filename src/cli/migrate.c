@@ -18,10 +18,10 @@
 #include "util/time.h"
 
 static const char migrate_help[] =
-	"Usage: ferry migrate --control PATH --to URI [OPTIONS]\n"
-	"       ferry migrate --control PATH --resume --to URI\n"
+	"Usage: ferry migrate --control NAME|PATH --to URI [OPTIONS]\n"
+	"       ferry migrate --control NAME|PATH --resume --to URI\n"
 	"\n"
-	"       ferry migrate --control PATH --watch [--json]\n"
+	"       ferry migrate --control NAME|PATH --watch [--json]\n"
 	"\n"
 	"Move the running VM served at PATH to the ferry waiting at URI (started with\n"
 	"'ferry run --incoming URI'), while the guest keeps running. Shows a progress\n"
@@ -117,7 +117,7 @@ static const char migrate_help[] =
 	"  ferry migrate --control /tmp/src.sock --resume --to tcp:dst-host:4445\n";
 
 static const char migrate_set_help[] =
-	"Usage: ferry migrate-set --control PATH PARAMETER...\n"
+	"Usage: ferry migrate-set --control NAME|PATH PARAMETER...\n"
 	"\n"
 	"Change migration parameters of the VM at PATH: a running migration takes\n"
 	"--max-bandwidth, --downtime-ms and --timeout at once; every parameter is also\n"
@@ -129,7 +129,7 @@ static const char migrate_set_help[] =
 	"  ferry migrate-set --control web1 --max-bandwidth 50M\n";
 
 static const char migrate_cancel_help[] =
-	"Usage: ferry migrate-cancel --control PATH [--json]\n"
+	"Usage: ferry migrate-cancel --control NAME|PATH [--json]\n"
 	"\n"
 	"Cancel the migration of the VM at PATH, wait for it to end and print its\n"
 	"report. Before COMMIT the guest runs on here, its memory intact (exit 1:\n"
@@ -374,7 +374,7 @@ static int parse_args(int argc, char **argv, struct migrate_opts *o)
 	if (rc == 0 && optind < argc)
 		return extra_args_error(cmd_name, argc, argv);
 	if (rc == 0 && !o->control)
-		return usage_error(cmd_name, "--control PATH is required");
+		return usage_error(cmd_name, "--control NAME|PATH is required");
 	if (rc == 0 && o->watch && (o->resume || json_object_size(o->args)))
 		return usage_error(cmd_name, "--watch takes only --control (and --json): it "
 					     "follows the migration that runs there");
@@ -483,7 +483,7 @@ int cmd_migrate_cancel(int argc, char **argv)
 	if (optind < argc)
 		return extra_args_error("migrate-cancel", argc, argv);
 	if (!f.control)
-		return usage_error("migrate-cancel", "--control PATH is required");
+		return usage_error("migrate-cancel", "--control NAME|PATH is required");
 	follow_catch_interrupts();
 	if (control_call(f.control, "migrate-cancel", NULL, &ok) < 0)
 		return fail("%s", err_msg());

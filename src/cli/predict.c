@@ -11,7 +11,7 @@
 #include "util/size.h"
 
 static const char predict_help[] =
-	"Usage: ferry predict --control PATH --link RATE [OPTIONS]\n"
+	"Usage: ferry predict --control NAME|PATH --link RATE [OPTIONS]\n"
 	"\n"
 	"Measure how the guest at PATH dirties memory (as 'ferry dirtyrate' does),\n"
 	"then forecast migrating it over a link of RATE with each strategy: total\n"
@@ -95,7 +95,7 @@ static int parse_args(int argc, char **argv, struct predict_opts *o)
 	if (optind < argc)
 		return extra_args_error("predict", argc, argv);
 	if (!o->control)
-		return usage_error("predict", "--control PATH is required");
+		return usage_error("predict", "--control NAME|PATH is required");
 	if (!o->link_bps)
 		return usage_error("predict", "--link RATE is required, e.g. --link 1Gbit");
 	return 0;

@@ -11,14 +11,14 @@
 #include "util/size.h"
 
 static const char status_help[] =
-	"Usage: ferry status --control PATH [--json]\n"
+	"Usage: ferry status --control NAME|PATH [--json]\n"
 	"\n"
 	"Show the state of the VM served at PATH: run state, vCPUs, memory, workload,\n"
 	"the guest's progress counters and self-check errors, and the rate at which\n"
 	"the guest writes pages (measured over the last second).\n"
 	"\n"
-	"  --control PATH   the VM's control socket (as given to ferry run)\n"
-	"  --json           print the raw query-status answer as one JSON object\n";
+	"  --control NAME|PATH  the VM's control socket (as given to ferry run)\n"
+	"  --json               print the raw query-status answer as one JSON object\n";
 
 static json_int_t num(json_t *obj, const char *key)
 {
@@ -129,7 +129,7 @@ int cmd_status(int argc, char **argv)
 	if (optind < argc)
 		return extra_args_error("status", argc, argv);
 	if (!path)
-		return usage_error("status", "--control PATH is required");
+		return usage_error("status", "--control NAME|PATH is required");
 	if (control_call(path, "query-status", NULL, &r) < 0)
 		return fail("%s", err_msg());
 	if (json) {

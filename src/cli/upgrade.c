@@ -13,7 +13,7 @@
 #define TAKEOVER_WAIT_MS 10000 /* for the new ferry to serve the control path */
 
 static const char upgrade_help[] =
-	"Usage: ferry upgrade --control PATH [--binary FILE] [--json]\n"
+	"Usage: ferry upgrade --control NAME|PATH [--binary FILE] [--json]\n"
 	"\n"
 	"Replace the ferry process serving the VM at PATH with a new one, started from\n"
 	"FILE (default: the ferry binary now on disk where that process was started\n"
@@ -25,10 +25,10 @@ static const char upgrade_help[] =
 	"runs on in the old process, memory intact. Exit status: 0 upgraded, 1 not\n"
 	"(the reason says why; the guest is where it was), 2 usage.\n"
 	"\n"
-	"  --control PATH   the VM's control socket (ferry run --control)\n"
-	"  --binary FILE    the new ferry executable\n"
-	"  --json           print the answer as one JSON object: pid, binary, and the\n"
-	"                   migration's report (the fields of query-migrate)\n"
+	"  --control NAME|PATH  the VM's control socket (ferry run --control)\n"
+	"  --binary FILE        the new ferry executable\n"
+	"  --json               print the answer as one JSON object: pid, binary, and the\n"
+	"                       migration's report (the fields of query-migrate)\n"
 	"\n"
 	"Example:\n"
 	"  ferry run --mem 4G --mem-backend memfd --control /run/ferry/vm1.sock &\n"
@@ -74,7 +74,7 @@ static int parse_args(int argc, char **argv, struct upgrade_opts *o)
 	if (optind < argc)
 		return extra_args_error("upgrade", argc, argv);
 	if (!o->control)
-		return usage_error("upgrade", "--control PATH is required");
+		return usage_error("upgrade", "--control NAME|PATH is required");
 	return 0;
 }
 

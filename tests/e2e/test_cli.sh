@@ -44,7 +44,7 @@ expect_error "--dirty-ring-size '1000' is not a power of two" run --dirty-ring-s
 expect_error "workload 'spin' is unknown" run --workload spin
 expect_error "working set of 2048 MiB does not fit" run --mem 1G --workload dirty:wss=2G
 expect_error "guest memory must be a multiple of 2 MiB" run --mem 3M
-expect_error "--control PATH is required" status
+expect_error "--control NAME|PATH is required" status
 expect_error "cannot reach a ferry at $dir/none" status --control "$dir/none"
 expect_error "--seconds '0' is not a whole number from 1 to 60" dirtyrate --control "$dir/none" --seconds 0
 expect_error "--link RATE is required" predict --control "$dir/none"
