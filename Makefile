@@ -11,7 +11,7 @@ ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 # What ThreadSanitizer runs: every unit test, and the e2e tests whose ferry
 # processes use the most threads at once.
-TSAN_TESTS ?= unit,e2e_migrate,e2e_faults,e2e_handoff,e2e_channels,e2e_postcopy,e2e_recover,e2e_local
+TSAN_TESTS ?= unit,e2e_migrate,e2e_faults,e2e_handoff,e2e_channels,e2e_postcopy,e2e_recover,e2e_local,e2e_qmp,e2e_verbs
 
 .PHONY: all deps build asan tsan-build tsan test demo bench fuzz fuzz-long format clean
 
