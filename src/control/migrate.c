@@ -132,7 +132,7 @@ static int parse_params(json_t *args, struct mig_params *p)
 			 rate_parse(json_string_value(v), &p->max_bandwidth_bps) < 0)
 			return err_set(
 				-EINVAL,
-				"max-bandwidth must be bytes per second, a size per second like 100M, or bits like 1Gbit");
+				"max-bandwidth-bps must be bytes per second, a size per second like 100M, or bits like 1Gbit");
 	}
 	if (parse_bounded(args, "timeout-s", 0, MIG_TIMEOUT_S_MAX, "seconds (0: none)",
 			  &p->timeout_s) < 0 ||
@@ -146,7 +146,7 @@ static int parse_params(json_t *args, struct mig_params *p)
 		else if (!json_is_string(v) ||
 			 size_parse(json_string_value(v), &p->xbzrle_cache_bytes) < 0)
 			return err_set(-EINVAL,
-				       "xbzrle-cache must be a size like 64M, or 0 for no XBZRLE");
+				       "xbzrle-cache-bytes must be a size like 64M, or 0 for no XBZRLE");
 	}
 	if ((v = json_object_get(args, "converge"))) {
 		if (!json_is_string(v))
