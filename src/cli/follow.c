@@ -97,9 +97,10 @@ static bool interrupted(const struct follow *f, int *seen, bool tty)
 	*seen = interrupts;
 	if (!f->cancel_on_interrupt || *seen > 1) {
 		fprintf(stderr,
-			"%sferry: no longer watching; the migration goes on by itself%s (ferry "
-			"migrate --watch --control %s to follow it again)\n",
-			clear, *seen > 1 ? ", cancelling" : "", f->control);
+			"%sferry: no longer %s; the %s goes on by itself (ferry migrate --watch "
+			"--control %s follows it)\n",
+			clear, *seen > 1 ? "waiting" : "watching", *seen > 1 ? "cancel" : "migration",
+			f->control);
 		return true;
 	}
 	if (control_call(f->control, "migrate-cancel", NULL, &ok) < 0) {
