@@ -58,7 +58,7 @@ bench: build
 # libFuzzer with ASan+UBSan, 60 s per target (FUZZ_SECONDS to change);
 # fuzz-long: an hour each.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = stream state workload xbzrle compress apply recv wire parse control incoming
+FUZZ_TARGETS = stream state workload xbzrle compress apply recv wire parse control incoming tls
 fuzz-long:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=3600
 
