@@ -70,6 +70,18 @@ expect_usage "--throttle-max '100' is not a whole number from 1 to 99" migrate -
 expect_error "fd:0 is not a socket" run --incoming fd:0 </dev/null
 expect_usage "--io-timeout-ms goes with --incoming" run --io-timeout-ms 5000
 expect_usage "--io-timeout-ms '50' is not a whole number from 100" run --incoming unix:/x --io-timeout-ms 50
+# The operator's verbs refuse what they do not take.
+expect_usage "--watch takes only --control" migrate --control "$dir/none" --watch --to unix:/x
+expect_usage "nothing to set" migrate-set --control "$dir/none"
+expect_usage "--to, --resume, --watch and --json are ferry migrate's" migrate-set --control "$dir/none" --to unix:/x --max-bandwidth 1M
+expect_usage "--max-bandwidth 'fast' is not a rate" migrate-set --control "$dir/none" --max-bandwidth fast
+expect_usage "unknown option '--now'" migrate-cancel --control "$dir/none" --now
+expect_usage "--control NAME|PATH is required" migrate-cancel
+expect_error "cannot reach a ferry at $dir/none" migrate-set --control "$dir/none" --max-bandwidth 1M
+FERRY_RUN_DIR=$dir/run expect_error "cannot reach a ferry at $dir/run/web1.sock" status --control web1
+for cmd in list migrate-set migrate-cancel; do
+	run_ferry $cmd --help | grep -q "Usage: ferry $cmd" || fail "ferry $cmd --help"
+done
 run_ferry --help | grep -q "Usage: ferry COMMAND" || fail "ferry --help"
 run_ferry run --help | grep -q "Workload SPEC" || fail "ferry run --help"
 
