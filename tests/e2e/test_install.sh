@@ -48,6 +48,11 @@ if [ -n "$COMP" ] && [ -f /usr/share/bash-completion/bash_completion ]; then
 		fail "options: $(complete_words "$BIN" migrate --wa)"
 	echo " $(complete_words "$BIN" status --control we) " | grep -q " web1 " ||
 		fail "VM names: $(complete_words "$BIN" status --control we)"
+	FERRY_RUN_DIR="$TMP/run" "$BIN" run --control live --incoming "unix:$TMP/live.in" 2>/dev/null &
+	PIDS="$PIDS $!"
+	wait_socket "$TMP/run/live.sock"
+	echo " $(complete_words "$BIN" ctl --control live query-mi) " | grep -q " query-migrate-parameters " ||
+		fail "control commands: $(complete_words "$BIN" ctl --control live query-mi)"
 fi
 
 note "systemd unit template"
