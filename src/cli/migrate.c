@@ -248,11 +248,10 @@ static int check_local(json_t *args)
 	json_object_foreach(args, key, v)
 	{
 		if (!mig_local_takes(key))
-			return usage_error(
-				cmd_name,
-				"--local sends no page, so --%s does not apply (it takes "
-				"--verify, --timeout and --io-timeout-ms)",
-				flag_of(key));
+			return usage_error(cmd_name,
+					   "--local %s, so --%s does not apply (it takes --verify, "
+					   "--timeout and --io-timeout-ms)",
+					   mig_local_why_not(key), flag_of(key));
 	}
 	return 0;
 }

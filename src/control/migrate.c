@@ -145,8 +145,9 @@ static int parse_params(json_t *args, struct mig_params *p)
 			p->xbzrle_cache_bytes = (uint64_t)json_integer_value(v);
 		else if (!json_is_string(v) ||
 			 size_parse(json_string_value(v), &p->xbzrle_cache_bytes) < 0)
-			return err_set(-EINVAL,
-				       "xbzrle-cache-bytes must be a size like 64M, or 0 for no XBZRLE");
+			return err_set(
+				-EINVAL,
+				"xbzrle-cache-bytes must be a size like 64M, or 0 for no XBZRLE");
 	}
 	if ((v = json_object_get(args, "converge"))) {
 		if (!json_is_string(v))
@@ -240,9 +241,9 @@ static int check_local(const struct vm *vm, json_t *args, const char *uri, struc
 	{
 		if (!mig_local_takes(key))
 			return err_set(-EINVAL,
-				       "a local migration sends no page, so '%s' does not "
-				       "apply (it takes verify, timeout and io-timeout-ms)",
-				       key);
+				       "a local migration %s, so '%s' does not apply (it takes "
+				       "verify, timeout-s and io-timeout-ms)",
+				       mig_local_why_not(key), key);
 	}
 	if (!chan_uri_is_unix(uri))
 		return err_set(-EINVAL,

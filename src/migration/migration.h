@@ -190,6 +190,9 @@ void mig_params_default(struct mig_params *p);
 /* Whether a local migration takes the migrate argument key (it sends no
  * page: uri, local, verify, timeout and io-timeout-ms only). */
 bool mig_local_takes(const char *key);
+/* Why a local migration does not take key, for the sentence: "sends no
+ * page", or for TLS that it never leaves the host. */
+const char *mig_local_why_not(const char *key);
 /* "none", "lz4", "zstd[:LEVEL]" or "auto"; -EINVAL with err_msg() otherwise. */
 int mig_compress_parse(const char *spec, struct mig_compress *out);
 /* The spec back, e.g. "zstd:3" (buf of 16 bytes or more). */

@@ -30,6 +30,13 @@ bool mig_local_takes(const char *key)
 	return false;
 }
 
+const char *mig_local_why_not(const char *key)
+{
+	return strncmp(key, "tls-", 4) ? "sends no page"
+				       : "never leaves this host (and a memory's fd cannot go "
+					 "inside TLS)";
+}
+
 const char *mig_status_name(enum mig_status s)
 {
 	static const char *const names[] = { "none",

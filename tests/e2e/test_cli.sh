@@ -70,6 +70,8 @@ expect_usage "--throttle-max '100' is not a whole number from 1 to 99" migrate -
 expect_error "fd:0 is not a socket" run --incoming fd:0 </dev/null
 expect_usage "--io-timeout-ms goes with --incoming" run --io-timeout-ms 5000
 expect_usage "--io-timeout-ms '50' is not a whole number from 100" run --incoming unix:/x --io-timeout-ms 50
+expect_usage "--local never leaves this host (and a memory's fd cannot go inside TLS), so --tls-creds does not apply" \
+	migrate --control "$dir/none" --to unix:/x --local --tls-creds "$dir"
 # The operator's verbs refuse what they do not take.
 expect_usage "--watch takes only --control" migrate --control "$dir/none" --watch --to unix:/x
 expect_usage "nothing to set" migrate-set --control "$dir/none"
