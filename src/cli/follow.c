@@ -99,8 +99,8 @@ static bool interrupted(const struct follow *f, int *seen, bool tty)
 		fprintf(stderr,
 			"%sferry: no longer %s; the %s goes on by itself (ferry migrate --watch "
 			"--control %s follows it)\n",
-			clear, *seen > 1 ? "waiting" : "watching", *seen > 1 ? "cancel" : "migration",
-			f->control);
+			clear, *seen > 1 ? "waiting" : "watching",
+			*seen > 1 ? "cancel" : "migration", f->control);
 		return true;
 	}
 	if (control_call(f->control, "migrate-cancel", NULL, &ok) < 0) {
