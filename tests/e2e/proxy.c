@@ -255,8 +255,8 @@ static int parse_fault(const char *arg)
 
 	if (sscanf(arg, "%7[a-z]:%3[a-z]:%d:%d", opt.fault, dir, &opt.fault_conn,
 		   &opt.fault_record) != 4 ||
-	    (strcmp(opt.fault, "cut") && strcmp(opt.fault, "reset") &&
-	     strcmp(opt.fault, "stall") && strcmp(opt.fault, "corrupt")) ||
+	    (strcmp(opt.fault, "cut") && strcmp(opt.fault, "reset") && strcmp(opt.fault, "stall") &&
+	     strcmp(opt.fault, "corrupt")) ||
 	    (strcmp(dir, "src") && strcmp(dir, "dst")))
 		return -1;
 	opt.fault_from_source = !strcmp(dir, "src");
