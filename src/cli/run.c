@@ -17,6 +17,7 @@
 #include "transport/tls.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/notify.h"
 #include "util/size.h"
 #include "util/time.h"
 #include "vm/loader.h"
@@ -476,6 +477,18 @@ static int start_control(const struct run_opts *o, struct control_ctx *ctx,
 	return control_start(path, ctx, srv);
 }
 
+/* Tell a service manager (ferry@.service: Type=notify) how ferry stands. */
+static void notify(const char *fmt, int pid)
+{
+	char state[64];
+	int rc;
+
+	snprintf(state, sizeof(state), fmt, pid);
+	rc = service_notify(state);
+	if (rc < 0)
+		log_warn("cannot tell the service manager %s: %s", state, strerror(-rc));
+}
+
 /* Until the VM stops (quit, the guest exits, a signal). Exit status. */
 static int run_until_stopped(struct control_server *srv, struct vm *vm)
 {
@@ -514,10 +527,14 @@ int cmd_run(int argc, char **argv)
 		rc = fail("%s", err_msg());
 		goto out_signals;
 	}
+	if (!o.takeover) /* serving: the guest runs, or ferry listens for one */
+		notify("READY=1\nMAINPID=%d", getpid());
 	if (o.incoming && (rc = run_incoming(&ctx, &vm)) == 0 && vm)
 		ctx_set_vm(&ctx, vm);
 	if (rc == 0 && vm && o.takeover && control_move(srv, o.control) < 0)
 		log_warn("%s: the control socket stays at %s.new", err_msg(), o.control);
+	if (rc == 0 && vm && o.takeover) /* the upgraded ferry: this process serves now */
+		notify("MAINPID=%d\nREADY=1", getpid());
 	/* Until the VM stops; again while migrate-incoming brings another. */
 	while (rc == 0 && vm) {
 		announce(&o, vm, ctx.workload);
