@@ -1,6 +1,7 @@
 /* ferry list: the VMs on this host, from the control sockets in the run
  * directory (cli.h, run_dir), each asked for its state and migration. */
 #include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -95,29 +96,35 @@ static int compare(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The NAMEs of the run directory's sockets, sorted; *n of them. */
-static char **names(const char *dir, size_t *n)
+/* The NAMEs of the run directory's sockets, sorted, into *list (*n of
+ * them; a directory not made yet has none). 0, or -errno. */
+static int names(const char *dir, char ***list, size_t *n)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
-	char **list = NULL;
 
+	*list = NULL;
 	*n = 0;
 	if (!d)
-		return NULL;
+		return errno == ENOENT ? 0 : -errno;
 	while ((e = readdir(d))) {
 		size_t len = strlen(e->d_name);
-		char **grown;
+		char **grown, *name;
 
 		if (len < 6 || strcmp(e->d_name + len - 5, ".sock") ||
-		    !(grown = realloc(list, (*n + 1) * sizeof(*list))))
+		    !(name = strndup(e->d_name, len - 5)))
 			continue;
-		list = grown;
-		list[(*n)++] = strndup(e->d_name, len - 5);
+		if (!(grown = realloc(*list, (*n + 1) * sizeof(**list)))) {
+			free(name);
+			continue;
+		}
+		*list = grown;
+		(*list)[(*n)++] = name;
 	}
 	closedir(d);
-	qsort(list, *n, sizeof(*list), compare);
-	return list;
+	if (*n)
+		qsort(*list, *n, sizeof(**list), compare);
+	return 0;
 }
 
 int cmd_list(int argc, char **argv)
@@ -129,7 +136,7 @@ int cmd_list(int argc, char **argv)
 	bool json = false;
 	char **vms;
 	size_t n;
-	int opt;
+	int opt, rc;
 
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -142,9 +149,8 @@ int cmd_list(int argc, char **argv)
 	}
 	if (optind < argc)
 		return extra_args_error("list", argc, argv);
-	vms = names(dir, &n);
-	if (!vms && access(dir, F_OK) == 0)
-		return fail("cannot read the run directory %s: %m", dir);
+	if ((rc = names(dir, &vms, &n)) < 0)
+		return fail("cannot read the run directory %s: %s", dir, strerror(-rc));
 	if (!json)
 		printf("%-16s %8s  %-12s %8s %5s  %s\n", "NAME", "PID", "STATE", "MEMORY", "VCPUS",
 		       "MIGRATION");

@@ -27,6 +27,9 @@ PY
 
 note "no VM yet: an empty list, with its header"
 [ "$("$FERRY" list | wc -l)" = 1 ] || fail "ferry list without a run directory: $("$FERRY" list 2>&1)"
+mkdir -p "$TMP/empty"
+[ "$(FERRY_RUN_DIR="$TMP/empty" "$FERRY" list | wc -l)" = 1 ] ||
+	fail "ferry list of an empty run directory: $(FERRY_RUN_DIR="$TMP/empty" "$FERRY" list 2>&1)"
 "$FERRY" list --all >/dev/null 2>"$TMP/usage.err"; [ $? -eq 2 ] && grep -q "unknown option '--all'" "$TMP/usage.err" || fail "ferry list --all not refused with a usage line"
 
 note "three destinations and a stale socket"
