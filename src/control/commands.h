@@ -151,6 +151,16 @@ const char *qmp_param_name(const char *ferry);
  * or comes twice. The caller owns the result. */
 json_t *qmp_params_in(json_t *args, const char *const *known, const char *const *also);
 
+/* Where events go: emit(arg, name, data), data (may be NULL) consumed. */
+struct event_sink {
+	void (*emit)(void *arg, const char *name, void *data);
+	void *arg;
+};
+
+/* QMP's events for what changed since the last call (control/events.c), on
+ * the control thread; true while a migration runs (look again soon). */
+bool control_events(struct control_ctx *ctx, const struct event_sink *out);
+
 /* Run command name with args (may be NULL). Returns the result object, or
  * NULL: with l->active the answer comes later (poll l), otherwise
  * *err_class and a sentence in err_msg() say why it failed. */

@@ -4,14 +4,13 @@
  * so that none is missed however quickly one follows another. The control
  * thread looks after every wake-up (every 10 ms while a migration runs). */
 #include "control/commands.h"
-#include "control/server.h"
 #include "migration/recv/dest.h"
 #include "migration/send/source.h"
 #include "vm/vm.h"
 
 /* STOP and RESUME for what the VM did since the last look; a VM that came
  * (an incoming migration's) RESUMEs. */
-static void vm_events(struct control_server *srv, struct control_watch *w, struct vm *vm)
+static void vm_events(const struct event_sink *out, struct control_watch *w, struct vm *vm)
 {
 	struct vm_status st;
 
@@ -23,7 +22,7 @@ static void vm_events(struct control_server *srv, struct control_watch *w, struc
 		w->pauses = st.pauses;
 		w->resumes = st.resumes;
 		if (st.state == VM_RUNNING)
-			control_event(srv, "RESUME", NULL);
+			out->emit(out->arg, "RESUME", NULL);
 		return;
 	}
 	if (!vm)
@@ -32,7 +31,7 @@ static void vm_events(struct control_server *srv, struct control_watch *w, struc
 	while (w->pauses < st.pauses || w->resumes < st.resumes) {
 		bool stop = w->pauses < st.pauses && w->pauses <= w->resumes;
 
-		control_event(srv, stop ? "STOP" : "RESUME", NULL);
+		out->emit(out->arg, stop ? "STOP" : "RESUME", NULL);
 		if (stop)
 			w->pauses++;
 		else
@@ -40,14 +39,14 @@ static void vm_events(struct control_server *srv, struct control_watch *w, struc
 	}
 }
 
-static void send_trail(struct control_server *srv, const enum mig_status *trail, uint32_t n)
+static void send_trail(const struct event_sink *out, const enum mig_status *trail, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++)
-		control_event(srv, "MIGRATION",
-			      json_pack("{s:s}", "status", mig_status_name(trail[i])));
+		out->emit(out->arg, "MIGRATION",
+			  json_pack("{s:s}", "status", mig_status_name(trail[i])));
 }
 
-static void migration_events(struct control_server *srv, struct control_watch *w,
+static void migration_events(const struct event_sink *out, struct control_watch *w,
 			     struct mig_source *m)
 {
 	enum mig_status trail[MIG_TRAIL];
@@ -60,12 +59,13 @@ static void migration_events(struct control_server *srv, struct control_watch *w
 	if (!m)
 		return;
 	n = mig_source_trail(m, w->trail_seen, trail, MIG_TRAIL);
-	send_trail(srv, trail, n);
+	send_trail(out, trail, n);
 	w->trail_seen += n;
 }
 
 /* This destination's side of its migrations; true while one is under way. */
-static bool incoming_events(struct control_server *srv, struct control_watch *w, struct mig_dest *d)
+static bool incoming_events(const struct event_sink *out, struct control_watch *w,
+			    struct mig_dest *d)
 {
 	enum mig_status trail[MIG_TRAIL];
 	enum dest_phase phase;
@@ -76,18 +76,18 @@ static bool incoming_events(struct control_server *srv, struct control_watch *w,
 	}
 	if (!d)
 		return false;
-	send_trail(srv, trail, mig_dest_trail(d, &w->incoming_seen, trail, MIG_TRAIL));
+	send_trail(out, trail, mig_dest_trail(d, &w->incoming_seen, trail, MIG_TRAIL));
 	phase = mig_dest_stats(d).phase;
 	return phase == DEST_RECEIVING || phase == DEST_LOADED;
 }
 
-bool control_events(struct control_server *srv, struct control_ctx *ctx)
+bool control_events(struct control_ctx *ctx, const struct event_sink *out)
 {
 	enum mig_status s = ctx_migration_status(ctx);
 	bool receiving;
 
-	vm_events(srv, &ctx->watch, __atomic_load_n(&ctx->vm, __ATOMIC_ACQUIRE));
-	migration_events(srv, &ctx->watch, ctx->migration);
-	receiving = incoming_events(srv, &ctx->watch, ctx->incoming);
+	vm_events(out, &ctx->watch, __atomic_load_n(&ctx->vm, __ATOMIC_ACQUIRE));
+	migration_events(out, &ctx->watch, ctx->migration);
+	receiving = incoming_events(out, &ctx->watch, ctx->incoming);
 	return receiving || (s != MIG_NONE && !mig_status_final(s));
 }

@@ -334,11 +334,17 @@ static void serve_clients(struct control_server *srv, const struct pollfd *pfd)
 	}
 }
 
+static void emit_event(void *srv, const char *name, void *data)
+{
+	control_event(srv, name, data);
+}
+
 static void *server_thread(void *arg)
 {
 	struct control_server *srv = arg;
 	uint64_t next_sample = time_now_ns();
 	bool busy = false; /* a migration runs: look at it often */
+	const struct event_sink sink = { emit_event, srv };
 
 	pthread_setname_np(pthread_self(), "control");
 	for (;;) {
@@ -358,7 +364,7 @@ static void *server_thread(void *arg)
 			accept_client(srv);
 		serve_clients(srv, pfd);
 		pthread_mutex_lock(&srv->ctx->use);
-		busy = control_events(srv, srv->ctx);
+		busy = control_events(srv->ctx, &sink);
 		pthread_mutex_unlock(&srv->ctx->use);
 		if (time_now_ns() >= next_sample) {
 			pthread_mutex_lock(&srv->ctx->use);

@@ -24,8 +24,5 @@ void control_stop(struct control_server *srv);
 int control_move(struct control_server *srv, const char *path);
 /* Send an event to every client. Thread-safe. data is consumed. */
 void control_event(struct control_server *srv, const char *name, void *data);
-/* QMP's events for what changed since the last call (control/events.c), on
- * the control thread; true while a migration runs (look again soon). */
-bool control_events(struct control_server *srv, struct control_ctx *ctx);
 
 #endif
