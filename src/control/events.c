@@ -50,17 +50,13 @@ static void migration_events(const struct event_sink *out, struct control_watch 
 			     struct mig_source *m)
 {
 	enum mig_status trail[MIG_TRAIL];
-	uint32_t n;
 
 	if (m != w->migration) {
 		w->migration = m;
 		w->trail_seen = 0;
 	}
-	if (!m)
-		return;
-	n = mig_source_trail(m, w->trail_seen, trail, MIG_TRAIL);
-	send_trail(out, trail, n);
-	w->trail_seen += n;
+	if (m)
+		send_trail(out, trail, mig_source_trail(m, &w->trail_seen, trail, MIG_TRAIL));
 }
 
 /* This destination's side of its migrations; true while one is under way. */

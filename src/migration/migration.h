@@ -52,9 +52,6 @@ struct mig_compress {
 #define MIG_HANDSHAKE_S_DEFAULT 30u
 #define MIG_TRANSFER_S_DEFAULT	3600u
 
-/* The statuses a migration goes through that its source keeps, in order. */
-#define MIG_TRAIL 64
-
 struct mig_params {
 	uint64_t downtime_ms;		 /* acceptable pause (default 300) */
 	uint64_t max_bandwidth_bps;	 /* 0: unlimited (the default) */
@@ -193,6 +190,21 @@ bool mig_local_takes(const char *key);
 /* Why a local migration does not take key, for the sentence: "sends no
  * page", or for TLS that it never leaves the host. */
 const char *mig_local_why_not(const char *key);
+
+/* The statuses migrations went through, in order, as their source or
+ * destination keeps them for the control socket's MIGRATION events: a ring
+ * of the last MIG_TRAIL, and how many in all. Its owner locks it. */
+#define MIG_TRAIL 64
+struct mig_trail {
+	enum mig_status status[MIG_TRAIL];
+	uint32_t total;
+};
+void mig_trail_note(struct mig_trail *t, enum mig_status s);
+/* Those since *seen (a count: start at 0; one that fell more than MIG_TRAIL
+ * behind loses the oldest), at most max, into out; *seen moves past them.
+ * Returns how many. */
+uint32_t mig_trail_read(const struct mig_trail *t, uint32_t *seen, enum mig_status *out,
+			uint32_t max);
 /* "none", "lz4", "zstd[:LEVEL]" or "auto"; -EINVAL with err_msg() otherwise. */
 int mig_compress_parse(const char *spec, struct mig_compress *out);
 /* The spec back, e.g. "zstd:3" (buf of 16 bytes or more). */

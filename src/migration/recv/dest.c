@@ -39,28 +39,15 @@ struct mig_dest {
 	int recover_lfd;	      /* listening there (-1: none) */
 	uint64_t recover_asked_ns;    /* when it came */
 	uint64_t recover_deadline_ns; /* the end of the window (0: none) */
-	/* The statuses this side's migrations went through, named as a
-	 * source's are (control/events.c): a ring of the last MIG_TRAIL, and
-	 * how many in all. */
-	enum mig_status trail[MIG_TRAIL];
-	uint32_t trail_total;
+	struct mig_trail trail;	      /* this side's statuses, named as a source's are */
 };
-
-/* A status for the trail; d->lock held. */
-static void note(struct mig_dest *d, enum mig_status s)
-{
-	d->trail[d->trail_total++ % MIG_TRAIL] = s;
-}
 
 uint32_t mig_dest_trail(struct mig_dest *d, uint32_t *seen, enum mig_status *out, uint32_t max)
 {
-	uint32_t n = 0;
+	uint32_t n;
 
 	pthread_mutex_lock(&d->lock);
-	if (d->trail_total - *seen > MIG_TRAIL) /* fell behind: the oldest are gone */
-		*seen = d->trail_total - MIG_TRAIL;
-	for (; *seen < d->trail_total && n < max; (*seen)++)
-		out[n++] = d->trail[*seen % MIG_TRAIL];
+	n = mig_trail_read(&d->trail, seen, out, max);
 	pthread_mutex_unlock(&d->lock);
 	return n;
 }
@@ -91,7 +78,7 @@ static void on_loaded(void *opaque)
 
 	pthread_mutex_lock(&d->lock);
 	d->stats.phase = DEST_LOADED;
-	note(d, MIG_SWITCHOVER);
+	mig_trail_note(&d->trail, MIG_SWITCHOVER);
 	d->commit_deadline_ns = time_now_ns() + d->o.io_timeout_ms * NS_PER_MS;
 	pthread_mutex_unlock(&d->lock);
 }
@@ -111,7 +98,7 @@ static int on_commit(void *opaque)
 	else
 		d->stats.phase = DEST_RUNNING;
 	if (!rc)
-		note(d, MIG_COMPLETED);
+		mig_trail_note(&d->trail, MIG_COMPLETED);
 	pthread_mutex_unlock(&d->lock);
 	return rc;
 }
@@ -157,7 +144,7 @@ static int on_paused(void *opaque, const char *why, struct recover_ask *ask)
 				? time_now_ns() + (uint64_t)d->o.recover_timeout_s * NS_PER_S
 				: 0;
 	d->stats.phase = DEST_POSTCOPY_PAUSED;
-	note(d, MIG_POSTCOPY_PAUSED);
+	mig_trail_note(&d->trail, MIG_POSTCOPY_PAUSED);
 	snprintf(d->stats.paused_why, sizeof(d->stats.paused_why), "%s", why);
 	d->recover_uri[0] = '\0';
 	drop_recover_listener(d);
@@ -188,7 +175,7 @@ static void on_recovered(void *opaque, double ms)
 
 	pthread_mutex_lock(&d->lock);
 	d->stats.phase = DEST_RUNNING;
-	note(d, MIG_POSTCOPY);
+	mig_trail_note(&d->trail, MIG_POSTCOPY);
 	d->stats.recoveries++;
 	d->stats.recover_ms = ms;
 	pthread_mutex_unlock(&d->lock);
@@ -200,7 +187,7 @@ static void begin(struct mig_dest *d)
 {
 	pthread_mutex_lock(&d->lock);
 	d->stats.phase = DEST_RECEIVING;
-	note(d, MIG_ACTIVE);
+	mig_trail_note(&d->trail, MIG_ACTIVE);
 	d->stats.attempts++;
 	d->stats.id = d->stats.pages_received = d->stats.bytes_received = 0;
 	d->stats.rounds = 0;
@@ -226,7 +213,7 @@ static bool failed(struct mig_dest *d, struct chan *c, int rc)
 	snprintf(d->stats.failure, sizeof(d->stats.failure), "%s", err_msg());
 	go_on = !d->stopping && !d->connected_fd;
 	d->stats.phase = go_on ? DEST_WAITING : DEST_STOPPED;
-	note(d, MIG_FAILED);
+	mig_trail_note(&d->trail, MIG_FAILED);
 	if (go_on)
 		cancel_reset(&d->cancel); /* a fence ends with its attempt */
 	pthread_mutex_unlock(&d->lock);

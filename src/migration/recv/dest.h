@@ -71,10 +71,9 @@ int mig_dest_open(const char *uri, const struct mig_dest_opts *o, struct mig_des
  * attempt fails. */
 int mig_dest_run(struct mig_dest *d, struct vm **out);
 struct mig_dest_stats mig_dest_stats(struct mig_dest *d);
-/* The statuses its migrations went through since *seen (a count: start at
- * 0), named as a source's (active, switchover: LOADED sent, completed,
- * failed, post-copy's), at most max into out; *seen moves past them.
- * Returns how many. */
+/* The statuses its migrations went through since *seen (mig_trail_read),
+ * named as a source's: active, switchover (LOADED sent), completed, failed,
+ * post-copy's. */
 uint32_t mig_dest_trail(struct mig_dest *d, uint32_t *seen, enum mig_status *out, uint32_t max);
 /* Stop serving, for why (a signal, quit). A migration before COMMIT fails
  * and the source resumes its guest. Returns 0, or -EALREADY once COMMIT has

@@ -32,7 +32,7 @@
 void source_note_status(struct mig_source *m, enum mig_status s)
 {
 	m->stats.status = s;
-	m->trail[m->trail_len < MIG_TRAIL ? m->trail_len++ : MIG_TRAIL - 1] = s;
+	mig_trail_note(&m->trail, s);
 }
 
 void source_set_status(struct mig_source *m, enum mig_status s)
@@ -42,13 +42,12 @@ void source_set_status(struct mig_source *m, enum mig_status s)
 	pthread_mutex_unlock(&m->lock);
 }
 
-uint32_t mig_source_trail(struct mig_source *m, uint32_t from, enum mig_status *out, uint32_t max)
+uint32_t mig_source_trail(struct mig_source *m, uint32_t *seen, enum mig_status *out, uint32_t max)
 {
-	uint32_t n = 0;
+	uint32_t n;
 
 	pthread_mutex_lock(&m->lock);
-	for (uint32_t i = from; i < m->trail_len && n < max; i++)
-		out[n++] = m->trail[i];
+	n = mig_trail_read(&m->trail, seen, out, max);
 	pthread_mutex_unlock(&m->lock);
 	return n;
 }
@@ -661,7 +660,7 @@ static int init_source(struct mig_source *m, struct vm *vm, const char *uri,
 				       .channels = p->channels,
 				       .local = p->local };
 	snprintf(m->stats.uri, sizeof(m->stats.uri), "%s", uri);
-	m->trail[m->trail_len++] = MIG_SETUP;
+	mig_trail_note(&m->trail, MIG_SETUP);
 	pthread_mutex_init(&m->lock, NULL);
 	time_cond_init(&m->resume_asked);
 	m->dirty = calloc(BITMAP_WORDS(m->npages), 8);

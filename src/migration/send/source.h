@@ -26,9 +26,8 @@ int mig_source_resume(struct mig_source *m, const char *uri);
 /* Change the bandwidth limit and downtime target of a running migration. */
 void mig_source_set_params(struct mig_source *m, const struct mig_params *p);
 struct mig_stats mig_source_stats(struct mig_source *m);
-/* The statuses the migration went through from the from-th on (at most max,
- * into out): how many. */
-uint32_t mig_source_trail(struct mig_source *m, uint32_t from, enum mig_status *out, uint32_t max);
+/* The statuses the migration went through since *seen (mig_trail_read). */
+uint32_t mig_source_trail(struct mig_source *m, uint32_t *seen, enum mig_status *out, uint32_t max);
 /* An unknown outcome the operator settled by resuming the guest here (after
  * fencing the destination): the migration failed, for why. */
 void mig_source_settle(struct mig_source *m, const char *why);

@@ -59,10 +59,7 @@ struct mig_source {
 	pthread_cond_t resume_asked; /* resume_uri set, or cancelled */
 	char resume_uri[256];	     /* migrate --resume's, until taken */
 	uint64_t resume_asked_ns;
-	/* Every status the migration went through, in order (the control
-	 * socket's MIGRATION events); past MIG_TRAIL, the last is overwritten. */
-	enum mig_status trail[MIG_TRAIL];
-	uint32_t trail_len;
+	struct mig_trail trail; /* every status it went through, in order */
 };
 
 void source_set_status(struct mig_source *m, enum mig_status s);
