@@ -20,7 +20,6 @@
 static const char migrate_help[] =
 	"Usage: ferry migrate --control NAME|PATH --to URI [OPTIONS]\n"
 	"       ferry migrate --control NAME|PATH --resume --to URI\n"
-	"\n"
 	"       ferry migrate --control NAME|PATH --watch [--json]\n"
 	"\n"
 	"Move the running VM served at PATH to the ferry waiting at URI (started with\n"

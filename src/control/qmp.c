@@ -120,8 +120,7 @@ json_t *qmp_params_in(json_t *args, const char *const *known, const char *const 
 		}
 		if (json_object_get(out, name)) {
 			json_decref(out);
-			err_set(-EINVAL, "'%s' is given twice (under QMP's name and ferry's)",
-				name);
+			err_set(-EINVAL, "'%s' is given twice (under two of its names)", name);
 			return NULL;
 		}
 		json_object_set(out, name, v);
@@ -173,6 +172,7 @@ static bool known_capability(const char *name)
 /* Every entry {"capability": NAME, "state": BOOL}, NAME one ferry has. */
 static int check_capabilities(json_t *list)
 {
+	char known[128] = "";
 	size_t i;
 	json_t *e;
 
@@ -189,11 +189,12 @@ static int check_capabilities(json_t *list)
 				       "capability %zu must be {\"capability\": NAME, "
 				       "\"state\": true|false}",
 				       i);
-		if (!known_capability(name))
-			return err_set(-EINVAL,
-				       "ferry has no capability '%s' (it has xbzrle, multifd, "
-				       "auto-converge, postcopy-ram, x-ignore-shared, events)",
-				       name);
+		if (known_capability(name))
+			continue;
+		for (size_t k = 0; k < N(capabilities); k++)
+			snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
+				 k ? ", " : "", capabilities[k]);
+		return err_set(-EINVAL, "ferry has no capability '%s' (it has %s)", name, known);
 	}
 	return 0;
 }

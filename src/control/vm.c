@@ -68,9 +68,7 @@ json_t *control_query_status(struct control_ctx *ctx, json_t *args)
 	json_object_set_new(r, "pid", json_integer(getpid()));
 	json_object_set_new(r, "version", json_string(FERRY_VERSION));
 	/* QMP's: whether the vCPUs run, and a field QEMU always has. */
-	json_object_set_new(
-		r, "running",
-		json_boolean(!strcmp(json_string_value(json_object_get(r, "status")), "running")));
+	json_object_set_new(r, "running", json_boolean(!strcmp(run_state(ctx, &st), "running")));
 	json_object_set_new(r, "singlestep", json_false());
 	if (st.stopped) {
 		json_object_set_new(r, "stop_reason", json_string(st.stop_reason));
