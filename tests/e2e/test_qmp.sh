@@ -25,6 +25,13 @@ class Events:
         self.f.write('{"execute": "qmp_capabilities"}\n'); self.f.flush()
         self.seen = []
         threading.Thread(target=self.read, daemon=True).start()
+    def wait(self, event, secs=30):
+        """Until event (a (name, status) pair) came: bounded."""
+        import time
+        end = time.time() + secs
+        while event not in self.seen and time.time() < end:
+            time.sleep(0.02)
+        assert event in self.seen, f"no {event} in {secs} s: {self.seen}"
     def read(self):
         for line in self.f:
             m = json.loads(line)
@@ -97,13 +104,11 @@ refused(q, "query-status", "takes no arguments", verbose=True)
 refused(q, "migrate", "no VM runs here", uri="unix:/nonexistent")
 refused(q, "migrate_cancel", "no migration is running")
 # A source that sends garbage: this side'"'"'s MIGRATION events.
-import os, subprocess, time
+import os, subprocess
 ev = Events(sys.argv[2])
 subprocess.run([os.environ["BAD_SOURCE"], "garbage", "unix:'"$TMP/in.sock"'", os.environ["STATE_BLOB"]],
                capture_output=True, timeout=60)
-end = time.time() + 30
-while ("MIGRATION", "failed") not in ev.seen and time.time() < end:
-    time.sleep(0.05)
+ev.wait(("MIGRATION", "failed"))
 assert ev.seen == [("MIGRATION", "active"), ("MIGRATION", "failed")], ev.seen
 ' || fail "QMP without a guest"
 
@@ -123,7 +128,7 @@ r = wait_for(q, ("completed", "failed", "cancelled", "unknown"))
 assert r["status"] == "completed", r
 assert r["ram"]["transferred"] > 0 and r["total-time"] >= r["setup-time"] >= 0, r
 assert "downtime" in r and r["ram"]["dirty-sync-count"] >= 1, r
-import time; time.sleep(0.5)  # events come within 10 ms
+ev.wait(("MIGRATION", "completed"))
 kinds = [e for e in ev.seen if e[0] in ("MIGRATION", "STOP")]
 assert ("MIGRATION", "setup") in kinds and kinds[-1] == ("MIGRATION", "completed"), ev.seen
 assert ("STOP", None) in kinds, ev.seen
@@ -145,7 +150,7 @@ wait_for(q, ("active",))
 q("migrate_cancel")
 r = wait_for(q, ("cancelled", "failed", "completed"))
 assert r["status"] == "cancelled", r
-import time; time.sleep(0.5)
+ev.wait(("MIGRATION", "cancelled"))
 assert ev.seen and ev.seen[-1] == ("MIGRATION", "cancelled"), ev.seen
 assert q("query-status")["running"] is True
 ' || fail "QMP-driven cancel"
