@@ -2,10 +2,12 @@
 # Install the Debian packages ferry needs, only when missing:
 #   deps.sh         to build and test
 #   deps.sh bench   also to benchmark and plot
+#   deps.sh nested  also to run tests in a machine with nested KVM (scripts/nested-kvm.sh)
 set -e
 PKGS="meson ninja-build pkg-config gcc clang libcmocka-dev libjansson-dev libxxhash-dev
       libzstd-dev liblz4-dev libssl-dev openssl iproute2 python3 help2man bash-completion"
 [ "${1:-}" = bench ] && PKGS="$PKGS gnuplot-nox qemu-system-x86"
+[ "${1:-}" = nested ] && PKGS="$PKGS qemu-system-x86 busybox-static linux-image-amd64 cpio kmod"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -13,12 +13,14 @@
 #include "vm/vcpu.h"
 #include "vm/vm.h"
 
-#define TYPE_MAX      STATE_EVENTS
-#define MAX_CPUID_ENT 1024
-#define MAX_MSRS      4096
-#define MAX_XSAVE     (1u << 20)
-#define MSR_IA32_TSC  0x10
-#define LAPIC_TMCCT   0x390 /* timer current count: moves with time */
+#define TYPE_MAX	      STATE_EVENTS
+#define MAX_CPUID_ENT	      1024
+#define MAX_MSRS	      4096
+#define MAX_XSAVE	      (1u << 20)
+#define MSR_IA32_TSC	      0x10
+#define MSR_HV_VP_RUNTIME     0x40000010 /* Hyper-V: the vCPU's run time */
+#define MSR_HV_TIME_REF_COUNT 0x40000020 /* Hyper-V: time since the VM began */
+#define LAPIC_TMCCT	      0x390	 /* timer current count: moves with time */
 
 /* KVM structs of fixed size, saved and restored with one ioctl each. */
 struct fixed_kind {
@@ -123,21 +125,42 @@ static int save_fixed(struct writer *w, int fd, uint32_t type, uint32_t vcpu)
 	return put_section(w, type, vcpu == UINT32_MAX ? 0 : vcpu, body, k->size);
 }
 
+static int get_cpuid(int fd, struct kvm_cpuid2 *c, uint32_t nent)
+{
+	c->nent = nent;
+	return ioctl(fd, KVM_GET_CPUID2, c) < 0 ? -errno : 0;
+}
+
+/* Kernels before 6.3 report the entry count neither on success (nent stays
+ * as given) nor on E2BIG, so find the smallest buffer KVM fills. */
 static int save_cpuid(struct writer *w, struct vcpu *v)
 {
 	size_t size = sizeof(struct kvm_cpuid2) + MAX_CPUID_ENT * sizeof(struct kvm_cpuid_entry2);
 	struct kvm_cpuid2 *c = calloc(1, size);
+	uint32_t lo = 1, hi = MAX_CPUID_ENT;
 	int rc;
 
 	if (!c)
 		return err_set(-ENOMEM, "out of memory saving CPUID");
-	c->nent = MAX_CPUID_ENT;
-	if (ioctl(v->fd, KVM_GET_CPUID2, c) < 0) {
-		rc = err_set(-errno, "cannot read CPUID of vCPU %u: %s", v->index, strerror(errno));
-	} else {
-		rc = put_section(w, STATE_CPUID, v->index, c,
-				 (uint32_t)(sizeof(*c) + c->nent * sizeof(c->entries[0])));
+	rc = get_cpuid(v->fd, c, hi);
+	while (rc == 0 && lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		int r = get_cpuid(v->fd, c, mid);
+
+		if (r == 0)
+			hi = mid;
+		else if (r == -E2BIG)
+			lo = mid + 1;
+		else
+			rc = r;
 	}
+	if (rc == 0)
+		rc = get_cpuid(v->fd, c, lo);
+	if (rc < 0)
+		rc = err_set(rc, "cannot read CPUID of vCPU %u: %s", v->index, strerror(-rc));
+	else
+		rc = put_section(w, STATE_CPUID, v->index, c,
+				 (uint32_t)(sizeof(*c) + lo * sizeof(c->entries[0])));
 	free(c);
 	return rc;
 }
@@ -552,6 +575,13 @@ static void diff_bytes(struct diff_out *d, const char *what, uint32_t vcpu, cons
 	}
 }
 
+/* Counters that run on their own: two saves never agree on them. */
+static bool msr_is_clock(uint32_t index)
+{
+	return index == MSR_IA32_TSC || index == MSR_HV_VP_RUNTIME ||
+	       index == MSR_HV_TIME_REF_COUNT;
+}
+
 static void diff_msrs(struct diff_out *d, uint32_t vcpu, const struct kvm_msrs *a,
 		      const struct kvm_msrs *b)
 {
@@ -565,7 +595,7 @@ static void diff_msrs(struct diff_out *d, uint32_t vcpu, const struct kvm_msrs *
 
 		if (x->index != y->index)
 			note(d, "vCPU %u MSR list differs at entry %u; ", vcpu, i);
-		else if (x->data != y->data && x->index != MSR_IA32_TSC)
+		else if (x->data != y->data && !msr_is_clock(x->index))
 			note(d, "vCPU %u MSR %#x differs (%#llx vs %#llx); ", vcpu, x->index,
 			     (unsigned long long)x->data, (unsigned long long)y->data);
 	}
