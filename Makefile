@@ -3,6 +3,8 @@
 #   make test     install missing packages, build, run every test (plain, ASan+UBSan, and
 #                 the threaded ones under ThreadSanitizer)
 #   make demo     install missing packages, build, run the demo
+#   make test-nested  the KVM and e2e tests where the host has no /dev/kvm, in a
+#                 QEMU machine with nested KVM (slow; scripts/nested-kvm.sh)
 #   make tsan     the unit tests and the threaded e2e tests under ThreadSanitizer
 #   make bench    run the benchmarks
 #   make fuzz     run the libFuzzer targets (clang), 60 s each; make fuzz-long: an hour each
@@ -13,7 +15,7 @@ TSAN_BUILD ?= build-tsan
 # processes use the most threads at once.
 TSAN_TESTS ?= unit,e2e_migrate,e2e_faults,e2e_handoff,e2e_channels,e2e_postcopy,e2e_recover,e2e_local,e2e_qmp,e2e_verbs
 
-.PHONY: all deps build asan tsan-build tsan test demo bench fuzz fuzz-long format clean
+.PHONY: all deps build asan tsan-build tsan test test-nested demo bench fuzz fuzz-long format clean
 
 all: build
 
@@ -46,6 +48,10 @@ test: build asan tsan-build
 
 tsan: tsan-build
 	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ./scripts/test.sh $(TSAN_BUILD)=$(TSAN_TESTS)
+
+test-nested: build
+	@./scripts/nested-kvm.sh meson test -C $(BUILD) --no-rebuild --suite kvm --suite e2e \
+		--print-errorlogs
 
 demo: build
 	@./scripts/demo.sh $(BUILD)
