@@ -73,13 +73,14 @@ class Side:
         self.sock = os.path.join(soak.tmp, f"{name}.sock")
         self.inuri = "unix:" + os.path.join(soak.tmp, f"{name}.in")
         self.proc, self.born, self.samples = None, 0, []
+        self.received = False  # holds a guest that came by migration
 
     def start(self, *args):
         if os.path.exists(self.sock):
             os.unlink(self.sock)
         log = open(os.path.join(self.soak.tmp, f"{self.name}.log"), "a")
         self.proc = subprocess.Popen([self.soak.ferry, "run", "--control", self.sock, *args], stderr=log)
-        self.born, self.samples = self.soak.i, []
+        self.born, self.samples, self.received = self.soak.i, [], False
         poll(f"{self.name}'s control socket", lambda: os.path.exists(self.sock), 10)
 
     def alive(self):
@@ -262,6 +263,8 @@ class Soak:
         self.counts[(key, outcome + ("" if holder else ", guest lost with its killed holder"))] += 1
         print(f"[{self.i:3}] {src.name}->{dst.name} {key:28} {' '.join(f.get('proxy', []))[:32]:32} "
               f"-> {outcome}; guest on {holder.name if holder else 'none'}", flush=True)
+        if holder is dst:
+            dst.received = True
         if not holder:
             self.counts[("guests replaced", "")] += 1
             self.new_guest(src)
@@ -269,7 +272,10 @@ class Soak:
         for side in self.sides:
             if side.alive():
                 st = side.status()
-                side.sample("guest" if side is holder else st["status"])
+                # A guest that came by migration fills its memory otherwise
+                # than one born here: each is compared with its own kind.
+                role = ("guest" if side.received else "own guest") if side is holder else st["status"]
+                side.sample(role)
         return holder
 
     def run(self):
