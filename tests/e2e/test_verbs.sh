@@ -3,7 +3,8 @@
 # runs on here; migrate-set halves the rate of a running migration and the
 # rate follows; off a terminal, progress lines go to the log; --watch
 # follows a migration from another process (Ctrl-C detaches it, the
-# migration goes on) to its end; migrate-cancel cancels and reports.
+# migration goes on) to its end; migrate-cancel cancels and reports; a
+# second Ctrl-C stops waiting for a cancel that came too late.
 . "$(dirname "$0")/lib.sh"
 need_kvm
 WORKLOAD=dirty:wss=64M,rate=40M
@@ -93,7 +94,8 @@ ended "$MIG" "ferry migrate"
 expect_guest_ok dst
 
 note "migrate-cancel: cancels, waits, reports; the guest runs on here"
-vm back --incoming "unix:$TMP/back-in.sock"
+# A minute of waiting for COMMIT: the second Ctrl-C test holds it back.
+vm back --incoming "unix:$TMP/back-in.sock" --io-timeout-ms 60000
 "$FERRY" migrate --control "$(sock dst)" --to "unix:$TMP/back-in.sock" --max-bandwidth 1M >/dev/null 2>&1 &
 PIDS="$PIDS $!"
 wait_status dst active || fail "never active"
@@ -104,4 +106,27 @@ expect_progress dst
 expect_guest_ok dst
 "$FERRY" migrate-cancel --control "$(sock dst)" 2>"$TMP/cancel.err"
 [ $? -eq 1 ] && grep -q "no migration is running" "$TMP/cancel.err" || fail "a second cancel: $(cat "$TMP/cancel.err")"
+note "a second Ctrl-C stops waiting for a cancel that is too late; the migration ends by itself"
+# The proxy holds COMMIT: the source has sent it, so the cancel cannot
+# take the guest back and waits for the migration's end, which waits for
+# the proxy.
+COMMIT=7
+start_proxy "$(port 0)" "unix:$TMP/back-in.sock" --hold $COMMIT
+"$FERRY" migrate --control "$(sock dst)" --to "tcp:127.0.0.1:$(port 0)" --io-timeout-ms 60000 \
+	>/dev/null 2>"$TMP/twice.err" &
+MIG=$!
+PIDS="$PIDS $MIG"
+wait_incoming back loaded || fail "the switchover never began"
+bounded 30 "COMMIT to be held" sh -c "until grep -q 'holding a record' '$TMP/proxy$PROXIES.log'; do sleep 0.05; done"
+kill -INT "$MIG"
+bounded 30 "the first Ctrl-C's answer" sh -c "until grep -q 'ferry: cancelling' '$TMP/twice.err'; do sleep 0.05; done"
+kill -INT "$MIG"
+ended "$MIG" "ferry migrate after a second Ctrl-C"
+[ "$RC" -eq 6 ] || fail "ferry migrate exited $RC after a second Ctrl-C, not 6 (detached)"
+grep -q "no longer waiting; the cancel goes on by itself" "$TMP/twice.err" ||
+	fail "the second Ctrl-C said: $(cat "$TMP/twice.err")"
+kill -USR1 "$PROXY_PID"
+wait_status dst completed || fail "the migration did not end by itself"
+expect_guest_ok back
+stop_proxy
 finish verbs
