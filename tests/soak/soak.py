@@ -19,12 +19,12 @@ guest then replaces a lost one. At the end: counts per fault and outcome,
 and the fd and RSS growth of every process that lived through 10 migrations
 or more.
 
-usage: tests/soak/soak.py [--build DIR] [--runs N] [--seed S] [--keep]
+usage: tests/soak/soak.py [--build DIR] [--runs N] [--seed S] [--keep] [--mem-mib N]
 Exit status: 0 every check held, 1 a check failed (the log says which), 2 usage.
 """
-import argparse, collections, json, os, random, shutil, signal, socket, subprocess, sys, tempfile, time
+import argparse, collections, json, os, random, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
-MEM, VCPUS, WORKLOAD = "256M", 2, "dirty:wss=64M,rate=40M"
+VCPUS = 2
 REC_STATE, REC_COMMIT, REC_LOADED, REC_RESUMED = 4, 7, 16, 17
 KILL_PHASES = ["setup", "round0", "round", "before-loaded", "loaded-held", "commit-held", "resumed-held"]
 HOLD = {"before-loaded": REC_STATE, "loaded-held": REC_LOADED, "commit-held": REC_COMMIT,
@@ -32,6 +32,10 @@ HOLD = {"before-loaded": REC_STATE, "loaded-held": REC_LOADED, "commit-held": RE
 
 
 class Violation(Exception):
+    pass
+
+
+class Stopped(Exception):
     pass
 
 
@@ -98,14 +102,21 @@ class Side:
         return bool(st) and st["status"] in ("running", "paused") and "guest" in st
 
     def sample(self, role):
-        """fds and RSS (KiB) now: the fewest fds of three looks, since the control
-        connection just closed may not be closed on ferry's side yet."""
-        pid, fds = self.proc.pid, []
+        """fds (what each points to) and RSS (KiB) now: the fewest fds of three
+        looks, since the control connection just closed may not be closed on
+        ferry's side yet."""
+        pid, looks = self.proc.pid, []
         for _ in range(3):
-            fds.append(len(os.listdir(f"/proc/{pid}/fd")))
+            fds = {}
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    fds[fd] = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    pass  # closed while we looked
+            looks.append(fds)
             time.sleep(0.05)
         rss = next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:"))
-        self.samples.append((self.soak.i, role, min(fds), rss))
+        self.samples.append((self.soak.i, role, min(looks, key=len), rss))
 
 
 class Soak:
@@ -113,6 +124,7 @@ class Soak:
         self.ferry = os.path.join(a.build, "src", "ferry")
         self.proxy_bin = os.path.join(a.build, "tests", "proxy")
         self.rng, self.seed, self.runs, self.keep = random.Random(a.seed), a.seed, a.runs, a.keep
+        self.mem_mib = a.mem_mib
         self.tmp = tempfile.mkdtemp(prefix="ferry-soak.")
         self.i, self.counts, self.failures = 0, collections.Counter(), []
         self.sides = [Side("a", self), Side("b", self)]
@@ -122,7 +134,8 @@ class Soak:
     def new_guest(self, side):
         if side.alive():
             self.retire(side)
-        side.start("--mem", MEM, "--vcpus", str(VCPUS), "--workload", WORKLOAD)
+        mib = self.mem_mib  # a quarter of it dirtied at 40 MiB/s
+        side.start("--mem", f"{mib}M", "--vcpus", str(VCPUS), "--workload", f"dirty:wss={mib // 4}M,rate=40M")
         poll("the guest to run", side.runs_guest, 30)
 
     def retire(self, side):
@@ -307,11 +320,15 @@ class Soak:
                 mine = [s for s in samples if s[1] == role]
                 if len(mine) < 5:
                     continue
-                fd, rss = mine[-1][2] - mine[0][2], (mine[-1][3] - mine[0][3]) // 1024
-                print(f"  {name} (born at {born}), as {role}: {len(mine)} samples, fds {mine[0][2]} -> "
-                      f"{mine[-1][2]}, RSS {mine[0][3] // 1024} -> {mine[-1][3] // 1024} MiB")
+                first, last = mine[0][2], mine[-1][2]
+                fd, rss = len(last) - len(first), (mine[-1][3] - mine[0][3]) // 1024
+                print(f"  {name} (born at {born}), as {role}: {len(mine)} samples, fds "
+                      f"{' '.join(str(len(s[2])) for s in mine)}, RSS {mine[0][3] // 1024} -> "
+                      f"{mine[-1][3] // 1024} MiB")
                 if fd > 0 or rss > 32:
-                    bad.append(f"{name} as {role}: fds +{fd}, RSS +{rss} MiB")
+                    kind = lambda fds: collections.Counter(re.sub(r"\[\d+\]", "", t) for t in fds.values())
+                    more = ", ".join(f"+{n} {k}" for k, n in (kind(last) - kind(first)).items())
+                    bad.append(f"{name} as {role}: fds +{fd} ({more}), RSS +{rss} MiB")
         return bad
 
     def summary(self):
@@ -335,13 +352,25 @@ if __name__ == "__main__":
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--seed", type=int, default=int(time.time()))
     p.add_argument("--keep", action="store_true", help="keep the logs even when every check held")
+    p.add_argument("--mem-mib", type=int, default=256, help="guest memory (a quarter of it dirtied)")
     args = p.parse_args()
+    if args.mem_mib < 64 or args.mem_mib % 4:
+        p.error("--mem-mib must be at least 64 and a multiple of 4")
     if not os.path.exists("/dev/kvm"):
         print("soak: /dev/kvm is not available: nothing to migrate", file=sys.stderr)
         sys.exit(77)
     soak = Soak(args)
+
+    def stop(*_):
+        raise Stopped()
+    signal.signal(signal.SIGTERM, stop)  # a bounded run still gives its account
     try:
         soak.run()
+    except Stopped:
+        soak.runs = soak.i - 1
+        print(f"soak: stopped by SIGTERM during migration {soak.i}", flush=True)
+        for side in soak.sides:
+            soak.retire(side)
     finally:
         for side in soak.sides:
             if side.alive():
