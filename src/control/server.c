@@ -35,7 +35,8 @@ struct client {
 	size_t in_len;
 	char *out; /* what it has not read yet */
 	size_t out_len;
-	bool dead; /* too slow: dropped by the server thread */
+	bool dead;	   /* too slow: dropped by the server thread */
+	bool wants_events; /* it sent qmp_capabilities: events as in QMP */
 	struct control_later later;
 	json_t *later_id; /* the request's id, for the answer that comes later */
 };
@@ -147,6 +148,11 @@ static void handle_request(struct control_server *srv, struct client *c, const c
 		pthread_mutex_lock(&srv->ctx->use);
 		result = control_execute(srv->ctx, name, args, &class, &c->later);
 		pthread_mutex_unlock(&srv->ctx->use);
+		if (result && !strcmp(name, "qmp_capabilities")) {
+			pthread_mutex_lock(&srv->lock);
+			c->wants_events = true;
+			pthread_mutex_unlock(&srv->lock);
+		}
 		if (c->later.active)
 			c->later_id = json_incref(id);
 		else
@@ -174,6 +180,7 @@ static void drop_client(struct control_server *srv, struct client *c)
 	close(c->fd);
 	c->fd = -1;
 	c->dead = false;
+	c->wants_events = false;
 	free(c->out);
 	c->out = NULL;
 	c->out_len = 0;
@@ -515,7 +522,7 @@ void control_event(struct control_server *srv, const char *name, void *data)
 			(json_int_t)(now.tv_nsec / 1000));
 	pthread_mutex_lock(&srv->lock);
 	for (int i = 0; i < MAX_CLIENTS; i++)
-		if (srv->clients[i].fd >= 0)
+		if (srv->clients[i].fd >= 0 && srv->clients[i].wants_events)
 			queue_line(srv, &srv->clients[i], msg);
 	pthread_mutex_unlock(&srv->lock);
 	json_decref(msg);

@@ -3,7 +3,8 @@
 # (bench/qemu.py's Qmp, unchanged) talks to ferry. Without KVM: the greeting,
 # capabilities, query-version, query-commands, QMP's parameter and capability
 # names both ways, refusals with a sentence, and a destination's MIGRATION
-# events for a source that sends garbage. With KVM: that client drives
+# events for a source that sends garbage (none for a client that never sent
+# qmp_capabilities). With KVM: that client drives
 # a migration to completion and another to a cancel, while a second client
 # sees the MIGRATION, STOP and RESUME events.
 . "$(dirname "$0")/lib.sh"
@@ -106,10 +107,15 @@ refused(q, "migrate_cancel", "no migration is running")
 # A source that sends garbage: this side'"'"'s MIGRATION events.
 import os, subprocess
 ev = Events(sys.argv[2])
+plain = socket.socket(socket.AF_UNIX); plain.connect(sys.argv[2]); pf = plain.makefile("rw")
+pf.readline()  # a client that never sends qmp_capabilities gets no events
 subprocess.run([os.environ["BAD_SOURCE"], "garbage", "unix:'"$TMP/in.sock"'", os.environ["STATE_BLOB"]],
                capture_output=True, timeout=60)
 ev.wait(("MIGRATION", "failed"))
 assert ev.seen == [("MIGRATION", "active"), ("MIGRATION", "failed")], ev.seen
+pf.write(json.dumps({"execute": "query-version"}) + "\n"); pf.flush()
+first = json.loads(pf.readline())
+assert "return" in first, f"a client without qmp_capabilities was sent {first}"
 ' || fail "QMP without a guest"
 
 if [ ! -c /dev/kvm ]; then

@@ -95,7 +95,23 @@ class Side:
         self.proc.wait()
 
     def status(self):
-        return ctl(self.sock, "query-status") if self.alive() else None
+        """query-status, or None once the process is gone. A ferry that is
+        exiting has already removed its socket: wait for it to end."""
+        if not self.alive():
+            return None
+        try:
+            return ctl(self.sock, "query-status")
+        except (FileNotFoundError, ConnectionRefusedError):
+            try:
+                rc = self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                raise Violation(f"{self.name} runs without its control socket")
+            print(f"      {self.name} exited by itself with status {rc}: {self.log_tail()}", flush=True)
+            return None
+
+    def log_tail(self):
+        with open(os.path.join(self.soak.tmp, f"{self.name}.log")) as f:
+            return " | ".join(f.read().strip().splitlines()[-3:])
 
     def runs_guest(self):
         st = self.status()
