@@ -106,7 +106,7 @@ class Side:
                 rc = self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 raise Violation(f"{self.name} runs without its control socket")
-            print(f"      {self.name} exited by itself with status {rc}: {self.log_tail()}", flush=True)
+            print(f"      {self.name} ended by itself with status {rc}: {self.log_tail()}", flush=True)
             return None
 
     def log_tail(self):
@@ -243,6 +243,8 @@ class Soak:
         """Resolve an unknown outcome; returns how."""
         if not src.alive():
             return "source killed"
+        if not src.status():
+            raise Violation(f"{src.name}, the source, ended by itself: {src.log_tail()}")
         m = ctl(src.sock, "query-migrate")
         if m["status"] != "unknown":
             return m["status"]
