@@ -316,7 +316,7 @@ class Soak:
             other = self.sides[1] if holder is self.sides[0] else self.sides[0]
             try:
                 holder = self.one(holder, other)
-            except (Violation, RuntimeError, OSError) as e:  # a ferry's error answer, a lost socket
+            except (Violation, RuntimeError, OSError, subprocess.SubprocessError) as e:  # an error answer, a lost socket, a hung command
                 self.failures.append(f"migration {self.i}: {e}")
                 print(f"[{self.i:3}] VIOLATION: {e}", flush=True)
                 for side in self.sides:  # start over from a clean pair
