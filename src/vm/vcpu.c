@@ -160,6 +160,10 @@ static void vcpu_dump(struct vcpu *vcpu)
 	log_err("vCPU %u: cs=%#x/dpl%u ss=%#x cr0=%#llx cr2=%#llx cr3=%#llx cr4=%#llx efer=%#llx",
 		vcpu->index, s.cs.selector, s.cs.dpl, s.ss.selector, s.cr0, s.cr2, s.cr3, s.cr4,
 		s.efer);
+	if (!(s.cr0 & 1)) /* ferry's guest never leaves protected mode */
+		log_err("vCPU %u: that is the reset state: KVM on AMD reinitialises a vCPU that shut "
+			"down, so where the guest was is lost",
+			vcpu->index);
 }
 
 /* Stop the VM with a sentence and the registers. */
