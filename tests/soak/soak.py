@@ -261,7 +261,9 @@ class Soak:
     def holders(self, src, dst):
         def settled(side):
             st = side.status() if side.alive() else None
-            return not st or st["status"] != "incoming" or st["incoming"]["phase"] in ("waiting", "running")
+            # Phase "running": the guest has started but query-status still
+            # says incoming until the VM is handed to the control socket.
+            return not st or st["status"] != "incoming" or st["incoming"]["phase"] == "waiting"
         poll("both sides to settle", lambda: settled(src) and settled(dst), 60)
         return [s for s in (src, dst) if s.alive() and s.runs_guest()]
 
