@@ -26,7 +26,9 @@ backtraces() {
 }
 
 cleanup() {
-	[ -n "${WATCHDOG:-}" ] && kill "$WATCHDOG" 2>/dev/null
+	# SIGKILL: a TERM that lands while the watchdog is being forked runs
+	# the trap it inherits and is lost, and it then outlives the test.
+	[ -n "${WATCHDOG:-}" ] && kill -9 "$WATCHDOG" 2>/dev/null
 	for _p in $PIDS; do kill -9 "$_p" 2>/dev/null; done
 	wait 2>/dev/null
 	if [ "$FAILURES" -eq 0 ]; then rm -rf "$TMP"; else echo "logs kept in $TMP"; fi
