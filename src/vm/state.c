@@ -154,8 +154,9 @@ static int save_cpuid(struct writer *w, struct vcpu *v)
 		else
 			rc = r;
 	}
-	if (rc == 0)
-		rc = get_cpuid(v->fd, c, lo);
+	/* Every call KVM took wrote all its entries: c holds them already,
+	 * but its nent is the last size tried. */
+	c->nent = lo;
 	if (rc < 0)
 		rc = err_set(rc, "cannot read CPUID of vCPU %u: %s", v->index, strerror(-rc));
 	else

@@ -40,23 +40,22 @@ class Stopped(Exception):
 
 
 def ctl(sock, cmd, args=None, timeout=30):
-    """One command on a control socket: its return, or raise with its error."""
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(timeout)
-    s.connect(sock)
-    f = s.makefile("rw")
-    f.readline()  # the greeting
-    f.write(json.dumps({"execute": cmd, **({"arguments": args} if args else {})}) + "\n")
-    f.flush()
-    try:
-        while True:
-            m = json.loads(f.readline())
-            if "return" in m:
-                return m["return"]
-            if "error" in m:
-                raise RuntimeError(m["error"]["desc"])
-    finally:
-        s.close()
+    """One command on a control socket: its return, or raise with its error.
+    (Without qmp_capabilities no event comes: the next line is the answer.)"""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout)
+        s.connect(sock)
+        f = s.makefile("rw")
+        f.readline()  # the greeting
+        f.write(json.dumps({"execute": cmd, **({"arguments": args} if args else {})}) + "\n")
+        f.flush()
+        line = f.readline()
+    if not line:
+        raise ConnectionError(f"{sock} closed before answering {cmd}")
+    m = json.loads(line)
+    if "error" in m:
+        raise RuntimeError(m["error"]["desc"])
+    return m["return"]
 
 
 def poll(what, fn, secs=60):
