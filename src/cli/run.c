@@ -41,6 +41,11 @@ static const char run_help[] =
 	"                        hugetlb: 2 MiB pages from the host's pool (vm.nr_hugepages)\n"
 	"  --dirty-backend KIND  bitmap (default) or ring: how KVM reports dirty pages\n"
 	"  --dirty-ring-size N   entries in each vCPU's dirty ring, a power of two (16384)\n"
+	"  --host-reserve SIZE   memory ferry leaves to the host whenever it takes some for\n"
+	"                        a guest (default 5% of the host's, at least 256M; 0: none):\n"
+	"                        a guest that would need it is refused, and faulting memory\n"
+	"                        in (--prealloc, the background prefault) stops with a\n"
+	"                        sentence where the host runs short, not at the OOM killer\n"
 	"  --prealloc            fault in all guest memory before the guest starts; with\n"
 	"                        --incoming, --mem of it before listening, so that pages\n"
 	"                        arrive into memory that is ready (the fastest migration)\n"
@@ -122,6 +127,17 @@ static int parse_mem(const char *arg, struct run_opts *o)
 {
 	if (size_parse(arg, &o->cfg.mem_bytes) < 0)
 		return usage_error("run", "--mem '%s' is not a size like 512M or 1G", arg);
+	return 0;
+}
+
+/* Set once, here, before any thread starts (vm/memory.h). */
+static int parse_host_reserve(const char *arg)
+{
+	uint64_t bytes;
+
+	if (size_parse(arg, &bytes) < 0)
+		return usage_error("run", "--host-reserve '%s' is not a size like 512M or 2G", arg);
+	mem_set_host_reserve(bytes);
 	return 0;
 }
 
@@ -245,6 +261,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "dirty-backend", required_argument, NULL, 'd' },
 		{ "dirty-ring-size", required_argument, NULL, 'r' },
 		{ "prealloc", no_argument, NULL, 'p' },
+		{ "host-reserve", required_argument, NULL, 'M' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "incoming", required_argument, NULL, 'i' },
 		{ "io-timeout-ms", required_argument, NULL, 't' },
@@ -322,6 +339,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case 'p':
 			o->cfg.prealloc = true;
+			break;
+		case 'M':
+			rc = parse_host_reserve(optarg);
 			break;
 		case 'k':
 			o->takeover = true;

@@ -1,5 +1,6 @@
 #include "vm/memory.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -99,25 +100,86 @@ static long meminfo(const char *key)
 	return n;
 }
 
+static bool reserve_given;
+static uint64_t reserve_bytes;
+
+void mem_set_host_reserve(uint64_t bytes)
+{
+	reserve_given = true;
+	reserve_bytes = bytes;
+}
+
+uint64_t mem_host_reserve(void)
+{
+	long total = meminfo("MemTotal");
+	uint64_t share = total > 0 ? (uint64_t)total * 1024 / 20 : 0;
+
+	if (reserve_given)
+		return reserve_bytes;
+	return share < MEM_ROOM_MARGIN_MIN ? MEM_ROOM_MARGIN_MIN : share;
+}
+
+uint64_t mem_host_available(void)
+{
+	long kib = meminfo("MemAvailable");
+
+	return kib < 0 ? UINT64_MAX : (uint64_t)kib * 1024;
+}
+
+/* Whether the host has want more bytes to give and still keeps its
+ * reserve; *avail is what it has (unknown: always room). */
+static bool room_for(uint64_t want, uint64_t *avail)
+{
+	*avail = mem_host_available();
+	return *avail == UINT64_MAX || (want <= *avail && mem_host_reserve() <= *avail - want);
+}
+
 int mem_check_room(uint64_t size, enum mem_backend backend)
 {
-	long avail = meminfo("MemAvailable"), total = meminfo("MemTotal");
-	uint64_t margin, room;
 	char want[32], have[32], keep[32];
+	uint64_t avail;
 
-	if (backend == MEM_HUGETLB || avail < 0 || total < 0)
+	if (backend == MEM_HUGETLB || room_for(size, &avail))
 		return 0; /* huge pages: the pool is checked as they are mapped */
-	margin = (uint64_t)total * 1024 / 20;
-	if (margin < MEM_ROOM_MARGIN_MIN)
-		margin = MEM_ROOM_MARGIN_MIN;
-	room = (uint64_t)avail * 1024;
-	if (size + margin <= room)
-		return 0;
 	return err_set(-ENOMEM,
 		       "guest memory %s is more than this host can give now (%s available, of "
-		       "which %s stays for the host)",
-		       size_format(size, want, sizeof(want)), size_format(room, have, sizeof(have)),
-		       size_format(margin, keep, sizeof(keep)));
+		       "which %s stays for the host: --host-reserve)",
+		       size_format(size, want, sizeof(want)),
+		       size_format(avail, have, sizeof(have)),
+		       size_format(mem_host_reserve(), keep, sizeof(keep)));
+}
+
+/* Bytes of [at, at + len) not in memory yet. */
+static uint64_t absent_bytes(const uint8_t *at, uint64_t len)
+{
+	unsigned char vec[MEM_CLAIM_STEP / FERRY_PAGE_SIZE];
+	uint64_t pages = (len + FERRY_PAGE_SIZE - 1) / FERRY_PAGE_SIZE, absent = 0;
+
+	if (mincore((void *)at, len, vec) < 0)
+		return len;
+	for (uint64_t i = 0; i < pages; i++)
+		absent += !(vec[i] & 1);
+	return absent * FERRY_PAGE_SIZE;
+}
+
+int mem_claim_check(const struct guest_mem *mem, const uint8_t *at, uint64_t len, uint64_t done)
+{
+	char have[32], keep[32], in[32], all[32], more[32];
+	uint64_t avail, absent;
+
+	assert(len <= MEM_CLAIM_STEP);
+	if (mem->backend == MEM_HUGETLB)
+		return 0; /* huge pages were reserved when mapped */
+	absent = absent_bytes(at, len);
+	if (room_for(absent, &avail))
+		return 0;
+	return err_set(-ENOMEM,
+		       "the host ran short of memory with %s of the guest's %s in place: %s more "
+		       "would leave it less than its reserve of %s (--host-reserve; %s available)",
+		       size_format(done, in, sizeof(in)), size_format(mem->size, all, sizeof(all)),
+		       size_format(absent, more, sizeof(more)),
+		       size_format(mem_host_reserve(), keep, sizeof(keep)),
+		       size_format(avail, have, sizeof(have)));
 }
 
 static int map_failed(uint64_t size, enum mem_backend backend, int rc)
@@ -296,18 +358,33 @@ void mem_keep(struct guest_mem *view, struct guest_mem *owner)
 	owner->memfd = -1;
 }
 
+/* Fault [at, at + len) in, a step at a time, each once the host has room
+ * for it; *done counts the bytes in place. */
+static int populate_region(struct guest_mem *mem, uint8_t *at, uint64_t len, uint64_t *done)
+{
+	for (uint64_t off = 0; off < len; off += MEM_CLAIM_STEP) {
+		uint64_t step = len - off < MEM_CLAIM_STEP ? len - off : MEM_CLAIM_STEP;
+		int rc = mem_claim_check(mem, at + off, step, *done);
+
+		if (rc < 0)
+			return rc;
+		if (madvise(at + off, step, MADV_POPULATE_WRITE) < 0)
+			return err_set(-errno, "cannot pre-fault guest memory: %s",
+				       strerror(errno));
+		*done += step;
+	}
+	return 0;
+}
+
 int mem_populate(struct guest_mem *mem)
 {
-	uint64_t start = time_now_ns();
+	uint64_t start = time_now_ns(), done = 0;
 
 	for (unsigned i = 0; i < mem->nr_regions; i++) {
-		struct mem_region *r = &mem->regions[i];
+		int rc = populate_region(mem, mem->regions[i].host, mem->regions[i].size, &done);
 
-		if (madvise(r->host, r->size, MADV_POPULATE_WRITE) < 0) {
-			int rc = -errno;
-
-			return err_set(rc, "cannot pre-fault guest memory: %s", strerror(-rc));
-		}
+		if (rc < 0)
+			return rc;
 	}
 	mem->populate_ms = time_ms_since(start);
 	log_info("populated %llu MiB of guest memory in %.0f ms",

@@ -54,13 +54,27 @@ int mem_reserve(struct guest_mem *mem, uint64_t size);
 /* Map new memory of backend into the place mem_reserve kept; -EEXIST if
  * something took it meanwhile. */
 int mem_fill(struct guest_mem *mem, enum mem_backend backend);
-/* Whether this host has size bytes of memory of backend to give a guest
- * now: what the kernel counts as available, less a margin for the host
- * (5% of its memory, at least MEM_ROOM_MARGIN_MIN). -ENOMEM with a
- * sentence if not. Huge pages pass: their pool is checked as they are
- * mapped (mem_create, mem_fill). */
+/* What ferry leaves to the host whenever it takes memory for a guest: 5%
+ * of its memory, at least MEM_ROOM_MARGIN_MIN, unless set (ferry run
+ * --host-reserve; set once, before any thread starts). */
 #define MEM_ROOM_MARGIN_MIN (256ull << 20)
+void mem_set_host_reserve(uint64_t bytes);
+uint64_t mem_host_reserve(void);
+/* What the kernel counts as available now (MemAvailable), in bytes;
+ * UINT64_MAX if it does not say. */
+uint64_t mem_host_available(void);
+/* Whether this host has size bytes of memory of backend to give a guest
+ * now and still keeps its reserve: what the kernel counts as available.
+ * -ENOMEM with a sentence if not. Huge pages pass: their pool is checked
+ * as they are mapped (mem_create, mem_fill). */
 int mem_check_room(uint64_t size, enum mem_backend backend);
+/* Before ferry faults [at, at + len) of mem in (len <= MEM_CLAIM_STEP):
+ * whether the host has room for what of it is not in memory yet and still
+ * keeps its reserve, so that a host running short is a refusal rather
+ * than the OOM killer's choice. done: the bytes of mem in place so far,
+ * for the sentence. -ENOMEM with a sentence if not; huge pages pass. */
+#define MEM_CLAIM_STEP (64ull << 20)
+int mem_claim_check(const struct guest_mem *mem, const uint8_t *at, uint64_t len, uint64_t done);
 /* Unmap it, unless borrowed. */
 void mem_destroy(struct guest_mem *mem);
 /* view: the first size bytes of owner's memory, borrowed (size <= owner's). */
@@ -69,7 +83,8 @@ void mem_lend(const struct guest_mem *owner, uint64_t size, struct guest_mem *vi
  * lies past the view's size goes back to the host. */
 void mem_keep(struct guest_mem *view, struct guest_mem *owner);
 /* Fault every page in now (MADV_POPULATE_WRITE) so the guest or an incoming
- * migration does not pay first-touch costs later; records populate_ms. */
+ * migration does not pay first-touch costs later, a step at a time, each
+ * once mem_claim_check allows it; records populate_ms. */
 int mem_populate(struct guest_mem *mem);
 /* Give the memory back to the host (contents become zero), e.g. once the
  * guest lives elsewhere. */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@ struct prefault {
 	pthread_t thread;
 	bool stop;     /* atomic */
 	uint64_t done; /* bytes faulted in (atomic) */
+	int err;       /* the host ran short: -ENOMEM (atomic, set once, then why) */
+	char why[256];
 };
 
 /* Until the receivers wait for the link; false if asked to stop meanwhile. */
@@ -55,6 +58,17 @@ static __attribute__((no_sanitize_thread)) void touch(uint8_t *p, uint64_t len)
 	}
 }
 
+/* The host has no room left for guest memory: say so, and stop. */
+static void *ran_short(struct prefault *p)
+{
+	snprintf(p->why, sizeof(p->why), "%s", err_msg());
+	__atomic_store_n(&p->err, -ENOMEM, __ATOMIC_RELEASE);
+	log_warn("prefault: %s", p->why);
+	if (p->yield.ran_short)
+		p->yield.ran_short(p->yield.opaque);
+	return NULL;
+}
+
 static void *prefault_thread(void *arg)
 {
 	struct prefault *p = arg;
@@ -69,9 +83,16 @@ static void *prefault_thread(void *arg)
 		struct mem_region *r = &p->mem->regions[i];
 
 		for (uint64_t off = 0; off < r->size; off += STEP) {
+			uint64_t left = r->size - off;
+
 			if (!wait_idle(p))
 				return NULL;
-			touch(r->host + off, r->size - off < STEP ? r->size - off : STEP);
+			if (off % MEM_CLAIM_STEP == 0 &&
+			    mem_claim_check(p->mem, r->host + off,
+					    left < MEM_CLAIM_STEP ? left : MEM_CLAIM_STEP,
+					    __atomic_load_n(&p->done, __ATOMIC_RELAXED)) < 0)
+				return ran_short(p);
+			touch(r->host + off, left < STEP ? left : STEP);
 			__atomic_add_fetch(&p->done, STEP, __ATOMIC_RELAXED);
 		}
 	}
@@ -106,17 +127,28 @@ double prefault_progress(const struct prefault *p)
 	return share > 1 ? 1 : share;
 }
 
-double prefault_stop(struct prefault *p)
+int prefault_failed(const struct prefault *p)
 {
-	double share;
+	int err = p ? __atomic_load_n(&p->err, __ATOMIC_ACQUIRE) : 0;
 
+	return err ? err_set(err, "%s", p->why) : 0;
+}
+
+int prefault_stop(struct prefault *p, double *share)
+{
+	int rc;
+
+	if (share)
+		*share = 0;
 	if (!p)
 		return 0;
 	__atomic_store_n(&p->stop, true, __ATOMIC_RELEASE);
 	/* Its last step must not wait for an idle core: the switchover waits. */
 	pthread_setschedparam(p->thread, SCHED_OTHER, &(struct sched_param){ 0 });
 	pthread_join(p->thread, NULL);
-	share = prefault_progress(p);
+	if (share)
+		*share = prefault_progress(p);
+	rc = prefault_failed(p);
 	free(p);
-	return share;
+	return rc;
 }

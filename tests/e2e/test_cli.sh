@@ -86,6 +86,14 @@ for cmd in list migrate-set migrate-cancel; do
 done
 run_ferry --help | grep -q "Usage: ferry COMMAND" || fail "ferry --help"
 run_ferry run --help | grep -q "Workload SPEC" || fail "ferry run --help"
+expect_usage "--host-reserve 'most' is not a size" run --host-reserve most
+# A host short of memory: memory made ready ahead (no KVM needed) stops where
+# the host would give up its reserve, with a sentence, and nothing listens.
+# The reserve is all but 512 MiB of what this host has now; the guest 2 GiB.
+avail_mib=$(awk '/^MemAvailable:/ {print int($2 / 1024)}' /proc/meminfo)
+expect_error "the host ran short of memory with" \
+	run --incoming "unix:$dir/short.sock" --mem 2G --prealloc --host-reserve "$((avail_mib - 512))M"
+[ -e "$dir/short.sock" ] && fail "a destination short of memory listened"
 
 if [ ! -c /dev/kvm ]; then
 	echo "SKIP: /dev/kvm is not available; the running part is skipped"

@@ -1,9 +1,10 @@
 #!/bin/sh
 # Limits before trust. A destination refuses a guest larger than this host
-# can give, and gives up on a source that trickles its handshake past the
-# handshake's deadline, floods it with optional records it skips, or sends
-# pages past the transfer's deadline; each time it waits for the next
-# source, and a real migration then succeeds. The deadlines' flags are
+# can give, less its --host-reserve, and gives up on a source that trickles
+# its handshake past the handshake's deadline, floods it with optional
+# records it skips, or sends pages past the transfer's deadline; each time
+# it waits for the next source (and the source's guest runs on), and a real
+# migration then succeeds. The deadlines' flags are
 # refused without --incoming and for what is not a number of seconds.
 # migrate-incoming keeps ferry run --incoming's deadlines or takes its own.
 . "$(dirname "$0")/lib.sh"
@@ -24,6 +25,17 @@ done
 grep -q "more than this host can give now" "$TMP/dst.log" || fail "no sentence for the huge guest"
 # Small, so that it moves well inside the 3 s deadline on a slow host too.
 vm src --mem 64M --vcpus 2 --workload dirty:wss=4M,rate=1M,pattern=random,write=byte
+
+note "a destination that keeps all but 32 MiB of this host refuses the guest; it runs on"
+avail_mib=$(awk '/^MemAvailable:/ {print int($2 / 1024)}' /proc/meminfo)
+vm tight --incoming "unix:$TMP/tight-in.sock" --host-reserve "$((avail_mib - 32))M"
+migrate src "unix:$TMP/tight-in.sock" && fail "a destination without room took the guest"
+report "j.get('reason')" | grep -q "more than this host can give now" ||
+	fail "refused without the sentence: $(report "j.get('reason')")"
+expect_guest_ok src
+ctl tight quit >/dev/null
+
+note "the good migration"
 migrate src "unix:$TMP/in.sock" --verify || fail "good migration after greedy ones: $(cat "$TMP/migrate.err")"
 expect_guest_ok dst
 

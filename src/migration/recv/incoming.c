@@ -52,6 +52,8 @@ static int channel_error(struct incoming *in, int rc)
 {
 	if (rc < 0 && in->rx && receivers_error(in->rx) < 0)
 		rc = receivers_error(in->rx);
+	if (rc < 0 && prefault_failed(in->prefault) < 0)
+		rc = prefault_failed(in->prefault);
 	return rc;
 }
 
@@ -129,12 +131,22 @@ static bool receiving(void *opaque)
 	return __atomic_load_n(&in->waiting, __ATOMIC_RELAXED) < channels;
 }
 
+/* The prefault found the host short of memory: break the main channel's
+ * read, whose error then tells why (channel_error), before the guest runs
+ * here. */
+static void ran_short(void *opaque)
+{
+	struct incoming *in = opaque;
+
+	chan_shutdown_read(in->chan);
+}
+
 /* Memory that was not made ready is faulted in by a background thread
  * while the channels wait for the link (vm/prefault.h), stopped at END; or
  * on demand. */
 static void start_prefault(struct incoming *in)
 {
-	struct prefault_yield yield = { receiving, in };
+	struct prefault_yield yield = { receiving, in, ran_short };
 
 	if (in->hello.config.flags & CONFIG_LOCAL)
 		return; /* the source's pages, in place */
@@ -361,6 +373,20 @@ static int verify_pages(struct incoming *in)
 	return 0;
 }
 
+int incoming_end_prefault(struct incoming *in)
+{
+	double share;
+	int rc;
+
+	if (!in->prefault)
+		return 0;
+	rc = prefault_stop(in->prefault, &share);
+	in->prefault = NULL;
+	if (rc == 0)
+		log_info("guest memory faulted in ahead of the guest: %.0f%%", share * 100);
+	return rc;
+}
+
 /* Restore the state and check the hashes. */
 int incoming_restore(struct incoming *in)
 {
@@ -368,11 +394,9 @@ int incoming_restore(struct incoming *in)
 
 	if (!in->state)
 		return err_set(-EPROTO, "the stream ended without the VM state");
-	if (in->prefault)
-		log_info("guest memory faulted in ahead of the guest: %.0f%%",
-			 prefault_stop(in->prefault) * 100);
-	in->prefault = NULL;
-	rc = state_restore(in->vm, in->state, in->state_len);
+	rc = incoming_end_prefault(in);
+	if (rc == 0)
+		rc = state_restore(in->vm, in->state, in->state_len);
 	if (rc == 0 && in->hashes)
 		rc = verify_pages(in);
 	return rc;
@@ -498,7 +522,7 @@ static int receive(struct incoming *in)
  * borrowed goes back zeroed, or stays with the VM. */
 static void discard(struct incoming *in, bool keep_vm)
 {
-	prefault_stop(in->prefault);
+	prefault_stop(in->prefault, NULL);
 	if (in->post && !keep_vm) /* a guest lost in post-copy: its vCPUs stop first */
 		vm_stop(in->vm, true, 1, "post-copy broke");
 	urgent_free(in->urgent);

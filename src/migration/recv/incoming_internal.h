@@ -69,6 +69,9 @@ int incoming_next_record(struct incoming *in);
 int incoming_load_pages(struct incoming *in);
 /* Restore the state and check the hashes. */
 int incoming_restore(struct incoming *in);
+/* Stop the background prefault (if any); -ENOMEM with its sentence if it
+ * found the host short of memory. */
+int incoming_end_prefault(struct incoming *in);
 /* LOADED, after the channels' account (RECEIVED) unless they still
  * receive: in post-copy they do. */
 int incoming_say_loaded(struct incoming *in);

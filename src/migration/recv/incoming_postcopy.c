@@ -93,12 +93,10 @@ static int forget_now(struct incoming *in)
 	int rc = in->rx ? receivers_wait_rounds(in->rx, in->round, (int)in->o->io_timeout_ms) : 0;
 	uint64_t t0 = time_now_ns();
 
+	if (rc == 0)
+		rc = incoming_end_prefault(in);
 	if (rc < 0)
 		return rc;
-	if (in->prefault)
-		log_info("guest memory faulted in ahead of the guest: %.0f%%",
-			 prefault_stop(in->prefault) * 100);
-	in->prefault = NULL;
 	mem_forget_set(&in->vm->mem, in->forgotten, NULL, in->npages);
 	log_info("post-copy: %llu pages that are still to come forgotten ahead of the switch, "
 		 "in %.1f ms",
