@@ -3,8 +3,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
-#include <stdio.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +23,7 @@ struct prefault {
 	pthread_t thread;
 	bool stop;     /* atomic */
 	uint64_t done; /* bytes faulted in (atomic) */
-	int err;       /* the host ran short: -ENOMEM (atomic, set once, then why) */
+	int err;       /* -ENOMEM once the host ran short (atomic; why is written first) */
 	char why[256];
 };
 
