@@ -20,9 +20,16 @@
 #define FERRY_GDT_GPA	  0x5000ull
 #define FERRY_TSS_GPA	  0x6000ull  /* TSS + I/O permission bitmap, 3 pages */
 #define FERRY_STALLS_GPA  0x9000ull  /* struct ferry_vcpu_stalls[FERRY_MAX_VCPUS] */
+#define FERRY_IDT_GPA	  0xb000ull  /* 32 gates to the fault stubs, VMM-written */
+#define FERRY_FAULT_STACK_GPA 0xc000ull /* 1 page: the stack a double fault runs on */
 #define FERRY_PT_GPA	  0x10000ull /* page tables */
 #define FERRY_PT_END	  0x90000ull
 #define FERRY_IMAGE_GPA	  0x100000ull /* ELF image is linked here */
+/* The guest's exception handlers, FERRY_FAULT_STUB_SIZE bytes a vector from
+ * 0 to FERRY_FAULT_VECTORS - 1 (start.S; guest.ld checks the address). */
+#define FERRY_FAULT_STUBS_GPA 0x100100ull
+#define FERRY_FAULT_STUB_SIZE 16
+#define FERRY_FAULT_VECTORS   32
 #define FERRY_IMAGE_END	  0x300000ull
 #define FERRY_STACKS_GPA  0x300000ull
 #define FERRY_STACK_SIZE  0x10000ull  /* per vCPU */
@@ -41,6 +48,11 @@ enum ferry_call {
 	FERRY_CALL_EXIT = 2,   /* args[0] = exit code; stops the whole VM */
 	FERRY_CALL_VERIFY = 3, /* args[0] = page index, args[1] = expected gen, args[2] = found */
 	FERRY_CALL_PANIC = 4,  /* args[0] = reason code; stops the VM with an error */
+	/* The CPU raised an exception: vector in rsi, error code in rdx, and
+	 * where it happened in rcx (rip) and r8 (rsp); stops the VM with an
+	 * error. In registers, not args[]: the guest may be too broken to
+	 * find its status slot. */
+	FERRY_CALL_FAULT = 5,
 };
 
 #define FERRY_PARAMS_MAGIC   0x5041524d59525245ull /* "ERRYMRAP" */

@@ -47,6 +47,7 @@ _Static_assert(VM_MIN_MEM >= FERRY_MIN_MEM, "the guest's layout fits the smalles
 #define SEL_CODE64_USER	 (0x18 | 3)
 #define SEL_DATA_USER	 (0x20 | 3)
 #define SEL_TSS		 0x28
+#define TSS_IST1	 0x24
 #define TSS_IOMAP_OFFSET 0x68
 #define TSS_LIMIT	 (TSS_IOMAP_OFFSET + 8192) /* bitmap for all 65536 ports, then 0xff */
 
@@ -164,6 +165,29 @@ static void build_gdt_tss(struct vm *vm)
 	open_port(tss + TSS_IOMAP_OFFSET, FERRY_PORT_CALL, 4);
 }
 
+/* The IDT: every vector the CPU raises goes to the guest's stub for it
+ * (guest/abi.h), through an interrupt gate into ring 3's own code segment,
+ * so no privilege changes; a double fault switches to its own stack (IST
+ * 1), in case the stack in use is what failed. */
+static void build_idt(struct vm *vm)
+{
+	uint64_t *idt = mem_host(&vm->mem, FERRY_IDT_GPA, FERRY_PAGE_SIZE);
+	uint8_t *tss = mem_host(&vm->mem, FERRY_TSS_GPA, FERRY_PAGE_SIZE);
+
+	memset(idt, 0, FERRY_PAGE_SIZE);
+	for (uint64_t v = 0; v < FERRY_FAULT_VECTORS; v++) {
+		uint64_t at = FERRY_FAULT_STUBS_GPA + v * FERRY_FAULT_STUB_SIZE;
+		uint64_t ist = v == 8 ? 1 : 0;
+
+		/* offset 15:0, selector, IST, type 0xe (interrupt gate) with P
+		 * and DPL 3, offset 31:16; then offset 63:32 */
+		idt[2 * v] = (at & 0xffff) | (uint64_t)SEL_CODE64_USER << 16 | ist << 32 |
+			     0xeeull << 40 | (at >> 16 & 0xffff) << 48;
+		idt[2 * v + 1] = at >> 32;
+	}
+	*(uint64_t *)(tss + TSS_IST1) = FERRY_FAULT_STACK_GPA + FERRY_PAGE_SIZE;
+}
+
 static struct kvm_segment user_segment(uint16_t selector, uint8_t type, bool code)
 {
 	return (struct kvm_segment){
@@ -196,8 +220,8 @@ static int setup_sregs(struct vcpu *vcpu)
 	s.ldt = (struct kvm_segment){ .type = 0x2, .present = 1, .limit = 0xffff };
 	s.gdt.base = FERRY_GDT_GPA;
 	s.gdt.limit = 7 * 8 - 1;
-	s.idt.base = 0;
-	s.idt.limit = 0;
+	s.idt.base = FERRY_IDT_GPA;
+	s.idt.limit = FERRY_FAULT_VECTORS * 16 - 1;
 	s.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG;
 	s.cr3 = FERRY_PT_GPA;
 	s.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_OSXSAVE;
@@ -277,6 +301,7 @@ int loader_load(struct vm *vm, const void *image, size_t len,
 	if (rc < 0)
 		return rc;
 	build_gdt_tss(vm);
+	build_idt(vm);
 	rc = write_params(vm, args);
 	if (rc < 0)
 		return rc;

@@ -1,7 +1,9 @@
 #include "vm/port.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "guest/abi.h"
 #include "util/log.h"
@@ -32,6 +34,56 @@ static const volatile uint64_t *call_args(struct vcpu *vcpu)
 	return st->args;
 }
 
+static const char *vector_name(uint64_t v)
+{
+	static const char *const names[] = {
+		"divide error",
+		"debug",
+		"NMI",
+		"breakpoint",
+		"overflow",
+		"bound range",
+		"invalid opcode",
+		"device not available",
+		"double fault",
+		"coprocessor",
+		"invalid TSS",
+		"segment not present",
+		"stack fault",
+		"general protection",
+		"page fault",
+		"reserved",
+		"x87 error",
+		"alignment check",
+		"machine check",
+		"SIMD error",
+		"virtualization",
+		"control protection",
+	};
+
+	return v < sizeof(names) / sizeof(names[0]) ? names[v] : "reserved";
+}
+
+/* The guest's exception stub called: say which exception, where (its
+ * registers, guest/abi.h), and stop the VM. */
+static int guest_fault(struct vcpu *vcpu)
+{
+	struct kvm_regs r;
+	char reason[200];
+
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &r) < 0)
+		snprintf(reason, sizeof(reason),
+			 "vCPU %u took an exception (its registers are unavailable: %s)",
+			 vcpu->index, strerror(errno));
+	else
+		snprintf(reason, sizeof(reason),
+			 "vCPU %u took an exception: %s (vector %llu, error code %#llx) at rip "
+			 "%#llx, rsp %#llx",
+			 vcpu->index, vector_name(r.rsi), r.rsi, r.rdx, r.rcx, r.r8);
+	vm_stop(vcpu->vm, true, 0, reason);
+	return -1;
+}
+
 static int ferry_call(struct vcpu *vcpu, uint32_t nr)
 {
 	const volatile uint64_t *a = call_args(vcpu);
@@ -57,6 +109,8 @@ static int ferry_call(struct vcpu *vcpu, uint32_t nr)
 			 vcpu->index, (unsigned long long)a[0]);
 		vm_stop(vcpu->vm, true, 0, reason);
 		return -1;
+	case FERRY_CALL_FAULT:
+		return guest_fault(vcpu);
 	default:
 		log_warn("vCPU %u: unknown ferry call %u ignored", vcpu->index, nr);
 		return 0;

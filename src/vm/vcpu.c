@@ -197,8 +197,10 @@ static int handle_exit(struct vcpu *vcpu)
 		return fatal(vcpu, "vCPU %u executed hlt, which a ring-3 guest cannot",
 			     vcpu->index);
 	case KVM_EXIT_SHUTDOWN:
-		return fatal(vcpu, "vCPU %u shut down (triple fault: the guest took an exception)",
-			     vcpu->index);
+		return fatal(
+			vcpu,
+			"vCPU %u shut down (triple fault: an exception its handlers could not take)",
+			vcpu->index);
 	case KVM_EXIT_FAIL_ENTRY:
 		return fatal(vcpu, "vCPU %u failed to enter the guest (hardware reason %#llx)",
 			     vcpu->index,

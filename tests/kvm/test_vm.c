@@ -4,8 +4,8 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -129,18 +129,43 @@ static void test_guest_exit_code(void **unused)
 	vm_destroy(vm);
 }
 
+/* An exception stops the VM with its name and where (the guest's own
+ * handlers, guest/abi.h): an invalid opcode, a page fault, a double fault
+ * (a page fault whose frame cannot be pushed), and hlt, which a ring-3
+ * guest may not run. */
 static void test_guest_fault_stops_vm(void **unused)
 {
 	static const uint8_t ud2[] = { 0x0f, 0x0b };
+	/* movabs rax, 16 MiB (past a 16 MiB guest's memory); jmp rax */
+	static const uint8_t jump_out[] = { 0x48, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0xff, 0xe0 };
+	/* movabs rsp, 32 MiB; push rax: the page fault cannot push its frame */
+	static const uint8_t lose_stack[] = { 0x48, 0xbc, 0, 0, 0, 2, 0, 0, 0, 0, 0x50 };
 	static const uint8_t hlt[] = { 0xf4 };
 	struct vm *vm = vm_running_code(ud2, sizeof(ud2), 0);
+	char where[64];
+	uint64_t entry;
 
 	(void)unused;
+	assert_int_equal(loader_check_elf(guest_image, guest_image_len, &entry), 0);
+	snprintf(where, sizeof(where), "at rip %#llx,", (unsigned long long)entry);
 	assert_true(vm->failed);
-	assert_non_null(strstr(vm->stop_reason, "vCPU 0"));
+	assert_non_null(
+		strstr(vm->stop_reason, "vCPU 0 took an exception: invalid opcode (vector 6"));
+	assert_non_null(strstr(vm->stop_reason, where));
+	vm_destroy(vm);
+	vm = vm_running_code(jump_out, sizeof(jump_out), 0);
+	assert_true(vm->failed);
+	/* not present, user, instruction fetch */
+	assert_non_null(strstr(vm->stop_reason,
+			       "page fault (vector 14, error code 0x14) at rip 0x1000000,"));
+	vm_destroy(vm);
+	vm = vm_running_code(lose_stack, sizeof(lose_stack), 0);
+	assert_true(vm->failed);
+	assert_non_null(strstr(vm->stop_reason, "double fault (vector 8"));
 	vm_destroy(vm);
 	vm = vm_running_code(hlt, sizeof(hlt), 0);
 	assert_true(vm->failed);
+	assert_non_null(strstr(vm->stop_reason, "general protection (vector 13"));
 	vm_destroy(vm);
 }
 
