@@ -91,9 +91,13 @@ expect_usage "--host-reserve 'most' is not a size" run --host-reserve most
 # the host would give up its reserve, with a sentence, and nothing listens.
 # The reserve is all but 512 MiB of what this host has now; the guest 2 GiB.
 avail_mib=$(awk '/^MemAvailable:/ {print int($2 / 1024)}' /proc/meminfo)
-expect_error "the host ran short of memory with" \
-	run --incoming "unix:$dir/short.sock" --mem 2G --prealloc --host-reserve "$((avail_mib - 512))M"
-[ -e "$dir/short.sock" ] && fail "a destination short of memory listened"
+if [ "$avail_mib" -gt 1024 ]; then
+	expect_error "the host ran short of memory with" \
+		run --incoming "unix:$dir/short.sock" --mem 2G --prealloc --host-reserve "$((avail_mib - 512))M"
+	[ -e "$dir/short.sock" ] && fail "a destination short of memory listened"
+else
+	echo "only $avail_mib MiB available: the short host's check is skipped"
+fi
 
 if [ ! -c /dev/kvm ]; then
 	echo "SKIP: /dev/kvm is not available; the running part is skipped"
