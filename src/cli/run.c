@@ -509,6 +509,18 @@ static void notify(const char *fmt, int pid)
 		log_warn("cannot tell the service manager %s: %s", state, strerror(-rc));
 }
 
+/* After a vCPU shut down: whether the guest's memory changed where nothing
+ * may write, or the CPU lost its way with everything in place. */
+static void tell_intact(struct vm *vm)
+{
+	if (loader_check_intact(vm) < 0)
+		log_err("%s (the memory changed, or the guest came from another ferry build)",
+			err_msg());
+	else
+		log_err("the guest's code, page tables, GDT, TSS and IDT are as this ferry builds "
+			"them: the vCPU lost its way with its memory in place");
+}
+
 /* Until the VM stops (quit, the guest exits, a signal). Exit status. */
 static int run_until_stopped(struct control_server *srv, struct vm *vm)
 {
@@ -516,6 +528,8 @@ static int run_until_stopped(struct control_server *srv, struct vm *vm)
 
 	vm_wait_stopped(vm, -1);
 	st = vm_get_status(vm);
+	if (st.shut_down)
+		tell_intact(vm);
 	if (st.failed)
 		fail("%s", st.stop_reason);
 	if (srv)

@@ -2,6 +2,7 @@
 
 #include <elf.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -82,7 +83,7 @@ int loader_check_elf(const void *image, size_t len, uint64_t *entry)
 	return 0;
 }
 
-static int load_segments(struct vm *vm, const void *image)
+static int load_segments(struct guest_mem *mem, const void *image)
 {
 	const Elf64_Ehdr *eh = image;
 
@@ -92,7 +93,7 @@ static int load_segments(struct vm *vm, const void *image)
 
 		if (ph->p_type != PT_LOAD)
 			continue;
-		dst = mem_host(&vm->mem, ph->p_paddr, ph->p_memsz);
+		dst = mem_host(mem, ph->p_paddr, ph->p_memsz);
 		memcpy(dst, (const char *)image + ph->p_offset, ph->p_filesz);
 		memset(dst + ph->p_filesz, 0, ph->p_memsz - ph->p_filesz);
 	}
@@ -100,11 +101,11 @@ static int load_segments(struct vm *vm, const void *image)
 }
 
 /* Identity map all of RAM with 2 MiB pages: PML4 -> one PDPT -> one PD per GiB. */
-static int build_page_tables(struct vm *vm)
+static int build_page_tables(struct guest_mem *mem)
 {
-	uint64_t gib = (vm->mem.size + (1ull << 30) - 1) >> 30;
-	uint64_t *pml4 = mem_host(&vm->mem, FERRY_PT_GPA, FERRY_PAGE_SIZE);
-	uint64_t *pdpt = mem_host(&vm->mem, FERRY_PT_GPA + FERRY_PAGE_SIZE, FERRY_PAGE_SIZE);
+	uint64_t gib = (mem->size + (1ull << 30) - 1) >> 30;
+	uint64_t *pml4 = mem_host(mem, FERRY_PT_GPA, FERRY_PAGE_SIZE);
+	uint64_t *pdpt = mem_host(mem, FERRY_PT_GPA + FERRY_PAGE_SIZE, FERRY_PAGE_SIZE);
 	uint64_t pd_gpa = FERRY_PT_GPA + 2 * FERRY_PAGE_SIZE;
 
 	if (pd_gpa + gib * FERRY_PAGE_SIZE > FERRY_PT_END || gib > 512)
@@ -115,13 +116,13 @@ static int build_page_tables(struct vm *vm)
 	memset(pdpt, 0, FERRY_PAGE_SIZE);
 	pml4[0] = (FERRY_PT_GPA + FERRY_PAGE_SIZE) | PTE_TABLE;
 	for (uint64_t g = 0; g < gib; g++) {
-		uint64_t *pd = mem_host(&vm->mem, pd_gpa + g * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE);
+		uint64_t *pd = mem_host(mem, pd_gpa + g * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE);
 
 		pdpt[g] = (pd_gpa + g * FERRY_PAGE_SIZE) | PTE_TABLE;
 		for (uint64_t i = 0; i < 512; i++) {
 			uint64_t gpa = (g << 30) | (i << 21);
 
-			pd[i] = gpa < vm->mem.size ? gpa | PTE_TABLE | PTE_D | PTE_PS : 0;
+			pd[i] = gpa < mem->size ? gpa | PTE_TABLE | PTE_D | PTE_PS : 0;
 		}
 	}
 	return 0;
@@ -141,10 +142,10 @@ static void open_port(uint8_t *iomap, unsigned port, unsigned width)
 
 /* GDT: null, kernel code/data (unused, kept conventional), user code64,
  * user data, and a 64-bit TSS whose I/O bitmap opens the ferry ports. */
-static void build_gdt_tss(struct vm *vm)
+static void build_gdt_tss(struct guest_mem *mem)
 {
-	uint64_t *gdt = mem_host(&vm->mem, FERRY_GDT_GPA, FERRY_PAGE_SIZE);
-	uint8_t *tss = mem_host(&vm->mem, FERRY_TSS_GPA, 3 * FERRY_PAGE_SIZE);
+	uint64_t *gdt = mem_host(mem, FERRY_GDT_GPA, FERRY_PAGE_SIZE);
+	uint8_t *tss = mem_host(mem, FERRY_TSS_GPA, 3 * FERRY_PAGE_SIZE);
 	uint64_t base = FERRY_TSS_GPA, limit = TSS_LIMIT;
 
 	memset(gdt, 0, FERRY_PAGE_SIZE);
@@ -169,10 +170,10 @@ static void build_gdt_tss(struct vm *vm)
  * (guest/abi.h), through an interrupt gate into ring 3's own code segment,
  * so no privilege changes; a double fault switches to its own stack (IST
  * 1), in case the stack in use is what failed. */
-static void build_idt(struct vm *vm)
+static void build_idt(struct guest_mem *mem)
 {
-	uint64_t *idt = mem_host(&vm->mem, FERRY_IDT_GPA, FERRY_PAGE_SIZE);
-	uint8_t *tss = mem_host(&vm->mem, FERRY_TSS_GPA, FERRY_PAGE_SIZE);
+	uint64_t *idt = mem_host(mem, FERRY_IDT_GPA, FERRY_PAGE_SIZE);
+	uint8_t *tss = mem_host(mem, FERRY_TSS_GPA, FERRY_PAGE_SIZE);
 
 	memset(idt, 0, FERRY_PAGE_SIZE);
 	for (uint64_t v = 0; v < FERRY_FAULT_VECTORS; v++) {
@@ -296,12 +297,12 @@ int loader_load(struct vm *vm, const void *image, size_t len,
 		return rc;
 	if (vm->nr_vcpus * FERRY_STACK_SIZE > FERRY_HEAP_GPA - FERRY_STACKS_GPA)
 		return err_set(-EINVAL, "too many vCPUs for the guest stack area");
-	load_segments(vm, image);
-	rc = build_page_tables(vm);
+	load_segments(&vm->mem, image);
+	rc = build_page_tables(&vm->mem);
 	if (rc < 0)
 		return rc;
-	build_gdt_tss(vm);
-	build_idt(vm);
+	build_gdt_tss(&vm->mem);
+	build_idt(&vm->mem);
 	rc = write_params(vm, args);
 	if (rc < 0)
 		return rc;
@@ -311,6 +312,63 @@ int loader_load(struct vm *vm, const void *image, size_t len,
 			return rc;
 	}
 	return 0;
+}
+
+/* [gpa, gpa + len) of the guest against the same range as built: -EIO
+ * with a sentence naming what and where, if they differ. */
+static int compare(const struct guest_mem *built, struct vm *vm, const char *what, uint64_t gpa,
+		   uint64_t len)
+{
+	const uint8_t *want = mem_host(built, gpa, len), *have = mem_host(&vm->mem, gpa, len);
+	uint64_t off = 0;
+
+	if (!memcmp(want, have, len))
+		return 0;
+	while (want[off] == have[off])
+		off++;
+	return err_set(-EIO, "the guest's %s differs from what ferry built at %#llx", what,
+		       (unsigned long long)(gpa + off));
+}
+
+/* What loader_load wrote that no one may change: the code segments of
+ * image, the page tables, GDT, TSS and IDT. */
+static int compare_all(const struct guest_mem *built, struct vm *vm, const void *image)
+{
+	const Elf64_Ehdr *eh = image;
+	int rc = compare(built, vm, "page tables", FERRY_PT_GPA, FERRY_PT_END - FERRY_PT_GPA);
+
+	if (rc == 0)
+		rc = compare(built, vm, "GDT", FERRY_GDT_GPA, FERRY_PAGE_SIZE);
+	if (rc == 0)
+		rc = compare(built, vm, "TSS", FERRY_TSS_GPA, 3 * FERRY_PAGE_SIZE);
+	if (rc == 0)
+		rc = compare(built, vm, "IDT", FERRY_IDT_GPA, FERRY_PAGE_SIZE);
+	for (unsigned i = 0; rc == 0 && i < eh->e_phnum; i++) {
+		const Elf64_Phdr *ph = (const Elf64_Phdr *)((const char *)image + eh->e_phoff) + i;
+
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X))
+			rc = compare(built, vm, "code", ph->p_paddr, ph->p_filesz);
+	}
+	return rc;
+}
+
+int loader_check_intact(struct vm *vm)
+{
+	uint8_t *buf = calloc(1, FERRY_IMAGE_END);
+	struct guest_mem built = { .size = vm->mem.size, .nr_regions = 1 };
+	int rc;
+
+	if (!buf)
+		return err_set(-ENOMEM, "out of memory");
+	built.regions[0] = (struct mem_region){ .size = FERRY_IMAGE_END, .host = buf };
+	load_segments(&built, guest_image);
+	rc = build_page_tables(&built);
+	build_gdt_tss(&built);
+	build_idt(&built);
+	if (rc == 0)
+		rc = compare_all(&built, vm, guest_image);
+	free(buf);
+	return rc;
 }
 
 int loader_load_builtin(struct vm *vm, const char *spec)

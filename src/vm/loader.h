@@ -25,5 +25,10 @@ int loader_load(struct vm *vm, const void *image, size_t len,
 /* The built-in guest running the workload spec (vm/workload.h). Returns 0,
  * or -EINVAL with err_msg() for a bad spec, or -errno. */
 int loader_load_builtin(struct vm *vm, const char *spec);
+/* Whether what loading the built-in guest wrote and no one may change (its
+ * code, page tables, GDT, TSS and IDT) is still as built: after a vCPU shut
+ * down, this tells memory that changed from a CPU that lost its way. 0, or
+ * -EIO with a sentence naming the first difference. */
+int loader_check_intact(struct vm *vm);
 
 #endif

@@ -197,6 +197,7 @@ static int handle_exit(struct vcpu *vcpu)
 		return fatal(vcpu, "vCPU %u executed hlt, which a ring-3 guest cannot",
 			     vcpu->index);
 	case KVM_EXIT_SHUTDOWN:
+		__atomic_store_n(&vcpu->vm->shut_down, true, __ATOMIC_RELEASE);
 		return fatal(
 			vcpu,
 			"vCPU %u shut down (triple fault: an exception its handlers could not take)",

@@ -353,6 +353,7 @@ struct vm_status vm_get_status(struct vm *vm)
 	s = (struct vm_status){ .state = vm->state,
 				.stopped = vm->stop_req,
 				.failed = vm->failed,
+				.shut_down = __atomic_load_n(&vm->shut_down, __ATOMIC_ACQUIRE),
 				.exit_code = vm->exit_code,
 				.last_pause_ns = vm->last_pause_ns,
 				.pauses = vm->pauses,

@@ -69,6 +69,7 @@ struct vm {
 	unsigned exited;   /* vCPU threads that have returned */
 	uint64_t wake_seq; /* bumped to end every guest sleep early */
 	bool failed;	   /* stopped by an error, not by the guest or the user */
+	bool shut_down;	   /* a vCPU shut down (a triple fault; atomic) */
 	int exit_code;	   /* guest's exit code, when it exited */
 	char stop_reason[256];
 	uint64_t last_pause_ns; /* latency of the last vm_pause */
@@ -78,7 +79,7 @@ struct vm {
 /* A consistent look at the VM's lifecycle (taken under its lock). */
 struct vm_status {
 	enum vm_run_state state;
-	bool stopped, failed;
+	bool stopped, failed, shut_down;
 	int exit_code;
 	char stop_reason[256];
 	uint64_t last_pause_ns;

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "helpers.h"
+#include "util/error.h"
 #include "util/time.h"
 #include "vm/loader.h"
 
@@ -169,6 +170,30 @@ static void test_guest_fault_stops_vm(void **unused)
 	vm_destroy(vm);
 }
 
+/* A vCPU that shuts down (its IDT wiped: an exception has nowhere to go)
+ * is told apart from one that lost its way with its memory in place:
+ * what ferry built is compared with what the guest has. */
+static void test_shutdown_checks_what_was_built(void **unused)
+{
+	static const uint8_t ud2[] = { 0x0f, 0x0b };
+	static const uint8_t zero[FERRY_PAGE_SIZE];
+	struct vm *vm = test_vm(16, 1, "idle", false);
+	uint64_t entry;
+
+	(void)unused;
+	assert_int_equal(loader_check_intact(vm), 0);
+	assert_int_equal(loader_check_elf(guest_image, guest_image_len, &entry), 0);
+	assert_int_equal(vm_write(vm, FERRY_IDT_GPA, zero, sizeof(zero)), 0);
+	assert_int_equal(vm_write(vm, entry, ud2, sizeof(ud2)), 0);
+	assert_int_equal(vm_start(vm), 0);
+	assert_true(vm_wait_stopped(vm, 10000));
+	assert_true(vm_get_status(vm).shut_down);
+	assert_int_equal(loader_check_intact(vm), -EIO);
+	/* gate 0's first byte, the stub's address's low byte, is 0 too */
+	assert_non_null(strstr(err_msg(), "IDT differs from what ferry built at 0xb001"));
+	vm_destroy(vm);
+}
+
 static void test_bad_config_is_refused(void **unused)
 {
 	struct vm_config cfg = test_config(64, 0);
@@ -195,6 +220,7 @@ int main(void)
 		cmocka_unit_test(test_memfd_backend_runs),
 		cmocka_unit_test(test_guest_exit_code),
 		cmocka_unit_test(test_guest_fault_stops_vm),
+		cmocka_unit_test(test_shutdown_checks_what_was_built),
 		cmocka_unit_test(test_bad_config_is_refused),
 	};
 	int skip = kvm_or_skip();
