@@ -56,6 +56,11 @@ struct follow {
 /* From now, Ctrl-C is counted for follow_migration, not fatal: call it
  * before starting what Ctrl-C should cancel. */
 void follow_catch_interrupts(void);
+/* control_call with Ctrl-C held back until the answer is in: a signal
+ * ends a read on a socket with a receive timeout even with SA_RESTART
+ * (signal(7)), which read as a lost source (seen on a slow host). The
+ * Ctrl-C is taken as soon as the call returns. */
+int follow_call(const char *control, const char *command, json_t *args, json_t **r);
 /* Follow the migration at f->control to its end, with progress on stderr,
  * and print its report; the exit status its outcome calls for (cli.h). */
 int follow_migration(const struct follow *f);

@@ -23,6 +23,19 @@ static void on_interrupt(int sig)
 	interrupts++;
 }
 
+int follow_call(const char *control, const char *command, json_t *args, json_t **r)
+{
+	sigset_t block, old;
+	int rc;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	rc = control_call(control, command, args, r);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
 static double num(json_t *o, const char *key)
 {
 	return json_number_value(json_object_get(o, key));
@@ -103,7 +116,7 @@ static bool interrupted(const struct follow *f, int *seen, bool tty)
 			*seen > 1 ? "cancel" : "migration", f->control);
 		return true;
 	}
-	if (control_call(f->control, "migrate-cancel", NULL, &ok) < 0) {
+	if (follow_call(f->control, "migrate-cancel", NULL, &ok) < 0) {
 		fprintf(stderr, "%sferry: cannot cancel: %s\n", clear, err_msg());
 		return false;
 	}
@@ -142,7 +155,7 @@ int follow_migration(const struct follow *f)
 	for (uint64_t wait_ms = 2;; wait_ms = wait_ms < 50 ? wait_ms * 2 : 100) {
 		json_decref(r);
 		time_sleep_ns(wait_ms * NS_PER_MS); /* a local migration ends in ms */
-		if (control_call(f->control, "query-migrate", NULL, &r) < 0)
+		if (follow_call(f->control, "query-migrate", NULL, &r) < 0)
 			return fail("lost the source while migrating: %s", err_msg());
 		if (final_status(status_of(r)))
 			break;

@@ -393,7 +393,7 @@ static int migrate(struct migrate_opts *o)
 {
 	json_t *r;
 
-	if (control_call(o->control, "migrate", o->args, &r) < 0)
+	if (follow_call(o->control, "migrate", o->args, &r) < 0)
 		return fail("%s", err_msg());
 	json_decref(r);
 	return follow_migration(&(struct follow){ .control = o->control,
@@ -408,7 +408,7 @@ static int watch(struct migrate_opts *o)
 	json_t *r;
 	bool none;
 
-	if (control_call(o->control, "query-migrate", NULL, &r) < 0)
+	if (follow_call(o->control, "query-migrate", NULL, &r) < 0)
 		return fail("%s", err_msg());
 	none = !strcmp(json_string_value(json_object_get(r, "status")), "none");
 	json_decref(r);
@@ -483,7 +483,7 @@ int cmd_migrate_cancel(int argc, char **argv)
 	if (!f.control)
 		return usage_error("migrate-cancel", "--control NAME|PATH is required");
 	follow_catch_interrupts();
-	if (control_call(f.control, "migrate-cancel", NULL, &ok) < 0)
+	if (follow_call(f.control, "migrate-cancel", NULL, &ok) < 0)
 		return fail("%s", err_msg());
 	json_decref(ok);
 	return follow_migration(&f);
