@@ -322,6 +322,8 @@ static int compare(const struct guest_mem *built, struct vm *vm, const char *wha
 	const uint8_t *want = mem_host(built, gpa, len), *have = mem_host(&vm->mem, gpa, len);
 	uint64_t off = 0;
 
+	if (!have)
+		return err_set(-EIO, "the guest's %s is not in its memory", what);
 	if (!memcmp(want, have, len))
 		return 0;
 	while (want[off] == have[off])

@@ -1,4 +1,4 @@
-/* Loads a ferry guest: the ELF64 image, identity page tables, GDT and TSS,
+/* Loads a ferry guest: the ELF64 image, identity page tables, GDT, TSS and IDT,
  * the parameter page, and every vCPU's registers for entry at CPL 3 (see
  * guest/abi.h and docs/guest-abi.md). */
 #ifndef FERRY_VM_LOADER_H
