@@ -23,7 +23,7 @@ struct prefault {
 	pthread_t thread;
 	bool stop;     /* atomic */
 	uint64_t done; /* bytes faulted in (atomic) */
-	int err;       /* -ENOMEM once the host ran short (atomic; why is written first) */
+	int err;       /* -ENOMEM once the host ran short (atomic; set after why) */
 	char why[256];
 };
 
