@@ -64,6 +64,7 @@ static double num(json_t *o, const char *key)
 static void print_result(json_t *r)
 {
 	json_t *vcpus = json_object_get(r, "vcpu_rate_pps"), *v;
+	json_t *busy = json_object_get(r, "vcpu_busy");
 	size_t i;
 
 	printf("dirty rate   %.0f pages/s (%.1f MiB/s), peak %.0f pages/s over %d ms\n",
@@ -77,6 +78,9 @@ static void print_result(json_t *r)
 		json_array_foreach(vcpus, i, v) printf(" %zu: %.0f", i, json_number_value(v));
 		printf(" pages/s\n");
 	}
+	printf("busy        ");
+	json_array_foreach(busy, i, v) printf(" %zu: %.0f%%", i, 100 * json_number_value(v));
+	printf(" of the time (not asleep in the guest)\n");
 	if (json_object_get(r, "xbzrle_bytes_per_page"))
 		printf("XBZRLE       a re-dirtied page would go as %.0f bytes, %.0f as a delta of lines (%.0f pages sampled)\n",
 		       num(r, "xbzrle_bytes_per_page"), num(r, "line_bytes_per_page"),

@@ -17,8 +17,9 @@ static const char predict_help[] =
 	"then forecast migrating it over a link of RATE with each strategy: total\n"
 	"time, downtime, rounds, and how much the guest is slowed. The forecast\n"
 	"replays ferry's own rounds and throttle decisions; it assumes the link, not\n"
-	"the CPUs, limits the copy, and that the guest dirties in proportion to the\n"
-	"CPU time it gets.\n"
+	"the CPUs, limits the copy. A vCPU that sleeps between bursts keeps its pace\n"
+	"until a throttle takes more than its idle time (dirtyrate measures how busy\n"
+	"each vCPU is).\n"
 	"\n"
 	"  --link RATE          the link: 1Gbit, 250Mbit, or bytes per second like 100M\n"
 	"  --seconds N          measure for N seconds (default 2)\n"
@@ -109,6 +110,7 @@ static double num(json_t *o, const char *key)
 static void input_from(json_t *m, const struct predict_opts *o, struct predict_input *in)
 {
 	json_t *vcpus = json_object_get(m, "vcpu_rate_pps"), *v;
+	json_t *busy = json_object_get(m, "vcpu_busy");
 	size_t i;
 
 	memset(in, 0, sizeof(*in));
@@ -119,6 +121,8 @@ static void input_from(json_t *m, const struct predict_opts *o, struct predict_i
 	in->nr_vcpus = (unsigned)num(m, "vcpus");
 	in->per_vcpu = vcpus != NULL;
 	json_array_foreach(vcpus, i, v) if (i < VM_MAX_VCPUS) in->vcpu_pps[i] =
+		json_number_value(v);
+	json_array_foreach(busy, i, v) if (i < VM_MAX_VCPUS) in->vcpu_busy[i] =
 		json_number_value(v);
 	in->xbzrle_bytes_per_page = num(m, "xbzrle_bytes_per_page");
 	in->line_bytes_per_page = num(m, "line_bytes_per_page");

@@ -56,7 +56,7 @@ static const char *status_name(enum dirtyrate_status s)
 json_t *control_query_dirty_rate(struct control_ctx *ctx, json_t *args)
 {
 	struct dirtyrate_result r;
-	json_t *o, *per_vcpu;
+	json_t *o, *per_vcpu, *busy;
 
 	(void)args;
 	if (!ctx->dirtyrate)
@@ -74,6 +74,10 @@ json_t *control_query_dirty_rate(struct control_ctx *ctx, json_t *args)
 			     (json_int_t)r.working_set_pages, "dirty_rate_pps", r.rate_pps,
 			     "peak_rate_pps", r.peak_pps, "dirty_rate_mibps",
 			     r.rate_pps * FERRY_PAGE_SIZE / 1048576.0, "vcpus", (int)r.nr_vcpus));
+	busy = json_array();
+	for (unsigned i = 0; i < r.nr_vcpus; i++)
+		json_array_append_new(busy, json_real(r.vcpu_busy[i]));
+	json_object_set_new(o, "vcpu_busy", busy);
 	if (r.per_vcpu) {
 		per_vcpu = json_array();
 		for (unsigned i = 0; i < r.nr_vcpus; i++)

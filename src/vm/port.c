@@ -7,6 +7,7 @@
 
 #include "guest/abi.h"
 #include "util/log.h"
+#include "util/time.h"
 #include "vm/vcpu.h"
 #include "vm/vm.h"
 
@@ -90,9 +91,13 @@ static int ferry_call(struct vcpu *vcpu, uint32_t nr)
 	char reason[160];
 
 	switch (nr) {
-	case FERRY_CALL_SLEEP:
+	case FERRY_CALL_SLEEP: {
+		uint64_t start = time_now_ns();
+
 		vm_sleep_vcpu(vcpu->vm, a[0] > MAX_SLEEP_US ? MAX_SLEEP_US : a[0]);
+		__atomic_add_fetch(&vcpu->slept_ns, time_now_ns() - start, __ATOMIC_RELAXED);
 		return 0;
+	}
 	case FERRY_CALL_EXIT:
 		snprintf(reason, sizeof(reason), "guest exited with code %llu",
 			 (unsigned long long)a[0]);

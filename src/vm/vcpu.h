@@ -24,6 +24,7 @@ struct vcpu {
 	unsigned throttle_pct; /* share of time to spend asleep (atomic; vm/throttle.c) */
 	uint64_t ran_since_ns; /* end of the last throttle sleep (vCPU thread only) */
 	uint64_t throttled_ns; /* slept for the throttle, in total (atomic) */
+	uint64_t slept_ns;     /* asleep in the guest's sleep call, in total (atomic) */
 	int tid;	       /* its thread's id, once it runs (atomic) */
 };
 

@@ -1,7 +1,8 @@
 /* The predictor: a guest dirtying faster than the link never converges with
  * none; XBZRLE, throttling, SDPS and dirty-limit make it; SDPS gets there in
  * fewer rounds than the stepping throttle; dirty-limit leaves a vCPU that
- * does not dirty alone; a slow dirtier converges with none. */
+ * does not dirty alone; a slow dirtier converges with none; a vCPU that
+ * idles between bursts is throttled harder and for longer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -109,6 +110,38 @@ static void test_slow_guest_needs_nothing(void **unused)
 	assert_true(p.total_ms > 2000 && p.total_ms < 2500);
 }
 
+/* vCPU 0 writes 100 MiB/s busy a tenth of the time, vCPU 1 computes; a
+ * 1 Gbit/s link. A throttle that leaves vCPU 0 more than a tenth of its time
+ * takes only its idle time: dirty-limit has to go past 90%, in more rounds,
+ * and the migration takes longer than for a vCPU that dirties flat out. */
+static void test_paced_guest(void **unused)
+{
+	struct predict_input in = {
+		.mem_pages = 262144,
+		.zero_pages = 100000,
+		.wss_pages = 65536,
+		.rate_pps = 25600,
+		.nr_vcpus = 2,
+		.per_vcpu = true,
+		.vcpu_pps = { 25600, 0 },
+		.link_bps = 119e6,
+	};
+	struct prediction flat, paced;
+
+	(void)unused;
+	mig_params_default(&in.params);
+	flat = run(in, CONVERGE_DIRTY_LIMIT, 0);
+	in.vcpu_busy[0] = 0.1;
+	in.vcpu_busy[1] = 1;
+	paced = run(in, CONVERGE_DIRTY_LIMIT, 0);
+	assert_true(flat.converges && paced.converges);
+	assert_true(flat.pct[0] < 90);
+	assert_true(paced.pct[0] > 90);
+	assert_int_equal(paced.pct[1], 0);
+	assert_true(paced.rounds > flat.rounds);
+	assert_true(paced.total_ms > flat.total_ms * 1.2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -116,6 +149,7 @@ int main(void)
 		cmocka_unit_test(test_line_deltas),
 		cmocka_unit_test(test_every_way_out_converges),
 		cmocka_unit_test(test_slow_guest_needs_nothing),
+		cmocka_unit_test(test_paced_guest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

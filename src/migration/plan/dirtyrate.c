@@ -15,6 +15,7 @@
 #include "util/log.h"
 #include "util/time.h"
 #include "vm/dirty.h"
+#include "vm/vcpu.h"
 #include "vm/vm.h"
 
 struct dirtyrate {
@@ -108,10 +109,15 @@ static int window(struct dirtyrate *d, uint64_t *pages, bool second_half, double
 	return 0;
 }
 
+static uint64_t slept_ns(struct dirtyrate *d, unsigned vcpu)
+{
+	return __atomic_load_n(&d->vm->vcpus[vcpu]->slept_ns, __ATOMIC_RELAXED);
+}
+
 static int measure(struct dirtyrate *d, struct dirtyrate_result *r)
 {
 	unsigned windows = (unsigned)(r->seconds * 1000 / DIRTYRATE_WINDOW_MS);
-	uint64_t vcpu0[VM_MAX_VCPUS], pages = 0, t0;
+	uint64_t vcpu0[VM_MAX_VCPUS], slept0[VM_MAX_VCPUS], pages = 0, t0;
 	int rc = dirty_start(d->vm->dirty);
 
 	if (rc < 0)
@@ -120,8 +126,10 @@ static int measure(struct dirtyrate *d, struct dirtyrate_result *r)
 	if (dirty_sync(d->vm->dirty, d->window) < 0)
 		return -EIO;
 	memset(d->window, 0, BITMAP_WORDS(d->npages) * 8);
-	for (unsigned i = 0; i < r->nr_vcpus; i++)
+	for (unsigned i = 0; i < r->nr_vcpus; i++) {
 		vcpu0[i] = dirty_vcpu_pages(d->vm->dirty, i);
+		slept0[i] = slept_ns(d, i);
+	}
 	t0 = time_now_ns();
 	for (unsigned w = 0; w < windows && rc == 0; w++) {
 		if (w == windows / 2)
@@ -134,9 +142,14 @@ static int measure(struct dirtyrate *d, struct dirtyrate_result *r)
 	r->elapsed_s = (double)(time_now_ns() - t0) / 1e9;
 	r->rate_pps = (double)pages / r->elapsed_s;
 	r->working_set_pages = bitmap_count(d->seen, d->npages);
-	for (unsigned i = 0; i < r->nr_vcpus && r->per_vcpu; i++)
-		r->vcpu_pps[i] =
-			(double)(dirty_vcpu_pages(d->vm->dirty, i) - vcpu0[i]) / r->elapsed_s;
+	for (unsigned i = 0; i < r->nr_vcpus; i++) {
+		double slept = (double)(slept_ns(d, i) - slept0[i]) / 1e9;
+
+		r->vcpu_busy[i] = slept >= r->elapsed_s ? 0 : 1 - slept / r->elapsed_s;
+		if (r->per_vcpu)
+			r->vcpu_pps[i] = (double)(dirty_vcpu_pages(d->vm->dirty, i) - vcpu0[i]) /
+					 r->elapsed_s;
+	}
 	encode_samples(d, r);
 	dirty_stop(d->vm->dirty);
 	return rc;

@@ -5,7 +5,9 @@
  * DIRTYRATE_WINDOW_MS and counts: the rate (pages per second, each window
  * counting the distinct pages it saw, so the rate does not saturate the way
  * a long round does), the peak window, the working set (distinct pages over
- * the whole time), each vCPU's share (dirty ring only), the zero pages of
+ * the whole time), each vCPU's share (dirty ring only) and how busy each
+ * vCPU is (the share of the time it did not sleep in the guest's sleep call:
+ * a guest that waits by spinning looks busy), the zero pages of
  * guest memory, and what XBZRLE would make of a re-dirtied page: pages
  * dirtied in the first half are copied, and those dirtied again in the
  * second half are encoded against their copies. */
@@ -37,9 +39,10 @@ struct dirtyrate_result {
 	unsigned nr_vcpus;
 	bool per_vcpu; /* vcpu_pps is measured (dirty ring) */
 	double vcpu_pps[VM_MAX_VCPUS];
-	uint32_t xbzrle_samples;      /* re-dirtied sample pages encoded */
-	double xbzrle_bytes_per_page; /* their mean encoded size (raw if larger) */
-	double line_bytes_per_page;   /* the same as deltas of lines (codec/digest.h) */
+	double vcpu_busy[VM_MAX_VCPUS]; /* 0 to 1 */
+	uint32_t xbzrle_samples;	/* re-dirtied sample pages encoded */
+	double xbzrle_bytes_per_page;	/* their mean encoded size (raw if larger) */
+	double line_bytes_per_page;	/* the same as deltas of lines (codec/digest.h) */
 };
 
 struct vm;

@@ -29,6 +29,15 @@ static double page_bytes(const struct predict_input *in, unsigned k)
 	return hit * (in->xbzrle_bytes_per_page + WIRE_ENTRY_BYTES) + (1 - hit) * miss;
 }
 
+/* The share of its pace vCPU i keeps under throttle pct: all of it while
+ * the throttle takes only time it would have idled. */
+static double kept(const struct predict_input *in, unsigned i, unsigned pct)
+{
+	double left = 1.0 - pct / 100.0, busy = in->vcpu_busy[i] > 0 ? in->vcpu_busy[i] : 1.0;
+
+	return left >= busy ? 1.0 : left / busy;
+}
+
 /* Each vCPU's dirty rate under throttle pct, in pages/s; their sum. */
 static double throttled_rate(const struct predict_input *in, const unsigned *pct, double *r)
 {
@@ -37,22 +46,25 @@ static double throttled_rate(const struct predict_input *in, const unsigned *pct
 	for (unsigned i = 0; i < in->nr_vcpus; i++) {
 		double share = in->per_vcpu ? in->vcpu_pps[i] : in->rate_pps / in->nr_vcpus;
 
-		r[i] = share * (1.0 - pct[i] / 100.0);
+		r[i] = share * kept(in, i, pct[i]);
 		sum += r[i];
 	}
 	return sum;
 }
 
-/* The engine's decision after a round, as converge_after_round makes it. */
+/* The engine's decision after a round of secs, as converge_after_round
+ * makes it: from the rates it measured under the throttle in force, taken
+ * back to what they would be unthrottled as if throttling slowed them in
+ * proportion (converge.c, unthrottled_rates), and easing off gently. */
 static void decide(const struct predict_input *in, struct prediction *out, double bpp,
-		   double wire_rate)
+		   double wire_rate, double secs)
 {
 	double r0[VM_MAX_VCPUS], target = CONVERGE_TARGET * in->link_bps;
-	unsigned zero[VM_MAX_VCPUS] = { 0 }, next[VM_MAX_VCPUS];
+	unsigned next[VM_MAX_VCPUS];
 
-	throttled_rate(in, zero, r0);
+	throttled_rate(in, out->pct, r0);
 	for (unsigned i = 0; i < in->nr_vcpus; i++)
-		r0[i] *= bpp;
+		r0[i] *= bpp / (1.0 - out->pct[i] / 100.0);
 	if (out->used == CONVERGE_AUTO) {
 		if (wire_rate <= target)
 			return;
@@ -61,9 +73,12 @@ static void decide(const struct predict_input *in, struct prediction *out, doubl
 	if (out->used == CONVERGE_NONE || (out->used == CONVERGE_THROTTLE && wire_rate <= target))
 		return;
 	converge_plan(out->used, &in->params, in->nr_vcpus, r0, out->pct, target, next);
-	memcpy(out->pct, next, in->nr_vcpus * sizeof(*next));
-	for (unsigned i = 0; i < in->nr_vcpus; i++)
-		out->pct_max = next[i] > out->pct_max ? next[i] : out->pct_max;
+	for (unsigned i = 0; i < in->nr_vcpus; i++) {
+		unsigned floor = secs < CONVERGE_EASE_MIN_ROUND_S ? out->pct[i] : out->pct[i] / 2;
+
+		out->pct[i] = next[i] < floor ? floor : next[i];
+		out->pct_max = out->pct[i] > out->pct_max ? out->pct[i] : out->pct_max;
+	}
 }
 
 /* What the model's strategy can still do, as converge_outlook says it. */
@@ -120,7 +135,7 @@ void predict(const struct predict_input *in, struct prediction *out)
 
 		if (switch_now(in, out, &pol, dirty, bpp, rate) != POLICY_CONTINUE)
 			return; /* switched over, or the reason it gives up is in out->why */
-		decide(in, out, bpp, rate * bpp);
+		decide(in, out, bpp, rate * bpp, secs);
 		secs = dirty * bpp / in->link_bps;
 		out->total_ms += secs * 1e3;
 	}

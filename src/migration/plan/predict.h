@@ -8,9 +8,11 @@
  * comes once the pages left fit the downtime limit; the strategies throttle
  * with the engine's own code (converge_plan, policy_decide), and the
  * switchover costs what the sender's meter says (switchover_cost_ms). It assumes the
- * link is the bottleneck (not the CPUs), and the guest's dirty
- * rate scales with the CPU time a throttle leaves it, which holds for guests
- * that dirty as fast as they can, and not for ones that idle between bursts. */
+ * link is the bottleneck (not the CPUs). A throttled vCPU busy a fraction b
+ * of the time (dirtyrate.h) keeps its pace until the throttle leaves it less
+ * than b, and slows in proportion after that; the engine, which sees only
+ * the rate, reads a rate that did not fall as a guest that dirties faster
+ * and throttles harder: the model replays that too. */
 #ifndef FERRY_MIGRATION_PREDICT_H
 #define FERRY_MIGRATION_PREDICT_H
 
@@ -26,13 +28,14 @@ struct predict_input {
 	uint64_t mem_pages, zero_pages, wss_pages;
 	double rate_pps; /* the guest's whole dirty rate */
 	unsigned nr_vcpus;
-	bool per_vcpu;		       /* vcpu_pps measured */
-	double vcpu_pps[VM_MAX_VCPUS]; /* each vCPU's share of it */
-	double xbzrle_bytes_per_page;  /* measured delta size (0: unknown) */
-	double line_bytes_per_page;    /* the same as deltas of lines (0: unknown) */
-	double link_bps;	       /* bytes per second */
-	double verify_ms;	       /* hashing memory at the switchover, with verify */
-	struct mig_params params;      /* downtime, timeout, xbzrle, throttle */
+	bool per_vcpu;			/* vcpu_pps measured */
+	double vcpu_pps[VM_MAX_VCPUS];	/* each vCPU's share of it */
+	double vcpu_busy[VM_MAX_VCPUS]; /* 0 to 1 (0: not measured, taken as 1) */
+	double xbzrle_bytes_per_page;	/* measured delta size (0: unknown) */
+	double line_bytes_per_page;	/* the same as deltas of lines (0: unknown) */
+	double link_bps;		/* bytes per second */
+	double verify_ms;		/* hashing memory at the switchover, with verify */
+	struct mig_params params;	/* downtime, timeout, xbzrle, throttle */
 };
 
 struct prediction {
