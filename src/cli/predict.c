@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "control/commands.h"
 #include "migration/send/converge.h"
 #include "migration/plan/predict.h"
 #include "util/size.h"
@@ -144,10 +145,11 @@ static json_t *forecast(const struct predict_input *base, enum converge_strategy
 	predict(&in, &p);
 	for (unsigned i = 0; i < in.nr_vcpus; i++)
 		json_array_append_new(pct, json_integer(p.pct[i]));
-	return json_pack("{s:s,s:s,s:b,s:f,s:f,s:i,s:i,s:o,s:s}", "name", label, "strategy",
+	return json_pack("{s:s,s:s,s:b,s:f,s:f,s:i,s:i,s:o,s:s,s:o}", "name", label, "strategy",
 			 converge_name(s), "converges", p.converges, "total_ms", p.total_ms,
 			 "downtime_ms", p.downtime_ms, "rounds", (int)p.rounds, "throttle_pct_max",
-			 (int)p.pct_max, "throttle_pct", pct, "reason", p.why);
+			 (int)p.pct_max, "throttle_pct", pct, "reason", p.why, "round_log",
+			 control_round_log_json(p.round_log, p.rounds));
 }
 
 static void print_row(json_t *f)

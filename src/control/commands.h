@@ -122,6 +122,9 @@ json_t *control_migrate_start_postcopy(struct control_ctx *ctx, json_t *args);
 json_t *control_query_migrate_parameters(struct control_ctx *ctx, json_t *args);
 /* A migration's id as operators see it: 16 hex digits. */
 json_t *control_id_json(uint64_t id);
+/* Rounds as query-migrate and ferry predict give them: round, pages,
+ * dirtied, ms, throttle_pct. */
+json_t *control_round_log_json(const struct round_record *log, uint32_t rounds);
 /* The destination's commands (control/incoming.c). */
 json_t *control_migrate_incoming_cancel(struct control_ctx *ctx, json_t *args);
 json_t *control_migrate_recover(struct control_ctx *ctx, json_t *args);

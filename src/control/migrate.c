@@ -444,6 +444,18 @@ static json_t *xbzrle_json(const struct mig_stats *s)
 			 secs > 0 ? pages * FERRY_PAGE_SIZE / secs / 1e6 : 0.0);
 }
 
+json_t *control_round_log_json(const struct round_record *log, uint32_t rounds)
+{
+	json_t *a = json_array();
+
+	for (uint32_t i = 0; i < rounds && i < MIG_ROUND_LOG; i++)
+		json_array_append_new(a, json_pack("{s:i,s:I,s:I,s:f,s:i}", "round", (int)i,
+						   "pages", (json_int_t)log[i].pages, "dirtied",
+						   (json_int_t)log[i].dirtied, "ms", log[i].ms,
+						   "throttle_pct", (int)log[i].throttle_pct));
+	return a;
+}
+
 static json_t *converge_json(const struct converge_stats *c)
 {
 	json_t *log = json_array(), *per_vcpu = json_array();
@@ -579,6 +591,7 @@ json_t *control_query_migrate(struct control_ctx *ctx, json_t *args)
 	qmp_fields(ctx, &s, r);
 	json_object_set_new(r, "local", json_boolean(s.local));
 	json_object_set_new(r, "converge", converge_json(&s.converge));
+	json_object_set_new(r, "round_log", control_round_log_json(s.round_log, s.rounds));
 	json_object_set_new(r, "pipeline", pipeline_json(&s));
 	if (s.xbzrle.cache_bytes)
 		json_object_set_new(r, "xbzrle", xbzrle_json(&s));

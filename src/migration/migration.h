@@ -128,6 +128,18 @@ struct converge_stats {
 	} log[CONVERGE_LOG];
 };
 
+/* A pre-copy round as it went (the report) or as a forecast has it
+ * (migration/plan/predict.h): the two side by side show where a forecast
+ * goes wrong. The first MIG_ROUND_LOG rounds are kept. */
+#define MIG_ROUND_LOG 32
+
+struct round_record {
+	uint64_t pages;	       /* sent in it */
+	uint64_t dirtied;      /* dirty at its end: the next round's pages */
+	double ms;	       /* how long it took */
+	unsigned throttle_pct; /* the most any vCPU was slowed during it */
+};
+
 /* The parts of the downtime, in ms. */
 struct mig_phases {
 	double pause, final_sync, final_pages, state, verify, handoff, resume;
@@ -164,6 +176,7 @@ struct mig_stats {
 	double total_ms, setup_ms, downtime_ms;
 	double expected_downtime_ms;
 	uint32_t rounds;
+	struct round_record round_log[MIG_ROUND_LOG];
 	uint64_t bytes_sent;
 	uint64_t pages_raw, pages_zero, pages_xbzrle;
 	uint64_t remaining_pages; /* dirty pages not yet sent */

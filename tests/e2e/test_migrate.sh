@@ -20,6 +20,12 @@ for k in ("total_ms", "downtime_ms", "setup_ms", "rounds", "bytes_sent", "bandwi
     assert r[k] > 0, k
 assert r["pages"]["raw"] > 0 and r["pages"]["zero"] > 0, r["pages"]
 assert r["downtime_ms"] < r["total_ms"]
+# Round by round: round 0 sends all 65536 pages, each round sends what the
+# one before left dirty, and the last (paused) leaves nothing.
+log = r["round_log"]
+assert len(log) == min(r["rounds"], 32) and r["rounds"] >= 2, log
+assert log[0]["pages"] == 65536 and log[-1]["dirtied"] == 0, log
+assert all(b["pages"] >= a["dirtied"] for a, b in zip(log, log[1:])), log
 PY
 	expect_progress "$2"
 	expect_guest_ok "$2"

@@ -142,6 +142,28 @@ static void test_paced_guest(void **unused)
 	assert_true(paced.total_ms > flat.total_ms * 1.2);
 }
 
+/* The forecast's rounds, as the report gives the real ones: round 0 sends
+ * every page; each later one what the one before left dirty; the last,
+ * paused, leaves nothing; their times and the downtime add up to the total. */
+static void test_round_log(void **unused)
+{
+	struct predict_input in = fast_guest();
+	struct prediction p = run(in, CONVERGE_SDPS, 0);
+	double ms = 0;
+
+	(void)unused;
+	assert_true(p.converges && p.rounds >= 3 && p.rounds <= MIG_ROUND_LOG);
+	assert_int_equal(p.round_log[0].pages, in.mem_pages);
+	assert_int_equal(p.round_log[0].throttle_pct, 0);
+	for (unsigned k = 1; k < p.rounds; k++)
+		assert_int_equal(p.round_log[k].pages, p.round_log[k - 1].dirtied);
+	assert_int_equal(p.round_log[p.rounds - 1].dirtied, 0);
+	assert_true(p.round_log[p.rounds - 2].throttle_pct > 0);
+	for (unsigned k = 0; k + 1 < p.rounds; k++)
+		ms += p.round_log[k].ms;
+	assert_true(ms + p.downtime_ms > p.total_ms - 1 && ms + p.downtime_ms < p.total_ms + 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -150,6 +172,7 @@ int main(void)
 		cmocka_unit_test(test_every_way_out_converges),
 		cmocka_unit_test(test_slow_guest_needs_nothing),
 		cmocka_unit_test(test_paced_guest),
+		cmocka_unit_test(test_round_log),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

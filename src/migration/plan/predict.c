@@ -117,9 +117,23 @@ static enum policy_decision switch_now(const struct predict_input *in, struct pr
 	return d;
 }
 
+/* Round k as the forecast has it. */
+static void log_round(struct prediction *out, unsigned k, double pages, double dirtied, double secs)
+{
+	unsigned pct = 0;
+
+	for (unsigned i = 0; i < VM_MAX_VCPUS; i++)
+		pct = out->pct[i] > pct ? out->pct[i] : pct;
+	if (k < MIG_ROUND_LOG)
+		out->round_log[k] = (struct round_record){ .pages = (uint64_t)pages,
+							   .dirtied = (uint64_t)dirtied,
+							   .ms = secs * 1e3,
+							   .throttle_pct = pct };
+}
+
 void predict(const struct predict_input *in, struct prediction *out)
 {
-	double r[VM_MAX_VCPUS], secs;
+	double r[VM_MAX_VCPUS], secs, pages = (double)in->mem_pages;
 	struct policy pol = { 0 };
 
 	memset(out, 0, sizeof(*out));
@@ -133,10 +147,15 @@ void predict(const struct predict_input *in, struct prediction *out)
 		double dirty =
 			rate * secs < (double)in->wss_pages ? rate * secs : (double)in->wss_pages;
 
-		if (switch_now(in, out, &pol, dirty, bpp, rate) != POLICY_CONTINUE)
-			return; /* switched over, or the reason it gives up is in out->why */
+		log_round(out, out->rounds - 1, pages, dirty, secs);
+		if (switch_now(in, out, &pol, dirty, bpp, rate) != POLICY_CONTINUE) {
+			if (out->converges) /* the last round, paused */
+				log_round(out, out->rounds++, dirty, 0, dirty * bpp / in->link_bps);
+			return; /* or the reason it gives up is in out->why */
+		}
 		decide(in, out, bpp, rate * bpp, secs);
 		secs = dirty * bpp / in->link_bps;
+		pages = dirty;
 		out->total_ms += secs * 1e3;
 	}
 	snprintf(out->why, sizeof(out->why),

@@ -41,7 +41,8 @@ struct predict_input {
 struct prediction {
 	bool converges;
 	double total_ms, downtime_ms;
-	unsigned rounds;
+	unsigned rounds; /* as the engine counts them: with the last, paused one */
+	struct round_record round_log[MIG_ROUND_LOG];
 	unsigned pct[VM_MAX_VCPUS]; /* the throttle at switchover */
 	unsigned pct_max;
 	enum converge_strategy used;

@@ -244,7 +244,7 @@ int postcopy_switch(struct mig_source *m, uint32_t round)
 	pthread_mutex_lock(&m->lock);
 	memcpy(m->stats.received, received, sizeof(received));
 	m->stats.phase = ph;
-	m->stats.rounds++;
+	source_count_round(m, (struct round_record){ .pages = n }); /* pushed in post-copy */
 	pthread_mutex_unlock(&m->lock);
 	if (rc == 0)
 		rc = run_postcopy(m, hot, round, n);

@@ -184,6 +184,13 @@ static bool postcopy_asked(struct mig_source *m)
 	return asked;
 }
 
+void source_count_round(struct mig_source *m, struct round_record rec)
+{
+	if (m->stats.rounds < MIG_ROUND_LOG)
+		m->stats.round_log[m->stats.rounds] = rec;
+	m->stats.rounds++;
+}
+
 /* After a round: measure, decide, slow the guest if need be. Returns 1 to
  * switch over (to post-copy if m->to_postcopy), 0 to go on, or -errno
  * (with the reason) to give up. */
@@ -207,7 +214,12 @@ static int after_round(struct mig_source *m, uint32_t round)
 	converge_outlook(&m->conv, &p, &outlook);
 	d = policy_decide(&m->policy, r, &p, &outlook, why, sizeof(why));
 	pthread_mutex_lock(&m->lock);
-	m->stats.rounds++;
+	source_count_round(m, (struct round_record){
+				      .pages = end.pages - m->meter.round_start.pages,
+				      .dirtied = r->dirty_pages,
+				      .ms = r->round_s * 1e3,
+				      .throttle_pct = m->conv.stats.throttle_pct_now,
+			      });
 	m->stats.bandwidth_bps = r->bandwidth_bps;
 	m->stats.dirty_rate_pps = r->dirty_rate_pps;
 	m->stats.remaining_pages = r->dirty_pages;
@@ -362,8 +374,10 @@ int source_commit(struct mig_source *m)
 	return wire_send_empty(&m->chan, REC_COMMIT);
 }
 
-/* Paused: the last round's pages, and the end of the pipeline. */
-static int final_pages(struct mig_source *m, uint32_t round, struct mig_phases *ph, uint64_t *t)
+/* Paused: the last round's pages (how many into *pages), and the end of
+ * the pipeline. */
+static int final_pages(struct mig_source *m, uint32_t round, struct mig_phases *ph, uint64_t *t,
+		       uint64_t *pages)
 {
 	int64_t n = dirty_sync(m->vm->dirty, m->dirty);
 	int rc;
@@ -371,6 +385,7 @@ static int final_pages(struct mig_source *m, uint32_t round, struct mig_phases *
 	if (n < 0)
 		return (int)n;
 	ph->final_sync = ms_since(t);
+	*pages = (uint64_t)n;
 	rc = send_round(m, round, (uint64_t)n);
 	if (rc == 0)
 		rc = pipeline_end(m->pipe);
@@ -385,12 +400,13 @@ static int switchover(struct mig_source *m, uint32_t round)
 {
 	struct rec_received_chan received[CHANNELS_MAX] = { 0 };
 	struct mig_phases ph = { 0 };
+	uint64_t pages = 0;
 	bool refused = false;
 	uint64_t t_pause = time_now_ns(), t = t_pause;
 	int rc = source_pause(m, &ph.pause, &t);
 
 	if (rc == 0 && !m->params.local)
-		rc = final_pages(m, round, &ph, &t);
+		rc = final_pages(m, round, &ph, &t, &pages);
 	if (rc == 0)
 		rc = source_send_machine(m, &ph, &t);
 	if (rc == 0)
@@ -414,7 +430,9 @@ static int switchover(struct mig_source *m, uint32_t round)
 	memcpy(m->stats.received, received, sizeof(received));
 	m->stats.phase = ph;
 	m->stats.downtime_ms = (double)(time_now_ns() - t_pause) / 1e6;
-	m->stats.rounds += !m->params.local; /* the last round, if pages went */
+	if (!m->params.local) /* the last round, if pages went */
+		source_count_round(m,
+				   (struct round_record){ .pages = pages, .ms = ph.final_pages });
 	m->stats.verify = m->params.verify ? (rc == 0 ? "ok" : m->stats.verify) : "off";
 	if (m->params.local)
 		m->stats.bytes_sent = m->chan.bytes_sent;

@@ -79,6 +79,9 @@ int source_pause(struct mig_source *m, double *pause_ms, uint64_t *t);
 /* STATE, and HASHES of every page with --verify, the guest paused; how
  * long each took into ph (state, verify), *t moved on. */
 int source_send_machine(struct mig_source *m, struct mig_phases *ph, uint64_t *t);
+/* A round ended: count it and keep its record (the report's round_log).
+ * Under m->lock. */
+void source_count_round(struct mig_source *m, struct round_record rec);
 /* The point of no return: unless a cancel came first, COMMIT goes out and
  * from then on the guest may run on the destination. */
 int source_commit(struct mig_source *m);
