@@ -67,9 +67,10 @@ static void print_result(json_t *r)
 	json_t *busy = json_object_get(r, "vcpu_busy");
 	size_t i;
 
-	printf("dirty rate   %.0f pages/s (%.1f MiB/s), peak %.0f pages/s over %d ms\n",
+	printf("dirty rate   %.0f pages/s (%.1f MiB/s), peak %.0f pages/s over %d ms, "
+	       "tenths %.0f-%.0f\n",
 	       num(r, "dirty_rate_pps"), num(r, "dirty_rate_mibps"), num(r, "peak_rate_pps"),
-	       DIRTYRATE_WINDOW_MS);
+	       DIRTYRATE_WINDOW_MS, num(r, "dirty_rate_p10_pps"), num(r, "dirty_rate_p90_pps"));
 	printf("working set  %.0f pages (%.1f MiB) of %.0f; %.0f pages are zero\n",
 	       num(r, "working_set_pages"), num(r, "working_set_pages") / 256, num(r, "mem_pages"),
 	       num(r, "zero_pages"));

@@ -20,7 +20,8 @@ static const char predict_help[] =
 	"replays ferry's own rounds and throttle decisions; it assumes the link, not\n"
 	"the CPUs, limits the copy. A vCPU that sleeps between bursts keeps its pace\n"
 	"until a throttle takes more than its idle time (dirtyrate measures how busy\n"
-	"each vCPU is).\n"
+	"each vCPU is). Each forecast has a range: the guest at its quietest and\n"
+	"busiest tenth of the time measured, on the link given and 5% either side.\n"
 	"\n"
 	"  --link RATE          the link: 1Gbit, 250Mbit, or bytes per second like 100M\n"
 	"  --seconds N          measure for N seconds (default 2)\n"
@@ -119,6 +120,8 @@ static void input_from(json_t *m, const struct predict_opts *o, struct predict_i
 	in->zero_pages = (uint64_t)num(m, "zero_pages");
 	in->wss_pages = (uint64_t)num(m, "working_set_pages");
 	in->rate_pps = num(m, "dirty_rate_pps");
+	in->rate_p10_pps = num(m, "dirty_rate_p10_pps");
+	in->rate_p90_pps = num(m, "dirty_rate_p90_pps");
 	in->nr_vcpus = (unsigned)num(m, "vcpus");
 	in->per_vcpu = vcpus != NULL;
 	json_array_foreach(vcpus, i, v) if (i < VM_MAX_VCPUS) in->vcpu_pps[i] =
@@ -138,23 +141,47 @@ static json_t *forecast(const struct predict_input *base, enum converge_strategy
 {
 	struct predict_input in = *base;
 	struct prediction p;
-	json_t *pct = json_array();
+	struct predict_range range;
+	json_t *pct = json_array(), *f;
 
 	in.params.converge = s;
 	in.params.xbzrle_cache_bytes = xbzrle_bytes;
 	predict(&in, &p);
+	predict_range(&in, &p, &range);
 	for (unsigned i = 0; i < in.nr_vcpus; i++)
 		json_array_append_new(pct, json_integer(p.pct[i]));
-	return json_pack("{s:s,s:s,s:b,s:f,s:f,s:i,s:i,s:o,s:s,s:o}", "name", label, "strategy",
-			 converge_name(s), "converges", p.converges, "total_ms", p.total_ms,
-			 "downtime_ms", p.downtime_ms, "rounds", (int)p.rounds, "throttle_pct_max",
-			 (int)p.pct_max, "throttle_pct", pct, "reason", p.why, "round_log",
-			 control_round_log_json(p.round_log, p.rounds));
+	f = json_pack("{s:s,s:s,s:b,s:f,s:f,s:i,s:i,s:o,s:s,s:o}", "name", label, "strategy",
+		      converge_name(s), "converges", p.converges, "total_ms", p.total_ms,
+		      "downtime_ms", p.downtime_ms, "rounds", (int)p.rounds, "throttle_pct_max",
+		      (int)p.pct_max, "throttle_pct", pct, "reason", p.why, "round_log",
+		      control_round_log_json(p.round_log, p.rounds));
+	if (p.converges) /* the upper ends are null where a case does not converge */
+		json_object_update_new(
+			f,
+			json_pack("{s:[f,o],s:[f,o]}", "total_ms_range", range.total_ms[0],
+				  range.converges ? json_real(range.total_ms[1]) : json_null(),
+				  "downtime_ms_range", range.downtime_ms[0],
+				  range.converges ? json_real(range.downtime_ms[1]) : json_null()));
+	return f;
+}
+
+/* "3900-4800", or "3900-?" where the busier case does not converge. */
+static const char *range_text(json_t *f, const char *key, int prec, char *buf, size_t len)
+{
+	json_t *r = json_object_get(f, key), *hi = json_array_get(r, 1);
+
+	if (json_is_number(hi))
+		snprintf(buf, len, "%.*f-%.*f", prec, json_number_value(json_array_get(r, 0)), prec,
+			 json_number_value(hi));
+	else
+		snprintf(buf, len, "%.*f-?", prec, json_number_value(json_array_get(r, 0)));
+	return buf;
 }
 
 static void print_row(json_t *f)
 {
 	json_t *pct = json_object_get(f, "throttle_pct"), *v;
+	char total[40], down[40];
 	size_t i;
 
 	printf("  %-12s ", json_string_value(json_object_get(f, "name")));
@@ -162,8 +189,9 @@ static void print_row(json_t *f)
 		printf("does not converge: %s\n", json_string_value(json_object_get(f, "reason")));
 		return;
 	}
-	printf("%9.0f ms  %7.1f ms  %6.0f   ", num(f, "total_ms"), num(f, "downtime_ms"),
-	       num(f, "rounds"));
+	printf("%7.0f ms %-13s %6.1f ms %-12s %4.0f   ", num(f, "total_ms"),
+	       range_text(f, "total_ms_range", 0, total, sizeof(total)), num(f, "downtime_ms"),
+	       range_text(f, "downtime_ms_range", 1, down, sizeof(down)), num(f, "rounds"));
 	json_array_foreach(pct, i, v) printf("%s%lld%%", i ? " " : "", json_integer_value(v));
 	putchar('\n');
 }
@@ -203,8 +231,8 @@ int cmd_predict(int argc, char **argv)
 	printf("guest dirties %.1f MiB/s over a working set of %.0f MiB; link %.1f MiB/s; downtime limit %llu ms\n",
 	       num(m, "dirty_rate_mibps"), num(m, "working_set_pages") / 256,
 	       (double)o.link_bps / 1048576, (unsigned long long)o.downtime_ms);
-	printf("  %-12s %12s %10s %7s   %s\n", "strategy", "total", "downtime", "rounds",
-	       "throttle per vCPU");
+	printf("  %-12s %-24s %-22s %4s   %s\n", "strategy", "total (range)", "downtime (range)",
+	       "rounds", "throttle per vCPU");
 	json_array_foreach(rows, i, f) print_row(f);
 	if (!in.per_vcpu)
 		printf("  (dirty-limit needs per-vCPU rates: run the VM with --dirty-backend ring)\n");

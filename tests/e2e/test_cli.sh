@@ -168,6 +168,7 @@ assert r["mem_pages"] == 32768 and r["zero_pages"] > 10000, r
 assert "vcpu_rate_pps" not in r  # bitmap tracking: no per-vCPU counts
 # 20 MiB/s of byte writes between two vCPUs leaves each asleep most of the time.
 assert len(r["vcpu_busy"]) == 2 and all(0 <= b < 0.9 for b in r["vcpu_busy"]), r
+assert 0 < r["dirty_rate_p10_pps"] <= r["dirty_rate_p90_pps"] <= r["peak_rate_pps"], r
 assert r["xbzrle_samples"] > 100 and r["xbzrle_bytes_per_page"] < 200, r  # byte writes
 assert r["xbzrle_bytes_per_page"] <= r["line_bytes_per_page"] < 1024, r  # a line or two each
 PY
@@ -178,6 +179,10 @@ p = {x["name"]: x for x in json.load(open(sys.argv[1]))["predictions"]}
 assert set(p) == {"none", "xbzrle", "throttle", "sdps", "auto"}, p.keys()
 assert all(x["converges"] and x["downtime_ms"] <= 300 for x in p.values()), p
 assert p["none"]["throttle_pct_max"] == 0 and p["none"]["total_ms"] > 100, p["none"]
+for x in p.values():  # each with its range, and its rounds down to the paused one
+    lo, hi = x["total_ms_range"]
+    assert lo <= x["total_ms"] and (hi is None or x["total_ms"] <= hi), x
+    assert len(x["round_log"]) == x["rounds"] and x["round_log"][-1]["dirtied"] == 0, x
 PY
 run_ferry predict --control "$sock" --link 1Gbit --seconds 1 | grep -q "dirty-limit needs per-vCPU rates" || fail "predict text"
 expect_error "dirty-limit needs each vCPU's dirty rate" migrate --control "$sock" --to unix:/nonexistent --converge dirty-limit

@@ -164,6 +164,39 @@ static void test_round_log(void **unused)
 	assert_true(ms + p.downtime_ms > p.total_ms - 1 && ms + p.downtime_ms < p.total_ms + 1);
 }
 
+/* The range holds the point; a steady guest's comes from the link alone
+ * and is narrower than a guest's whose rate varies; where the busiest tenth
+ * does not converge, neither does the range. */
+static void test_range(void **unused)
+{
+	struct predict_input in = fast_guest();
+	struct prediction p;
+	struct predict_range steady, varied;
+
+	(void)unused;
+	in.params.converge = CONVERGE_SDPS;
+	predict(&in, &p);
+	predict_range(&in, &p, &steady);
+	assert_true(steady.converges);
+	assert_true(steady.total_ms[0] < p.total_ms && p.total_ms < steady.total_ms[1]);
+	assert_true(steady.downtime_ms[0] <= p.downtime_ms &&
+		    p.downtime_ms <= steady.downtime_ms[1]);
+	in.rate_p10_pps = in.rate_pps * 0.7;
+	in.rate_p90_pps = in.rate_pps * 1.3;
+	predict_range(&in, &p, &varied);
+	assert_true(varied.total_ms[1] - varied.total_ms[0] >
+		    steady.total_ms[1] - steady.total_ms[0]);
+
+	in = fast_guest(); /* 600 MiB/s on 30 MiB/s: none converges only if it slows */
+	in.rate_pps = in.vcpu_pps[0] = 2048;
+	in.rate_p90_pps = 200000;
+	in.params.converge = CONVERGE_NONE;
+	predict(&in, &p);
+	predict_range(&in, &p, &varied);
+	assert_true(p.converges);
+	assert_false(varied.converges);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -173,6 +206,7 @@ int main(void)
 		cmocka_unit_test(test_slow_guest_needs_nothing),
 		cmocka_unit_test(test_paced_guest),
 		cmocka_unit_test(test_round_log),
+		cmocka_unit_test(test_range),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

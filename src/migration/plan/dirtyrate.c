@@ -28,6 +28,7 @@ struct dirtyrate {
 	uint64_t sample_gfn[DIRTYRATE_SAMPLES];
 	uint8_t *sample; /* copies of the sampled pages */
 	uint32_t nsamples;
+	double rates[DIRTYRATE_MAX_SECONDS * 1000 / DIRTYRATE_WINDOW_MS]; /* each window's */
 
 	pthread_mutex_t lock; /* protects result */
 	struct dirtyrate_result result;
@@ -87,8 +88,8 @@ static void encode_samples(struct dirtyrate *d, struct dirtyrate_result *r)
 	}
 }
 
-/* One window: its pages, the peak, and the running totals. */
-static int window(struct dirtyrate *d, uint64_t *pages, bool second_half, double *peak)
+/* One window: its pages, its rate, and the running totals. */
+static int window(struct dirtyrate *d, uint64_t *pages, bool second_half, double *rate)
 {
 	uint64_t t0 = time_now_ns();
 	int64_t n;
@@ -98,8 +99,7 @@ static int window(struct dirtyrate *d, uint64_t *pages, bool second_half, double
 	if (n < 0)
 		return (int)n;
 	*pages += (uint64_t)n;
-	if ((double)n * 1e9 / (double)(time_now_ns() - t0) > *peak)
-		*peak = (double)n * 1e9 / (double)(time_now_ns() - t0);
+	*rate = (double)n * 1e9 / (double)(time_now_ns() - t0);
 	for (uint64_t w = 0; w < BITMAP_WORDS(d->npages); w++) {
 		if (second_half)
 			d->second[w] |= d->window[w];
@@ -107,6 +107,24 @@ static int window(struct dirtyrate *d, uint64_t *pages, bool second_half, double
 		d->window[w] = 0;
 	}
 	return 0;
+}
+
+static int by_value(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The busiest window, and the quietest and busiest tenth of them. */
+static void spread(struct dirtyrate *d, unsigned windows, struct dirtyrate_result *r)
+{
+	if (!windows)
+		return;
+	qsort(d->rates, windows, sizeof(*d->rates), by_value);
+	r->peak_pps = d->rates[windows - 1];
+	r->rate_p10_pps = d->rates[windows / 10];
+	r->rate_p90_pps = d->rates[windows - 1 - windows / 10];
 }
 
 static uint64_t slept_ns(struct dirtyrate *d, unsigned vcpu)
@@ -118,6 +136,7 @@ static int measure(struct dirtyrate *d, struct dirtyrate_result *r)
 {
 	unsigned windows = (unsigned)(r->seconds * 1000 / DIRTYRATE_WINDOW_MS);
 	uint64_t vcpu0[VM_MAX_VCPUS], slept0[VM_MAX_VCPUS], pages = 0, t0;
+	unsigned w;
 	int rc = dirty_start(d->vm->dirty);
 
 	if (rc < 0)
@@ -131,16 +150,17 @@ static int measure(struct dirtyrate *d, struct dirtyrate_result *r)
 		slept0[i] = slept_ns(d, i);
 	}
 	t0 = time_now_ns();
-	for (unsigned w = 0; w < windows && rc == 0; w++) {
+	for (w = 0; w < windows && rc == 0; w++) {
 		if (w == windows / 2)
 			take_samples(d);
-		rc = window(d, &pages, w >= windows / 2, &r->peak_pps);
+		rc = window(d, &pages, w >= windows / 2, &d->rates[w]);
 		pthread_mutex_lock(&d->lock);
 		d->result.elapsed_s = (double)(time_now_ns() - t0) / 1e9;
 		pthread_mutex_unlock(&d->lock);
 	}
 	r->elapsed_s = (double)(time_now_ns() - t0) / 1e9;
 	r->rate_pps = (double)pages / r->elapsed_s;
+	spread(d, rc == 0 ? w : 0, r);
 	r->working_set_pages = bitmap_count(d->seen, d->npages);
 	for (unsigned i = 0; i < r->nr_vcpus; i++) {
 		double slept = (double)(slept_ns(d, i) - slept0[i]) / 1e9;

@@ -36,6 +36,7 @@ struct dirtyrate_result {
 	double seconds, elapsed_s;
 	uint64_t mem_pages, zero_pages, working_set_pages;
 	double rate_pps, peak_pps;
+	double rate_p10_pps, rate_p90_pps; /* the quietest and busiest tenth of the windows */
 	unsigned nr_vcpus;
 	bool per_vcpu; /* vcpu_pps is measured (dirty ring) */
 	double vcpu_pps[VM_MAX_VCPUS];

@@ -163,3 +163,49 @@ void predict(const struct predict_input *in, struct prediction *out)
 		 throttled_rate(in, out->pct, r) * page_bytes(in, out->rounds) / MIB,
 		 in->link_bps / MIB);
 }
+
+/* The input with the guest's rate scaled by f and the link's by g. */
+static struct predict_input scaled(const struct predict_input *in, double f, double g)
+{
+	struct predict_input s = *in;
+
+	s.rate_pps *= f;
+	for (unsigned i = 0; i < s.nr_vcpus; i++)
+		s.vcpu_pps[i] *= f;
+	s.link_bps *= g;
+	return s;
+}
+
+static void widen(struct predict_range *r, const struct prediction *p)
+{
+	r->converges &= p->converges;
+	if (!p->converges)
+		return;
+	r->total_ms[0] = p->total_ms < r->total_ms[0] ? p->total_ms : r->total_ms[0];
+	r->total_ms[1] = p->total_ms > r->total_ms[1] ? p->total_ms : r->total_ms[1];
+	r->downtime_ms[0] = p->downtime_ms < r->downtime_ms[0] ? p->downtime_ms : r->downtime_ms[0];
+	r->downtime_ms[1] = p->downtime_ms > r->downtime_ms[1] ? p->downtime_ms : r->downtime_ms[1];
+}
+
+void predict_range(const struct predict_input *in, const struct prediction *point,
+		   struct predict_range *out)
+{
+	double lo = in->rate_pps > 0 && in->rate_p10_pps > 0 ? in->rate_p10_pps / in->rate_pps : 1;
+	double hi = in->rate_pps > 0 && in->rate_p90_pps > 0 ? in->rate_p90_pps / in->rate_pps : 1;
+	const double rate[] = { lo, 1, hi };
+	const double link[] = { 1 - PREDICT_LINK_SPREAD, 1, 1 + PREDICT_LINK_SPREAD };
+
+	*out = (struct predict_range){ .converges = point->converges,
+				       .total_ms = { point->total_ms, point->total_ms },
+				       .downtime_ms = { point->downtime_ms, point->downtime_ms } };
+	/* Not the corners alone: a busier guest may be throttled sooner and
+	 * finish sooner, so the ends can lie anywhere on the grid. */
+	for (unsigned i = 0; i < 3; i++)
+		for (unsigned j = 0; j < 3; j++) {
+			struct predict_input s = scaled(in, rate[i], link[j]);
+			struct prediction p;
+
+			predict(&s, &p);
+			widen(out, &p);
+		}
+}

@@ -24,9 +24,15 @@
 
 #define PREDICT_MAX_ROUNDS 10000
 
+/* How far the link's rate may stray from the one given: ferry's measured
+ * bandwidth on a shaped 1 Gbit/s link was 0.95 to 1.04 of a plain copy's
+ * over the published bench runs (bench/published/results.jsonl). */
+#define PREDICT_LINK_SPREAD 0.05
+
 struct predict_input {
 	uint64_t mem_pages, zero_pages, wss_pages;
-	double rate_pps; /* the guest's whole dirty rate */
+	double rate_pps;		   /* the guest's whole dirty rate */
+	double rate_p10_pps, rate_p90_pps; /* its quietest and busiest tenth (0: unknown) */
 	unsigned nr_vcpus;
 	bool per_vcpu;			/* vcpu_pps measured */
 	double vcpu_pps[VM_MAX_VCPUS];	/* each vCPU's share of it */
@@ -49,6 +55,16 @@ struct prediction {
 	char why[200]; /* when it does not converge */
 };
 
+/* A forecast's range: the least and the most over the guest at its
+ * quietest tenth, its mean and its busiest tenth, each on the link given
+ * and PREDICT_LINK_SPREAD slower and faster. */
+struct predict_range {
+	bool converges; /* in every case: else the upper ends are unknown */
+	double total_ms[2], downtime_ms[2];
+};
+
 void predict(const struct predict_input *in, struct prediction *out);
+void predict_range(const struct predict_input *in, const struct prediction *point,
+		   struct predict_range *out);
 
 #endif
