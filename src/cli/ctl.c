@@ -28,7 +28,7 @@ static const char ctl_help[] =
 	"  migrate-recover '{\"uri\": URI}'\n"
 	"                 on a destination whose post-copy link broke: listen on URI\n"
 	"                 for the source to come back (ferry migrate --resume --to URI)\n"
-	"  calc-dirty-rate, query-dirty-rate\n"
+	"  calc-dirty-rate, query-dirty-rate, query-forecast\n"
 	"                 measure the guest's dirty rate (ferry dirtyrate drives these)\n"
 	"  quit           stop the VM and end ferry run\n";
 

@@ -6,9 +6,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "control/commands.h"
-#include "migration/send/converge.h"
-#include "migration/plan/predict.h"
+#include "control/client.h"
+#include "util/error.h"
 #include "util/size.h"
 
 static const char predict_help[] =
@@ -109,62 +108,6 @@ static double num(json_t *o, const char *key)
 	return json_number_value(json_object_get(o, key));
 }
 
-static void input_from(json_t *m, const struct predict_opts *o, struct predict_input *in)
-{
-	json_t *vcpus = json_object_get(m, "vcpu_rate_pps"), *v;
-	json_t *busy = json_object_get(m, "vcpu_busy");
-	size_t i;
-
-	memset(in, 0, sizeof(*in));
-	in->mem_pages = (uint64_t)num(m, "mem_pages");
-	in->zero_pages = (uint64_t)num(m, "zero_pages");
-	in->wss_pages = (uint64_t)num(m, "working_set_pages");
-	in->rate_pps = num(m, "dirty_rate_pps");
-	in->rate_p10_pps = num(m, "dirty_rate_p10_pps");
-	in->rate_p90_pps = num(m, "dirty_rate_p90_pps");
-	in->nr_vcpus = (unsigned)num(m, "vcpus");
-	in->per_vcpu = vcpus != NULL;
-	json_array_foreach(vcpus, i, v) if (i < VM_MAX_VCPUS) in->vcpu_pps[i] =
-		json_number_value(v);
-	json_array_foreach(busy, i, v) if (i < VM_MAX_VCPUS) in->vcpu_busy[i] =
-		json_number_value(v);
-	in->xbzrle_bytes_per_page = num(m, "xbzrle_bytes_per_page");
-	in->line_bytes_per_page = num(m, "line_bytes_per_page");
-	in->link_bps = (double)o->link_bps;
-	/* Hand-off and restore, plus the vCPU state over the link. */
-	mig_params_default(&in->params);
-	in->params.downtime_ms = o->downtime_ms;
-}
-
-static json_t *forecast(const struct predict_input *base, enum converge_strategy s,
-			uint64_t xbzrle_bytes, const char *label)
-{
-	struct predict_input in = *base;
-	struct prediction p;
-	struct predict_range range;
-	json_t *pct = json_array(), *f;
-
-	in.params.converge = s;
-	in.params.xbzrle_cache_bytes = xbzrle_bytes;
-	predict(&in, &p);
-	predict_range(&in, &p, &range);
-	for (unsigned i = 0; i < in.nr_vcpus; i++)
-		json_array_append_new(pct, json_integer(p.pct[i]));
-	f = json_pack("{s:s,s:s,s:b,s:f,s:f,s:i,s:i,s:o,s:s,s:o}", "name", label, "strategy",
-		      converge_name(s), "converges", p.converges, "total_ms", p.total_ms,
-		      "downtime_ms", p.downtime_ms, "rounds", (int)p.rounds, "throttle_pct_max",
-		      (int)p.pct_max, "throttle_pct", pct, "reason", p.why, "round_log",
-		      control_round_log_json(p.round_log, p.rounds));
-	if (p.converges) /* the upper ends are null where a case does not converge */
-		json_object_update_new(
-			f,
-			json_pack("{s:[f,o],s:[f,o]}", "total_ms_range", range.total_ms[0],
-				  range.converges ? json_real(range.total_ms[1]) : json_null(),
-				  "downtime_ms_range", range.downtime_ms[0],
-				  range.converges ? json_real(range.downtime_ms[1]) : json_null()));
-	return f;
-}
-
 /* "3900-4800", or "3900-?" where the busier case does not converge. */
 static const char *range_text(json_t *f, const char *key, int prec, char *buf, size_t len)
 {
@@ -199,8 +142,7 @@ static void print_row(json_t *f)
 int cmd_predict(int argc, char **argv)
 {
 	struct predict_opts o = { .seconds = 2, .downtime_ms = 300, .xbzrle_bytes = 64ull << 20 };
-	struct predict_input in;
-	json_t *m, *rows, *f;
+	json_t *m, *all, *args, *f;
 	size_t i;
 	int rc = parse_args(argc, argv, &o);
 
@@ -209,34 +151,29 @@ int cmd_predict(int argc, char **argv)
 	rc = measure_dirty_rate(o.control, o.seconds, &m);
 	if (rc)
 		return rc;
-	input_from(m, &o, &in);
-	rows = json_array();
-	json_array_append_new(rows, forecast(&in, CONVERGE_NONE, 0, "none"));
-	json_array_append_new(rows, forecast(&in, CONVERGE_NONE, o.xbzrle_bytes, "xbzrle"));
-	json_array_append_new(rows, forecast(&in, CONVERGE_THROTTLE, 0, "throttle"));
-	json_array_append_new(rows, forecast(&in, CONVERGE_SDPS, 0, "sdps"));
-	if (in.per_vcpu)
-		json_array_append_new(rows, forecast(&in, CONVERGE_DIRTY_LIMIT, 0, "dirty-limit"));
-	json_array_append_new(rows, forecast(&in, CONVERGE_AUTO, 0, "auto"));
+	json_decref(m);
+	args = json_pack("{s:I,s:I,s:I}", "link-bps", (json_int_t)o.link_bps, "downtime-ms",
+			 (json_int_t)o.downtime_ms, "xbzrle-cache-bytes",
+			 (json_int_t)o.xbzrle_bytes);
+	rc = control_call(o.control, "query-forecast", args, &all);
+	json_decref(args);
+	if (rc < 0)
+		return fail("%s", err_msg());
 	if (o.json) {
-		json_t *all = json_pack("{s:o,s:I,s:I,s:o}", "measured", m, "link_bps",
-					(json_int_t)o.link_bps, "downtime_ms",
-					(json_int_t)o.downtime_ms, "predictions", rows);
-
 		json_dumpf(all, stdout, JSON_COMPACT);
 		putchar('\n');
 		json_decref(all);
 		return 0;
 	}
+	m = json_object_get(all, "measured");
 	printf("guest dirties %.1f MiB/s over a working set of %.0f MiB; link %.1f MiB/s; downtime limit %llu ms\n",
 	       num(m, "dirty_rate_mibps"), num(m, "working_set_pages") / 256,
 	       (double)o.link_bps / 1048576, (unsigned long long)o.downtime_ms);
 	printf("  %-12s %-24s %-22s %4s   %s\n", "strategy", "total (range)", "downtime (range)",
 	       "rounds", "throttle per vCPU");
-	json_array_foreach(rows, i, f) print_row(f);
-	if (!in.per_vcpu)
+	json_array_foreach(json_object_get(all, "predictions"), i, f) print_row(f);
+	if (!json_object_get(m, "vcpu_rate_pps"))
 		printf("  (dirty-limit needs per-vCPU rates: run the VM with --dirty-backend ring)\n");
-	json_decref(rows);
-	json_decref(m);
+	json_decref(all);
 	return 0;
 }

@@ -58,6 +58,31 @@ static void report_postcopy(json_t *p)
 		       num(p, "recoveries"), num(p, "recover_ms"));
 }
 
+/* The forecast made when the migration started, beside what happened. */
+static void report_forecast(json_t *f, json_t *s)
+{
+	json_t *total = json_object_get(f, "total_ms_range"), *hi = json_array_get(total, 1);
+	char upper[32] = "?";
+
+	if (!f)
+		return;
+	if (json_object_get(f, "reason") && !json_object_get(f, "total_ms")) {
+		printf("  forecast  none: %s\n", json_string_value(json_object_get(f, "reason")));
+		return;
+	}
+	if (!json_is_true(json_object_get(f, "converges"))) {
+		printf("  forecast  would not converge: %s\n",
+		       json_string_value(json_object_get(f, "reason")));
+		return;
+	}
+	if (json_is_number(hi))
+		snprintf(upper, sizeof(upper), "%.0f", json_number_value(hi));
+	printf("  forecast  %.0f ms (%.0f-%s), downtime %.1f ms, %.0f rounds; it took %.0f ms (%+.0f%%), from a measurement %.0f s before\n",
+	       num(f, "total_ms"), json_number_value(json_array_get(total, 0)), upper,
+	       num(f, "downtime_ms"), num(f, "rounds"), num(s, "total_ms"),
+	       100 * (num(s, "total_ms") / num(f, "total_ms") - 1), num(f, "measured_s_ago"));
+}
+
 void print_migration_report(json_t *s)
 {
 	json_t *pages = json_object_get(s, "pages"), *ph = json_object_get(s, "phases");
@@ -96,5 +121,6 @@ void print_migration_report(json_t *s)
 		       json_string_value(json_object_get(d, "decision")));
 	report_pipeline(json_object_get(s, "pipeline"));
 	report_postcopy(json_object_get(s, "postcopy"));
+	report_forecast(json_object_get(s, "forecast"), s);
 	printf("  verify    %s\n", json_string_value(json_object_get(s, "verify")));
 }

@@ -26,6 +26,7 @@ void ctx_destroy(struct control_ctx *ctx)
 		mig_source_cancel(ctx->migration);
 	mig_source_free(ctx->migration);
 	dirtyrate_free(ctx->dirtyrate);
+	json_decref(ctx->forecast);
 	mig_dest_close(ctx->next);
 	pthread_mutex_destroy(&ctx->lock);
 	pthread_mutex_destroy(&ctx->use);
@@ -153,6 +154,7 @@ static const struct {
 	{ "upgrade", NULL, control_upgrade },
 	{ "calc-dirty-rate", control_calc_dirty_rate },
 	{ "query-dirty-rate", control_query_dirty_rate, NULL, true },
+	{ "query-forecast", control_query_forecast },
 	{ "qmp_capabilities", control_qmp_capabilities },
 	{ "query-version", control_query_version, NULL, true },
 	{ "query-commands", control_query_commands, NULL, true },
@@ -161,6 +163,24 @@ static const struct {
 	{ "query-migrate-capabilities", control_query_migrate_capabilities, NULL, true },
 	{ "migrate_cancel", control_migrate_cancel, NULL, true }, /* QMP's older name */
 };
+
+int control_only(json_t *args, const char *command, const char *const *keys)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(args, key, v)
+	{
+		size_t i = 0;
+
+		while (keys[i] && strcmp(keys[i], key))
+			i++;
+		if (!keys[i])
+			return err_set(-EINVAL, "%s takes no argument '%s' (docs/control.md)",
+				       command, key);
+	}
+	return 0;
+}
 
 json_t *control_query_commands(struct control_ctx *ctx, json_t *args)
 {

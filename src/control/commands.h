@@ -42,6 +42,8 @@ struct control_ctx {
 	char workload[160];
 	struct mig_params params;    /* for the next migrate */
 	struct dirtyrate *dirtyrate; /* the current or last dirty-rate measurement */
+	double forecast_link_bps;    /* the last query-forecast's link */
+	json_t *forecast;	     /* the current or last migration's (control/forecast.c) */
 	struct mig_dest *incoming;   /* with ferry run --incoming, for its lifetime */
 	/* ferry run --incoming's limits and deadlines, which migrate-incoming
 	 * keeps (has_incoming_opts); else the defaults. */
@@ -106,6 +108,17 @@ bool ctx_stopping(struct control_ctx *ctx);
 bool ctx_take_next(struct control_ctx *ctx, struct vm **vm);
 /* The outgoing migration's status (MIG_NONE: none). */
 enum mig_status ctx_migration_status(struct control_ctx *ctx);
+
+/* Whether args has only the keys listed; else -EINVAL with a sentence
+ * naming the one it does not take. */
+int control_only(json_t *args, const char *command, const char *const *keys);
+
+/* Forecasts (control/forecast.c). A migration's is made from a dirty-rate
+ * measurement at most this old. */
+#define CONTROL_FORECAST_MAX_AGE_S 600
+json_t *control_query_forecast(struct control_ctx *ctx, json_t *args);
+/* The forecast of a migration with p, or {"reason": why there is none}. */
+json_t *control_migration_forecast(struct control_ctx *ctx, const struct mig_params *p);
 
 /* VM commands (control/vm.c). */
 json_t *control_query_status(struct control_ctx *ctx, json_t *args);

@@ -11,12 +11,13 @@
 json_t *control_calc_dirty_rate(struct control_ctx *ctx, json_t *args)
 {
 	struct vm *vm = ctx_vm(ctx);
+	static const char *const keys[] = { "seconds", NULL };
 	json_t *v = json_object_get(args, "seconds");
 	json_int_t seconds = v ? json_integer_value(v) : 1;
 	enum mig_status migration;
 	enum vm_run_state state;
 
-	if (!vm)
+	if (!vm || control_only(args, "calc-dirty-rate", keys) < 0)
 		return NULL;
 	if (v && (!json_is_integer(v) || seconds < 1 || seconds > DIRTYRATE_MAX_SECONDS)) {
 		err_set(-EINVAL, "seconds must be a whole number from 1 to %u",

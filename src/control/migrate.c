@@ -270,8 +270,7 @@ static json_t *start_migration(struct control_ctx *ctx, json_t *args)
 	struct mig_params p = ctx->params;
 	const char *uri = json_string_value(json_object_get(args, "uri"));
 	struct mig_source *m;
-
-	json_t *r = json_object_get(args, "resume");
+	json_t *r = json_object_get(args, "resume"), *forecast;
 
 	if (r && !json_is_boolean(r)) {
 		err_set(-EINVAL, "resume must be true or false");
@@ -315,15 +314,19 @@ static json_t *start_migration(struct control_ctx *ctx, json_t *args)
 			p.channels ? "data channels" : "post-copy's urgent pages", uri);
 		return NULL;
 	}
+	forecast = control_migration_forecast(ctx, &p);
 	if (ctx_stopping(ctx) || mig_source_start(vm, uri, &p, &m) < 0) {
 		if (ctx_stopping(ctx))
 			err_set(-ESHUTDOWN, "this ferry is stopping");
+		json_decref(forecast);
 		return NULL;
 	}
 	pthread_mutex_lock(&ctx->lock);
 	mig_source_free(ctx->migration); /* finished: its thread has ended */
 	ctx->migration = m;
 	pthread_mutex_unlock(&ctx->lock);
+	json_decref(ctx->forecast);
+	ctx->forecast = forecast;
 	return json_object();
 }
 
@@ -592,6 +595,8 @@ json_t *control_query_migrate(struct control_ctx *ctx, json_t *args)
 	json_object_set_new(r, "local", json_boolean(s.local));
 	json_object_set_new(r, "converge", converge_json(&s.converge));
 	json_object_set_new(r, "round_log", control_round_log_json(s.round_log, s.rounds));
+	if (ctx->forecast)
+		json_object_set(r, "forecast", ctx->forecast);
 	json_object_set_new(r, "pipeline", pipeline_json(&s));
 	if (s.xbzrle.cache_bytes)
 		json_object_set_new(r, "xbzrle", xbzrle_json(&s));

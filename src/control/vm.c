@@ -138,10 +138,11 @@ static int refuse_cont(struct control_ctx *ctx, bool force)
 
 json_t *control_resume(struct control_ctx *ctx, json_t *args)
 {
+	static const char *const keys[] = { "force", NULL };
 	struct vm *vm = ctx_vm(ctx);
 	json_t *force = json_object_get(args, "force");
 
-	if (!vm)
+	if (!vm || control_only(args, "cont", keys) < 0)
 		return NULL;
 	if (force && !json_is_boolean(force)) {
 		err_set(-EINVAL, "force must be true or false");

@@ -188,6 +188,7 @@ static void *dirtyrate_thread(void *arg)
 	r.zero_pages = count_zero_pages(d->vm, d->npages);
 	rc = measure(d, &r);
 	r.status = rc < 0 ? DIRTYRATE_FAILED : DIRTYRATE_MEASURED;
+	r.ended_ns = time_now_ns();
 	if (rc < 0)
 		snprintf(r.reason, sizeof(r.reason), "%s", err_msg());
 	else

@@ -34,6 +34,7 @@ struct dirtyrate_result {
 	enum dirtyrate_status status;
 	char reason[256];
 	double seconds, elapsed_s;
+	uint64_t ended_ns; /* when it ended (time_now_ns) */
 	uint64_t mem_pages, zero_pages, working_set_pages;
 	double rate_pps, peak_pps;
 	double rate_p10_pps, rate_p90_pps; /* the quietest and busiest tenth of the windows */

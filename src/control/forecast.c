@@ -1,0 +1,163 @@
+/* Forecasts on the control socket (migration/plan/predict.h).
+ * query-forecast replays a migration of the guest as its last dirty-rate
+ * measurement found it, over a link the client names, with each strategy
+ * (ferry predict prints it). migrate makes one with its own parameters,
+ * which query-migrate sets beside what happened: every migration that had
+ * a recent measurement calibrates the model. */
+#include <errno.h>
+#include <string.h>
+
+#include "control/commands.h"
+#include "migration/plan/dirtyrate.h"
+#include "migration/plan/predict.h"
+#include "migration/send/converge.h"
+#include "util/error.h"
+#include "util/time.h"
+
+#define DEFAULT_XBZRLE (64ull << 20)
+
+static void input_of(const struct dirtyrate_result *r, double link_bps, const struct mig_params *p,
+		     struct predict_input *in)
+{
+	memset(in, 0, sizeof(*in));
+	in->mem_pages = r->mem_pages;
+	in->zero_pages = r->zero_pages;
+	in->wss_pages = r->working_set_pages;
+	in->rate_pps = r->rate_pps;
+	in->rate_p10_pps = r->rate_p10_pps;
+	in->rate_p90_pps = r->rate_p90_pps;
+	in->nr_vcpus = r->nr_vcpus;
+	in->per_vcpu = r->per_vcpu;
+	memcpy(in->vcpu_pps, r->vcpu_pps, sizeof(in->vcpu_pps));
+	memcpy(in->vcpu_busy, r->vcpu_busy, sizeof(in->vcpu_busy));
+	in->xbzrle_bytes_per_page = r->xbzrle_bytes_per_page;
+	in->line_bytes_per_page = r->line_bytes_per_page;
+	in->link_bps = link_bps;
+	in->params = *p;
+}
+
+/* One forecast: the point, its range, the throttle and the rounds. */
+static json_t *forecast_json(const struct predict_input *in, const char *label)
+{
+	struct prediction p;
+	struct predict_range range;
+	json_t *pct = json_array(), *f;
+
+	predict(in, &p);
+	predict_range(in, &p, &range);
+	for (unsigned i = 0; i < in->nr_vcpus; i++)
+		json_array_append_new(pct, json_integer(p.pct[i]));
+	f = json_pack("{s:s,s:s,s:b,s:f,s:f,s:i,s:i,s:o,s:s,s:o}", "name", label, "strategy",
+		      converge_name(in->params.converge), "converges", p.converges, "total_ms",
+		      p.total_ms, "downtime_ms", p.downtime_ms, "rounds", (int)p.rounds,
+		      "throttle_pct_max", (int)p.pct_max, "throttle_pct", pct, "reason", p.why,
+		      "round_log", control_round_log_json(p.round_log, p.rounds));
+	if (p.converges) /* the upper ends are null where a case does not converge */
+		json_object_update_new(
+			f,
+			json_pack("{s:[f,o],s:[f,o]}", "total_ms_range", range.total_ms[0],
+				  range.converges ? json_real(range.total_ms[1]) : json_null(),
+				  "downtime_ms_range", range.downtime_ms[0],
+				  range.converges ? json_real(range.downtime_ms[1]) : json_null()));
+	return f;
+}
+
+static json_t *row(const struct predict_input *base, enum converge_strategy s, uint64_t xbzrle,
+		   const char *label)
+{
+	struct predict_input in = *base;
+
+	in.params.converge = s;
+	in.params.xbzrle_cache_bytes = xbzrle;
+	return forecast_json(&in, label);
+}
+
+/* The last measurement, if one ended; else NULL with the reason. */
+static const struct dirtyrate_result *measured(struct control_ctx *ctx, struct dirtyrate_result *r)
+{
+	if (!ctx->dirtyrate || (*r = dirtyrate_get(ctx->dirtyrate)).status == DIRTYRATE_NONE) {
+		err_set(-ENOENT, "no dirty-rate measurement yet: run calc-dirty-rate (ferry "
+				 "predict does) first");
+		return NULL;
+	}
+	if (r->status != DIRTYRATE_MEASURED) {
+		err_set(-EAGAIN, "the dirty-rate measurement %s",
+			r->status == DIRTYRATE_MEASURING ? "is still running" : "failed");
+		return NULL;
+	}
+	return r;
+}
+
+static int positive(json_t *args, const char *key, json_int_t *out)
+{
+	json_t *v = json_object_get(args, key);
+
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 1)
+		return err_set(-EINVAL, "%s must be a whole number above 0", key);
+	*out = json_integer_value(v);
+	return 0;
+}
+
+json_t *control_query_forecast(struct control_ctx *ctx, json_t *args)
+{
+	static const char *const keys[] = { "link-bps", "downtime-ms", "xbzrle-cache-bytes", NULL };
+	json_int_t link = 0, downtime = 300, xbzrle = (json_int_t)DEFAULT_XBZRLE;
+	struct dirtyrate_result r;
+	struct predict_input in;
+	struct mig_params p;
+	json_t *rows;
+
+	if (control_only(args, "query-forecast", keys) < 0 ||
+	    positive(args, "link-bps", &link) < 0 || positive(args, "downtime-ms", &downtime) < 0 ||
+	    positive(args, "xbzrle-cache-bytes", &xbzrle) < 0)
+		return NULL;
+	if (!link) {
+		err_set(-EINVAL, "query-forecast needs \"link-bps\": the link's bytes per second");
+		return NULL;
+	}
+	if (!measured(ctx, &r))
+		return NULL;
+	mig_params_default(&p);
+	p.downtime_ms = (uint64_t)downtime;
+	input_of(&r, (double)link, &p, &in);
+	rows = json_array();
+	json_array_append_new(rows, row(&in, CONVERGE_NONE, 0, "none"));
+	json_array_append_new(rows, row(&in, CONVERGE_NONE, (uint64_t)xbzrle, "xbzrle"));
+	json_array_append_new(rows, row(&in, CONVERGE_THROTTLE, 0, "throttle"));
+	json_array_append_new(rows, row(&in, CONVERGE_SDPS, 0, "sdps"));
+	if (in.per_vcpu)
+		json_array_append_new(rows, row(&in, CONVERGE_DIRTY_LIMIT, 0, "dirty-limit"));
+	json_array_append_new(rows, row(&in, CONVERGE_AUTO, 0, "auto"));
+	ctx->forecast_link_bps = (double)link;
+	return json_pack("{s:o,s:I,s:I,s:o}", "measured", control_query_dirty_rate(ctx, NULL),
+			 "link_bps", link, "downtime_ms", downtime, "predictions", rows);
+}
+
+json_t *control_migration_forecast(struct control_ctx *ctx, const struct mig_params *p)
+{
+	double link = p->max_bandwidth_bps ? (double)p->max_bandwidth_bps : ctx->forecast_link_bps;
+	struct dirtyrate_result r;
+	struct predict_input in;
+	double age;
+	json_t *f;
+
+	if (p->local)
+		return json_pack("{s:s}", "reason", "a local migration sends no pages");
+	if (!measured(ctx, &r))
+		return json_pack("{s:s}", "reason", err_msg());
+	age = (double)(time_now_ns() - r.ended_ns) / 1e9;
+	if (age > CONTROL_FORECAST_MAX_AGE_S)
+		return json_pack("{s:s}", "reason",
+				 "the last dirty-rate measurement is more than "
+				 "10 minutes old: run ferry predict again");
+	if (link <= 0)
+		return json_pack("{s:s}", "reason",
+				 "no link rate: run ferry predict --link RATE "
+				 "first, or set max-bandwidth");
+	input_of(&r, link, p, &in);
+	f = forecast_json(&in, "migration");
+	json_object_update_new(f, json_pack("{s:f,s:f}", "link_bps", link, "measured_s_ago", age));
+	return f;
+}
