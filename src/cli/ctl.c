@@ -29,7 +29,8 @@ static const char ctl_help[] =
 	"                 on a destination whose post-copy link broke: listen on URI\n"
 	"                 for the source to come back (ferry migrate --resume --to URI)\n"
 	"  calc-dirty-rate, query-dirty-rate, query-forecast\n"
-	"                 measure the guest's dirty rate (ferry dirtyrate drives these)\n"
+	"                 measure the guest's dirty rate and forecast a migration\n"
+	"                 (ferry dirtyrate and ferry predict drive these)\n"
 	"  quit           stop the VM and end ferry run\n";
 
 int cmd_ctl(int argc, char **argv)
