@@ -72,5 +72,7 @@ void print_migration_report(json_t *s);
  * a terminal); the query-dirty-rate result in *out. Returns 0, or 1 after
  * saying why. */
 int measure_dirty_rate(const char *control, int seconds, json_t **out);
+/* One line: what each codec made of the measurement's sample (its codecs). */
+void print_codecs(json_t *codecs);
 
 #endif

@@ -61,6 +61,17 @@ static double num(json_t *o, const char *key)
 	return json_number_value(json_object_get(o, key));
 }
 
+void print_codecs(json_t *codecs)
+{
+	const char *name;
+	json_t *c;
+
+	printf("compression ");
+	json_object_foreach(codecs, name, c)
+		printf(" %s to %.0f%% at %.0f MB/s", name, 100 * num(c, "ratio"), num(c, "mbps"));
+	printf(" (a sample of the guest's pages, one core)\n");
+}
+
 static void print_result(json_t *r)
 {
 	json_t *vcpus = json_object_get(r, "vcpu_rate_pps"), *v;
@@ -82,6 +93,7 @@ static void print_result(json_t *r)
 	printf("busy        ");
 	json_array_foreach(busy, i, v) printf(" %zu: %.0f%%", i, 100 * json_number_value(v));
 	printf(" of the time (not asleep in the guest)\n");
+	print_codecs(json_object_get(r, "codecs"));
 	if (json_object_get(r, "xbzrle_bytes_per_page"))
 		printf("XBZRLE       a re-dirtied page would go as %.0f bytes, %.0f as a delta of lines (%.0f pages sampled)\n",
 		       num(r, "xbzrle_bytes_per_page"), num(r, "line_bytes_per_page"),

@@ -7,6 +7,8 @@
 
 #include "cli/cli.h"
 #include "control/client.h"
+#include "migration/migration.h"
+#include "stream/format.h"
 #include "util/error.h"
 #include "util/size.h"
 
@@ -26,6 +28,9 @@ static const char predict_help[] =
 	"  --seconds N          measure for N seconds (default 2)\n"
 	"  --downtime-ms N      the downtime limit to plan for (default 300)\n"
 	"  --xbzrle=SIZE        the XBZRLE cache of the xbzrle row (default 64M)\n"
+	"  --compress CODEC     forecast with compression: lz4, zstd or auto, each\n"
+	"                       priced by what it made of a sample of the guest's pages\n"
+	"  --channels N         data channels: workers that compress side by side\n"
 	"  --json               print measurement and forecasts as one JSON object\n"
 	"\n"
 	"Example:\n"
@@ -36,6 +41,8 @@ struct predict_opts {
 	uint64_t link_bps, xbzrle_bytes;
 	int seconds;
 	uint64_t downtime_ms;
+	const char *compress;
+	long channels; /* -1: not given */
 	bool json;
 };
 
@@ -47,6 +54,8 @@ static int parse_args(int argc, char **argv, struct predict_opts *o)
 		{ "seconds", required_argument, NULL, 'n' },
 		{ "downtime-ms", required_argument, NULL, 'd' },
 		{ "xbzrle", required_argument, NULL, 'x' },
+		{ "compress", required_argument, NULL, 'c' },
+		{ "channels", required_argument, NULL, 'C' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -83,6 +92,23 @@ static int parse_args(int argc, char **argv, struct predict_opts *o)
 				return usage_error("predict",
 						   "--xbzrle=%s is not a size of at least 1M",
 						   optarg);
+			break;
+		case 'c': {
+			struct mig_compress c;
+
+			if (mig_compress_parse(optarg, &c) < 0)
+				return usage_error(
+					"predict",
+					"--compress '%s' is not none, lz4, zstd, zstd:LEVEL or auto",
+					optarg);
+			o->compress = optarg;
+			break;
+		}
+		case 'C':
+			o->channels = strtol(optarg, &end, 10);
+			if (end == optarg || *end || o->channels < 0 || o->channels > CHANNELS_MAX)
+				return usage_error("predict", "--channels '%s' is not 0 to %u",
+						   optarg, CHANNELS_MAX);
 			break;
 		case 'j':
 			o->json = true;
@@ -141,7 +167,9 @@ static void print_row(json_t *f)
 
 int cmd_predict(int argc, char **argv)
 {
-	struct predict_opts o = { .seconds = 2, .downtime_ms = 300, .xbzrle_bytes = 64ull << 20 };
+	struct predict_opts o = {
+		.seconds = 2, .downtime_ms = 300, .xbzrle_bytes = 64ull << 20, .channels = -1
+	};
 	json_t *m, *all, *args, *f;
 	size_t i;
 	int rc = parse_args(argc, argv, &o);
@@ -155,6 +183,10 @@ int cmd_predict(int argc, char **argv)
 	args = json_pack("{s:I,s:I,s:I}", "link-bps", (json_int_t)o.link_bps, "downtime-ms",
 			 (json_int_t)o.downtime_ms, "xbzrle-cache-bytes",
 			 (json_int_t)o.xbzrle_bytes);
+	if (o.compress)
+		json_object_set_new(args, "compress", json_string(o.compress));
+	if (o.channels >= 0)
+		json_object_set_new(args, "channels", json_integer(o.channels));
 	rc = control_call(o.control, "query-forecast", args, &all);
 	json_decref(args);
 	if (rc < 0)
@@ -172,6 +204,8 @@ int cmd_predict(int argc, char **argv)
 	printf("  %-12s %-24s %-22s %4s   %s\n", "strategy", "total (range)", "downtime (range)",
 	       "rounds", "throttle per vCPU");
 	json_array_foreach(json_object_get(all, "predictions"), i, f) print_row(f);
+	if (o.compress)
+		print_codecs(json_object_get(m, "codecs"));
 	if (!json_object_get(m, "vcpu_rate_pps"))
 		printf("  (dirty-limit needs per-vCPU rates: run the VM with --dirty-backend ring)\n");
 	json_decref(all);

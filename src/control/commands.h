@@ -113,6 +113,9 @@ enum mig_status ctx_migration_status(struct control_ctx *ctx);
  * naming the one it does not take. */
 int control_only(json_t *args, const char *command, const char *const *keys);
 
+/* channels and compress from args into p (control/migrate.c). */
+int control_parse_pipeline(json_t *args, struct mig_params *p);
+
 /* Forecasts (control/forecast.c). A migration's is made from a dirty-rate
  * measurement at most this old. */
 #define CONTROL_FORECAST_MAX_AGE_S 600

@@ -54,6 +54,19 @@ static const char *status_name(enum dirtyrate_status s)
 	return names[s];
 }
 
+/* {"lz4": {"ratio", "mbps"}, "zstd": ...}: what each did with the samples. */
+static json_t *codecs_json(const struct dirtyrate_result *r)
+{
+	json_t *o = json_object();
+
+	for (int k = COMPRESS_LZ4; k < COMPRESS_KINDS; k++)
+		if (r->codec_bps[k] > 0)
+			json_object_set_new(o, compress_kind_name((enum compress_kind)k),
+					    json_pack("{s:f,s:f}", "ratio", r->codec_ratio[k],
+						      "mbps", r->codec_bps[k] / 1e6));
+	return o;
+}
+
 json_t *control_query_dirty_rate(struct control_ctx *ctx, json_t *args)
 {
 	struct dirtyrate_result r;
@@ -77,6 +90,7 @@ json_t *control_query_dirty_rate(struct control_ctx *ctx, json_t *args)
 			     r.rate_pps * FERRY_PAGE_SIZE / 1048576.0, "vcpus", (int)r.nr_vcpus));
 	json_object_update_new(o, json_pack("{s:f,s:f}", "dirty_rate_p10_pps", r.rate_p10_pps,
 					    "dirty_rate_p90_pps", r.rate_p90_pps));
+	json_object_set_new(o, "codecs", codecs_json(&r));
 	busy = json_array();
 	for (unsigned i = 0; i < r.nr_vcpus; i++)
 		json_array_append_new(busy, json_real(r.vcpu_busy[i]));

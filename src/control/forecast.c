@@ -32,6 +32,8 @@ static void input_of(const struct dirtyrate_result *r, double link_bps, const st
 	memcpy(in->vcpu_busy, r->vcpu_busy, sizeof(in->vcpu_busy));
 	in->xbzrle_bytes_per_page = r->xbzrle_bytes_per_page;
 	in->line_bytes_per_page = r->line_bytes_per_page;
+	memcpy(in->codec_ratio, r->codec_ratio, sizeof(in->codec_ratio));
+	memcpy(in->codec_bps, r->codec_bps, sizeof(in->codec_bps));
 	in->link_bps = link_bps;
 	in->params = *p;
 }
@@ -47,11 +49,12 @@ static json_t *forecast_json(const struct predict_input *in, const char *label)
 	predict_range(in, &p, &range);
 	for (unsigned i = 0; i < in->nr_vcpus; i++)
 		json_array_append_new(pct, json_integer(p.pct[i]));
-	f = json_pack("{s:s,s:s,s:b,s:f,s:f,s:i,s:i,s:o,s:s,s:o}", "name", label, "strategy",
-		      converge_name(in->params.converge), "converges", p.converges, "total_ms",
-		      p.total_ms, "downtime_ms", p.downtime_ms, "rounds", (int)p.rounds,
-		      "throttle_pct_max", (int)p.pct_max, "throttle_pct", pct, "reason", p.why,
-		      "round_log", control_round_log_json(p.round_log, p.rounds));
+	f = json_pack("{s:s,s:s,s:s,s:b,s:f,s:f,s:i,s:i,s:o,s:s,s:o}", "name", label, "strategy",
+		      converge_name(in->params.converge), "codec", compress_kind_name(p.codec),
+		      "converges", p.converges, "total_ms", p.total_ms, "downtime_ms",
+		      p.downtime_ms, "rounds", (int)p.rounds, "throttle_pct_max", (int)p.pct_max,
+		      "throttle_pct", pct, "reason", p.why, "round_log",
+		      control_round_log_json(p.round_log, p.rounds));
 	if (p.converges) /* the upper ends are null where a case does not converge */
 		json_object_update_new(
 			f,
@@ -102,7 +105,8 @@ static int positive(json_t *args, const char *key, json_int_t *out)
 
 json_t *control_query_forecast(struct control_ctx *ctx, json_t *args)
 {
-	static const char *const keys[] = { "link-bps", "downtime-ms", "xbzrle-cache-bytes", NULL };
+	static const char *const keys[] = { "link-bps", "downtime-ms", "xbzrle-cache-bytes",
+					    "channels", "compress",    NULL };
 	json_int_t link = 0, downtime = 300, xbzrle = (json_int_t)DEFAULT_XBZRLE;
 	struct dirtyrate_result r;
 	struct predict_input in;
@@ -117,9 +121,9 @@ json_t *control_query_forecast(struct control_ctx *ctx, json_t *args)
 		err_set(-EINVAL, "query-forecast needs \"link-bps\": the link's bytes per second");
 		return NULL;
 	}
-	if (!measured(ctx, &r))
-		return NULL;
 	mig_params_default(&p);
+	if (control_parse_pipeline(args, &p) < 0 || !measured(ctx, &r))
+		return NULL;
 	p.downtime_ms = (uint64_t)downtime;
 	input_of(&r, (double)link, &p, &in);
 	rows = json_array();

@@ -45,8 +45,7 @@ static int parse_bounded(json_t *args, const char *key, uint64_t min, uint64_t m
 	return 0;
 }
 
-/* channels and compress. */
-static int parse_pipeline(json_t *args, struct mig_params *p)
+int control_parse_pipeline(json_t *args, struct mig_params *p)
 {
 	json_t *v;
 
@@ -120,7 +119,7 @@ static int parse_params(json_t *args, struct mig_params *p)
 
 	if (!args)
 		return 0;
-	if (parse_pipeline(args, p) < 0)
+	if (control_parse_pipeline(args, p) < 0)
 		return -EINVAL;
 	if (parse_bounded(args, "downtime-ms", 1, MIG_DOWNTIME_MS_MAX, "milliseconds",
 			  &p->downtime_ms) < 0)

@@ -56,6 +56,8 @@ expect_usage "unexpected argument 'extra'" status --control "$dir/none" extra
 expect_usage "unexpected argument 'extra'" run --mem 64M extra
 expect_usage "unexpected argument 'x'" dirtyrate --control "$dir/none" x
 expect_usage "unexpected argument 'x'" predict --control "$dir/none" --link 1Gbit x
+expect_usage "--compress 'lz5' is not none, lz4" predict --control "$dir/none" --link 1Gbit --compress lz5
+expect_usage "--channels '17' is not 0 to 16" predict --control "$dir/none" --link 1Gbit --channels 17
 expect_usage "unexpected argument 'b'" ctl --control "$dir/none" query-status '{}' b
 # Times are bounded, so that none overflows.
 expect_usage "--io-timeout-ms '99999999999999' is not a whole number from 100 to 3600000" \
@@ -169,6 +171,8 @@ assert "vcpu_rate_pps" not in r  # bitmap tracking: no per-vCPU counts
 # 20 MiB/s of byte writes between two vCPUs leaves each asleep most of the time.
 assert len(r["vcpu_busy"]) == 2 and all(0 <= b < 0.9 for b in r["vcpu_busy"]), r
 assert 0 < r["dirty_rate_p10_pps"] <= r["dirty_rate_p90_pps"] <= r["peak_rate_pps"], r
+assert set(r["codecs"]) == {"lz4", "zstd"}, r  # the guest's pages shrink
+assert all(0 < c["ratio"] < 1 and c["mbps"] > 0 for c in r["codecs"].values()), r
 assert r["xbzrle_samples"] > 100 and r["xbzrle_bytes_per_page"] < 200, r  # byte writes
 assert r["xbzrle_bytes_per_page"] <= r["line_bytes_per_page"] < 1024, r  # a line or two each
 PY
@@ -185,6 +189,10 @@ for x in p.values():  # each with its range, and its rounds down to the paused o
     assert len(x["round_log"]) == x["rounds"] and x["round_log"][-1]["dirtied"] == 0, x
 PY
 run_ferry predict --control "$sock" --link 1Gbit --seconds 1 | grep -q "dirty-limit needs per-vCPU rates" || fail "predict text"
+run_ferry predict --control "$sock" --link 1Gbit --seconds 1 --compress lz4 --channels 2 --json >"$dir/predict.json" ||
+	fail "predict --compress"
+python3 -c "import json,sys; p = json.load(open(sys.argv[1]))['predictions']; assert all(x['codec'] == 'lz4' for x in p), p" \
+	"$dir/predict.json" || fail "predict --compress lz4: $(cat "$dir/predict.json")"
 expect_error "dirty-limit needs each vCPU's dirty rate" migrate --control "$sock" --to unix:/nonexistent --converge dirty-limit
 expect_usage "--xbzrle=tiny is not a cache size" migrate --control "$sock" --to unix:/nonexistent --xbzrle=tiny
 # The control socket checks what the CLI checks, for other clients.

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "codec/compress.h"
 #include "vm/vm.h"
 
 #define DIRTYRATE_WINDOW_MS   100
@@ -45,6 +46,9 @@ struct dirtyrate_result {
 	uint32_t xbzrle_samples;	/* re-dirtied sample pages encoded */
 	double xbzrle_bytes_per_page;	/* their mean encoded size (raw if larger) */
 	double line_bytes_per_page;	/* the same as deltas of lines (codec/digest.h) */
+	/* The sampled pages compressed in batches by each codec: wire bytes per
+	 * raw byte, and raw bytes per second on one core (0: not measured). */
+	double codec_ratio[COMPRESS_KINDS], codec_bps[COMPRESS_KINDS];
 };
 
 struct vm;

@@ -11,6 +11,54 @@
 
 #define MIB (1024.0 * 1024.0)
 
+/* Raw bytes per second codec k moves through the workers, on the link:
+ * what they compress, or what the link carries of what it makes. */
+static double codec_rate(const struct predict_input *in, enum compress_kind k)
+{
+	double workers = in->params.channels ? in->params.channels : 1;
+	double cpu = in->codec_bps[k] > 0 ? workers * in->codec_bps[k] : 1e30;
+
+	if (k == COMPRESS_NONE || in->codec_ratio[k] <= 0)
+		return in->link_bps;
+	return cpu < in->link_bps / in->codec_ratio[k] ? cpu : in->link_bps / in->codec_ratio[k];
+}
+
+/* The codec the migration uses; auto: the one that moves pages fastest. */
+static enum compress_kind codec_of(const struct predict_input *in)
+{
+	enum compress_kind best = COMPRESS_NONE;
+
+	if (!in->params.compress.automatic)
+		return in->params.compress.kind;
+	for (int k = COMPRESS_LZ4; k < COMPRESS_KINDS; k++)
+		if (codec_rate(in, (enum compress_kind)k) > codec_rate(in, best))
+			best = (enum compress_kind)k;
+	return best;
+}
+
+/* The input as the replay uses it: the codec fixed, and the link no faster
+ * than the workers fill it. */
+static struct predict_input with_codec(const struct predict_input *in)
+{
+	struct predict_input c = *in;
+	enum compress_kind k = codec_of(in);
+
+	c.params.compress = (struct mig_compress){ .kind = k };
+	if (k != COMPRESS_NONE && in->codec_ratio[k] > 0)
+		c.link_bps = codec_rate(in, k) * in->codec_ratio[k];
+	return c;
+}
+
+/* A raw page on the wire: its entry and what the codec makes of it. */
+static double raw_page_bytes(const struct predict_input *in)
+{
+	enum compress_kind k = in->params.compress.kind;
+
+	if (k == COMPRESS_NONE || in->codec_ratio[k] <= 0)
+		return WIRE_RAW_PAGE_BYTES;
+	return WIRE_ENTRY_BYTES + FERRY_PAGE_SIZE * in->codec_ratio[k];
+}
+
 /* What a page re-sent in round k costs on the wire: with XBZRLE (round 0
  * seeds the cache), pages that fit the cache go as deltas, and the others,
  * with line digests beside the cache, as deltas of lines. */
@@ -18,10 +66,10 @@ static double page_bytes(const struct predict_input *in, unsigned k)
 {
 	uint64_t cache = in->params.xbzrle_cache_bytes;
 	uint64_t digests = encoder_digest_bytes(cache, in->mem_pages);
-	double hit, miss = WIRE_RAW_PAGE_BYTES;
+	double hit, miss = raw_page_bytes(in);
 
 	if (!cache || !in->xbzrle_bytes_per_page || k < 1 || !in->wss_pages)
-		return WIRE_RAW_PAGE_BYTES;
+		return miss;
 	hit = (double)(cache - digests) / (double)FERRY_PAGE_SIZE / (double)in->wss_pages;
 	hit = hit > 1 ? 1 : hit;
 	if (digests && in->line_bytes_per_page)
@@ -131,14 +179,16 @@ static void log_round(struct prediction *out, unsigned k, double pages, double d
 							   .throttle_pct = pct };
 }
 
-void predict(const struct predict_input *in, struct prediction *out)
+void predict(const struct predict_input *asked, struct prediction *out)
 {
+	struct predict_input c = with_codec(asked), *in = &c;
 	double r[VM_MAX_VCPUS], secs, pages = (double)in->mem_pages;
 	struct policy pol = { 0 };
 
 	memset(out, 0, sizeof(*out));
 	out->used = in->params.converge;
-	secs = ((double)(in->mem_pages - in->zero_pages) * WIRE_RAW_PAGE_BYTES +
+	out->codec = in->params.compress.kind;
+	secs = ((double)(in->mem_pages - in->zero_pages) * raw_page_bytes(in) +
 		(double)in->zero_pages * WIRE_ENTRY_BYTES) /
 	       in->link_bps;
 	out->total_ms = secs * 1e3;

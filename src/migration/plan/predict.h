@@ -12,7 +12,10 @@
  * of the time (dirtyrate.h) keeps its pace until the throttle leaves it less
  * than b, and slows in proportion after that; the engine, which sees only
  * the rate, reads a rate that did not fall as a guest that dirties faster
- * and throttles harder: the model replays that too. */
+ * and throttles harder: the model replays that too. With compression, a
+ * page costs what the codec made of the sampled pages, and the wire carries
+ * no more than the workers (one per data channel) compress; --compress auto
+ * is forecast as the codec that moves pages fastest by that measure. */
 #ifndef FERRY_MIGRATION_PREDICT_H
 #define FERRY_MIGRATION_PREDICT_H
 
@@ -39,9 +42,12 @@ struct predict_input {
 	double vcpu_busy[VM_MAX_VCPUS]; /* 0 to 1 (0: not measured, taken as 1) */
 	double xbzrle_bytes_per_page;	/* measured delta size (0: unknown) */
 	double line_bytes_per_page;	/* the same as deltas of lines (0: unknown) */
-	double link_bps;		/* bytes per second */
-	double verify_ms;		/* hashing memory at the switchover, with verify */
-	struct mig_params params;	/* downtime, timeout, xbzrle, throttle */
+	/* Each codec on a sample of the guest's pages: wire bytes per raw byte,
+	 * and raw bytes per second one worker compresses (0: unknown). */
+	double codec_ratio[COMPRESS_KINDS], codec_bps[COMPRESS_KINDS];
+	double link_bps;	  /* bytes per second */
+	double verify_ms;	  /* hashing memory at the switchover, with verify */
+	struct mig_params params; /* downtime, timeout, xbzrle, throttle */
 };
 
 struct prediction {
@@ -52,7 +58,8 @@ struct prediction {
 	unsigned pct[VM_MAX_VCPUS]; /* the throttle at switchover */
 	unsigned pct_max;
 	enum converge_strategy used;
-	char why[200]; /* when it does not converge */
+	enum compress_kind codec; /* the one forecast (auto: the fastest) */
+	char why[200];		  /* when it does not converge */
 };
 
 /* A forecast's range: the least and the most over the guest at its
