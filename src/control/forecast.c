@@ -141,7 +141,7 @@ json_t *control_query_forecast(struct control_ctx *ctx, json_t *args)
 
 json_t *control_migration_forecast(struct control_ctx *ctx, const struct mig_params *p)
 {
-	double link = p->max_bandwidth_bps ? (double)p->max_bandwidth_bps : ctx->forecast_link_bps;
+	double link = ctx->forecast_link_bps, cap = (double)p->max_bandwidth_bps;
 	struct dirtyrate_result r;
 	struct predict_input in;
 	double age;
@@ -151,6 +151,8 @@ json_t *control_migration_forecast(struct control_ctx *ctx, const struct mig_par
 		return json_pack("{s:s}", "reason", "a local migration sends no pages");
 	if (!measured(ctx, &r))
 		return json_pack("{s:s}", "reason", err_msg());
+	if (cap > 0 && (link <= 0 || cap < link))
+		link = cap; /* the slower of the link and the cap */
 	age = (double)(time_now_ns() - r.ended_ns) / 1e9;
 	if (age > CONTROL_FORECAST_MAX_AGE_S)
 		return json_pack("{s:s}", "reason",
