@@ -94,6 +94,8 @@ static void print_result(json_t *r)
 	json_array_foreach(busy, i, v) printf(" %zu: %.0f%%", i, 100 * json_number_value(v));
 	printf(" of the time (not asleep in the guest)\n");
 	print_codecs(json_object_get(r, "codecs"));
+	printf("copy         ferry sends %.0f MB/s on this host (one sender and its reader on loopback TCP)\n",
+	       num(r, "copy_mbps"));
 	if (json_object_get(r, "xbzrle_bytes_per_page"))
 		printf("XBZRLE       a re-dirtied page would go as %.0f bytes, %.0f as a delta of lines (%.0f pages sampled)\n",
 		       num(r, "xbzrle_bytes_per_page"), num(r, "line_bytes_per_page"),

@@ -34,6 +34,7 @@ static void input_of(const struct dirtyrate_result *r, double link_bps, const st
 	in->line_bytes_per_page = r->line_bytes_per_page;
 	memcpy(in->codec_ratio, r->codec_ratio, sizeof(in->codec_ratio));
 	memcpy(in->codec_bps, r->codec_bps, sizeof(in->codec_bps));
+	in->copy_bps = r->copy_bps;
 	in->link_bps = link_bps;
 	in->params = *p;
 }

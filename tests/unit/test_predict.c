@@ -228,6 +228,23 @@ static void test_compression(void **unused)
 	assert_true(run(in, CONVERGE_NONE, 0).total_ms < raw.total_ms);
 }
 
+/* A link faster than the sender copies goes at the copy's rate. */
+static void test_copy_rate(void **unused)
+{
+	struct predict_input in = fast_guest();
+	struct prediction fast, capped;
+
+	(void)unused;
+	in.rate_pps = in.vcpu_pps[0] = 0;
+	in.link_bps = 1.25e9;
+	fast = run(in, CONVERGE_NONE, 0);
+	in.copy_bps = in.link_bps / 4;
+	capped = run(in, CONVERGE_NONE, 0);
+	assert_true(capped.total_ms > fast.total_ms * 3.5 && capped.total_ms < fast.total_ms * 4.5);
+	in.copy_bps = in.link_bps * 4;
+	assert_true(run(in, CONVERGE_NONE, 0).total_ms == fast.total_ms);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -239,6 +256,7 @@ int main(void)
 		cmocka_unit_test(test_round_log),
 		cmocka_unit_test(test_range),
 		cmocka_unit_test(test_compression),
+		cmocka_unit_test(test_copy_rate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

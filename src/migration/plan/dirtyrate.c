@@ -9,6 +9,7 @@
 #include "codec/digest.h"
 #include "codec/xbzrle.h"
 #include "codec/zero.h"
+#include "migration/plan/copyrate.h"
 #include "util/bitmap.h"
 #include "util/error.h"
 #include "util/page.h"
@@ -17,6 +18,8 @@
 #include "vm/dirty.h"
 #include "vm/vcpu.h"
 #include "vm/vm.h"
+
+#define COPY_BYTES (64ull << 20) /* sent to time ferry's copy: about 20-40 ms */
 
 struct dirtyrate {
 	struct vm *vm;
@@ -216,6 +219,8 @@ static void *dirtyrate_thread(void *arg)
 	pthread_mutex_unlock(&d->lock);
 	r.zero_pages = count_zero_pages(d->vm, d->npages);
 	rc = measure(d, &r);
+	if (rc == 0)
+		r.copy_bps = copy_rate_bps(d->sample, d->nsamples, COPY_BYTES);
 	r.status = rc < 0 ? DIRTYRATE_FAILED : DIRTYRATE_MEASURED;
 	r.ended_ns = time_now_ns();
 	if (rc < 0)

@@ -37,7 +37,7 @@ static enum compress_kind codec_of(const struct predict_input *in)
 }
 
 /* The input as the replay uses it: the codec fixed, and the link no faster
- * than the workers fill it. */
+ * than the workers fill it or the sender copies. */
 static struct predict_input with_codec(const struct predict_input *in)
 {
 	struct predict_input c = *in;
@@ -46,6 +46,8 @@ static struct predict_input with_codec(const struct predict_input *in)
 	c.params.compress = (struct mig_compress){ .kind = k };
 	if (k != COMPRESS_NONE && in->codec_ratio[k] > 0)
 		c.link_bps = codec_rate(in, k) * in->codec_ratio[k];
+	if (in->copy_bps > 0 && in->copy_bps < c.link_bps)
+		c.link_bps = in->copy_bps;
 	return c;
 }
 

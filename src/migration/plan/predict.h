@@ -14,7 +14,9 @@
  * the rate, reads a rate that did not fall as a guest that dirties faster
  * and throttles harder: the model replays that too. With compression, a
  * page costs what the codec made of the sampled pages, and the wire carries
- * no more than the workers (one per data channel) compress; --compress auto
+ * no more than the workers (one per data channel) compress, nor than one
+ * sender copies on this host (copy_bps, one thread: a forecast with data
+ * channels on a link faster than that is pessimistic); --compress auto
  * is forecast as the codec that moves pages fastest by that measure. */
 #ifndef FERRY_MIGRATION_PREDICT_H
 #define FERRY_MIGRATION_PREDICT_H
@@ -45,8 +47,9 @@ struct predict_input {
 	/* Each codec on a sample of the guest's pages: wire bytes per raw byte,
 	 * and raw bytes per second one worker compresses (0: unknown). */
 	double codec_ratio[COMPRESS_KINDS], codec_bps[COMPRESS_KINDS];
-	double link_bps;	  /* bytes per second */
-	double verify_ms;	  /* hashing memory at the switchover, with verify */
+	double copy_bps;  /* bytes/s ferry's sender moves where the CPU limits it (0: unknown) */
+	double link_bps;  /* bytes per second */
+	double verify_ms; /* hashing memory at the switchover, with verify */
 	struct mig_params params; /* downtime, timeout, xbzrle, throttle */
 };
 
