@@ -113,8 +113,10 @@ enum mig_status ctx_migration_status(struct control_ctx *ctx);
  * naming the one it does not take. */
 int control_only(json_t *args, const char *command, const char *const *keys);
 
-/* channels and compress from args into p (control/migrate.c). */
-int control_parse_pipeline(json_t *args, struct mig_params *p);
+/* Migration parameters (control/params.c): every key, by ferry's name;
+ * read those present in args over p (0, or -EINVAL with a sentence). */
+extern const char *const control_param_keys[];
+int control_parse_params(json_t *args, struct mig_params *p);
 
 /* Forecasts (control/forecast.c). A migration's is made from a dirty-rate
  * measurement at most this old. */
@@ -122,6 +124,9 @@ int control_parse_pipeline(json_t *args, struct mig_params *p);
 json_t *control_query_forecast(struct control_ctx *ctx, json_t *args);
 /* The forecast of a migration with p, or {"reason": why there is none}. */
 json_t *control_migration_forecast(struct control_ctx *ctx, const struct mig_params *p);
+/* Rounds as query-migrate and query-forecast give them: round, pages,
+ * dirtied, ms, throttle_pct. */
+json_t *control_round_log_json(const struct round_record *log, uint32_t rounds);
 
 /* VM commands (control/vm.c). */
 json_t *control_query_status(struct control_ctx *ctx, json_t *args);
@@ -138,9 +143,6 @@ json_t *control_migrate_start_postcopy(struct control_ctx *ctx, json_t *args);
 json_t *control_query_migrate_parameters(struct control_ctx *ctx, json_t *args);
 /* A migration's id as operators see it: 16 hex digits. */
 json_t *control_id_json(uint64_t id);
-/* Rounds as query-migrate and ferry predict give them: round, pages,
- * dirtied, ms, throttle_pct. */
-json_t *control_round_log_json(const struct round_record *log, uint32_t rounds);
 /* The destination's commands (control/incoming.c). */
 json_t *control_migrate_incoming_cancel(struct control_ctx *ctx, json_t *args);
 json_t *control_migrate_recover(struct control_ctx *ctx, json_t *args);

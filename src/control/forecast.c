@@ -39,6 +39,18 @@ static void input_of(const struct dirtyrate_result *r, double link_bps, const st
 	in->params = *p;
 }
 
+json_t *control_round_log_json(const struct round_record *log, uint32_t rounds)
+{
+	json_t *a = json_array();
+
+	for (uint32_t i = 0; i < rounds && i < MIG_ROUND_LOG; i++)
+		json_array_append_new(a, json_pack("{s:i,s:I,s:I,s:f,s:i}", "round", (int)i,
+						   "pages", (json_int_t)log[i].pages, "dirtied",
+						   (json_int_t)log[i].dirtied, "ms", log[i].ms,
+						   "throttle_pct", (int)log[i].throttle_pct));
+	return a;
+}
+
 /* One forecast: the point, its range, the throttle and the rounds. */
 static json_t *forecast_json(const struct predict_input *in, const char *label)
 {
@@ -92,44 +104,39 @@ static const struct dirtyrate_result *measured(struct control_ctx *ctx, struct d
 	return r;
 }
 
-static int positive(json_t *args, const char *key, json_int_t *out)
+/* link-bps: 0 if absent, -1 (with the sentence) if not bytes per second. */
+static json_int_t link_of(json_t *args)
 {
-	json_t *v = json_object_get(args, key);
+	json_t *v = json_object_get(args, "link-bps");
 
-	if (!v)
-		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < 1)
-		return err_set(-EINVAL, "%s must be a whole number above 0", key);
-	*out = json_integer_value(v);
-	return 0;
+	if (v && (!json_is_integer(v) || json_integer_value(v) < 1))
+		return err_set(-EINVAL, "link-bps must be a whole number of bytes per second");
+	return v ? json_integer_value(v) : 0;
 }
 
-json_t *control_query_forecast(struct control_ctx *ctx, json_t *args)
+json_t *control_query_forecast(struct control_ctx *ctx, json_t *asked)
 {
-	static const char *const keys[] = { "link-bps", "downtime-ms", "xbzrle-cache-bytes",
-					    "channels", "compress",    NULL };
-	json_int_t link = 0, downtime = 300, xbzrle = (json_int_t)DEFAULT_XBZRLE;
+	static const char *const keys[] = { "link-bps", NULL };
+	json_t *args = qmp_params_in(asked, control_param_keys, keys), *rows;
+	json_int_t link = args ? link_of(args) : -1;
 	struct dirtyrate_result r;
 	struct predict_input in;
 	struct mig_params p;
-	json_t *rows;
+	uint64_t xbzrle;
 
-	if (control_only(args, "query-forecast", keys) < 0 ||
-	    positive(args, "link-bps", &link) < 0 || positive(args, "downtime-ms", &downtime) < 0 ||
-	    positive(args, "xbzrle-cache-bytes", &xbzrle) < 0)
-		return NULL;
-	if (!link) {
+	mig_params_default(&p);
+	if (link == 0)
 		err_set(-EINVAL, "query-forecast needs \"link-bps\": the link's bytes per second");
+	if (link <= 0 || control_parse_params(args, &p) < 0 || !measured(ctx, &r)) {
+		json_decref(args);
 		return NULL;
 	}
-	mig_params_default(&p);
-	if (control_parse_pipeline(args, &p) < 0 || !measured(ctx, &r))
-		return NULL;
-	p.downtime_ms = (uint64_t)downtime;
+	json_decref(args);
+	xbzrle = p.xbzrle_cache_bytes ? p.xbzrle_cache_bytes : DEFAULT_XBZRLE;
 	input_of(&r, (double)link, &p, &in);
 	rows = json_array();
 	json_array_append_new(rows, row(&in, CONVERGE_NONE, 0, "none"));
-	json_array_append_new(rows, row(&in, CONVERGE_NONE, (uint64_t)xbzrle, "xbzrle"));
+	json_array_append_new(rows, row(&in, CONVERGE_NONE, xbzrle, "xbzrle"));
 	json_array_append_new(rows, row(&in, CONVERGE_THROTTLE, 0, "throttle"));
 	json_array_append_new(rows, row(&in, CONVERGE_SDPS, 0, "sdps"));
 	if (in.per_vcpu)
@@ -137,7 +144,8 @@ json_t *control_query_forecast(struct control_ctx *ctx, json_t *args)
 	json_array_append_new(rows, row(&in, CONVERGE_AUTO, 0, "auto"));
 	ctx->forecast_link_bps = (double)link;
 	return json_pack("{s:o,s:I,s:I,s:o}", "measured", control_query_dirty_rate(ctx, NULL),
-			 "link_bps", link, "downtime_ms", downtime, "predictions", rows);
+			 "link_bps", link, "downtime_ms", (json_int_t)p.downtime_ms, "predictions",
+			 rows);
 }
 
 json_t *control_migration_forecast(struct control_ctx *ctx, const struct mig_params *p)

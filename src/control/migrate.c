@@ -15,173 +15,6 @@
 #include "vm/throttle.h"
 #include "vm/vm.h"
 
-static int parse_pct(json_t *args, const char *key, uint32_t *out)
-{
-	json_t *v = json_object_get(args, key);
-
-	if (!v)
-		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-	    json_integer_value(v) > THROTTLE_MAX_PCT)
-		return err_set(-EINVAL, "%s must be a percentage from 1 to %u", key,
-			       THROTTLE_MAX_PCT);
-	*out = (uint32_t)json_integer_value(v);
-	return 0;
-}
-
-/* A whole number in [min, max] at key, if present, into *out. */
-static int parse_bounded(json_t *args, const char *key, uint64_t min, uint64_t max,
-			 const char *unit, uint64_t *out)
-{
-	json_t *v = json_object_get(args, key);
-
-	if (!v)
-		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)min ||
-	    json_integer_value(v) > (json_int_t)max)
-		return err_set(-EINVAL, "%s must be %llu to %llu %s", key, (unsigned long long)min,
-			       (unsigned long long)max, unit);
-	*out = (uint64_t)json_integer_value(v);
-	return 0;
-}
-
-int control_parse_pipeline(json_t *args, struct mig_params *p)
-{
-	json_t *v;
-
-	if ((v = json_object_get(args, "channels"))) {
-		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-		    json_integer_value(v) > CHANNELS_MAX)
-			return err_set(-EINVAL,
-				       "channels must be a number of data channels from 0 to %u",
-				       CHANNELS_MAX);
-		p->channels = (uint32_t)json_integer_value(v);
-	}
-	if ((v = json_object_get(args, "compress"))) {
-		if (!json_is_string(v))
-			return err_set(-EINVAL,
-				       "compress must be none, lz4, zstd, zstd:LEVEL or auto");
-		if (mig_compress_parse(json_string_value(v), &p->compress) < 0)
-			return -EINVAL;
-	}
-	return 0;
-}
-
-/* A string parameter that fits out (len bytes); absent leaves out be. */
-static int parse_text(json_t *args, const char *key, char *out, size_t len)
-{
-	json_t *v = json_object_get(args, key);
-
-	if (!v)
-		return 0;
-	if (!json_is_string(v) || json_string_length(v) >= len)
-		return err_set(-EINVAL, "%s must be a string of fewer than %zu bytes", key, len);
-	memcpy(out, json_string_value(v), json_string_length(v) + 1);
-	return 0;
-}
-
-/* TLS: the credentials' directory ("" for none), the destination's name. */
-static int parse_tls(json_t *args, struct mig_params *p)
-{
-	if (parse_text(args, "tls-creds", p->tls_creds, sizeof(p->tls_creds)) < 0 ||
-	    parse_text(args, "tls-hostname", p->tls_hostname, sizeof(p->tls_hostname)) < 0)
-		return -EINVAL;
-	if (p->tls_creds[0] && p->tls_creds[0] != '/')
-		return err_set(-EINVAL, "tls-creds must be an absolute path");
-	return 0;
-}
-
-/* Every migration parameter, by ferry's name (control/qmp.c knows QMP's). */
-static const char *const param_keys[] = { "downtime-ms",
-					  "max-bandwidth-bps",
-					  "timeout-s",
-					  "io-timeout-ms",
-					  "verify",
-					  "xbzrle-cache-bytes",
-					  "converge",
-					  "throttle-initial-pct",
-					  "throttle-increment-pct",
-					  "throttle-max-pct",
-					  "channels",
-					  "compress",
-					  "postcopy",
-					  "recover-timeout-s",
-					  "local",
-					  "tls-creds",
-					  "tls-hostname",
-					  NULL };
-
-/* Read the parameters present in args (ferry's names) over p. */
-static int parse_params(json_t *args, struct mig_params *p)
-{
-	uint64_t io_timeout_ms = p->io_timeout_ms, recover_s = p->recover_timeout_s;
-	json_t *v;
-
-	if (!args)
-		return 0;
-	if (control_parse_pipeline(args, p) < 0)
-		return -EINVAL;
-	if (parse_bounded(args, "downtime-ms", 1, MIG_DOWNTIME_MS_MAX, "milliseconds",
-			  &p->downtime_ms) < 0)
-		return -EINVAL;
-	if ((v = json_object_get(args, "max-bandwidth-bps"))) {
-		if (json_is_integer(v) && json_integer_value(v) >= 0)
-			p->max_bandwidth_bps = (uint64_t)json_integer_value(v);
-		else if (!json_is_string(v) ||
-			 rate_parse(json_string_value(v), &p->max_bandwidth_bps) < 0)
-			return err_set(
-				-EINVAL,
-				"max-bandwidth-bps must be bytes per second, a size per second like 100M, or bits like 1Gbit");
-	}
-	if (parse_bounded(args, "timeout-s", 0, MIG_TIMEOUT_S_MAX, "seconds (0: none)",
-			  &p->timeout_s) < 0 ||
-	    parse_bounded(args, "io-timeout-ms", MIG_IO_TIMEOUT_MS_MIN, MIG_IO_TIMEOUT_MS_MAX,
-			  "milliseconds", &io_timeout_ms) < 0)
-		return -EINVAL;
-	p->io_timeout_ms = (uint32_t)io_timeout_ms;
-	if ((v = json_object_get(args, "xbzrle-cache-bytes"))) {
-		if (json_is_integer(v) && json_integer_value(v) >= 0)
-			p->xbzrle_cache_bytes = (uint64_t)json_integer_value(v);
-		else if (!json_is_string(v) ||
-			 size_parse(json_string_value(v), &p->xbzrle_cache_bytes) < 0)
-			return err_set(
-				-EINVAL,
-				"xbzrle-cache-bytes must be a size like 64M, or 0 for no XBZRLE");
-	}
-	if ((v = json_object_get(args, "converge"))) {
-		if (!json_is_string(v))
-			return err_set(
-				-EINVAL,
-				"converge must be auto, throttle, sdps, dirty-limit or none");
-		if (converge_parse(json_string_value(v), &p->converge) < 0)
-			return -EINVAL;
-	}
-	if (parse_pct(args, "throttle-initial-pct", &p->throttle_initial) < 0 ||
-	    parse_pct(args, "throttle-increment-pct", &p->throttle_increment) < 0 ||
-	    parse_pct(args, "throttle-max-pct", &p->throttle_max) < 0)
-		return -EINVAL;
-	if ((v = json_object_get(args, "verify"))) {
-		if (!json_is_boolean(v))
-			return err_set(-EINVAL, "verify must be true or false");
-		p->verify = json_is_true(v);
-	}
-	if ((v = json_object_get(args, "local"))) {
-		if (!json_is_boolean(v))
-			return err_set(-EINVAL, "local must be true or false");
-		p->local = json_is_true(v);
-	}
-	if ((v = json_object_get(args, "postcopy"))) {
-		if (!json_is_boolean(v))
-			return err_set(-EINVAL, "postcopy must be true or false");
-		p->postcopy = json_is_true(v);
-	}
-	if (parse_bounded(args, "recover-timeout-s", 0, MIG_TIMEOUT_S_MAX, "seconds (0: no end)",
-			  &recover_s) < 0)
-		return -EINVAL;
-	p->recover_timeout_s = (uint32_t)recover_s;
-	return parse_tls(args, p);
-}
-
 static bool migration_running(struct control_ctx *ctx)
 {
 	enum mig_status s = ctx_migration_status(ctx);
@@ -305,7 +138,7 @@ static json_t *start_migration(struct control_ctx *ctx, json_t *args)
 			vm_state_name(vm_get_status(vm).state));
 		return NULL;
 	}
-	if (parse_params(args, &p) < 0 || chan_check_uri(uri) < 0 ||
+	if (control_parse_params(args, &p) < 0 || chan_check_uri(uri) < 0 ||
 	    (p.local ? check_local(vm, args, uri, &p) : converge_check(vm, &p)) < 0)
 		return NULL;
 	if ((p.channels || p.postcopy) && !strncmp(uri, "fd:", 3)) {
@@ -334,7 +167,7 @@ static const char *const migrate_keys[] = { "uri", "resume", "detach", NULL };
 
 json_t *control_migrate(struct control_ctx *ctx, json_t *asked)
 {
-	json_t *args = asked ? qmp_params_in(asked, param_keys, migrate_keys) : NULL, *r;
+	json_t *args = asked ? qmp_params_in(asked, control_param_keys, migrate_keys) : NULL, *r;
 
 	if (asked && !args)
 		return NULL;
@@ -380,10 +213,10 @@ static bool applies_now(const char *key)
 
 json_t *control_migrate_set_parameters(struct control_ctx *ctx, json_t *asked)
 {
-	json_t *args = asked ? qmp_params_in(asked, param_keys, NULL) : NULL, *v;
+	json_t *args = asked ? qmp_params_in(asked, control_param_keys, NULL) : NULL, *v;
 	json_t *r = json_pack("{s:[],s:[]}", "applied", "next");
 	struct mig_params p = ctx->params;
-	int rc = asked && !args ? -EINVAL : parse_params(args, &p);
+	int rc = asked && !args ? -EINVAL : control_parse_params(args, &p);
 	bool running = migration_running(ctx);
 	const char *key;
 
@@ -444,18 +277,6 @@ static json_t *xbzrle_json(const struct mig_stats *s)
 			 (json_int_t)x->overflows, "bytes_saved", (json_int_t)x->bytes_saved,
 			 "hit_rate", pages ? (double)x->hits / pages : 0.0, "encode_mbps",
 			 secs > 0 ? pages * FERRY_PAGE_SIZE / secs / 1e6 : 0.0);
-}
-
-json_t *control_round_log_json(const struct round_record *log, uint32_t rounds)
-{
-	json_t *a = json_array();
-
-	for (uint32_t i = 0; i < rounds && i < MIG_ROUND_LOG; i++)
-		json_array_append_new(a, json_pack("{s:i,s:I,s:I,s:f,s:i}", "round", (int)i,
-						   "pages", (json_int_t)log[i].pages, "dirtied",
-						   (json_int_t)log[i].dirtied, "ms", log[i].ms,
-						   "throttle_pct", (int)log[i].throttle_pct));
-	return a;
 }
 
 static json_t *converge_json(const struct converge_stats *c)

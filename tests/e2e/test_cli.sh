@@ -200,8 +200,9 @@ expect_usage "--xbzrle=tiny is not a cache size" migrate --control "$sock" --to 
 expect_error "calc-dirty-rate takes no argument 'bogus'" ctl --control "$sock" calc-dirty-rate '{"bogus": 1}'
 expect_error "cont takes no argument 'now'" ctl --control "$sock" cont '{"now": true}'
 expect_error "query-forecast needs \"link-bps\"" ctl --control "$sock" query-forecast
-expect_error "link-bps must be a whole number above 0" ctl --control "$sock" query-forecast '{"link-bps": -1}'
-expect_error "query-forecast takes no argument 'link'" ctl --control "$sock" query-forecast '{"link": 1}'
+expect_error "link-bps must be a whole number of bytes per second" ctl --control "$sock" query-forecast '{"link-bps": -1}'
+expect_error "no parameter 'link' here" ctl --control "$sock" query-forecast '{"link": 1}'
+expect_error "channels must be a number of data channels" ctl --control "$sock" query-forecast '{"link-bps": 1000, "channels": 99}'
 expect_error "io-timeout-ms must be 100 to 3600000 milliseconds" ctl --control "$sock" migrate '{"uri": "unix:/x", "io-timeout-ms": 99999999999}'
 expect_error "throttle-max-pct must be a percentage from 1 to 99" ctl --control "$sock" migrate '{"uri": "unix:/x", "throttle-max": 100}'
 # fd:N must be a connected stream socket; anything else is left alone.
