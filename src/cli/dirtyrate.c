@@ -63,12 +63,16 @@ static double num(json_t *o, const char *key)
 
 void print_codecs(json_t *codecs)
 {
-	const char *name;
+	const char *name, *sep = " ";
 	json_t *c;
 
 	printf("compression ");
 	json_object_foreach(codecs, name, c)
-		printf(" %s to %.0f%% at %.0f MB/s", name, 100 * num(c, "ratio"), num(c, "mbps"));
+	{
+		printf("%s%s to %.0f%% at %.0f MB/s", sep, name, 100 * num(c, "ratio"),
+		       num(c, "mbps"));
+		sep = ", ";
+	}
 	printf(" (a sample of the guest's pages, one core)\n");
 }
 
@@ -78,10 +82,10 @@ static void print_result(json_t *r)
 	json_t *busy = json_object_get(r, "vcpu_busy");
 	size_t i;
 
-	printf("dirty rate   %.0f pages/s (%.1f MiB/s), peak %.0f pages/s over %d ms, "
-	       "tenths %.0f-%.0f\n",
-	       num(r, "dirty_rate_pps"), num(r, "dirty_rate_mibps"), num(r, "peak_rate_pps"),
-	       DIRTYRATE_WINDOW_MS, num(r, "dirty_rate_p10_pps"), num(r, "dirty_rate_p90_pps"));
+	printf("dirty rate   %.0f pages/s (%.1f MiB/s); in %d ms windows: peak %.0f, quietest "
+	       "tenth %.0f, busiest tenth %.0f\n",
+	       num(r, "dirty_rate_pps"), num(r, "dirty_rate_mibps"), DIRTYRATE_WINDOW_MS,
+	       num(r, "peak_rate_pps"), num(r, "dirty_rate_p10_pps"), num(r, "dirty_rate_p90_pps"));
 	printf("working set  %.0f pages (%.1f MiB) of %.0f; %.0f pages are zero\n",
 	       num(r, "working_set_pages"), num(r, "working_set_pages") / 256, num(r, "mem_pages"),
 	       num(r, "zero_pages"));
