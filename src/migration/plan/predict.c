@@ -102,19 +102,36 @@ static double throttled_rate(const struct predict_input *in, const unsigned *pct
 	return sum;
 }
 
+/* The dirty rate the engine reads after a round of secs that left dirty
+ * pages: the round's count over its time, which stops at the working set
+ * when the guest dirties it all within the round, unless that count alone
+ * is in the way of the link: then a probe (meter.c) reads the real rate. A
+ * guest that fills its working set in less than a round is slowed a round
+ * late, if its count is not in the way. */
+static double seen_rate(const struct predict_input *in, double rate, double dirty, double secs,
+			double bpp)
+{
+	double counted = secs > 0 ? dirty / secs : rate;
+
+	if (counted * bpp > CONVERGE_TARGET * in->link_bps && rate > counted)
+		return rate;
+	return counted;
+}
+
 /* The engine's decision after a round of secs, as converge_after_round
- * makes it: from the rates it measured under the throttle in force, taken
- * back to what they would be unthrottled as if throttling slowed them in
- * proportion (converge.c, unthrottled_rates), and easing off gently. */
-static void decide(const struct predict_input *in, struct prediction *out, double bpp,
-		   double wire_rate, double secs)
+ * makes it: from the rates it read (seen, of the guest's real rate) under
+ * the throttle in force, taken back to what they would be unthrottled as if
+ * throttling slowed them in proportion (converge.c, unthrottled_rates), and
+ * easing off gently. */
+static void decide(const struct predict_input *in, struct prediction *out, double bpp, double seen,
+		   double secs)
 {
 	double r0[VM_MAX_VCPUS], target = CONVERGE_TARGET * in->link_bps;
+	double rate = throttled_rate(in, out->pct, r0), wire_rate = seen * bpp;
 	unsigned next[VM_MAX_VCPUS];
 
-	throttled_rate(in, out->pct, r0);
 	for (unsigned i = 0; i < in->nr_vcpus; i++)
-		r0[i] *= bpp / (1.0 - out->pct[i] / 100.0);
+		r0[i] *= (rate > 0 ? seen / rate : 1) * bpp / (1.0 - out->pct[i] / 100.0);
 	if (out->used == CONVERGE_AUTO) {
 		if (wire_rate <= target)
 			return;
@@ -199,13 +216,15 @@ void predict(const struct predict_input *asked, struct prediction *out)
 		double dirty =
 			rate * secs < (double)in->wss_pages ? rate * secs : (double)in->wss_pages;
 
+		double seen = seen_rate(in, rate, dirty, secs, bpp);
+
 		log_round(out, out->rounds - 1, pages, dirty, secs);
-		if (switch_now(in, out, &pol, dirty, bpp, rate) != POLICY_CONTINUE) {
+		if (switch_now(in, out, &pol, dirty, bpp, seen) != POLICY_CONTINUE) {
 			if (out->converges) /* the last round, paused */
 				log_round(out, out->rounds++, dirty, 0, dirty * bpp / in->link_bps);
 			return; /* or the reason it gives up is in out->why */
 		}
-		decide(in, out, bpp, rate * bpp, secs);
+		decide(in, out, bpp, seen, secs);
 		secs = dirty * bpp / in->link_bps;
 		pages = dirty;
 		out->total_ms += secs * 1e3;
