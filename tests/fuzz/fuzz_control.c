@@ -28,6 +28,7 @@ static bool runs_here(const char *name)
 					    "migrate-incoming-cancel",
 					    "migrate-recover",
 					    "query-dirty-rate",
+					    "query-forecast",
 					    "qmp_capabilities",
 					    "query-version",
 					    "query-commands",
