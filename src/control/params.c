@@ -106,6 +106,34 @@ const char *const control_param_keys[] = { "downtime-ms",
 					   "tls-hostname",
 					   NULL };
 
+/* A byte count: a whole number, or text parse reads (100M, 1Gbit). */
+static int parse_amount(json_t *args, const char *key, int (*parse)(const char *, uint64_t *),
+			uint64_t *out, const char *what)
+{
+	json_t *v = json_object_get(args, key);
+
+	if (!v)
+		return 0;
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		*out = (uint64_t)json_integer_value(v);
+		return 0;
+	}
+	if (!json_is_string(v) || parse(json_string_value(v), out) < 0)
+		return err_set(-EINVAL, "%s must be %s", key, what);
+	return 0;
+}
+
+static int parse_bool(json_t *args, const char *key, bool *out)
+{
+	json_t *v = json_object_get(args, key);
+
+	if (v && !json_is_boolean(v))
+		return err_set(-EINVAL, "%s must be true or false", key);
+	if (v)
+		*out = json_is_true(v);
+	return 0;
+}
+
 int control_parse_params(json_t *args, struct mig_params *p)
 {
 	uint64_t io_timeout_ms = p->io_timeout_ms, recover_s = p->recover_timeout_s;
@@ -118,30 +146,18 @@ int control_parse_params(json_t *args, struct mig_params *p)
 	if (parse_bounded(args, "downtime-ms", 1, MIG_DOWNTIME_MS_MAX, "milliseconds",
 			  &p->downtime_ms) < 0)
 		return -EINVAL;
-	if ((v = json_object_get(args, "max-bandwidth-bps"))) {
-		if (json_is_integer(v) && json_integer_value(v) >= 0)
-			p->max_bandwidth_bps = (uint64_t)json_integer_value(v);
-		else if (!json_is_string(v) ||
-			 rate_parse(json_string_value(v), &p->max_bandwidth_bps) < 0)
-			return err_set(
-				-EINVAL,
-				"max-bandwidth-bps must be bytes per second, a size per second like 100M, or bits like 1Gbit");
-	}
+	if (parse_amount(args, "max-bandwidth-bps", rate_parse, &p->max_bandwidth_bps,
+			 "bytes per second, a size per second like 100M, or bits like 1Gbit") < 0)
+		return -EINVAL;
 	if (parse_bounded(args, "timeout-s", 0, MIG_TIMEOUT_S_MAX, "seconds (0: none)",
 			  &p->timeout_s) < 0 ||
 	    parse_bounded(args, "io-timeout-ms", MIG_IO_TIMEOUT_MS_MIN, MIG_IO_TIMEOUT_MS_MAX,
 			  "milliseconds", &io_timeout_ms) < 0)
 		return -EINVAL;
 	p->io_timeout_ms = (uint32_t)io_timeout_ms;
-	if ((v = json_object_get(args, "xbzrle-cache-bytes"))) {
-		if (json_is_integer(v) && json_integer_value(v) >= 0)
-			p->xbzrle_cache_bytes = (uint64_t)json_integer_value(v);
-		else if (!json_is_string(v) ||
-			 size_parse(json_string_value(v), &p->xbzrle_cache_bytes) < 0)
-			return err_set(
-				-EINVAL,
-				"xbzrle-cache-bytes must be a size like 64M, or 0 for no XBZRLE");
-	}
+	if (parse_amount(args, "xbzrle-cache-bytes", size_parse, &p->xbzrle_cache_bytes,
+			 "a size like 64M, or 0 for no XBZRLE") < 0)
+		return -EINVAL;
 	if ((v = json_object_get(args, "converge"))) {
 		if (!json_is_string(v))
 			return err_set(
@@ -154,21 +170,10 @@ int control_parse_params(json_t *args, struct mig_params *p)
 	    parse_pct(args, "throttle-increment-pct", &p->throttle_increment) < 0 ||
 	    parse_pct(args, "throttle-max-pct", &p->throttle_max) < 0)
 		return -EINVAL;
-	if ((v = json_object_get(args, "verify"))) {
-		if (!json_is_boolean(v))
-			return err_set(-EINVAL, "verify must be true or false");
-		p->verify = json_is_true(v);
-	}
-	if ((v = json_object_get(args, "local"))) {
-		if (!json_is_boolean(v))
-			return err_set(-EINVAL, "local must be true or false");
-		p->local = json_is_true(v);
-	}
-	if ((v = json_object_get(args, "postcopy"))) {
-		if (!json_is_boolean(v))
-			return err_set(-EINVAL, "postcopy must be true or false");
-		p->postcopy = json_is_true(v);
-	}
+	if (parse_bool(args, "verify", &p->verify) < 0 ||
+	    parse_bool(args, "local", &p->local) < 0 ||
+	    parse_bool(args, "postcopy", &p->postcopy) < 0)
+		return -EINVAL;
 	if (parse_bounded(args, "recover-timeout-s", 0, MIG_TIMEOUT_S_MAX, "seconds (0: no end)",
 			  &recover_s) < 0)
 		return -EINVAL;
