@@ -5,11 +5,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "migration/send/batch.h"
 #include "util/hash.h"
 #include "util/page.h"
 #include "util/time.h"
-
-#define BATCH_PAGES 128 /* as send/batch.h */
 
 static void *drain(void *arg)
 {

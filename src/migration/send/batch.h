@@ -11,6 +11,9 @@
 #include "util/page.h"
 
 #define BATCH_PAGES 128
+/* A compressed frame must save at least 1/BATCH_SHRINK_MIN of the batch, or
+ * the batch goes raw (the destination's decompression would cost more). */
+#define BATCH_SHRINK_MIN 32
 /* Room for every page's copy, each starting 8-byte aligned (a delta before
  * it may end anywhere). */
 #define BATCH_BUF_BYTES (BATCH_PAGES * (FERRY_PAGE_SIZE + 8))

@@ -17,10 +17,6 @@
 #include "util/hash.h"
 #include "util/time.h"
 
-/* A compressed frame must save at least 1/SHRINK_MIN of the batch, or the
- * batch goes raw (the destination's decompression would cost more). */
-#define SHRINK_MIN 32
-
 _Static_assert((int)ZPAGES_LZ4 == (int)COMPRESS_LZ4 && (int)ZPAGES_ZSTD == (int)COMPRESS_ZSTD,
 	       "a codec's number on the wire is its compress_kind");
 
@@ -100,7 +96,7 @@ static long compress(struct worker *w, enum compress_kind c, const uint8_t *in,
 	if (!z)
 		return -ENOMEM;
 	n = z->backend->compress(z, in, b->payload_len, w->frame,
-				 b->payload_len - b->payload_len / SHRINK_MIN);
+				 b->payload_len - b->payload_len / BATCH_SHRINK_MIN);
 	pthread_mutex_lock(&p->lock);
 	w->st.compress_cpu_ns += time_thread_cpu_ns() - cpu0;
 	if (p->params.compress.automatic)
