@@ -14,23 +14,32 @@
 #include "migration/plan/predict.h"
 #include "migration/send/encoder.h"
 
+/* A 2-vCPU guest of mem pages (zero of them zero) whose vCPU 0 dirties pps
+ * pages a second over wss pages and vCPU 1 nothing, counted per vCPU (the
+ * dirty ring); a link of link_bps. */
+static struct predict_input one_writer(uint64_t mem, uint64_t zero, uint64_t wss, double pps,
+				       double link_bps)
+{
+	struct predict_input in = { .mem_pages = mem,
+				    .zero_pages = zero,
+				    .wss_pages = wss,
+				    .rate_pps = pps,
+				    .nr_vcpus = 2,
+				    .per_vcpu = true,
+				    .vcpu_pps = { pps, 0 },
+				    .link_bps = link_bps };
+
+	mig_params_default(&in.params);
+	return in;
+}
+
 /* 256 MiB guest, 64 MiB working set, vCPU 0 dirtying 600 MiB/s, vCPU 1
  * nothing; a 30 MiB/s link. */
 static struct predict_input fast_guest(void)
 {
-	struct predict_input in = {
-		.mem_pages = 65536,
-		.zero_pages = 49152,
-		.wss_pages = 16384,
-		.rate_pps = 153600,
-		.nr_vcpus = 2,
-		.per_vcpu = true,
-		.vcpu_pps = { 153600, 0 },
-		.xbzrle_bytes_per_page = 120,
-		.link_bps = 30 << 20,
-	};
+	struct predict_input in = one_writer(65536, 49152, 16384, 153600, 30 << 20);
 
-	mig_params_default(&in.params);
+	in.xbzrle_bytes_per_page = 120;
 	return in;
 }
 
@@ -116,20 +125,10 @@ static void test_slow_guest_needs_nothing(void **unused)
  * and the migration takes longer than for a vCPU that dirties flat out. */
 static void test_paced_guest(void **unused)
 {
-	struct predict_input in = {
-		.mem_pages = 262144,
-		.zero_pages = 100000,
-		.wss_pages = 65536,
-		.rate_pps = 25600,
-		.nr_vcpus = 2,
-		.per_vcpu = true,
-		.vcpu_pps = { 25600, 0 },
-		.link_bps = 119e6,
-	};
+	struct predict_input in = one_writer(262144, 100000, 65536, 25600, 119e6);
 	struct prediction flat, paced;
 
 	(void)unused;
-	mig_params_default(&in.params);
 	flat = run(in, CONVERGE_DIRTY_LIMIT, 0);
 	in.vcpu_busy[0] = 0.1;
 	in.vcpu_busy[1] = 1;
@@ -254,20 +253,10 @@ static void test_copy_rate(void **unused)
  * the way at once. */
 static void test_saturated_round(void **unused)
 {
-	struct predict_input in = {
-		.mem_pages = 262144,
-		.zero_pages = 196528,
-		.wss_pages = 32800,
-		.rate_pps = 567 * 256,
-		.nr_vcpus = 2,
-		.per_vcpu = true,
-		.vcpu_pps = { 567 * 256, 0 },
-		.link_bps = 120.4e6,
-	};
+	struct predict_input in = one_writer(262144, 196528, 32800, 567 * 256, 120.4e6);
 	struct prediction p;
 
 	(void)unused;
-	mig_params_default(&in.params);
 	p = run(in, CONVERGE_AUTO, 0);
 	assert_true(p.converges && p.used == CONVERGE_DIRTY_LIMIT);
 	assert_int_equal(p.round_log[1].throttle_pct, 0);
