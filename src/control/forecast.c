@@ -16,29 +16,6 @@
 
 #define DEFAULT_XBZRLE (64ull << 20)
 
-static void input_of(const struct dirtyrate_result *r, double link_bps, const struct mig_params *p,
-		     struct predict_input *in)
-{
-	memset(in, 0, sizeof(*in));
-	in->mem_pages = r->mem_pages;
-	in->zero_pages = r->zero_pages;
-	in->wss_pages = r->working_set_pages;
-	in->rate_pps = r->rate_pps;
-	in->rate_p10_pps = r->rate_p10_pps;
-	in->rate_p90_pps = r->rate_p90_pps;
-	in->nr_vcpus = r->nr_vcpus;
-	in->per_vcpu = r->per_vcpu;
-	memcpy(in->vcpu_pps, r->vcpu_pps, sizeof(in->vcpu_pps));
-	memcpy(in->vcpu_busy, r->vcpu_busy, sizeof(in->vcpu_busy));
-	in->xbzrle_bytes_per_page = r->xbzrle_bytes_per_page;
-	in->line_bytes_per_page = r->line_bytes_per_page;
-	memcpy(in->codec_ratio, r->codec_ratio, sizeof(in->codec_ratio));
-	memcpy(in->codec_bps, r->codec_bps, sizeof(in->codec_bps));
-	in->copy_bps = r->copy_bps;
-	in->link_bps = link_bps;
-	in->params = *p;
-}
-
 json_t *control_round_log_json(const struct round_record *log, uint32_t rounds)
 {
 	json_t *a = json_array();
@@ -60,7 +37,7 @@ static json_t *forecast_json(const struct predict_input *in, const char *label)
 
 	predict(in, &p);
 	predict_range(in, &p, &range);
-	for (unsigned i = 0; i < in->nr_vcpus; i++)
+	for (unsigned i = 0; i < in->m.nr_vcpus; i++)
 		json_array_append_new(pct, json_integer(p.pct[i]));
 	f = json_pack("{s:s,s:s,s:s,s:b,s:f,s:f,s:i,s:i,s:o,s:s,s:o}", "name", label, "strategy",
 		      converge_name(in->params.converge), "codec", compress_kind_name(p.codec),
@@ -133,13 +110,13 @@ json_t *control_query_forecast(struct control_ctx *ctx, json_t *asked)
 	}
 	json_decref(args);
 	xbzrle = p.xbzrle_cache_bytes ? p.xbzrle_cache_bytes : DEFAULT_XBZRLE;
-	input_of(&r, (double)link, &p, &in);
+	in = (struct predict_input){ .m = r, .link_bps = (double)link, .params = p };
 	rows = json_array();
 	json_array_append_new(rows, row(&in, CONVERGE_NONE, 0, "none"));
 	json_array_append_new(rows, row(&in, CONVERGE_NONE, xbzrle, "xbzrle"));
 	json_array_append_new(rows, row(&in, CONVERGE_THROTTLE, 0, "throttle"));
 	json_array_append_new(rows, row(&in, CONVERGE_SDPS, 0, "sdps"));
-	if (in.per_vcpu)
+	if (in.m.per_vcpu)
 		json_array_append_new(rows, row(&in, CONVERGE_DIRTY_LIMIT, 0, "dirty-limit"));
 	json_array_append_new(rows, row(&in, CONVERGE_AUTO, 0, "auto"));
 	ctx->forecast_link_bps = (double)link;
@@ -171,7 +148,7 @@ json_t *control_migration_forecast(struct control_ctx *ctx, const struct mig_par
 		return json_pack("{s:s}", "reason",
 				 "no link rate: run ferry predict --link RATE "
 				 "first, or set max-bandwidth");
-	input_of(&r, link, p, &in);
+	in = (struct predict_input){ .m = r, .link_bps = link, .params = *p };
 	f = forecast_json(&in, "migration");
 	json_object_update_new(f, json_pack("{s:f,s:f}", "link_bps", link, "measured_s_ago", age));
 	return f;

@@ -20,13 +20,13 @@
 static struct predict_input one_writer(uint64_t mem, uint64_t zero, uint64_t wss, double pps,
 				       double link_bps)
 {
-	struct predict_input in = { .mem_pages = mem,
-				    .zero_pages = zero,
-				    .wss_pages = wss,
-				    .rate_pps = pps,
-				    .nr_vcpus = 2,
-				    .per_vcpu = true,
-				    .vcpu_pps = { pps, 0 },
+	struct predict_input in = { .m = { .mem_pages = mem,
+					   .zero_pages = zero,
+					   .working_set_pages = wss,
+					   .rate_pps = pps,
+					   .nr_vcpus = 2,
+					   .per_vcpu = true,
+					   .vcpu_pps = { pps, 0 } },
 				    .link_bps = link_bps };
 
 	mig_params_default(&in.params);
@@ -39,7 +39,7 @@ static struct predict_input fast_guest(void)
 {
 	struct predict_input in = one_writer(65536, 49152, 16384, 153600, 30 << 20);
 
-	in.xbzrle_bytes_per_page = 120;
+	in.m.xbzrle_bytes_per_page = 120;
 	return in;
 }
 
@@ -73,13 +73,13 @@ static void test_line_deltas(void **unused)
 	(void)unused;
 	in.params.xbzrle_cache_bytes = 40 << 20; /* 64 MiB working set */
 	raw = run(in, CONVERGE_NONE, 40 << 20);
-	in.line_bytes_per_page = 300;
+	in.m.line_bytes_per_page = 300;
 	lines = run(in, CONVERGE_NONE, 40 << 20);
 	assert_true(lines.converges);
 	assert_true(!raw.converges || lines.total_ms < raw.total_ms);
-	assert_int_equal(encoder_digest_bytes(16 << 20, in.mem_pages), 0); /* do not fit */
+	assert_int_equal(encoder_digest_bytes(16 << 20, in.m.mem_pages), 0); /* do not fit */
 	lines = run(in, CONVERGE_NONE, 16 << 20);
-	in.line_bytes_per_page = 0;
+	in.m.line_bytes_per_page = 0;
 	raw = run(in, CONVERGE_NONE, 16 << 20);
 	assert_int_equal(lines.converges, raw.converges);
 	assert_true(lines.total_ms == raw.total_ms);
@@ -110,7 +110,7 @@ static void test_slow_guest_needs_nothing(void **unused)
 	struct prediction p;
 
 	(void)unused;
-	in.rate_pps = in.vcpu_pps[0] = 1024; /* 4 MiB/s */
+	in.m.rate_pps = in.m.vcpu_pps[0] = 1024; /* 4 MiB/s */
 	p = run(in, CONVERGE_AUTO, 0);
 	assert_true(p.converges);
 	assert_int_equal(p.pct_max, 0);
@@ -130,8 +130,8 @@ static void test_paced_guest(void **unused)
 
 	(void)unused;
 	flat = run(in, CONVERGE_DIRTY_LIMIT, 0);
-	in.vcpu_busy[0] = 0.1;
-	in.vcpu_busy[1] = 1;
+	in.m.vcpu_busy[0] = 0.1;
+	in.m.vcpu_busy[1] = 1;
 	paced = run(in, CONVERGE_DIRTY_LIMIT, 0);
 	assert_true(flat.converges && paced.converges);
 	assert_true(flat.pct[0] < 90);
@@ -152,7 +152,7 @@ static void test_round_log(void **unused)
 
 	(void)unused;
 	assert_true(p.converges && p.rounds >= 3 && p.rounds <= MIG_ROUND_LOG);
-	assert_int_equal(p.round_log[0].pages, in.mem_pages);
+	assert_int_equal(p.round_log[0].pages, in.m.mem_pages);
 	assert_int_equal(p.round_log[0].throttle_pct, 0);
 	for (unsigned k = 1; k < p.rounds; k++)
 		assert_int_equal(p.round_log[k].pages, p.round_log[k - 1].dirtied);
@@ -180,15 +180,15 @@ static void test_range(void **unused)
 	assert_true(steady.total_ms[0] < p.total_ms && p.total_ms < steady.total_ms[1]);
 	assert_true(steady.downtime_ms[0] <= p.downtime_ms &&
 		    p.downtime_ms <= steady.downtime_ms[1]);
-	in.rate_p10_pps = in.rate_pps * 0.7;
-	in.rate_p90_pps = in.rate_pps * 1.3;
+	in.m.rate_p10_pps = in.m.rate_pps * 0.7;
+	in.m.rate_p90_pps = in.m.rate_pps * 1.3;
 	predict_range(&in, &p, &varied);
 	assert_true(varied.total_ms[1] - varied.total_ms[0] >
 		    steady.total_ms[1] - steady.total_ms[0]);
 
 	in = fast_guest(); /* 600 MiB/s on 30 MiB/s: none converges only if it slows */
-	in.rate_pps = in.vcpu_pps[0] = 2048;
-	in.rate_p90_pps = 200000;
+	in.m.rate_pps = in.m.vcpu_pps[0] = 2048;
+	in.m.rate_p90_pps = 200000;
 	in.params.converge = CONVERGE_NONE;
 	predict(&in, &p);
 	predict_range(&in, &p, &varied);
@@ -205,9 +205,9 @@ static void test_compression(void **unused)
 	struct prediction raw, lz4;
 
 	(void)unused;
-	in.rate_pps = in.vcpu_pps[0] = 0;
-	in.codec_ratio[COMPRESS_LZ4] = 0.5;
-	in.codec_bps[COMPRESS_LZ4] = 500e6;
+	in.m.rate_pps = in.m.vcpu_pps[0] = 0;
+	in.m.codec_ratio[COMPRESS_LZ4] = 0.5;
+	in.m.codec_bps[COMPRESS_LZ4] = 500e6;
 	raw = run(in, CONVERGE_NONE, 0);
 	in.params.compress.kind = COMPRESS_LZ4;
 	lz4 = run(in, CONVERGE_NONE, 0);
@@ -234,13 +234,13 @@ static void test_copy_rate(void **unused)
 	struct prediction fast, capped;
 
 	(void)unused;
-	in.rate_pps = in.vcpu_pps[0] = 0;
+	in.m.rate_pps = in.m.vcpu_pps[0] = 0;
 	in.link_bps = 1.25e9;
 	fast = run(in, CONVERGE_NONE, 0);
-	in.copy_bps = in.link_bps / 4;
+	in.m.copy_bps = in.link_bps / 4;
 	capped = run(in, CONVERGE_NONE, 0);
 	assert_true(capped.total_ms > fast.total_ms * 3.5 && capped.total_ms < fast.total_ms * 4.5);
-	in.copy_bps = in.link_bps * 4;
+	in.m.copy_bps = in.link_bps * 4;
 	assert_true(run(in, CONVERGE_NONE, 0).total_ms == fast.total_ms);
 }
 
@@ -263,7 +263,7 @@ static void test_saturated_round(void **unused)
 	assert_int_equal(p.round_log[1].pages, 32800);
 	assert_true(p.round_log[2].throttle_pct >= 85);
 	assert_true(p.total_ms > 5000 && p.total_ms < 6200);
-	in.wss_pages = 65600;
+	in.m.working_set_pages = 65600;
 	p = run(in, CONVERGE_AUTO, 0);
 	assert_true(p.round_log[1].throttle_pct >= 85);
 }

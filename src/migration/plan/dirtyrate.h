@@ -42,7 +42,7 @@ struct dirtyrate_result {
 	unsigned nr_vcpus;
 	bool per_vcpu; /* vcpu_pps is measured (dirty ring) */
 	double vcpu_pps[VM_MAX_VCPUS];
-	double vcpu_busy[VM_MAX_VCPUS]; /* 0 to 1 */
+	double vcpu_busy[VM_MAX_VCPUS]; /* 0 to 1 (a forecast takes an unknown 0 as 1) */
 	uint32_t xbzrle_samples;	/* re-dirtied sample pages encoded */
 	double xbzrle_bytes_per_page;	/* their mean encoded size (raw if larger) */
 	double line_bytes_per_page;	/* the same as deltas of lines (codec/digest.h) */

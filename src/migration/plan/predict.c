@@ -16,11 +16,12 @@
 static double codec_rate(const struct predict_input *in, enum compress_kind k)
 {
 	double workers = in->params.channels ? in->params.channels : 1;
-	double cpu = in->codec_bps[k] > 0 ? workers * in->codec_bps[k] : 1e30;
+	double cpu = in->m.codec_bps[k] > 0 ? workers * in->m.codec_bps[k] : 1e30;
 
-	if (k == COMPRESS_NONE || in->codec_ratio[k] <= 0)
+	if (k == COMPRESS_NONE || in->m.codec_ratio[k] <= 0)
 		return in->link_bps;
-	return cpu < in->link_bps / in->codec_ratio[k] ? cpu : in->link_bps / in->codec_ratio[k];
+	return cpu < in->link_bps / in->m.codec_ratio[k] ? cpu
+							 : in->link_bps / in->m.codec_ratio[k];
 }
 
 /* The codec the migration uses; auto: the one that moves pages fastest. */
@@ -44,10 +45,10 @@ static struct predict_input with_codec(const struct predict_input *in)
 	enum compress_kind k = codec_of(in);
 
 	c.params.compress = (struct mig_compress){ .kind = k };
-	if (k != COMPRESS_NONE && in->codec_ratio[k] > 0)
-		c.link_bps = codec_rate(in, k) * in->codec_ratio[k];
-	if (in->copy_bps > 0 && in->copy_bps < c.link_bps)
-		c.link_bps = in->copy_bps;
+	if (k != COMPRESS_NONE && in->m.codec_ratio[k] > 0)
+		c.link_bps = codec_rate(in, k) * in->m.codec_ratio[k];
+	if (in->m.copy_bps > 0 && in->m.copy_bps < c.link_bps)
+		c.link_bps = in->m.copy_bps;
 	return c;
 }
 
@@ -56,9 +57,9 @@ static double raw_page_bytes(const struct predict_input *in)
 {
 	enum compress_kind k = in->params.compress.kind;
 
-	if (k == COMPRESS_NONE || in->codec_ratio[k] <= 0)
+	if (k == COMPRESS_NONE || in->m.codec_ratio[k] <= 0)
 		return WIRE_RAW_PAGE_BYTES;
-	return WIRE_ENTRY_BYTES + FERRY_PAGE_SIZE * in->codec_ratio[k];
+	return WIRE_ENTRY_BYTES + FERRY_PAGE_SIZE * in->m.codec_ratio[k];
 }
 
 /* What a page re-sent in round k costs on the wire: with XBZRLE (round 0
@@ -67,23 +68,23 @@ static double raw_page_bytes(const struct predict_input *in)
 static double page_bytes(const struct predict_input *in, unsigned k)
 {
 	uint64_t cache = in->params.xbzrle_cache_bytes;
-	uint64_t digests = encoder_digest_bytes(cache, in->mem_pages);
+	uint64_t digests = encoder_digest_bytes(cache, in->m.mem_pages);
 	double hit, miss = raw_page_bytes(in);
 
-	if (!cache || !in->xbzrle_bytes_per_page || k < 1 || !in->wss_pages)
+	if (!cache || !in->m.xbzrle_bytes_per_page || k < 1 || !in->m.working_set_pages)
 		return miss;
-	hit = (double)(cache - digests) / (double)FERRY_PAGE_SIZE / (double)in->wss_pages;
+	hit = (double)(cache - digests) / (double)FERRY_PAGE_SIZE / (double)in->m.working_set_pages;
 	hit = hit > 1 ? 1 : hit;
-	if (digests && in->line_bytes_per_page)
-		miss = in->line_bytes_per_page + WIRE_ENTRY_BYTES;
-	return hit * (in->xbzrle_bytes_per_page + WIRE_ENTRY_BYTES) + (1 - hit) * miss;
+	if (digests && in->m.line_bytes_per_page)
+		miss = in->m.line_bytes_per_page + WIRE_ENTRY_BYTES;
+	return hit * (in->m.xbzrle_bytes_per_page + WIRE_ENTRY_BYTES) + (1 - hit) * miss;
 }
 
 /* The share of its pace vCPU i keeps under throttle pct: all of it while
  * the throttle takes only time it would have idled. */
 static double kept(const struct predict_input *in, unsigned i, unsigned pct)
 {
-	double left = 1.0 - pct / 100.0, busy = in->vcpu_busy[i] > 0 ? in->vcpu_busy[i] : 1.0;
+	double left = 1.0 - pct / 100.0, busy = in->m.vcpu_busy[i] > 0 ? in->m.vcpu_busy[i] : 1.0;
 
 	return left >= busy ? 1.0 : left / busy;
 }
@@ -93,8 +94,8 @@ static double throttled_rate(const struct predict_input *in, const unsigned *pct
 {
 	double sum = 0;
 
-	for (unsigned i = 0; i < in->nr_vcpus; i++) {
-		double share = in->per_vcpu ? in->vcpu_pps[i] : in->rate_pps / in->nr_vcpus;
+	for (unsigned i = 0; i < in->m.nr_vcpus; i++) {
+		double share = in->m.per_vcpu ? in->m.vcpu_pps[i] : in->m.rate_pps / in->m.nr_vcpus;
 
 		r[i] = share * kept(in, i, pct[i]);
 		sum += r[i];
@@ -130,17 +131,17 @@ static void decide(const struct predict_input *in, struct prediction *out, doubl
 	double rate = throttled_rate(in, out->pct, r0), wire_rate = seen * bpp;
 	unsigned next[VM_MAX_VCPUS];
 
-	for (unsigned i = 0; i < in->nr_vcpus; i++)
+	for (unsigned i = 0; i < in->m.nr_vcpus; i++)
 		r0[i] *= (rate > 0 ? seen / rate : 1) * bpp / (1.0 - out->pct[i] / 100.0);
 	if (out->used == CONVERGE_AUTO) {
 		if (wire_rate <= target)
 			return;
-		out->used = converge_choose(in->per_vcpu, in->nr_vcpus, r0, target);
+		out->used = converge_choose(in->m.per_vcpu, in->m.nr_vcpus, r0, target);
 	}
 	if (out->used == CONVERGE_NONE || (out->used == CONVERGE_THROTTLE && wire_rate <= target))
 		return;
-	converge_plan(out->used, &in->params, in->nr_vcpus, r0, out->pct, target, next);
-	for (unsigned i = 0; i < in->nr_vcpus; i++) {
+	converge_plan(out->used, &in->params, in->m.nr_vcpus, r0, out->pct, target, next);
+	for (unsigned i = 0; i < in->m.nr_vcpus; i++) {
 		unsigned floor = secs < CONVERGE_EASE_MIN_ROUND_S ? out->pct[i] : out->pct[i] / 2;
 
 		out->pct[i] = next[i] < floor ? floor : next[i];
@@ -154,7 +155,7 @@ static void outlook(const struct predict_input *in, const struct prediction *out
 {
 	o->exhausted = out->used == CONVERGE_NONE || out->pct_max >= in->params.throttle_max;
 	o->slowed = false;
-	for (unsigned i = 0; i < in->nr_vcpus; i++)
+	for (unsigned i = 0; i < in->m.nr_vcpus; i++)
 		o->slowed |= out->pct[i] > 0;
 	snprintf(o->why, sizeof(o->why), "%s cannot slow it enough",
 		 converge_name(out->used == CONVERGE_AUTO ? CONVERGE_NONE : out->used));
@@ -168,8 +169,8 @@ static enum policy_decision switch_now(const struct predict_input *in, struct pr
 				   .bytes_per_page = bpp,
 				   .bandwidth_bps = in->link_bps,
 				   .dirty_rate_pps = rate,
-				   .switchover_ms = switchover_cost_ms(0, in->verify_ms,
-								       in->nr_vcpus, in->link_bps),
+				   .switchover_ms = switchover_cost_ms(
+					   0, in->verify_ms, in->m.nr_vcpus, in->link_bps),
 				   .elapsed_s = out->total_ms / 1e3 };
 	struct converge_outlook o;
 	enum policy_decision d;
@@ -201,20 +202,21 @@ static void log_round(struct prediction *out, unsigned k, double pages, double d
 void predict(const struct predict_input *asked, struct prediction *out)
 {
 	struct predict_input c = with_codec(asked), *in = &c;
-	double r[VM_MAX_VCPUS], secs, pages = (double)in->mem_pages;
+	double r[VM_MAX_VCPUS], secs, pages = (double)in->m.mem_pages;
 	struct policy pol = { 0 };
 
 	memset(out, 0, sizeof(*out));
 	out->used = in->params.converge;
 	out->codec = in->params.compress.kind;
-	secs = ((double)(in->mem_pages - in->zero_pages) * raw_page_bytes(in) +
-		(double)in->zero_pages * WIRE_ENTRY_BYTES) /
+	secs = ((double)(in->m.mem_pages - in->m.zero_pages) * raw_page_bytes(in) +
+		(double)in->m.zero_pages * WIRE_ENTRY_BYTES) /
 	       in->link_bps;
 	out->total_ms = secs * 1e3;
 	for (out->rounds = 1; out->rounds < PREDICT_MAX_ROUNDS; out->rounds++) {
 		double rate = throttled_rate(in, out->pct, r), bpp = page_bytes(in, out->rounds);
-		double dirty =
-			rate * secs < (double)in->wss_pages ? rate * secs : (double)in->wss_pages;
+		double dirty = rate * secs < (double)in->m.working_set_pages
+				       ? rate * secs
+				       : (double)in->m.working_set_pages;
 
 		double seen = seen_rate(in, rate, dirty, secs, bpp);
 
@@ -240,9 +242,9 @@ static struct predict_input scaled(const struct predict_input *in, double f, dou
 {
 	struct predict_input s = *in;
 
-	s.rate_pps *= f;
-	for (unsigned i = 0; i < s.nr_vcpus; i++)
-		s.vcpu_pps[i] *= f;
+	s.m.rate_pps *= f;
+	for (unsigned i = 0; i < s.m.nr_vcpus; i++)
+		s.m.vcpu_pps[i] *= f;
 	s.link_bps *= g;
 	return s;
 }
@@ -261,8 +263,12 @@ static void widen(struct predict_range *r, const struct prediction *p)
 void predict_range(const struct predict_input *in, const struct prediction *point,
 		   struct predict_range *out)
 {
-	double lo = in->rate_pps > 0 && in->rate_p10_pps > 0 ? in->rate_p10_pps / in->rate_pps : 1;
-	double hi = in->rate_pps > 0 && in->rate_p90_pps > 0 ? in->rate_p90_pps / in->rate_pps : 1;
+	double lo = in->m.rate_pps > 0 && in->m.rate_p10_pps > 0
+			    ? in->m.rate_p10_pps / in->m.rate_pps
+			    : 1;
+	double hi = in->m.rate_pps > 0 && in->m.rate_p90_pps > 0
+			    ? in->m.rate_p90_pps / in->m.rate_pps
+			    : 1;
 	const double rate[] = { lo, 1, hi };
 	const double link[] = { 1 - PREDICT_LINK_SPREAD, 1, 1 + PREDICT_LINK_SPREAD };
 

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "migration/migration.h"
+#include "migration/plan/dirtyrate.h"
 #include "vm/vm.h"
 
 #define PREDICT_MAX_ROUNDS 10000
@@ -35,22 +36,10 @@
 #define PREDICT_LINK_SPREAD 0.05
 
 struct predict_input {
-	uint64_t mem_pages, zero_pages, wss_pages;
-	double rate_pps;		   /* the guest's whole dirty rate */
-	double rate_p10_pps, rate_p90_pps; /* its quietest and busiest tenth (0: unknown) */
-	unsigned nr_vcpus;
-	bool per_vcpu;			/* vcpu_pps measured */
-	double vcpu_pps[VM_MAX_VCPUS];	/* each vCPU's share of it */
-	double vcpu_busy[VM_MAX_VCPUS]; /* 0 to 1 (0: not measured, taken as 1) */
-	double xbzrle_bytes_per_page;	/* measured delta size (0: unknown) */
-	double line_bytes_per_page;	/* the same as deltas of lines (0: unknown) */
-	/* Each codec on a sample of the guest's pages: wire bytes per raw byte,
-	 * and raw bytes per second one worker compresses (0: unknown). */
-	double codec_ratio[COMPRESS_KINDS], codec_bps[COMPRESS_KINDS];
-	double copy_bps;  /* bytes/s ferry's sender moves where the CPU limits it (0: unknown) */
-	double link_bps;  /* bytes per second */
-	double verify_ms; /* hashing memory at the switchover, with verify */
-	struct mig_params params; /* downtime, timeout, xbzrle, throttle */
+	struct dirtyrate_result m; /* the guest as measured (a zero: unknown) */
+	double link_bps;	   /* bytes per second */
+	double verify_ms;	   /* hashing memory at the switchover, with verify */
+	struct mig_params params;  /* downtime, timeout, xbzrle, throttle */
 };
 
 struct prediction {
