@@ -74,7 +74,7 @@ static void print_row(json_t *vm)
 		size_format((uint64_t)num(vm, "memory_bytes"), mem, sizeof(mem));
 	if (!strcmp(str(vm, "state"), "stale"))
 		snprintf(what, sizeof(what), "%s", str(vm, "error"));
-	else if (json_object_get(vm, "incoming") && !strcmp(str(vm, "state"), "incoming"))
+	else if (json_object_get(vm, "incoming") && !num(vm, "vcpus")) /* no VM here yet */
 		snprintf(what, sizeof(what), "incoming: %s", str(vm, "incoming"));
 	else if (mig) {
 		char left[32];

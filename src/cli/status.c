@@ -50,7 +50,11 @@ static void print_incoming(json_t *r)
 	const char *last = json_string_value(json_object_get(in, "last_failure"));
 	const char *phase = json_string_value(json_object_get(in, "phase"));
 
-	printf("VM        none yet: waiting for an incoming migration (%s", phase);
+	if (!strcmp(phase, "running") || !strcmp(phase, "postcopy-paused"))
+		printf("VM        came by migration and runs here; its pages still arrive (%s",
+		       phase);
+	else
+		printf("VM        none yet: waiting for an incoming migration (%s", phase);
 	if (json_object_get(in, "id"))
 		printf(", migration %s", json_string_value(json_object_get(in, "id")));
 	if (!strcmp(phase, "loaded"))
@@ -135,7 +139,7 @@ int cmd_status(int argc, char **argv)
 	if (json) {
 		json_dumpf(r, stdout, JSON_COMPACT);
 		putchar('\n');
-	} else if (!strcmp(json_string_value(json_object_get(r, "status")), "incoming")) {
+	} else if (!json_object_get(r, "vcpus")) { /* no VM handed over yet */
 		print_incoming(r);
 	} else {
 		print_human(r);

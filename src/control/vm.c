@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "control/commands.h"
+#include "migration/recv/dest.h"
 #include "migration/send/source.h"
 #include "util/error.h"
 #include "util/page.h"
@@ -46,17 +47,33 @@ static const char *run_state(struct control_ctx *ctx, const struct vm_status *st
 							  : vm_state_name(st->state);
 }
 
+/* A destination's guest runs from COMMIT on, before (post-copy: long
+ * before) the VM is handed to the control socket. */
+static bool guest_started_here(struct control_ctx *ctx)
+{
+	enum dest_phase p;
+
+	if (!ctx->incoming)
+		return false;
+	p = mig_dest_stats(ctx->incoming).phase;
+	return p == DEST_RUNNING || p == DEST_POSTCOPY_PAUSED;
+}
+
 json_t *control_query_status(struct control_ctx *ctx, json_t *args)
 {
 	struct vm *vm = __atomic_load_n(&ctx->vm, __ATOMIC_ACQUIRE);
 	struct vm_status st;
 	json_t *r;
+	bool started;
 
 	(void)args;
-	if (!vm)
-		return json_pack("{s:s,s:b,s:b,s:o,s:i,s:s}", "status", "incoming", "running", 0,
-				 "singlestep", 0, "incoming", control_incoming_json(ctx), "pid",
-				 (int)getpid(), "version", FERRY_VERSION);
+	if (!vm) {
+		started = guest_started_here(ctx);
+		return json_pack("{s:s,s:b,s:b,s:o,s:i,s:s}", "status",
+				 started ? "running" : "incoming", "running", started, "singlestep",
+				 0, "incoming", control_incoming_json(ctx), "pid", (int)getpid(),
+				 "version", FERRY_VERSION);
+	}
 	st = vm_get_status(vm);
 	r = json_pack("{s:s,s:i,s:I,s:s,s:s,s:s,s:f,s:I,s:I}", "status", run_state(ctx, &st),
 		      "vcpus", (int)vm->nr_vcpus, "memory_bytes", (json_int_t)vm->mem.size,

@@ -73,6 +73,10 @@ migrate dst3 "unix:$TMP/in4.sock" --postcopy --max-bandwidth 20M --io-timeout-ms
 	--recover-timeout 1 &
 MIG=$!
 wait_status dst3 postcopy-active
+poll dst4 query-status "(r['status'], r['running'], r['incoming']['phase']) == ('running', True, 'running')" \
+	"the destination in post-copy to say its guest runs" 10
+"$FERRY" status --control "$TMP/dst4.sock" | grep -q "runs here; its pages still arrive" ||
+	fail "ferry status in post-copy: $("$FERRY" status --control "$TMP/dst4.sock")"
 kill_vm dst4
 wait_status dst3 postcopy-paused
 wait "$MIG"

@@ -260,9 +260,9 @@ class Soak:
     def holders(self, src, dst):
         def settled(side):
             st = side.status() if side.alive() else None
-            # Phase "running": the guest has started but query-status still
-            # says incoming until the VM is handed to the control socket.
-            return not st or st["status"] != "incoming" or st["incoming"]["phase"] == "waiting"
+            # A destination whose guest has started says "running" before the
+            # VM is handed to the control socket (no "guest" counters yet).
+            return not st or "guest" in st or (st.get("incoming") or {}).get("phase") == "waiting"
         poll("both sides to settle", lambda: settled(src) and settled(dst), 60)
         return [s for s in (src, dst) if s.alive() and s.runs_guest()]
 
