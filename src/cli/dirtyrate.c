@@ -100,6 +100,8 @@ static void print_result(json_t *r)
 	print_codecs(json_object_get(r, "codecs"));
 	printf("copy         ferry sends %.0f MB/s on this host (one sender and its reader on loopback TCP)\n",
 	       num(r, "copy_mbps"));
+	printf("verify       --verify would add %.1f ms to the pause (hashing every page on both sides)\n",
+	       json_number_value(json_object_get(r, "verify_ms")));
 	if (json_object_get(r, "xbzrle_bytes_per_page"))
 		printf("XBZRLE       a re-dirtied page would go as %.0f bytes, %.0f as a delta of lines (%.0f pages sampled)\n",
 		       num(r, "xbzrle_bytes_per_page"), num(r, "line_bytes_per_page"),

@@ -32,6 +32,8 @@ static const char predict_help[] =
 	"  --compress CODEC     forecast with compression: lz4, zstd or auto, each\n"
 	"                       priced by what it made of a sample of the guest's pages\n"
 	"  --channels N         data channels: workers that compress side by side\n"
+	"  --verify             forecast with ferry migrate --verify: hashing every page\n"
+	"                       on both sides adds to the pause (timed on this guest)\n"
 	"  --json               print measurement and forecasts as one JSON object\n"
 	"\n"
 	"Example:\n"
@@ -44,6 +46,7 @@ struct predict_opts {
 	uint64_t downtime_ms;
 	const char *compress;
 	long channels; /* -1: not given */
+	bool verify;
 	bool json;
 };
 
@@ -57,6 +60,7 @@ static int parse_args(int argc, char **argv, struct predict_opts *o)
 		{ "xbzrle", required_argument, NULL, 'x' },
 		{ "compress", required_argument, NULL, 'c' },
 		{ "channels", required_argument, NULL, 'C' },
+		{ "verify", no_argument, NULL, 'v' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -110,6 +114,9 @@ static int parse_args(int argc, char **argv, struct predict_opts *o)
 			if (end == optarg || *end || o->channels < 0 || o->channels > CHANNELS_MAX)
 				return usage_error("predict", "--channels '%s' is not 0 to %u",
 						   optarg, CHANNELS_MAX);
+			break;
+		case 'v':
+			o->verify = true;
 			break;
 		case 'j':
 			o->json = true;
@@ -188,6 +195,8 @@ int cmd_predict(int argc, char **argv)
 		json_object_set_new(args, "compress", json_string(o.compress));
 	if (o.channels >= 0)
 		json_object_set_new(args, "channels", json_integer(o.channels));
+	if (o.verify)
+		json_object_set_new(args, "verify", json_true());
 	rc = control_call(o.control, "query-forecast", args, &all);
 	json_decref(args);
 	if (rc < 0)

@@ -173,7 +173,7 @@ assert len(r["vcpu_busy"]) == 2 and all(0 <= b < 0.9 for b in r["vcpu_busy"]), r
 assert 0 < r["dirty_rate_p10_pps"] <= r["dirty_rate_p90_pps"] <= r["peak_rate_pps"], r
 assert set(r["codecs"]) == {"lz4", "zstd"}, r  # the guest's pages shrink
 assert all(0 < c["ratio"] < 1 and c["mbps"] > 0 for c in r["codecs"].values()), r
-assert r["copy_mbps"] > 0, r
+assert r["copy_mbps"] > 0 and r["verify_ms"] > 0, r
 assert r["xbzrle_samples"] > 100 and r["xbzrle_bytes_per_page"] < 200, r  # byte writes
 assert r["xbzrle_bytes_per_page"] <= r["line_bytes_per_page"] < 1024, r  # a line or two each
 PY
@@ -194,6 +194,13 @@ run_ferry predict --control "$sock" --link 1Gbit --seconds 1 --compress lz4 --ch
 	fail "predict --compress"
 python3 -c "import json,sys; p = json.load(open(sys.argv[1]))['predictions']; assert all(x['codec'] == 'lz4' for x in p), p" \
 	"$dir/predict.json" || fail "predict --compress lz4: $(cat "$dir/predict.json")"
+run_ferry predict --control "$sock" --link 1Gbit --seconds 1 --verify --json >"$dir/predict.json" || fail "predict --verify"
+python3 - "$dir/predict.json" <<'PY' || fail "predict --verify: $(cat "$dir/predict.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+p = {x["name"]: x for x in j["predictions"]}
+assert p["none"]["downtime_ms"] >= j["measured"]["verify_ms"] > 0, (p["none"], j["measured"])
+PY
 expect_error "dirty-limit needs each vCPU's dirty rate" migrate --control "$sock" --to unix:/nonexistent --converge dirty-limit
 expect_usage "--xbzrle=tiny is not a cache size" migrate --control "$sock" --to unix:/nonexistent --xbzrle=tiny
 # The control socket checks what the CLI checks, for other clients.

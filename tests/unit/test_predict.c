@@ -268,6 +268,25 @@ static void test_saturated_round(void **unused)
 	assert_true(p.round_log[1].throttle_pct >= 85);
 }
 
+/* --verify hashes every page at the switchover: the forecast adds what the
+ * measurement timed, and only when the migration verifies. */
+static void test_verify(void **unused)
+{
+	struct predict_input in = fast_guest();
+	struct prediction plain, timed, verified;
+
+	(void)unused;
+	in.m.rate_pps = in.m.vcpu_pps[0] = 1024; /* 4 MiB/s */
+	plain = run(in, CONVERGE_AUTO, 0);
+	in.m.verify_ms = 40;
+	timed = run(in, CONVERGE_AUTO, 0);
+	in.params.verify = true;
+	verified = run(in, CONVERGE_AUTO, 0);
+	assert_true(timed.downtime_ms == plain.downtime_ms);
+	assert_true(verified.converges && verified.downtime_ms >= 40);
+	assert_true(verified.downtime_ms > plain.downtime_ms + 30);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -281,6 +300,7 @@ int main(void)
 		cmocka_unit_test(test_compression),
 		cmocka_unit_test(test_copy_rate),
 		cmocka_unit_test(test_saturated_round),
+		cmocka_unit_test(test_verify),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

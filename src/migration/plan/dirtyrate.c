@@ -11,6 +11,7 @@
 #include "codec/zero.h"
 #include "migration/plan/copyrate.h"
 #include "migration/send/batch.h"
+#include "migration/send/meter.h"
 #include "util/bitmap.h"
 #include "util/error.h"
 #include "util/page.h"
@@ -222,8 +223,10 @@ static void *dirtyrate_thread(void *arg)
 	pthread_mutex_unlock(&d->lock);
 	r.zero_pages = count_zero_pages(d->vm, d->npages);
 	rc = measure(d, &r);
-	if (rc == 0)
+	if (rc == 0) {
 		r.copy_bps = copy_rate_bps(d->sample, d->nsamples, COPY_BYTES);
+		r.verify_ms = verify_cost_ms(&d->vm->mem, 3);
+	}
 	r.status = rc < 0 ? DIRTYRATE_FAILED : DIRTYRATE_MEASURED;
 	r.ended_ns = time_now_ns();
 	if (rc < 0)

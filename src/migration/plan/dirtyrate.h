@@ -49,7 +49,8 @@ struct dirtyrate_result {
 	/* The sampled pages compressed in batches by each codec: wire bytes per
 	 * raw byte, and raw bytes per second on one core (0: not measured). */
 	double codec_ratio[COMPRESS_KINDS], codec_bps[COMPRESS_KINDS];
-	double copy_bps; /* ferry's copy on this host (plan/copyrate.h; 0: unknown) */
+	double copy_bps;  /* ferry's copy on this host (plan/copyrate.h; 0: unknown) */
+	double verify_ms; /* what --verify's hashing adds to a switchover (send/meter.h) */
 };
 
 struct vm;

@@ -170,7 +170,8 @@ static enum policy_decision switch_now(const struct predict_input *in, struct pr
 				   .bandwidth_bps = in->link_bps,
 				   .dirty_rate_pps = rate,
 				   .switchover_ms = switchover_cost_ms(
-					   0, in->verify_ms, in->m.nr_vcpus, in->link_bps),
+					   0, in->params.verify ? in->m.verify_ms : 0,
+					   in->m.nr_vcpus, in->link_bps),
 				   .elapsed_s = out->total_ms / 1e3 };
 	struct converge_outlook o;
 	enum policy_decision d;

@@ -38,7 +38,6 @@
 struct predict_input {
 	struct dirtyrate_result m; /* the guest as measured (a zero: unknown) */
 	double link_bps;	   /* bytes per second */
-	double verify_ms;	   /* hashing memory at the switchover, with verify */
 	struct mig_params params;  /* downtime, timeout, xbzrle, throttle */
 };
 

@@ -42,26 +42,33 @@ void meter_free(struct meter *m)
 }
 
 /* Hashing all of memory happens twice during downtime with verify (source,
- * then destination), forecast from n sample pages hashed `times` times; the
- * fastest timing so far counts: one that was descheduled would promise a
+ * then destination), forecast from sample pages hashed `times` times; the
+ * fastest timing counts: one that was descheduled would promise a
  * switchover that never fits the limit. */
-static void time_verify(struct meter *m, int times)
+double verify_cost_ms(const struct guest_mem *mem, int times)
 {
-	uint64_t n = m->npages < VERIFY_SAMPLE_PAGES ? m->npages : VERIFY_SAMPLE_PAGES;
+	uint64_t npages = mem->size / FERRY_PAGE_SIZE;
+	uint64_t n = npages < VERIFY_SAMPLE_PAGES ? npages : VERIFY_SAMPLE_PAGES;
 	uint64_t best = UINT64_MAX, sum = 0;
-	double ms;
 
 	for (int k = 0; k < times; k++) {
 		uint64_t t0 = time_now_ns();
 
 		for (uint64_t g = 0; g < n; g++)
-			sum += hash64(mem_host(m->verify_mem, g * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE),
+			sum += hash64(mem_host(mem, g * FERRY_PAGE_SIZE, FERRY_PAGE_SIZE),
 				      FERRY_PAGE_SIZE);
 		t0 = time_now_ns() - t0;
 		best = t0 < best ? t0 : best;
 	}
 	(void)sum;
-	ms = 2.0 * (double)best / 1e6 * (double)m->npages / (double)n;
+	return n ? 2.0 * (double)best / 1e6 * (double)npages / (double)n : 0;
+}
+
+/* Each timing keeps the fastest so far. */
+static void time_verify(struct meter *m, int times)
+{
+	double ms = verify_cost_ms(m->verify_mem, times);
+
 	m->verify_ms = m->verify_ms > 0 && m->verify_ms < ms ? m->verify_ms : ms;
 }
 

@@ -70,6 +70,9 @@ void meter_free(struct meter *m);
  * each round end times it once more and keeps the fastest, so that a load
  * spike during the first timing does not inflate every round's forecast. */
 void meter_time_verify(struct meter *m, const struct guest_mem *mem);
+/* What --verify's hashing of all of mem, on both sides, adds to the
+ * switchover: the fastest of `times` timings of a sample. */
+double verify_cost_ms(const struct guest_mem *mem, int times);
 
 void meter_round_start(struct meter *m, const struct meter_sample *s);
 /* After a round that ended at sample end: bandwidth and bytes per page,
