@@ -174,12 +174,36 @@ static void test_progress_resets(void **unused)
 	assert_int_equal(pol.stuck, 0);
 }
 
+/* The dirty-rate probe: when the count is in the link's way, or after a
+ * long round whose leftover does not fit the limit; not otherwise, and
+ * never before the link was measured. */
+static void test_probe(void **unused)
+{
+	struct meter_reading r = reading(); /* leaves 1005 ms against 300 */
+	struct mig_params p;
+
+	(void)unused;
+	mig_params_default(&p);
+	r.round_s = 0.5;
+	assert_false(policy_wants_probe(&r, &p));
+	r.round_s = POLICY_PROBE_ROUND_S;
+	assert_true(policy_wants_probe(&r, &p));
+	r.dirty_pages = 50; /* 55 ms: fits */
+	assert_false(policy_wants_probe(&r, &p));
+	r.round_s = 0.5;
+	r.dirty_rate_pps = 600; /* 2.4 MB/s: over half the link */
+	assert_true(policy_wants_probe(&r, &p));
+	r.bandwidth_bps = 0;
+	assert_false(policy_wants_probe(&r, &p));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_switchover), cmocka_unit_test(test_slowed),
 		cmocka_unit_test(test_timeout),	   cmocka_unit_test(test_fixed_cost),
 		cmocka_unit_test(test_stuck),	   cmocka_unit_test(test_progress_resets),
+		cmocka_unit_test(test_probe),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

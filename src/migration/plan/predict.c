@@ -103,20 +103,34 @@ static double throttled_rate(const struct predict_input *in, const unsigned *pct
 	return sum;
 }
 
-/* The dirty rate the engine reads after a round of secs that left dirty
- * pages: the round's count over its time, which stops at the working set
- * when the guest dirties it all within the round, unless that count alone
- * is in the way of the link: then a probe (meter.c) reads the real rate. A
- * guest that fills its working set in less than a round is slowed a round
- * late, if its count is not in the way. */
-static double seen_rate(const struct predict_input *in, double rate, double dirty, double secs,
-			double bpp)
+/* What the engine's meter reads after a round of secs (out's total so far)
+ * that left dirty pages at bpp each, the guest dirtying rate. */
+static struct meter_reading reading(const struct predict_input *in, const struct prediction *out,
+				    double dirty, double bpp, double rate, double secs)
+{
+	return (struct meter_reading){
+		.dirty_pages = (uint64_t)dirty,
+		.bytes_per_page = bpp,
+		.bandwidth_bps = in->link_bps,
+		.dirty_rate_pps = rate,
+		.switchover_ms = switchover_cost_ms(0, in->params.verify ? in->m.verify_ms : 0,
+						    in->m.nr_vcpus, in->link_bps),
+		.elapsed_s = out->total_ms / 1e3,
+		.round_s = secs,
+	};
+}
+
+/* The dirty rate the engine reads after a round: the round's count over its
+ * time, which stops at the working set when the guest dirties it all within
+ * the round, unless the engine probes (policy_wants_probe): then the real
+ * rate. */
+static double seen_rate(const struct predict_input *in, const struct prediction *out, double rate,
+			double dirty, double secs, double bpp)
 {
 	double counted = secs > 0 ? dirty / secs : rate;
+	struct meter_reading r = reading(in, out, dirty, bpp, counted, secs);
 
-	if (counted * bpp > CONVERGE_TARGET * in->link_bps && rate > counted)
-		return rate;
-	return counted;
+	return policy_wants_probe(&r, &in->params) && rate > counted ? rate : counted;
 }
 
 /* The engine's decision after a round of secs, as converge_after_round
@@ -165,14 +179,7 @@ static void outlook(const struct predict_input *in, const struct prediction *out
 static enum policy_decision switch_now(const struct predict_input *in, struct prediction *out,
 				       struct policy *pol, double dirty, double bpp, double rate)
 {
-	struct meter_reading r = { .dirty_pages = (uint64_t)dirty,
-				   .bytes_per_page = bpp,
-				   .bandwidth_bps = in->link_bps,
-				   .dirty_rate_pps = rate,
-				   .switchover_ms = switchover_cost_ms(
-					   0, in->params.verify ? in->m.verify_ms : 0,
-					   in->m.nr_vcpus, in->link_bps),
-				   .elapsed_s = out->total_ms / 1e3 };
+	struct meter_reading r = reading(in, out, dirty, bpp, rate, 0);
 	struct converge_outlook o;
 	enum policy_decision d;
 
@@ -219,7 +226,7 @@ void predict(const struct predict_input *asked, struct prediction *out)
 				       ? rate * secs
 				       : (double)in->m.working_set_pages;
 
-		double seen = seen_rate(in, rate, dirty, secs, bpp);
+		double seen = seen_rate(in, out, rate, dirty, secs, bpp);
 
 		log_round(out, out->rounds - 1, pages, dirty, secs);
 		if (switch_now(in, out, &pol, dirty, bpp, seen) != POLICY_CONTINUE) {

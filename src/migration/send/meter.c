@@ -173,12 +173,6 @@ void meter_carry(struct meter *m, uint64_t *next, uint64_t *carry)
 	m->r.dirty_pages = bitmap_count(next, m->npages);
 }
 
-bool meter_wants_probe(const struct meter *m)
-{
-	return m->r.bandwidth_bps > 0 &&
-	       meter_dirty_bps(&m->r) > CONVERGE_TARGET * m->r.bandwidth_bps;
-}
-
 int meter_probe(struct meter *m, uint64_t *next)
 {
 	uint64_t t0 = m->sync_ns; /* pages written during that sync count here */

@@ -82,13 +82,12 @@ int meter_round_end(struct meter *m, const struct meter_sample *end, uint64_t *n
 /* The last reading, brought up to now (sample) for a check during a round:
  * before any round was measured, the bandwidth of the round so far. */
 void meter_live(const struct meter *m, const struct meter_sample *now, struct meter_reading *out);
-/* A round's dirty count saturates at the working set when the guest
- * dirties it all within the round, hiding how fast it really dirties. A
- * second sync a short window later measures the rate where it cannot
- * saturate; its pages join next. Worth it when the guest is in the way. */
 /* Pages a sync in the round took early (carry, emptied) go into next too. */
 void meter_carry(struct meter *m, uint64_t *next, uint64_t *carry);
-bool meter_wants_probe(const struct meter *m);
+/* A round's dirty count saturates at the working set when the guest
+ * dirties it all within the round, hiding how fast it really dirties. A
+ * second sync a short window (20 ms) later measures the rate where it
+ * cannot saturate; its pages join next. When it is worth it: policy.h. */
 int meter_probe(struct meter *m, uint64_t *next);
 
 /* The bytes per second the guest dirties, as they would go on the wire. */

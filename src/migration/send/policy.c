@@ -16,6 +16,15 @@ double policy_expected_downtime_ms(const struct meter_reading *r)
 	return bytes * 1000.0 / r->bandwidth_bps + r->switchover_ms;
 }
 
+bool policy_wants_probe(const struct meter_reading *r, const struct mig_params *p)
+{
+	if (r->bandwidth_bps <= 0)
+		return false;
+	return meter_dirty_bps(r) > CONVERGE_TARGET * r->bandwidth_bps ||
+	       (r->round_s >= POLICY_PROBE_ROUND_S &&
+		policy_expected_downtime_ms(r) > (double)p->downtime_ms);
+}
+
 static void timed_out(const struct meter_reading *r, const struct mig_params *p, uint64_t remaining,
 		      char *why, size_t len)
 {

@@ -53,7 +53,19 @@ enum policy_decision {
 	POLICY_GIVE_UP
 };
 
+/* A round at least this long has its real dirty rate probed when what it
+ * left does not fit the downtime limit (policy_wants_probe): the probe's
+ * 20 ms cost at most 2% of it. */
+#define POLICY_PROBE_ROUND_S 1.0
+
 double policy_expected_downtime_ms(const struct meter_reading *r);
+/* Whether the round's dirty count may hide the guest's real rate where the
+ * next decision needs it (meter_probe reads it then): the count is in the
+ * link's way, or the round was long and what it left does not fit the
+ * limit, so another round comes. A guest that rewrites a working set small
+ * beside a long round stops its count at that set: read over the whole
+ * round, it looks slower than it is and would be slowed a round late. */
+bool policy_wants_probe(const struct meter_reading *r, const struct mig_params *p);
 /* After a round: decide; on POLICY_GIVE_UP the reason is in why. */
 enum policy_decision policy_decide(struct policy *pol, const struct meter_reading *r,
 				   const struct mig_params *p, const struct converge_outlook *o,

@@ -207,7 +207,7 @@ static int after_round(struct mig_source *m, uint32_t round)
 	if (rc == 0 && m->looked && round == 0)
 		meter_carry(&m->meter, m->dirty, m->carry);
 
-	if (rc == 0 && meter_wants_probe(&m->meter))
+	if (rc == 0 && policy_wants_probe(r, &p))
 		rc = meter_probe(&m->meter, m->dirty);
 	if (rc < 0)
 		return rc;
