@@ -216,8 +216,11 @@ int cmd_predict(int argc, char **argv)
 	json_array_foreach(json_object_get(all, "predictions"), i, f) print_row(f);
 	if (o.compress)
 		print_codecs(json_object_get(m, "codecs"));
-	if (!json_object_get(m, "vcpu_rate_pps"))
-		printf("  (dirty-limit needs per-vCPU rates: run the VM with --dirty-backend ring)\n");
+	if (json_array_size(json_object_get(all, "vcpus_alike")) > 1)
+		printf("  (the dirty bitmap counts pages, not who wrote them: the forecast gives each of\n"
+		       "   the %zu vCPUs an even share of the rate, as if they all wrote; dirty-limit\n"
+		       "   needs each vCPU's rate: run the VM with --dirty-backend ring)\n",
+		       json_array_size(json_object_get(all, "vcpus_alike")));
 	json_decref(all);
 	return 0;
 }

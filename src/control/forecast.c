@@ -81,6 +81,18 @@ static const struct dirtyrate_result *measured(struct control_ctx *ctx, struct d
 	return r;
 }
 
+/* The vCPUs whose shares of the rate the forecast cannot tell apart: all of
+ * them with the bitmap, which counts pages and not who wrote them (each gets
+ * an even share); none with the dirty ring. */
+static json_t *vcpus_alike(const struct dirtyrate_result *r)
+{
+	json_t *a = json_array();
+
+	for (unsigned i = 0; !r->per_vcpu && i < r->nr_vcpus; i++)
+		json_array_append_new(a, json_integer(i));
+	return a;
+}
+
 /* link-bps: 0 if absent, -1 (with the sentence) if not bytes per second. */
 static json_int_t link_of(json_t *args)
 {
@@ -120,9 +132,9 @@ json_t *control_query_forecast(struct control_ctx *ctx, json_t *asked)
 		json_array_append_new(rows, row(&in, CONVERGE_DIRTY_LIMIT, 0, "dirty-limit"));
 	json_array_append_new(rows, row(&in, CONVERGE_AUTO, 0, "auto"));
 	ctx->forecast_link_bps = (double)link;
-	return json_pack("{s:o,s:I,s:I,s:o}", "measured", control_query_dirty_rate(ctx, NULL),
-			 "link_bps", link, "downtime_ms", (json_int_t)p.downtime_ms, "predictions",
-			 rows);
+	return json_pack("{s:o,s:I,s:I,s:o,s:o}", "measured", control_query_dirty_rate(ctx, NULL),
+			 "link_bps", link, "downtime_ms", (json_int_t)p.downtime_ms, "vcpus_alike",
+			 vcpus_alike(&r), "predictions", rows);
 }
 
 json_t *control_migration_forecast(struct control_ctx *ctx, const struct mig_params *p)
