@@ -98,8 +98,9 @@ static void print_result(json_t *r)
 	json_array_foreach(busy, i, v) printf(" %zu: %.0f%%", i, 100 * json_number_value(v));
 	printf(" of the time (not asleep in the guest)\n");
 	print_codecs(json_object_get(r, "codecs"));
-	printf("copy         ferry sends %.0f MB/s on this host (one sender and its reader on loopback TCP)\n",
-	       num(r, "copy_mbps"));
+	printf("copy         ferry sends %.0f MB/s on this host (one sender and its reader on loopback TCP),\n"
+	       "             %.0f MB/s with %.0f side by side (data channels)\n",
+	       num(r, "copy_mbps"), num(r, "copy_parallel_mbps"), num(r, "copy_parallel_senders"));
 	printf("verify       --verify would add %.1f ms to the pause (hashing every page on both sides)\n",
 	       json_number_value(json_object_get(r, "verify_ms")));
 	if (json_object_get(r, "xbzrle_bytes_per_page"))

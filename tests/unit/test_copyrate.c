@@ -23,8 +23,9 @@ static void test_rate(void **unused)
 	memset(pages, 0x5a, n * FERRY_PAGE_SIZE);
 	/* Any host moves more than a megabyte a second; the bound only says a
 	 * rate came back. */
-	assert_true(copy_rate_bps(pages, n, 16ull << 20) > 1e6);
-	assert_true(copy_rate_bps(pages, 0, 16ull << 20) == 0);
+	assert_true(copy_rate_bps(pages, n, 16ull << 20, 1) > 1e6);
+	assert_true(copy_rate_bps(pages, n, 16ull << 20, 3) > 1e6); /* three lanes */
+	assert_true(copy_rate_bps(pages, 0, 16ull << 20, 1) == 0);
 	free(pages);
 }
 

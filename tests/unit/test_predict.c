@@ -227,11 +227,13 @@ static void test_compression(void **unused)
 	assert_true(run(in, CONVERGE_NONE, 0).total_ms < raw.total_ms);
 }
 
-/* A link faster than the sender copies goes at the copy's rate. */
+/* A link faster than the senders copy goes at the copy's rate: one
+ * sender's, or with data channels what that many copy side by side (as
+ * measured for one a core, on the line between). */
 static void test_copy_rate(void **unused)
 {
 	struct predict_input in = fast_guest();
-	struct prediction fast, capped;
+	struct prediction fast, capped, four, two;
 
 	(void)unused;
 	in.m.rate_pps = in.m.vcpu_pps[0] = 0;
@@ -240,6 +242,17 @@ static void test_copy_rate(void **unused)
 	in.m.copy_bps = in.link_bps / 4;
 	capped = run(in, CONVERGE_NONE, 0);
 	assert_true(capped.total_ms > fast.total_ms * 3.5 && capped.total_ms < fast.total_ms * 4.5);
+	in.m.copy_parallel_bps = in.link_bps / 2; /* measured with 4 senders */
+	in.m.copy_parallel_senders = 4;
+	assert_true(run(in, CONVERGE_NONE, 0).total_ms == capped.total_ms); /* no channels */
+	in.params.channels = 4;
+	four = run(in, CONVERGE_NONE, 0);
+	assert_true(four.total_ms > capped.total_ms * 0.45 &&
+		    four.total_ms < capped.total_ms * 0.55);
+	in.params.channels = 2; /* a third of the way: 1/4 + (1/2 - 1/4) / 3 of the link */
+	two = run(in, CONVERGE_NONE, 0);
+	assert_true(two.total_ms > four.total_ms && two.total_ms < capped.total_ms);
+	in.params.channels = 0;
 	in.m.copy_bps = in.link_bps * 4;
 	assert_true(run(in, CONVERGE_NONE, 0).total_ms == fast.total_ms);
 }

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -67,26 +68,74 @@ static int64_t send_pages(int fd, const uint8_t *pages, size_t npages, uint64_t 
 	return (int64_t)sent;
 }
 
-double copy_rate_bps(const uint8_t *pages, size_t npages, uint64_t bytes)
-{
-	volatile uint64_t sink = 0;
-	pthread_t reader;
-	uint64_t t0;
-	int64_t sent;
+/* One sender and its reader. */
+struct copy_lane {
 	int fds[2];
+	pthread_t reader, sender;
+	const uint8_t *pages;
+	size_t npages;
+	uint64_t bytes;
+	int64_t sent;
+};
 
-	if (!npages || loopback_pair(fds) < 0)
+static void *send_lane(void *arg)
+{
+	struct copy_lane *l = arg;
+	volatile uint64_t sink = 0;
+
+	l->sent = send_pages(l->fds[0], l->pages, l->npages, l->bytes, &sink);
+	shutdown(l->fds[0], SHUT_WR);
+	return NULL;
+}
+
+/* Connect lane l and start its reader; -1 if that failed (nothing open). */
+static int open_lane(struct copy_lane *l)
+{
+	if (loopback_pair(l->fds) < 0)
+		return -1;
+	if (pthread_create(&l->reader, NULL, drain, &l->fds[1]) == 0)
 		return 0;
-	if (pthread_create(&reader, NULL, drain, &fds[1])) {
-		close(fds[0]);
-		close(fds[1]);
-		return 0;
+	close(l->fds[0]);
+	close(l->fds[1]);
+	return -1;
+}
+
+static void close_lane(struct copy_lane *l)
+{
+	pthread_join(l->reader, NULL);
+	close(l->fds[0]);
+	close(l->fds[1]);
+}
+
+double copy_rate_bps(const uint8_t *pages, size_t npages, uint64_t bytes, unsigned senders)
+{
+	struct copy_lane lanes[COPY_SENDERS_MAX];
+	unsigned open = 0, started = 0;
+	uint64_t sent = 0, t0;
+	bool failed = false;
+
+	senders = senders < 1 ? 1 : senders > COPY_SENDERS_MAX ? COPY_SENDERS_MAX : senders;
+	for (; npages && open < senders; open++) {
+		lanes[open] = (struct copy_lane){ .pages = pages,
+						  .npages = npages,
+						  .bytes = bytes / senders };
+		if (open_lane(&lanes[open]) < 0)
+			break;
 	}
 	t0 = time_now_ns();
-	sent = send_pages(fds[0], pages, npages, bytes, &sink);
-	shutdown(fds[0], SHUT_WR);
-	pthread_join(reader, NULL);
-	close(fds[0]);
-	close(fds[1]);
-	return sent < 0 ? 0 : (double)sent * 1e9 / (double)(time_now_ns() - t0);
+	for (; open == senders && started < open; started++)
+		if (pthread_create(&lanes[started].sender, NULL, send_lane, &lanes[started]))
+			break;
+	for (unsigned i = 0; i < open; i++) {
+		if (i < started)
+			pthread_join(lanes[i].sender, NULL);
+		else
+			shutdown(lanes[i].fds[0], SHUT_WR); /* its reader ends */
+		failed |= i >= started || lanes[i].sent < 0;
+		sent += i < started && lanes[i].sent > 0 ? (uint64_t)lanes[i].sent : 0;
+		close_lane(&lanes[i]);
+	}
+	if (failed || open < senders)
+		return 0;
+	return (double)sent * 1e9 / (double)(time_now_ns() - t0);
 }

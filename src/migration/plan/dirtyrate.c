@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codec/digest.h"
 #include "codec/xbzrle.h"
@@ -211,6 +212,16 @@ static int measure(struct dirtyrate *d, struct dirtyrate_result *r)
 	return rc;
 }
 
+/* Senders side by side to time: one a core, at least two. */
+static unsigned parallel_senders(void)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (cores <= 1)
+		return 1;
+	return cores > COPY_SENDERS_MAX ? COPY_SENDERS_MAX : (unsigned)cores;
+}
+
 static void *dirtyrate_thread(void *arg)
 {
 	struct dirtyrate *d = arg;
@@ -224,7 +235,12 @@ static void *dirtyrate_thread(void *arg)
 	r.zero_pages = count_zero_pages(d->vm, d->npages);
 	rc = measure(d, &r);
 	if (rc == 0) {
-		r.copy_bps = copy_rate_bps(d->sample, d->nsamples, COPY_BYTES);
+		r.copy_bps = copy_rate_bps(d->sample, d->nsamples, COPY_BYTES, 1);
+		r.copy_parallel_senders = parallel_senders();
+		r.copy_parallel_bps = r.copy_parallel_senders > 1
+					      ? copy_rate_bps(d->sample, d->nsamples, COPY_BYTES,
+							      r.copy_parallel_senders)
+					      : r.copy_bps;
 		r.verify_ms = verify_cost_ms(&d->vm->mem, 3);
 	}
 	r.status = rc < 0 ? DIRTYRATE_FAILED : DIRTYRATE_MEASURED;

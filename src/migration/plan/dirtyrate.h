@@ -49,7 +49,11 @@ struct dirtyrate_result {
 	/* The sampled pages compressed in batches by each codec: wire bytes per
 	 * raw byte, and raw bytes per second on one core (0: not measured). */
 	double codec_ratio[COMPRESS_KINDS], codec_bps[COMPRESS_KINDS];
-	double copy_bps;  /* ferry's copy on this host (plan/copyrate.h; 0: unknown) */
+	double copy_bps; /* ferry's copy on this host (plan/copyrate.h; 0: unknown) */
+	/* The same by as many senders side by side as the host has cores
+	 * (data channels' workers; at least 2, or 1 on a single core). */
+	double copy_parallel_bps;
+	unsigned copy_parallel_senders;
 	double verify_ms; /* what --verify's hashing adds to a switchover (send/meter.h) */
 };
 

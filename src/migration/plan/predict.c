@@ -37,6 +37,21 @@ static enum compress_kind codec_of(const struct predict_input *in)
 	return best;
 }
 
+/* What the migration's senders copy side by side on this host (0: not
+ * measured): one, or a data channel's worker each; as measured for one and
+ * for as many as the host has cores, and on the line between the two. */
+static double copy_cap(const struct predict_input *in)
+{
+	double n = in->params.channels ? in->params.channels : 1;
+	double all = in->m.copy_parallel_senders, one = in->m.copy_bps;
+
+	if (n <= 1 || all <= 1 || in->m.copy_parallel_bps <= 0 || one <= 0)
+		return one;
+	if (n >= all)
+		return in->m.copy_parallel_bps;
+	return one + (in->m.copy_parallel_bps - one) * (n - 1) / (all - 1);
+}
+
 /* The input as the replay uses it: the codec fixed, and the link no faster
  * than the workers fill it or the sender copies. */
 static struct predict_input with_codec(const struct predict_input *in)
@@ -47,8 +62,8 @@ static struct predict_input with_codec(const struct predict_input *in)
 	c.params.compress = (struct mig_compress){ .kind = k };
 	if (k != COMPRESS_NONE && in->m.codec_ratio[k] > 0)
 		c.link_bps = codec_rate(in, k) * in->m.codec_ratio[k];
-	if (in->m.copy_bps > 0 && in->m.copy_bps < c.link_bps)
-		c.link_bps = in->m.copy_bps;
+	if (copy_cap(in) > 0 && copy_cap(in) < c.link_bps)
+		c.link_bps = copy_cap(in);
 	return c;
 }
 

@@ -14,10 +14,10 @@
  * the rate, reads a rate that did not fall as a guest that dirties faster
  * and throttles harder: the model replays that too. With compression, a
  * page costs what the codec made of the sampled pages, and the wire carries
- * no more than the workers (one per data channel) compress, nor than one
- * sender copies on this host (copy_bps, one thread: a forecast with data
- * channels on a link faster than that is pessimistic); --compress auto
- * is forecast as the codec that moves pages fastest by that measure. */
+ * no more than the workers (one per data channel) compress, nor than the
+ * senders copy on this host side by side (copy_bps for one, and for one a
+ * core: dirtyrate.h); --compress auto is forecast as the codec that moves
+ * pages fastest by that measure. */
 #ifndef FERRY_MIGRATION_PREDICT_H
 #define FERRY_MIGRATION_PREDICT_H
 
