@@ -92,6 +92,7 @@ json_t *control_query_dirty_rate(struct control_ctx *ctx, json_t *args)
 			       json_pack("{s:f,s:f,s:f,s:f}", "dirty_rate_p10_pps", r.rate_p10_pps,
 					 "dirty_rate_p90_pps", r.rate_p90_pps, "copy_mbps",
 					 r.copy_bps / 1e6, "verify_ms", r.verify_ms));
+	json_object_set_new(o, "sync_ms", json_real(r.sync_ms));
 	json_object_update_new(o, json_pack("{s:f,s:i}", "copy_parallel_mbps",
 					    r.copy_parallel_bps / 1e6, "copy_parallel_senders",
 					    (int)r.copy_parallel_senders));

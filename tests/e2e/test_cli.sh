@@ -173,7 +173,7 @@ assert len(r["vcpu_busy"]) == 2 and all(0 <= b < 0.9 for b in r["vcpu_busy"]), r
 assert 0 < r["dirty_rate_p10_pps"] <= r["dirty_rate_p90_pps"] <= r["peak_rate_pps"], r
 assert set(r["codecs"]) == {"lz4", "zstd"}, r  # the guest's pages shrink
 assert all(0 < c["ratio"] < 1 and c["mbps"] > 0 for c in r["codecs"].values()), r
-assert r["copy_mbps"] > 0 and r["verify_ms"] > 0, r
+assert r["copy_mbps"] > 0 and r["verify_ms"] > 0 and r["sync_ms"] > 0, r
 assert r["copy_parallel_mbps"] > 0 and r["copy_parallel_senders"] >= 1, r
 assert r["xbzrle_samples"] > 100 and r["xbzrle_bytes_per_page"] < 200, r  # byte writes
 assert r["xbzrle_bytes_per_page"] <= r["line_bytes_per_page"] < 1024, r  # a line or two each

@@ -282,12 +282,13 @@ static void test_saturated_round(void **unused)
 	assert_true(p.round_log[2].throttle_pct >= 85);
 }
 
-/* --verify hashes every page at the switchover: the forecast adds what the
- * measurement timed, and only when the migration verifies. */
-static void test_verify(void **unused)
+/* The switchover's costs besides the pages, as measured: the final dirty
+ * sync always; --verify's hashing of every page only when the migration
+ * verifies. */
+static void test_switchover_costs(void **unused)
 {
 	struct predict_input in = fast_guest();
-	struct prediction plain, timed, verified;
+	struct prediction plain, timed, verified, synced;
 
 	(void)unused;
 	in.m.rate_pps = in.m.vcpu_pps[0] = 1024; /* 4 MiB/s */
@@ -299,6 +300,10 @@ static void test_verify(void **unused)
 	assert_true(timed.downtime_ms == plain.downtime_ms);
 	assert_true(verified.converges && verified.downtime_ms >= 40);
 	assert_true(verified.downtime_ms > plain.downtime_ms + 30);
+	in.params.verify = false;
+	in.m.sync_ms = 20;
+	synced = run(in, CONVERGE_AUTO, 0);
+	assert_true(synced.converges && synced.downtime_ms > plain.downtime_ms + 15);
 }
 
 int main(void)
@@ -314,7 +319,7 @@ int main(void)
 		cmocka_unit_test(test_compression),
 		cmocka_unit_test(test_copy_rate),
 		cmocka_unit_test(test_saturated_round),
-		cmocka_unit_test(test_verify),
+		cmocka_unit_test(test_switchover_costs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

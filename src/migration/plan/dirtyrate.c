@@ -35,7 +35,8 @@ struct dirtyrate {
 	uint64_t sample_gfn[DIRTYRATE_SAMPLES];
 	uint8_t *sample; /* copies of the sampled pages */
 	uint32_t nsamples;
-	double rates[DIRTYRATE_MAX_SECONDS * 1000 / DIRTYRATE_WINDOW_MS]; /* each window's */
+	double rates[DIRTYRATE_MAX_SECONDS * 1000 / DIRTYRATE_WINDOW_MS];    /* each window's */
+	double syncs_ms[DIRTYRATE_MAX_SECONDS * 1000 / DIRTYRATE_WINDOW_MS]; /* its sync's time */
 
 	pthread_mutex_t lock; /* protects result */
 	struct dirtyrate_result result;
@@ -124,8 +125,10 @@ static void compress_samples(struct dirtyrate *d, struct dirtyrate_result *r)
 	free(frame);
 }
 
-/* One window: its pages, its rate, and the running totals. */
-static int window(struct dirtyrate *d, uint64_t *pages, bool second_half, double *rate)
+/* One window: its pages, its rate, how long its sync took, and the running
+ * totals. */
+static int window(struct dirtyrate *d, uint64_t *pages, bool second_half, double *rate,
+		  double *sync_ms)
 {
 	uint64_t t0 = time_now_ns();
 	int64_t n;
@@ -136,6 +139,7 @@ static int window(struct dirtyrate *d, uint64_t *pages, bool second_half, double
 		return (int)n;
 	*pages += (uint64_t)n;
 	*rate = (double)n * 1e9 / (double)(time_now_ns() - t0);
+	*sync_ms = (double)dirty_get_stats(d->vm->dirty).last_sync_ns / 1e6;
 	for (uint64_t w = 0; w < BITMAP_WORDS(d->npages); w++) {
 		if (second_half)
 			d->second[w] |= d->window[w];
@@ -152,7 +156,8 @@ static int by_value(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* The busiest window, and the quietest and busiest tenth of them. */
+/* The busiest window, and the quietest and busiest tenth of them; the
+ * median sync. */
 static void spread(struct dirtyrate *d, unsigned windows, struct dirtyrate_result *r)
 {
 	if (!windows)
@@ -161,6 +166,8 @@ static void spread(struct dirtyrate *d, unsigned windows, struct dirtyrate_resul
 	r->peak_pps = d->rates[windows - 1];
 	r->rate_p10_pps = d->rates[windows / 10];
 	r->rate_p90_pps = d->rates[windows - 1 - windows / 10];
+	qsort(d->syncs_ms, windows, sizeof(*d->syncs_ms), by_value);
+	r->sync_ms = d->syncs_ms[windows / 2];
 }
 
 static uint64_t slept_ns(struct dirtyrate *d, unsigned vcpu)
@@ -189,7 +196,7 @@ static int measure(struct dirtyrate *d, struct dirtyrate_result *r)
 	for (w = 0; w < windows && rc == 0; w++) {
 		if (w == windows / 2)
 			take_samples(d);
-		rc = window(d, &pages, w >= windows / 2, &d->rates[w]);
+		rc = window(d, &pages, w >= windows / 2, &d->rates[w], &d->syncs_ms[w]);
 		pthread_mutex_lock(&d->lock);
 		d->result.elapsed_s = (double)(time_now_ns() - t0) / 1e9;
 		pthread_mutex_unlock(&d->lock);

@@ -55,6 +55,7 @@ struct dirtyrate_result {
 	double copy_parallel_bps;
 	unsigned copy_parallel_senders;
 	double verify_ms; /* what --verify's hashing adds to a switchover (send/meter.h) */
+	double sync_ms;	  /* a dirty-log sync's time (the windows' median): the final one's */
 };
 
 struct vm;

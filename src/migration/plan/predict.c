@@ -128,8 +128,9 @@ static struct meter_reading reading(const struct predict_input *in, const struct
 		.bytes_per_page = bpp,
 		.bandwidth_bps = in->link_bps,
 		.dirty_rate_pps = rate,
-		.switchover_ms = switchover_cost_ms(0, in->params.verify ? in->m.verify_ms : 0,
-						    in->m.nr_vcpus, in->link_bps),
+		.switchover_ms =
+			switchover_cost_ms(in->m.sync_ms, in->params.verify ? in->m.verify_ms : 0,
+					   in->m.nr_vcpus, in->link_bps),
 		.elapsed_s = out->total_ms / 1e3,
 		.round_s = secs,
 	};
