@@ -101,7 +101,9 @@ static void print_result(json_t *r)
 	printf("copy         ferry sends %.0f MB/s on this host (one sender and its reader on loopback TCP),\n"
 	       "             %.0f MB/s with %.0f side by side (data channels)\n",
 	       num(r, "copy_mbps"), num(r, "copy_parallel_mbps"), num(r, "copy_parallel_senders"));
-	printf("verify       --verify would add %.1f ms to the pause (hashing every page on both sides)\n",
+	printf("pause        a dirty-log sync takes %.2f ms; --verify would add %.1f ms (hashing every\n"
+	       "             page on both sides)\n",
+	       json_number_value(json_object_get(r, "sync_ms")),
 	       json_number_value(json_object_get(r, "verify_ms")));
 	if (json_object_get(r, "xbzrle_bytes_per_page"))
 		printf("XBZRLE       a re-dirtied page would go as %.0f bytes, %.0f as a delta of lines (%.0f pages sampled)\n",

@@ -88,14 +88,13 @@ json_t *control_query_dirty_rate(struct control_ctx *ctx, json_t *args)
 			     (json_int_t)r.working_set_pages, "dirty_rate_pps", r.rate_pps,
 			     "peak_rate_pps", r.peak_pps, "dirty_rate_mibps",
 			     r.rate_pps * FERRY_PAGE_SIZE / 1048576.0, "vcpus", (int)r.nr_vcpus));
-	json_object_update_new(o,
-			       json_pack("{s:f,s:f,s:f,s:f}", "dirty_rate_p10_pps", r.rate_p10_pps,
-					 "dirty_rate_p90_pps", r.rate_p90_pps, "copy_mbps",
-					 r.copy_bps / 1e6, "verify_ms", r.verify_ms));
-	json_object_set_new(o, "sync_ms", json_real(r.sync_ms));
-	json_object_update_new(o, json_pack("{s:f,s:i}", "copy_parallel_mbps",
-					    r.copy_parallel_bps / 1e6, "copy_parallel_senders",
-					    (int)r.copy_parallel_senders));
+	json_object_update_new(o, json_pack("{s:f,s:f}", "dirty_rate_p10_pps", r.rate_p10_pps,
+					    "dirty_rate_p90_pps", r.rate_p90_pps));
+	/* What the switchover and the copy cost on this host. */
+	json_object_update_new(o, json_pack("{s:f,s:f,s:i,s:f,s:f}", "copy_mbps", r.copy_bps / 1e6,
+					    "copy_parallel_mbps", r.copy_parallel_bps / 1e6,
+					    "copy_parallel_senders", (int)r.copy_parallel_senders,
+					    "verify_ms", r.verify_ms, "sync_ms", r.sync_ms));
 	json_object_set_new(o, "codecs", codecs_json(&r));
 	busy = json_array();
 	for (unsigned i = 0; i < r.nr_vcpus; i++)
