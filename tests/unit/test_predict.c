@@ -180,6 +180,11 @@ static void test_range(void **unused)
 	assert_true(steady.total_ms[0] < p.total_ms && p.total_ms < steady.total_ms[1]);
 	assert_true(steady.downtime_ms[0] <= p.downtime_ms &&
 		    p.downtime_ms <= steady.downtime_ms[1]);
+	/* The engine may switch at the first round that fits: both ends hold it. */
+	assert_true(p.first_fit_downtime_ms > p.downtime_ms && p.first_fit_downtime_ms <= 300);
+	assert_true(p.first_fit_total_ms < p.total_ms);
+	assert_true(steady.downtime_ms[1] >= p.first_fit_downtime_ms);
+	assert_true(steady.total_ms[0] <= p.first_fit_total_ms);
 	in.m.rate_p10_pps = in.m.rate_pps * 0.7;
 	in.m.rate_p90_pps = in.m.rate_pps * 1.3;
 	predict_range(&in, &p, &varied);

@@ -200,6 +200,11 @@ static enum policy_decision switch_now(const struct predict_input *in, struct pr
 	enum policy_decision d;
 
 	outlook(in, out, &o);
+	if (!out->first_fit_downtime_ms &&
+	    policy_expected_downtime_ms(&r) <= (double)in->params.downtime_ms) {
+		out->first_fit_downtime_ms = policy_expected_downtime_ms(&r);
+		out->first_fit_total_ms = out->total_ms + out->first_fit_downtime_ms;
+	}
 	d = policy_decide(pol, &r, &in->params, &o, out->why, sizeof(out->why));
 	if (d == POLICY_SWITCHOVER) {
 		out->converges = true;
@@ -282,6 +287,12 @@ static void widen(struct predict_range *r, const struct prediction *p)
 	r->total_ms[1] = p->total_ms > r->total_ms[1] ? p->total_ms : r->total_ms[1];
 	r->downtime_ms[0] = p->downtime_ms < r->downtime_ms[0] ? p->downtime_ms : r->downtime_ms[0];
 	r->downtime_ms[1] = p->downtime_ms > r->downtime_ms[1] ? p->downtime_ms : r->downtime_ms[1];
+	if (!p->first_fit_downtime_ms)
+		return;
+	if (p->first_fit_total_ms < r->total_ms[0])
+		r->total_ms[0] = p->first_fit_total_ms;
+	if (p->first_fit_downtime_ms > r->downtime_ms[1])
+		r->downtime_ms[1] = p->first_fit_downtime_ms;
 }
 
 void predict_range(const struct predict_input *in, const struct prediction *point,

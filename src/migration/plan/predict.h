@@ -50,12 +50,18 @@ struct prediction {
 	unsigned pct_max;
 	enum converge_strategy used;
 	enum compress_kind codec; /* the one forecast (auto: the fastest) */
-	char why[200];		  /* when it does not converge */
+	/* Had the engine switched over at the first round whose pages fit the
+	 * limit: its downtime and total then (0: none fit). The engine goes on
+	 * while a round leaves a small enough share of the one before, a
+	 * measured ratio that wavers on a throttled guest, so it may. */
+	double first_fit_downtime_ms, first_fit_total_ms;
+	char why[200]; /* when it does not converge */
 };
 
 /* A forecast's range: the least and the most over the guest at its
  * quietest tenth, its mean and its busiest tenth, each on the link given
- * and PREDICT_LINK_SPREAD slower and faster. */
+ * and PREDICT_LINK_SPREAD slower and faster, each switching over where
+ * the replay does or at the first round that fits the limit. */
 struct predict_range {
 	bool converges; /* in every case: else the upper ends are unknown */
 	double total_ms[2], downtime_ms[2];
