@@ -200,7 +200,8 @@ class Soak:
                 args += ["--channels", str(f["channels"])]
             mig = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             if f["kind"].startswith("kill"):
-                self.kill_at(src if f["kind"] == "kill-src" else dst, f["phase"], src, perr, proxy)
+                f["at_kill"] = self.kill_at(src if f["kind"] == "kill-src" else dst, f["phase"], src, perr,
+                                            proxy)
             try:
                 out, _ = mig.communicate(timeout=180)
             except subprocess.TimeoutExpired:
@@ -216,6 +217,8 @@ class Soak:
             proxy.wait()
 
     def kill_at(self, victim, phase, src, perr, proxy):
+        """Kill victim at phase; returns what the migration was then: "held"
+        when the proxy held the phase's record, else the source's status."""
         def migration():
             try:
                 return ctl(src.sock, "query-migrate", timeout=5)
@@ -234,8 +237,11 @@ class Soak:
                 return "holding" in perr.read() or migration().get("status") in ("failed", "completed",
                                                                                  "cancelled", "unknown")
             poll(f"the proxy to hold ({phase})", holding, 90)
+        perr.seek(0)
+        at = "held" if phase in HOLD and "holding" in perr.read() else migration().get("status", "gone")
         victim.kill()
         proxy.send_signal(signal.SIGUSR1)  # the held record goes on, to whoever is left
+        return at
 
     # -- after it ----------------------------------------------------------
     def settle(self, src, dst, f, report):
@@ -275,6 +281,10 @@ class Soak:
             # reached the destination), or the destination once it ran there.
             if f["kind"] != "kill-src" and not (f["kind"] == "kill-dst" and outcome == "completed"):
                 raise Violation(f"the guest runs nowhere ({outcome}), and no process that held it was killed")
+            # RESUMED held: COMMIT reached the destination, whose guest runs on.
+            if f["kind"] == "kill-src" and f["phase"] == "resumed-held" and f["at_kill"] == "held":
+                raise Violation("the source was killed after COMMIT reached the destination, "
+                                "and the guest runs nowhere")
             return None
         side = held[0]
         st = side.status()
@@ -292,6 +302,8 @@ class Soak:
         outcome = self.settle(src, dst, f, report)
         holder = self.check(src, dst, f, outcome)
         key = f["kind"] + (":" + f["phase"] if "phase" in f else "") + ("" if f.get("fired", True) else " (not reached)")
+        if f.get("at_kill") not in (None, "held", "none", "setup", "active"):
+            key += f" ({f['at_kill']})"  # the migration had ended when the kill came
         self.counts[(key, outcome + ("" if holder else ", guest lost with its killed holder"))] += 1
         print(f"[{self.i:3}] {src.name}->{dst.name} {key:28} {' '.join(f.get('proxy', []))[:32]:32} "
               f"-> {outcome}; guest on {holder.name if holder else 'none'}", flush=True)
