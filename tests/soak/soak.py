@@ -19,7 +19,7 @@ guest then replaces a lost one. At the end: counts per fault and outcome,
 and the fd and RSS growth of every process that lived through 10 migrations
 or more.
 
-usage: tests/soak/soak.py [--build DIR] [--runs N] [--seed S] [--keep] [--mem-mib N]
+usage: tests/soak/soak.py [--build DIR] [--runs N] [--seed S] [--keep] [--mem-mib N] [--only FAULT]
 Exit status: 0 every check held, 1 a check failed (the log says which), 2 usage.
 """
 import argparse, collections, json, os, random, re, shutil, signal, socket, subprocess, sys, tempfile, time
@@ -139,7 +139,7 @@ class Soak:
         self.ferry = os.path.join(a.build, "src", "ferry")
         self.proxy_bin = os.path.join(a.build, "tests", "proxy")
         self.rng, self.seed, self.runs, self.keep = random.Random(a.seed), a.seed, a.runs, a.keep
-        self.mem_mib = a.mem_mib
+        self.mem_mib, self.only = a.mem_mib, a.only
         self.tmp = tempfile.mkdtemp(prefix="ferry-soak.")
         self.i, self.counts, self.failures = 0, collections.Counter(), []
         self.sides = [Side("a", self), Side("b", self)]
@@ -175,6 +175,8 @@ class Soak:
     def choose(self):
         kind = self.rng.choices(["none", "cut", "reset", "stall", "corrupt", "kill-src", "kill-dst"],
                                 [1, 2, 2, 2, 2, 3, 3])[0]
+        if self.only:
+            kind = self.only.split(":")[0]
         f = {"kind": kind, "channels": self.rng.choice([0, 2])}
         if kind in ("cut", "reset", "stall", "corrupt"):
             d = "src" if self.rng.random() < 0.8 else "dst"
@@ -182,7 +184,7 @@ class Soak:
             k = int(2 ** self.rng.uniform(0, 12)) if d == "src" else self.rng.randint(1, 4)
             f["proxy"] = ["--fault", f"{kind}:{d}:{conn}:{k}"]
         elif kind.startswith("kill"):
-            f["phase"] = self.rng.choice(KILL_PHASES)
+            f["phase"] = self.only.split(":")[1] if ":" in (self.only or "") else self.rng.choice(KILL_PHASES)
             if f["phase"] in HOLD:
                 f["proxy"] = ["--hold", str(HOLD[f["phase"]])]
         return f
@@ -384,7 +386,13 @@ if __name__ == "__main__":
     p.add_argument("--seed", type=int, default=int(time.time()))
     p.add_argument("--keep", action="store_true", help="keep the logs even when every check held")
     p.add_argument("--mem-mib", type=int, default=256, help="guest memory (a quarter of it dirtied)")
+    p.add_argument("--only", metavar="FAULT", help="this fault every time: none, cut, reset, stall, corrupt, "
+                   "kill-src or kill-dst, a kill with :PHASE (" + ", ".join(KILL_PHASES) + ")")
     args = p.parse_args()
+    kind, _, phase = (args.only or "none").partition(":")
+    if kind not in ("none", "cut", "reset", "stall", "corrupt", "kill-src", "kill-dst") or \
+            (phase and (not kind.startswith("kill") or phase not in KILL_PHASES)):
+        p.error(f"--only {args.only}: not a fault this soak injects")
     if args.mem_mib < 64 or args.mem_mib % 4:
         p.error("--mem-mib must be at least 64 and a multiple of 4")
     if not os.path.exists("/dev/kvm"):
