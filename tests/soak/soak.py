@@ -19,7 +19,8 @@ guest then replaces a lost one. At the end: counts per fault and outcome,
 and the fd and RSS growth of every process that lived through 10 migrations
 or more.
 
-usage: tests/soak/soak.py [--build DIR] [--runs N] [--seed S] [--keep] [--mem-mib N] [--only FAULT]
+usage: tests/soak/soak.py [--build DIR] [--runs N] [--seed S] [--keep] [--mem-mib N]
+                          [--only FAULT[:PHASE]]
 Exit status: 0 every check held, 1 a check failed (the log says which), 2 usage.
 """
 import argparse, collections, json, os, random, re, shutil, signal, socket, subprocess, sys, tempfile, time
@@ -139,7 +140,8 @@ class Soak:
         self.ferry = os.path.join(a.build, "src", "ferry")
         self.proxy_bin = os.path.join(a.build, "tests", "proxy")
         self.rng, self.seed, self.runs, self.keep = random.Random(a.seed), a.seed, a.runs, a.keep
-        self.mem_mib, self.only = a.mem_mib, a.only
+        self.mem_mib = a.mem_mib
+        self.only_kind, _, self.only_phase = (a.only or "").partition(":")  # "": any
         self.tmp = tempfile.mkdtemp(prefix="ferry-soak.")
         self.i, self.counts, self.failures = 0, collections.Counter(), []
         self.sides = [Side("a", self), Side("b", self)]
@@ -175,8 +177,7 @@ class Soak:
     def choose(self):
         kind = self.rng.choices(["none", "cut", "reset", "stall", "corrupt", "kill-src", "kill-dst"],
                                 [1, 2, 2, 2, 2, 3, 3])[0]
-        if self.only:
-            kind = self.only.split(":")[0]
+        kind = self.only_kind or kind
         f = {"kind": kind, "channels": self.rng.choice([0, 2])}
         if kind in ("cut", "reset", "stall", "corrupt"):
             d = "src" if self.rng.random() < 0.8 else "dst"
@@ -184,7 +185,7 @@ class Soak:
             k = int(2 ** self.rng.uniform(0, 12)) if d == "src" else self.rng.randint(1, 4)
             f["proxy"] = ["--fault", f"{kind}:{d}:{conn}:{k}"]
         elif kind.startswith("kill"):
-            f["phase"] = self.only.split(":")[1] if ":" in (self.only or "") else self.rng.choice(KILL_PHASES)
+            f["phase"] = self.only_phase or self.rng.choice(KILL_PHASES)
             if f["phase"] in HOLD:
                 f["proxy"] = ["--hold", str(HOLD[f["phase"]])]
         return f
