@@ -191,11 +191,12 @@ static void outlook(const struct predict_input *in, const struct prediction *out
 		 converge_name(out->used == CONVERGE_AUTO ? CONVERGE_NONE : out->used));
 }
 
-/* The engine's decision (send/policy.h) on the model's round. */
+/* The engine's decision (send/policy.h) on the model's round of secs. */
 static enum policy_decision switch_now(const struct predict_input *in, struct prediction *out,
-				       struct policy *pol, double dirty, double bpp, double rate)
+				       struct policy *pol, double dirty, double bpp, double rate,
+				       double secs)
 {
-	struct meter_reading r = reading(in, out, dirty, bpp, rate, 0);
+	struct meter_reading r = reading(in, out, dirty, bpp, rate, secs);
 	struct converge_outlook o;
 	enum policy_decision d;
 
@@ -250,7 +251,7 @@ void predict(const struct predict_input *asked, struct prediction *out)
 		double seen = seen_rate(in, out, rate, dirty, secs, bpp);
 
 		log_round(out, out->rounds - 1, pages, dirty, secs);
-		if (switch_now(in, out, &pol, dirty, bpp, seen) != POLICY_CONTINUE) {
+		if (switch_now(in, out, &pol, dirty, bpp, seen, secs) != POLICY_CONTINUE) {
 			if (out->converges) /* the last round, paused */
 				log_round(out, out->rounds++, dirty, 0, dirty * bpp / in->link_bps);
 			return; /* or the reason it gives up is in out->why */
