@@ -11,6 +11,16 @@
 
 #define MIB (1024.0 * 1024.0)
 
+static double least(double a, double b)
+{
+	return a < b ? a : b;
+}
+
+static double most(double a, double b)
+{
+	return a > b ? a : b;
+}
+
 /* Raw bytes per second codec k moves through the workers, on the link:
  * what they compress, or what the link carries of what it makes. */
 static double codec_rate(const struct predict_input *in, enum compress_kind k)
@@ -20,8 +30,7 @@ static double codec_rate(const struct predict_input *in, enum compress_kind k)
 
 	if (k == COMPRESS_NONE || in->m.codec_ratio[k] <= 0)
 		return in->link_bps;
-	return cpu < in->link_bps / in->m.codec_ratio[k] ? cpu
-							 : in->link_bps / in->m.codec_ratio[k];
+	return least(cpu, in->link_bps / in->m.codec_ratio[k]);
 }
 
 /* The codec the migration uses; auto: the one that moves pages fastest. */
@@ -58,12 +67,13 @@ static struct predict_input with_codec(const struct predict_input *in)
 {
 	struct predict_input c = *in;
 	enum compress_kind k = codec_of(in);
+	double copy = copy_cap(in);
 
 	c.params.compress = (struct mig_compress){ .kind = k };
 	if (k != COMPRESS_NONE && in->m.codec_ratio[k] > 0)
 		c.link_bps = codec_rate(in, k) * in->m.codec_ratio[k];
-	if (copy_cap(in) > 0 && copy_cap(in) < c.link_bps)
-		c.link_bps = copy_cap(in);
+	if (copy > 0)
+		c.link_bps = least(c.link_bps, copy);
 	return c;
 }
 
@@ -197,20 +207,20 @@ static enum policy_decision switch_now(const struct predict_input *in, struct pr
 				       double secs)
 {
 	struct meter_reading r = reading(in, out, dirty, bpp, rate, secs);
+	double expected = policy_expected_downtime_ms(&r);
 	struct converge_outlook o;
 	enum policy_decision d;
 
 	outlook(in, out, &o);
-	if (!out->first_fit_downtime_ms &&
-	    policy_expected_downtime_ms(&r) <= (double)in->params.downtime_ms) {
-		out->first_fit_downtime_ms = policy_expected_downtime_ms(&r);
-		out->first_fit_total_ms = out->total_ms + out->first_fit_downtime_ms;
+	if (!out->first_fit_downtime_ms && expected <= (double)in->params.downtime_ms) {
+		out->first_fit_downtime_ms = expected;
+		out->first_fit_total_ms = out->total_ms + expected;
 	}
 	d = policy_decide(pol, &r, &in->params, &o, out->why, sizeof(out->why));
 	if (d == POLICY_SWITCHOVER) {
 		out->converges = true;
-		out->downtime_ms = policy_expected_downtime_ms(&r);
-		out->total_ms += out->downtime_ms;
+		out->downtime_ms = expected;
+		out->total_ms += expected;
 	}
 	return d;
 }
@@ -244,10 +254,7 @@ void predict(const struct predict_input *asked, struct prediction *out)
 	out->total_ms = secs * 1e3;
 	for (out->rounds = 1; out->rounds < PREDICT_MAX_ROUNDS; out->rounds++) {
 		double rate = throttled_rate(in, out->pct, r), bpp = page_bytes(in, out->rounds);
-		double dirty = rate * secs < (double)in->m.working_set_pages
-				       ? rate * secs
-				       : (double)in->m.working_set_pages;
-
+		double dirty = least(rate * secs, (double)in->m.working_set_pages);
 		double seen = seen_rate(in, out, rate, dirty, secs, bpp);
 
 		log_round(out, out->rounds - 1, pages, dirty, secs);
@@ -284,16 +291,14 @@ static void widen(struct predict_range *r, const struct prediction *p)
 	r->converges &= p->converges;
 	if (!p->converges)
 		return;
-	r->total_ms[0] = p->total_ms < r->total_ms[0] ? p->total_ms : r->total_ms[0];
-	r->total_ms[1] = p->total_ms > r->total_ms[1] ? p->total_ms : r->total_ms[1];
-	r->downtime_ms[0] = p->downtime_ms < r->downtime_ms[0] ? p->downtime_ms : r->downtime_ms[0];
-	r->downtime_ms[1] = p->downtime_ms > r->downtime_ms[1] ? p->downtime_ms : r->downtime_ms[1];
-	if (!p->first_fit_downtime_ms)
-		return;
-	if (p->first_fit_total_ms < r->total_ms[0])
-		r->total_ms[0] = p->first_fit_total_ms;
-	if (p->first_fit_downtime_ms > r->downtime_ms[1])
-		r->downtime_ms[1] = p->first_fit_downtime_ms;
+	r->total_ms[0] = least(r->total_ms[0], p->total_ms);
+	r->total_ms[1] = most(r->total_ms[1], p->total_ms);
+	r->downtime_ms[0] = least(r->downtime_ms[0], p->downtime_ms);
+	r->downtime_ms[1] = most(r->downtime_ms[1], p->downtime_ms);
+	if (p->first_fit_downtime_ms) { /* the engine may stop at the first round that fits */
+		r->total_ms[0] = least(r->total_ms[0], p->first_fit_total_ms);
+		r->downtime_ms[1] = most(r->downtime_ms[1], p->first_fit_downtime_ms);
+	}
 }
 
 void predict_range(const struct predict_input *in, const struct prediction *point,
