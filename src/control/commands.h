@@ -151,6 +151,9 @@ int control_migrate_incoming_prealloc(struct control_ctx *ctx, json_t *args,
 				      struct control_later *l);
 /* The incoming side's state, for query-status. */
 json_t *control_incoming_json(struct control_ctx *ctx);
+/* Whether a destination's guest has started (COMMIT came), before (in
+ * post-copy: long before) its VM is handed to the control socket. */
+bool control_incoming_guest_runs(struct control_ctx *ctx);
 /* upgrade (control/upgrade.c): a new ferry binary takes the guest over. */
 int control_upgrade(struct control_ctx *ctx, json_t *args, struct control_later *l);
 /* Dirty-rate commands (control/dirtyrate.c). */

@@ -204,6 +204,16 @@ int control_migrate_incoming_prealloc(struct control_ctx *ctx, json_t *args,
 	return 0;
 }
 
+bool control_incoming_guest_runs(struct control_ctx *ctx)
+{
+	enum dest_phase p;
+
+	if (!ctx->incoming)
+		return false;
+	p = mig_dest_stats(ctx->incoming).phase;
+	return p == DEST_RUNNING || p == DEST_POSTCOPY_PAUSED;
+}
+
 json_t *control_incoming_json(struct control_ctx *ctx)
 {
 	struct mig_dest_stats s;

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include "control/commands.h"
-#include "migration/recv/dest.h"
 #include "migration/send/source.h"
 #include "util/error.h"
 #include "util/page.h"
@@ -47,18 +46,6 @@ static const char *run_state(struct control_ctx *ctx, const struct vm_status *st
 							  : vm_state_name(st->state);
 }
 
-/* A destination's guest runs from COMMIT on, before (post-copy: long
- * before) the VM is handed to the control socket. */
-static bool guest_started_here(struct control_ctx *ctx)
-{
-	enum dest_phase p;
-
-	if (!ctx->incoming)
-		return false;
-	p = mig_dest_stats(ctx->incoming).phase;
-	return p == DEST_RUNNING || p == DEST_POSTCOPY_PAUSED;
-}
-
 json_t *control_query_status(struct control_ctx *ctx, json_t *args)
 {
 	struct vm *vm = __atomic_load_n(&ctx->vm, __ATOMIC_ACQUIRE);
@@ -68,7 +55,7 @@ json_t *control_query_status(struct control_ctx *ctx, json_t *args)
 
 	(void)args;
 	if (!vm) {
-		started = guest_started_here(ctx);
+		started = control_incoming_guest_runs(ctx);
 		return json_pack("{s:s,s:b,s:b,s:o,s:i,s:s}", "status",
 				 started ? "running" : "incoming", "running", started, "singlestep",
 				 0, "incoming", control_incoming_json(ctx), "pid", (int)getpid(),
