@@ -112,7 +112,7 @@ double copy_rate_bps(const uint8_t *pages, size_t npages, uint64_t bytes, unsign
 	struct copy_lane lanes[COPY_SENDERS_MAX];
 	unsigned open = 0, started = 0;
 	uint64_t sent = 0, t0;
-	bool failed = false;
+	bool ok;
 
 	senders = senders < 1 ? 1 : senders > COPY_SENDERS_MAX ? COPY_SENDERS_MAX : senders;
 	for (; npages && open < senders; open++) {
@@ -126,16 +126,15 @@ double copy_rate_bps(const uint8_t *pages, size_t npages, uint64_t bytes, unsign
 	for (; open == senders && started < open; started++)
 		if (pthread_create(&lanes[started].sender, NULL, send_lane, &lanes[started]))
 			break;
+	ok = started == senders; /* else a lane failed to open or to start */
 	for (unsigned i = 0; i < open; i++) {
 		if (i < started)
 			pthread_join(lanes[i].sender, NULL);
 		else
 			shutdown(lanes[i].fds[0], SHUT_WR); /* its reader ends */
-		failed |= i >= started || lanes[i].sent < 0;
-		sent += i < started && lanes[i].sent > 0 ? (uint64_t)lanes[i].sent : 0;
+		ok = ok && lanes[i].sent >= 0;
+		sent += ok ? (uint64_t)lanes[i].sent : 0;
 		close_lane(&lanes[i]);
 	}
-	if (failed || open < senders)
-		return 0;
-	return (double)sent * 1e9 / (double)(time_now_ns() - t0);
+	return ok ? (double)sent * 1e9 / (double)(time_now_ns() - t0) : 0;
 }
