@@ -6,20 +6,24 @@
 # Slow (every guest instruction is emulated twice over): for checking
 # behaviour, never for timing.
 #
-#   usage: scripts/nested-kvm.sh [--mem SIZE] COMMAND [ARG...]
+#   usage: scripts/nested-kvm.sh [--mem SIZE] [--smp N] COMMAND [ARG...]
 # The command runs as root in the current directory; its exit status is ours.
+# --smp 1 emulates one CPU on one host thread (slower, no cross-CPU races in
+# the emulator); the default is one per host core.
 set -eu
 
 usage() {
-	echo "usage: scripts/nested-kvm.sh [--mem SIZE] COMMAND [ARG...]" >&2
+	echo "usage: scripts/nested-kvm.sh [--mem SIZE] [--smp N] COMMAND [ARG...]" >&2
 	exit 2
 }
 
 mem=12G
+smp=$(nproc)
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--mem) [ $# -ge 2 ] || usage; mem=$2; shift 2 ;;
-	--help|-h) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--smp) [ $# -ge 2 ] && [ "$2" -ge 1 ] 2>/dev/null || usage; smp=$2; shift 2 ;;
+	--help|-h) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	--) shift; break ;;
 	-*) echo "nested-kvm: unknown option '$1'" >&2; usage ;;
 	*) break ;;
@@ -68,7 +72,9 @@ chmod +x "$work/initrd/init"
 	printf '\n'
 } >"$work/cmd"
 
-qemu-system-x86_64 -accel tcg,thread=multi -smp "$(nproc)" -m "$mem" -cpu max \
+threads=multi
+[ "$smp" -gt 1 ] || threads=single
+qemu-system-x86_64 -accel tcg,thread=$threads -smp "$smp" -m "$mem" -cpu max \
 	-nographic -no-reboot -monitor none -serial stdio \
 	-kernel "/boot/vmlinuz-$kver" -initrd "$work/initrd.gz" \
 	-append "console=ttyS0 quiet panic=-1" \

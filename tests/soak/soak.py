@@ -20,7 +20,7 @@ and the fd and RSS growth of every process that lived through 10 migrations
 or more.
 
 usage: tests/soak/soak.py [--build DIR] [--runs N] [--seed S] [--keep] [--mem-mib N]
-                          [--only FAULT[:PHASE]]
+                          [--only FAULT[:PHASE][,FAULT[:PHASE]...]]
 Exit status: 0 every check held, 1 a check failed (the log says which), 2 usage.
 """
 import argparse, collections, json, os, random, re, shutil, signal, socket, subprocess, sys, tempfile, time
@@ -141,7 +141,7 @@ class Soak:
         self.proxy_bin = os.path.join(a.build, "tests", "proxy")
         self.rng, self.seed, self.runs, self.keep = random.Random(a.seed), a.seed, a.runs, a.keep
         self.mem_mib = a.mem_mib
-        self.only_kind, _, self.only_phase = (a.only or "").partition(":")  # "": any
+        self.only = [f.partition(":")[::2] for f in a.only.split(",")] if a.only else []  # (kind, phase)
         self.tmp = tempfile.mkdtemp(prefix="ferry-soak.")
         self.i, self.counts, self.failures = 0, collections.Counter(), []
         self.sides = [Side("a", self), Side("b", self)]
@@ -177,7 +177,9 @@ class Soak:
     def choose(self):
         kind = self.rng.choices(["none", "cut", "reset", "stall", "corrupt", "kill-src", "kill-dst"],
                                 [1, 2, 2, 2, 2, 3, 3])[0]
-        kind = self.only_kind or kind
+        only_phase = ""
+        if self.only:
+            kind, only_phase = self.rng.choice(self.only)
         f = {"kind": kind, "channels": self.rng.choice([0, 2])}
         if kind in ("cut", "reset", "stall", "corrupt"):
             d = "src" if self.rng.random() < 0.8 else "dst"
@@ -185,7 +187,7 @@ class Soak:
             k = int(2 ** self.rng.uniform(0, 12)) if d == "src" else self.rng.randint(1, 4)
             f["proxy"] = ["--fault", f"{kind}:{d}:{conn}:{k}"]
         elif kind.startswith("kill"):
-            f["phase"] = self.only_phase or self.rng.choice(KILL_PHASES)
+            f["phase"] = only_phase or self.rng.choice(KILL_PHASES)
             if f["phase"] in HOLD:
                 f["proxy"] = ["--hold", str(HOLD[f["phase"]])]
         return f
@@ -347,9 +349,11 @@ class Soak:
         """Per process that lived 10 migrations or more: fd and RSS from its first
         to its last sample in the same role."""
         bad = []
-        for name, born, samples in self.retired:
-            if len(samples) < 10:
-                continue
+        long_lived = [r for r in self.retired if len(r[2]) >= 10]
+        if not long_lived:
+            print("  none: no process lived through 10 migrations (the kills end them; "
+                  "a soak with --only and no kill measures growth)")
+        for name, born, samples in long_lived:
             for role in {s[1] for s in samples}:
                 mine = [s for s in samples if s[1] == role]
                 if len(mine) < 5:
@@ -387,13 +391,15 @@ if __name__ == "__main__":
     p.add_argument("--seed", type=int, default=int(time.time()))
     p.add_argument("--keep", action="store_true", help="keep the logs even when every check held")
     p.add_argument("--mem-mib", type=int, default=256, help="guest memory (a quarter of it dirtied)")
-    p.add_argument("--only", metavar="FAULT", help="this fault every time: none, cut, reset, stall, corrupt, "
-                   "kill-src or kill-dst, a kill with :PHASE (" + ", ".join(KILL_PHASES) + ")")
+    p.add_argument("--only", metavar="FAULT", help="only these faults (a comma-separated list, one at random "
+                   "each time): none, cut, reset, stall, corrupt, kill-src or kill-dst, a kill with :PHASE ("
+                   + ", ".join(KILL_PHASES) + "); a soak without kills measures fd and RSS growth over every run")
     args = p.parse_args()
-    kind, _, phase = (args.only or "none").partition(":")
-    if kind not in ("none", "cut", "reset", "stall", "corrupt", "kill-src", "kill-dst") or \
-            (phase and (not kind.startswith("kill") or phase not in KILL_PHASES)):
-        p.error(f"--only {args.only}: not a fault this soak injects")
+    for fault in (args.only or "none").split(","):
+        kind, _, phase = fault.partition(":")
+        if kind not in ("none", "cut", "reset", "stall", "corrupt", "kill-src", "kill-dst") or \
+                (phase and (not kind.startswith("kill") or phase not in KILL_PHASES)):
+            p.error(f"--only {args.only}: {fault!r} is not a fault this soak injects")
     if args.mem_mib < 64 or args.mem_mib % 4:
         p.error("--mem-mib must be at least 64 and a multiple of 4")
     if not os.path.exists("/dev/kvm"):
