@@ -361,8 +361,7 @@ class Soak:
                 first, last = mine[0][2], mine[-1][2]
                 fd, rss = len(last) - len(first), (mine[-1][3] - mine[0][3]) // 1024
                 print(f"  {name} (born at {born}), as {role}: {len(mine)} samples, fds "
-                      f"{' '.join(str(len(s[2])) for s in mine)}, RSS {mine[0][3] // 1024} -> "
-                      f"{mine[-1][3] // 1024} MiB")
+                      f"{' '.join(str(len(s[2])) for s in mine)}, RSS (MiB) {' '.join(str(s[3] // 1024) for s in mine)}")
                 if fd > 0 or rss > 32:
                     kind = lambda fds: collections.Counter(re.sub(r"\[\d+\]", "", t) for t in fds.values())
                     more = ", ".join(f"+{n} {k}" for k, n in (kind(last) - kind(first)).items())
