@@ -14,7 +14,8 @@ struct control_server;
 struct control_ctx;
 
 /* Listen on path (an existing socket file there is replaced if nothing
- * listens on it) and serve ctx from a thread. Returns 0 or -errno. */
+ * listens on it) and serve ctx from a thread. The file appears at path
+ * only once it accepts connections. Returns 0 or -errno. */
 int control_start(const char *path, struct control_ctx *ctx, struct control_server **out);
 /* Stop serving, close every client and remove the socket file (unless
  * another ferry's socket took its place). */
