@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "control/commands.h"
+#include "transport/unixsock.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -28,8 +29,6 @@
 #define TURN_AWAY_MS 100
 /* How often answers that come later are looked at. */
 #define LATER_POLL_MS 10
-/* The room a control socket's temporary name takes past its path: ".PID". */
-#define TEMP_SUFFIX 8
 
 struct client {
 	int fd; /* -1: a free slot */
@@ -385,7 +384,8 @@ static void *server_thread(void *arg)
 	return NULL;
 }
 
-/* Refuse to take over a socket someone still listens on; remove a stale one. */
+/* Refuse to take over a socket someone still listens on (a stale one is
+ * replaced). */
 static int claim_path(const char *path)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -398,40 +398,26 @@ static int claim_path(const char *path)
 	close(fd);
 	if (busy)
 		return err_set(-EADDRINUSE, "control socket %s is in use by another ferry", path);
-	unlink(path);
 	return 0;
 }
 
-/* Binds and listens under a temporary name beside path, then renames the
- * socket onto path: it appears there only once it accepts connections.
- * (Bound in place, it refused them between bind() and listen(), and a
- * client that waited for the file to appear could be told "connection
- * refused" by a ferry that was starting, not stopping.) */
 static int listen_on(const char *path)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	size_t room = sizeof(addr.sun_path) - TEMP_SUFFIX;
 	int fd, rc;
 
-	if (strlen(path) >= room)
-		return err_set(-ENAMETOOLONG, "control socket path is longer than %zu bytes",
-			       room - 1);
+	if (strlen(path) > UNIXSOCK_PATH_MAX)
+		return err_set(-ENAMETOOLONG, "control socket path is longer than %d bytes",
+			       UNIXSOCK_PATH_MAX);
 	rc = claim_path(path);
 	if (rc < 0)
 		return rc;
-	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s.%d", path, (int)getpid());
-	unlink(addr.sun_path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return err_set(-errno, "cannot create the control socket: %s", strerror(errno));
 	/* Owner only, whatever the umask: the socket can stop and move the VM. */
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-	    chmod(addr.sun_path, 0600) < 0 || listen(fd, 8) < 0 ||
-	    rename(addr.sun_path, path) < 0) {
-		rc = -errno;
+	fd = unixsock_listen(path, 0600, 8);
+	if (fd >= 0 && fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+		rc = err_set(-errno, "cannot listen on %s: %s", path, strerror(errno));
 		close(fd);
-		unlink(addr.sun_path);
-		return err_set(rc, "cannot listen on %s: %s", path, strerror(-rc));
+		unlink(path);
+		return rc;
 	}
 	return fd;
 }

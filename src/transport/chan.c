@@ -18,6 +18,7 @@
 
 #include "transport/splice.h"
 #include "transport/tls.h"
+#include "transport/unixsock.h"
 #include "transport/uri.h"
 #include "util/cancel.h"
 #include "util/error.h"
@@ -328,24 +329,6 @@ static int listen_tcp(const struct uri *u)
 	return fd;
 }
 
-static int listen_unix(const struct uri *u)
-{
-	struct sockaddr_un addr;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
-
-	if (fd < 0)
-		return -errno;
-	unix_addr(u, &addr);
-	unlink(u->path);
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-	    listen(fd, LISTEN_BACKLOG) < 0) {
-		rc = -errno;
-		close(fd);
-		return err_set(rc, "cannot listen on %s: %s", u->path, strerror(-rc));
-	}
-	return fd;
-}
-
 int chan_listen(const char *text)
 {
 	struct uri u;
@@ -356,7 +339,7 @@ int chan_listen(const char *text)
 	if (u.kind == URI_TCP)
 		return listen_tcp(&u);
 	if (u.kind == URI_UNIX)
-		return listen_unix(&u);
+		return unixsock_listen(u.path, 0, LISTEN_BACKLOG);
 	return check_stream_socket(u.fd);
 }
 
