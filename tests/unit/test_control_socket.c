@@ -60,9 +60,8 @@ static int watching;
 /* Waits for the file to appear, then connects at once. */
 static void *first_client(void *arg)
 {
-	struct stat st;
-
 	time_t give_up = time(NULL) + 10;
+	struct stat st;
 
 	__atomic_store_n(&watching, 1, __ATOMIC_RELEASE);
 	while (lstat(path, &st) < 0)
