@@ -22,7 +22,10 @@
  * but over TLS with the credentials in ROOT/x509, the intruder presenting
  * ROOT/x509-other's: another source's identity, with the right token).
  * Exits 0 when the destination answered the way it must: an ERROR naming
- * the fault, LOADED (commit-and-vanish), or (for truncate) nothing. */
+ * the fault, LOADED (commit-and-vanish), or (for truncate) nothing.
+ *   bad_source state-blob FILE
+ * writes the state of a fresh 2-vCPU VM of this host's KVM to FILE, the blob
+ * the modes above send (its MSRs are the ones this host's KVM takes). */
 #include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -39,6 +42,8 @@
 #include "util/error.h"
 #include "util/hash.h"
 #include "util/time.h"
+#include "vm/state.h"
+#include "vm/vm.h"
 
 #define MEM (64ull << 20)
 
@@ -363,6 +368,28 @@ static bool greedy_mode(const char *mode)
 	       !strcmp(mode, "flood");
 }
 
+static int write_state_blob(const char *path)
+{
+	struct vm_config cfg = { .mem_bytes = MEM, .vcpus = 2 };
+	struct vm *vm;
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	FILE *f = NULL;
+	int ok = vm_create(&cfg, &vm) == 0;
+
+	if (ok) {
+		ok = state_save(vm, &blob, &len) == 0;
+		vm_destroy(vm);
+	}
+	ok = ok && (f = fopen(path, "wb")) && fwrite(blob, 1, len, f) == len;
+	if (f && fclose(f))
+		ok = 0;
+	if (!ok)
+		fprintf(stderr, "bad_source: no state blob in %s: %s\n", path, err_msg());
+	free(blob);
+	return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	static uint8_t rec[64 + FERRY_PAGE_SIZE];
@@ -370,6 +397,8 @@ int main(int argc, char **argv)
 	struct iovec iov;
 	size_t len;
 
+	if (argc == 3 && !strcmp(argv[1], "state-blob"))
+		return write_state_blob(argv[2]);
 	if (argc < 3 || chan_connect(&c, argv[2], 10000, NULL) < 0) {
 		fprintf(stderr, "usage: bad_source MODE URI (%s)\n", err_msg());
 		return 2;

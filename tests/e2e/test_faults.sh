@@ -12,7 +12,10 @@
 need_kvm
 : "${BAD_SOURCE:?set BAD_SOURCE to the bad_source binary}"
 : "${BAD_DEST:?set BAD_DEST to the bad_dest binary}"
-STATE_BLOB="$(dirname "$0")/../fuzz/corpus/state/kvm-pvm-2vcpu.bin"
+# The state the bad sources send: of this host's KVM (another KVM may refuse
+# a saved MSR, kvm_pvm's LBR MSRs on SVM say).
+STATE_BLOB="$TMP/state.bin"
+"$BAD_SOURCE" state-blob "$STATE_BLOB" || fail "bad_source state-blob"
 
 WORKLOAD=dirty:wss=96M,rate=40M,pattern=random,write=byte
 
