@@ -405,6 +405,7 @@ static int listen_on(const char *path)
 {
 	int fd, rc;
 
+	/* Checked here too: claim_path copies path into a sockaddr first. */
 	if (strlen(path) > UNIXSOCK_PATH_MAX)
 		return err_set(-ENAMETOOLONG, "control socket path is longer than %d bytes",
 			       UNIXSOCK_PATH_MAX);
